@@ -1,0 +1,158 @@
+//! Command-line arguments.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use rusty_shared_types::Network;
+
+#[derive(Debug, Parser)]
+#[command(name = "rusty-cli", version, about = "Rusty Coin: run a node, or talk to one over JSON-RPC")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by the node and every client subcommand.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Network and data")]
+pub struct GlobalArgs {
+    /// Network: main, test or dev.
+    #[arg(long, global = true, env = "RUSTY_NETWORK", default_value = "main")]
+    pub network: Network,
+    /// Use the dev network (shorthand for --network dev; for `node`: also mine
+    /// and create a wallet on first start).
+    #[arg(long, global = true)]
+    pub dev: bool,
+    /// Root data directory; the network's files live in `<datadir>/<network>/`.
+    #[arg(long, global = true, env = "RUSTY_DATADIR")]
+    pub datadir: Option<PathBuf>,
+    /// Node RPC URL for client commands [default: http://127.0.0.1:<network's RPC port>].
+    #[arg(long, global = true, env = "RUSTY_RPC_URL", help_heading = "RPC client")]
+    pub rpc_url: Option<String>,
+    /// RPC user (instead of the cookie file).
+    #[arg(long, global = true, env = "RUSTY_RPC_USER", help_heading = "RPC client")]
+    pub rpc_user: Option<String>,
+    /// RPC password (with --rpc-user).
+    #[arg(long, global = true, env = "RUSTY_RPC_PASSWORD", help_heading = "RPC client", hide_env_values = true)]
+    pub rpc_password: Option<String>,
+}
+
+impl GlobalArgs {
+    pub fn network(&self) -> Network {
+        if self.dev {
+            Network::Dev
+        } else {
+            self.network
+        }
+    }
+
+    /// `<datadir>/<network>`, with the datadir defaulting to `~/.rusty`.
+    pub fn network_dir(&self) -> PathBuf {
+        let root = self.datadir.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".rusty")
+        });
+        root.join(self.network().name())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a full node.
+    Node(NodeArgs),
+    /// Wallet of a running node.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Mining on a running node.
+    #[command(subcommand)]
+    Mine(MineCommand),
+    /// Call any RPC method: `rusty-cli rpc getblockhash 0`. Parameters that
+    /// parse as JSON are sent as JSON, others as strings.
+    Rpc {
+        method: String,
+        params: Vec<String>,
+    },
+    /// Benchmarks that run locally, without a node.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address for the JSON-RPC server [default: 127.0.0.1:<network's RPC port>].
+    #[arg(long, help_heading = "RPC server")]
+    pub rpc_bind: Option<SocketAddr>,
+    /// Mine blocks (default with --dev).
+    #[arg(long, overrides_with = "no_mine", help_heading = "Mining")]
+    pub mine: bool,
+    /// Do not mine, even with --dev.
+    #[arg(long, help_heading = "Mining")]
+    pub no_mine: bool,
+    /// Mining threads.
+    #[arg(long, default_value_t = 1, help_heading = "Mining")]
+    pub mine_threads: usize,
+    /// Pay mined coins here instead of a new wallet address.
+    #[arg(long, help_heading = "Mining")]
+    pub mine_address: Option<String>,
+    /// Run without a wallet.
+    #[arg(long, help_heading = "Wallet")]
+    pub no_wallet: bool,
+    /// Create a wallet if the datadir has none (default with --dev).
+    #[arg(long, help_heading = "Wallet")]
+    pub create_wallet: bool,
+    /// File holding the wallet passphrase (default: empty passphrase).
+    #[arg(long, env = "RUSTY_WALLET_PASSPHRASE_FILE", help_heading = "Wallet")]
+    pub wallet_passphrase_file: Option<PathBuf>,
+    /// Largest mempool, in MB.
+    #[arg(long, default_value_t = 300, help_heading = "Mempool")]
+    pub max_mempool: usize,
+    /// fsync every database write (survives power loss; slower).
+    #[arg(long, help_heading = "Storage")]
+    pub sync_writes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// A new receiving address.
+    Address,
+    /// Balances: trusted, pending, immature.
+    Balance,
+    /// Pay an address: `rusty-cli wallet send <address> <amount in RSC>`.
+    Send { address: String, amount: String },
+    /// Recent wallet transactions.
+    List {
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MineCommand {
+    /// Mine `n` blocks now (dev network) to --address or a new wallet address.
+    Generate {
+        n: u64,
+        #[arg(long)]
+        address: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Connect blocks of pay-to-pubkey-hash transactions into RocksDB with full
+    /// signature checks; prints tx/s beside the raw Ed25519 batch-verify rate.
+    Connect {
+        /// Blocks to connect.
+        #[arg(long, default_value_t = 10)]
+        blocks: usize,
+        /// Transactions per block.
+        #[arg(long, default_value_t = 1000)]
+        txs: usize,
+        /// Signature verification threads [default: all cores].
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}

@@ -1,0 +1,35 @@
+//! `rusty-cli`: runs a Rusty Coin node and talks to one over JSON-RPC.
+//!
+//! Thin by design: parse arguments, build a config, call `rusty-core`.
+
+mod args;
+mod client;
+mod node;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Node(n) => node::run(&cli.global, n),
+        Command::Bench(b) => node::bench(b),
+        other => client::run(&cli.global, other),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a person can act on; never a backtrace.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                msg.push_str(": ");
+                msg.push_str(&cause.to_string());
+            }
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

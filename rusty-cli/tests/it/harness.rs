@@ -1,0 +1,115 @@
+//! Starts `rusty-cli node` as a child process and runs client commands.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rusty-cli");
+
+/// A free loopback port (released right before the node binds it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct NodeProcess {
+    pub child: Child,
+    pub datadir: PathBuf,
+    pub port: u16,
+}
+
+impl NodeProcess {
+    pub fn start(datadir: &Path, port: u16, extra: &[&str]) -> NodeProcess {
+        let log = std::fs::File::create(datadir.join(format!("node-{}.log", Instant::now().elapsed().as_nanos())))
+            .expect("log file");
+        let child = Command::new(BIN)
+            .args(["--dev", "--datadir"])
+            .arg(datadir)
+            .args(["node", "--rpc-bind", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn node");
+        let node = NodeProcess {
+            child,
+            datadir: datadir.to_path_buf(),
+            port,
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.cli(&["rpc", "getblockcount"]).status.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node did not answer RPC within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs a client subcommand against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["--dev", "--datadir"])
+            .arg(&self.datadir)
+            .args(["--rpc-url", &format!("http://127.0.0.1:{}", self.port)])
+            .args(args)
+            .output()
+            .expect("run rusty-cli")
+    }
+
+    /// A client call that must succeed, parsed as JSON (bare strings too).
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "rusty-cli {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    pub fn height(&self) -> u64 {
+        self.json(&["rpc", "getblockcount"]).as_u64().expect("height")
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill");
+        let _ = self.child.wait();
+    }
+
+    /// Asks the node to stop over RPC and waits for the process to exit.
+    pub fn stop(mut self) {
+        let _ = self.cli(&["rpc", "stop"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("node did not stop within 30 s");
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `rusty-cli` binary: real processes, real
+//! datadirs, real HTTP.
+
+mod cli;
+mod crash;
+mod harness;

@@ -1,0 +1,36 @@
+//! Consensus and the Rusty Coin node.
+//!
+//! - [`pow`]: compact targets, block work, ASERT difficulty.
+//! - [`validation`]: consensus rules for transactions and blocks.
+//! - [`tables`]: the column families of the chain database.
+//! - [`chain`]: the block tree, fork choice by cumulative work, atomic
+//!   connect/disconnect with undo data, the UTXO set.
+//! - [`mempool`]: fee-rate ordered pool with replacement and eviction.
+//! - [`miner`]: nonce search and the multi-threaded CPU miner.
+//! - [`wallet`]: the HD wallet following the chain.
+//! - [`state`]: chain + mempool + wallet as one owned state.
+//! - [`service`]: the thread that owns the state, and its [`service::ChainHandle`].
+//! - [`rpc`]: the JSON-RPC server and client.
+//! - [`node`]: assembly and shutdown of a running node.
+//! - [`bench`]: the block-connection benchmark.
+
+pub mod bench;
+pub mod chain;
+pub mod mempool;
+pub mod miner;
+pub mod node;
+pub mod pow;
+pub mod rpc;
+pub mod service;
+pub mod state;
+pub mod tables;
+pub mod validation;
+pub mod wallet;
+
+/// Seconds since the UNIX epoch by the system clock.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

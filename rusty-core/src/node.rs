@@ -1,0 +1,271 @@
+//! Node assembly: opens the datadir, starts the chain service, the RPC
+//! server and (optionally) the miner, and shuts them down in order.
+//!
+//! Tasks of a running node:
+//! - `chain` (OS thread): owns chain, mempool and wallet; runs jobs in order.
+//! - `rpc` (tokio): jsonrpsee HTTP + WebSocket server.
+//! - `miner` (OS thread + `--mine-threads` workers), when mining.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{atomic::AtomicBool, Arc},
+    thread::JoinHandle,
+};
+
+use rusty_crypto::keystore::KdfParams;
+use rusty_shared_types::{Address, Network};
+use rusty_storage::{Database, RocksOptions};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::{
+    chain::Chain,
+    mempool::Mempool,
+    miner::{Miner, MinerConfig, MinerStats},
+    rpc::{self, http::{RpcAuth, RpcCredentials}, RpcConfig, RpcContext},
+    service::{spawn_chain_service, ChainHandle},
+    state::NodeState,
+    tables::{SCHEMA_VERSION, TABLES},
+    wallet::Wallet,
+};
+
+/// Everything needed to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub network: Network,
+    /// The network's own directory (`<datadir>/<network>`).
+    pub data_dir: PathBuf,
+    pub rpc_bind: SocketAddr,
+    /// Explicit RPC credentials; without them a cookie is written.
+    pub rpc_user: Option<(String, String)>,
+    pub mine: bool,
+    pub mine_threads: usize,
+    /// Where mined coins go; default: a new wallet address.
+    pub mine_address: Option<Address>,
+    pub wallet: bool,
+    pub create_wallet: bool,
+    pub wallet_passphrase: String,
+    pub wallet_kdf: KdfParams,
+    /// Wallet fee rate, base units per 1000 bytes.
+    pub wallet_fee_rate: u64,
+    pub mempool_max_bytes: usize,
+    pub min_relay_fee_per_kb: u64,
+    pub db: RocksOptions,
+}
+
+impl NodeConfig {
+    /// Defaults for `network` under `data_dir` (already network-specific).
+    pub fn new(network: Network, data_dir: PathBuf) -> Self {
+        let p = network.params();
+        NodeConfig {
+            network,
+            data_dir,
+            rpc_bind: SocketAddr::from(([127, 0, 0, 1], p.rpc_port)),
+            rpc_user: None,
+            mine: false,
+            mine_threads: 1,
+            mine_address: None,
+            wallet: true,
+            create_wallet: network == Network::Dev,
+            wallet_passphrase: String::new(),
+            wallet_kdf: KdfParams::default(),
+            wallet_fee_rate: p.min_relay_fee_per_kb.saturating_mul(2),
+            mempool_max_bytes: 300 << 20,
+            min_relay_fee_per_kb: p.min_relay_fee_per_kb,
+            db: RocksOptions::default(),
+        }
+    }
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("datadir {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] rusty_storage::StorageError),
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
+    #[error("wallet: {0}")]
+    Wallet(#[from] crate::wallet::WalletError),
+    #[error("could not start the RPC server on {addr}: {source} (is another node using that port? try --rpc-bind)")]
+    Rpc {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid RPC credentials: {0}")]
+    RpcCredentials(String),
+    #[error("mining needs a payout address: enable the wallet or pass --mine-address")]
+    NoPayout,
+    #[error("could not start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    handle: ChainHandle,
+    rpc: jsonrpsee::server::ServerHandle,
+    rpc_addr: SocketAddr,
+    cookie: Option<PathBuf>,
+    stop_rx: watch::Receiver<bool>,
+    chain_thread: Option<JoinHandle<()>>,
+    miner_thread: Option<JoinHandle<()>>,
+    miner_shutdown: Arc<AtomicBool>,
+}
+
+impl Node {
+    /// Opens the datadir and starts every service.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let dir = &config.data_dir;
+        let io = |source| NodeError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let params = config.network.params();
+        let db = Database::open_rocksdb(&dir.join("db"), TABLES, SCHEMA_VERSION, config.db.clone())?;
+        let now = crate::now();
+        let (chain, _events) = Chain::open(db, params, now)?;
+        let mempool = Mempool::new(config.mempool_max_bytes, config.min_relay_fee_per_kb);
+        let wallet = if config.wallet {
+            let w = Wallet::open_or_create(
+                &dir.join("wallets").join("default"),
+                config.network,
+                &config.wallet_passphrase,
+                config.create_wallet,
+                config.wallet_kdf,
+            )?;
+            if w.is_none() {
+                warn!(target: "wallet", "no wallet in the datadir; start with --create-wallet (or --dev) to make one");
+            }
+            w
+        } else {
+            None
+        };
+        let mut state = NodeState::new(chain, mempool, wallet);
+
+        let payout = if config.mine {
+            match (&config.mine_address, state.wallet.as_mut()) {
+                (Some(a), _) => Some(*a),
+                (None, Some(w)) => Some(w.new_address()?),
+                (None, None) => return Err(NodeError::NoPayout),
+            }
+        } else {
+            None
+        };
+
+        let (handle, chain_thread) = spawn_chain_service(state).map_err(NodeError::Thread)?;
+
+        let (auth, cookie) = match &config.rpc_user {
+            Some((u, p)) => {
+                let c = RpcCredentials::new(u.clone(), p.clone()).map_err(|e| NodeError::RpcCredentials(e.to_string()))?;
+                (RpcAuth::new().with(c), None)
+            }
+            None => {
+                let c = rpc::http::write_cookie(dir).map_err(io)?;
+                (RpcAuth::new().with(c), Some(rpc::http::cookie_path(dir)))
+            }
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let miner_stats = payout.map(|_| Arc::new(MinerStats::default()));
+        let ctx = RpcContext {
+            chain: handle.clone(),
+            network: config.network,
+            stop: stop_tx,
+            miner: miner_stats.clone(),
+            mine_threads: config.mine_threads,
+            wallet_fee_rate: config.wallet_fee_rate,
+        };
+        let rpc_config = RpcConfig {
+            bind: config.rpc_bind,
+            auth,
+            max_body_bytes: 32 << 20,
+        };
+        let (rpc, rpc_addr) = rpc::start_server(&rpc_config, rpc::build_module(ctx))
+            .await
+            .map_err(|source| NodeError::Rpc {
+                addr: config.rpc_bind,
+                source,
+            })?;
+        info!(target: "node", network = %config.network, rpc = %rpc_addr, datadir = %dir.display(), "node started");
+
+        let miner_shutdown = Arc::new(AtomicBool::new(false));
+        let miner_thread = match (payout, miner_stats) {
+            (Some(payout), Some(stats)) => {
+                let h = handle.clone();
+                let stop = miner_shutdown.clone();
+                let cfg = MinerConfig {
+                    threads: config.mine_threads.max(1),
+                    payout,
+                    pace_to_spacing: params.pow_no_retargeting,
+                };
+                Some(
+                    std::thread::Builder::new()
+                        .name("miner".into())
+                        .spawn(move || Miner::run(h, cfg, stats, stop))
+                        .map_err(NodeError::Thread)?,
+                )
+            }
+            _ => None,
+        };
+
+        Ok(Node {
+            handle,
+            rpc,
+            rpc_addr,
+            cookie,
+            stop_rx,
+            chain_thread: Some(chain_thread),
+            miner_thread,
+            miner_shutdown,
+        })
+    }
+
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    pub fn handle(&self) -> &ChainHandle {
+        &self.handle
+    }
+
+    /// Path of the RPC cookie, when cookie auth is used.
+    pub fn cookie_path(&self) -> Option<&Path> {
+        self.cookie.as_deref()
+    }
+
+    /// Resolves when the `stop` RPC was called.
+    pub async fn stopped_by_rpc(&self) {
+        let mut rx = self.stop_rx.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops the miner, the RPC server and the chain service (which flushes
+    /// the database), in that order.
+    pub async fn shutdown(mut self) {
+        info!(target: "node", "shutting down");
+        self.miner_shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.miner_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        let _ = self.rpc.stop();
+        self.rpc.clone().stopped().await;
+        self.handle.shutdown().await;
+        if let Some(t) = self.chain_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some(c) = &self.cookie {
+            let _ = std::fs::remove_file(c);
+        }
+        info!(target: "node", "shutdown complete");
+    }
+}

@@ -1,0 +1,326 @@
+//! [`NodeState`]: the chain, the mempool and the wallet, owned together by
+//! the chain service task so that every change to one is seen by the others
+//! in the same step (a connected block leaves the mempool and credits the
+//! wallet before any other command runs).
+
+use rusty_shared_types::{
+    Address, Amount, Block, BlockHeader, ChainParams, CoinbasePayload, Hash256, OutPoint, Payload,
+    Transaction, TxOut,
+};
+use rusty_vm::ImmediateChecker;
+use tracing::{debug, info};
+
+use crate::{
+    chain::{BlockAcceptance, Chain, ChainError, ChainEvent},
+    mempool::{fee_rate, Mempool, MempoolEntry, MempoolError},
+    pow,
+    tables::Coin,
+    validation::{self, ValidationError},
+    wallet::Wallet,
+};
+
+/// Why a transaction was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TxRejection {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Policy(#[from] MempoolError),
+    #[error("transaction {0} is already in the block chain")]
+    AlreadyInChain(Hash256),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// A block to mine: everything but the nonce.
+#[derive(Debug, Clone)]
+pub struct BlockTemplate {
+    pub block: Block,
+    pub height: u64,
+    pub fees: Amount,
+    pub target: ruint::aliases::U256,
+    /// Median time past of the parent: the header time must exceed it.
+    pub min_time: u64,
+}
+
+/// Chain + mempool + wallet.
+#[derive(Debug)]
+pub struct NodeState {
+    pub chain: Chain,
+    pub mempool: Mempool,
+    pub wallet: Option<Wallet>,
+    /// Tells miners and subscribers about each new tip.
+    pub notifier: Notifier,
+}
+
+/// A new active tip, as announced to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipInfo {
+    pub hash: Hash256,
+    pub height: u64,
+    pub time: u64,
+    pub txs: usize,
+}
+
+/// Channels announcing new tips: a `watch` for miners (latest only) and a
+/// `broadcast` for RPC subscriptions (every tip).
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    pub tip: tokio::sync::watch::Sender<TipInfo>,
+    pub blocks: tokio::sync::broadcast::Sender<TipInfo>,
+}
+
+impl Notifier {
+    pub fn new(initial: TipInfo) -> Self {
+        Notifier {
+            tip: tokio::sync::watch::channel(initial).0,
+            blocks: tokio::sync::broadcast::channel(256).0,
+        }
+    }
+
+    fn announce(&self, info: TipInfo) {
+        // No receivers is fine: nobody is mining or subscribed.
+        let _ = self.blocks.send(info.clone());
+        self.tip.send_replace(info);
+    }
+}
+
+impl NodeState {
+    pub fn new(chain: Chain, mempool: Mempool, wallet: Option<Wallet>) -> Self {
+        let notifier = Notifier::new(tip_info(&chain));
+        let mut state = NodeState {
+            chain,
+            mempool,
+            wallet,
+            notifier,
+        };
+        state.rescan_wallet();
+        state
+    }
+
+    pub fn params(&self) -> &'static ChainParams {
+        self.chain.params()
+    }
+
+    /// Rebuilds the wallet from the active chain.
+    pub fn rescan_wallet(&mut self) {
+        let Some(wallet) = self.wallet.as_mut() else {
+            return;
+        };
+        let height = self.chain.height();
+        for h in 1..=height {
+            let Some(hash) = self.chain.hash_at(h) else { break };
+            match self.chain.block(&hash) {
+                Ok(Some(block)) => wallet.apply(&ChainEvent::Connected { block, height: h }),
+                other => {
+                    tracing::error!(target: "wallet", height = h, ?other, "rescan could not read block");
+                    break;
+                }
+            }
+        }
+        if height > 0 {
+            info!(target: "wallet", blocks = height, "wallet rescanned the chain");
+        }
+    }
+
+    /// Validates and applies a block; updates mempool and wallet.
+    pub fn submit_block(&mut self, block: Block, now: u64) -> Result<BlockAcceptance, ChainError> {
+        let (acceptance, events) = self.chain.process_block(block, now)?;
+        self.apply_events(events, now);
+        Ok(acceptance)
+    }
+
+    /// Applies active-chain changes to the mempool and wallet.
+    pub fn apply_events(&mut self, events: Vec<ChainEvent>, now: u64) {
+        if events.is_empty() {
+            return;
+        }
+        let mut resurrect: Vec<Transaction> = Vec::new();
+        let mut reorged = false;
+        for ev in &events {
+            if let Some(w) = self.wallet.as_mut() {
+                w.apply(ev);
+            }
+            match ev {
+                ChainEvent::Connected { block, .. } => self.mempool.remove_for_block(&block.txs),
+                ChainEvent::Disconnected { block, .. } => {
+                    reorged = true;
+                    resurrect.extend(block.txs.iter().skip(1).cloned());
+                }
+            }
+        }
+        if reorged {
+            // Revalidate everything against the new chain: disconnected
+            // transactions first (oldest block first), then the old pool.
+            resurrect.reverse();
+            let mut old: Vec<MempoolEntry> = self.mempool.entries().cloned().collect();
+            old.sort_by_key(|e| e.time);
+            for e in &old {
+                self.mempool.remove_with_descendants(&e.txid);
+            }
+            let mut back = 0usize;
+            for tx in resurrect.into_iter().chain(old.into_iter().map(|e| e.tx)) {
+                if self.accept_transaction(tx, now).is_ok() {
+                    back += 1;
+                }
+            }
+            info!(target: "mempool", returned = back, "mempool revalidated after reorg");
+        }
+        self.notifier.announce(tip_info(&self.chain));
+    }
+
+    /// Coin for `outpoint` from the UTXO set or, if `allow_pool`, an output
+    /// of a pool transaction (as if confirmed in the next block).
+    fn lookup_coin(&self, outpoint: &OutPoint, next_height: u64) -> Result<Option<Coin>, ChainError> {
+        if let Some(c) = self.chain.coin(outpoint)? {
+            return Ok(Some(c));
+        }
+        Ok(self.mempool.output(outpoint).map(|o| Coin {
+            output: o.clone(),
+            height: next_height,
+            is_coinbase: false,
+        }))
+    }
+
+    /// Full validation of a loose transaction against the tip, then mempool
+    /// policy. Nothing changes unless it is accepted.
+    pub fn accept_transaction(&mut self, tx: Transaction, now: u64) -> Result<Hash256, TxRejection> {
+        let params = self.params();
+        validation::check_transaction(&tx, params)?;
+        if tx.is_coinbase() || tx.payload.is_some() {
+            return Err(ValidationError::LooseCoinbase.into());
+        }
+        let txid = tx.txid();
+        if self.mempool.contains(&txid) {
+            return Err(MempoolError::AlreadyKnown(txid).into());
+        }
+        if self.chain.tx_location(&txid)?.is_some() {
+            return Err(TxRejection::AlreadyInChain(txid));
+        }
+        let next_height = self.chain.height().saturating_add(1);
+        let mtp = self.chain.median_time_past(&self.chain.tip());
+        if !validation::is_final(&tx, next_height, mtp) {
+            return Err(ValidationError::NonFinal(tx.lock_time).into());
+        }
+        let mut coins = Vec::with_capacity(tx.inputs.len());
+        for input in &tx.inputs {
+            let coin = self
+                .lookup_coin(&input.prevout, next_height)?
+                .ok_or(ValidationError::MissingOrSpent(input.prevout))?;
+            coins.push(coin);
+        }
+        let fee = validation::check_tx_inputs(&tx, &coins, next_height, params)?;
+        validation::verify_scripts(&tx, &coins, &mut ImmediateChecker)?;
+        let size = tx.size();
+        let entry = MempoolEntry {
+            txid,
+            size,
+            fee,
+            fee_rate: fee_rate(fee, size),
+            time: now,
+            spent: coins.into_iter().map(|c| c.output).collect(),
+            tx,
+        };
+        let removed = self.mempool.insert(entry)?;
+        debug!(target: "mempool", %txid, size, fee = %fee, replaced = removed.len(), "accepted transaction");
+        Ok(txid)
+    }
+
+    /// A block template on the current tip paying `payout`.
+    pub fn block_template(&self, payout: &rusty_shared_types::Script, now: u64, extra: Vec<u8>) -> BlockTemplate {
+        let params = self.params();
+        let parent = self.chain.tip_entry();
+        let height = parent.height.saturating_add(1);
+        let mtp = self.chain.median_time_past(&self.chain.tip());
+        let time = now.max(mtp.saturating_add(1));
+        let bits = self.chain.next_bits(parent);
+        // Leave room for the header and the coinbase.
+        let budget = params.max_block_size.saturating_sub(1_000);
+        let selected = self.mempool.select_for_block(budget);
+        let fees = Amount::checked_sum(selected.iter().map(|e| e.fee)).unwrap_or(Amount::ZERO);
+        let reward = params.subsidy(height).checked_add(fees).unwrap_or(params.subsidy(height));
+        let coinbase = Transaction {
+            version: 1,
+            inputs: Vec::new(),
+            outputs: vec![TxOut {
+                value: reward,
+                lock: payout.clone(),
+            }],
+            lock_time: 0,
+            payload: Some(Payload::Coinbase(CoinbasePayload { height, extra })),
+        };
+        let mut txs = Vec::with_capacity(selected.len().saturating_add(1));
+        txs.push(coinbase);
+        txs.extend(selected.into_iter().map(|e| e.tx.clone()));
+        let header = BlockHeader {
+            version: validation::BLOCK_VERSION,
+            prev_hash: self.chain.tip(),
+            merkle_root: validation::block_merkle_root(&txs),
+            state_root: Hash256::ZERO,
+            mn_list_root: Hash256::ZERO,
+            chainlock_hash: Hash256::ZERO,
+            time,
+            bits,
+            nonce: 0,
+        };
+        let target = pow::target_from_compact(bits).unwrap_or_default();
+        BlockTemplate {
+            block: Block { header, txs },
+            height,
+            fees,
+            target,
+            min_time: mtp.saturating_add(1),
+        }
+    }
+
+    /// Mines `count` blocks paying `address` right here (dev and tests:
+    /// the pow limit makes each block a few hashes). Gives up on a block
+    /// after `max_tries` nonces, like Bitcoin Core's `maxtries`.
+    pub fn generate(&mut self, count: u64, address: &Address, max_tries: u64, now: u64) -> Result<Vec<Hash256>, ChainError> {
+        let mut hashes = Vec::new();
+        for _ in 0..count {
+            let template = self.block_template(&address.lock_script(), now, Vec::new());
+            let mut block = template.block;
+            match crate::miner::solve(&mut block.header, &template.target, max_tries) {
+                Some(_) => {}
+                None => break,
+            }
+            let hash = block.hash();
+            self.submit_block(block, now)?;
+            hashes.push(hash);
+        }
+        Ok(hashes)
+    }
+
+    /// The wallet's spendable balance and a payment to `to`, accepted to the
+    /// mempool.
+    pub fn send_to_address(&mut self, to: &Address, amount: Amount, fee_rate: u64, now: u64) -> Result<Hash256, SendError> {
+        let height = self.chain.height();
+        let maturity = self.params().coinbase_maturity;
+        let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;
+        let tx = wallet.create_payment(to, amount, fee_rate, height, maturity, &self.mempool)?;
+        Ok(self.accept_transaction(tx, now)?)
+    }
+}
+
+/// The tip of `chain` as announced to subscribers.
+pub fn tip_info(chain: &Chain) -> TipInfo {
+    let e = chain.tip_entry();
+    TipInfo {
+        hash: chain.tip(),
+        height: e.height,
+        time: e.header.time,
+        txs: 0,
+    }
+}
+
+/// Why `sendtoaddress` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("this node has no wallet loaded")]
+    NoWallet,
+    #[error(transparent)]
+    Wallet(#[from] crate::wallet::WalletError),
+    #[error("the wallet's transaction was rejected: {0}")]
+    Rejected(#[from] TxRejection),
+}

@@ -1,0 +1,195 @@
+//! The node's column families and the records stored in them.
+
+use rusty_shared_types::{
+    encoding::{write_vec, Decode, DecodeError, DecodeResult, Encode, Reader},
+    Block, BlockHeader, Hash256, OutPoint, TxOut,
+};
+use rusty_storage::Table;
+
+/// Bumped whenever a table's layout changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Every table of the chain database.
+pub const TABLES: &[&str] = &[
+    BlockIndex::NAME,
+    Blocks::NAME,
+    Undo::NAME,
+    Utxos::NAME,
+    ActiveChain::NAME,
+    TxIndex::NAME,
+];
+
+/// Meta key of the active tip's hash, written in the same batch as the
+/// UTXO changes that lead to it.
+pub const META_TIP: &str = "tip";
+
+/// Header, height, cumulative work and status of every known block.
+#[derive(Debug)]
+pub struct BlockIndex;
+impl Table for BlockIndex {
+    const NAME: &'static str = "block_index";
+    type Key = Hash256;
+    type Value = IndexEntry;
+}
+
+/// Full blocks by hash.
+#[derive(Debug)]
+pub struct Blocks;
+impl Table for Blocks {
+    const NAME: &'static str = "blocks";
+    type Key = Hash256;
+    type Value = Block;
+}
+
+/// Coins a connected block spent, to disconnect it.
+#[derive(Debug)]
+pub struct Undo;
+impl Table for Undo {
+    const NAME: &'static str = "undo";
+    type Key = Hash256;
+    type Value = BlockUndo;
+}
+
+/// The unspent transaction outputs.
+#[derive(Debug)]
+pub struct Utxos;
+impl Table for Utxos {
+    const NAME: &'static str = "utxo";
+    type Key = OutPoint;
+    type Value = Coin;
+}
+
+/// Height → block hash of the active chain.
+#[derive(Debug)]
+pub struct ActiveChain;
+impl Table for ActiveChain {
+    const NAME: &'static str = "active_chain";
+    type Key = u64;
+    type Value = Hash256;
+}
+
+/// txid → where the transaction sits in the active chain.
+#[derive(Debug)]
+pub struct TxIndex;
+impl Table for TxIndex {
+    const NAME: &'static str = "tx_index";
+    type Key = Hash256;
+    type Value = TxLocation;
+}
+
+/// Validation state of a block in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockStatus {
+    /// Header and body passed every check that does not need the UTXO set.
+    Valid = 1,
+    /// Failed validation; never connected again.
+    Invalid = 2,
+}
+
+/// One block index record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub header: BlockHeader,
+    pub height: u64,
+    /// Cumulative work up to and including this block, big-endian.
+    pub chain_work: [u8; 32],
+    pub status: BlockStatus,
+}
+
+impl Encode for IndexEntry {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.header.encode_to(out);
+        self.height.encode_to(out);
+        self.chain_work.encode_to(out);
+        out.push(self.status as u8);
+    }
+}
+
+impl Decode for IndexEntry {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(IndexEntry {
+            header: BlockHeader::decode_from(r)?,
+            height: r.u64()?,
+            chain_work: r.array()?,
+            status: match r.u8()? {
+                1 => BlockStatus::Valid,
+                2 => BlockStatus::Invalid,
+                t => {
+                    return Err(DecodeError::InvalidTag {
+                        what: "block status",
+                        tag: u64::from(t),
+                    })
+                }
+            },
+        })
+    }
+}
+
+/// An unspent output with the facts validation needs about its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coin {
+    pub output: TxOut,
+    pub height: u64,
+    pub is_coinbase: bool,
+}
+
+impl Encode for Coin {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.output.encode_to(out);
+        self.height.encode_to(out);
+        self.is_coinbase.encode_to(out);
+    }
+}
+
+impl Decode for Coin {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(Coin {
+            output: TxOut::decode_from(r)?,
+            height: r.u64()?,
+            is_coinbase: bool::decode_from(r)?,
+        })
+    }
+}
+
+/// The coins a block spent, in input order (coinbase excluded).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockUndo {
+    pub spent: Vec<Coin>,
+}
+
+impl Encode for BlockUndo {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write_vec(out, &self.spent);
+    }
+}
+
+impl Decode for BlockUndo {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(BlockUndo {
+            spent: r.vec("undo coins", usize::MAX, 19)?,
+        })
+    }
+}
+
+/// Position of a transaction in the active chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    pub block: Hash256,
+    pub index: u32,
+}
+
+impl Encode for TxLocation {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.block.encode_to(out);
+        self.index.encode_to(out);
+    }
+}
+
+impl Decode for TxLocation {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(TxLocation {
+            block: Hash256::decode_from(r)?,
+            index: r.u32()?,
+        })
+    }
+}

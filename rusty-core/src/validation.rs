@@ -1,0 +1,339 @@
+//! Consensus rules: context-free checks of transactions and blocks, and the
+//! checks of a transaction against the coins it spends.
+//!
+//! Every failure is a [`ValidationError`] with a Bitcoin-style reject reason
+//! (`high-hash`, `bad-txnmrklroot`, …) for RPC callers and a message for
+//! people.
+
+#![deny(clippy::arithmetic_side_effects)]
+
+use std::collections::HashSet;
+
+use rusty_crypto::merkle::merkle_root;
+use rusty_shared_types::{
+    transaction::{
+        LOCKTIME_THRESHOLD, SEQUENCE_FINAL, SEQUENCE_LOCKTIME_DISABLE_FLAG, SEQUENCE_LOCKTIME_MASK,
+    },
+    Amount, Block, BlockHeader, ChainParams, Hash256, OutPoint, Transaction,
+};
+use rusty_vm::{ScriptError, SignatureChecker};
+
+use crate::{pow, tables::Coin};
+
+/// Why a block or transaction is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// The header hash is above its target.
+    #[error("proof of work failed: the block hash is above the target")]
+    HighHash,
+    /// `bits` is not a valid target or is easier than the network allows.
+    #[error("invalid difficulty bits {0:#010x}")]
+    BadBitsEncoding(u32),
+    /// `bits` differs from what the difficulty algorithm requires.
+    #[error("incorrect difficulty: expected bits {expected:#010x}, found {found:#010x}")]
+    BadDiffBits { expected: u32, found: u32 },
+    /// Timestamp not after the median of the previous blocks.
+    #[error("block time {time} is not after the median time past {mtp}")]
+    TimeTooOld { time: u64, mtp: u64 },
+    /// Timestamp too far in the future.
+    #[error("block time {time} is more than {max_ahead} s ahead of the node's clock ({now})")]
+    TimeTooNew { time: u64, now: u64, max_ahead: u64 },
+    /// The merkle root does not match the transactions.
+    #[error("merkle root does not match the block's transactions")]
+    BadMerkleRoot,
+    /// Roots reserved for later upgrades must be zero.
+    #[error("reserved header field {0} must be zero")]
+    ReservedRoot(&'static str),
+    /// Unknown block version.
+    #[error("unsupported block version {0}")]
+    BadVersion(u32),
+    #[error("block is {size} bytes, more than the limit of {max}")]
+    BlockTooLarge { size: usize, max: usize },
+    #[error("the first transaction of a block must be its coinbase")]
+    FirstTxNotCoinbase,
+    #[error("a block has exactly one coinbase, as its first transaction")]
+    MultipleCoinbase,
+    #[error("coinbase claims height {found}, the block is at height {expected}")]
+    BadCoinbaseHeight { expected: u64, found: u64 },
+    #[error("coinbase pays {found}, more than subsidy plus fees ({max})")]
+    BadCoinbaseAmount { max: Amount, found: Amount },
+    #[error("block contains transaction {0} twice")]
+    DuplicateTx(Hash256),
+    #[error("previous block {0} is unknown")]
+    PrevBlockNotFound(Hash256),
+    #[error("previous block {0} is invalid")]
+    PrevBlockInvalid(Hash256),
+    #[error("block {0} is already known")]
+    DuplicateBlock(Hash256),
+    #[error("block {0} is already known to be invalid")]
+    DuplicateInvalidBlock(Hash256),
+    #[error("block conflicts with a checkpoint or finalized block")]
+    ForkBelowFinality,
+
+    #[error("transaction has no inputs")]
+    NoInputs,
+    #[error("transaction has no outputs")]
+    NoOutputs,
+    #[error("transaction is {size} bytes, more than the limit of {max}")]
+    TxTooLarge { size: usize, max: usize },
+    #[error("transaction spends {0:?} twice")]
+    DuplicateInputs(OutPoint),
+    #[error("output values exceed the money range")]
+    OutputValueOutOfRange,
+    #[error("input values exceed the money range")]
+    InputValueOutOfRange,
+    #[error("only a coinbase may carry a coinbase payload")]
+    CoinbasePayloadOutsideCoinbase,
+    #[error("a coinbase is only valid as the first transaction of a block")]
+    LooseCoinbase,
+    #[error("input {0:?} is missing or already spent")]
+    MissingOrSpent(OutPoint),
+    #[error("input {outpoint:?} spends a coinbase at depth {depth}, it matures at depth {maturity}")]
+    PrematureCoinbaseSpend {
+        outpoint: OutPoint,
+        depth: u64,
+        maturity: u64,
+    },
+    #[error("outputs ({outputs}) exceed inputs ({inputs})")]
+    Overspend { inputs: Amount, outputs: Amount },
+    #[error("transaction is not final (lock time {0})")]
+    NonFinal(u64),
+    #[error("input {0} has a sequence with reserved bits set")]
+    NonCanonicalSequence(usize),
+    #[error("input {0} is under a relative lock that has not expired")]
+    SequenceLockNotMet(usize),
+    #[error("script of input {input} failed: {source}")]
+    Script { input: usize, source: ScriptError },
+    #[error("a signature in the block is invalid")]
+    BadSignatures,
+}
+
+impl ValidationError {
+    /// The Bitcoin-style reject reason, for `submitblock` and `sendrawtransaction`.
+    pub fn reject_reason(&self) -> &'static str {
+        use ValidationError::*;
+        match self {
+            HighHash => "high-hash",
+            BadBitsEncoding(_) | BadDiffBits { .. } => "bad-diffbits",
+            TimeTooOld { .. } => "time-too-old",
+            TimeTooNew { .. } => "time-too-new",
+            BadMerkleRoot => "bad-txnmrklroot",
+            ReservedRoot(_) => "bad-reserved-root",
+            BadVersion(_) => "bad-version",
+            BlockTooLarge { .. } => "bad-blk-length",
+            FirstTxNotCoinbase => "bad-cb-missing",
+            MultipleCoinbase => "bad-cb-multiple",
+            BadCoinbaseHeight { .. } => "bad-cb-height",
+            BadCoinbaseAmount { .. } => "bad-cb-amount",
+            DuplicateTx(_) => "bad-txns-duplicate",
+            PrevBlockNotFound(_) => "prev-blk-not-found",
+            PrevBlockInvalid(_) => "bad-prevblk",
+            DuplicateBlock(_) => "duplicate",
+            DuplicateInvalidBlock(_) => "duplicate-invalid",
+            ForkBelowFinality => "bad-fork-prior-to-finality",
+            NoInputs => "bad-txns-vin-empty",
+            NoOutputs => "bad-txns-vout-empty",
+            TxTooLarge { .. } => "bad-txns-oversize",
+            DuplicateInputs(_) => "bad-txns-inputs-duplicate",
+            OutputValueOutOfRange => "bad-txns-txouttotal-toolarge",
+            InputValueOutOfRange => "bad-txns-inputvalues-outofrange",
+            CoinbasePayloadOutsideCoinbase => "bad-txns-payload",
+            LooseCoinbase => "bad-tx-coinbase",
+            MissingOrSpent(_) => "bad-txns-inputs-missingorspent",
+            PrematureCoinbaseSpend { .. } => "bad-txns-premature-spend-of-coinbase",
+            Overspend { .. } => "bad-txns-in-belowout",
+            NonFinal(_) => "bad-txns-nonfinal",
+            NonCanonicalSequence(_) => "bad-txns-sequence",
+            SequenceLockNotMet(_) => "non-BIP68-final",
+            Script { .. } | BadSignatures => "mandatory-script-verify-flag-failed",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ValidationError>;
+
+/// The only block version so far.
+pub const BLOCK_VERSION: u32 = 1;
+
+/// Context-free transaction checks.
+pub fn check_transaction(tx: &Transaction, params: &ChainParams) -> Result<()> {
+    let size = tx.size();
+    if size > params.max_tx_size {
+        return Err(ValidationError::TxTooLarge {
+            size,
+            max: params.max_tx_size,
+        });
+    }
+    if tx.outputs.is_empty() {
+        return Err(ValidationError::NoOutputs);
+    }
+    tx.output_value()
+        .map_err(|_| ValidationError::OutputValueOutOfRange)?;
+    if tx.is_coinbase() {
+        return Ok(());
+    }
+    if tx.inputs.is_empty() {
+        return Err(ValidationError::NoInputs);
+    }
+    if tx.payload.is_some() {
+        // The coinbase payload is the only kind so far.
+        return Err(ValidationError::CoinbasePayloadOutsideCoinbase);
+    }
+    let mut seen = HashSet::with_capacity(tx.inputs.len());
+    for (i, input) in tx.inputs.iter().enumerate() {
+        if !seen.insert(input.prevout) {
+            return Err(ValidationError::DuplicateInputs(input.prevout));
+        }
+        let seq = input.sequence;
+        if seq & SEQUENCE_LOCKTIME_DISABLE_FLAG == 0 && seq & !SEQUENCE_LOCKTIME_MASK != 0 {
+            return Err(ValidationError::NonCanonicalSequence(i));
+        }
+    }
+    Ok(())
+}
+
+/// Proof of work of a header against its own `bits`, and `bits` within the
+/// network's limit.
+pub fn check_proof_of_work(header: &BlockHeader, params: &ChainParams) -> Result<()> {
+    let target = pow::target_from_compact(header.bits)
+        .map_err(|_| ValidationError::BadBitsEncoding(header.bits))?;
+    let limit = pow::target_from_compact(params.pow_limit_bits)
+        .map_err(|_| ValidationError::BadBitsEncoding(params.pow_limit_bits))?;
+    if target > limit {
+        return Err(ValidationError::BadBitsEncoding(header.bits));
+    }
+    if !pow::hash_meets_target(&header.hash(), &target) {
+        return Err(ValidationError::HighHash);
+    }
+    Ok(())
+}
+
+/// The merkle root of a block's transactions (over wtxids).
+pub fn block_merkle_root(txs: &[Transaction]) -> Hash256 {
+    let leaves: Vec<Hash256> = txs.iter().map(|t| t.wtxid()).collect();
+    merkle_root(&leaves)
+}
+
+/// Context-free block checks: everything that needs neither the parent nor
+/// the UTXO set.
+pub fn check_block(block: &Block, params: &ChainParams) -> Result<()> {
+    let h = &block.header;
+    if h.version != BLOCK_VERSION {
+        return Err(ValidationError::BadVersion(h.version));
+    }
+    check_proof_of_work(h, params)?;
+    for (name, root) in [
+        ("state_root", &h.state_root),
+        ("mn_list_root", &h.mn_list_root),
+        ("chainlock_hash", &h.chainlock_hash),
+    ] {
+        if !root.is_zero() {
+            return Err(ValidationError::ReservedRoot(name));
+        }
+    }
+    let size = rusty_shared_types::Encode::encode(block).len();
+    if size > params.max_block_size {
+        return Err(ValidationError::BlockTooLarge {
+            size,
+            max: params.max_block_size,
+        });
+    }
+    match block.txs.first() {
+        Some(cb) if cb.is_coinbase() => {}
+        _ => return Err(ValidationError::FirstTxNotCoinbase),
+    }
+    if block.txs.iter().skip(1).any(|t| t.coinbase_height().is_some()) {
+        return Err(ValidationError::MultipleCoinbase);
+    }
+    if block_merkle_root(&block.txs) != h.merkle_root {
+        return Err(ValidationError::BadMerkleRoot);
+    }
+    let mut txids = HashSet::with_capacity(block.txs.len());
+    for tx in &block.txs {
+        check_transaction(tx, params)?;
+        let txid = tx.txid();
+        if !txids.insert(txid) {
+            return Err(ValidationError::DuplicateTx(txid));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `tx` may be included in a block at `height` whose parent has
+/// median time past `mtp` (Bitcoin's rules: lock time 0, or below the height
+/// or time, or every input final).
+pub fn is_final(tx: &Transaction, height: u64, mtp: u64) -> bool {
+    if tx.lock_time == 0 {
+        return true;
+    }
+    let limit = if tx.lock_time < LOCKTIME_THRESHOLD {
+        height
+    } else {
+        mtp
+    };
+    tx.lock_time < limit || tx.inputs.iter().all(|i| i.sequence == SEQUENCE_FINAL)
+}
+
+/// Checks a non-coinbase transaction against the coins it spends (given in
+/// input order) for inclusion at `height`; returns its fee. Scripts are
+/// checked separately by [`verify_scripts`].
+pub fn check_tx_inputs(
+    tx: &Transaction,
+    coins: &[Coin],
+    height: u64,
+    params: &ChainParams,
+) -> Result<Amount> {
+    let mut total_in = Amount::ZERO;
+    for (i, (input, coin)) in tx.inputs.iter().zip(coins).enumerate() {
+        if coin.is_coinbase {
+            let depth = height.saturating_sub(coin.height);
+            if depth < params.coinbase_maturity {
+                return Err(ValidationError::PrematureCoinbaseSpend {
+                    outpoint: input.prevout,
+                    depth,
+                    maturity: params.coinbase_maturity,
+                });
+            }
+        }
+        if input.sequence & SEQUENCE_LOCKTIME_DISABLE_FLAG == 0 {
+            let blocks = u64::from(input.sequence & SEQUENCE_LOCKTIME_MASK);
+            let unlocks_at = coin.height.saturating_add(blocks);
+            if height < unlocks_at {
+                return Err(ValidationError::SequenceLockNotMet(i));
+            }
+        }
+        total_in = total_in
+            .checked_add(coin.output.value)
+            .map_err(|_| ValidationError::InputValueOutOfRange)?;
+    }
+    let total_out = tx
+        .output_value()
+        .map_err(|_| ValidationError::OutputValueOutOfRange)?;
+    total_in
+        .checked_sub(total_out)
+        .map_err(|_| ValidationError::Overspend {
+            inputs: total_in,
+            outputs: total_out,
+        })
+}
+
+/// Runs every input's unlock and lock script. With a deferring checker the
+/// signatures are collected for one batch verification by the caller.
+pub fn verify_scripts(
+    tx: &Transaction,
+    coins: &[Coin],
+    checker: &mut dyn SignatureChecker,
+) -> Result<()> {
+    let spent: Vec<_> = coins.iter().map(|c| c.output.clone()).collect();
+    let cache = rusty_vm::SighashCache::new(tx, &spent)
+        .map_err(|source| ValidationError::Script { input: 0, source })?;
+    for input_index in 0..tx.inputs.len() {
+        let ctx = rusty_vm::InputContext::new(&cache, input_index)
+            .map_err(|source| ValidationError::Script { input: input_index, source })?;
+        rusty_vm::verify_input(&ctx, checker).map_err(|source| ValidationError::Script {
+            input: input_index,
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Integration tests: real nodes on temporary RocksDB datadirs, driven over
+//! real HTTP JSON-RPC.
+
+mod bad_input;
+mod common;
+mod reorg;
+mod rpc_flow;

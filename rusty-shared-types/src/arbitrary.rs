@@ -1,0 +1,139 @@
+//! proptest strategies for every type, and the codec round-trip properties.
+//! Enabled in other crates' tests by the `proptest` feature.
+
+use proptest::{collection::vec, prelude::*};
+
+use crate::{
+    Amount, Block, BlockHeader, CoinbasePayload, Hash256, OutPoint, Payload, Script, Transaction,
+    TxIn, TxOut, MAX_MONEY,
+};
+
+pub fn hash() -> impl Strategy<Value = Hash256> {
+    any::<[u8; 32]>().prop_map(Hash256)
+}
+
+pub fn amount() -> impl Strategy<Value = Amount> {
+    (0..=MAX_MONEY).prop_map(|u| Amount::from_units(u).unwrap_or_default())
+}
+
+pub fn script() -> impl Strategy<Value = Script> {
+    vec(any::<u8>(), 0..120).prop_map(Script::new)
+}
+
+pub fn outpoint() -> impl Strategy<Value = OutPoint> {
+    (hash(), any::<u32>()).prop_map(|(txid, vout)| OutPoint { txid, vout })
+}
+
+pub fn txin() -> impl Strategy<Value = TxIn> {
+    (outpoint(), script(), any::<u32>()).prop_map(|(prevout, unlock, sequence)| TxIn {
+        prevout,
+        unlock,
+        sequence,
+    })
+}
+
+pub fn txout() -> impl Strategy<Value = TxOut> {
+    (amount(), script()).prop_map(|(value, lock)| TxOut { value, lock })
+}
+
+pub fn payload() -> impl Strategy<Value = Payload> {
+    (any::<u64>(), vec(any::<u8>(), 0..100))
+        .prop_map(|(height, extra)| Payload::Coinbase(CoinbasePayload { height, extra }))
+}
+
+pub fn transaction() -> impl Strategy<Value = Transaction> {
+    (
+        any::<u32>(),
+        vec(txin(), 0..5),
+        vec(txout(), 0..5),
+        any::<u64>(),
+        proptest::option::of(payload()),
+    )
+        .prop_map(|(version, inputs, outputs, lock_time, payload)| Transaction {
+            version,
+            inputs,
+            outputs,
+            lock_time,
+            payload,
+        })
+}
+
+pub fn header() -> impl Strategy<Value = BlockHeader> {
+    (
+        any::<u32>(),
+        [hash(), hash(), hash(), hash(), hash()],
+        any::<u64>(),
+        any::<u32>(),
+        any::<u64>(),
+    )
+        .prop_map(|(version, h, time, bits, nonce)| BlockHeader {
+            version,
+            prev_hash: h[0],
+            merkle_root: h[1],
+            state_root: h[2],
+            mn_list_root: h[3],
+            chainlock_hash: h[4],
+            time,
+            bits,
+            nonce,
+        })
+}
+
+pub fn block() -> impl Strategy<Value = Block> {
+    (header(), vec(transaction(), 0..4)).prop_map(|(header, txs)| Block { header, txs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode_exact, Decode, Encode};
+
+    fn round_trip<T: Encode + Decode + PartialEq + std::fmt::Debug>(v: &T) {
+        let bytes = v.encode();
+        assert_eq!(&decode_exact::<T>(&bytes).unwrap(), v);
+        // One extra byte is always rejected.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_exact::<T>(&longer).is_err());
+        // Every strict prefix is rejected.
+        if !bytes.is_empty() {
+            assert!(decode_exact::<T>(&bytes[..bytes.len() - 1]).is_err());
+        }
+    }
+
+    proptest! {
+        #[test] fn outpoint_round_trip(v in outpoint()) { round_trip(&v) }
+        #[test] fn txin_round_trip(v in txin()) { round_trip(&v) }
+        #[test] fn txout_round_trip(v in txout()) { round_trip(&v) }
+        #[test] fn amount_round_trip(v in amount()) { round_trip(&v) }
+        #[test] fn script_round_trip(v in script()) { round_trip(&v) }
+        #[test] fn payload_round_trip(v in payload()) { round_trip(&v) }
+        #[test] fn transaction_round_trip(v in transaction()) { round_trip(&v) }
+        #[test] fn header_round_trip(v in header()) { round_trip(&v) }
+        #[test] fn block_round_trip(v in block()) { round_trip(&v) }
+
+        /// Arbitrary bytes never panic a decoder, and whatever decodes
+        /// re-encodes to exactly the input (the encoding is canonical).
+        #[test]
+        fn garbage_never_panics(bytes in vec(any::<u8>(), 0..600)) {
+            if let Ok(tx) = decode_exact::<Transaction>(&bytes) {
+                prop_assert_eq!(tx.encode(), bytes.clone());
+            }
+            if let Ok(b) = decode_exact::<Block>(&bytes) {
+                prop_assert_eq!(b.encode(), bytes);
+            }
+        }
+
+        /// The txid ignores unlock data; the wtxid does not.
+        #[test]
+        fn txid_ignores_unlock(mut tx in transaction(), extra in vec(any::<u8>(), 1..10)) {
+            prop_assume!(!tx.inputs.is_empty());
+            let (txid, wtxid) = (tx.txid(), tx.wtxid());
+            let mut unlock = tx.inputs[0].unlock.as_bytes().to_vec();
+            unlock.extend_from_slice(&extra);
+            tx.inputs[0].unlock = Script::new(unlock);
+            prop_assert_eq!(tx.txid(), txid);
+            prop_assert_ne!(tx.wtxid(), wtxid);
+        }
+    }
+}

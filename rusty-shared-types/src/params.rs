@@ -1,0 +1,251 @@
+//! Chain parameters per network. Every consensus constant lives here.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Amount, Block, BlockHeader, CoinbasePayload, Hash256, Payload, Script, Transaction, TxOut,
+    COIN,
+};
+
+/// The networks this software runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    Main,
+    Test,
+    Dev,
+}
+
+impl Network {
+    pub const ALL: [Network; 3] = [Network::Main, Network::Test, Network::Dev];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Main => "main",
+            Network::Test => "test",
+            Network::Dev => "dev",
+        }
+    }
+
+    pub fn params(self) -> &'static ChainParams {
+        match self {
+            Network::Main => &MAIN,
+            Network::Test => &TEST,
+            Network::Dev => &DEV,
+        }
+    }
+
+    /// The network whose addresses use `hrp`.
+    pub fn from_hrp(hrp: &str) -> Option<Network> {
+        Network::ALL.into_iter().find(|n| n.params().hrp == hrp)
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown network name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown network `{0}` (expected main, test or dev)")]
+pub struct UnknownNetwork(pub String);
+
+impl FromStr for Network {
+    type Err = UnknownNetwork;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "main" | "mainnet" => Ok(Network::Main),
+            "test" | "testnet" => Ok(Network::Test),
+            "dev" | "devnet" | "regtest" => Ok(Network::Dev),
+            other => Err(UnknownNetwork(other.to_string())),
+        }
+    }
+}
+
+/// Consensus and default-policy parameters of one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainParams {
+    pub network: Network,
+    /// bech32m human-readable prefix of addresses.
+    pub hrp: &'static str,
+    /// Target time between blocks, seconds.
+    pub target_spacing: u64,
+    /// ASERT half-life in blocks (the time half-life is this × spacing).
+    pub asert_half_life_blocks: u64,
+    /// Easiest allowed target, compact form. The genesis uses it too.
+    pub pow_limit_bits: u32,
+    /// Keep every block at the pow limit (dev only, like Bitcoin's regtest).
+    pub pow_no_retargeting: bool,
+    pub genesis_time: u64,
+    /// Block subsidy before the first halving.
+    pub initial_subsidy: Amount,
+    pub halving_interval: u64,
+    /// Blocks before a coinbase output may be spent.
+    pub coinbase_maturity: u64,
+    /// Largest encoded block, bytes.
+    pub max_block_size: usize,
+    /// Largest encoded transaction, bytes.
+    pub max_tx_size: usize,
+    /// How far ahead of the node's clock a block time may be, seconds.
+    pub max_future_block_time: u64,
+    /// Blocks in the median-time-past window.
+    pub median_time_span: usize,
+    /// Default minimum relay fee rate, base units per 1000 bytes.
+    pub min_relay_fee_per_kb: u64,
+    /// Default JSON-RPC port on 127.0.0.1.
+    pub rpc_port: u16,
+    /// Default P2P port.
+    pub p2p_port: u16,
+}
+
+/// A 2.5-minute chain with four-year halvings.
+pub static MAIN: ChainParams = MAIN_BASE;
+
+pub static TEST: ChainParams = ChainParams {
+    network: Network::Test,
+    hrp: "trsc",
+    target_spacing: 30,
+    pow_limit_bits: 0x1f0f_ffff,
+    genesis_time: 1_767_225_601,
+    rpc_port: 18432,
+    p2p_port: 18433,
+    ..MAIN_BASE
+};
+
+/// Dev: 2-second blocks, trivial proof of work, short maturity; mines on
+/// demand (`generatetoaddress`) like Bitcoin's regtest.
+pub static DEV: ChainParams = ChainParams {
+    network: Network::Dev,
+    hrp: "drsc",
+    target_spacing: 2,
+    pow_limit_bits: 0x207f_ffff,
+    pow_no_retargeting: true,
+    genesis_time: 1_767_225_602,
+    coinbase_maturity: 10,
+    rpc_port: 28432,
+    p2p_port: 28433,
+    ..MAIN_BASE
+};
+
+// Struct-update syntax needs a const, not a static.
+const MAIN_BASE: ChainParams = ChainParams {
+    network: Network::Main,
+    hrp: "rsc",
+    target_spacing: 150,
+    asert_half_life_blocks: 144,
+    pow_limit_bits: 0x1e0f_ffff,
+    pow_no_retargeting: false,
+    genesis_time: 1_767_225_600,
+    initial_subsidy: Amount::MAX_SUBSIDY,
+    halving_interval: 840_000,
+    coinbase_maturity: 100,
+    max_block_size: 2_000_000,
+    max_tx_size: 1_000_000,
+    max_future_block_time: 2 * 60 * 60,
+    median_time_span: 11,
+    min_relay_fee_per_kb: 1_000,
+    rpc_port: 8432,
+    p2p_port: 8433,
+};
+
+impl ChainParams {
+    /// Block subsidy at `height`: halves every `halving_interval` blocks,
+    /// zero after 64 halvings.
+    pub fn subsidy(&self, height: u64) -> Amount {
+        let halvings = height / self.halving_interval.max(1);
+        if halvings >= 64 {
+            return Amount::ZERO;
+        }
+        // Shifting right only shrinks a value already in the money range.
+        Amount::from_units(self.initial_subsidy.units() >> halvings).unwrap_or(Amount::ZERO)
+    }
+
+    /// ASERT half-life in seconds.
+    pub fn asert_half_life_secs(&self) -> u64 {
+        self.asert_half_life_blocks.saturating_mul(self.target_spacing)
+    }
+
+    /// The genesis block: fixed by the parameters, trusted, not mined. Its
+    /// only output is an unspendable data carrier naming the network.
+    pub fn genesis_block(&self) -> Block {
+        let message = format!("Rusty Coin {} genesis: blocks, quorums and media", self.network);
+        let lock = Script::data_carrier(message.as_bytes()).unwrap_or_default();
+        let coinbase = Transaction {
+            version: 1,
+            inputs: Vec::new(),
+            outputs: vec![TxOut {
+                value: Amount::ZERO,
+                lock,
+            }],
+            lock_time: 0,
+            payload: Some(Payload::Coinbase(CoinbasePayload {
+                height: 0,
+                extra: Vec::new(),
+            })),
+        };
+        let merkle_root = genesis_merkle_root(&coinbase);
+        Block {
+            header: BlockHeader {
+                version: 1,
+                prev_hash: Hash256::ZERO,
+                merkle_root,
+                state_root: Hash256::ZERO,
+                mn_list_root: Hash256::ZERO,
+                chainlock_hash: Hash256::ZERO,
+                time: self.genesis_time,
+                bits: self.pow_limit_bits,
+                nonce: 0,
+            },
+            txs: vec![coinbase],
+        }
+    }
+}
+
+/// A one-leaf merkle tree: the leaf hash of the coinbase's wtxid. Spelled out
+/// here because shared-types does not depend on the crypto crate; a test in
+/// `rusty-crypto` checks it agrees with the general merkle root.
+fn genesis_merkle_root(coinbase: &Transaction) -> Hash256 {
+    Hash256::domain_hash(crate::Domain::MerkleLeaf, &coinbase.wtxid().0)
+}
+
+impl Amount {
+    /// 50 RSC, the initial block subsidy.
+    pub const MAX_SUBSIDY: Amount = match Amount::from_units(50 * COIN) {
+        Ok(a) => a,
+        Err(_) => Amount::ZERO,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsidy_halves() {
+        let p = Network::Main.params();
+        assert_eq!(p.subsidy(0).units(), 50 * COIN);
+        assert_eq!(p.subsidy(839_999).units(), 50 * COIN);
+        assert_eq!(p.subsidy(840_000).units(), 25 * COIN);
+        assert_eq!(p.subsidy(840_000 * 64), Amount::ZERO);
+    }
+
+    #[test]
+    fn genesis_differs_per_network() {
+        let hashes: Vec<_> = Network::ALL.iter().map(|n| n.params().genesis_block().hash()).collect();
+        assert_ne!(hashes[0], hashes[1]);
+        assert_ne!(hashes[1], hashes[2]);
+    }
+
+    #[test]
+    fn network_names_parse() {
+        for n in Network::ALL {
+            assert_eq!(n.name().parse::<Network>().unwrap(), n);
+            assert_eq!(Network::from_hrp(n.params().hrp), Some(n));
+        }
+        assert!("moon".parse::<Network>().is_err());
+    }
+}

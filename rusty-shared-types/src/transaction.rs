@@ -1,0 +1,253 @@
+//! Transactions: inputs spending outpoints, outputs locking amounts, a lock
+//! time and an optional typed payload.
+//!
+//! Two ids: the **txid** hashes the transaction *without* its unlock scripts,
+//! so signatures can never change it (outpoints reference txids); the
+//! **wtxid** hashes everything and is what the block merkle root commits to.
+
+use crate::{
+    encoding::{write_bytes, write_option, write_vec, Decode, DecodeError, DecodeResult, Encode, Reader},
+    hash::Domain,
+    Amount, Hash256, Script,
+};
+
+/// Upper bound on inputs or outputs a decoder accepts; consensus size limits
+/// are tighter and checked by validation.
+pub const MAX_TX_IO: usize = 100_000;
+
+/// Lock times below this are block heights, at or above it UNIX times.
+pub const LOCKTIME_THRESHOLD: u64 = 500_000_000;
+
+/// An input's sequence that opts out of lock time and relative lock rules.
+pub const SEQUENCE_FINAL: u32 = 0xffff_ffff;
+
+/// Set in a sequence to disable its relative lock (BIP-68's disable flag).
+pub const SEQUENCE_LOCKTIME_DISABLE_FLAG: u32 = 1 << 31;
+
+/// With the disable flag clear, the low 16 bits are a relative lock in blocks.
+pub const SEQUENCE_LOCKTIME_MASK: u32 = 0x0000_ffff;
+
+/// Largest coinbase `extra` field, in bytes.
+pub const MAX_COINBASE_EXTRA: usize = 100;
+
+/// A reference to one output of an earlier transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct OutPoint {
+    pub txid: Hash256,
+    pub vout: u32,
+}
+
+impl OutPoint {
+    pub const fn new(txid: Hash256, vout: u32) -> Self {
+        OutPoint { txid, vout }
+    }
+}
+
+impl Encode for OutPoint {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.txid.encode_to(out);
+        self.vout.encode_to(out);
+    }
+    fn encoded_size_hint(&self) -> usize {
+        36
+    }
+}
+
+impl Decode for OutPoint {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(OutPoint {
+            txid: Hash256::decode_from(r)?,
+            vout: r.u32()?,
+        })
+    }
+}
+
+/// A transaction input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxIn {
+    pub prevout: OutPoint,
+    /// Unlock data (pushes only), executed before the spent output's lock script.
+    pub unlock: Script,
+    /// [`SEQUENCE_FINAL`], or a relative lock in blocks (BIP-68 style).
+    pub sequence: u32,
+}
+
+impl Encode for TxIn {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.prevout.encode_to(out);
+        self.unlock.encode_to(out);
+        self.sequence.encode_to(out);
+    }
+}
+
+impl Decode for TxIn {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(TxIn {
+            prevout: OutPoint::decode_from(r)?,
+            unlock: Script::decode_from(r)?,
+            sequence: r.u32()?,
+        })
+    }
+}
+
+/// A transaction output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxOut {
+    pub value: Amount,
+    pub lock: Script,
+}
+
+impl Encode for TxOut {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.value.encode_to(out);
+        self.lock.encode_to(out);
+    }
+}
+
+impl Decode for TxOut {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(TxOut {
+            value: Amount::decode_from(r)?,
+            lock: Script::decode_from(r)?,
+        })
+    }
+}
+
+/// The block reward transaction's data: the height makes every coinbase (and
+/// so every txid) unique; `extra` is free space for miners' extra nonce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoinbasePayload {
+    pub height: u64,
+    pub extra: Vec<u8>,
+}
+
+/// Typed payloads. Each kind has a fixed tag; unknown tags are rejected by the
+/// decoder, so a new kind is a consensus change by construction. Tags 1..
+/// are reserved for masternode, quorum, governance, contract, peg and media
+/// payloads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// Tag 0: marks the coinbase.
+    Coinbase(CoinbasePayload),
+}
+
+impl Payload {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Payload::Coinbase(_) => "coinbase",
+        }
+    }
+}
+
+impl Encode for Payload {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Payload::Coinbase(c) => {
+                out.push(0);
+                c.height.encode_to(out);
+                write_bytes(out, &c.extra);
+            }
+        }
+    }
+}
+
+impl Decode for Payload {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        match r.u8()? {
+            0 => Ok(Payload::Coinbase(CoinbasePayload {
+                height: r.u64()?,
+                extra: r.bytes("coinbase extra", MAX_COINBASE_EXTRA)?,
+            })),
+            t => Err(DecodeError::InvalidTag {
+                what: "payload",
+                tag: u64::from(t),
+            }),
+        }
+    }
+}
+
+/// A transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    pub version: u32,
+    pub inputs: Vec<TxIn>,
+    pub outputs: Vec<TxOut>,
+    /// 0, a block height (< [`LOCKTIME_THRESHOLD`]) or a UNIX time.
+    pub lock_time: u64,
+    pub payload: Option<Payload>,
+}
+
+impl Transaction {
+    /// A coinbase has no inputs and a coinbase payload.
+    pub fn is_coinbase(&self) -> bool {
+        self.inputs.is_empty() && matches!(self.payload, Some(Payload::Coinbase(_)))
+    }
+
+    pub fn coinbase_height(&self) -> Option<u64> {
+        match &self.payload {
+            Some(Payload::Coinbase(c)) if self.inputs.is_empty() => Some(c.height),
+            _ => None,
+        }
+    }
+
+    /// The encoding with every unlock script left out: what the txid hashes.
+    pub fn encode_stripped_to(&self, out: &mut Vec<u8>) {
+        self.version.encode_to(out);
+        crate::encoding::write_compact_size(out, self.inputs.len() as u64);
+        for i in &self.inputs {
+            i.prevout.encode_to(out);
+            i.sequence.encode_to(out);
+        }
+        write_vec(out, &self.outputs);
+        self.lock_time.encode_to(out);
+        write_option(out, &self.payload);
+    }
+
+    /// The id outpoints refer to; independent of unlock data.
+    pub fn txid(&self) -> Hash256 {
+        let mut buf = Vec::with_capacity(self.encoded_size_hint());
+        self.encode_stripped_to(&mut buf);
+        Hash256::domain_hash(Domain::Txid, &buf)
+    }
+
+    /// The id committed by the block merkle root; covers unlock data.
+    pub fn wtxid(&self) -> Hash256 {
+        Hash256::domain_hash(Domain::Wtxid, &self.encode())
+    }
+
+    /// Encoded size in bytes (what fees and block limits count).
+    pub fn size(&self) -> usize {
+        self.encode().len()
+    }
+
+    /// Sum of output values; fails if it leaves the money range.
+    pub fn output_value(&self) -> Result<Amount, crate::AmountError> {
+        Amount::checked_sum(self.outputs.iter().map(|o| o.value))
+    }
+}
+
+impl Encode for Transaction {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.version.encode_to(out);
+        write_vec(out, &self.inputs);
+        write_vec(out, &self.outputs);
+        self.lock_time.encode_to(out);
+        write_option(out, &self.payload);
+    }
+    fn encoded_size_hint(&self) -> usize {
+        24 + self.inputs.len() * 150 + self.outputs.len() * 48
+    }
+}
+
+impl Decode for Transaction {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(Transaction {
+            version: r.u32()?,
+            // An input is at least 36 + 1 + 4 bytes, an output 8 + 1.
+            inputs: r.vec("inputs", MAX_TX_IO, 41)?,
+            outputs: r.vec("outputs", MAX_TX_IO, 9)?,
+            lock_time: r.u64()?,
+            payload: r.option("payload")?,
+        })
+    }
+}
