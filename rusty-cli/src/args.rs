@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use rusty_shared_types::Network;
 
 #[derive(Debug, Parser)]
-#[command(name = "rusty-cli", version, about = "Rusty Coin: run a node, or talk to one over JSON-RPC")]
+#[command(
+    name = "rusty-cli",
+    version,
+    about = "Rusty Coin: run a node, or talk to one over JSON-RPC"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -29,13 +33,29 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "RUSTY_DATADIR")]
     pub datadir: Option<PathBuf>,
     /// Node RPC URL for client commands [default: http://127.0.0.1:<network's RPC port>].
-    #[arg(long, global = true, env = "RUSTY_RPC_URL", help_heading = "RPC client")]
+    #[arg(
+        long,
+        global = true,
+        env = "RUSTY_RPC_URL",
+        help_heading = "RPC client"
+    )]
     pub rpc_url: Option<String>,
     /// RPC user (instead of the cookie file).
-    #[arg(long, global = true, env = "RUSTY_RPC_USER", help_heading = "RPC client")]
+    #[arg(
+        long,
+        global = true,
+        env = "RUSTY_RPC_USER",
+        help_heading = "RPC client"
+    )]
     pub rpc_user: Option<String>,
     /// RPC password (with --rpc-user).
-    #[arg(long, global = true, env = "RUSTY_RPC_PASSWORD", help_heading = "RPC client", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "RUSTY_RPC_PASSWORD",
+        help_heading = "RPC client",
+        hide_env_values = true
+    )]
     pub rpc_password: Option<String>,
 }
 
@@ -72,10 +92,7 @@ pub enum Command {
     Mine(MineCommand),
     /// Call any RPC method: `rusty-cli rpc getblockhash 0`. Parameters that
     /// parse as JSON are sent as JSON, others as strings.
-    Rpc {
-        method: String,
-        params: Vec<String>,
-    },
+    Rpc { method: String, params: Vec<String> },
     /// Benchmarks that run locally, without a node.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -38,7 +38,10 @@ fn print(v: &Value) {
     match v {
         Value::String(s) => println!("{s}"),
         Value::Null => {}
-        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
     }
 }
 
@@ -60,7 +63,9 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
             WalletCommand::Send { address, amount } => {
                 print(&call(&c, "sendtoaddress", json!([address, amount]))?)
             }
-            WalletCommand::List { count } => print(&call(&c, "listtransactions", json!(["*", count]))?),
+            WalletCommand::List { count } => {
+                print(&call(&c, "listtransactions", json!(["*", count]))?)
+            }
         },
         Command::Mine(MineCommand::Generate { n, address }) => {
             let address = match address {

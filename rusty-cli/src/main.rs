@@ -2,6 +2,9 @@
 //!
 //! Thin by design: parse arguments, build a config, call `rusty-core`.
 
+// Printing results is this binary's job; libraries use `tracing`.
+#![allow(clippy::print_stdout)]
+
 mod args;
 mod client;
 mod node;

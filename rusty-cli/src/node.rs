@@ -29,12 +29,14 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     c.mine = (a.mine || g.dev) && !a.no_mine;
     c.mine_threads = a.mine_threads.max(1);
     if let Some(s) = &a.mine_address {
-        c.mine_address = Some(Address::parse_for(s, network).with_context(|| format!("--mine-address {s}"))?);
+        c.mine_address =
+            Some(Address::parse_for(s, network).with_context(|| format!("--mine-address {s}"))?);
     }
     c.wallet = !a.no_wallet;
     c.create_wallet = a.create_wallet || network == Network::Dev;
     if let Some(f) = &a.wallet_passphrase_file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading --wallet-passphrase-file {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading --wallet-passphrase-file {}", f.display()))?;
         c.wallet_passphrase = text.trim_end_matches(['\r', '\n']).to_string();
     }
     c.mempool_max_bytes = a.max_mempool.saturating_mul(1 << 20);
@@ -65,16 +67,17 @@ pub fn run(g: &GlobalArgs, a: &NodeArgs) -> Result<()> {
 async fn wait_for_signal(node: &Node) {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = node.stopped_by_rpc() => {}
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = node.stopped_by_rpc() => {}
+                    }
+                    return;
                 }
-                return;
-            }
-        };
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -90,8 +93,16 @@ async fn wait_for_signal(node: &Node) {
 
 pub fn bench(b: &BenchCommand) -> Result<()> {
     match b {
-        BenchCommand::Connect { blocks, txs, threads } => {
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        BenchCommand::Connect {
+            blocks,
+            txs,
+            threads,
+        } => {
+            let threads = threads.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
             let report = rusty_core::bench::run_connect_bench(*blocks, *txs, threads)?;
             println!("{report}");
             Ok(())

@@ -12,8 +12,8 @@ use std::{fmt, time::Instant};
 
 use rusty_crypto::ed25519::{pubkey_hash, verify_batch_parallel, PublicKey, SecretKey, Signature};
 use rusty_shared_types::{
-    transaction::SEQUENCE_FINAL, Amount, Block, BlockHeader, ChainParams, CoinbasePayload,
-    Encode, Hash256, OutPoint, Payload, Script, Transaction, TxIn, TxOut,
+    transaction::SEQUENCE_FINAL, Amount, Block, BlockHeader, ChainParams, CoinbasePayload, Encode,
+    Hash256, OutPoint, Payload, Script, Transaction, TxIn, TxOut,
 };
 use rusty_storage::{Database, RocksOptions};
 
@@ -62,19 +62,34 @@ impl fmt::Display for ConnectReport {
             "connect: {} blocks x {} P2PKH txs into RocksDB, {} verify thread(s)",
             self.blocks, self.txs_per_block, self.threads
         )?;
-        writeln!(f, "  connected:            {:>10.0} tx/s  ({:.3} s)", self.tx_per_sec, self.connect_secs)?;
-        writeln!(f, "  raw ed25519 batch:    {:>10.0} sig/s (same signatures, same threads)", self.raw_verify_per_sec)?;
+        writeln!(
+            f,
+            "  connected:            {:>10.0} tx/s  ({:.3} s)",
+            self.tx_per_sec, self.connect_secs
+        )?;
+        writeln!(
+            f,
+            "  raw ed25519 batch:    {:>10.0} sig/s (same signatures, same threads)",
+            self.raw_verify_per_sec
+        )?;
         write!(f, "  ratio connect/raw:    {:>10.2}", self.ratio())
     }
 }
 
 fn solve(header: &mut BlockHeader) -> Result<(), BenchError> {
-    let target = pow::target_from_compact(header.bits).map_err(|e| BenchError::Setup(format!("bits: {e:?}")))?;
-    crate::miner::solve(header, &target, u64::MAX).ok_or_else(|| BenchError::Setup("no nonce".into()))?;
+    let target = pow::target_from_compact(header.bits)
+        .map_err(|e| BenchError::Setup(format!("bits: {e:?}")))?;
+    crate::miner::solve(header, &target, u64::MAX)
+        .ok_or_else(|| BenchError::Setup("no nonce".into()))?;
     Ok(())
 }
 
-fn make_block(chain_tip: Hash256, time: u64, bits: u32, txs: Vec<Transaction>) -> Result<Block, BenchError> {
+fn make_block(
+    chain_tip: Hash256,
+    time: u64,
+    bits: u32,
+    txs: Vec<Transaction>,
+) -> Result<Block, BenchError> {
     let mut header = BlockHeader {
         version: validation::BLOCK_VERSION,
         prev_hash: chain_tip,
@@ -96,12 +111,19 @@ fn coinbase(height: u64, outputs: Vec<TxOut>) -> Transaction {
         inputs: Vec::new(),
         outputs,
         lock_time: 0,
-        payload: Some(Payload::Coinbase(CoinbasePayload { height, extra: Vec::new() })),
+        payload: Some(Payload::Coinbase(CoinbasePayload {
+            height,
+            extra: Vec::new(),
+        })),
     }
 }
 
 /// Runs the benchmark.
-pub fn run_connect_bench(blocks: usize, txs_per_block: usize, threads: usize) -> Result<ConnectReport, BenchError> {
+pub fn run_connect_bench(
+    blocks: usize,
+    txs_per_block: usize,
+    threads: usize,
+) -> Result<ConnectReport, BenchError> {
     let mut params: ChainParams = rusty_shared_types::params::DEV.clone();
     params.max_block_size = 64 << 20;
     let params: &'static ChainParams = Box::leak(Box::new(params));
@@ -110,14 +132,18 @@ pub fn run_connect_bench(blocks: usize, txs_per_block: usize, threads: usize) ->
     let far_future = u64::MAX / 2;
     let (mut chain, _) = Chain::open(db, params, far_future)?;
 
-    let keys: Vec<SecretKey> = (0..16u8).map(|i| SecretKey::from_bytes([i.wrapping_add(1); 32])).collect();
+    let keys: Vec<SecretKey> = (0..16u8)
+        .map(|i| SecretKey::from_bytes([i.wrapping_add(1); 32]))
+        .collect();
     let pubs: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
     let total = blocks.saturating_mul(txs_per_block);
     let subsidy = params.subsidy(1).units();
     let each = subsidy / total.max(1) as u64;
     let fee = 1_000u64;
     if each <= fee.saturating_mul(2) {
-        return Err(BenchError::Setup("too many transactions for one subsidy".into()));
+        return Err(BenchError::Setup(
+            "too many transactions for one subsidy".into(),
+        ));
     }
     let amount = |u: u64| Amount::from_units(u).map_err(|_| BenchError::Setup("amount".into()));
 
@@ -125,12 +151,21 @@ pub fn run_connect_bench(blocks: usize, txs_per_block: usize, threads: usize) ->
     let mut time = params.genesis_time;
     let bits = params.pow_limit_bits;
     let fan_out: Vec<TxOut> = (0..total)
-        .map(|i| Ok(TxOut { value: amount(each)?, lock: Script::p2pkh(&pubkey_hash(&pubs[i % pubs.len()])) }))
+        .map(|i| {
+            Ok(TxOut {
+                value: amount(each)?,
+                lock: Script::p2pkh(&pubkey_hash(&pubs[i % pubs.len()])),
+            })
+        })
         .collect::<Result<_, BenchError>>()?;
     let cb1 = coinbase(1, fan_out.clone());
     let cb1_txid = cb1.txid();
     let mut height = 0u64;
-    let push = |chain: &mut Chain, txs: Vec<Transaction>, height: &mut u64, time: &mut u64| -> Result<Block, BenchError> {
+    let push = |chain: &mut Chain,
+                txs: Vec<Transaction>,
+                height: &mut u64,
+                time: &mut u64|
+     -> Result<Block, BenchError> {
         *height += 1;
         *time += params.target_spacing;
         let b = make_block(chain.tip(), *time, bits, txs)?;
@@ -139,7 +174,13 @@ pub fn run_connect_bench(blocks: usize, txs_per_block: usize, threads: usize) ->
     let b1 = push(&mut chain, vec![cb1], &mut height, &mut time)?;
     chain.process_block(b1, far_future)?;
     for _ in 0..params.coinbase_maturity {
-        let cb = coinbase(height + 1, vec![TxOut { value: Amount::ZERO, lock: Script::default() }]);
+        let cb = coinbase(
+            height + 1,
+            vec![TxOut {
+                value: Amount::ZERO,
+                lock: Script::default(),
+            }],
+        );
         let b = push(&mut chain, vec![cb], &mut height, &mut time)?;
         chain.process_block(b, far_future)?;
     }
@@ -150,7 +191,13 @@ pub fn run_connect_bench(blocks: usize, txs_per_block: usize, threads: usize) ->
     let mut prev = chain.tip();
     for b in 0..blocks {
         let h = height + 1 + b as u64;
-        let mut txs = vec![coinbase(h, vec![TxOut { value: amount(params.subsidy(h).units())?, lock: Script::p2pkh(&pubkey_hash(&pubs[0])) }])];
+        let mut txs = vec![coinbase(
+            h,
+            vec![TxOut {
+                value: amount(params.subsidy(h).units())?,
+                lock: Script::p2pkh(&pubkey_hash(&pubs[0])),
+            }],
+        )];
         let mut sigs = Vec::with_capacity(txs_per_block);
         for t in 0..txs_per_block {
             let i = b * txs_per_block + t;
@@ -159,17 +206,29 @@ pub fn run_connect_bench(blocks: usize, txs_per_block: usize, threads: usize) ->
             let pay = each - fee;
             let mut tx = Transaction {
                 version: 1,
-                inputs: vec![TxIn { prevout: OutPoint::new(cb1_txid, i as u32), unlock: Script::default(), sequence: SEQUENCE_FINAL }],
+                inputs: vec![TxIn {
+                    prevout: OutPoint::new(cb1_txid, i as u32),
+                    unlock: Script::default(),
+                    sequence: SEQUENCE_FINAL,
+                }],
                 outputs: vec![
-                    TxOut { value: amount(pay / 2)?, lock: Script::p2pkh(&pubkey_hash(&pubs[(i + 1) % pubs.len()])) },
-                    TxOut { value: amount(pay - pay / 2)?, lock: spent.lock.clone() },
+                    TxOut {
+                        value: amount(pay / 2)?,
+                        lock: Script::p2pkh(&pubkey_hash(&pubs[(i + 1) % pubs.len()])),
+                    },
+                    TxOut {
+                        value: amount(pay - pay / 2)?,
+                        lock: spent.lock.clone(),
+                    },
                 ],
                 lock_time: 0,
                 payload: None,
             };
             let k = key.clone();
-            rusty_vm::signer::sign_p2pkh(&mut tx, std::slice::from_ref(&spent), |_| Some(k.clone()))
-                .map_err(|e| BenchError::Setup(format!("signing: {e}")))?;
+            rusty_vm::signer::sign_p2pkh(&mut tx, std::slice::from_ref(&spent), |_| {
+                Some(k.clone())
+            })
+            .map_err(|e| BenchError::Setup(format!("signing: {e}")))?;
             let cache = rusty_vm::SighashCache::new(&tx, std::slice::from_ref(&spent))
                 .map_err(|e| BenchError::Setup(e.to_string()))?;
             let msg = cache
@@ -199,7 +258,8 @@ pub fn run_connect_bench(blocks: usize, txs_per_block: usize, threads: usize) ->
 
     let start = Instant::now();
     for sigs in sig_sets {
-        verify_batch_parallel(sigs, threads).map_err(|e| BenchError::Setup(format!("raw verify: {e}")))?;
+        verify_batch_parallel(sigs, threads)
+            .map_err(|e| BenchError::Setup(format!("raw verify: {e}")))?;
     }
     let raw_secs = start.elapsed().as_secs_f64();
 
@@ -229,7 +289,11 @@ impl Drop for TempDir {
 }
 
 fn tempfile_dir() -> std::io::Result<TempDir> {
-    let dir = std::env::temp_dir().join(format!("rusty-bench-{}-{}", std::process::id(), crate::now()));
+    let dir = std::env::temp_dir().join(format!(
+        "rusty-bench-{}-{}",
+        std::process::id(),
+        crate::now()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(TempDir(dir))
 }

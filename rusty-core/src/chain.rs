@@ -41,7 +41,9 @@ pub enum ChainError {
     #[error("chain database is inconsistent: {0}")]
     Inconsistent(String),
     /// The datadir holds another network's chain.
-    #[error("the database holds a different genesis block ({found}); is --datadir/--network right?")]
+    #[error(
+        "the database holds a different genesis block ({found}); is --datadir/--network right?"
+    )]
     WrongGenesis { found: Hash256 },
 }
 
@@ -53,6 +55,9 @@ pub enum ChainEvent {
     Connected { block: Block, height: u64 },
     Disconnected { block: Block, height: u64 },
 }
+
+/// A block that failed to connect during activation, and why.
+pub type ConnectFailure = (Hash256, ValidationError);
 
 /// What happened to a submitted block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +85,11 @@ fn work_of(entry: &IndexEntry) -> U256 {
 impl Chain {
     /// Opens the chain state, creating the genesis block on first use and
     /// finishing a reorganisation a crash interrupted.
-    pub fn open(db: Database, params: &'static ChainParams, now: u64) -> Result<(Chain, Vec<ChainEvent>)> {
+    pub fn open(
+        db: Database,
+        params: &'static ChainParams,
+        now: u64,
+    ) -> Result<(Chain, Vec<ChainEvent>)> {
         let mut index = HashMap::new();
         for item in db.iter_from::<BlockIndex>(&Hash256::ZERO) {
             let (hash, entry) = item?;
@@ -155,7 +164,9 @@ impl Chain {
             if h > 0 {
                 cursor = self.index[&cursor].header.prev_hash;
                 if !self.index.contains_key(&cursor) {
-                    return Err(ChainError::Inconsistent(format!("missing ancestor {cursor}")));
+                    return Err(ChainError::Inconsistent(format!(
+                        "missing ancestor {cursor}"
+                    )));
                 }
             }
         }
@@ -188,7 +199,10 @@ impl Chain {
     }
 
     pub fn hash_at(&self, height: u64) -> Option<Hash256> {
-        usize::try_from(height).ok().and_then(|h| self.active.get(h)).copied()
+        usize::try_from(height)
+            .ok()
+            .and_then(|h| self.active.get(h))
+            .copied()
     }
 
     pub fn is_active(&self, hash: &Hash256) -> bool {
@@ -242,8 +256,9 @@ impl Chain {
             return p.pow_limit_bits;
         }
         let spacing = i64::try_from(p.target_spacing).unwrap_or(i64::MAX);
-        let anchor_parent_time =
-            i64::try_from(p.genesis_time).unwrap_or(i64::MAX).saturating_sub(spacing);
+        let anchor_parent_time = i64::try_from(p.genesis_time)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(spacing);
         let time_diff = i64::try_from(parent.header.time)
             .unwrap_or(i64::MAX)
             .saturating_sub(anchor_parent_time);
@@ -308,7 +323,11 @@ impl Chain {
         debug!(target: "chain", %hash, height, "stored block");
 
         let (events, failures) = self.activate_best_chain(now, Some(hash))?;
-        if let Some(err) = failures.into_iter().find(|(h, _)| *h == hash).map(|(_, e)| e) {
+        if let Some(err) = failures
+            .into_iter()
+            .find(|(h, _)| *h == hash)
+            .map(|(_, e)| e)
+        {
             return Err(err.into());
         }
         let acceptance = if self.is_active(&hash) {
@@ -319,7 +338,12 @@ impl Chain {
         Ok((acceptance, events))
     }
 
-    fn check_header_context(&self, header: &BlockHeader, parent: &IndexEntry, now: u64) -> Result<()> {
+    fn check_header_context(
+        &self,
+        header: &BlockHeader,
+        parent: &IndexEntry,
+        now: u64,
+    ) -> Result<()> {
         let expected = self.next_bits(parent);
         if header.bits != expected {
             return Err(ValidationError::BadDiffBits {
@@ -368,7 +392,7 @@ impl Chain {
         &mut self,
         now: u64,
         _hint: Option<Hash256>,
-    ) -> Result<(Vec<ChainEvent>, Vec<(Hash256, ValidationError)>)> {
+    ) -> Result<(Vec<ChainEvent>, Vec<ConnectFailure>)> {
         let _ = now;
         let mut events = Vec::new();
         let mut failures = Vec::new();
@@ -446,7 +470,15 @@ impl Chain {
             .ok_or_else(|| ChainError::Inconsistent(format!("block {hash} not stored")))?;
         let height = self.index[&hash].height;
         let mut batch = self.db.batch();
-        connect_block_into(&self.db, self.params, &block, hash, height, self.median_time_past(&block.header.prev_hash), &mut batch)?;
+        connect_block_into(
+            &self.db,
+            self.params,
+            &block,
+            hash,
+            height,
+            self.median_time_past(&block.header.prev_hash),
+            &mut batch,
+        )?;
         batch.put_meta(META_TIP, hash.encode());
         self.db.commit(batch)?;
         self.active.push(hash);
@@ -459,7 +491,9 @@ impl Chain {
         let hash = self.tip();
         let height = self.height();
         if height == 0 {
-            return Err(ChainError::Inconsistent("cannot disconnect the genesis block".into()));
+            return Err(ChainError::Inconsistent(
+                "cannot disconnect the genesis block".into(),
+            ));
         }
         let block = self
             .db
@@ -480,9 +514,9 @@ impl Chain {
             }
             batch.delete::<TxIndex>(&txid);
             for input in tx.inputs.iter().rev() {
-                let coin = spent
-                    .next()
-                    .ok_or_else(|| ChainError::Inconsistent(format!("undo data of {hash} too short")))?;
+                let coin = spent.next().ok_or_else(|| {
+                    ChainError::Inconsistent(format!("undo data of {hash} too short"))
+                })?;
                 batch.put::<Utxos>(&input.prevout, coin);
             }
         }
@@ -553,7 +587,8 @@ pub fn connect_block_into(
     }
     add_outputs(&mut created, coinbase, height, true);
 
-    if rusty_crypto::ed25519::verify_batch_parallel(checker.into_items(), verify_threads()).is_err() {
+    if rusty_crypto::ed25519::verify_batch_parallel(checker.into_items(), verify_threads()).is_err()
+    {
         return Err(ValidationError::BadSignatures.into());
     }
 
@@ -579,10 +614,17 @@ pub fn connect_block_into(
 
 /// Threads for block signature verification: every core.
 fn verify_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
-fn add_outputs(created: &mut HashMap<OutPoint, Coin>, tx: &Transaction, height: u64, is_coinbase: bool) {
+fn add_outputs(
+    created: &mut HashMap<OutPoint, Coin>,
+    tx: &Transaction,
+    height: u64,
+    is_coinbase: bool,
+) {
     let txid = tx.txid();
     for (vout, out) in tx.outputs.iter().enumerate() {
         if out.lock.is_unspendable() {

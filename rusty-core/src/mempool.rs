@@ -44,8 +44,12 @@ pub struct MempoolEntry {
 
 /// Fee rate in base units per 1000 bytes (rounded down).
 pub fn fee_rate(fee: Amount, size: usize) -> u64 {
-    let size = (size as u64).max(1);
-    (u128::from(fee.units()).saturating_mul(1000) / u128::from(size)) as u64
+    let size = u128::from((size as u64).max(1));
+    let rate = u128::from(fee.units())
+        .saturating_mul(1000)
+        .checked_div(size)
+        .unwrap_or(0);
+    u64::try_from(rate).unwrap_or(u64::MAX)
 }
 
 /// The pool.
@@ -163,13 +167,19 @@ impl Mempool {
         let direct = self.conflicts_of(&entry.tx);
         let replaced = self.with_descendants(direct);
         if !replaced.is_empty() {
-            let replaced_fees =
-                Amount::checked_sum(replaced.iter().filter_map(|t| self.entries.get(t)).map(|e| e.fee))
-                    .unwrap_or(Amount::MAX);
-            let relay = Amount::from_units(
-                (u128::from(self.min_fee_rate).saturating_mul(entry.size as u128) / 1000) as u64,
+            let replaced_fees = Amount::checked_sum(
+                replaced
+                    .iter()
+                    .filter_map(|t| self.entries.get(t))
+                    .map(|e| e.fee),
             )
             .unwrap_or(Amount::MAX);
+            let relay_units = u128::from(self.min_fee_rate)
+                .saturating_mul(entry.size as u128)
+                .checked_div(1000)
+                .unwrap_or(0);
+            let relay = Amount::from_units(u64::try_from(relay_units).unwrap_or(u64::MAX))
+                .unwrap_or(Amount::MAX);
             let needed = replaced_fees.checked_add(relay).unwrap_or(Amount::MAX);
             let max_rate = replaced
                 .iter()
@@ -282,7 +292,8 @@ impl Mempool {
             let mut deferred = Vec::new();
             for e in pending {
                 let parents_in = e.tx.inputs.iter().all(|i| {
-                    !self.entries.contains_key(&i.prevout.txid) || included.contains(&i.prevout.txid)
+                    !self.entries.contains_key(&i.prevout.txid)
+                        || included.contains(&i.prevout.txid)
                 });
                 if !parents_in {
                     deferred.push(e);
@@ -413,7 +424,8 @@ mod tests {
         let parent = entry(&[op(1)], 1000, 200, 1);
         let pid = parent.txid;
         m.insert(parent).unwrap();
-        m.insert(entry(&[OutPoint::new(pid, 0)], 9000, 200, 2)).unwrap();
+        m.insert(entry(&[OutPoint::new(pid, 0)], 9000, 200, 2))
+            .unwrap();
         let sel = m.select_for_block(1 << 20);
         assert_eq!(sel.len(), 2);
         assert_eq!(sel[0].txid, pid);

@@ -22,7 +22,14 @@ use crate::{pow, service::ChainHandle};
 /// Searches nonces from the header's current nonce for up to `max_tries`
 /// hashes; on success leaves the winning nonce in the header.
 pub fn solve(header: &mut BlockHeader, target: &U256, max_tries: u64) -> Option<u64> {
-    let found = search(header, target, header.nonce, 1, max_tries, &AtomicBool::new(false))?;
+    let found = search(
+        header,
+        target,
+        header.nonce,
+        1,
+        max_tries,
+        &AtomicBool::new(false),
+    )?;
     header.nonce = found;
     Some(found)
 }
@@ -82,7 +89,12 @@ pub struct Miner;
 
 impl Miner {
     /// Runs until `shutdown` is set. Blocking: call from a dedicated thread.
-    pub fn run(handle: ChainHandle, config: MinerConfig, stats: Arc<MinerStats>, shutdown: Arc<AtomicBool>) {
+    pub fn run(
+        handle: ChainHandle,
+        config: MinerConfig,
+        stats: Arc<MinerStats>,
+        shutdown: Arc<AtomicBool>,
+    ) {
         let threads = config.threads.max(1);
         stats.running.store(true, Ordering::Relaxed);
         info!(target: "miner", threads, payout = %config.payout, "miner started");
@@ -138,7 +150,10 @@ impl Miner {
                         std::thread::sleep(Duration::from_millis(20));
                     }
                 });
-                let results: Vec<Option<u64>> = workers.into_iter().map(|w| w.join().unwrap_or(None)).collect();
+                let results: Vec<Option<u64>> = workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap_or(None))
+                    .collect();
                 stop.store(true, Ordering::Relaxed);
                 results.into_iter().flatten().next()
             });

@@ -23,7 +23,11 @@ use crate::{
     chain::Chain,
     mempool::Mempool,
     miner::{Miner, MinerConfig, MinerStats},
-    rpc::{self, http::{RpcAuth, RpcCredentials}, RpcConfig, RpcContext},
+    rpc::{
+        self,
+        http::{RpcAuth, RpcCredentials},
+        RpcConfig, RpcContext,
+    },
     service::{spawn_chain_service, ChainHandle},
     state::NodeState,
     tables::{SCHEMA_VERSION, TABLES},
@@ -128,7 +132,8 @@ impl Node {
         };
         std::fs::create_dir_all(dir).map_err(io)?;
         let params = config.network.params();
-        let db = Database::open_rocksdb(&dir.join("db"), TABLES, SCHEMA_VERSION, config.db.clone())?;
+        let db =
+            Database::open_rocksdb(&dir.join("db"), TABLES, SCHEMA_VERSION, config.db.clone())?;
         let now = crate::now();
         let (chain, _events) = Chain::open(db, params, now)?;
         let mempool = Mempool::new(config.mempool_max_bytes, config.min_relay_fee_per_kb);
@@ -163,7 +168,8 @@ impl Node {
 
         let (auth, cookie) = match &config.rpc_user {
             Some((u, p)) => {
-                let c = RpcCredentials::new(u.clone(), p.clone()).map_err(|e| NodeError::RpcCredentials(e.to_string()))?;
+                let c = RpcCredentials::new(u.clone(), p.clone())
+                    .map_err(|e| NodeError::RpcCredentials(e.to_string()))?;
                 (RpcAuth::new().with(c), None)
             }
             None => {
@@ -253,7 +259,8 @@ impl Node {
     /// the database), in that order.
     pub async fn shutdown(mut self) {
         info!(target: "node", "shutting down");
-        self.miner_shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.miner_shutdown
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.miner_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }

@@ -109,7 +109,9 @@ impl NodeState {
         };
         let height = self.chain.height();
         for h in 1..=height {
-            let Some(hash) = self.chain.hash_at(h) else { break };
+            let Some(hash) = self.chain.hash_at(h) else {
+                break;
+            };
             match self.chain.block(&hash) {
                 Ok(Some(block)) => wallet.apply(&ChainEvent::Connected { block, height: h }),
                 other => {
@@ -171,7 +173,11 @@ impl NodeState {
 
     /// Coin for `outpoint` from the UTXO set or, if `allow_pool`, an output
     /// of a pool transaction (as if confirmed in the next block).
-    fn lookup_coin(&self, outpoint: &OutPoint, next_height: u64) -> Result<Option<Coin>, ChainError> {
+    fn lookup_coin(
+        &self,
+        outpoint: &OutPoint,
+        next_height: u64,
+    ) -> Result<Option<Coin>, ChainError> {
         if let Some(c) = self.chain.coin(outpoint)? {
             return Ok(Some(c));
         }
@@ -184,7 +190,11 @@ impl NodeState {
 
     /// Full validation of a loose transaction against the tip, then mempool
     /// policy. Nothing changes unless it is accepted.
-    pub fn accept_transaction(&mut self, tx: Transaction, now: u64) -> Result<Hash256, TxRejection> {
+    pub fn accept_transaction(
+        &mut self,
+        tx: Transaction,
+        now: u64,
+    ) -> Result<Hash256, TxRejection> {
         let params = self.params();
         validation::check_transaction(&tx, params)?;
         if tx.is_coinbase() || tx.payload.is_some() {
@@ -227,7 +237,12 @@ impl NodeState {
     }
 
     /// A block template on the current tip paying `payout`.
-    pub fn block_template(&self, payout: &rusty_shared_types::Script, now: u64, extra: Vec<u8>) -> BlockTemplate {
+    pub fn block_template(
+        &self,
+        payout: &rusty_shared_types::Script,
+        now: u64,
+        extra: Vec<u8>,
+    ) -> BlockTemplate {
         let params = self.params();
         let parent = self.chain.tip_entry();
         let height = parent.height.saturating_add(1);
@@ -238,7 +253,10 @@ impl NodeState {
         let budget = params.max_block_size.saturating_sub(1_000);
         let selected = self.mempool.select_for_block(budget);
         let fees = Amount::checked_sum(selected.iter().map(|e| e.fee)).unwrap_or(Amount::ZERO);
-        let reward = params.subsidy(height).checked_add(fees).unwrap_or(params.subsidy(height));
+        let reward = params
+            .subsidy(height)
+            .checked_add(fees)
+            .unwrap_or(params.subsidy(height));
         let coinbase = Transaction {
             version: 1,
             inputs: Vec::new(),
@@ -276,7 +294,13 @@ impl NodeState {
     /// Mines `count` blocks paying `address` right here (dev and tests:
     /// the pow limit makes each block a few hashes). Gives up on a block
     /// after `max_tries` nonces, like Bitcoin Core's `maxtries`.
-    pub fn generate(&mut self, count: u64, address: &Address, max_tries: u64, now: u64) -> Result<Vec<Hash256>, ChainError> {
+    pub fn generate(
+        &mut self,
+        count: u64,
+        address: &Address,
+        max_tries: u64,
+        now: u64,
+    ) -> Result<Vec<Hash256>, ChainError> {
         let mut hashes = Vec::new();
         for _ in 0..count {
             let template = self.block_template(&address.lock_script(), now, Vec::new());
@@ -294,7 +318,13 @@ impl NodeState {
 
     /// The wallet's spendable balance and a payment to `to`, accepted to the
     /// mempool.
-    pub fn send_to_address(&mut self, to: &Address, amount: Amount, fee_rate: u64, now: u64) -> Result<Hash256, SendError> {
+    pub fn send_to_address(
+        &mut self,
+        to: &Address,
+        amount: Amount,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Hash256, SendError> {
         let height = self.chain.height();
         let maturity = self.params().coinbase_maturity;
         let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;

@@ -88,7 +88,9 @@ pub enum ValidationError {
     LooseCoinbase,
     #[error("input {0:?} is missing or already spent")]
     MissingOrSpent(OutPoint),
-    #[error("input {outpoint:?} spends a coinbase at depth {depth}, it matures at depth {maturity}")]
+    #[error(
+        "input {outpoint:?} spends a coinbase at depth {depth}, it matures at depth {maturity}"
+    )]
     PrematureCoinbaseSpend {
         outpoint: OutPoint,
         depth: u64,
@@ -242,7 +244,12 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<()> {
         Some(cb) if cb.is_coinbase() => {}
         _ => return Err(ValidationError::FirstTxNotCoinbase),
     }
-    if block.txs.iter().skip(1).any(|t| t.coinbase_height().is_some()) {
+    if block
+        .txs
+        .iter()
+        .skip(1)
+        .any(|t| t.coinbase_height().is_some())
+    {
         return Err(ValidationError::MultipleCoinbase);
     }
     if block_merkle_root(&block.txs) != h.merkle_root {
@@ -328,8 +335,12 @@ pub fn verify_scripts(
     let cache = rusty_vm::SighashCache::new(tx, &spent)
         .map_err(|source| ValidationError::Script { input: 0, source })?;
     for input_index in 0..tx.inputs.len() {
-        let ctx = rusty_vm::InputContext::new(&cache, input_index)
-            .map_err(|source| ValidationError::Script { input: input_index, source })?;
+        let ctx = rusty_vm::InputContext::new(&cache, input_index).map_err(|source| {
+            ValidationError::Script {
+                input: input_index,
+                source,
+            }
+        })?;
         rusty_vm::verify_input(&ctx, checker).map_err(|source| ValidationError::Script {
             input: input_index,
             source,

@@ -200,7 +200,14 @@ impl Wallet {
                 let index = self.derived[chain as usize];
                 let secret = chain_key.derive_child(HARDENED | index)?.secret_key();
                 let pkh = pubkey_hash(&secret.public_key());
-                self.keys.insert(pkh, KeyInfo { secret, chain, index });
+                self.keys.insert(
+                    pkh,
+                    KeyInfo {
+                        secret,
+                        chain,
+                        index,
+                    },
+                );
                 self.derived[chain as usize] = index.saturating_add(1);
             }
         }
@@ -244,7 +251,9 @@ impl Wallet {
     }
 
     pub fn is_mine(&self, script: &Script) -> bool {
-        script.as_p2pkh().is_some_and(|h| self.keys.contains_key(&h))
+        script
+            .as_p2pkh()
+            .is_some_and(|h| self.keys.contains_key(&h))
     }
 
     /// Marks a key used (found on chain) so the lookahead moves past it.
@@ -353,7 +362,9 @@ impl Wallet {
             let ours = entry.spent.iter().all(|o| self.is_mine(&o.lock)) && !entry.spent.is_empty();
             for (vout, out) in entry.tx.outputs.iter().enumerate() {
                 if !self.is_mine(&out.lock)
-                    || mempool.spender(&OutPoint::new(entry.txid, vout as u32)).is_some()
+                    || mempool
+                        .spender(&OutPoint::new(entry.txid, vout as u32))
+                        .is_some()
                 {
                     continue;
                 }
@@ -380,11 +391,18 @@ impl Wallet {
 
     /// Coins spendable now: mature, unspent by the mempool, plus unconfirmed
     /// change of the wallet's own pool transactions.
-    fn spendable(&self, tip_height: u64, maturity: u64, mempool: &Mempool) -> Vec<(OutPoint, TxOut)> {
+    fn spendable(
+        &self,
+        tip_height: u64,
+        maturity: u64,
+        mempool: &Mempool,
+    ) -> Vec<(OutPoint, TxOut)> {
         let mut out: Vec<(OutPoint, TxOut)> = self
             .coins
             .values()
-            .filter(|c| self.is_mature(c, tip_height, maturity) && mempool.spender(&c.outpoint).is_none())
+            .filter(|c| {
+                self.is_mature(c, tip_height, maturity) && mempool.spender(&c.outpoint).is_none()
+            })
             .map(|c| (c.outpoint, c.output.clone()))
             .collect();
         for entry in mempool.entries() {
@@ -419,12 +437,15 @@ impl Wallet {
         }
         let mut candidates = self.spendable(tip_height, maturity, mempool);
         candidates.sort_by(|a, b| b.1.value.cmp(&a.1.value).then(a.0.cmp(&b.0)));
-        let available = Amount::checked_sum(candidates.iter().map(|c| c.1.value)).unwrap_or(Amount::MAX);
+        let available =
+            Amount::checked_sum(candidates.iter().map(|c| c.1.value)).unwrap_or(Amount::MAX);
 
         let mut selected: Vec<(OutPoint, TxOut)> = Vec::new();
         let mut total = Amount::ZERO;
         for c in candidates {
-            total = total.checked_add(c.1.value).map_err(|_| WalletError::InvalidAmount)?;
+            total = total
+                .checked_add(c.1.value)
+                .map_err(|_| WalletError::InvalidAmount)?;
             selected.push(c);
             let fee = estimate_fee(selected.len(), 2, fee_rate);
             if amount.checked_add(fee).is_ok_and(|need| total >= need) {
@@ -432,7 +453,9 @@ impl Wallet {
             }
         }
         let fee = estimate_fee(selected.len(), 2, fee_rate);
-        let needed = amount.checked_add(fee).map_err(|_| WalletError::InvalidAmount)?;
+        let needed = amount
+            .checked_add(fee)
+            .map_err(|_| WalletError::InvalidAmount)?;
         if total < needed {
             return Err(WalletError::InsufficientFunds { available, needed });
         }
@@ -440,7 +463,9 @@ impl Wallet {
             value: amount,
             lock: to.lock_script(),
         }];
-        let change = total.checked_sub(needed).map_err(|_| WalletError::InvalidAmount)?;
+        let change = total
+            .checked_sub(needed)
+            .map_err(|_| WalletError::InvalidAmount)?;
         if change.units() >= DUST {
             let pkh = self.next_key(1)?;
             outputs.push(TxOut {

@@ -121,7 +121,10 @@ mod tests {
         let mut broken = a.clone().into_bytes();
         let last = broken.len() - 1;
         broken[last] = if broken[last] == b'q' { b'p' } else { b'q' };
-        assert!(String::from_utf8(broken).unwrap().parse::<Address>().is_err());
+        assert!(String::from_utf8(broken)
+            .unwrap()
+            .parse::<Address>()
+            .is_err());
         assert!("hello".parse::<Address>().is_err());
         // bech32 (not m) checksums are rejected.
         let hrp = Hrp::parse("drsc").unwrap();

@@ -87,7 +87,11 @@ impl Amount {
         for (i, b) in frac.bytes().enumerate() {
             let digit = u64::from(b - b'0');
             frac_units = frac_units
-                .checked_add(digit.checked_mul(10u64.pow(7 - i as u32)).ok_or(AmountError)?)
+                .checked_add(
+                    digit
+                        .checked_mul(10u64.pow(7 - i as u32))
+                        .ok_or(AmountError)?,
+                )
                 .ok_or(AmountError)?;
         }
         whole
@@ -141,8 +145,12 @@ mod tests {
     fn range_enforced() {
         assert!(Amount::from_units(MAX_MONEY).is_ok());
         assert!(Amount::from_units(MAX_MONEY + 1).is_err());
-        assert!(Amount::MAX.checked_add(Amount::from_units(1).unwrap()).is_err());
-        assert!(Amount::ZERO.checked_sub(Amount::from_units(1).unwrap()).is_err());
+        assert!(Amount::MAX
+            .checked_add(Amount::from_units(1).unwrap())
+            .is_err());
+        assert!(Amount::ZERO
+            .checked_sub(Amount::from_units(1).unwrap())
+            .is_err());
     }
 
     #[test]
@@ -154,7 +162,10 @@ mod tests {
         assert!(Amount::parse_coins("-1").is_err());
         assert!(Amount::parse_coins("").is_err());
         assert!(Amount::parse_coins("1e3").is_err());
-        assert_eq!(Amount::from_units(150_000_001).unwrap().to_string(), "1.50000001");
+        assert_eq!(
+            Amount::from_units(150_000_001).unwrap().to_string(),
+            "1.50000001"
+        );
     }
 
     proptest! {

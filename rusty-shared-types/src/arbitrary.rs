@@ -49,13 +49,15 @@ pub fn transaction() -> impl Strategy<Value = Transaction> {
         any::<u64>(),
         proptest::option::of(payload()),
     )
-        .prop_map(|(version, inputs, outputs, lock_time, payload)| Transaction {
-            version,
-            inputs,
-            outputs,
-            lock_time,
-            payload,
-        })
+        .prop_map(
+            |(version, inputs, outputs, lock_time, payload)| Transaction {
+                version,
+                inputs,
+                outputs,
+                lock_time,
+                payload,
+            },
+        )
 }
 
 pub fn header() -> impl Strategy<Value = BlockHeader> {

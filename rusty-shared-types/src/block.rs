@@ -104,7 +104,12 @@ impl Encode for Block {
         write_vec(out, &self.txs);
     }
     fn encoded_size_hint(&self) -> usize {
-        HEADER_SIZE + self.txs.iter().map(|t| t.encoded_size_hint()).sum::<usize>()
+        HEADER_SIZE
+            + self
+                .txs
+                .iter()
+                .map(|t| t.encoded_size_hint())
+                .sum::<usize>()
     }
 }
 

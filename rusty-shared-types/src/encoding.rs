@@ -26,7 +26,11 @@ pub enum DecodeError {
     NonMinimalLength,
     /// A length or count exceeded its cap.
     #[error("{what} has {len} elements, more than the limit of {max}")]
-    TooLong { what: &'static str, len: u64, max: u64 },
+    TooLong {
+        what: &'static str,
+        len: u64,
+        max: u64,
+    },
     /// An enum or option tag that no variant uses.
     #[error("invalid {what} tag {tag}")]
     InvalidTag { what: &'static str, tag: u64 },

@@ -5,8 +5,7 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Amount, Block, BlockHeader, CoinbasePayload, Hash256, Payload, Script, Transaction, TxOut,
-    COIN,
+    Amount, Block, BlockHeader, CoinbasePayload, Hash256, Payload, Script, Transaction, TxOut, COIN,
 };
 
 /// The networks this software runs.
@@ -166,13 +165,17 @@ impl ChainParams {
 
     /// ASERT half-life in seconds.
     pub fn asert_half_life_secs(&self) -> u64 {
-        self.asert_half_life_blocks.saturating_mul(self.target_spacing)
+        self.asert_half_life_blocks
+            .saturating_mul(self.target_spacing)
     }
 
     /// The genesis block: fixed by the parameters, trusted, not mined. Its
     /// only output is an unspendable data carrier naming the network.
     pub fn genesis_block(&self) -> Block {
-        let message = format!("Rusty Coin {} genesis: blocks, quorums and media", self.network);
+        let message = format!(
+            "Rusty Coin {} genesis: blocks, quorums and media",
+            self.network
+        );
         let lock = Script::data_carrier(message.as_bytes()).unwrap_or_default();
         let coinbase = Transaction {
             version: 1,
@@ -235,7 +238,10 @@ mod tests {
 
     #[test]
     fn genesis_differs_per_network() {
-        let hashes: Vec<_> = Network::ALL.iter().map(|n| n.params().genesis_block().hash()).collect();
+        let hashes: Vec<_> = Network::ALL
+            .iter()
+            .map(|n| n.params().genesis_block().hash())
+            .collect();
         assert_ne!(hashes[0], hashes[1]);
         assert_ne!(hashes[1], hashes[2]);
     }

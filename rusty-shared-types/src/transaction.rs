@@ -6,7 +6,9 @@
 //! **wtxid** hashes everything and is what the block merkle root commits to.
 
 use crate::{
-    encoding::{write_bytes, write_option, write_vec, Decode, DecodeError, DecodeResult, Encode, Reader},
+    encoding::{
+        write_bytes, write_option, write_vec, Decode, DecodeError, DecodeResult, Encode, Reader,
+    },
     hash::Domain,
     Amount, Hash256, Script,
 };

@@ -7,7 +7,9 @@ use std::{
     sync::RwLock,
 };
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB,
+};
 
 use crate::{BatchOp, RawBatch, Result, StorageError};
 
@@ -147,11 +149,13 @@ impl Backend for RocksBackend {
     }
 }
 
+type MemTable = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// An in-memory backend for unit tests. Batches apply under one write lock,
 /// so they are atomic here too.
 #[derive(Debug, Default)]
 pub struct MemBackend {
-    tables: RwLock<HashMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    tables: RwLock<HashMap<&'static str, MemTable>>,
 }
 
 impl MemBackend {
@@ -201,7 +205,11 @@ impl Backend for MemBackend {
         // Snapshot the range: simple, and tests only.
         let items: Vec<(Vec<u8>, Vec<u8>)> = match (from, reverse) {
             (None, false) => t.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            (None, true) => t.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            (None, true) => t
+                .iter()
+                .rev()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             (Some(k), false) => t.range(k..).map(|(k, v)| (k.clone(), v.clone())).collect(),
             (Some(k), true) => t
                 .range(..=k)

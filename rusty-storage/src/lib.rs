@@ -93,10 +93,11 @@ impl Database {
                 db.backend.write(batch)?;
             }
             Some(bytes) => {
-                let found = decode_exact::<u32>(&bytes).map_err(|source| StorageError::Corrupt {
-                    table: META_TABLE,
-                    source,
-                })?;
+                let found =
+                    decode_exact::<u32>(&bytes).map_err(|source| StorageError::Corrupt {
+                        table: META_TABLE,
+                        source,
+                    })?;
                 if found != schema_version {
                     return Err(StorageError::SchemaMismatch {
                         found,

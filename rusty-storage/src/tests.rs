@@ -29,7 +29,11 @@ fn exercise(db: &Database) {
     b.put::<Coins>(&OutPoint::new(Hash256([1; 32]), 7), &42);
     db.commit(b).unwrap();
     assert_eq!(db.get::<Numbers>(&300).unwrap(), Some(Hash256([44; 32])));
-    assert_eq!(db.get::<Coins>(&OutPoint::new(Hash256([1; 32]), 7)).unwrap(), Some(42));
+    assert_eq!(
+        db.get::<Coins>(&OutPoint::new(Hash256([1; 32]), 7))
+            .unwrap(),
+        Some(42)
+    );
 
     // Big-endian keys iterate in numeric order.
     let keys: Vec<u64> = db.iter_from::<Numbers>(&2).map(|r| r.unwrap().0).collect();
@@ -55,14 +59,21 @@ fn rocksdb_backend_and_schema_check() {
         let db = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap();
         exercise(&db);
         // A second open of the same directory is refused while the first lives.
-        let err = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap_err();
+        let err =
+            Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap_err();
         assert!(matches!(err, StorageError::Locked(_)), "{err}");
     }
     let db = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap();
     assert_eq!(db.get::<Numbers>(&300).unwrap(), Some(Hash256([44; 32])));
     drop(db);
     let err = Database::open_rocksdb(dir.path(), TABLES, 2, RocksOptions::default()).unwrap_err();
-    assert!(matches!(err, StorageError::SchemaMismatch { found: 1, expected: 2 }));
+    assert!(matches!(
+        err,
+        StorageError::SchemaMismatch {
+            found: 1,
+            expected: 2
+        }
+    ));
 }
 
 #[test]
@@ -71,5 +82,8 @@ fn corrupt_values_are_errors_not_panics() {
     let mut raw = RawBatch::default();
     raw.put(Numbers::NAME, 9u64.encode_key(), vec![1, 2, 3]);
     db.backend.write(raw).unwrap();
-    assert!(matches!(db.get::<Numbers>(&9), Err(StorageError::Corrupt { .. })));
+    assert!(matches!(
+        db.get::<Numbers>(&9),
+        Err(StorageError::Corrupt { .. })
+    ));
 }

@@ -10,7 +10,8 @@ use crate::harness::{free_port, NodeProcess};
 
 fn total_wallet(node: &NodeProcess) -> f64 {
     let b = node.json(&["wallet", "balance"]);
-    b["mine"]["trusted"].as_f64().expect("trusted") + b["mine"]["immature"].as_f64().expect("immature")
+    b["mine"]["trusted"].as_f64().expect("trusted")
+        + b["mine"]["immature"].as_f64().expect("immature")
 }
 
 #[test]
@@ -22,7 +23,10 @@ fn kill_9_while_mining_then_restart() {
     for round in 0..3 {
         let node = NodeProcess::start(dir.path(), port, &["--mine"]);
         let h = node.height();
-        assert!(h >= seen_height, "round {round}: height went back from {seen_height} to {h}");
+        assert!(
+            h >= seen_height,
+            "round {round}: height went back from {seen_height} to {h}"
+        );
         if seen_height > 0 {
             // The block we saw at that height is still there.
             let again = node.json(&["rpc", "getblockhash", &seen_height.to_string()]);
@@ -37,7 +41,13 @@ fn kill_9_while_mining_then_restart() {
             let _ = std::process::Command::new(crate::harness::BIN)
                 .args(["--dev", "--datadir"])
                 .arg(&datadir)
-                .args(["--rpc-url", &format!("http://127.0.0.1:{port}"), "mine", "generate", "200"])
+                .args([
+                    "--rpc-url",
+                    &format!("http://127.0.0.1:{port}"),
+                    "mine",
+                    "generate",
+                    "200",
+                ])
                 .output();
         });
         std::thread::sleep(Duration::from_millis(300 + 200 * round));

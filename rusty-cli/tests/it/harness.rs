@@ -27,8 +27,10 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub fn start(datadir: &Path, port: u16, extra: &[&str]) -> NodeProcess {
-        let log = std::fs::File::create(datadir.join(format!("node-{}.log", Instant::now().elapsed().as_nanos())))
-            .expect("log file");
+        let log = std::fs::File::create(
+            datadir.join(format!("node-{}.log", Instant::now().elapsed().as_nanos())),
+        )
+        .expect("log file");
         let child = Command::new(BIN)
             .args(["--dev", "--datadir"])
             .arg(datadir)
@@ -54,7 +56,10 @@ impl NodeProcess {
             if self.cli(&["rpc", "getblockcount"]).status.success() {
                 return;
             }
-            assert!(Instant::now() < deadline, "node did not answer RPC within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "node did not answer RPC within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -83,7 +88,9 @@ impl NodeProcess {
     }
 
     pub fn height(&self) -> u64 {
-        self.json(&["rpc", "getblockcount"]).as_u64().expect("height")
+        self.json(&["rpc", "getblockcount"])
+            .as_u64()
+            .expect("height")
     }
 
     /// SIGKILL: no shutdown code runs.

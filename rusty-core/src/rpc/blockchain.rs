@@ -77,7 +77,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             Some(Value::Bool(b)) => u8::from(b),
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(v @ 0..=2) => v as u8,
-                _ => return Err(rpc_error(codes::INVALID_PARAMETER, "verbosity must be 0, 1 or 2")),
+                _ => {
+                    return Err(rpc_error(
+                        codes::INVALID_PARAMETER,
+                        "verbosity must be 0, 1 or 2",
+                    ))
+                }
             },
             Some(_) => return Err(rpc_error(codes::TYPE_ERROR, "verbosity must be a number")),
         };
@@ -113,7 +118,11 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 return Ok(Value::Null);
             }
             let tip = s.chain.tip();
-            if let Some(coin) = s.chain.coin(&outpoint).map_err(|e| rpc_error(codes::DATABASE_ERROR, e.to_string()))? {
+            if let Some(coin) = s
+                .chain
+                .coin(&outpoint)
+                .map_err(|e| rpc_error(codes::DATABASE_ERROR, e.to_string()))?
+            {
                 return Ok(json!({
                     "bestblock": tip.to_string(),
                     "confirmations": s.chain.height().saturating_sub(coin.height).saturating_add(1),
@@ -140,7 +149,8 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     method(m, "getmempoolinfo", |_, ctx| async move {
         ctx.with_state(|s| {
             let mp = &s.mempool;
-            let min_fee = rusty_shared_types::Amount::from_units(mp.min_fee_rate()).unwrap_or_default();
+            let min_fee =
+                rusty_shared_types::Amount::from_units(mp.min_fee_rate()).unwrap_or_default();
             json!({
                 "loaded": true,
                 "size": mp.len(),
@@ -164,13 +174,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             }
             let mut obj = serde_json::Map::new();
             for e in mp.entries() {
-                let depends: Vec<String> = e
-                    .tx
-                    .inputs
-                    .iter()
-                    .filter(|i| mp.contains(&i.prevout.txid))
-                    .map(|i| i.prevout.txid.to_string())
-                    .collect();
+                let depends: Vec<String> =
+                    e.tx.inputs
+                        .iter()
+                        .filter(|i| mp.contains(&i.prevout.txid))
+                        .map(|i| i.prevout.txid.to_string())
+                        .collect();
                 obj.insert(
                     e.txid.to_string(),
                     json!({

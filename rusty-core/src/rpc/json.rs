@@ -1,7 +1,9 @@
 //! JSON renderings of chain objects in Bitcoin Core's shapes.
 
 use ruint::aliases::U256;
-use rusty_shared_types::{Address, Amount, Block, BlockHeader, Encode, Network, Script, Transaction};
+use rusty_shared_types::{
+    Address, Amount, Block, BlockHeader, Encode, Network, Script, Transaction,
+};
 use rusty_vm::templates::classify;
 use serde_json::{json, Value};
 
@@ -14,10 +16,9 @@ pub fn amount(a: Amount) -> Value {
 
 /// A U256 as an f64 (for difficulty ratios only).
 fn u256_to_f64(v: &U256) -> f64 {
-    v.as_limbs()
-        .iter()
-        .rev()
-        .fold(0.0f64, |acc, limb| acc * 18_446_744_073_709_551_616.0 + *limb as f64)
+    v.as_limbs().iter().rev().fold(0.0f64, |acc, limb| {
+        acc * 18_446_744_073_709_551_616.0 + *limb as f64
+    })
 }
 
 /// Difficulty relative to the network's easiest target (1.0 at the limit).
@@ -92,7 +93,13 @@ pub fn header(chain: &Chain, entry: &IndexEntry, n_tx: Option<usize>) -> Value {
     let hash = h.hash();
     let network = chain.params().network;
     let confirmations: i64 = if chain.is_active(&hash) {
-        i64::try_from(chain.height().saturating_sub(entry.height).saturating_add(1)).unwrap_or(i64::MAX)
+        i64::try_from(
+            chain
+                .height()
+                .saturating_sub(entry.height)
+                .saturating_add(1),
+        )
+        .unwrap_or(i64::MAX)
     } else {
         -1
     };
@@ -135,7 +142,13 @@ pub fn block(chain: &Chain, entry: &IndexEntry, block: &Block, verbosity: u8) ->
     v["tx"] = if verbosity >= 2 {
         Value::Array(block.txs.iter().map(|t| transaction(t, network)).collect())
     } else {
-        Value::Array(block.txs.iter().map(|t| json!(t.txid().to_string())).collect())
+        Value::Array(
+            block
+                .txs
+                .iter()
+                .map(|t| json!(t.txid().to_string()))
+                .collect(),
+        )
     };
     v
 }

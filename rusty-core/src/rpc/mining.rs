@@ -22,7 +22,11 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             // The template's own coinbase pays nobody useful: miners build
             // theirs from `coinbasevalue` and `height` (with the coinbase
             // payload) and recompute the merkle root.
-            let t = s.block_template(&rusty_shared_types::Script::default(), crate::now(), Vec::new());
+            let t = s.block_template(
+                &rusty_shared_types::Script::default(),
+                crate::now(),
+                Vec::new(),
+            );
             let txs: Vec<Value> = t
                 .block
                 .txs
@@ -61,8 +65,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let hex_str: String = p.sequence().next()?;
         let bytes = hex::decode(hex_str.trim())
             .map_err(|_| rpc_error(codes::DESERIALIZATION_ERROR, "Block decode failed: not hex"))?;
-        let block: Block = decode_exact(&bytes)
-            .map_err(|e| rpc_error(codes::DESERIALIZATION_ERROR, format!("Block decode failed: {e}")))?;
+        let block: Block = decode_exact(&bytes).map_err(|e| {
+            rpc_error(
+                codes::DESERIALIZATION_ERROR,
+                format!("Block decode failed: {e}"),
+            )
+        })?;
         ctx.with_state(move |s| match s.submit_block(block, crate::now()) {
             Ok(BlockAcceptance::BecameTip) => Ok(Value::Null),
             Ok(BlockAcceptance::SideBranch) => Ok(json!("inconclusive")),
@@ -76,10 +84,17 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let n: u64 = seq.next()?;
         let addr: String = seq.next()?;
         let max_tries: u64 = seq.optional_next()?.unwrap_or(DEFAULT_MAX_TRIES);
-        let address = Address::parse_for(&addr, ctx.network)
-            .map_err(|e| rpc_error(codes::INVALID_ADDRESS_OR_KEY, format!("Error: Invalid address: {e}")))?;
+        let address = Address::parse_for(&addr, ctx.network).map_err(|e| {
+            rpc_error(
+                codes::INVALID_ADDRESS_OR_KEY,
+                format!("Error: Invalid address: {e}"),
+            )
+        })?;
         if n > 100_000 {
-            return Err(rpc_error(codes::INVALID_PARAMETER, "nblocks must be at most 100000"));
+            return Err(rpc_error(
+                codes::INVALID_PARAMETER,
+                "nblocks must be at most 100000",
+            ));
         }
         ctx.with_state(move |s| {
             s.generate(n, &address, max_tries, crate::now())

@@ -148,7 +148,9 @@ pub async fn start_server(
     config: &RpcConfig,
     module: RpcModule<RpcContext>,
 ) -> std::io::Result<(ServerHandle, SocketAddr)> {
-    let middleware = tower::ServiceBuilder::new().layer(http::RpcHttpLayer::new(config.auth.clone()).max_body_size(config.max_body_bytes as usize));
+    let middleware = tower::ServiceBuilder::new().layer(
+        http::RpcHttpLayer::new(config.auth.clone()).max_body_size(config.max_body_bytes as usize),
+    );
     let server = Server::builder()
         .max_request_body_size(config.max_body_bytes)
         .set_http_middleware(middleware)

@@ -6,27 +6,30 @@ use rusty_shared_types::{decode_exact, Encode, Transaction};
 use serde_json::{json, Value};
 
 use super::{codes, json as render, method, parse_hash, rpc_error, RpcContext};
-use crate::{
-    state::TxRejection,
-    validation::ValidationError,
-};
+use crate::{state::TxRejection, validation::ValidationError};
 
 /// Decodes a hex transaction, with Bitcoin Core's error for bad input.
 pub fn decode_tx_hex(hex_str: &str) -> Result<Transaction, ErrorObjectOwned> {
     let bytes = hex::decode(hex_str.trim())
         .map_err(|_| rpc_error(codes::DESERIALIZATION_ERROR, "TX decode failed: not hex"))?;
-    decode_exact::<Transaction>(&bytes)
-        .map_err(|e| rpc_error(codes::DESERIALIZATION_ERROR, format!("TX decode failed: {e}")))
+    decode_exact::<Transaction>(&bytes).map_err(|e| {
+        rpc_error(
+            codes::DESERIALIZATION_ERROR,
+            format!("TX decode failed: {e}"),
+        )
+    })
 }
 
 /// Maps a refused transaction to Bitcoin Core's codes and reject reasons.
 pub fn rejection_error(e: &TxRejection) -> ErrorObjectOwned {
     match e {
-        TxRejection::Invalid(v @ ValidationError::MissingOrSpent(_)) => rpc_error(
-            codes::VERIFY_ERROR,
+        TxRejection::Invalid(v @ ValidationError::MissingOrSpent(_)) => {
+            rpc_error(codes::VERIFY_ERROR, format!("{}: {v}", v.reject_reason()))
+        }
+        TxRejection::Invalid(v) => rpc_error(
+            codes::VERIFY_REJECTED,
             format!("{}: {v}", v.reject_reason()),
         ),
-        TxRejection::Invalid(v) => rpc_error(codes::VERIFY_REJECTED, format!("{}: {v}", v.reject_reason())),
         TxRejection::Policy(p) => rpc_error(codes::VERIFY_REJECTED, p.to_string()),
         TxRejection::AlreadyInChain(_) => rpc_error(codes::VERIFY_ALREADY_IN_CHAIN, e.to_string()),
         TxRejection::Chain(c) => rpc_error(codes::DATABASE_ERROR, c.to_string()),
@@ -41,7 +44,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             None => false,
             Some(Value::Bool(b)) => b,
             Some(Value::Number(n)) => n.as_u64().unwrap_or(0) > 0,
-            Some(_) => return Err(rpc_error(codes::TYPE_ERROR, "verbose must be a boolean or number")),
+            Some(_) => {
+                return Err(rpc_error(
+                    codes::TYPE_ERROR,
+                    "verbose must be a boolean or number",
+                ))
+            }
         };
         let txid = parse_hash(&txid, "txid")?;
         ctx.with_state(move |s| {
@@ -79,7 +87,11 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             v["hex"] = json!(hex::encode(tx.encode()));
             v["blockhash"] = json!(loc.block.to_string());
             if let Some(entry) = s.chain.entry(&loc.block) {
-                v["confirmations"] = json!(s.chain.height().saturating_sub(entry.height).saturating_add(1));
+                v["confirmations"] = json!(s
+                    .chain
+                    .height()
+                    .saturating_sub(entry.height)
+                    .saturating_add(1));
                 v["time"] = json!(entry.header.time);
                 v["blocktime"] = json!(entry.header.time);
             }

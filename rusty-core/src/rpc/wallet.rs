@@ -23,7 +23,10 @@ fn wallet_mut(s: &mut NodeState) -> Result<&mut Wallet, ErrorObjectOwned> {
 }
 
 fn address_error(e: AddressError) -> ErrorObjectOwned {
-    rpc_error(codes::INVALID_ADDRESS_OR_KEY, format!("Invalid address: {e}"))
+    rpc_error(
+        codes::INVALID_ADDRESS_OR_KEY,
+        format!("Invalid address: {e}"),
+    )
 }
 
 pub fn register(m: &mut RpcModule<RpcContext>) {
@@ -55,7 +58,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         ctx.with_state(|s| {
             let (height, maturity) = (s.chain.height(), s.params().coinbase_maturity);
             let w = s.wallet.as_ref().ok_or_else(no_wallet)?;
-            Ok(render::amount(w.balances(height, maturity, &s.mempool).trusted))
+            Ok(render::amount(
+                w.balances(height, maturity, &s.mempool).trusted,
+            ))
         })
         .await?
     });
@@ -154,7 +159,10 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
     let height = s.chain.height();
     let maturity = s.params().coinbase_maturity;
     let mut out = Vec::new();
-    let mut push_tx = |tx: &rusty_shared_types::Transaction, debit_ours: bool, conf: u64, block: Option<(String, u64, u64)>| {
+    let mut push_tx = |tx: &rusty_shared_types::Transaction,
+                       debit_ours: bool,
+                       conf: u64,
+                       block: Option<(String, u64, u64)>| {
         let txid = tx.txid().to_string();
         for (n, o) in tx.outputs.iter().enumerate() {
             let mine = w.is_mine(&o.lock);
@@ -162,7 +170,11 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
                 if !mine {
                     continue;
                 }
-                if conf >= maturity { "generate" } else { "immature" }
+                if conf >= maturity {
+                    "generate"
+                } else {
+                    "immature"
+                }
             } else if mine && !debit_ours {
                 "receive"
             } else if !mine && debit_ours {
@@ -193,7 +205,12 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
     };
     for t in w.history() {
         let conf = height.saturating_sub(t.height).saturating_add(1);
-        push_tx(&t.tx, t.debit.units() > 0, conf, Some((t.block.to_string(), t.height, t.time)));
+        push_tx(
+            &t.tx,
+            t.debit.units() > 0,
+            conf,
+            Some((t.block.to_string(), t.height, t.time)),
+        );
     }
     for e in s.mempool.entries() {
         let ours = !e.spent.is_empty() && e.spent.iter().all(|o| w.is_mine(&o.lock));

@@ -22,7 +22,12 @@ async fn funded_node() -> (TestNode, TestKey, OutPoint, TxOut) {
 async fn bad_transactions_are_rejected_without_side_effects() {
     let (node, key, outpoint, out) = funded_node().await;
     let before = node.snapshot().await;
-    let pay = |units| vec![TxOut { value: coins(units), lock: TestKey::new(9).address.lock_script() }];
+    let pay = |units| {
+        vec![TxOut {
+            value: coins(units),
+            lock: TestKey::new(9).address.lock_script(),
+        }]
+    };
 
     // Garbage hex, and valid hex that is not a transaction.
     let (code, msg) = node.rpc_err("sendrawtransaction", json!(["zz"])).await;
@@ -35,14 +40,18 @@ async fn bad_transactions_are_rejected_without_side_effects() {
     // A missing input.
     let missing = OutPoint::new(Hash256([0xab; 32]), 0);
     let tx = key.spend(missing, &out, pay(1000));
-    let (code, msg) = node.rpc_err("sendrawtransaction", json!([hex_of(&tx)])).await;
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&tx)]))
+        .await;
     assert_eq!(code, -25, "{msg}");
     assert!(msg.contains("bad-txns-inputs-missingorspent"), "{msg}");
 
     // Overspend.
     let too_much = out.value.units() + 1;
     let tx = key.spend(outpoint, &out, pay(too_much));
-    let (code, msg) = node.rpc_err("sendrawtransaction", json!([hex_of(&tx)])).await;
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&tx)]))
+        .await;
     assert_eq!(code, -26, "{msg}");
     assert!(msg.contains("bad-txns-in-belowout"), "{msg}");
 
@@ -51,13 +60,17 @@ async fn bad_transactions_are_rejected_without_side_effects() {
     let mut unlock = tx.inputs[0].unlock.clone().into_bytes();
     unlock[5] ^= 1;
     tx.inputs[0].unlock = rusty_shared_types::Script::new(unlock);
-    let (code, msg) = node.rpc_err("sendrawtransaction", json!([hex_of(&tx)])).await;
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&tx)]))
+        .await;
     assert_eq!(code, -26, "{msg}");
     assert!(msg.contains("mandatory-script-verify-flag-failed"), "{msg}");
 
     // Signed by another key.
     let tx = TestKey::new(8).spend(outpoint, &out, pay(out.value.units() - 10_000));
-    let (code, _) = node.rpc_err("sendrawtransaction", json!([hex_of(&tx)])).await;
+    let (code, _) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&tx)]))
+        .await;
     assert_eq!(code, -26);
 
     assert_eq!(node.snapshot().await, before);
@@ -67,15 +80,22 @@ async fn bad_transactions_are_rejected_without_side_effects() {
     let good = key.spend(outpoint, &out, pay(out.value.units() - 10_000));
     let txid = node.rpc("sendrawtransaction", json!([hex_of(&good)])).await;
     let double = key.spend(outpoint, &out, pay(out.value.units() - 10_001));
-    let (code, msg) = node.rpc_err("sendrawtransaction", json!([hex_of(&double)])).await;
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&double)]))
+        .await;
     assert_eq!(code, -26, "{msg}");
     assert_eq!(node.rpc("getrawmempool", json!([])).await, json!([txid]));
 
     // Once mined, the coin is spent: a new spend of it is missing-or-spent.
-    node.generate_to(1, &TestKey::new(3).address.to_string()).await;
-    let (code, msg) = node.rpc_err("sendrawtransaction", json!([hex_of(&double)])).await;
+    node.generate_to(1, &TestKey::new(3).address.to_string())
+        .await;
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&double)]))
+        .await;
     assert_eq!(code, -25, "{msg}");
-    let (code, _) = node.rpc_err("sendrawtransaction", json!([hex_of(&good)])).await;
+    let (code, _) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&good)]))
+        .await;
     assert_eq!(code, -27);
 }
 
@@ -109,7 +129,10 @@ async fn bad_blocks_are_rejected_without_side_effects() {
     assert_eq!(submit(block).await, json!("bad-txnmrklroot"));
 
     // Timestamps out of range.
-    let block = next_block(&node, &key, |b| b.header.time = rusty_core::now() + 3 * 3600).await;
+    let block = next_block(&node, &key, |b| {
+        b.header.time = rusty_core::now() + 3 * 3600
+    })
+    .await;
     assert_eq!(submit(block).await, json!("time-too-new"));
     let block = next_block(&node, &key, |b| b.header.time = 1).await;
     assert_eq!(submit(block).await, json!("time-too-old"));

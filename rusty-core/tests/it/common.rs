@@ -77,11 +77,18 @@ impl TestNode {
     }
 
     pub async fn height(&self) -> u64 {
-        self.rpc("getblockcount", json!([])).await.as_u64().expect("height")
+        self.rpc("getblockcount", json!([]))
+            .await
+            .as_u64()
+            .expect("height")
     }
 
     pub async fn tip(&self) -> String {
-        self.rpc("getbestblockhash", json!([])).await.as_str().expect("hash").to_string()
+        self.rpc("getbestblockhash", json!([]))
+            .await
+            .as_str()
+            .expect("hash")
+            .to_string()
     }
 
     /// Tip, mempool and wallet balances: what bad input must not change.
@@ -103,7 +110,11 @@ impl TestNode {
     }
 
     pub async fn new_address(&self) -> String {
-        self.rpc("getnewaddress", json!([])).await.as_str().expect("address").to_string()
+        self.rpc("getnewaddress", json!([]))
+            .await
+            .as_str()
+            .expect("address")
+            .to_string()
     }
 
     /// Runs `f` on the node's state (to build blocks from its templates).
@@ -153,9 +164,15 @@ impl TestKey {
             lock_time: 0,
             payload: None,
         };
-        let k = self.secret.clone();
-        rusty_vm::signer::sign_p2pkh(&mut tx, std::slice::from_ref(spent), |_| Some(k.clone()))
-            .expect("sign");
+        // Signs directly (not through the wallet signer, which refuses a key
+        // that does not match the output) so tests can forge wrong signers.
+        let sig = {
+            let cache =
+                rusty_vm::SighashCache::new(&tx, std::slice::from_ref(spent)).expect("cache");
+            rusty_vm::signer::sign_input(&cache, 0, rusty_vm::SighashType::default(), &self.secret)
+                .expect("sign")
+        };
+        tx.inputs[0].unlock = rusty_vm::templates::p2pkh_unlock(&sig, &self.secret.public_key());
         tx
     }
 }
@@ -181,7 +198,11 @@ pub async fn coinbase_of(node: &TestNode, hash: &str) -> (OutPoint, TxOut) {
 
 /// A valid next block from the node's template (paying `key`), with its
 /// proof of work solved after `tweak` edits the header.
-pub async fn next_block(node: &TestNode, key: &TestKey, tweak: impl FnOnce(&mut Block) + Send + 'static) -> Block {
+pub async fn next_block(
+    node: &TestNode,
+    key: &TestKey,
+    tweak: impl FnOnce(&mut Block) + Send + 'static,
+) -> Block {
     let lock = key.address.lock_script();
     node.with_state(move |s| {
         let t = s.block_template(&lock, rusty_core::now(), Vec::new());

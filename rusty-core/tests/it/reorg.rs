@@ -47,9 +47,14 @@ async fn heavier_branch_reorganises_and_returns_txs_to_mempool() {
 
     // A's wallet lost block 12's coinbase but kept everything else.
     let after = a.rpc("getbalances", json!([])).await;
-    let immature_before = balance_before["mine"]["immature"].as_f64().expect("immature");
+    let immature_before = balance_before["mine"]["immature"]
+        .as_f64()
+        .expect("immature");
     let immature_after = after["mine"]["immature"].as_f64().expect("immature");
-    assert!(immature_after < immature_before, "{balance_before} -> {after}");
+    assert!(
+        immature_after < immature_before,
+        "{balance_before} -> {after}"
+    );
 
     // Mining again confirms the payment on the new branch.
     a.generate_to(1, &a_addr).await;

@@ -16,14 +16,20 @@ async fn mine_pay_confirm() {
     assert_eq!(hashes.len(), 110);
     assert_eq!(node.height().await, 110);
     assert_eq!(node.tip().await, hashes[109]);
-    assert_eq!(node.rpc("getblockhash", json!([110])).await, json!(hashes[109]));
+    assert_eq!(
+        node.rpc("getblockhash", json!([110])).await,
+        json!(hashes[109])
+    );
 
     // Dev maturity is 10 blocks: a coinbase at height h is spendable in the
     // next block (111) once 111 - h >= 10, so heights 1..=101 are mature.
     let balances = node.rpc("getbalances", json!([])).await;
     assert_eq!(balances["mine"]["trusted"].as_f64(), Some(5050.0));
     assert_eq!(balances["mine"]["immature"].as_f64(), Some(450.0));
-    assert_eq!(node.rpc("getbalance", json!([])).await.as_f64(), Some(5050.0));
+    assert_eq!(
+        node.rpc("getbalance", json!([])).await.as_f64(),
+        Some(5050.0)
+    );
 
     // Pay an address outside the wallet.
     let other = crate::common::TestKey::new(42).address.to_string();
@@ -47,10 +53,19 @@ async fn mine_pay_confirm() {
 
     // 5050 - 12.5 - fee + one more mature coinbase (height 102); the fee
     // went to block 111's coinbase, still immature.
-    let trusted = node.rpc("getbalance", json!([])).await.as_f64().expect("balance");
+    let trusted = node
+        .rpc("getbalance", json!([]))
+        .await
+        .as_f64()
+        .expect("balance");
     assert!(trusted > 5087.49 && trusted < 5087.5, "{trusted}");
     let list = node.rpc("listtransactions", json!(["*", 100])).await;
-    let sends: Vec<_> = list.as_array().expect("list").iter().filter(|e| e["category"] == "send").collect();
+    let sends: Vec<_> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|e| e["category"] == "send")
+        .collect();
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["amount"].as_f64(), Some(-12.5));
 
@@ -103,7 +118,10 @@ async fn wrong_credentials_are_refused() {
     let r = tokio::task::spawn_blocking(move || bad.call("getblockcount", json!([])))
         .await
         .expect("thread");
-    assert!(matches!(r, Err(rusty_core::rpc::client::ClientError::Unauthorized)), "{r:?}");
+    assert!(
+        matches!(r, Err(rusty_core::rpc::client::ClientError::Unauthorized)),
+        "{r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,10 +137,11 @@ async fn restart_keeps_chain_and_wallet() {
         .await
         .expect("restart");
     let cookie = restarted.cookie_path().expect("cookie").to_path_buf();
-    let client = rusty_core::rpc::client::RpcClient::new(&format!("http://{}", restarted.rpc_addr()))
-        .expect("url")
-        .with_cookie_file(&cookie)
-        .expect("cookie");
+    let client =
+        rusty_core::rpc::client::RpcClient::new(&format!("http://{}", restarted.rpc_addr()))
+            .expect("url")
+            .with_cookie_file(&cookie)
+            .expect("cookie");
     let again = TestNode {
         node: Some(restarted),
         dir,
