@@ -92,6 +92,7 @@ async fn wait_for_signal(node: &Node) {
 }
 
 pub fn bench(b: &BenchCommand) -> Result<()> {
+    init_logging();
     match b {
         BenchCommand::Connect {
             blocks,
