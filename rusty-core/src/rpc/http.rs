@@ -447,6 +447,13 @@ where
         Err(e) => return Err(e),
     };
 
+    // Bitcoin Core ignores Content-Type: its documented `curl` lines send
+    // `text/plain`, and plain `curl --data-binary` sends a form type. jsonrpsee
+    // would refuse both with 415, so every POST is presented as JSON.
+    if let Ok(json) = "application/json".parse() {
+        parts.headers.insert("content-type", json);
+    }
+
     let Some(legacy) = LegacyRequest::rewrite(&body) else {
         // JSON-RPC 2.0 or not JSON at all: jsonrpsee gets exactly what was sent, and answers
         // parse errors itself.
@@ -459,11 +466,6 @@ where
     };
 
     parts.headers.remove("content-length");
-    // Bitcoin Core ignores Content-Type and Bitcoin's documented `curl` lines send
-    // `text/plain`, which jsonrpsee would refuse with 415.
-    if let Ok(json) = "application/json".parse() {
-        parts.headers.insert("content-type", json);
-    }
     let LegacyRequest {
         body: rewritten,
         shape,

@@ -151,3 +151,26 @@ async fn restart_keeps_chain_and_wallet() {
     assert_eq!(again.tip().await, tip);
     assert_eq!(again.rpc("getbalances", json!([])).await, before);
 }
+
+/// The README's `curl --data-binary` line sends a form content type; Bitcoin
+/// Core ignores Content-Type, and so do we.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_content_type_is_accepted_like_bitcoin_core() {
+    let node = TestNode::start().await;
+    for ct in ["application/x-www-form-urlencoded", "text/plain;"] {
+        let client = node.client.clone();
+        let resp = tokio::task::spawn_blocking(move || {
+            client.request(
+                "POST",
+                Some(ct),
+                br#"{"jsonrpc":"2.0","id":1,"method":"getblockchaininfo","params":[]}"#,
+            )
+        })
+        .await
+        .expect("thread")
+        .expect("http");
+        assert_eq!(resp.status, 200, "{ct}");
+        let v: serde_json::Value = serde_json::from_str(&resp.text()).expect("json");
+        assert_eq!(v["result"]["chain"], "dev", "{ct}: {v}");
+    }
+}
