@@ -174,3 +174,54 @@ async fn any_content_type_is_accepted_like_bitcoin_core() {
         assert_eq!(v["result"]["chain"], "dev", "{ct}: {v}");
     }
 }
+
+/// The WebSocket `newblocks` subscription announces every new tip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_newblocks_subscription() {
+    use jsonrpsee::{
+        core::client::{Subscription, SubscriptionClientT},
+        rpc_params,
+        ws_client::{HeaderMap, HeaderValue, WsClientBuilder},
+    };
+
+    let node = TestNode::start().await;
+    let cookie = std::fs::read_to_string(
+        node.node
+            .as_ref()
+            .expect("node")
+            .cookie_path()
+            .expect("cookie"),
+    )
+    .expect("cookie file");
+    let (user, pass) = cookie.trim().split_once(':').expect("user:pass");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&rusty_core::rpc::http::basic_authorization(user, pass))
+            .expect("header"),
+    );
+    let ws = WsClientBuilder::default()
+        .set_headers(headers)
+        .build(format!("ws://{}", node.addr))
+        .await
+        .expect("websocket connects");
+    let mut sub: Subscription<serde_json::Value> = ws
+        .subscribe(
+            "subscribe_newblocks",
+            rpc_params![],
+            "unsubscribe_newblocks",
+        )
+        .await
+        .expect("subscribed");
+    let addr = node.new_address().await;
+    let hashes = node.generate_to(3, &addr).await;
+    for (i, hash) in hashes.iter().enumerate() {
+        let note = tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+            .await
+            .expect("notified in time")
+            .expect("stream open")
+            .expect("valid notification");
+        assert_eq!(note["hash"], json!(hash));
+        assert_eq!(note["height"], json!(i + 1));
+    }
+}
