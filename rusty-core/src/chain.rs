@@ -761,3 +761,213 @@ fn add_outputs(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusty_shared_types::{Amount, TxOut};
+
+    use super::*;
+    use crate::test_utils::{coinbase_at, memory_state, Key, NOW};
+
+    #[test]
+    fn genesis_only_chain() {
+        let s = memory_state(None);
+        assert_eq!(s.chain.height(), 0);
+        assert_eq!(s.chain.tip(), s.params().genesis_block().hash());
+        assert_eq!(
+            s.chain.median_time_past(&s.chain.tip()),
+            s.params().genesis_time
+        );
+    }
+
+    #[test]
+    fn reorg_moves_the_utxo_set_and_back() {
+        let key_a = Key::new(1);
+        let key_b = Key::new(2);
+        let mut a = memory_state(None);
+        let mut b = memory_state(None);
+        a.generate(2, &key_a.address, u64::MAX, NOW)
+            .expect("a mines");
+        b.generate(3, &key_b.address, u64::MAX, NOW + 1)
+            .expect("b mines");
+        let (a_coin, _) = coinbase_at(&a, 1);
+        assert!(a.chain.coin(&a_coin).expect("db").is_some());
+
+        // Feed b's heavier branch to a.
+        let mut events = Vec::new();
+        for h in 1..=3 {
+            let block = b
+                .chain
+                .block(&b.chain.hash_at(h).expect("h"))
+                .expect("db")
+                .expect("block");
+            let (acceptance, ev) = a.chain.process_block(block, NOW + 1).expect("valid");
+            events.extend(ev);
+            assert_eq!(acceptance == BlockAcceptance::BecameTip, h == 3);
+        }
+        assert_eq!(a.chain.tip(), b.chain.tip());
+        let disconnected = events
+            .iter()
+            .filter(|e| matches!(e, ChainEvent::Disconnected { .. }))
+            .count();
+        assert_eq!(disconnected, 2);
+        // a's own coinbase is gone; b's is there.
+        assert!(a.chain.coin(&a_coin).expect("db").is_none());
+        let (b_coin, _) = coinbase_at(&b, 1);
+        assert!(a.chain.coin(&b_coin).expect("db").is_some());
+        // The tx index followed too.
+        assert!(a.chain.tx_location(&a_coin.txid).expect("db").is_none());
+        assert!(a.chain.tx_location(&b_coin.txid).expect("db").is_some());
+    }
+
+    #[test]
+    fn block_failing_to_connect_is_marked_invalid_with_descendants() {
+        let key = Key::new(3);
+        let mut s = memory_state(None);
+        let mut t = s.block_template(&key.address.lock_script(), NOW, Vec::new());
+        // Pay one unit too much: passes context-free checks, fails to connect.
+        t.block.txs[0].outputs[0].value =
+            Amount::from_units(t.block.txs[0].outputs[0].value.units() + 1).expect("amount");
+        t.block.header.merkle_root = validation::block_merkle_root(&t.block.txs);
+        crate::miner::solve(&mut t.block.header, &t.target, u64::MAX).expect("solved");
+        let bad = t.block.clone();
+        let err = s
+            .chain
+            .process_block(bad.clone(), NOW)
+            .expect_err("invalid");
+        assert!(
+            matches!(
+                err,
+                ChainError::Invalid(ValidationError::BadCoinbaseAmount { .. })
+            ),
+            "{err}"
+        );
+        assert_eq!(s.chain.height(), 0);
+        assert!(matches!(
+            s.chain.process_block(bad.clone(), NOW),
+            Err(ChainError::Invalid(ValidationError::DuplicateInvalidBlock(
+                _
+            )))
+        ));
+
+        // A child of the invalid block is refused outright.
+        let mut child = bad.clone();
+        child.header.prev_hash = bad.hash();
+        child.txs[0] = Transaction {
+            payload: Some(rusty_shared_types::Payload::Coinbase(
+                rusty_shared_types::CoinbasePayload {
+                    height: 2,
+                    extra: Vec::new(),
+                },
+            )),
+            ..child.txs[0].clone()
+        };
+        child.header.merkle_root = validation::block_merkle_root(&child.txs);
+        child.header.time += 1;
+        crate::miner::solve(&mut child.header, &t.target, u64::MAX).expect("solved");
+        assert!(matches!(
+            s.chain.process_block(child, NOW),
+            Err(ChainError::Invalid(ValidationError::PrevBlockInvalid(_)))
+        ));
+        // A valid block still connects.
+        s.generate(1, &key.address, u64::MAX, NOW).expect("mines");
+        assert_eq!(s.chain.height(), 1);
+    }
+
+    #[test]
+    fn in_block_double_spend_is_rejected() {
+        let key = Key::new(4);
+        let mut s = memory_state(None);
+        s.generate(11, &key.address, u64::MAX, NOW).expect("mines");
+        let (op, out) = coinbase_at(&s, 1);
+        let pay = |v| {
+            vec![TxOut {
+                value: Amount::from_units(v).expect("amount"),
+                lock: key.address.lock_script(),
+            }]
+        };
+        let t1 = key.spend(op, &out, pay(out.value.units() - 1000));
+        let t2 = key.spend(op, &out, pay(out.value.units() - 2000));
+        let mut t = s.block_template(&key.address.lock_script(), NOW, Vec::new());
+        t.block.txs.push(t1);
+        t.block.txs.push(t2);
+        t.block.header.merkle_root = validation::block_merkle_root(&t.block.txs);
+        crate::miner::solve(&mut t.block.header, &t.target, u64::MAX).expect("solved");
+        let err = s
+            .chain
+            .process_block(t.block, NOW)
+            .expect_err("double spend");
+        assert!(
+            matches!(err, ChainError::Invalid(ValidationError::MissingOrSpent(p)) if p == op),
+            "{err}"
+        );
+        assert_eq!(s.chain.height(), 11);
+        assert!(s.chain.coin(&op).expect("db").is_some());
+    }
+
+    #[test]
+    fn chained_spends_inside_one_block_connect_and_disconnect() {
+        let key = Key::new(5);
+        let mut s = memory_state(None);
+        s.generate(11, &key.address, u64::MAX, NOW).expect("mines");
+        let (op, out) = coinbase_at(&s, 1);
+        let t1 = key.spend(
+            op,
+            &out,
+            vec![TxOut {
+                value: Amount::from_units(out.value.units() - 1000).expect("a"),
+                lock: key.address.lock_script(),
+            }],
+        );
+        let op2 = OutPoint::new(t1.txid(), 0);
+        let t2 = key.spend(
+            op2,
+            &t1.outputs[0],
+            vec![TxOut {
+                value: Amount::from_units(out.value.units() - 2000).expect("a"),
+                lock: key.address.lock_script(),
+            }],
+        );
+        let op3 = OutPoint::new(t2.txid(), 0);
+        s.accept_transaction(t1, NOW).expect("t1");
+        s.accept_transaction(t2, NOW)
+            .expect("t2 spends t1 in the pool");
+        s.generate(1, &key.address, u64::MAX, NOW)
+            .expect("mines both");
+        assert!(s.mempool.is_empty());
+        assert!(s.chain.coin(&op).expect("db").is_none());
+        assert!(s.chain.coin(&op2).expect("db").is_none());
+        assert!(s.chain.coin(&op3).expect("db").is_some());
+        // Disconnect by reorging onto a longer branch from height 11.
+        let mut other = memory_state(None);
+        for h in 1..=11 {
+            let b = s
+                .chain
+                .block(&s.chain.hash_at(h).expect("h"))
+                .expect("db")
+                .expect("b");
+            other.chain.process_block(b, NOW).expect("copy");
+        }
+        other
+            .generate(2, &Key::new(6).address, u64::MAX, NOW + 5)
+            .expect("branch");
+        for h in 12..=13 {
+            let b = other
+                .chain
+                .block(&other.chain.hash_at(h).expect("h"))
+                .expect("db")
+                .expect("b");
+            let (_, ev) = s.chain.process_block(b, NOW + 5).expect("valid");
+            s.apply_events(ev, NOW + 5);
+        }
+        assert_eq!(s.chain.height(), 13);
+        assert!(s.chain.coin(&op).expect("db").is_some(), "restored");
+        assert!(
+            s.chain.coin(&op2).expect("db").is_none(),
+            "created and spent in the block: gone"
+        );
+        assert!(s.chain.coin(&op3).expect("db").is_none());
+        // Both transactions are back in the mempool, parent first.
+        assert_eq!(s.mempool.len(), 2);
+    }
+}

@@ -276,3 +276,25 @@ impl Node {
         info!(target: "node", "shutdown complete");
     }
 }
+
+/// A node dropped without [`Node::shutdown`] (a test ending, a panic) still
+/// stops its threads and closes RocksDB before the process exits: RocksDB
+/// aborts if the process tears down while its database is open.
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.miner_shutdown
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.miner_thread.take() {
+            let _ = t.join();
+        }
+        let _ = self.rpc.stop();
+        if let Some(t) = self.chain_thread.take() {
+            if self.handle.try_shutdown() {
+                let _ = t.join();
+            }
+        }
+        if let Some(c) = &self.cookie {
+            let _ = std::fs::remove_file(c);
+        }
+    }
+}

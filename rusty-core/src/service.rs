@@ -76,6 +76,13 @@ impl ChainHandle {
         let _ = self.tx.send(job).await;
     }
 
+    /// [`ChainHandle::shutdown`] without waiting for queue space; false if
+    /// the queue is full or the service already stopped.
+    pub fn try_shutdown(&self) -> bool {
+        let job: Job = Box::new(|_| Flow::Stop);
+        self.tx.try_send(job).is_ok()
+    }
+
     pub fn params(&self) -> &'static ChainParams {
         self.params
     }

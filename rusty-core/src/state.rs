@@ -137,7 +137,8 @@ impl NodeState {
         if events.is_empty() {
             return;
         }
-        let mut resurrect: Vec<Transaction> = Vec::new();
+        // Transactions of disconnected blocks, one vector per block, tip first.
+        let mut resurrect: Vec<Vec<Transaction>> = Vec::new();
         let mut reorged = false;
         for ev in &events {
             if let Some(w) = self.wallet.as_mut() {
@@ -147,24 +148,42 @@ impl NodeState {
                 ChainEvent::Connected { block, .. } => self.mempool.remove_for_block(&block.txs),
                 ChainEvent::Disconnected { block, .. } => {
                     reorged = true;
-                    resurrect.extend(block.txs.iter().skip(1).cloned());
+                    resurrect.push(block.txs.iter().skip(1).cloned().collect());
                 }
             }
         }
         if reorged {
             // Revalidate everything against the new chain: disconnected
-            // transactions first (oldest block first), then the old pool.
+            // transactions first (oldest block first, block order within a
+            // block, so parents precede children), then the old pool.
             resurrect.reverse();
+            let resurrect = resurrect.into_iter().flatten();
             let mut old: Vec<MempoolEntry> = self.mempool.entries().cloned().collect();
             old.sort_by_key(|e| e.time);
             for e in &old {
                 self.mempool.remove_with_descendants(&e.txid);
             }
+            let mut pending: Vec<Transaction> =
+                resurrect.chain(old.into_iter().map(|e| e.tx)).collect();
             let mut back = 0usize;
-            for tx in resurrect.into_iter().chain(old.into_iter().map(|e| e.tx)) {
-                if self.accept_transaction(tx, now).is_ok() {
-                    back += 1;
+            // Pool entries come in no particular parent/child order: retry
+            // those missing an input until a pass makes no progress.
+            loop {
+                let before = pending.len();
+                let mut retry = Vec::new();
+                for tx in pending {
+                    match self.accept_transaction(tx.clone(), now) {
+                        Ok(_) => back += 1,
+                        Err(TxRejection::Invalid(ValidationError::MissingOrSpent(_))) => {
+                            retry.push(tx)
+                        }
+                        Err(_) => {}
+                    }
                 }
+                if retry.is_empty() || retry.len() == before {
+                    break;
+                }
+                pending = retry;
             }
             info!(target: "mempool", returned = back, "mempool revalidated after reorg");
         }

@@ -1,0 +1,88 @@
+//! Helpers for unit tests: a node state on the in-memory backend and a
+//! test-held key.
+
+use rusty_crypto::{
+    ed25519::{pubkey_hash, SecretKey},
+    keystore::KdfParams,
+};
+use rusty_shared_types::{
+    transaction::SEQUENCE_FINAL, Address, Network, OutPoint, Transaction, TxIn, TxOut,
+};
+use rusty_storage::Database;
+
+use crate::{
+    chain::Chain,
+    mempool::Mempool,
+    state::NodeState,
+    tables::{SCHEMA_VERSION, TABLES},
+    wallet::Wallet,
+};
+
+/// A far-future clock: no block is ever "too new" in unit tests.
+pub const NOW: u64 = 4_000_000_000;
+
+pub fn memory_chain() -> Chain {
+    let db = Database::in_memory(TABLES, SCHEMA_VERSION).expect("in-memory db");
+    Chain::open(db, Network::Dev.params(), NOW)
+        .expect("chain")
+        .0
+}
+
+/// Dev chain + mempool on the in-memory backend, with a wallet in `dir`
+/// when given.
+pub fn memory_state(wallet_dir: Option<&std::path::Path>) -> NodeState {
+    let wallet = wallet_dir.map(|d| {
+        Wallet::open_or_create(
+            d,
+            Network::Dev,
+            "",
+            true,
+            KdfParams::insecure_fast_for_tests(),
+        )
+        .expect("wallet")
+        .expect("created")
+    });
+    NodeState::new(memory_chain(), Mempool::new(1 << 20, 1_000), wallet)
+}
+
+pub struct Key {
+    pub secret: SecretKey,
+    pub address: Address,
+}
+
+impl Key {
+    pub fn new(seed: u8) -> Key {
+        let secret = SecretKey::from_bytes([seed; 32]);
+        let address = Address::p2pkh(Network::Dev, pubkey_hash(&secret.public_key()));
+        Key { secret, address }
+    }
+
+    /// A signed transaction spending one coin.
+    pub fn spend(&self, prevout: OutPoint, spent: &TxOut, outputs: Vec<TxOut>) -> Transaction {
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prevout,
+                unlock: Default::default(),
+                sequence: SEQUENCE_FINAL,
+            }],
+            outputs,
+            lock_time: 0,
+            payload: None,
+        };
+        let k = self.secret.clone();
+        rusty_vm::signer::sign_p2pkh(&mut tx, std::slice::from_ref(spent), |_| Some(k.clone()))
+            .expect("signs");
+        tx
+    }
+}
+
+/// The coinbase output of the active block at `height`.
+pub fn coinbase_at(state: &NodeState, height: u64) -> (OutPoint, TxOut) {
+    let hash = state.chain.hash_at(height).expect("height");
+    let block = state.chain.block(&hash).expect("db").expect("block");
+    (
+        OutPoint::new(block.txs[0].txid(), 0),
+        block.txs[0].outputs[0].clone(),
+    )
+}
