@@ -348,3 +348,160 @@ pub fn verify_scripts(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use rusty_shared_types::{
+        transaction::{SEQUENCE_FINAL, SEQUENCE_LOCKTIME_DISABLE_FLAG},
+        Network, Script, TxIn, TxOut,
+    };
+
+    use super::*;
+
+    fn params() -> &'static ChainParams {
+        Network::Dev.params()
+    }
+
+    fn tx(inputs: Vec<TxIn>, outputs: Vec<TxOut>) -> Transaction {
+        Transaction {
+            version: 1,
+            inputs,
+            outputs,
+            lock_time: 0,
+            payload: None,
+        }
+    }
+
+    fn input(n: u8, sequence: u32) -> TxIn {
+        TxIn {
+            prevout: OutPoint::new(Hash256([n; 32]), 0),
+            unlock: Script::default(),
+            sequence,
+        }
+    }
+
+    fn out(units: u64) -> TxOut {
+        TxOut {
+            value: Amount::from_units(units).unwrap(),
+            lock: Script::new(vec![1]),
+        }
+    }
+
+    fn coin(units: u64, height: u64, is_coinbase: bool) -> Coin {
+        Coin {
+            output: out(units),
+            height,
+            is_coinbase,
+        }
+    }
+
+    #[test]
+    fn context_free_transaction_rules() {
+        let p = params();
+        assert_eq!(
+            check_transaction(&tx(vec![], vec![out(1)]), p),
+            Err(ValidationError::NoInputs)
+        );
+        assert_eq!(
+            check_transaction(&tx(vec![input(1, SEQUENCE_FINAL)], vec![]), p),
+            Err(ValidationError::NoOutputs)
+        );
+        assert!(matches!(
+            check_transaction(
+                &tx(
+                    vec![input(1, SEQUENCE_FINAL), input(1, SEQUENCE_FINAL)],
+                    vec![out(1)]
+                ),
+                p
+            ),
+            Err(ValidationError::DuplicateInputs(_))
+        ));
+        // Relative lock with reserved bits set.
+        assert_eq!(
+            check_transaction(&tx(vec![input(1, 1 << 22)], vec![out(1)]), p),
+            Err(ValidationError::NonCanonicalSequence(0))
+        );
+        assert!(check_transaction(&tx(vec![input(1, 10)], vec![out(1)]), p).is_ok());
+        // Outputs summing past the money range.
+        let max = rusty_shared_types::MAX_MONEY;
+        assert_eq!(
+            check_transaction(
+                &tx(vec![input(1, SEQUENCE_FINAL)], vec![out(max), out(1)]),
+                p
+            ),
+            Err(ValidationError::OutputValueOutOfRange)
+        );
+        let mut with_payload = tx(vec![input(1, SEQUENCE_FINAL)], vec![out(1)]);
+        with_payload.payload = Some(rusty_shared_types::Payload::Coinbase(
+            rusty_shared_types::CoinbasePayload {
+                height: 1,
+                extra: vec![],
+            },
+        ));
+        assert_eq!(
+            check_transaction(&with_payload, p),
+            Err(ValidationError::CoinbasePayloadOutsideCoinbase)
+        );
+    }
+
+    #[test]
+    fn lock_time_finality() {
+        let mut t = tx(vec![input(1, 0)], vec![out(1)]);
+        assert!(is_final(&t, 1, 0));
+        t.lock_time = 100;
+        assert!(!is_final(&t, 100, 0));
+        assert!(is_final(&t, 101, 0));
+        t.lock_time = LOCKTIME_THRESHOLD + 50;
+        assert!(!is_final(&t, 1_000, LOCKTIME_THRESHOLD + 50));
+        assert!(is_final(&t, 1_000, LOCKTIME_THRESHOLD + 51));
+        t.inputs[0].sequence = SEQUENCE_FINAL;
+        assert!(is_final(&t, 1, 0), "final sequences opt out");
+    }
+
+    #[test]
+    fn inputs_against_coins() {
+        let p = params();
+        let t = tx(vec![input(1, SEQUENCE_FINAL)], vec![out(900)]);
+        assert_eq!(
+            check_tx_inputs(&t, &[coin(1000, 5, false)], 6, p)
+                .unwrap()
+                .units(),
+            100
+        );
+        assert!(matches!(
+            check_tx_inputs(&t, &[coin(800, 5, false)], 6, p),
+            Err(ValidationError::Overspend { .. })
+        ));
+        // Coinbase maturity: from height 5, spendable at 5 + 10.
+        assert!(matches!(
+            check_tx_inputs(&t, &[coin(1000, 5, true)], 14, p),
+            Err(ValidationError::PrematureCoinbaseSpend { depth: 9, .. })
+        ));
+        assert!(check_tx_inputs(&t, &[coin(1000, 5, true)], 15, p).is_ok());
+        // Relative lock of 3 blocks on a coin from height 10.
+        let rel = tx(vec![input(1, 3)], vec![out(900)]);
+        assert_eq!(
+            check_tx_inputs(&rel, &[coin(1000, 10, false)], 12, p),
+            Err(ValidationError::SequenceLockNotMet(0))
+        );
+        assert!(check_tx_inputs(&rel, &[coin(1000, 10, false)], 13, p).is_ok());
+        let disabled = tx(
+            vec![input(1, SEQUENCE_LOCKTIME_DISABLE_FLAG | 3)],
+            vec![out(900)],
+        );
+        assert!(check_tx_inputs(&disabled, &[coin(1000, 10, false)], 11, p).is_ok());
+    }
+
+    #[test]
+    fn reject_reasons_are_bitcoin_style() {
+        assert_eq!(ValidationError::HighHash.reject_reason(), "high-hash");
+        assert_eq!(
+            ValidationError::BadMerkleRoot.reject_reason(),
+            "bad-txnmrklroot"
+        );
+        assert_eq!(
+            ValidationError::MissingOrSpent(OutPoint::default()).reject_reason(),
+            "bad-txns-inputs-missingorspent"
+        );
+    }
+}

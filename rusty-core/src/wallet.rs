@@ -519,3 +519,96 @@ fn estimate_fee(inputs: usize, outputs: usize, fee_rate: u64) -> Amount {
     let fee = u128::from(fee_rate).saturating_mul(size).div_ceil(1000);
     Amount::from_units(u64::try_from(fee).unwrap_or(u64::MAX)).unwrap_or(Amount::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use rusty_shared_types::Encode;
+
+    use super::*;
+    use crate::test_utils::{memory_state, Key, NOW};
+
+    #[test]
+    fn size_estimate_matches_signed_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = memory_state(Some(dir.path()));
+        let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
+        s.generate(14, &addr, u64::MAX, NOW).unwrap();
+        let to = Key::new(9).address;
+        // Two coins are needed for 60 RSC: a 2-input, 2-output transaction.
+        let tx = s
+            .wallet
+            .as_mut()
+            .unwrap()
+            .create_payment(
+                &to,
+                Amount::from_coins(60).unwrap(),
+                2_000,
+                14,
+                10,
+                &s.mempool,
+            )
+            .unwrap();
+        assert_eq!(tx.inputs.len(), 2);
+        assert_eq!(tx.outputs.len(), 2);
+        assert_eq!(tx.encode().len(), p2pkh_tx_size(2, 2));
+        s.accept_transaction(tx, NOW)
+            .expect("the wallet's transaction is valid");
+    }
+
+    #[test]
+    fn balances_follow_maturity_and_mempool() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = memory_state(Some(dir.path()));
+        let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
+        s.generate(12, &addr, u64::MAX, NOW).unwrap();
+        let b = s.wallet.as_ref().unwrap().balances(12, 10, &s.mempool);
+        // Heights 1..=3 are spendable in block 13.
+        assert_eq!(b.trusted, Amount::from_coins(150).unwrap());
+        assert_eq!(b.immature, Amount::from_coins(450).unwrap());
+        let to = Key::new(9).address;
+        s.send_to_address(&to, Amount::from_coins(1).unwrap(), 2_000, NOW)
+            .unwrap();
+        let after = s.wallet.as_ref().unwrap().balances(12, 10, &s.mempool);
+        assert!(after.trusted < Amount::from_coins(149).unwrap());
+        assert!(after.trusted > Amount::from_units(148 * COIN_UNITS + 99_000_000).unwrap());
+        // Too much: a specific error, nothing changes.
+        let err = s.send_to_address(&to, Amount::from_coins(1_000).unwrap(), 2_000, NOW);
+        assert!(matches!(
+            err,
+            Err(crate::state::SendError::Wallet(
+                WalletError::InsufficientFunds { .. }
+            ))
+        ));
+        assert_eq!(s.mempool.len(), 1);
+    }
+
+    const COIN_UNITS: u64 = rusty_shared_types::COIN;
+
+    #[test]
+    fn reopening_with_the_wrong_passphrase_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let kdf = KdfParams::insecure_fast_for_tests();
+        let w = Wallet::open_or_create(dir.path(), Network::Dev, "right", true, kdf)
+            .unwrap()
+            .unwrap();
+        let first = w.keys.len();
+        drop(w);
+        assert!(matches!(
+            Wallet::open_or_create(dir.path(), Network::Dev, "wrong", false, kdf),
+            Err(WalletError::Crypto(
+                rusty_crypto::CryptoError::WrongPassphrase
+            ))
+        ));
+        let again = Wallet::open_or_create(dir.path(), Network::Dev, "right", false, kdf)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.keys.len(), first);
+        // No keystore and no permission to create: no wallet.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(
+            Wallet::open_or_create(empty.path(), Network::Dev, "", false, kdf)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
