@@ -24,8 +24,8 @@ pub mod rpc;
 pub mod service;
 pub mod state;
 pub mod tables;
-#[cfg(test)]
-mod test_utils;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
 pub mod validation;
 pub mod wallet;
 

@@ -1,5 +1,6 @@
-//! Helpers for unit tests: a node state on the in-memory backend and a
-//! test-held key.
+//! Helpers for tests (unit tests, and other crates' and integration tests
+//! through the `test-utils` feature): a node state on the in-memory backend
+//! and a test-held key.
 
 use rusty_crypto::{
     ed25519::{pubkey_hash, SecretKey},
@@ -45,6 +46,7 @@ pub fn memory_state(wallet_dir: Option<&std::path::Path>) -> NodeState {
     NodeState::new(memory_chain(), Mempool::new(1 << 20, 1_000), wallet)
 }
 
+#[derive(Debug)]
 pub struct Key {
     pub secret: SecretKey,
     pub address: Address,
@@ -57,7 +59,9 @@ impl Key {
         Key { secret, address }
     }
 
-    /// A signed transaction spending one coin.
+    /// A transaction spending one coin, signed with this key. It signs
+    /// directly rather than through the wallet signer (which refuses a key
+    /// that does not match the output), so tests can also forge wrong signers.
     pub fn spend(&self, prevout: OutPoint, spent: &TxOut, outputs: Vec<TxOut>) -> Transaction {
         let mut tx = Transaction {
             version: 1,
@@ -70,9 +74,13 @@ impl Key {
             lock_time: 0,
             payload: None,
         };
-        let k = self.secret.clone();
-        rusty_vm::signer::sign_p2pkh(&mut tx, std::slice::from_ref(spent), |_| Some(k.clone()))
-            .expect("signs");
+        let sig = {
+            let cache = rusty_vm::SighashCache::new(&tx, std::slice::from_ref(spent))
+                .expect("one spent output per input");
+            rusty_vm::signer::sign_input(&cache, 0, rusty_vm::SighashType::default(), &self.secret)
+                .expect("signs")
+        };
+        tx.inputs[0].unlock = rusty_vm::templates::p2pkh_unlock(&sig, &self.secret.public_key());
         tx
     }
 }

@@ -8,14 +8,8 @@ use rusty_core::{
     rpc::client::{ClientError, RpcClient},
     validation,
 };
-use rusty_crypto::{
-    ed25519::{pubkey_hash, SecretKey},
-    keystore::KdfParams,
-};
-use rusty_shared_types::{
-    transaction::SEQUENCE_FINAL, Address, Amount, Block, Encode, Hash256, Network, OutPoint,
-    Transaction, TxIn, TxOut,
-};
+use rusty_crypto::keystore::KdfParams;
+use rusty_shared_types::{Amount, Block, Encode, Hash256, Network, OutPoint, TxOut};
 use serde_json::{json, Value};
 
 /// A dev node on a temporary datadir with RPC on an ephemeral port.
@@ -139,43 +133,7 @@ impl TestNode {
 }
 
 /// A key the test holds, with its dev address.
-pub struct TestKey {
-    pub secret: SecretKey,
-    pub address: Address,
-}
-
-impl TestKey {
-    pub fn new(seed: u8) -> TestKey {
-        let secret = SecretKey::from_bytes([seed; 32]);
-        let address = Address::p2pkh(Network::Dev, pubkey_hash(&secret.public_key()));
-        TestKey { secret, address }
-    }
-
-    /// A signed 1-input transaction spending `spent` at `prevout`.
-    pub fn spend(&self, prevout: OutPoint, spent: &TxOut, outputs: Vec<TxOut>) -> Transaction {
-        let mut tx = Transaction {
-            version: 1,
-            inputs: vec![TxIn {
-                prevout,
-                unlock: Default::default(),
-                sequence: SEQUENCE_FINAL,
-            }],
-            outputs,
-            lock_time: 0,
-            payload: None,
-        };
-        // Signs directly (not through the wallet signer, which refuses a key
-        // that does not match the output) so tests can forge wrong signers.
-        let sig = {
-            let cache =
-                rusty_vm::SighashCache::new(&tx, std::slice::from_ref(spent)).expect("cache");
-            rusty_vm::signer::sign_input(&cache, 0, rusty_vm::SighashType::default(), &self.secret)
-                .expect("sign")
-        };
-        tx.inputs[0].unlock = rusty_vm::templates::p2pkh_unlock(&sig, &self.secret.public_key());
-        tx
-    }
-}
+pub use rusty_core::test_utils::Key as TestKey;
 
 pub fn hex_of<T: Encode>(v: &T) -> String {
     hex::encode(v.encode())
