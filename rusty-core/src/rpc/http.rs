@@ -1153,3 +1153,55 @@ mod tests {
         assert!(LegacyRequest::rewrite(b"not json").is_none());
     }
 }
+
+/// The legacy rewriter reads untrusted request bodies and the reply path
+/// trusts nothing either: neither may panic, whatever arrives.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::LegacyRequest;
+
+    /// Arbitrary JSON values, nested a few levels.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-z0-9\\.]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    "(jsonrpc|method|params|id|[a-z]{1,5})",
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300),
+                                    reply in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(req) = LegacyRequest::rewrite(&body) {
+                let _ = req.shape.rewrite_reply(&reply);
+            }
+        }
+
+        #[test]
+        fn random_json_never_panics(body in json_value(), reply in json_value()) {
+            let bytes = serde_json::to_vec(&body).unwrap_or_default();
+            if let Some(req) = LegacyRequest::rewrite(&bytes) {
+                // The rewritten body is valid JSON.
+                prop_assert!(serde_json::from_slice::<Value>(&req.body).is_ok());
+                let reply = serde_json::to_vec(&reply).unwrap_or_default();
+                let _ = req.shape.rewrite_reply(&reply);
+            }
+        }
+    }
+}
