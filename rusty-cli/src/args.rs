@@ -100,6 +100,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct NodeArgs {
+    /// Settings file [default: <datadir>/<network>/config.toml when it exists].
+    /// Flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Address for the JSON-RPC server [default: 127.0.0.1:<network's RPC port>].
     #[arg(long, help_heading = "RPC server")]
     pub rpc_bind: Option<SocketAddr>,
@@ -109,9 +113,9 @@ pub struct NodeArgs {
     /// Do not mine, even with --dev.
     #[arg(long, help_heading = "Mining")]
     pub no_mine: bool,
-    /// Mining threads.
-    #[arg(long, default_value_t = 1, help_heading = "Mining")]
-    pub mine_threads: usize,
+    /// Mining threads [default: 1].
+    #[arg(long, help_heading = "Mining")]
+    pub mine_threads: Option<usize>,
     /// Pay mined coins here instead of a new wallet address.
     #[arg(long, help_heading = "Mining")]
     pub mine_address: Option<String>,
@@ -124,9 +128,9 @@ pub struct NodeArgs {
     /// File holding the wallet passphrase (default: empty passphrase).
     #[arg(long, env = "RUSTY_WALLET_PASSPHRASE_FILE", help_heading = "Wallet")]
     pub wallet_passphrase_file: Option<PathBuf>,
-    /// Largest mempool, in MB.
-    #[arg(long, default_value_t = 300, help_heading = "Mempool")]
-    pub max_mempool: usize,
+    /// Largest mempool, in MB [default: 300].
+    #[arg(long, help_heading = "Mempool")]
+    pub max_mempool: Option<usize>,
     /// fsync every database write (survives power loss; slower).
     #[arg(long, help_heading = "Storage")]
     pub sync_writes: bool,
