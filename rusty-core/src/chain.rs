@@ -706,6 +706,8 @@ fn check_run(
     let mut fees = Amount::ZERO;
     let mut spent = Vec::with_capacity(txs.len());
     let mut checker = DeferredChecker::with_capacity(txs.len());
+    // Number of deferred signatures after each transaction.
+    let mut sigs_after = Vec::with_capacity(txs.len());
     for (i, (tx, srcs)) in txs.iter().zip(sources.iter_mut()).enumerate() {
         let fail = |e: ChainError| (offset + i, e);
         let mut coins = Vec::with_capacity(tx.inputs.len());
@@ -725,10 +727,23 @@ fn check_run(
             .checked_add(fee)
             .map_err(|_| fail(ValidationError::InputValueOutOfRange.into()))?;
         validation::verify_scripts(tx, &coins, &mut checker).map_err(|e| fail(e.into()))?;
+        sigs_after.push(checker.len());
         spent.extend(coins);
     }
-    if rusty_crypto::ed25519::verify_batch_parallel(checker.into_items(), 1).is_err() {
-        return Err((offset, ValidationError::BadSignatures.into()));
+    let items = checker.into_items();
+    let mut batch = rusty_crypto::ed25519::BatchVerifier::with_capacity(items.len());
+    for (pk, msg, sig) in &items {
+        batch.queue(pk, msg, sig);
+    }
+    if batch.verify().is_err() {
+        // Rare (an invalid block): find the culprit for a precise error.
+        let bad = items
+            .iter()
+            .position(|(pk, msg, sig)| rusty_crypto::ed25519::verify(pk, msg, sig).is_err())
+            .unwrap_or(0);
+        let i = sigs_after.partition_point(|&end| end <= bad);
+        let txid = txs.get(i).map(Transaction::txid).unwrap_or_default();
+        return Err((offset + i, ValidationError::BadSignature(txid).into()));
     }
     Ok((fees, spent))
 }
@@ -872,6 +887,44 @@ mod tests {
         // A valid block still connects.
         s.generate(1, &key.address, u64::MAX, NOW).expect("mines");
         assert_eq!(s.chain.height(), 1);
+    }
+
+    #[test]
+    fn block_with_a_bad_signature_names_the_transaction() {
+        let key = Key::new(7);
+        let mut s = memory_state(None);
+        s.generate(12, &key.address, u64::MAX, NOW).expect("mines");
+        let mut t = s.block_template(&key.address.lock_script(), NOW, Vec::new());
+        let mut bad_txid = Hash256::ZERO;
+        for h in 1..=2 {
+            let (op, out) = coinbase_at(&s, h);
+            let mut tx = key.spend(
+                op,
+                &out,
+                vec![TxOut {
+                    value: Amount::from_units(out.value.units() - 1000).expect("a"),
+                    lock: key.address.lock_script(),
+                }],
+            );
+            if h == 2 {
+                let mut unlock = tx.inputs[0].unlock.clone().into_bytes();
+                unlock[10] ^= 0x40;
+                tx.inputs[0].unlock = rusty_shared_types::Script::new(unlock);
+                bad_txid = tx.txid();
+            }
+            t.block.txs.push(tx);
+        }
+        t.block.header.merkle_root = validation::block_merkle_root(&t.block.txs);
+        crate::miner::solve(&mut t.block.header, &t.target, u64::MAX).expect("solved");
+        let err = s
+            .chain
+            .process_block(t.block, NOW)
+            .expect_err("bad signature");
+        assert!(
+            matches!(err, ChainError::Invalid(ValidationError::BadSignature(id)) if id == bad_txid),
+            "{err}"
+        );
+        assert_eq!(s.chain.height(), 12);
     }
 
     #[test]

@@ -106,8 +106,10 @@ pub enum ValidationError {
     SequenceLockNotMet(usize),
     #[error("script of input {input} failed: {source}")]
     Script { input: usize, source: ScriptError },
-    #[error("a signature in the block is invalid")]
-    BadSignatures,
+    /// Found by the block's batch verification, then pinned to its
+    /// transaction by checking that run's signatures one by one.
+    #[error("transaction {0} carries an invalid signature")]
+    BadSignature(Hash256),
 }
 
 impl ValidationError {
@@ -147,7 +149,7 @@ impl ValidationError {
             NonFinal(_) => "bad-txns-nonfinal",
             NonCanonicalSequence(_) => "bad-txns-sequence",
             SequenceLockNotMet(_) => "non-BIP68-final",
-            Script { .. } | BadSignatures => "mandatory-script-verify-flag-failed",
+            Script { .. } | BadSignature(_) => "mandatory-script-verify-flag-failed",
         }
     }
 }
