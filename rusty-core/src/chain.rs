@@ -1024,3 +1024,143 @@ mod tests {
         assert_eq!(s.mempool.len(), 2);
     }
 }
+
+/// Whatever order blocks of a random block tree arrive in (with side
+/// branches, reorganisations and invalid blocks), the UTXO set equals the one
+/// built by connecting only the final active chain from scratch.
+#[cfg(test)]
+mod properties {
+    use std::collections::{HashMap, HashSet};
+
+    use proptest::prelude::*;
+    use rusty_shared_types::{
+        Amount, Block, BlockHeader, CoinbasePayload, Hash256, OutPoint, Payload, Transaction, TxOut,
+    };
+
+    use super::*;
+    use crate::test_utils::{memory_chain, Key, NOW};
+
+    struct Node {
+        block: Block,
+        height: u64,
+        /// Coinbase outputs of this block's ancestry (and itself) by height.
+        coinbases: Vec<(OutPoint, TxOut)>,
+        /// Outpoints spent in the ancestry.
+        spent: HashSet<OutPoint>,
+    }
+
+    fn child(parent: &Node, key: &Key, spend: bool, invalid: bool, salt: u64) -> Node {
+        let height = parent.height + 1;
+        let params = rusty_shared_types::Network::Dev.params();
+        let mut spent = parent.spent.clone();
+        let mut txs = Vec::new();
+        let mut fees = 0;
+        if spend && height > params.coinbase_maturity + 1 {
+            let (op, out) =
+                parent.coinbases[(height - params.coinbase_maturity - 1) as usize].clone();
+            if spent.insert(op) {
+                txs.push(key.spend(
+                    op,
+                    &out,
+                    vec![TxOut {
+                        value: Amount::from_units(out.value.units() - 5_000).unwrap(),
+                        lock: key.address.lock_script(),
+                    }],
+                ));
+                fees = 5_000;
+            }
+        }
+        let reward = params.subsidy(height).units() + fees + u64::from(invalid);
+        let coinbase = Transaction {
+            version: 1,
+            inputs: vec![],
+            outputs: vec![TxOut {
+                value: Amount::from_units(reward).unwrap(),
+                lock: key.address.lock_script(),
+            }],
+            lock_time: 0,
+            payload: Some(Payload::Coinbase(CoinbasePayload {
+                height,
+                extra: salt.to_le_bytes().to_vec(),
+            })),
+        };
+        let mut coinbases = parent.coinbases.clone();
+        coinbases.push((
+            OutPoint::new(coinbase.txid(), 0),
+            coinbase.outputs[0].clone(),
+        ));
+        txs.insert(0, coinbase);
+        let mut header = BlockHeader {
+            version: validation::BLOCK_VERSION,
+            prev_hash: parent.block.hash(),
+            merkle_root: validation::block_merkle_root(&txs),
+            state_root: Hash256::ZERO,
+            mn_list_root: Hash256::ZERO,
+            chainlock_hash: Hash256::ZERO,
+            time: parent.block.header.time + 1,
+            bits: params.pow_limit_bits,
+            nonce: 0,
+        };
+        let target = pow::target_from_compact(header.bits).unwrap();
+        crate::miner::solve(&mut header, &target, u64::MAX).unwrap();
+        Node {
+            block: Block { header, txs },
+            height,
+            coinbases,
+            spent,
+        }
+    }
+
+    fn utxos(chain: &Chain) -> HashMap<OutPoint, Coin> {
+        chain
+            .db()
+            .iter_from::<Utxos>(&OutPoint::default())
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn utxo_set_matches_a_replay_of_the_active_chain(
+            steps in proptest::collection::vec((0u8..8, any::<bool>(), 0u8..20), 1..80)
+        ) {
+            let key = Key::new(11);
+            let genesis = rusty_shared_types::Network::Dev.params().genesis_block();
+            let mut nodes = vec![Node { block: genesis, height: 0, coinbases: vec![(OutPoint::default(), TxOut { value: Amount::ZERO, lock: Default::default() })], spent: HashSet::new() }];
+            let mut chain = memory_chain();
+            let mut invalid_parents = HashSet::new();
+            let mut valid = vec![0usize];
+            for (i, (back, spend, bad)) in steps.into_iter().enumerate() {
+                // Mostly extend one of the newest blocks; sometimes fork further back.
+                // Build on blocks with valid ancestry (an invalid branch
+                // would only grow dead wood), forking 1, 2 or 5 back at times.
+                let back = [0, 0, 0, 0, 0, 1, 2, 5][usize::from(back)];
+                let parent_index = valid[valid.len().saturating_sub(1 + back)];
+                let parent = &nodes[parent_index];
+                let invalid = bad == 0;
+                let node = child(parent, &key, spend, invalid, i as u64);
+                let hash = node.block.hash();
+                let result = chain.process_block(node.block.clone(), NOW);
+                if invalid || invalid_parents.contains(&node.block.header.prev_hash) {
+                    // Refused now, or stored on a side branch until it would
+                    // become the tip; never part of the active chain.
+                    invalid_parents.insert(hash);
+                } else {
+                    prop_assert!(result.is_ok(), "{result:?}");
+                    valid.push(nodes.len());
+                }
+                prop_assert!(!invalid_parents.contains(&chain.tip()));
+                nodes.push(node);
+            }
+            // Replay only the active chain into a fresh database.
+            let mut fresh = memory_chain();
+            for h in 1..=chain.height() {
+                let block = chain.block(&chain.hash_at(h).unwrap()).unwrap().unwrap();
+                fresh.process_block(block, NOW).unwrap();
+            }
+            prop_assert_eq!(fresh.tip(), chain.tip());
+            prop_assert_eq!(utxos(&fresh), utxos(&chain));
+        }
+    }
+}
