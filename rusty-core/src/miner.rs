@@ -175,3 +175,42 @@ impl Miner {
         info!(target: "miner", "miner stopped");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusty_shared_types::Network;
+
+    use super::*;
+
+    #[test]
+    fn solve_meets_the_target_and_respects_max_tries() {
+        let mut header = Network::Dev.params().genesis_block().header;
+        // About one hash in 2^8 meets this target.
+        let target = U256::MAX >> 8;
+        let nonce = solve(&mut header, &target, 1 << 20).expect("found");
+        assert_eq!(header.nonce, nonce);
+        assert!(pow::hash_meets_target(&header.hash(), &target));
+        // An impossible target gives up after max_tries.
+        let mut h2 = header.clone();
+        assert_eq!(solve(&mut h2, &U256::ZERO, 1000), None);
+    }
+
+    #[test]
+    fn search_stops_when_asked() {
+        let header = Network::Dev.params().genesis_block().header;
+        let stop = AtomicBool::new(true);
+        assert_eq!(search(&header, &U256::ZERO, 0, 1, u64::MAX, &stop), None);
+    }
+
+    #[test]
+    fn strided_search_agrees_with_the_header_hash() {
+        let header = Network::Dev.params().genesis_block().header;
+        let target = U256::MAX >> 6;
+        let stop = AtomicBool::new(false);
+        let n = search(&header, &target, 1, 2, 1 << 20, &stop).expect("found");
+        assert_eq!(n % 2, 1, "odd stride from 1");
+        let mut h = header.clone();
+        h.nonce = n;
+        assert!(pow::hash_meets_target(&h.hash(), &target));
+    }
+}

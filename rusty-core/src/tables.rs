@@ -193,3 +193,74 @@ impl Decode for TxLocation {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rusty_shared_types::{arbitrary, decode_exact, Decode, Encode};
+
+    use super::*;
+
+    fn round_trip<T: Encode + Decode + PartialEq + std::fmt::Debug>(v: &T) {
+        let bytes = v.encode();
+        assert_eq!(&decode_exact::<T>(&bytes).unwrap(), v);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_exact::<T>(&longer).is_err());
+        assert!(decode_exact::<T>(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    fn coin() -> impl Strategy<Value = Coin> {
+        (arbitrary::txout(), any::<u64>(), any::<bool>()).prop_map(
+            |(output, height, is_coinbase)| Coin {
+                output,
+                height,
+                is_coinbase,
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn index_entry(header in arbitrary::header(), height: u64, work: [u8; 32], invalid: bool) {
+            let status = if invalid { BlockStatus::Invalid } else { BlockStatus::Valid };
+            round_trip(&IndexEntry { header, height, chain_work: work, status });
+        }
+
+        #[test]
+        fn coin_codec(c in coin()) { round_trip(&c) }
+
+        #[test]
+        fn undo_codec(spent in proptest::collection::vec(coin(), 0..8)) {
+            round_trip(&BlockUndo { spent })
+        }
+
+        #[test]
+        fn tx_location(block in arbitrary::hash(), index: u32) {
+            round_trip(&TxLocation { block, index })
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_exact::<IndexEntry>(&bytes);
+            let _ = decode_exact::<Coin>(&bytes);
+            let _ = decode_exact::<BlockUndo>(&bytes);
+        }
+    }
+
+    #[test]
+    fn unknown_status_is_rejected() {
+        let mut bytes = IndexEntry {
+            header: rusty_shared_types::Network::Dev
+                .params()
+                .genesis_block()
+                .header,
+            height: 0,
+            chain_work: [0; 32],
+            status: BlockStatus::Valid,
+        }
+        .encode();
+        *bytes.last_mut().unwrap() = 9;
+        assert!(decode_exact::<IndexEntry>(&bytes).is_err());
+    }
+}
