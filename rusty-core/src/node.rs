@@ -153,6 +153,9 @@ impl Node {
             None
         };
         let mut state = NodeState::new(chain, mempool, wallet);
+        let mempool_file = dir.join("mempool.dat");
+        state.load_mempool(&mempool_file);
+        state.mempool_file = Some(mempool_file);
 
         let payout = if config.mine {
             match (&config.mine_address, state.wallet.as_mut()) {

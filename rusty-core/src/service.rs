@@ -116,6 +116,7 @@ pub fn spawn_chain_service(mut state: NodeState) -> std::io::Result<(ChainHandle
                     break;
                 }
             }
+            state.persist();
             if let Err(e) = state.chain.db().flush() {
                 tracing::error!(target: "chain", error = %e, "flushing the database failed");
             }

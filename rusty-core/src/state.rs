@@ -51,6 +51,8 @@ pub struct NodeState {
     pub wallet: Option<Wallet>,
     /// Tells miners and subscribers about each new tip.
     pub notifier: Notifier,
+    /// Where the mempool is saved at shutdown and reloaded at start.
+    pub mempool_file: Option<std::path::PathBuf>,
 }
 
 /// A new active tip, as announced to subscribers.
@@ -93,6 +95,7 @@ impl NodeState {
             mempool,
             wallet,
             notifier,
+            mempool_file: None,
         };
         state.rescan_wallet();
         state
@@ -352,6 +355,122 @@ impl NodeState {
     }
 }
 
+/// Version of the `mempool.dat` format.
+const MEMPOOL_FILE_VERSION: u32 = 1;
+
+/// One saved mempool transaction.
+struct SavedTx {
+    time: u64,
+    tx: Transaction,
+}
+
+impl rusty_shared_types::Encode for SavedTx {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.time.encode_to(out);
+        self.tx.encode_to(out);
+    }
+}
+
+impl rusty_shared_types::Decode for SavedTx {
+    fn decode_from(
+        r: &mut rusty_shared_types::encoding::Reader<'_>,
+    ) -> rusty_shared_types::encoding::DecodeResult<Self> {
+        Ok(SavedTx {
+            time: r.u64()?,
+            tx: Transaction::decode_from(r)?,
+        })
+    }
+}
+
+impl NodeState {
+    /// Writes the mempool to `path` (atomically: temporary file + rename).
+    /// Returns how many transactions were saved.
+    pub fn save_mempool(&self, path: &std::path::Path) -> std::io::Result<usize> {
+        use rusty_shared_types::Encode;
+        let mut entries: Vec<&MempoolEntry> = self.mempool.entries().collect();
+        entries.sort_by_key(|e| e.time);
+        let mut out = Vec::new();
+        MEMPOOL_FILE_VERSION.encode_to(&mut out);
+        rusty_shared_types::encoding::write_compact_size(&mut out, entries.len() as u64);
+        for e in &entries {
+            SavedTx {
+                time: e.time,
+                tx: e.tx.clone(),
+            }
+            .encode_to(&mut out);
+        }
+        let tmp = path.with_extension("dat.tmp");
+        std::fs::write(&tmp, &out)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(entries.len())
+    }
+
+    /// Re-validates and re-adds the transactions saved in `path`; a missing
+    /// file is an empty mempool, a corrupt one is reported and ignored.
+    /// Returns (accepted, refused).
+    pub fn load_mempool(&mut self, path: &std::path::Path) -> (usize, usize) {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(_) => return (0, 0),
+        };
+        let mut r = rusty_shared_types::encoding::Reader::new(&bytes);
+        let saved: Vec<SavedTx> = match r
+            .u32()
+            .and_then(|v| {
+                if v == MEMPOOL_FILE_VERSION {
+                    Ok(())
+                } else {
+                    Err(rusty_shared_types::DecodeError::InvalidValue(
+                        "mempool file version",
+                    ))
+                }
+            })
+            .and_then(|()| r.vec("mempool transactions", 10_000_000, 24))
+            .and_then(|v| r.finish().map(|()| v))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(target: "mempool", path = %path.display(), error = %e, "ignoring unreadable mempool file");
+                return (0, 0);
+            }
+        };
+        let total = saved.len();
+        let mut pending: Vec<SavedTx> = saved;
+        let mut accepted = 0usize;
+        loop {
+            let before = pending.len();
+            let mut retry = Vec::new();
+            for s in pending {
+                match self.accept_transaction(s.tx.clone(), s.time) {
+                    Ok(_) => accepted += 1,
+                    Err(TxRejection::Invalid(ValidationError::MissingOrSpent(_))) => retry.push(s),
+                    Err(_) => {}
+                }
+            }
+            if retry.is_empty() || retry.len() == before {
+                break;
+            }
+            pending = retry;
+        }
+        info!(target: "mempool", accepted, refused = total - accepted, "mempool loaded");
+        (accepted, total - accepted)
+    }
+
+    /// Called by the chain service as it stops.
+    pub fn persist(&self) {
+        if let Some(path) = &self.mempool_file {
+            match self.save_mempool(path) {
+                Ok(n) => {
+                    info!(target: "mempool", saved = n, path = %path.display(), "mempool saved")
+                }
+                Err(e) => {
+                    tracing::error!(target: "mempool", error = %e, "saving the mempool failed")
+                }
+            }
+        }
+    }
+}
+
 /// The tip of `chain` as announced to subscribers.
 pub fn tip_info(chain: &Chain) -> TipInfo {
     let e = chain.tip_entry();
@@ -372,4 +491,54 @@ pub enum SendError {
     Wallet(#[from] crate::wallet::WalletError),
     #[error("the wallet's transaction was rejected: {0}")]
     Rejected(#[from] TxRejection),
+}
+
+#[cfg(test)]
+mod tests {
+    use rusty_shared_types::{Amount, TxOut};
+
+    use crate::test_utils::{coinbase_at, memory_state, Key, NOW};
+
+    #[test]
+    fn mempool_file_round_trip_and_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::new(21);
+        let mut s = memory_state(None);
+        s.generate(12, &key.address, u64::MAX, NOW).unwrap();
+        let (op, out) = coinbase_at(&s, 1);
+        let parent = key.spend(
+            op,
+            &out,
+            vec![TxOut {
+                value: Amount::from_units(out.value.units() - 1_000).unwrap(),
+                lock: key.address.lock_script(),
+            }],
+        );
+        let child = key.spend(
+            rusty_shared_types::OutPoint::new(parent.txid(), 0),
+            &parent.outputs[0],
+            vec![TxOut {
+                value: Amount::from_units(out.value.units() - 2_000).unwrap(),
+                lock: key.address.lock_script(),
+            }],
+        );
+        s.accept_transaction(parent, NOW).unwrap();
+        s.accept_transaction(child, NOW).unwrap();
+        let path = dir.path().join("mempool.dat");
+        assert_eq!(s.save_mempool(&path).unwrap(), 2);
+        // Clear and reload: both come back, the child after its parent.
+        let ids: Vec<_> = s.mempool.entries().map(|e| e.txid).collect();
+        for id in &ids {
+            s.mempool.remove_with_descendants(id);
+        }
+        assert_eq!(s.load_mempool(&path), (2, 0));
+        assert_eq!(s.mempool.len(), 2);
+
+        // Garbage and a wrong version are ignored, never a panic.
+        std::fs::write(&path, b"not a mempool").unwrap();
+        assert_eq!(s.load_mempool(&path), (0, 0));
+        std::fs::write(&path, 7u32.to_le_bytes()).unwrap();
+        assert_eq!(s.load_mempool(&path), (0, 0));
+        assert_eq!(s.load_mempool(&dir.path().join("missing.dat")), (0, 0));
+    }
 }

@@ -129,6 +129,9 @@ async fn restart_keeps_chain_and_wallet() {
     let mut node = TestNode::start().await;
     let addr = node.new_address().await;
     node.generate_to(15, &addr).await;
+    // An unconfirmed payment survives a clean restart (mempool.dat).
+    let payee = crate::common::TestKey::new(77).address.to_string();
+    let txid = node.rpc("sendtoaddress", json!([payee, 3])).await;
     let before = node.rpc("getbalances", json!([])).await;
     let tip = node.tip().await;
     node.stop().await;
@@ -149,6 +152,7 @@ async fn restart_keeps_chain_and_wallet() {
         client,
     };
     assert_eq!(again.tip().await, tip);
+    assert_eq!(again.rpc("getrawmempool", json!([])).await, json!([txid]));
     assert_eq!(again.rpc("getbalances", json!([])).await, before);
 }
 
