@@ -79,6 +79,8 @@ pub struct Chain {
     /// The block just stored by `process_block`, so connecting it does not
     /// read it back from the database.
     recent: Option<Block>,
+    /// The valid block with the most work seen (fork choice candidate).
+    most_work: Hash256,
 }
 
 fn work_of(entry: &IndexEntry) -> U256 {
@@ -106,6 +108,7 @@ impl Chain {
             index,
             active: Vec::new(),
             recent: None,
+            most_work: Hash256::ZERO,
         };
         match chain.db.get::<ActiveChain>(&0)? {
             None => chain.init_genesis(&genesis)?,
@@ -113,6 +116,7 @@ impl Chain {
             Some(_) => {}
         }
         chain.load_active()?;
+        chain.most_work = chain.scan_most_work();
         let events = chain.activate_best_chain(now, None).map(|(ev, _)| ev)?;
         info!(target: "chain", height = chain.height(), tip = %chain.tip(), "chain state loaded");
         Ok((chain, events))
@@ -325,6 +329,13 @@ impl Chain {
         batch.put::<BlockIndex>(&hash, &entry);
         batch.put::<Blocks>(&hash, &block);
         self.db.commit(batch)?;
+        if self
+            .index
+            .get(&self.most_work)
+            .is_none_or(|best| work_of(&entry) > work_of(best))
+        {
+            self.most_work = hash;
+        }
         self.index.insert(hash, entry);
         debug!(target: "chain", %hash, height, check_us = checked.as_micros() as u64,
                store_us = (started.elapsed() - checked).as_micros() as u64, "stored block");
@@ -381,9 +392,20 @@ impl Chain {
     }
 
     /// The valid block with the most work whose ancestors are all valid.
+    /// Kept incrementally ([`Chain::most_work`]); the active tip wins ties.
     fn best_candidate(&self) -> Hash256 {
-        let tip = self.tip();
-        let mut best = tip;
+        match self.index.get(&self.most_work) {
+            Some(e) if e.status == BlockStatus::Valid && work_of(e) > self.chain_work() => {
+                self.most_work
+            }
+            _ => self.tip(),
+        }
+    }
+
+    /// Full scan for the valid block with the most work (at open and after
+    /// marking blocks invalid; every new block updates it incrementally).
+    fn scan_most_work(&self) -> Hash256 {
+        let mut best = self.tip();
         let mut best_work = self.chain_work();
         for (hash, e) in &self.index {
             if e.status == BlockStatus::Valid && work_of(e) > best_work {
@@ -467,6 +489,7 @@ impl Chain {
             }
         }
         self.db.commit(batch)?;
+        self.most_work = self.scan_most_work();
         Ok(())
     }
 
