@@ -731,8 +731,11 @@ fn check_run(
     let mut checker = DeferredChecker::with_capacity(txs.len());
     // Number of deferred signatures after each transaction.
     let mut sigs_after = Vec::with_capacity(txs.len());
+    let mut read_time = std::time::Duration::ZERO;
+    let started = std::time::Instant::now();
     for (i, (tx, srcs)) in txs.iter().zip(sources.iter_mut()).enumerate() {
         let fail = |e: ChainError| (offset + i, e);
+        let read_start = std::time::Instant::now();
         let mut coins = Vec::with_capacity(tx.inputs.len());
         for (input, src) in tx.inputs.iter().zip(srcs.iter_mut()) {
             let coin = match src.take() {
@@ -744,6 +747,7 @@ fn check_run(
             };
             coins.push(coin);
         }
+        read_time += read_start.elapsed();
         let fee =
             validation::check_tx_inputs(tx, &coins, height, params).map_err(|e| fail(e.into()))?;
         fees = fees
@@ -753,6 +757,7 @@ fn check_run(
         sigs_after.push(checker.len());
         spent.extend(coins);
     }
+    let scripts_done = started.elapsed();
     let items = checker.into_items();
     let mut batch = rusty_crypto::ed25519::BatchVerifier::with_capacity(items.len());
     for (pk, msg, sig) in &items {
@@ -768,6 +773,9 @@ fn check_run(
         let txid = txs.get(i).map(Transaction::txid).unwrap_or_default();
         return Err((offset + i, ValidationError::BadSignature(txid).into()));
     }
+    tracing::trace!(target: "chain", txs = txs.len(), read_us = read_time.as_micros() as u64,
+                    scripts_us = (scripts_done - read_time).as_micros() as u64,
+                    verify_us = (started.elapsed() - scripts_done).as_micros() as u64, "validated run");
     Ok((fees, spent))
 }
 
