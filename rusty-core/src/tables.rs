@@ -166,7 +166,8 @@ impl Encode for BlockUndo {
 impl Decode for BlockUndo {
     fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
         Ok(BlockUndo {
-            spent: r.vec("undo coins", usize::MAX, 19)?,
+            // The smallest coin: value 8 + empty script 1 + height 8 + flag 1.
+            spent: r.vec("undo coins", usize::MAX, 18)?,
         })
     }
 }
