@@ -81,6 +81,87 @@ pub struct Chain {
     recent: Option<Block>,
     /// The valid block with the most work seen (fork choice candidate).
     most_work: Hash256,
+    /// Coin changes of connected blocks not yet written to the database.
+    coins: CoinCache,
+    /// Blocks connected since the last flush.
+    unflushed_blocks: usize,
+}
+
+/// Flush the coin cache once it holds this many changes…
+const MAX_UNFLUSHED_COINS: usize = 500_000;
+/// …or this many blocks were connected since the last flush (bounds the
+/// replay after a crash).
+const MAX_UNFLUSHED_BLOCKS: usize = 1_000;
+
+/// Coin changes since the last flush, Bitcoin Core's `dbcache` in small.
+///
+/// The database holds the UTXO set as of the `tip` meta record; blocks
+/// connected after it have their block data, undo data and indexes on disk
+/// but their coin changes only here. A flush writes the changes and moves the
+/// `tip` record in one batch. After a crash the node reopens at that tip and
+/// fork choice connects the stored blocks again, so nothing is lost and
+/// nothing is half-applied.
+#[derive(Debug, Default)]
+pub struct CoinCache {
+    /// `Some` = unspent, `None` = spent; `fresh` = created since the last
+    /// flush, so not in the database (spending it needs no database delete).
+    changes: HashMap<OutPoint, (Option<Coin>, bool)>,
+}
+
+impl CoinCache {
+    /// `Some(answer)` if the cache knows the coin's state.
+    fn lookup(&self, outpoint: &OutPoint) -> Option<Option<&Coin>> {
+        self.changes.get(outpoint).map(|(c, _)| c.as_ref())
+    }
+
+    fn apply(&mut self, changes: CoinChanges) {
+        for outpoint in changes.spent {
+            match self.changes.get(&outpoint) {
+                Some((_, true)) => {
+                    self.changes.remove(&outpoint);
+                }
+                _ => {
+                    self.changes.insert(outpoint, (None, false));
+                }
+            }
+        }
+        for (outpoint, coin) in changes.created {
+            self.changes.insert(outpoint, (Some(coin), true));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// The UTXO set as validation sees it: the cache over the database.
+#[derive(Debug, Clone, Copy)]
+pub struct CoinView<'a> {
+    pub db: &'a Database,
+    pub cache: &'a CoinCache,
+}
+
+impl CoinView<'_> {
+    pub fn get(&self, outpoint: &OutPoint) -> Result<Option<Coin>> {
+        match self.cache.lookup(outpoint) {
+            Some(c) => Ok(c.cloned()),
+            None => Ok(self.db.get::<Utxos>(outpoint)?),
+        }
+    }
+}
+
+/// What connecting a block does to the UTXO set.
+#[derive(Debug, Default)]
+pub struct CoinChanges {
+    /// Coins from before the block that it spends.
+    pub spent: Vec<OutPoint>,
+    /// Coins it creates and leaves unspent.
+    pub created: HashMap<OutPoint, Coin>,
 }
 
 fn work_of(entry: &IndexEntry) -> U256 {
@@ -109,6 +190,8 @@ impl Chain {
             active: Vec::new(),
             recent: None,
             most_work: Hash256::ZERO,
+            coins: CoinCache::default(),
+            unflushed_blocks: 0,
         };
         match chain.db.get::<ActiveChain>(&0)? {
             None => chain.init_genesis(&genesis)?,
@@ -228,11 +311,42 @@ impl Chain {
     }
 
     pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>> {
-        Ok(self.db.get::<Utxos>(outpoint)?)
+        self.coin_view().get(outpoint)
     }
 
+    fn coin_view(&self) -> CoinView<'_> {
+        CoinView {
+            db: &self.db,
+            cache: &self.coins,
+        }
+    }
+
+    /// Where `txid` sits in the active chain. Index entries of blocks left
+    /// off the active chain by a crash before a flush are ignored.
     pub fn tx_location(&self, txid: &Hash256) -> Result<Option<TxLocation>> {
-        Ok(self.db.get::<TxIndex>(txid)?)
+        Ok(self
+            .db
+            .get::<TxIndex>(txid)?
+            .filter(|loc| self.is_active(&loc.block)))
+    }
+
+    /// Writes the cached coin changes and moves the database's tip record
+    /// to the active tip, in one batch.
+    pub fn flush(&mut self) -> Result<()> {
+        let mut batch = self.db.batch();
+        for (outpoint, (coin, _)) in &self.coins.changes {
+            match coin {
+                Some(c) => batch.put::<Utxos>(outpoint, c),
+                None => batch.delete::<Utxos>(outpoint),
+            }
+        }
+        batch.put_meta(META_TIP, self.tip().encode());
+        let changes = self.coins.len();
+        self.db.commit(batch)?;
+        self.coins.changes.clear();
+        self.unflushed_blocks = 0;
+        debug!(target: "chain", changes, tip = %self.tip(), "flushed coin cache");
+        Ok(())
     }
 
     /// Number of blocks on side branches and the active chain.
@@ -506,8 +620,8 @@ impl Chain {
         let read = started.elapsed();
         let height = self.index[&hash].height;
         let mut batch = self.db.batch();
-        connect_block_into(
-            &self.db,
+        let changes = connect_block_into(
+            self.coin_view(),
             self.params,
             &block,
             hash,
@@ -516,9 +630,13 @@ impl Chain {
             &mut batch,
         )?;
         let validated = started.elapsed();
-        batch.put_meta(META_TIP, hash.encode());
         self.db.commit(batch)?;
+        self.coins.apply(changes);
+        self.unflushed_blocks += 1;
         self.active.push(hash);
+        if self.coins.len() > MAX_UNFLUSHED_COINS || self.unflushed_blocks >= MAX_UNFLUSHED_BLOCKS {
+            self.flush()?;
+        }
         debug!(target: "chain", %hash, height, txs = block.txs.len(),
                read_us = read.as_micros() as u64,
                validate_us = (validated - read).as_micros() as u64,
@@ -529,6 +647,11 @@ impl Chain {
 
     /// Disconnects the tip block, restoring the coins it spent.
     fn disconnect_tip(&mut self) -> Result<ChainEvent> {
+        // Reorganisations are rare: write the cache out first so the
+        // disconnect below is again one self-contained batch.
+        if !self.coins.is_empty() || self.unflushed_blocks > 0 {
+            self.flush()?;
+        }
         let hash = self.tip();
         let height = self.height();
         if height == 0 {
@@ -582,20 +705,22 @@ impl Chain {
 /// transactions, reads their coins, checks amounts, lock times and scripts,
 /// then batch-verifies that run's signatures; (3) serially, sum the fees,
 /// check the coinbase and build the write batch.
-pub fn connect_block_into(
-    db: &Database,
+fn connect_block_into(
+    coins: CoinView<'_>,
     params: &ChainParams,
     block: &Block,
     hash: Hash256,
     height: u64,
     parent_mtp: u64,
     batch: &mut rusty_storage::WriteBatch,
-) -> Result<()> {
+) -> Result<CoinChanges> {
     let txids: Vec<Hash256> = block.txs.iter().map(Transaction::txid).collect();
 
     // Phase 1: coin sources and in-block double spends.
     let mut created: HashMap<OutPoint, Coin> = HashMap::new();
     let mut spent_here: HashSet<OutPoint> = HashSet::new();
+    // Spends of coins from before this block (the others never reach disk).
+    let mut spent_outside: Vec<OutPoint> = Vec::new();
     let mut sources: Vec<Vec<Option<Coin>>> = Vec::with_capacity(block.txs.len());
     for (tx, txid) in block.txs.iter().zip(&txids).skip(1) {
         if !validation::is_final(tx, height, parent_mtp) {
@@ -606,7 +731,11 @@ pub fn connect_block_into(
             if !spent_here.insert(input.prevout) {
                 return Err(ValidationError::MissingOrSpent(input.prevout).into());
             }
-            tx_sources.push(created.remove(&input.prevout));
+            let in_block = created.remove(&input.prevout);
+            if in_block.is_none() {
+                spent_outside.push(input.prevout);
+            }
+            tx_sources.push(in_block);
         }
         sources.push(tx_sources);
         add_outputs(&mut created, tx, *txid, height, false);
@@ -631,12 +760,12 @@ pub fn connect_block_into(
         let handles: Vec<_> = work
             .into_iter()
             .map(|(offset, run, srcs)| {
-                scope.spawn(move || check_run(db, params, height, offset, run, srcs))
+                scope.spawn(move || check_run(coins, params, height, offset, run, srcs))
             })
             .collect();
         let mut results = Vec::with_capacity(threads);
         if let Some((offset, run, srcs)) = own {
-            results.push(check_run(db, params, height, offset, run, srcs));
+            results.push(check_run(coins, params, height, offset, run, srcs));
         }
         for h in handles {
             results.push(h.join().unwrap_or_else(|_| {
@@ -685,12 +814,6 @@ pub fn connect_block_into(
     }
     add_outputs(&mut created, coinbase, txids[0], height, true);
 
-    for outpoint in &spent_here {
-        batch.delete::<Utxos>(outpoint);
-    }
-    for (outpoint, coin) in &created {
-        batch.put::<Utxos>(outpoint, coin);
-    }
     for (i, txid) in txids.iter().enumerate() {
         batch.put::<TxIndex>(
             txid,
@@ -702,7 +825,10 @@ pub fn connect_block_into(
     }
     batch.put::<Undo>(&hash, &undo);
     batch.put::<ActiveChain>(&height, &hash);
-    Ok(())
+    Ok(CoinChanges {
+        spent: spent_outside,
+        created,
+    })
 }
 
 /// A run of transactions for one validation thread: its offset among the
@@ -719,7 +845,7 @@ type RunResult = std::result::Result<(Amount, Vec<Coin>), (usize, ChainError)>;
 /// lock checks, scripts with deferred signatures, then one batch
 /// verification of the run's signatures.
 fn check_run(
-    db: &Database,
+    view: CoinView<'_>,
     params: &ChainParams,
     height: u64,
     offset: usize,
@@ -739,12 +865,10 @@ fn check_run(
         let mut coins = Vec::with_capacity(tx.inputs.len());
         for (input, src) in tx.inputs.iter().zip(srcs.iter_mut()) {
             let coin = match src.take() {
-                Some(c) => c,
-                None => db
-                    .get::<Utxos>(&input.prevout)
-                    .map_err(|e| fail(e.into()))?
-                    .ok_or_else(|| fail(ValidationError::MissingOrSpent(input.prevout).into()))?,
-            };
+                Some(c) => Some(c),
+                None => view.get(&input.prevout).map_err(fail)?,
+            }
+            .ok_or_else(|| fail(ValidationError::MissingOrSpent(input.prevout).into()))?;
             coins.push(coin);
         }
         read_time += read_start.elapsed();
@@ -956,6 +1080,52 @@ mod tests {
             "{err}"
         );
         assert_eq!(s.chain.height(), 12);
+    }
+
+    #[test]
+    fn unflushed_blocks_are_replayed_after_a_crash() {
+        let key = Key::new(8);
+        let db = rusty_storage::Database::in_memory(
+            crate::tables::TABLES,
+            crate::tables::SCHEMA_VERSION,
+        )
+        .unwrap();
+        let params = rusty_shared_types::Network::Dev.params();
+        let (chain, _) = Chain::open(db.clone(), params, NOW).unwrap();
+        let mut s =
+            crate::state::NodeState::new(chain, crate::mempool::Mempool::new(1 << 20, 1000), None);
+        s.generate(12, &key.address, u64::MAX, NOW).unwrap();
+        s.chain.flush().unwrap();
+        s.generate(5, &key.address, u64::MAX, NOW).unwrap();
+        // Spend a coin in an unflushed block too.
+        let (op, out) = coinbase_at(&s, 2);
+        let tx = key.spend(
+            op,
+            &out,
+            vec![TxOut {
+                value: Amount::from_units(out.value.units() - 1000).unwrap(),
+                lock: key.address.lock_script(),
+            }],
+        );
+        s.accept_transaction(tx.clone(), NOW).unwrap();
+        s.generate(1, &key.address, u64::MAX, NOW).unwrap();
+        let tip = s.chain.tip();
+        assert!(!s.chain.coins.is_empty(), "changes are cached");
+        // "Crash": the state goes away without a flush; the database keeps
+        // only what was committed.
+        drop(s);
+        let (reopened, events) = Chain::open(db, params, NOW).unwrap();
+        assert_eq!(reopened.tip(), tip, "stored blocks were connected again");
+        assert_eq!(events.len(), 6);
+        assert!(
+            reopened.coin(&op).unwrap().is_none(),
+            "the spend was replayed"
+        );
+        assert!(reopened
+            .coin(&OutPoint::new(tx.txid(), 0))
+            .unwrap()
+            .is_some());
+        assert!(reopened.tx_location(&tx.txid()).unwrap().is_some());
     }
 
     #[test]
@@ -1191,6 +1361,16 @@ mod properties {
                 fresh.process_block(block, NOW).unwrap();
             }
             prop_assert_eq!(fresh.tip(), chain.tip());
+            // Every coin agrees through the cache, and on disk after a flush.
+            for (outpoint, coin) in utxos(&chain) {
+                if chain.coin(&outpoint).unwrap().is_none() {
+                    prop_assert!(fresh.coin(&outpoint).unwrap().is_none());
+                } else {
+                    prop_assert_eq!(fresh.coin(&outpoint).unwrap(), Some(coin));
+                }
+            }
+            chain.flush().unwrap();
+            fresh.flush().unwrap();
             prop_assert_eq!(utxos(&fresh), utxos(&chain));
         }
     }

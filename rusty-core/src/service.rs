@@ -117,6 +117,9 @@ pub fn spawn_chain_service(mut state: NodeState) -> std::io::Result<(ChainHandle
                 }
             }
             state.persist();
+            if let Err(e) = state.chain.flush() {
+                tracing::error!(target: "chain", error = %e, "writing the coin cache failed");
+            }
             if let Err(e) = state.chain.db().flush() {
                 tracing::error!(target: "chain", error = %e, "flushing the database failed");
             }
