@@ -161,7 +161,11 @@ pub const BLOCK_VERSION: u32 = 1;
 
 /// Context-free transaction checks.
 pub fn check_transaction(tx: &Transaction, params: &ChainParams) -> Result<()> {
-    let size = tx.size();
+    check_transaction_sized(tx, tx.size(), params)
+}
+
+/// [`check_transaction`] for a transaction whose encoded size is known.
+fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) -> Result<()> {
     if size > params.max_tx_size {
         return Err(ValidationError::TxTooLarge {
             size,
@@ -235,13 +239,6 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<()> {
             return Err(ValidationError::ReservedRoot(name));
         }
     }
-    let size = rusty_shared_types::Encode::encode(block).len();
-    if size > params.max_block_size {
-        return Err(ValidationError::BlockTooLarge {
-            size,
-            max: params.max_block_size,
-        });
-    }
     match block.txs.first() {
         Some(cb) if cb.is_coinbase() => {}
         _ => return Err(ValidationError::FirstTxNotCoinbase),
@@ -254,18 +251,86 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<()> {
     {
         return Err(ValidationError::MultipleCoinbase);
     }
-    if block_merkle_root(&block.txs) != h.merkle_root {
+    let facts = tx_facts(&block.txs, params)?;
+    // Header, CompactSize transaction count, transactions.
+    let count_len = match facts.len() {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    };
+    let size = facts.iter().fold(
+        rusty_shared_types::HEADER_SIZE.saturating_add(count_len),
+        |acc, f| acc.saturating_add(f.size),
+    );
+    if size > params.max_block_size {
+        return Err(ValidationError::BlockTooLarge {
+            size,
+            max: params.max_block_size,
+        });
+    }
+    let wtxids: Vec<Hash256> = facts.iter().map(|f| f.wtxid).collect();
+    if merkle_root(&wtxids) != h.merkle_root {
         return Err(ValidationError::BadMerkleRoot);
     }
-    let mut txids = HashSet::with_capacity(block.txs.len());
-    for tx in &block.txs {
-        check_transaction(tx, params)?;
-        let txid = tx.txid();
-        if !txids.insert(txid) {
-            return Err(ValidationError::DuplicateTx(txid));
+    let mut txids = HashSet::with_capacity(facts.len());
+    for f in &facts {
+        if !txids.insert(f.txid) {
+            return Err(ValidationError::DuplicateTx(f.txid));
         }
     }
     Ok(())
+}
+
+/// What the context-free checks learn about each transaction.
+struct TxFacts {
+    txid: Hash256,
+    wtxid: Hash256,
+    size: usize,
+}
+
+/// Checks every transaction (on all cores for large blocks) and returns its
+/// ids and size; each transaction is encoded once. The first failing
+/// transaction in block order names the error.
+fn tx_facts(txs: &[Transaction], params: &ChainParams) -> Result<Vec<TxFacts>> {
+    let one = |tx: &Transaction| -> Result<TxFacts> {
+        let bytes = rusty_shared_types::Encode::encode(tx);
+        check_transaction_sized(tx, bytes.len(), params)?;
+        Ok(TxFacts {
+            txid: tx.txid(),
+            wtxid: Hash256::domain_hash(rusty_shared_types::Domain::Wtxid, &bytes),
+            size: bytes.len(),
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || txs.len() < 256 {
+        return txs.iter().map(one).collect();
+    }
+    let chunk = txs.len().div_ceil(threads);
+    let results: Vec<Result<Vec<TxFacts>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .skip(1)
+            .map(|c| scope.spawn(move || c.iter().map(one).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut out = vec![txs
+            .chunks(chunk)
+            .next()
+            .unwrap_or(&[])
+            .iter()
+            .map(one)
+            .collect()];
+        for h in handles {
+            // A panic in a check is a bug: surface it as the serial path would.
+            out.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    });
+    let mut facts = Vec::with_capacity(txs.len());
+    for r in results {
+        facts.extend(r?);
+    }
+    Ok(facts)
 }
 
 /// Whether `tx` may be included in a block at `height` whose parent has
@@ -492,6 +557,51 @@ mod tests {
             vec![out(900)],
         );
         assert!(check_tx_inputs(&disabled, &[coin(1000, 10, false)], 11, p).is_ok());
+    }
+
+    #[test]
+    fn block_size_counts_the_exact_encoding() {
+        use rusty_shared_types::Encode;
+        let p = params();
+        let mut block = p.genesis_block();
+        // Pad the coinbase until the block is exactly at the limit.
+        let mut small = p.clone();
+        block.txs[0].outputs.push(out(1));
+        block.header.merkle_root = block_merkle_root(&block.txs);
+        small.max_block_size = block.encode().len();
+        small.pow_limit_bits = 0x207f_ffff;
+        let target = crate::pow::target_from_compact(block.header.bits).unwrap();
+        crate::miner::solve(&mut block.header, &target, u64::MAX).unwrap();
+        let small: &'static ChainParams = Box::leak(Box::new(small));
+        assert_eq!(check_block(&block, small), Ok(()));
+        let mut smaller = small.clone();
+        smaller.max_block_size -= 1;
+        let smaller: &'static ChainParams = Box::leak(Box::new(smaller));
+        assert!(matches!(
+            check_block(&block, smaller),
+            Err(ValidationError::BlockTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn large_blocks_are_checked_in_parallel_with_the_same_verdict() {
+        let p = params();
+        let mut block = p.genesis_block();
+        for n in 0..299u32 {
+            let mut t = tx(vec![input((n % 250) as u8, SEQUENCE_FINAL)], vec![out(1)]);
+            t.inputs[0].prevout.vout = n;
+            block.txs.push(t);
+        }
+        block.header.merkle_root = block_merkle_root(&block.txs);
+        let target = crate::pow::target_from_compact(block.header.bits).unwrap();
+        crate::miner::solve(&mut block.header, &target, u64::MAX).unwrap();
+        assert_eq!(check_block(&block, p), Ok(()));
+        // Two bad transactions: the first in block order is reported.
+        block.txs[280].outputs.clear();
+        block.txs[40].inputs.clear();
+        assert_eq!(check_block(&block, p), Err(ValidationError::NoInputs));
+        block.txs[40].inputs.push(input(7, SEQUENCE_FINAL));
+        assert_eq!(check_block(&block, p), Err(ValidationError::NoOutputs));
     }
 
     #[test]
