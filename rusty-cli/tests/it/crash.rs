@@ -14,6 +14,18 @@ fn total_wallet(node: &NodeProcess) -> f64 {
         + b["mine"]["immature"].as_f64().expect("immature")
 }
 
+/// Height and wallet total read at the same tip (the miner keeps going, so
+/// retry until no block arrived between the two reads).
+fn height_and_total(node: &NodeProcess) -> (u64, f64) {
+    loop {
+        let before = node.height();
+        let total = total_wallet(node);
+        if node.height() == before {
+            return (before, total);
+        }
+    }
+}
+
 #[test]
 fn kill_9_while_mining_then_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
