@@ -22,6 +22,21 @@ enum Flow {
     Stop,
 }
 
+/// A job running `f` and the receiver of its result. A caller that gave up
+/// waiting just drops the receiver; the job's send then fails harmlessly.
+fn reply_job<R, F>(f: F) -> (Job, oneshot::Receiver<R>)
+where
+    R: Send + 'static,
+    F: FnOnce(&mut NodeState) -> R + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job: Job = Box::new(move |s| {
+        let _ = reply.send(f(s));
+        Flow::Continue
+    });
+    (job, rx)
+}
+
 /// Depth of the command queue; senders wait when it is full.
 const QUEUE_DEPTH: usize = 1024;
 
@@ -46,11 +61,7 @@ impl ChainHandle {
         R: Send + 'static,
         F: FnOnce(&mut NodeState) -> R + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |s| {
-            let _ = reply.send(f(s));
-            Flow::Continue
-        });
+        let (job, rx) = reply_job(f);
         self.tx.send(job).await.map_err(|_| ServiceStopped)?;
         rx.await.map_err(|_| ServiceStopped)
     }
@@ -61,11 +72,7 @@ impl ChainHandle {
         R: Send + 'static,
         F: FnOnce(&mut NodeState) -> R + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |s| {
-            let _ = reply.send(f(s));
-            Flow::Continue
-        });
+        let (job, rx) = reply_job(f);
         self.tx.blocking_send(job).map_err(|_| ServiceStopped)?;
         rx.blocking_recv().map_err(|_| ServiceStopped)
     }

@@ -198,18 +198,12 @@ impl Decode for TxLocation {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use rusty_shared_types::{arbitrary, decode_exact, Decode, Encode};
+    use rusty_shared_types::{
+        arbitrary::{self, assert_round_trip as round_trip},
+        decode_exact, Encode,
+    };
 
     use super::*;
-
-    fn round_trip<T: Encode + Decode + PartialEq + std::fmt::Debug>(v: &T) {
-        let bytes = v.encode();
-        assert_eq!(&decode_exact::<T>(&bytes).unwrap(), v);
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(decode_exact::<T>(&longer).is_err());
-        assert!(decode_exact::<T>(&bytes[..bytes.len() - 1]).is_err());
-    }
 
     fn coin() -> impl Strategy<Value = Coin> {
         (arbitrary::txout(), any::<u64>(), any::<bool>()).prop_map(
