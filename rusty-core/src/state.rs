@@ -166,28 +166,11 @@ impl NodeState {
             for e in &old {
                 self.mempool.remove_with_descendants(&e.txid);
             }
-            let mut pending: Vec<Transaction> =
-                resurrect.chain(old.into_iter().map(|e| e.tx)).collect();
-            let mut back = 0usize;
-            // Pool entries come in no particular parent/child order: retry
-            // those missing an input until a pass makes no progress.
-            loop {
-                let before = pending.len();
-                let mut retry = Vec::new();
-                for tx in pending {
-                    match self.accept_transaction(tx.clone(), now) {
-                        Ok(_) => back += 1,
-                        Err(TxRejection::Invalid(ValidationError::MissingOrSpent(_))) => {
-                            retry.push(tx)
-                        }
-                        Err(_) => {}
-                    }
-                }
-                if retry.is_empty() || retry.len() == before {
-                    break;
-                }
-                pending = retry;
-            }
+            let pending = resurrect
+                .map(|tx| (tx, now))
+                .chain(old.into_iter().map(|e| (e.tx, now)))
+                .collect();
+            let back = self.accept_parents_first(pending);
             info!(target: "mempool", returned = back, "mempool revalidated after reorg");
         }
         self.notifier.announce(tip_info(&self.chain));
@@ -435,25 +418,34 @@ impl NodeState {
             }
         };
         let total = saved.len();
-        let mut pending: Vec<SavedTx> = saved;
+        let accepted =
+            self.accept_parents_first(saved.into_iter().map(|s| (s.tx, s.time)).collect());
+        info!(target: "mempool", accepted, refused = total - accepted, "mempool loaded");
+        (accepted, total - accepted)
+    }
+
+    /// Accepts `(transaction, arrival time)` pairs that may come in any
+    /// parent/child order: those missing an input are retried after the
+    /// others until a pass makes no progress. Returns how many were accepted.
+    fn accept_parents_first(&mut self, mut pending: Vec<(Transaction, u64)>) -> usize {
         let mut accepted = 0usize;
         loop {
             let before = pending.len();
             let mut retry = Vec::new();
-            for s in pending {
-                match self.accept_transaction(s.tx.clone(), s.time) {
+            for (tx, time) in pending {
+                match self.accept_transaction(tx.clone(), time) {
                     Ok(_) => accepted += 1,
-                    Err(TxRejection::Invalid(ValidationError::MissingOrSpent(_))) => retry.push(s),
+                    Err(TxRejection::Invalid(ValidationError::MissingOrSpent(_))) => {
+                        retry.push((tx, time))
+                    }
                     Err(_) => {}
                 }
             }
             if retry.is_empty() || retry.len() == before {
-                break;
+                return accepted;
             }
             pending = retry;
         }
-        info!(target: "mempool", accepted, refused = total - accepted, "mempool loaded");
-        (accepted, total - accepted)
     }
 
     /// Called by the chain service as it stops.
