@@ -1,0 +1,144 @@
+//! The composed libp2p behaviour. It only moves bytes and tracks peers; no
+//! consensus logic lives here (the node validates gossip and answers sync
+//! requests above [`crate::Network`]).
+
+use std::time::Duration;
+
+use libp2p::{
+    gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response,
+    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    StreamProtocol,
+};
+
+use crate::{
+    codec::{SyncCodec, SyncProtocol},
+    config::NetworkConfig,
+    message::Protocol,
+    peers::{Limits, PeerManager},
+    topic::Topic,
+};
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// First, so it can refuse a connection before the others see it.
+    pub peers: PeerManager,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub gossipsub: gossipsub::Behaviour,
+    /// One request-response behaviour per sync protocol: a request offers
+    /// exactly its own protocol, and each has its own size caps.
+    pub status: request_response::Behaviour<SyncCodec>,
+    pub headers: request_response::Behaviour<SyncCodec>,
+    pub blocks: request_response::Behaviour<SyncCodec>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour").field("peers", &self.peers).finish_non_exhaustive()
+    }
+}
+
+/// `/rusty/<chain>/1`: the identify protocol version; peers that announce
+/// another one are disconnected.
+pub fn protocol_version(chain: &str) -> String {
+    format!("/rusty/{chain}/1")
+}
+
+/// The largest gossip message: a transaction, or later a media
+/// announcement. Blocks travel as headers on gossip.
+pub const MAX_GOSSIP_BYTES: usize = 1 << 20;
+
+/// Gossip message ids are the content hash, so the same header or
+/// transaction published by two nodes is one message.
+fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut h = blake3::Hasher::new_derive_key("rusty-coin gossip-id v1");
+    h.update(m.topic.as_str().as_bytes());
+    h.update(&[0]);
+    h.update(&m.data);
+    gossipsub::MessageId::from(h.finalize().as_bytes()[..20].to_vec())
+}
+
+impl Behaviour {
+    pub fn new(
+        key: &Keypair,
+        config: &NetworkConfig,
+    ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+        let chain = config.chain.as_str();
+        let peer_id = key.public().to_peer_id();
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(protocol_version(chain), key.public())
+                .with_agent_version(config.agent.clone())
+                .with_interval(Duration::from_secs(300)),
+        );
+        let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
+
+        let kad_protocol = StreamProtocol::try_from_owned(format!("/rusty/{chain}/kad/1"))?;
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(kad_protocol),
+        );
+        // Serve the DHT even without a confirmed external address (loopback
+        // and LAN networks never get one).
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let mdns = if config.mdns {
+            match mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(target: "net", error = %e, "mDNS unavailable; local discovery is off");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .protocol_id_prefix(format!("/rusty/{chain}/meshsub"))
+            .heartbeat_interval(Duration::from_millis(700))
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(MAX_GOSSIP_BYTES)
+            .message_id_fn(message_id)
+            .build()?;
+        let mut gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+        for topic in Topic::SUBSCRIBED {
+            gossipsub.subscribe(&topic.ident(chain))?;
+        }
+
+        let sync = |p: Protocol| {
+            request_response::Behaviour::with_codec(
+                SyncCodec {
+                    max_block_size: config.max_block_size,
+                },
+                [(
+                    SyncProtocol::new(chain, p),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(config.request_timeout)
+                    .with_max_concurrent_streams(256),
+            )
+        };
+
+        Ok(Behaviour {
+            peers: PeerManager::new(Limits {
+                max_inbound: config.max_inbound(),
+                max_outbound: config.max_outbound(),
+            }),
+            identify,
+            ping,
+            kad,
+            mdns: mdns.into(),
+            gossipsub,
+            status: sync(Protocol::Status),
+            headers: sync(Protocol::Headers),
+            blocks: sync(Protocol::Blocks),
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! Per-peer, per-kind token buckets. Every inbound request and gossip message
+//! costs one token of its kind; a peer out of tokens is refused (and
+//! penalised by the caller).
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use libp2p::PeerId;
+
+/// What a token pays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    StatusRequest,
+    HeadersRequest,
+    BlocksRequest,
+    BlockGossip,
+    TxGossip,
+}
+
+impl Kind {
+    /// (sustained rate per second, burst).
+    pub fn quota(self) -> (f64, f64) {
+        match self {
+            Kind::StatusRequest => (1.0, 10.0),
+            // A syncing peer asks for 2,000 headers per request.
+            Kind::HeadersRequest => (10.0, 50.0),
+            // Parallel download: up to 16 blocks per request, a few in
+            // flight per peer.
+            Kind::BlocksRequest => (50.0, 200.0),
+            Kind::BlockGossip => (20.0, 100.0),
+            Kind::TxGossip => (500.0, 2_000.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// Token buckets of every connected peer.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: HashMap<(PeerId, Kind), Bucket>,
+}
+
+impl RateLimiter {
+    /// Takes one token; false if the peer is over its quota.
+    pub fn allow(&mut self, peer: PeerId, kind: Kind, now: Instant) -> bool {
+        let (rate, burst) = kind.quota();
+        let b = self.buckets.entry((peer, kind)).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
+        let dt = now.saturating_duration_since(b.updated).as_secs_f64();
+        b.tokens = (b.tokens + dt * rate).min(burst);
+        b.updated = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets a disconnected peer.
+    pub fn remove_peer(&mut self, peer: &PeerId) {
+        self.buckets.retain(|(p, _), _| p != peer);
+    }
+
+    /// Drops buckets that refilled completely (idle peers).
+    pub fn prune(&mut self, now: Instant) {
+        self.buckets.retain(|(_, kind), b| {
+            let (rate, burst) = kind.quota();
+            let full_after = Duration::from_secs_f64(burst / rate);
+            now.saturating_duration_since(b.updated) < full_after
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_allowed_then_the_rate() {
+        let mut rl = RateLimiter::default();
+        let p = PeerId::random();
+        let now = Instant::now();
+        let (rate, burst) = Kind::StatusRequest.quota();
+        for _ in 0..burst as usize {
+            assert!(rl.allow(p, Kind::StatusRequest, now));
+        }
+        assert!(!rl.allow(p, Kind::StatusRequest, now));
+        // Other peers and other kinds have their own buckets.
+        assert!(rl.allow(PeerId::random(), Kind::StatusRequest, now));
+        assert!(rl.allow(p, Kind::TxGossip, now));
+        let later = now + Duration::from_secs_f64(1.0 / rate);
+        assert!(rl.allow(p, Kind::StatusRequest, later));
+        assert!(!rl.allow(p, Kind::StatusRequest, later));
+    }
+}

@@ -1,0 +1,1250 @@
+//! The network task and its handle.
+//!
+//! [`start`] builds the swarm, starts listening and spawns one tokio task
+//! that owns the `Swarm`. The node talks to it through a cloneable
+//! [`NetworkHandle`] (commands over two bounded channels, high priority
+//! first) and hears from it through [`NetworkEvents`] (domain events over
+//! three channels by priority: high is never dropped, medium and low are
+//! shed when the node does not keep up, low first since it is smaller).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use libp2p::{
+    gossipsub::{self, MessageAcceptance, MessageId},
+    identify, kad, mdns, noise, ping,
+    request_response::{self, OutboundRequestId, ResponseChannel},
+    swarm::{dial_opts::DialOpts, SwarmEvent},
+    tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::{
+    behaviour::{protocol_version, Behaviour, BehaviourEvent},
+    config::NetworkConfig,
+    message::{Protocol, Request, Response},
+    peers::{
+        ip_of, peer_id_of, unix_now, without_peer_id, Ban, BanTarget, PeerAction, ScoreOutcome,
+    },
+    rate_limit::{Kind, RateLimiter},
+    store::{load_or_create_key, KeyError, PeerStoreFile, StoredBan, StoredPeer},
+    topic::{Priority, Topic},
+};
+
+/// Why the network could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("could not build the libp2p stack: {0}")]
+    Build(String),
+    #[error("could not listen on {addr}: {reason} (is another node using that port? try --listen)")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+/// Why a request to a peer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the peer did not answer in time")]
+    Timeout,
+    #[error("the connection closed before the answer")]
+    ConnectionClosed,
+    #[error("the peer sent a malformed answer")]
+    Malformed,
+    #[error("the peer does not speak the protocol")]
+    Unsupported,
+    #[error("request failed: {0}")]
+    Other(String),
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+/// The node's verdict on a gossip message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Valid: forward it.
+    Accept,
+    /// Not forwarded, no blame (duplicate, not relevant now).
+    Ignore,
+    /// Invalid: not forwarded; the caller also reports the peer.
+    Reject,
+}
+
+/// A request from a peer, to be answered with [`NetworkHandle::respond`].
+#[derive(Debug)]
+pub struct Responder {
+    protocol: Protocol,
+    channel: ResponseChannel<Response>,
+}
+
+/// What the network tells the node.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    PeerConnected {
+        peer: PeerId,
+        addr: Multiaddr,
+        inbound: bool,
+    },
+    PeerDisconnected {
+        peer: PeerId,
+    },
+    /// A gossip message awaiting validation; answer with
+    /// [`NetworkHandle::validate`] within a few seconds.
+    Gossip {
+        topic: Topic,
+        source: PeerId,
+        id: MessageId,
+        data: Vec<u8>,
+    },
+    Request {
+        peer: PeerId,
+        request: Request,
+        responder: Responder,
+    },
+}
+
+/// A connected peer, for `getpeerinfo`.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Connection number, unique for the life of the process.
+    pub id: u64,
+    pub peer_id: PeerId,
+    pub addr: Multiaddr,
+    pub inbound: bool,
+    pub connected_secs: u64,
+    pub score: f64,
+    pub ping: Option<Duration>,
+    pub agent: Option<String>,
+    /// A bootnode or `addnode` peer.
+    pub persistent: bool,
+}
+
+/// A ban in force, for `listbanned`.
+#[derive(Debug, Clone)]
+pub struct BanInfo {
+    pub target: BanTarget,
+    pub created: u64,
+    pub until: u64,
+    pub reason: String,
+}
+
+/// The node's network identity and counters, for `getnetworkinfo`.
+#[derive(Debug, Clone)]
+pub struct NetworkInfo {
+    pub peer_id: PeerId,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub inbound: usize,
+    pub outbound: usize,
+    pub max_inbound: usize,
+    pub max_outbound: usize,
+    pub protocol_version: String,
+    pub agent: String,
+    pub mdns: bool,
+    /// Gossip messages dropped because the node was busy, by priority.
+    pub shed_medium: u64,
+    pub shed_low: u64,
+}
+
+enum Command {
+    Publish {
+        topic: Topic,
+        data: Vec<u8>,
+        reply: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    Validate {
+        id: MessageId,
+        source: PeerId,
+        acceptance: Acceptance,
+    },
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, RequestError>>,
+    },
+    Respond {
+        responder: Responder,
+        response: Response,
+    },
+    Report {
+        peer: PeerId,
+        action: PeerAction,
+        reason: String,
+    },
+    AddPeer {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    Ban {
+        target: BanTarget,
+        duration: Duration,
+        reason: String,
+        reply: oneshot::Sender<()>,
+    },
+    Unban {
+        target: BanTarget,
+        reply: oneshot::Sender<bool>,
+    },
+    ClearBans(oneshot::Sender<()>),
+    ListBans(oneshot::Sender<Vec<BanInfo>>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Info(oneshot::Sender<NetworkInfo>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Command queue depths.
+const HIGH_COMMANDS: usize = 1024;
+const NORMAL_COMMANDS: usize = 4096;
+/// Event queue depths of the shed-able classes.
+const MEDIUM_EVENTS: usize = 4096;
+const LOW_EVENTS: usize = 512;
+
+/// A cloneable handle to the network task.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    high: mpsc::Sender<Command>,
+    normal: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    listen: Arc<Vec<Multiaddr>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl NetworkHandle {
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses the node listened on at start, with its `/p2p/` id.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.listen
+            .iter()
+            .map(|a| a.clone().with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
+            .collect()
+    }
+
+    async fn send(&self, priority: Priority, cmd: Command) -> Result<(), NetworkError> {
+        let ch = if priority == Priority::High {
+            &self.high
+        } else {
+            &self.normal
+        };
+        ch.send(cmd).await.map_err(|_| NetworkError::Stopped)
+    }
+
+    async fn ask<R>(
+        &self,
+        priority: Priority,
+        make: impl FnOnce(oneshot::Sender<R>) -> Command,
+    ) -> Result<R, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(priority, make(tx)).await?;
+        rx.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Publishes on a topic. High-priority topics wait for queue space;
+    /// others are dropped when the queue is full (the message stays in
+    /// the node and is announced again later or not at all).
+    pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), String> {
+        if topic.priority() == Priority::High {
+            return self
+                .ask(Priority::High, |reply| Command::Publish {
+                    topic,
+                    data,
+                    reply: Some(reply),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        self.normal
+            .try_send(Command::Publish {
+                topic,
+                data,
+                reply: None,
+            })
+            .map_err(|e| format!("publish queue: {e}"))
+    }
+
+    /// Reports the verdict on a gossip message.
+    pub fn validate(&self, id: MessageId, source: PeerId, acceptance: Acceptance) {
+        // Never blocks the caller; a full queue means the message simply
+        // expires from the gossip cache unforwarded.
+        let _ = self.high.try_send(Command::Validate {
+            id,
+            source,
+            acceptance,
+        });
+    }
+
+    /// Sends a request and waits for the answer (or the transport's
+    /// timeout; callers usually add a shorter one).
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, RequestError> {
+        self.ask(Priority::High, |reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await
+        .map_err(|_| RequestError::Stopped)?
+    }
+
+    pub async fn respond(&self, responder: Responder, response: Response) {
+        let _ = self
+            .send(
+                Priority::High,
+                Command::Respond {
+                    responder,
+                    response,
+                },
+            )
+            .await;
+    }
+
+    /// Tells the peer manager what a peer did.
+    pub fn report(&self, peer: PeerId, action: PeerAction, reason: impl Into<String>) {
+        let _ = self.high.try_send(Command::Report {
+            peer,
+            action,
+            reason: reason.into(),
+        });
+    }
+
+    /// Connects to `addr` and keeps the peer connected (`addnode`).
+    pub async fn add_peer(&self, addr: Multiaddr) -> Result<(), String> {
+        self.ask(Priority::Medium, |reply| Command::AddPeer { addr, reply })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Disconnects a peer; false if it was not connected.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetworkError> {
+        self.ask(Priority::Medium, |reply| Command::Disconnect { peer, reply })
+            .await
+    }
+
+    pub async fn ban(
+        &self,
+        target: BanTarget,
+        duration: Duration,
+        reason: impl Into<String>,
+    ) -> Result<(), NetworkError> {
+        let reason = reason.into();
+        self.ask(Priority::Medium, |reply| Command::Ban {
+            target,
+            duration,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Lifts a ban; false if there was none.
+    pub async fn unban(&self, target: BanTarget) -> Result<bool, NetworkError> {
+        self.ask(Priority::Medium, |reply| Command::Unban { target, reply })
+            .await
+    }
+
+    pub async fn clear_bans(&self) -> Result<(), NetworkError> {
+        self.ask(Priority::Medium, Command::ClearBans).await
+    }
+
+    pub async fn bans(&self) -> Result<Vec<BanInfo>, NetworkError> {
+        self.ask(Priority::Medium, Command::ListBans).await
+    }
+
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetworkError> {
+        self.ask(Priority::Medium, Command::Peers).await
+    }
+
+    pub async fn info(&self) -> Result<NetworkInfo, NetworkError> {
+        self.ask(Priority::Medium, Command::Info).await
+    }
+
+    /// Saves the peer store and stops the task.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Priority::High, Command::Shutdown).await;
+    }
+}
+
+/// The receiving end of the network's events, high priority first.
+#[derive(Debug)]
+pub struct NetworkEvents {
+    high: mpsc::UnboundedReceiver<NetworkEvent>,
+    medium: mpsc::Receiver<NetworkEvent>,
+    low: mpsc::Receiver<NetworkEvent>,
+}
+
+impl NetworkEvents {
+    /// The next event; `None` once the network task stopped.
+    pub async fn recv(&mut self) -> Option<NetworkEvent> {
+        tokio::select! {
+            biased;
+            Some(e) = self.high.recv() => Some(e),
+            Some(e) = self.medium.recv() => Some(e),
+            Some(e) = self.low.recv() => Some(e),
+            else => None,
+        }
+    }
+}
+
+/// Builds the swarm, listens, and spawns the network task.
+pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvents), NetworkError> {
+    let key = match &config.data_dir {
+        Some(dir) => load_or_create_key(&dir.join("node.key"))?,
+        None => libp2p::identity::Keypair::generate_ed25519(),
+    };
+    let peer_id = key.public().to_peer_id();
+    let build = |e: &dyn std::fmt::Display| NetworkError::Build(e.to_string());
+    let behaviour_config = config.clone();
+    let mut swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| build(&e))?
+        .with_quic()
+        .with_behaviour(|key| Behaviour::new(key, &behaviour_config))
+        .map_err(|e| build(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let id = swarm.listen_on(addr.clone()).map_err(|e| NetworkError::Listen {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+        listeners.push((id, addr.clone()));
+    }
+
+    let (high_tx, high_rx) = mpsc::channel(HIGH_COMMANDS);
+    let (normal_tx, normal_rx) = mpsc::channel(NORMAL_COMMANDS);
+    let (ev_high_tx, ev_high_rx) = mpsc::unbounded_channel();
+    let (ev_med_tx, ev_med_rx) = mpsc::channel(MEDIUM_EVENTS);
+    let (ev_low_tx, ev_low_rx) = mpsc::channel(LOW_EVENTS);
+
+    let mut task = Task {
+        swarm,
+        chain: config.chain.clone(),
+        store_path: config.data_dir.as_ref().map(|d| d.join("peers.json")),
+        config,
+        pending: HashMap::new(),
+        limiter: RateLimiter::default(),
+        listen_addrs: Vec::new(),
+        anonymous_bootnodes: Vec::new(),
+        conn_ids: HashMap::new(),
+        next_conn_id: 0,
+        events_high: ev_high_tx,
+        events_medium: ev_med_tx,
+        events_low: ev_low_tx,
+        shed_medium: Arc::new(AtomicU64::new(0)),
+        shed_low: Arc::new(AtomicU64::new(0)),
+        last_save: Instant::now(),
+        last_bootstrap: None,
+    };
+    task.load_store();
+    for addr in task.config.bootnodes.clone() {
+        task.add_peer(addr, true);
+    }
+
+    // Wait until every listener has an address, so callers (tests,
+    // localnet) can hand them to other nodes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while listeners
+        .iter()
+        .any(|(id, _)| !task.listen_addrs.iter().any(|(l, _)| l == id))
+    {
+        match tokio::time::timeout_at(deadline, task.swarm.select_next_some()).await {
+            Ok(SwarmEvent::ListenerError { listener_id, error })
+                if listeners.iter().any(|(id, _)| *id == listener_id) =>
+            {
+                return Err(listen_failed(&listeners, listener_id, error.to_string()));
+            }
+            Ok(SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            }) if listeners.iter().any(|(id, _)| *id == listener_id) => {
+                let why = match reason {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "listener closed".to_owned(),
+                };
+                return Err(listen_failed(&listeners, listener_id, why));
+            }
+            Ok(ev) => task.on_swarm_event(ev),
+            Err(_) => {
+                let addr = listeners[0].1.clone();
+                return Err(NetworkError::Listen {
+                    addr,
+                    reason: "no listen address after 10 s".into(),
+                });
+            }
+        }
+    }
+
+    let listen: Vec<Multiaddr> = task.listen_addrs.iter().map(|(_, a)| a.clone()).collect();
+    info!(target: "net", %peer_id, addrs = ?listen, "network listening");
+    let handle = NetworkHandle {
+        high: high_tx,
+        normal: normal_tx,
+        peer_id,
+        listen: Arc::new(listen),
+    };
+    tokio::spawn(task.run(high_rx, normal_rx));
+    Ok((
+        handle,
+        NetworkEvents {
+            high: ev_high_rx,
+            medium: ev_med_rx,
+            low: ev_low_rx,
+        },
+    ))
+}
+
+fn listen_failed(
+    listeners: &[(libp2p::core::transport::ListenerId, Multiaddr)],
+    id: libp2p::core::transport::ListenerId,
+    reason: String,
+) -> NetworkError {
+    let addr = listeners
+        .iter()
+        .find(|(l, _)| *l == id)
+        .map(|(_, a)| a.clone())
+        .unwrap_or_else(Multiaddr::empty);
+    NetworkError::Listen { addr, reason }
+}
+
+/// A bootnode given without a peer id, until its first connection tells it.
+#[derive(Debug)]
+struct AnonymousPeer {
+    addr: Multiaddr,
+    failures: u32,
+    next_dial: Instant,
+}
+
+struct Task {
+    swarm: Swarm<Behaviour>,
+    chain: String,
+    config: NetworkConfig,
+    store_path: Option<std::path::PathBuf>,
+    pending: HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
+    limiter: RateLimiter,
+    listen_addrs: Vec<(libp2p::core::transport::ListenerId, Multiaddr)>,
+    anonymous_bootnodes: Vec<AnonymousPeer>,
+    conn_ids: HashMap<PeerId, u64>,
+    next_conn_id: u64,
+    events_high: mpsc::UnboundedSender<NetworkEvent>,
+    events_medium: mpsc::Sender<NetworkEvent>,
+    events_low: mpsc::Sender<NetworkEvent>,
+    shed_medium: Arc<AtomicU64>,
+    shed_low: Arc<AtomicU64>,
+    last_save: Instant,
+    last_bootstrap: Option<Instant>,
+}
+
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const SAVE_EVERY: Duration = Duration::from_secs(60);
+const BOOTSTRAP_EVERY: Duration = Duration::from_secs(300);
+
+impl Task {
+    async fn run(
+        mut self,
+        mut high: mpsc::Receiver<Command>,
+        mut normal: mpsc::Receiver<Command>,
+    ) {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                cmd = high.recv() => match cmd {
+                    Some(Command::Shutdown(reply)) => {
+                        self.save_store();
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                _ = heartbeat.tick() => self.heartbeat(),
+                Some(cmd) = normal.recv() => match cmd {
+                    Command::Shutdown(reply) => {
+                        self.save_store();
+                        let _ = reply.send(());
+                        break;
+                    }
+                    cmd => self.on_command(cmd),
+                },
+            }
+        }
+        debug!(target: "net", "network task stopped");
+    }
+
+    fn emit(&mut self, priority: Priority, event: NetworkEvent) -> bool {
+        match priority {
+            Priority::High => self.events_high.send(event).is_ok(),
+            Priority::Medium => match self.events_medium.try_send(event) {
+                Ok(()) => true,
+                Err(_) => {
+                    self.shed_medium.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+            },
+            Priority::Low => match self.events_low.try_send(event) {
+                Ok(()) => true,
+                Err(_) => {
+                    self.shed_low.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+            },
+        }
+    }
+
+    fn behaviour_for(&mut self, p: Protocol) -> &mut request_response::Behaviour<crate::codec::SyncCodec> {
+        let b = self.swarm.behaviour_mut();
+        match p {
+            Protocol::Status => &mut b.status,
+            Protocol::Headers => &mut b.headers,
+            Protocol::Blocks => &mut b.blocks,
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { topic, data, reply } => {
+                let t = topic.ident(&self.chain);
+                let result = match self.swarm.behaviour_mut().gossipsub.publish(t, data) {
+                    Ok(_) | Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    // Nobody to tell yet: not an error for the node.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(result);
+                }
+            }
+            Command::Validate {
+                id,
+                source,
+                acceptance,
+            } => {
+                let a = match acceptance {
+                    Acceptance::Accept => MessageAcceptance::Accept,
+                    Acceptance::Ignore => MessageAcceptance::Ignore,
+                    Acceptance::Reject => MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &source, a);
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let p = request.protocol();
+                let id = self.behaviour_for(p).send_request(&peer, request);
+                self.pending.insert((p, id), reply);
+            }
+            Command::Respond {
+                responder,
+                response,
+            } => {
+                let p = responder.protocol;
+                // The requester may have gone away: nothing to do then.
+                let _ = self.behaviour_for(p).send_response(responder.channel, response);
+            }
+            Command::Report {
+                peer,
+                action,
+                reason,
+            } => self.report(peer, action, &reason),
+            Command::AddPeer { addr, reply } => {
+                let r = if addr.iter().next().is_none() {
+                    Err("empty address".to_owned())
+                } else {
+                    self.add_peer(addr, true);
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            Command::Disconnect { peer, reply } => {
+                let pm = &mut self.swarm.behaviour_mut().peers;
+                // An explicit disconnect also ends "keep connected".
+                pm.db.set_not_persistent(&peer);
+                pm.db.on_disconnecting(&peer);
+                let ok = self.swarm.disconnect_peer_id(peer).is_ok();
+                let _ = reply.send(ok);
+            }
+            Command::Ban {
+                target,
+                duration,
+                reason,
+                reply,
+            } => {
+                self.ban(target, duration, reason);
+                let _ = reply.send(());
+            }
+            Command::Unban { target, reply } => {
+                let ok = self.swarm.behaviour_mut().peers.db.unban(&target);
+                if ok {
+                    info!(target: "net", %target, "ban lifted");
+                    self.save_store();
+                }
+                let _ = reply.send(ok);
+            }
+            Command::ClearBans(reply) => {
+                self.swarm.behaviour_mut().peers.db.clear_bans();
+                self.save_store();
+                let _ = reply.send(());
+            }
+            Command::ListBans(reply) => {
+                let mut bans: Vec<BanInfo> = self
+                    .swarm
+                    .behaviour()
+                    .peers
+                    .db
+                    .bans()
+                    .map(|(t, b)| BanInfo {
+                        target: *t,
+                        created: b.created,
+                        until: b.until,
+                        reason: b.reason.clone(),
+                    })
+                    .collect();
+                bans.sort_by_key(|b| (b.created, b.target));
+                let _ = reply.send(bans);
+            }
+            Command::Peers(reply) => {
+                let now = Instant::now();
+                let mut peers: Vec<PeerInfo> = self
+                    .swarm
+                    .behaviour()
+                    .peers
+                    .db
+                    .connected()
+                    .map(|(p, r)| {
+                        let (since, inbound) = match r.state {
+                            crate::peers::ConnectionState::Connected { since, inbound } => {
+                                (since, inbound)
+                            }
+                            _ => (now, false),
+                        };
+                        PeerInfo {
+                            id: self.conn_ids.get(p).copied().unwrap_or(0),
+                            peer_id: *p,
+                            addr: r.remote.clone().unwrap_or_else(Multiaddr::empty),
+                            inbound,
+                            connected_secs: now.saturating_duration_since(since).as_secs(),
+                            score: r.score,
+                            ping: r.ping,
+                            agent: r.agent.clone(),
+                            persistent: r.persistent,
+                        }
+                    })
+                    .collect();
+                peers.sort_by_key(|p| p.id);
+                let _ = reply.send(peers);
+            }
+            Command::Info(reply) => {
+                let db = &self.swarm.behaviour().peers.db;
+                let peer_id = *self.swarm.local_peer_id();
+                let info = NetworkInfo {
+                    peer_id,
+                    listen_addrs: self.listen_addrs.iter().map(|(_, a)| a.clone()).collect(),
+                    inbound: db.connected_count(true),
+                    outbound: db.connected_count(false),
+                    max_inbound: self.config.max_inbound(),
+                    max_outbound: self.config.max_outbound(),
+                    protocol_version: protocol_version(&self.chain),
+                    agent: self.config.agent.clone(),
+                    mdns: self.swarm.behaviour().mdns.is_enabled(),
+                    shed_medium: self.shed_medium.load(Ordering::Relaxed),
+                    shed_low: self.shed_low.load(Ordering::Relaxed),
+                };
+                let _ = reply.send(info);
+            }
+            Command::Shutdown(reply) => {
+                self.save_store();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Adds a peer to keep connected (bootnode, `addnode`).
+    fn add_peer(&mut self, addr: Multiaddr, dial_now: bool) {
+        let now = Instant::now();
+        match peer_id_of(&addr) {
+            Some(peer) => {
+                let base = without_peer_id(&addr);
+                self.swarm
+                    .behaviour_mut()
+                    .peers
+                    .db
+                    .set_persistent(peer, base.clone(), now);
+                self.swarm.behaviour_mut().kad.add_address(&peer, base);
+            }
+            None => {
+                if !self.anonymous_bootnodes.iter().any(|a| a.addr == addr) {
+                    self.anonymous_bootnodes.push(AnonymousPeer {
+                        addr,
+                        failures: 0,
+                        next_dial: now,
+                    });
+                }
+            }
+        }
+        if dial_now {
+            self.dial_due();
+        }
+    }
+
+    fn report(&mut self, peer: PeerId, action: PeerAction, reason: &str) {
+        let now = Instant::now();
+        let outcome = self.swarm.behaviour_mut().peers.db.report(peer, action, now);
+        debug!(target: "net", %peer, ?action, reason, "peer reported");
+        if outcome == ScoreOutcome::Banned {
+            warn!(target: "net", %peer, reason, "banning peer");
+            let d = self.config.ban_duration;
+            self.ban(BanTarget::Peer(peer), d, reason.to_owned());
+        }
+    }
+
+    fn ban(&mut self, target: BanTarget, duration: Duration, reason: String) {
+        let created = unix_now();
+        let until = created.saturating_add(duration.as_secs().max(1));
+        let to_drop: Vec<PeerId> = {
+            let db = &self.swarm.behaviour().peers.db;
+            match target {
+                BanTarget::Peer(p) => vec![p],
+                BanTarget::Ip(ip) => db
+                    .connected()
+                    .filter(|(_, r)| r.remote.as_ref().and_then(ip_of) == Some(ip))
+                    .map(|(p, _)| *p)
+                    .collect(),
+            }
+        };
+        self.swarm.behaviour_mut().peers.db.ban(
+            target,
+            Ban {
+                created,
+                until,
+                reason,
+            },
+        );
+        for p in to_drop {
+            self.swarm.behaviour_mut().peers.db.on_disconnecting(&p);
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        self.save_store();
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(b) => self.on_behaviour_event(b),
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                info!(target: "net", %address, "listening");
+                self.listen_addrs.push((listener_id, address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|(_, a)| *a != address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let addr = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    let base = without_peer_id(&addr);
+                    if let Some(pos) = self
+                        .anonymous_bootnodes
+                        .iter()
+                        .position(|a| without_peer_id(&a.addr) == base)
+                    {
+                        self.anonymous_bootnodes.remove(pos);
+                        self.swarm.behaviour_mut().peers.db.set_persistent(
+                            peer_id,
+                            base.clone(),
+                            Instant::now(),
+                        );
+                    }
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
+                }
+                if num_established.get() == 1 {
+                    self.next_conn_id += 1;
+                    self.conn_ids.insert(peer_id, self.next_conn_id);
+                    debug!(target: "net", peer = %peer_id, %addr, inbound = !endpoint.is_dialer(), "connected");
+                    self.emit(
+                        Priority::High,
+                        NetworkEvent::PeerConnected {
+                            peer: peer_id,
+                            addr,
+                            inbound: !endpoint.is_dialer(),
+                        },
+                    );
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                debug!(target: "net", peer = %peer_id, ?cause, "disconnected");
+                self.conn_ids.remove(&peer_id);
+                self.limiter.remove_peer(&peer_id);
+                self.emit(
+                    Priority::High,
+                    NetworkEvent::PeerDisconnected { peer: peer_id },
+                );
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(target: "net", peer = ?peer_id, %error, "dial failed");
+                if peer_id.is_none() {
+                    let now = Instant::now();
+                    let rng = self.swarm.behaviour_mut().peers.rng();
+                    for a in &mut self.anonymous_bootnodes {
+                        // Pending dials were parked 10 s ahead; back off.
+                        if a.next_dial > now {
+                            a.next_dial = now + crate::peers::backoff(a.failures, rng);
+                            a.failures = a.failures.saturating_add(1).min(16);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Gossipsub(_) => {}
+            BehaviourEvent::Status(e) => self.on_sync_event(Protocol::Status, e),
+            BehaviourEvent::Headers(e) => self.on_sync_event(Protocol::Headers, e),
+            BehaviourEvent::Blocks(e) => self.on_sync_event(Protocol::Blocks, e),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocol_version != protocol_version(&self.chain) {
+                    info!(target: "net", peer = %peer_id, theirs = %info.protocol_version,
+                          "disconnecting a peer of another chain");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let now = Instant::now();
+                for addr in info.listen_addrs.iter().take(crate::peers::MAX_ADDRS_PER_PEER) {
+                    if is_dialable(addr) {
+                        self.swarm.behaviour_mut().peers.db.add_address(peer_id, addr.clone(), now);
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
+                    }
+                }
+                self.swarm.behaviour_mut().peers.db.set_info(
+                    &peer_id,
+                    Some(info.agent_version.chars().take(128).collect()),
+                    None,
+                );
+            }
+            BehaviourEvent::Identify(_) => {}
+            BehaviourEvent::Ping(ping::Event { peer, result, .. }) => {
+                if let Ok(rtt) = result {
+                    self.swarm.behaviour_mut().peers.db.set_info(&peer, None, Some(rtt));
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                let now = Instant::now();
+                for a in addresses.iter() {
+                    self.swarm.behaviour_mut().peers.db.add_address(peer, a.clone(), now);
+                }
+            }
+            BehaviourEvent::Kad(_) => {}
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                let now = Instant::now();
+                for (peer, addr) in list {
+                    debug!(target: "net", %peer, %addr, "mDNS discovered");
+                    self.swarm.behaviour_mut().peers.db.add_address(peer, addr.clone(), now);
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                }
+            }
+            BehaviourEvent::Mdns(_) => {}
+            BehaviourEvent::Peers(never) => match never {},
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        let Some(topic) = Topic::from_hash(&self.chain, &message.topic) else {
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &source,
+                MessageAcceptance::Reject,
+            );
+            self.report(source, PeerAction::LowTolerance, "gossip on an unknown topic");
+            return;
+        };
+        let kind = match topic {
+            Topic::Blocks => Kind::BlockGossip,
+            _ => Kind::TxGossip,
+        };
+        if !self.limiter.allow(source, kind, Instant::now()) {
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &source,
+                MessageAcceptance::Ignore,
+            );
+            self.report(source, PeerAction::HighTolerance, "gossip rate limit exceeded");
+            return;
+        }
+        let event = NetworkEvent::Gossip {
+            topic,
+            source,
+            id: id.clone(),
+            data: message.data,
+        };
+        if !self.emit(topic.priority(), event) {
+            // Shed: the node is busy; let the message expire unforwarded.
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &id,
+                &source,
+                MessageAcceptance::Ignore,
+            );
+        }
+    }
+
+    fn on_sync_event(&mut self, protocol: Protocol, event: request_response::Event<Request, Response>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let kind = match protocol {
+                    Protocol::Status => Kind::StatusRequest,
+                    Protocol::Headers => Kind::HeadersRequest,
+                    Protocol::Blocks => Kind::BlocksRequest,
+                };
+                if !self.limiter.allow(peer, kind, Instant::now()) {
+                    // Dropping the channel tells the peer nothing; it times
+                    // out, as a flood deserves.
+                    self.report(peer, PeerAction::MidTolerance, "request rate limit exceeded");
+                    return;
+                }
+                self.emit(
+                    Priority::High,
+                    NetworkEvent::Request {
+                        peer,
+                        request,
+                        responder: Responder { protocol, channel },
+                    },
+                );
+            }
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                use request_response::OutboundFailure as F;
+                let e = match error {
+                    F::Timeout => RequestError::Timeout,
+                    F::ConnectionClosed | F::DialFailure => RequestError::ConnectionClosed,
+                    F::UnsupportedProtocols => RequestError::Unsupported,
+                    F::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        self.report(peer, PeerAction::Fatal, "malformed response");
+                        RequestError::Malformed
+                    }
+                    F::Io(e) => RequestError::Other(e.to_string()),
+                };
+                if let Some(reply) = self.pending.remove(&(protocol, request_id)) {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                if let request_response::InboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.report(peer, PeerAction::Fatal, "malformed request");
+                    }
+                }
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let now = Instant::now();
+        let unix = unix_now();
+        {
+            let db = &mut self.swarm.behaviour_mut().peers.db;
+            db.heartbeat(now);
+            for t in db.expire_bans(unix) {
+                info!(target: "net", target = %t, "ban expired");
+            }
+        }
+        self.limiter.prune(now);
+        self.dial_due();
+        let connected = self.swarm.connected_peers().count();
+        let bootstrap_due = self
+            .last_bootstrap
+            .is_none_or(|t| now.duration_since(t) >= BOOTSTRAP_EVERY);
+        if connected > 0 && bootstrap_due {
+            self.last_bootstrap = Some(now);
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+        if now.duration_since(self.last_save) >= SAVE_EVERY {
+            self.save_store();
+        }
+    }
+
+    /// Dials persistent peers that are down and, while outbound slots are
+    /// free, the best-scored known peers not in backoff.
+    fn dial_due(&mut self) {
+        let now = Instant::now();
+        let unix = unix_now();
+        let max_out = self.config.max_outbound();
+        let dial = {
+            let db = &self.swarm.behaviour().peers.db;
+            let busy = db.connected_count(false) + db.dialing_count();
+            let want = max_out.saturating_sub(busy);
+            db.to_dial(want, now, unix)
+        };
+        let local = *self.swarm.local_peer_id();
+        for (peer, addrs) in dial {
+            if peer == local {
+                continue;
+            }
+            self.swarm.behaviour_mut().peers.db.on_dialing(peer, now);
+            let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(target: "net", %peer, error = %e, "dial refused");
+                self.swarm.behaviour_mut().peers.dial_failed(peer, now);
+            }
+        }
+        let anon: Vec<Multiaddr> = self
+            .anonymous_bootnodes
+            .iter_mut()
+            .filter(|a| a.next_dial <= now)
+            .map(|a| {
+                // Until the dial fails or connects, do not retry.
+                a.next_dial = now + Duration::from_secs(10);
+                a.addr.clone()
+            })
+            .collect();
+        for addr in anon {
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                debug!(target: "net", %addr, error = %e, "dial refused");
+            }
+        }
+    }
+
+    fn load_store(&mut self) {
+        let Some(path) = &self.store_path else {
+            return;
+        };
+        let store = PeerStoreFile::load(path);
+        let now = Instant::now();
+        let db = &mut self.swarm.behaviour_mut().peers.db;
+        let mut n = 0;
+        for (peer, addrs, _score) in store.parsed_peers() {
+            for a in addrs {
+                db.add_address(peer, a, now);
+            }
+            n += 1;
+        }
+        let unix = unix_now();
+        for (target, ban) in store.parsed_bans() {
+            if ban.until > unix {
+                db.ban(target, ban);
+            }
+        }
+        if n > 0 {
+            info!(target: "net", peers = n, "loaded the peer store");
+        }
+    }
+
+    fn save_store(&mut self) {
+        self.last_save = Instant::now();
+        let Some(path) = &self.store_path else {
+            return;
+        };
+        let db = &self.swarm.behaviour().peers.db;
+        let unix = unix_now();
+        let mut peers: Vec<StoredPeer> = db
+            .iter()
+            .filter(|(p, r)| !r.addrs.is_empty() && !db.is_banned_peer(p, unix))
+            .map(|(p, r)| StoredPeer {
+                peer_id: p.to_string(),
+                addrs: r.addrs.iter().map(|a| a.to_string()).collect(),
+                last_seen: r.last_seen,
+                score: r.score,
+            })
+            .collect();
+        peers.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(b.score.total_cmp(&a.score)));
+        peers.truncate(1000);
+        let bans = db
+            .bans()
+            .map(|(t, b)| StoredBan {
+                target: t.to_string(),
+                created: b.created,
+                until: b.until,
+                reason: b.reason.clone(),
+            })
+            .collect();
+        let file = PeerStoreFile { peers, bans };
+        if let Err(e) = file.save(path) {
+            warn!(target: "net", path = %path.display(), error = %e, "could not save the peer store");
+        }
+    }
+}
+
+/// Addresses worth remembering: not unspecified (0.0.0.0) ones.
+fn is_dialable(addr: &Multiaddr) -> bool {
+    match ip_of(addr) {
+        Some(ip) => !ip.is_unspecified(),
+        None => false,
+    }
+}

@@ -1,0 +1,85 @@
+//! Gossip topics, namespaced by chain: `/rusty/<chain>/<name>/1`.
+
+use libp2p::gossipsub::{IdentTopic, TopicHash};
+
+/// A gossip topic and its priority class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// New block headers (headers-first announcement; the block itself is
+    /// fetched from the announcing peer over the `blocks` protocol).
+    Blocks,
+    /// Loose transactions.
+    Txs,
+    /// Reserved: ChainLocks (issue 4).
+    ChainLocks,
+    /// Reserved: quorum / DKG messages (issue 4).
+    Quorum,
+    /// Reserved: governance objects and votes.
+    Governance,
+    /// Reserved: media announcements (issue 5).
+    Media,
+}
+
+/// How urgently a message is handled; under load low priority is shed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 6] = [
+        Topic::Blocks,
+        Topic::Txs,
+        Topic::ChainLocks,
+        Topic::Quorum,
+        Topic::Governance,
+        Topic::Media,
+    ];
+    /// The topics a node subscribes to today.
+    pub const SUBSCRIBED: [Topic; 2] = [Topic::Blocks, Topic::Txs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Topic::Blocks => "blocks",
+            Topic::Txs => "txs",
+            Topic::ChainLocks => "chainlocks",
+            Topic::Quorum => "quorum",
+            Topic::Governance => "governance",
+            Topic::Media => "media",
+        }
+    }
+
+    pub fn priority(self) -> Priority {
+        match self {
+            Topic::Blocks | Topic::ChainLocks | Topic::Quorum => Priority::High,
+            Topic::Txs | Topic::Governance => Priority::Medium,
+            Topic::Media => Priority::Low,
+        }
+    }
+
+    pub fn ident(self, chain: &str) -> IdentTopic {
+        IdentTopic::new(format!("/rusty/{chain}/{}/1", self.name()))
+    }
+
+    /// The topic of a received message's hash, if it is one of ours.
+    pub fn from_hash(chain: &str, hash: &TopicHash) -> Option<Topic> {
+        Topic::ALL
+            .into_iter()
+            .find(|t| t.ident(chain).hash() == *hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_namespaced_by_chain() {
+        let h = Topic::Txs.ident("dev").hash();
+        assert_eq!(h.as_str(), "/rusty/dev/txs/1");
+        assert_eq!(Topic::from_hash("dev", &h), Some(Topic::Txs));
+        assert_eq!(Topic::from_hash("main", &h), None);
+    }
+}
