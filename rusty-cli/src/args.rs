@@ -96,6 +96,13 @@ pub enum Command {
     /// Benchmarks that run locally, without a node.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Start N dev nodes on this machine, wired to each other over loopback.
+    ///
+    /// All nodes run in this one process and always on the dev network. Node i
+    /// keeps its files in <datadir>/node<i>/dev/ (--datadir defaults to
+    /// ~/.rusty/localnet here). Ctrl-C, SIGTERM or `rpc stop` on any node stops
+    /// them all.
+    Localnet(LocalnetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +141,49 @@ pub struct NodeArgs {
     /// fsync every database write (survives power loss; slower).
     #[arg(long, help_heading = "Storage")]
     pub sync_writes: bool,
+    #[command(flatten)]
+    pub p2p: P2pArgs,
+}
+
+/// Peer-to-peer flags of `node`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "P2P network")]
+pub struct P2pArgs {
+    /// Listen for peers on this multiaddr; repeatable [default:
+    /// /ip4/0.0.0.0/tcp/<P2P port> and /ip4/0.0.0.0/udp/<P2P port>/quic-v1, the
+    /// P2P port being 8433 on main, 18433 on test, 28433 on dev].
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Connect to this peer at start and keep it connected; repeatable. With or
+    /// without a /p2p/<peer id> suffix, e.g. /ip4/192.0.2.1/tcp/8433/p2p/12D3Koo…
+    #[arg(long = "bootnode", value_name = "MULTIADDR")]
+    pub bootnodes: Vec<String>,
+    /// Most peers connected at once (inbound and outbound) [default: 50].
+    #[arg(long, value_name = "N")]
+    pub max_peers: Option<usize>,
+    /// Do not look for peers on the local network by mDNS (on by default for
+    /// dev only).
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Run without P2P networking: the node stays alone on its chain.
+    #[arg(long)]
+    pub no_network: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LocalnetArgs {
+    /// How many nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// How many of them mine (the first ones).
+    #[arg(long, default_value_t = 1)]
+    pub miners: usize,
+    /// Node i serves RPC on PORT+i and P2P on PORT+100+i; 0 picks free ports.
+    #[arg(long, value_name = "PORT", default_value_t = 28500)]
+    pub base_port: u16,
+    /// Miner threads per mining node.
+    #[arg(long, default_value_t = 1)]
+    pub mine_threads: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,7 +77,9 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
             };
             print(&call(&c, "generatetoaddress", json!([n, address]))?);
         }
-        Command::Node(_) | Command::Bench(_) => unreachable!("handled in main"),
+        Command::Node(_) | Command::Bench(_) | Command::Localnet(_) => {
+            unreachable!("handled in main")
+        }
     }
     Ok(())
 }

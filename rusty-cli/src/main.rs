@@ -7,6 +7,7 @@
 
 mod args;
 mod client;
+mod localnet;
 mod node;
 
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Node(n) => node::run(&cli.global, n),
         Command::Bench(b) => node::bench(b),
+        Command::Localnet(l) => localnet::run(&cli.global, l),
         other => client::run(&cli.global, other),
     };
     match result {

@@ -1,14 +1,15 @@
 //! `rusty-cli node` and `rusty-cli bench`.
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr, path::Path};
 
 use anyhow::{Context, Result};
 use rusty_core::node::{Node, NodeConfig};
+use rusty_network::{Multiaddr, NetworkConfig};
 use rusty_shared_types::{Address, Network};
 
-use crate::args::{BenchCommand, GlobalArgs, NodeArgs};
+use crate::args::{BenchCommand, GlobalArgs, NodeArgs, P2pArgs};
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -34,6 +35,7 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
         }
     };
     let mut c = NodeConfig::new(network, dir);
+    c.p2p = p2p_config(network, &c.data_dir, &a.p2p, &file)?;
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
     }
@@ -74,6 +76,57 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     Ok(c)
 }
 
+/// The network settings: defaults for the network (both transports on all
+/// interfaces at its P2P port; mDNS on dev), then the file, then flags.
+/// `None` with `--no-network` or `p2p = false`.
+fn p2p_config(
+    network: Network,
+    dir: &Path,
+    a: &P2pArgs,
+    file: &FileConfig,
+) -> Result<Option<NetworkConfig>> {
+    if a.no_network || !file.p2p.unwrap_or(true) {
+        return Ok(None);
+    }
+    let port = network.params().p2p_port;
+    let mut n = NetworkConfig::new(network.name(), Some(dir.to_path_buf()), port);
+    let listen_example = format!("/ip4/0.0.0.0/tcp/{port}");
+    let peer_example = format!("/ip4/192.0.2.1/tcp/{port}/p2p/12D3KooW…");
+    if !a.listen.is_empty() {
+        n.listen = parse_addrs("--listen", &a.listen, &listen_example)?;
+    } else if let Some(l) = &file.listen {
+        n.listen = parse_addrs("config file: listen", l, &listen_example)?;
+    }
+    if !a.bootnodes.is_empty() {
+        n.bootnodes = parse_addrs("--bootnode", &a.bootnodes, &peer_example)?;
+    } else if let Some(b) = &file.bootnodes {
+        n.bootnodes = parse_addrs("config file: bootnodes", b, &peer_example)?;
+    }
+    n.max_peers = a.max_peers.or(file.max_peers).unwrap_or(n.max_peers);
+    if n.max_peers == 0 {
+        anyhow::bail!(
+            "--max-peers (max_peers) must be at least 1; to run without peers use --no-network"
+        );
+    }
+    n.mdns = !a.no_mdns && file.mdns.unwrap_or(n.mdns);
+    Ok(Some(n))
+}
+
+/// Multiaddrs given by `what`, each an error naming `what` when it does not
+/// parse.
+fn parse_addrs(what: &str, addrs: &[String], example: &str) -> Result<Vec<Multiaddr>> {
+    addrs
+        .iter()
+        .map(|s| match s.trim().parse::<Multiaddr>() {
+            Ok(a) if a.iter().next().is_some() => Ok(a),
+            Ok(_) => anyhow::bail!("{what}: empty address; expected a multiaddr such as {example}"),
+            Err(e) => {
+                anyhow::bail!("{what} '{s}' is not a multiaddr ({e}); expected e.g. {example}")
+            }
+        })
+        .collect()
+}
+
 /// `config.toml`: the same settings as the node's flags, in snake case.
 /// Unknown keys are errors, so a typo never silently does nothing.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -93,6 +146,14 @@ pub struct FileConfig {
     /// MB.
     pub max_mempool: Option<usize>,
     pub sync_writes: Option<bool>,
+    /// P2P networking on (default) or off.
+    pub p2p: Option<bool>,
+    /// Multiaddrs to listen on.
+    pub listen: Option<Vec<String>>,
+    /// Multiaddrs of peers to keep connected.
+    pub bootnodes: Option<Vec<String>>,
+    pub max_peers: Option<usize>,
+    pub mdns: Option<bool>,
 }
 
 impl FileConfig {
@@ -121,13 +182,22 @@ pub fn run(g: &GlobalArgs, a: &NodeArgs) -> Result<()> {
         if let Some(cookie) = node.cookie_path() {
             tracing::info!(target: "node", rpc = %format!("http://{addr}"), cookie = %cookie.display(), "RPC ready");
         }
-        wait_for_signal(&node).await;
+        match node.p2p() {
+            Some(p2p) => {
+                let listen: Vec<String> =
+                    p2p.net.listen_addrs().iter().map(|a| a.to_string()).collect();
+                tracing::info!(target: "node", peer_id = %p2p.net.peer_id(), listen = %listen.join(" "), "P2P ready");
+            }
+            None => tracing::info!(target: "node", "P2P networking is off (--no-network or p2p = false)"),
+        }
+        wait_for_signal(node.stopped_by_rpc()).await;
         node.shutdown().await;
         Ok::<(), anyhow::Error>(())
     })
 }
 
-async fn wait_for_signal(node: &Node) {
+/// Waits for Ctrl-C, SIGTERM or `rpc_stop` (the `stop` RPC).
+pub(crate) async fn wait_for_signal(rpc_stop: impl Future) {
     #[cfg(unix)]
     {
         let mut term =
@@ -136,7 +206,7 @@ async fn wait_for_signal(node: &Node) {
                 Err(_) => {
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
-                        _ = node.stopped_by_rpc() => {}
+                        _ = rpc_stop => {}
                     }
                     return;
                 }
@@ -144,13 +214,13 @@ async fn wait_for_signal(node: &Node) {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
-            _ = node.stopped_by_rpc() => {}
+            _ = rpc_stop => {}
         }
     }
     #[cfg(not(unix))]
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = node.stopped_by_rpc() => {}
+        _ = rpc_stop => {}
     }
 }
 
@@ -256,6 +326,138 @@ mod tests {
                 .mine_threads,
             4
         );
+    }
+
+    #[test]
+    fn p2p_defaults_per_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let dev = config_for(&["rusty-cli", "--dev", "--datadir", d, "node"]).unwrap();
+        let net = dev.p2p.expect("P2P on by default");
+        let listen: Vec<String> = net.listen.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            listen,
+            ["/ip4/0.0.0.0/tcp/28433", "/ip4/0.0.0.0/udp/28433/quic-v1"]
+        );
+        assert!(net.bootnodes.is_empty());
+        assert!(net.mdns, "mDNS is on for dev");
+        assert_eq!(net.max_peers, 50);
+        // node.key and peers.json live beside the database.
+        assert_eq!(net.data_dir, Some(dir.path().join("dev")));
+        let main = config_for(&["rusty-cli", "--datadir", d, "node"]).unwrap();
+        let net = main.p2p.expect("P2P on by default");
+        assert!(!net.mdns, "mDNS is off outside dev");
+        assert_eq!(net.listen[0].to_string(), "/ip4/0.0.0.0/tcp/8433");
+        assert_eq!(net.data_dir, Some(dir.path().join("main")));
+    }
+
+    #[test]
+    fn p2p_file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "listen = [\"/ip4/127.0.0.1/tcp/7000\"]\n\
+             bootnodes = [\"/ip4/127.0.0.1/tcp/7001\", \"/dns4/seed.example/tcp/7002\"]\n\
+             max_peers = 12\nmdns = true\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let base = ["rusty-cli", "--datadir", d, "node", "--config", p];
+        let net = config_for(&base).unwrap().p2p.unwrap();
+        assert_eq!(net.listen.len(), 1);
+        assert_eq!(net.listen[0].to_string(), "/ip4/127.0.0.1/tcp/7000");
+        assert_eq!(net.bootnodes.len(), 2);
+        assert_eq!(net.max_peers, 12);
+        assert!(net.mdns, "the file turns mDNS on outside dev");
+
+        let peer = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+        let boot = format!("/ip4/10.0.0.9/tcp/8433/p2p/{peer}");
+        let mut args = base.to_vec();
+        args.extend([
+            "--listen",
+            "/ip4/0.0.0.0/tcp/9000",
+            "--listen",
+            "/ip6/::/udp/9000/quic-v1",
+            "--bootnode",
+            &boot,
+            "--max-peers",
+            "3",
+            "--no-mdns",
+        ]);
+        let net = config_for(&args).unwrap().p2p.unwrap();
+        let listen: Vec<String> = net.listen.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            listen,
+            ["/ip4/0.0.0.0/tcp/9000", "/ip6/::/udp/9000/quic-v1"]
+        );
+        assert_eq!(net.bootnodes.len(), 1);
+        assert_eq!(net.bootnodes[0].to_string(), boot);
+        assert_eq!(net.max_peers, 3);
+        assert!(!net.mdns);
+
+        // Off by flag, or by the file.
+        let mut args = base.to_vec();
+        args.push("--no-network");
+        assert!(config_for(&args).unwrap().p2p.is_none());
+        std::fs::write(&path, "p2p = false\n").unwrap();
+        assert!(config_for(&base).unwrap().p2p.is_none());
+        assert!(
+            config_for(&["rusty-cli", "--dev", "--datadir", d, "node", "--no-network"])
+                .unwrap()
+                .p2p
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bad_p2p_settings_name_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let err = |extra: &[&str]| {
+            let mut args = vec!["rusty-cli", "--datadir", d, "node"];
+            args.extend(extra);
+            let e = config_for(&args).expect_err("invalid").to_string();
+            assert_eq!(e.lines().count(), 1, "{e}");
+            e
+        };
+        let e = err(&["--listen", "0.0.0.0:8433"]);
+        assert!(
+            e.starts_with("--listen '0.0.0.0:8433' is not a multiaddr"),
+            "{e}"
+        );
+        assert!(e.contains("/ip4/0.0.0.0/tcp/8433"), "{e}");
+        let e = err(&["--bootnode", "/ip4/1.2.3.4/tcp/notaport"]);
+        assert!(
+            e.starts_with("--bootnode '/ip4/1.2.3.4/tcp/notaport'"),
+            "{e}"
+        );
+        let e = err(&["--bootnode", ""]);
+        assert!(e.contains("--bootnode") && e.contains("empty"), "{e}");
+        let e = err(&["--max-peers", "0"]);
+        assert!(e.contains("--max-peers"), "{e}");
+
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "bootnodes = [\"seed.example:8433\"]\n").unwrap();
+        let e = format!(
+            "{:#}",
+            config_for(&[
+                "rusty-cli",
+                "--datadir",
+                d,
+                "node",
+                "--config",
+                path.to_str().unwrap()
+            ])
+            .expect_err("invalid")
+        );
+        assert!(
+            e.contains("config file: bootnodes 'seed.example:8433'"),
+            "{e}"
+        );
+        assert!(FileConfig::parse("listen = \"/ip4/0.0.0.0/tcp/1\"\n").is_err());
+        assert!(FileConfig::parse("bootnode = []\n").is_err());
     }
 
     #[test]

@@ -11,14 +11,18 @@
 //! - [`state`]: chain + mempool + wallet as one owned state.
 //! - [`service`]: the thread that owns the state, and its [`service::ChainHandle`].
 //! - [`rpc`]: the JSON-RPC server and client.
+//! - [`p2p`]: the node on the network: gossip validation, sync, relay.
 //! - [`node`]: assembly and shutdown of a running node.
+//! - [`localnet`]: N dev nodes on loopback in one process, wired together.
 //! - [`bench`]: the block-connection benchmark.
 
 pub mod bench;
 pub mod chain;
+pub mod localnet;
 pub mod mempool;
 pub mod miner;
 pub mod node;
+pub mod p2p;
 pub mod pow;
 pub mod rpc;
 pub mod service;

@@ -5,6 +5,8 @@
 //! - `chain` (OS thread): owns chain, mempool and wallet; runs jobs in order.
 //! - `rpc` (tokio): jsonrpsee HTTP + WebSocket server.
 //! - `miner` (OS thread + `--mine-threads` workers), when mining.
+//! - `network` (tokio): `rusty-network`'s swarm task, when P2P is on.
+//! - `p2p` (tokio): gossip validation, sync and relay ([`crate::p2p`]).
 
 use std::{
     net::SocketAddr,
@@ -23,6 +25,7 @@ use crate::{
     chain::Chain,
     mempool::Mempool,
     miner::{Miner, MinerConfig, MinerStats},
+    p2p::P2pHandle,
     rpc::{
         self,
         http::{RpcAuth, RpcCredentials},
@@ -56,6 +59,8 @@ pub struct NodeConfig {
     pub mempool_max_bytes: usize,
     pub min_relay_fee_per_kb: u64,
     pub db: RocksOptions,
+    /// P2P networking; `None` runs a node alone (tests, tools).
+    pub p2p: Option<rusty_network::NetworkConfig>,
 }
 
 impl NodeConfig {
@@ -78,6 +83,7 @@ impl NodeConfig {
             mempool_max_bytes: 300 << 20,
             min_relay_fee_per_kb: p.min_relay_fee_per_kb,
             db: RocksOptions::default(),
+            p2p: None,
         }
     }
 }
@@ -107,6 +113,8 @@ pub enum NodeError {
     NoPayout,
     #[error("could not start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("network: {0}")]
+    Network(#[from] rusty_network::NetworkError),
 }
 
 /// A running node.
@@ -120,6 +128,7 @@ pub struct Node {
     chain_thread: Option<JoinHandle<()>>,
     miner_thread: Option<JoinHandle<()>>,
     miner_shutdown: Arc<AtomicBool>,
+    p2p: Option<(P2pHandle, tokio::task::JoinHandle<()>)>,
 }
 
 impl Node {
@@ -169,6 +178,25 @@ impl Node {
 
         let (handle, chain_thread) = spawn_chain_service(state).map_err(NodeError::Thread)?;
 
+        let p2p = match &config.p2p {
+            Some(net_config) => {
+                let mut net_config = net_config.clone();
+                net_config.chain = config.network.name().to_owned();
+                net_config.max_block_size = params.max_block_size;
+                let (net, events) = match rusty_network::start(net_config).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        handle.shutdown().await;
+                        let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
+                        return Err(e.into());
+                    }
+                };
+                let (p2p, task) = crate::p2p::spawn(handle.clone(), net, events);
+                Some((p2p, task))
+            }
+            None => None,
+        };
+
         let (auth, cookie) = match &config.rpc_user {
             Some((u, p)) => {
                 let c = RpcCredentials::new(u.clone(), p.clone())
@@ -189,6 +217,7 @@ impl Node {
             miner: miner_stats.clone(),
             mine_threads: config.mine_threads,
             wallet_fee_rate: config.wallet_fee_rate,
+            p2p: p2p.as_ref().map(|(h, _)| h.clone()),
         };
         let rpc_config = RpcConfig {
             bind: config.rpc_bind,
@@ -232,6 +261,7 @@ impl Node {
             chain_thread: Some(chain_thread),
             miner_thread,
             miner_shutdown,
+            p2p,
         })
     }
 
@@ -241,6 +271,11 @@ impl Node {
 
     pub fn handle(&self) -> &ChainHandle {
         &self.handle
+    }
+
+    /// The P2P side, when networking is on.
+    pub fn p2p(&self) -> Option<&P2pHandle> {
+        self.p2p.as_ref().map(|(h, _)| h)
     }
 
     /// Path of the RPC cookie, when cookie auth is used.
@@ -269,6 +304,11 @@ impl Node {
         }
         let _ = self.rpc.stop();
         self.rpc.clone().stopped().await;
+        if let Some((p2p, task)) = self.p2p.take() {
+            p2p.net.shutdown().await;
+            task.abort();
+            let _ = task.await;
+        }
         self.handle.shutdown().await;
         if let Some(t) = self.chain_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -291,6 +331,9 @@ impl Drop for Node {
             let _ = t.join();
         }
         let _ = self.rpc.stop();
+        if let Some((_, task)) = self.p2p.take() {
+            task.abort();
+        }
         if let Some(t) = self.chain_thread.take() {
             if self.handle.try_shutdown() {
                 let _ = t.join();

@@ -52,6 +52,7 @@ pub struct ChainHandle {
     params: &'static ChainParams,
     tip: watch::Receiver<TipInfo>,
     blocks: broadcast::Sender<TipInfo>,
+    txs: broadcast::Sender<rusty_shared_types::Transaction>,
 }
 
 impl ChainHandle {
@@ -103,6 +104,11 @@ impl ChainHandle {
     pub fn subscribe_blocks(&self) -> broadcast::Receiver<TipInfo> {
         self.blocks.subscribe()
     }
+
+    /// Every transaction accepted into the mempool (relay).
+    pub fn subscribe_txs(&self) -> broadcast::Receiver<rusty_shared_types::Transaction> {
+        self.txs.subscribe()
+    }
 }
 
 /// Starts the service thread. Joining the returned handle waits until the
@@ -114,6 +120,7 @@ pub fn spawn_chain_service(mut state: NodeState) -> std::io::Result<(ChainHandle
         params: state.params(),
         tip: state.notifier.tip.subscribe(),
         blocks: state.notifier.blocks.clone(),
+        txs: state.notifier.txs.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("chain".into())

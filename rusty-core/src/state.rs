@@ -70,6 +70,8 @@ pub struct TipInfo {
 pub struct Notifier {
     pub tip: tokio::sync::watch::Sender<TipInfo>,
     pub blocks: tokio::sync::broadcast::Sender<TipInfo>,
+    /// Every transaction accepted into the mempool (relay).
+    pub txs: tokio::sync::broadcast::Sender<Transaction>,
 }
 
 impl Notifier {
@@ -77,6 +79,7 @@ impl Notifier {
         Notifier {
             tip: tokio::sync::watch::channel(initial).0,
             blocks: tokio::sync::broadcast::channel(256).0,
+            txs: tokio::sync::broadcast::channel(4096).0,
         }
     }
 
@@ -236,7 +239,11 @@ impl NodeState {
             spent: coins.into_iter().map(|c| c.output).collect(),
             tx,
         };
+        let relay = (self.notifier.txs.receiver_count() > 0).then(|| entry.tx.clone());
         let removed = self.mempool.insert(entry)?;
+        if let Some(tx) = relay {
+            let _ = self.notifier.txs.send(tx);
+        }
         debug!(target: "mempool", %txid, size, fee = %fee, replaced = removed.len(), "accepted transaction");
         Ok(txid)
     }

@@ -114,6 +114,25 @@ pub enum ValidationError {
 
 impl ValidationError {
     /// The Bitcoin-style reject reason, for `submitblock` and `sendrawtransaction`.
+    /// Whether the sender of a block or transaction failing with this error
+    /// is at fault. Errors that depend on the receiver's view (its clock,
+    /// its chain, its UTXO set) are not: an honest peer on another branch
+    /// or with another clock can send them.
+    pub fn is_peer_fault(&self) -> bool {
+        use ValidationError::*;
+        !matches!(
+            self,
+            TimeTooNew { .. }
+                | PrevBlockNotFound(_)
+                | DuplicateBlock(_)
+                | ForkBelowFinality
+                | MissingOrSpent(_)
+                | PrematureCoinbaseSpend { .. }
+                | NonFinal(_)
+                | SequenceLockNotMet(_)
+        )
+    }
+
     pub fn reject_reason(&self) -> &'static str {
         use ValidationError::*;
         match self {

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use libp2p::{
-    gossipsub, identify, identity::Keypair, kad, mdns, ping, request_response,
+    gossipsub, identify,
+    identity::Keypair,
+    kad, mdns, ping, request_response,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     StreamProtocol,
 };
@@ -36,7 +38,9 @@ pub struct Behaviour {
 
 impl std::fmt::Debug for Behaviour {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Behaviour").field("peers", &self.peers).finish_non_exhaustive()
+        f.debug_struct("Behaviour")
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,8 +109,10 @@ impl Behaviour {
             .max_transmit_size(MAX_GOSSIP_BYTES)
             .message_id_fn(message_id)
             .build()?;
-        let mut gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+        let mut gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )?;
         for topic in Topic::SUBSCRIBED {
             gossipsub.subscribe(&topic.ident(chain))?;
         }

@@ -87,12 +87,20 @@ impl libp2p::request_response::Codec for SyncCodec {
         Response::decode_body(p.kind, &body).map_err(invalid)
     }
 
-    async fn write_request<T>(&mut self, p: &SyncProtocol, io: &mut T, req: Request) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        p: &SyncProtocol,
+        io: &mut T,
+        req: Request,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         if req.protocol() != p.kind {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "request on the wrong protocol"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "request on the wrong protocol",
+            ));
         }
         write_frame(io, &req.encode_body()).await
     }
@@ -107,7 +115,10 @@ impl libp2p::request_response::Codec for SyncCodec {
         T: AsyncWrite + Unpin + Send,
     {
         if resp.protocol() != p.kind {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "response on the wrong protocol"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "response on the wrong protocol",
+            ));
         }
         write_frame(io, &resp.encode_body()).await
     }
@@ -132,7 +143,10 @@ mod tests {
                 hashes: vec![Hash256::ZERO; 2],
             };
             let mut buf = Cursor::new(Vec::new());
-            codec.write_request(&p, &mut buf, req.clone()).await.unwrap();
+            codec
+                .write_request(&p, &mut buf, req.clone())
+                .await
+                .unwrap();
             let mut r = Cursor::new(buf.into_inner());
             assert_eq!(codec.read_request(&p, &mut r).await.unwrap(), req);
 

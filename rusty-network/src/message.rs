@@ -163,17 +163,13 @@ impl Response {
         let mut r = Reader::new(bytes);
         let resp = match protocol {
             Protocol::Status => Response::Status(Status::decode_from(&mut r)?),
-            Protocol::Headers => Response::Headers(r.vec(
-                "headers",
-                MAX_HEADERS_PER_REPLY,
-                HEADER_SIZE,
-            )?),
+            Protocol::Headers => {
+                Response::Headers(r.vec("headers", MAX_HEADERS_PER_REPLY, HEADER_SIZE)?)
+            }
             // The smallest encoding: a header and an empty transaction list.
-            Protocol::Blocks => Response::Blocks(r.vec(
-                "blocks",
-                MAX_BLOCKS_PER_REQUEST,
-                HEADER_SIZE + 1,
-            )?),
+            Protocol::Blocks => {
+                Response::Blocks(r.vec("blocks", MAX_BLOCKS_PER_REQUEST, HEADER_SIZE + 1)?)
+            }
         };
         r.finish()?;
         Ok(resp)

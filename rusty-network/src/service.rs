@@ -46,7 +46,9 @@ pub enum NetworkError {
     Key(#[from] KeyError),
     #[error("could not build the libp2p stack: {0}")]
     Build(String),
-    #[error("could not listen on {addr}: {reason} (is another node using that port? try --listen)")]
+    #[error(
+        "could not listen on {addr}: {reason} (is another node using that port? try --listen)"
+    )]
     Listen { addr: Multiaddr, reason: String },
     #[error("the network task has stopped")]
     Stopped,
@@ -236,7 +238,10 @@ impl NetworkHandle {
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.listen
             .iter()
-            .map(|a| a.clone().with(libp2p::multiaddr::Protocol::P2p(self.peer_id)))
+            .map(|a| {
+                a.clone()
+                    .with(libp2p::multiaddr::Protocol::P2p(self.peer_id))
+            })
             .collect()
     }
 
@@ -335,8 +340,11 @@ impl NetworkHandle {
 
     /// Disconnects a peer; false if it was not connected.
     pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetworkError> {
-        self.ask(Priority::Medium, |reply| Command::Disconnect { peer, reply })
-            .await
+        self.ask(Priority::Medium, |reply| Command::Disconnect {
+            peer,
+            reply,
+        })
+        .await
     }
 
     pub async fn ban(
@@ -429,10 +437,12 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
 
     let mut listeners = Vec::new();
     for addr in &config.listen {
-        let id = swarm.listen_on(addr.clone()).map_err(|e| NetworkError::Listen {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
         listeners.push((id, addr.clone()));
     }
 
@@ -459,6 +469,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
         shed_medium: Arc::new(AtomicU64::new(0)),
         shed_low: Arc::new(AtomicU64::new(0)),
         last_save: Instant::now(),
+        store_dirty: false,
         last_bootstrap: None,
     };
     task.load_store();
@@ -546,7 +557,8 @@ struct Task {
     chain: String,
     config: NetworkConfig,
     store_path: Option<std::path::PathBuf>,
-    pending: HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
+    pending:
+        HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
     limiter: RateLimiter,
     listen_addrs: Vec<(libp2p::core::transport::ListenerId, Multiaddr)>,
     anonymous_bootnodes: Vec<AnonymousPeer>,
@@ -558,19 +570,19 @@ struct Task {
     shed_medium: Arc<AtomicU64>,
     shed_low: Arc<AtomicU64>,
     last_save: Instant,
+    /// A new peer connected since the last save (saved within seconds, so
+    /// even a killed node finds its peers again).
+    store_dirty: bool,
     last_bootstrap: Option<Instant>,
 }
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const SAVE_EVERY: Duration = Duration::from_secs(60);
 const BOOTSTRAP_EVERY: Duration = Duration::from_secs(300);
+const DIRTY_SAVE_AFTER: Duration = Duration::from_secs(2);
 
 impl Task {
-    async fn run(
-        mut self,
-        mut high: mpsc::Receiver<Command>,
-        mut normal: mpsc::Receiver<Command>,
-    ) {
+    async fn run(mut self, mut high: mpsc::Receiver<Command>, mut normal: mpsc::Receiver<Command>) {
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -620,7 +632,10 @@ impl Task {
         }
     }
 
-    fn behaviour_for(&mut self, p: Protocol) -> &mut request_response::Behaviour<crate::codec::SyncCodec> {
+    fn behaviour_for(
+        &mut self,
+        p: Protocol,
+    ) -> &mut request_response::Behaviour<crate::codec::SyncCodec> {
         let b = self.swarm.behaviour_mut();
         match p {
             Protocol::Status => &mut b.status,
@@ -633,7 +648,9 @@ impl Task {
         match cmd {
             Command::Publish { topic, data, reply } => {
                 let t = topic.ident(&self.chain);
-                let result = match self.swarm.behaviour_mut().gossipsub.publish(t, data) {
+                let published = self.swarm.behaviour_mut().gossipsub.publish(t, data);
+                debug!(target: "net", ?topic, result = ?published.as_ref().map(|_| ()), "publish");
+                let result = match published {
                     Ok(_) | Err(gossipsub::PublishError::Duplicate) => Ok(()),
                     // Nobody to tell yet: not an error for the node.
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
@@ -673,7 +690,9 @@ impl Task {
             } => {
                 let p = responder.protocol;
                 // The requester may have gone away: nothing to do then.
-                let _ = self.behaviour_for(p).send_response(responder.channel, response);
+                let _ = self
+                    .behaviour_for(p)
+                    .send_response(responder.channel, response);
             }
             Command::Report {
                 peer,
@@ -822,7 +841,12 @@ impl Task {
 
     fn report(&mut self, peer: PeerId, action: PeerAction, reason: &str) {
         let now = Instant::now();
-        let outcome = self.swarm.behaviour_mut().peers.db.report(peer, action, now);
+        let outcome = self
+            .swarm
+            .behaviour_mut()
+            .peers
+            .db
+            .report(peer, action, now);
         debug!(target: "net", %peer, ?action, reason, "peer reported");
         if outcome == ScoreOutcome::Banned {
             warn!(target: "net", %peer, reason, "banning peer");
@@ -897,6 +921,7 @@ impl Task {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, base);
                 }
                 if num_established.get() == 1 {
+                    self.store_dirty = true;
                     self.next_conn_id += 1;
                     self.conn_ids.insert(peer_id, self.next_conn_id);
                     debug!(target: "net", peer = %peer_id, %addr, inbound = !endpoint.is_dialer(), "connected");
@@ -961,10 +986,21 @@ impl Task {
                     return;
                 }
                 let now = Instant::now();
-                for addr in info.listen_addrs.iter().take(crate::peers::MAX_ADDRS_PER_PEER) {
+                for addr in info
+                    .listen_addrs
+                    .iter()
+                    .take(crate::peers::MAX_ADDRS_PER_PEER)
+                {
                     if is_dialable(addr) {
-                        self.swarm.behaviour_mut().peers.db.add_address(peer_id, addr.clone(), now);
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
+                        self.swarm
+                            .behaviour_mut()
+                            .peers
+                            .db
+                            .add_address(peer_id, addr.clone(), now);
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
                     }
                 }
                 self.swarm.behaviour_mut().peers.db.set_info(
@@ -976,7 +1012,11 @@ impl Task {
             BehaviourEvent::Identify(_) => {}
             BehaviourEvent::Ping(ping::Event { peer, result, .. }) => {
                 if let Ok(rtt) = result {
-                    self.swarm.behaviour_mut().peers.db.set_info(&peer, None, Some(rtt));
+                    self.swarm
+                        .behaviour_mut()
+                        .peers
+                        .db
+                        .set_info(&peer, None, Some(rtt));
                 }
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
@@ -984,7 +1024,11 @@ impl Task {
             }) => {
                 let now = Instant::now();
                 for a in addresses.iter() {
-                    self.swarm.behaviour_mut().peers.db.add_address(peer, a.clone(), now);
+                    self.swarm
+                        .behaviour_mut()
+                        .peers
+                        .db
+                        .add_address(peer, a.clone(), now);
                 }
             }
             BehaviourEvent::Kad(_) => {}
@@ -992,7 +1036,11 @@ impl Task {
                 let now = Instant::now();
                 for (peer, addr) in list {
                     debug!(target: "net", %peer, %addr, "mDNS discovered");
-                    self.swarm.behaviour_mut().peers.db.add_address(peer, addr.clone(), now);
+                    self.swarm
+                        .behaviour_mut()
+                        .peers
+                        .db
+                        .add_address(peer, addr.clone(), now);
                     self.swarm.behaviour_mut().kad.add_address(&peer, addr);
                 }
             }
@@ -1003,12 +1051,15 @@ impl Task {
 
     fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
         let Some(topic) = Topic::from_hash(&self.chain, &message.topic) else {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &source,
-                MessageAcceptance::Reject,
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
+            self.report(
+                source,
+                PeerAction::LowTolerance,
+                "gossip on an unknown topic",
             );
-            self.report(source, PeerAction::LowTolerance, "gossip on an unknown topic");
             return;
         };
         let kind = match topic {
@@ -1016,12 +1067,15 @@ impl Task {
             _ => Kind::TxGossip,
         };
         if !self.limiter.allow(source, kind, Instant::now()) {
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &source,
-                MessageAcceptance::Ignore,
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+            self.report(
+                source,
+                PeerAction::HighTolerance,
+                "gossip rate limit exceeded",
             );
-            self.report(source, PeerAction::HighTolerance, "gossip rate limit exceeded");
             return;
         }
         let event = NetworkEvent::Gossip {
@@ -1032,15 +1086,18 @@ impl Task {
         };
         if !self.emit(topic.priority(), event) {
             // Shed: the node is busy; let the message expire unforwarded.
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &id,
-                &source,
-                MessageAcceptance::Ignore,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
         }
     }
 
-    fn on_sync_event(&mut self, protocol: Protocol, event: request_response::Event<Request, Response>) {
+    fn on_sync_event(
+        &mut self,
+        protocol: Protocol,
+        event: request_response::Event<Request, Response>,
+    ) {
         use request_response::{Event, Message};
         match event {
             Event::Message {
@@ -1059,7 +1116,11 @@ impl Task {
                 if !self.limiter.allow(peer, kind, Instant::now()) {
                     // Dropping the channel tells the peer nothing; it times
                     // out, as a flood deserves.
-                    self.report(peer, PeerAction::MidTolerance, "request rate limit exceeded");
+                    self.report(
+                        peer,
+                        PeerAction::MidTolerance,
+                        "request rate limit exceeded",
+                    );
                     return;
                 }
                 self.emit(
@@ -1135,7 +1196,8 @@ impl Task {
             self.last_bootstrap = Some(now);
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
         }
-        if now.duration_since(self.last_save) >= SAVE_EVERY {
+        let since_save = now.duration_since(self.last_save);
+        if since_save >= SAVE_EVERY || (self.store_dirty && since_save >= DIRTY_SAVE_AFTER) {
             self.save_store();
         }
     }
@@ -1208,6 +1270,7 @@ impl Task {
 
     fn save_store(&mut self) {
         self.last_save = Instant::now();
+        self.store_dirty = false;
         let Some(path) = &self.store_path else {
             return;
         };
@@ -1223,7 +1286,11 @@ impl Task {
                 score: r.score,
             })
             .collect();
-        peers.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(b.score.total_cmp(&a.score)));
+        peers.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then(b.score.total_cmp(&a.score))
+        });
         peers.truncate(1000);
         let bans = db
             .bans()

@@ -85,3 +85,55 @@ fn kill_9_while_mining_then_restart() {
     assert_eq!(total_wallet(&node), 50.0 * h as f64);
     node.stop();
 }
+
+/// Waits until `node` reports `height` with the tip `tip`.
+fn wait_for_tip(node: &NodeProcess, height: u64, tip: &Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if node.height() == height && node.json(&["rpc", "getbestblockhash"]) == *tip {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node stuck at height {} (want {height})",
+            node.height()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_node_killed_with_9_rejoins_from_its_peer_store_and_catches_up() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (rpc_a, rpc_b) = (free_port(), free_port());
+    let (p2p_a, p2p_b) = (free_port(), free_port());
+    let listen = |p: u16| format!("/ip4/127.0.0.1/tcp/{p}");
+    let (la, lb) = (listen(p2p_a), listen(p2p_b));
+    let a = NodeProcess::start_raw(
+        dir_a.path(),
+        rpc_a,
+        &["--no-mine", "--no-mdns", "--listen", &la],
+    );
+    let start_b = |bootnode: Option<&str>| {
+        let mut args = vec!["--no-mine", "--no-mdns", "--listen", &lb];
+        if let Some(b) = bootnode {
+            args.extend(["--bootnode", b]);
+        }
+        NodeProcess::start_raw(dir_b.path(), rpc_b, &args)
+    };
+    let b = start_b(Some(&la));
+    a.json(&["mine", "generate", "50"]);
+    let tip = a.json(&["rpc", "getbestblockhash"]);
+    wait_for_tip(&b, 50, &tip);
+    // Long enough for the peer store to be written after the connection.
+    std::thread::sleep(Duration::from_secs(4));
+    b.kill9();
+
+    a.json(&["mine", "generate", "100"]);
+    let tip = a.json(&["rpc", "getbestblockhash"]);
+    // No bootnode this time: the peer store knows node A.
+    let b = start_b(None);
+    wait_for_tip(&b, 150, &tip);
+    b.stop();
+    a.stop();
+}

@@ -26,7 +26,16 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
+    /// A node on loopback only: P2P on a free TCP port, no mDNS, so tests
+    /// running side by side never meet.
     pub fn start(datadir: &Path, port: u16, extra: &[&str]) -> NodeProcess {
+        let mut args = vec!["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
+        args.extend_from_slice(extra);
+        Self::start_raw(datadir, port, &args)
+    }
+
+    /// A node with exactly these `node` arguments.
+    pub fn start_raw(datadir: &Path, port: u16, extra: &[&str]) -> NodeProcess {
         let log = std::fs::File::create(
             datadir.join(format!("node-{}.log", Instant::now().elapsed().as_nanos())),
         )

@@ -12,6 +12,7 @@ pub mod control;
 pub mod http;
 pub mod json;
 pub mod mining;
+pub mod net;
 pub mod rawtx;
 pub mod wallet;
 
@@ -43,6 +44,13 @@ pub mod codes {
     pub const VERIFY_REJECTED: i32 = -26;
     pub const VERIFY_ALREADY_IN_CHAIN: i32 = -27;
     pub const INVALID_PARAMS: i32 = -32602;
+    /// Node already added (`addnode add`).
+    pub const CLIENT_NODE_ALREADY_ADDED: i32 = -23;
+    /// Node not connected / not found.
+    pub const CLIENT_NODE_NOT_CONNECTED: i32 = -29;
+    pub const CLIENT_INVALID_IP_OR_SUBNET: i32 = -30;
+    /// The node runs without P2P networking.
+    pub const CLIENT_P2P_DISABLED: i32 = -31;
 }
 
 pub type RpcResult = Result<Value, ErrorObjectOwned>;
@@ -67,6 +75,8 @@ pub struct RpcContext {
     pub mine_threads: usize,
     /// Wallet fee rate, base units per 1000 bytes.
     pub wallet_fee_rate: u64,
+    /// The P2P network, when the node runs one.
+    pub p2p: Option<crate::p2p::P2pHandle>,
 }
 
 impl RpcContext {
@@ -132,6 +142,7 @@ pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     mining::register(&mut module);
     wallet::register(&mut module);
     control::register(&mut module);
+    net::register(&mut module);
     module
 }
 
@@ -186,6 +197,14 @@ pub const METHODS: &[&str] = &[
     "listtransactions",
     "sendtoaddress",
     "validateaddress",
+    "getpeerinfo",
+    "getnetworkinfo",
+    "getconnectioncount",
+    "addnode",
+    "disconnectnode",
+    "setban",
+    "listbanned",
+    "clearbanned",
     "help",
     "stop",
     "subscribe_newblocks",

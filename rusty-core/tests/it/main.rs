@@ -3,5 +3,7 @@
 
 mod bad_input;
 mod common;
+mod net;
+mod network;
 mod reorg;
 mod rpc_flow;

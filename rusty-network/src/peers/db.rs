@@ -399,7 +399,12 @@ impl PeerDb {
     /// Peers to dial now to reach `want` outbound connections: persistent
     /// ones first, then the best-scored; never banned ones, never ones in
     /// backoff.
-    pub fn to_dial(&self, want: usize, now: Instant, unix_now: u64) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    pub fn to_dial(
+        &self,
+        want: usize,
+        now: Instant,
+        unix_now: u64,
+    ) -> Vec<(PeerId, Vec<Multiaddr>)> {
         let mut candidates: Vec<(&PeerId, &PeerRecord)> = self
             .peers
             .iter()
@@ -504,7 +509,10 @@ mod tests {
                 ScoreOutcome::Unchanged
             );
         }
-        assert_eq!(db.report(b, PeerAction::MidTolerance, now), ScoreOutcome::Banned);
+        assert_eq!(
+            db.report(b, PeerAction::MidTolerance, now),
+            ScoreOutcome::Banned
+        );
     }
 
     #[test]
@@ -534,7 +542,10 @@ mod tests {
         for f in 0..20u32 {
             let d = backoff(f, &mut rng);
             let nominal = BACKOFF_BASE.saturating_mul(1 << f.min(16)).min(BACKOFF_MAX);
-            assert!(d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2), "{f}: {d:?}");
+            assert!(
+                d >= nominal.mul_f64(0.8) && d <= nominal.mul_f64(1.2),
+                "{f}: {d:?}"
+            );
         }
     }
 

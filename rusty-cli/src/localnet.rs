@@ -1,0 +1,164 @@
+//! `rusty-cli localnet`: N dev nodes wired together on loopback, in this
+//! process ([`rusty_core::localnet`]).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use rusty_core::localnet::{LocalNet, LocalNetConfig};
+
+use crate::{
+    args::{GlobalArgs, LocalnetArgs},
+    node::{init_logging, wait_for_signal},
+};
+
+/// P2P ports sit this far above the RPC ports.
+const P2P_PORT_OFFSET: u16 = 100;
+
+/// Where the nodes live: `--datadir`, or `~/.rusty/localnet`.
+fn base_dir(g: &GlobalArgs) -> PathBuf {
+    g.datadir.clone().unwrap_or_else(|| {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".rusty")
+            .join("localnet")
+    })
+}
+
+/// The local network's settings from the flags.
+pub fn build_config(g: &GlobalArgs, a: &LocalnetArgs) -> Result<LocalNetConfig> {
+    if a.nodes == 0 {
+        anyhow::bail!("--nodes must be at least 1");
+    }
+    if a.miners > a.nodes {
+        anyhow::bail!(
+            "--miners {} is more than --nodes {}: at most every node mines",
+            a.miners,
+            a.nodes
+        );
+    }
+    let mut c = LocalNetConfig::new(base_dir(g), a.nodes);
+    c.miners = a.miners;
+    c.mine_threads = a.mine_threads.max(1);
+    if a.base_port != 0 {
+        // RPC on base..base+99, P2P on base+100..: the two ranges must
+        // neither overlap nor run past the last port.
+        let last = u16::try_from(a.nodes)
+            .ok()
+            .filter(|&n| n <= P2P_PORT_OFFSET)
+            .and_then(|n| a.base_port.checked_add(P2P_PORT_OFFSET)?.checked_add(n - 1));
+        if last.is_none() {
+            anyhow::bail!(
+                "--base-port {} with --nodes {} needs ports past 65535 or more than {P2P_PORT_OFFSET} nodes; \
+                 use a lower --base-port, fewer nodes, or --base-port 0 for free ports",
+                a.base_port,
+                a.nodes
+            );
+        }
+        c.rpc_base_port = Some(a.base_port);
+        c.p2p_base_port = a.base_port.checked_add(P2P_PORT_OFFSET);
+    }
+    Ok(c)
+}
+
+pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
+    init_logging();
+    let config = build_config(g, a)?;
+    let base = config.base_dir.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rusty-rt")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let net = LocalNet::start(config).await?;
+        for i in 0..net.len() {
+            let peer = net.peer_id(i).map(|p| p.to_string()).unwrap_or_default();
+            let role = if i < net.config().miners {
+                "  mining"
+            } else {
+                ""
+            };
+            println!(
+                "node{i}  {}  cookie {}  peer {peer}{role}",
+                net.rpc_url(i),
+                net.cookie_path(i).display()
+            );
+        }
+        println!(
+            "{} dev nodes running in this process (files under {}); Ctrl-C stops them all.",
+            net.len(),
+            base.display()
+        );
+        println!(
+            "Try: rusty-cli --dev --datadir {} --rpc-url {} rpc getpeerinfo",
+            net.config().node_dir(0).display(),
+            net.rpc_url(0)
+        );
+        wait_for_signal(net.stopped_by_rpc()).await;
+        net.shutdown().await;
+        Ok::<(), anyhow::Error>(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn config_for(args: &[&str]) -> Result<LocalNetConfig> {
+        let cli = Cli::try_parse_from(args)?;
+        match &cli.command {
+            Command::Localnet(a) => build_config(&cli.global, a),
+            _ => anyhow::bail!("not a localnet command"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_ports() {
+        let c = config_for(&["rusty-cli", "--datadir", "/tmp/x", "localnet"]).unwrap();
+        assert_eq!((c.nodes, c.miners, c.mine_threads), (3, 1, 1));
+        assert_eq!(c.base_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.rpc_base_port, Some(28500));
+        assert_eq!(c.p2p_base_port, Some(28600));
+
+        let c = config_for(&[
+            "rusty-cli",
+            "localnet",
+            "--nodes",
+            "5",
+            "--miners",
+            "2",
+            "--base-port",
+            "0",
+            "--mine-threads",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!((c.nodes, c.miners, c.mine_threads), (5, 2, 2));
+        assert_eq!((c.rpc_base_port, c.p2p_base_port), (None, None));
+        assert!(c.base_dir.ends_with(".rusty/localnet"));
+    }
+
+    #[test]
+    fn bad_counts_and_ports_are_errors() {
+        let e = |args: &[&str]| config_for(args).expect_err("invalid").to_string();
+        assert!(e(&["rusty-cli", "localnet", "--nodes", "0"]).contains("--nodes"));
+        assert!(
+            e(&["rusty-cli", "localnet", "--nodes", "2", "--miners", "3"]).contains("--miners")
+        );
+        assert!(e(&["rusty-cli", "localnet", "--base-port", "65500"]).contains("--base-port"));
+        assert!(e(&["rusty-cli", "localnet", "--nodes", "101"]).contains("--base-port 0"));
+        assert!(config_for(&[
+            "rusty-cli",
+            "localnet",
+            "--nodes",
+            "101",
+            "--base-port",
+            "0"
+        ])
+        .is_ok());
+    }
+}
