@@ -441,7 +441,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
             .listen_on(addr.clone())
             .map_err(|e| NetworkError::Listen {
                 addr: addr.clone(),
-                reason: e.to_string(),
+                reason: describe(&e),
             })?;
         listeners.push((id, addr.clone()));
     }
@@ -488,7 +488,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
             Ok(SwarmEvent::ListenerError { listener_id, error })
                 if listeners.iter().any(|(id, _)| *id == listener_id) =>
             {
-                return Err(listen_failed(&listeners, listener_id, error.to_string()));
+                return Err(listen_failed(&listeners, listener_id, describe(&error)));
             }
             Ok(SwarmEvent::ListenerClosed {
                 listener_id,
@@ -496,7 +496,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
                 ..
             }) if listeners.iter().any(|(id, _)| *id == listener_id) => {
                 let why = match reason {
-                    Err(e) => e.to_string(),
+                    Err(e) => describe(&e),
                     Ok(()) => "listener closed".to_owned(),
                 };
                 return Err(listen_failed(&listeners, listener_id, why));
@@ -529,6 +529,25 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
             low: ev_low_rx,
         },
     ))
+}
+
+/// An error with its causes, never empty (some transport errors display
+/// as "").
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !s.is_empty() && !parts.iter().any(|p: &String| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    if parts.is_empty() {
+        format!("{e:?}")
+    } else {
+        parts.join(": ")
+    }
 }
 
 fn listen_failed(

@@ -71,7 +71,14 @@ pub(super) enum Internal {
 struct PeerEntry {
     status: Option<Status>,
     last_status_request: Option<Instant>,
+    /// Not asked for headers before this (it stalled, or claimed more
+    /// work than its headers showed).
+    headers_not_before: Option<Instant>,
 }
+
+/// How long a peer that stalled a `headers` request (or sent none while
+/// claiming more work) is passed over for header sync.
+const HEADERS_BACKOFF: Duration = Duration::from_secs(60);
 
 pub(super) struct Service {
     chain: ChainHandle,
@@ -303,6 +310,7 @@ impl Service {
                     PeerEntry {
                         status: None,
                         last_status_request: None,
+                        headers_not_before: None,
                     },
                 );
                 self.sync.add_peer(peer);
@@ -394,15 +402,23 @@ impl Service {
         let Some(ours) = self.call(|s| local_status(s)).await else {
             return;
         };
+        let now = Instant::now();
         let best = self
             .peers
             .iter()
+            .filter(|(_, e)| e.headers_not_before.is_none_or(|t| t <= now))
             .filter_map(|(p, e)| e.status.as_ref().map(|s| (*p, s.clone())))
             .filter(|(_, s)| work_gt(&s.chain_work, &ours.chain_work))
             .filter(|(_, s)| !self.sync.is_pending(&s.tip))
             .max_by(|a, b| a.1.chain_work.cmp(&b.1.chain_work));
         if let Some((peer, _)) = best {
             self.request_headers(peer).await;
+        }
+    }
+
+    fn pass_over_for_headers(&mut self, peer: PeerId) {
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.headers_not_before = Some(Instant::now() + HEADERS_BACKOFF);
         }
     }
 
@@ -456,6 +472,7 @@ impl Service {
                     Err(RequestError::Timeout) => {
                         self.net
                             .report(peer, PeerAction::MidTolerance, "headers request stalled");
+                        self.pass_over_for_headers(peer);
                         self.maybe_sync_headers().await;
                     }
                     Err(e) => debug!(target: "p2p", %peer, error = %e, "headers request failed"),
@@ -555,6 +572,8 @@ impl Service {
     /// ones for download, and ask for more if the reply was full.
     async fn on_headers(&mut self, peer: PeerId, headers: Vec<BlockHeader>) {
         if headers.is_empty() {
+            // It claimed more work but has nothing after our locator.
+            self.pass_over_for_headers(peer);
             return;
         }
         let full = headers.len() == MAX_HEADERS_PER_REPLY;

@@ -235,3 +235,86 @@ async fn peers_sending_garbage_or_invalid_blocks_are_banned_and_honest_ones_stay
     assert_eq!(h, height + 2);
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalling_peer_is_passed_over_and_its_blocks_fetched_elsewhere() {
+    let seed = spawn_nodes(1).await;
+    seed.mine(0, 300).await;
+    let seed_status = seed
+        .node(0)
+        .handle()
+        .call(|s| rusty_network::Status {
+            genesis: s.chain.hash_at(0).expect("genesis"),
+            tip: s.chain.tip(),
+            height: s.chain.height(),
+            chain_work: s.chain.tip_entry().chain_work,
+        })
+        .await
+        .expect("chain service");
+
+    // A peer claiming the seed's chain that never answers a headers or
+    // blocks request (it keeps the reply channels open forever).
+    let mut cfg = NetworkConfig::new("dev", None, 0);
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
+    cfg.mdns = false;
+    let (staller, mut events) = rusty_network::start(cfg).await.expect("staller starts");
+    let staller_handle = staller.clone();
+    let claimed = seed_status.clone();
+    let stall_task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(ev) = events.recv().await {
+            match ev {
+                NetworkEvent::Request {
+                    request: Request::Status(_),
+                    responder,
+                    ..
+                } => {
+                    staller_handle
+                        .respond(responder, Response::Status(claimed.clone()))
+                        .await
+                }
+                NetworkEvent::Request { responder, .. } => held.push(responder),
+                NetworkEvent::Gossip { id, source, .. } => {
+                    staller_handle.validate(id, source, Acceptance::Ignore)
+                }
+                _ => {}
+            }
+        }
+    });
+
+    // The new node knows the staller first, then the seed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = rusty_core::localnet::LocalNetConfig::new(dir.path(), 0);
+    let mut bootnodes = staller.listen_addrs();
+    bootnodes.extend(seed.net.listen_addrs(0));
+    let node = rusty_core::node::Node::start(cfg.node_config(1, bootnodes).expect("config"))
+        .await
+        .expect("node starts");
+    let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let (tip, height) = node
+            .handle()
+            .call(|s| (s.chain.tip(), s.chain.height()))
+            .await
+            .expect("chain service");
+        if tip == seed_status.tip {
+            assert_eq!(height, 300);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stuck at {height} behind a stalling peer"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The staller paid for it (scored down, or banned and gone).
+    let peers = node.p2p().expect("p2p").net.peers().await.expect("peers");
+    let staller_score = peers
+        .iter()
+        .find(|p| p.peer_id == staller.peer_id())
+        .map(|p| p.score);
+    assert!(staller_score.is_none_or(|s| s < 0.0), "{staller_score:?}");
+    stall_task.abort();
+    node.shutdown().await;
+    seed.shutdown().await;
+}
