@@ -1334,3 +1334,42 @@ fn is_dialable(addr: &Multiaddr) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_come_high_priority_first_and_shed_classes_are_bounded() {
+        let (high_tx, high) = mpsc::unbounded_channel();
+        let (med_tx, medium) = mpsc::channel(2);
+        let (_low_tx, low) = mpsc::channel(1);
+        let mut events = NetworkEvents { high, medium, low };
+        let peer = PeerId::random();
+        med_tx
+            .try_send(NetworkEvent::PeerDisconnected { peer })
+            .expect("room");
+        med_tx
+            .try_send(NetworkEvent::PeerDisconnected { peer })
+            .expect("room");
+        // A full medium queue refuses more: that message is shed.
+        assert!(med_tx
+            .try_send(NetworkEvent::PeerDisconnected { peer })
+            .is_err());
+        high_tx
+            .send(NetworkEvent::PeerConnected {
+                peer,
+                addr: Multiaddr::empty(),
+                inbound: true,
+            })
+            .expect("open");
+        assert!(matches!(
+            events.recv().await,
+            Some(NetworkEvent::PeerConnected { .. })
+        ));
+        assert!(matches!(
+            events.recv().await,
+            Some(NetworkEvent::PeerDisconnected { .. })
+        ));
+    }
+}

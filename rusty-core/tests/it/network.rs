@@ -318,3 +318,42 @@ async fn a_stalling_peer_is_passed_over_and_its_blocks_fetched_elsewhere() {
     node.shutdown().await;
     seed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_flooding_requests_is_rate_limited_then_banned() {
+    let net = spawn_nodes(1).await;
+    let addr0 = net.node(0).p2p().expect("p2p").net.listen_addrs()[0].clone();
+    let (flooder, _events) = rogue_peer(addr0).await;
+    net.wait_peers(0, 1).await;
+    let genesis = net
+        .node(0)
+        .handle()
+        .call(|s| s.chain.hash_at(0).expect("genesis"))
+        .await
+        .expect("chain service");
+    let status = rusty_network::Status {
+        genesis,
+        tip: genesis,
+        height: 0,
+        chain_work: [0; 32],
+    };
+    let mut answered = 0;
+    for _ in 0..60 {
+        let r = tokio::time::timeout(
+            Duration::from_millis(300),
+            flooder.request(
+                net.node(0).p2p().expect("p2p").net.peer_id(),
+                Request::Status(status.clone()),
+            ),
+        )
+        .await;
+        if matches!(r, Ok(Ok(Response::Status(_)))) {
+            answered += 1;
+        }
+    }
+    // The burst (10) is served, the rest is refused, and the flood ends in
+    // a ban.
+    assert!((10..60).contains(&answered), "answered {answered}");
+    wait_banned(&net, 0, flooder.peer_id()).await;
+    net.shutdown().await;
+}

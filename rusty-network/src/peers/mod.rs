@@ -188,3 +188,74 @@ impl NetworkBehaviour for PeerManager {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/10.0.0.1/tcp/{port}")
+            .parse()
+            .expect("multiaddr")
+    }
+
+    fn local() -> Multiaddr {
+        "/ip4/127.0.0.1/tcp/1".parse().expect("multiaddr")
+    }
+
+    #[test]
+    fn inbound_connections_over_the_limit_and_banned_ones_are_refused() {
+        let mut pm = PeerManager::new(Limits {
+            max_inbound: 1,
+            max_outbound: 1,
+        });
+        let now = Instant::now();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        pm.db.on_connected(a, addr(1), true, now, 0);
+        let id = ConnectionId::new_unchecked(1);
+        assert!(pm
+            .handle_established_inbound_connection(id, b, &local(), &addr(2))
+            .is_err());
+        // A persistent peer is let in anyway; a second connection of a
+        // connected peer too.
+        pm.db.set_persistent(c, addr(3), now);
+        assert!(pm
+            .handle_established_inbound_connection(id, c, &local(), &addr(3))
+            .is_ok());
+        assert!(pm
+            .handle_established_inbound_connection(id, a, &local(), &addr(1))
+            .is_ok());
+        // Banned: by id, and by address before the handshake.
+        pm.db.ban(
+            BanTarget::Peer(c),
+            Ban {
+                created: 0,
+                until: u64::MAX,
+                reason: String::new(),
+            },
+        );
+        assert!(pm
+            .handle_established_inbound_connection(id, c, &local(), &addr(3))
+            .is_err());
+        assert!(pm
+            .handle_established_outbound_connection(
+                id,
+                c,
+                &addr(3),
+                Endpoint::Dialer,
+                PortUse::Reuse
+            )
+            .is_err());
+        pm.db.ban(
+            BanTarget::Ip("10.0.0.1".parse().expect("ip")),
+            Ban {
+                created: 0,
+                until: u64::MAX,
+                reason: String::new(),
+            },
+        );
+        assert!(pm
+            .handle_pending_inbound_connection(id, &local(), &addr(9))
+            .is_err());
+    }
+}
