@@ -646,12 +646,18 @@ impl Service {
                 }
             }
         };
-        if let Some(last) = self.sync.last_pending() {
-            let h = last.height;
+        if let Some((h, best)) = self.sync.last_pending().map(|p| (p.height, p.hash)) {
             self.view.set_header_height(h);
             // The sender has every block up to its last header.
-            if Some(last.hash) == last_hash {
+            if Some(best) == last_hash {
                 self.sync.set_peer_height(peer, h);
+                if let Some(mut c) = self.view.peer(&peer) {
+                    if c.height < h {
+                        c.height = h;
+                        c.tip = best;
+                        self.view.set_peer(peer, Some(c));
+                    }
+                }
             }
         }
         debug!(target: "p2p", %peer, added, pending = self.sync.pending_len(), "headers received");
