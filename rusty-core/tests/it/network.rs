@@ -357,3 +357,33 @@ async fn a_peer_flooding_requests_is_rate_limited_then_banned() {
     wait_banned(&net, 0, flooder.peer_id()).await;
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_of_another_chain_never_exchange_chain_data() {
+    let net = spawn_nodes(1).await;
+    let node_net = net.node(0).p2p().expect("p2p").net.clone();
+    let mut cfg = NetworkConfig::new("test", None, 0);
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
+    cfg.mdns = false;
+    cfg.bootnodes = vec![node_net.listen_addrs()[0].clone()];
+    let (foreign, _events) = rusty_network::start(cfg)
+        .await
+        .expect("foreign peer starts");
+    let status = rusty_network::Status {
+        genesis: rusty_shared_types::Hash256::ZERO,
+        tip: rusty_shared_types::Hash256::ZERO,
+        height: 0,
+        chain_work: [0; 32],
+    };
+    // Its `/rusty/test/...` protocols are not the node's `/rusty/dev/...`.
+    for _ in 0..5 {
+        let r = foreign
+            .request(node_net.peer_id(), Request::Status(status.clone()))
+            .await;
+        assert!(r.is_err(), "a test-chain peer got an answer: {r:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    net.mine(0, 1).await;
+    assert_eq!(net.tip(0).await.1, 1);
+    net.shutdown().await;
+}
