@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test lint bench fmt
+.PHONY: deps build run test lint bench bench-connect bench-network fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -35,6 +35,14 @@ lint: deps
 fmt:
 	cargo fmt --all
 
-## Block-connection benchmark (dev profile with optimised dependencies).
-bench: deps
+## Benchmarks (dev profile with optimised dependencies): both of them.
+bench: bench-connect bench-network
+
+## Block connection into RocksDB beside raw Ed25519 batch verification.
+bench-connect: deps
 	cargo run --bin rusty-cli -- bench connect --blocks 20 --txs 1000
+
+## Initial sync from 1 and 3 peers and tx gossip latency across 5 nodes on
+## loopback, beside raw loopback TCP (about a minute).
+bench-network: deps
+	cargo run --bin rusty-cli -- bench network

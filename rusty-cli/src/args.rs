@@ -93,7 +93,7 @@ pub enum Command {
     /// Call any RPC method: `rusty-cli rpc getblockhash 0`. Parameters that
     /// parse as JSON are sent as JSON, others as strings.
     Rpc { method: String, params: Vec<String> },
-    /// Benchmarks that run locally, without a node.
+    /// Benchmarks that run on this machine, without a running node.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Start N dev nodes on this machine, wired to each other over loopback.
@@ -225,5 +225,19 @@ pub enum BenchCommand {
         /// Signature verification threads [default: all cores].
         #[arg(long)]
         threads: Option<usize>,
+    },
+    /// Dev nodes on loopback in this process: initial-sync throughput from 1
+    /// and from 3 peers, and tx gossip latency across 5 nodes, beside raw
+    /// loopback TCP throughput measured in the same run.
+    Network {
+        /// Blocks of transactions in the synced chain.
+        #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().blocks)]
+        blocks: usize,
+        /// Pay-to-pubkey-hash transactions per block.
+        #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().txs_per_block)]
+        txs: usize,
+        /// Transactions sent in the gossip phase.
+        #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().gossip_txs)]
+        gossip_txs: usize,
     },
 }

@@ -225,7 +225,6 @@ pub(crate) async fn wait_for_signal(rpc_stop: impl Future) {
 }
 
 pub fn bench(b: &BenchCommand) -> Result<()> {
-    init_logging();
     match b {
         BenchCommand::Connect {
             blocks,
@@ -237,7 +236,34 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
                     .map(|n| n.get())
                     .unwrap_or(1)
             });
+            init_logging();
             let report = rusty_core::bench::run_connect_bench(*blocks, *txs, threads)?;
+            println!("{report}");
+            Ok(())
+        }
+        BenchCommand::Network {
+            blocks,
+            txs,
+            gossip_txs,
+        } => {
+            // Up to five nodes' info logs would bury the report: quiet unless
+            // RUST_LOG asks for something.
+            if std::env::var_os("RUST_LOG").is_some() {
+                init_logging();
+            }
+            let cfg = rusty_core::netbench::NetBenchConfig {
+                blocks: *blocks,
+                txs_per_block: *txs,
+                gossip_txs: *gossip_txs,
+            };
+            let dir = rusty_core::bench::TempDir::new("netbench")
+                .context("creating a temporary directory")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("rusty-rt")
+                .build()
+                .context("starting the async runtime")?;
+            let report = rt.block_on(rusty_core::netbench::run_network_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())
         }

@@ -1,7 +1,8 @@
 //! The block-connection benchmark behind `rusty-cli bench connect`.
 //!
 //! Builds a chain in a temporary RocksDB whose first block's coinbase fans
-//! out to one output per benchmark transaction, then times
+//! out to one output per benchmark transaction (more blocks' coinbases when
+//! one would be over the size limits), then times
 //! [`Chain::process_block`] (decode-free: check, store, connect with batch
 //! signature verification, atomic write) over blocks of 1-in-2-out
 //! pay-to-pubkey-hash transactions. The yardstick is the raw Ed25519 batch
@@ -33,6 +34,8 @@ pub enum BenchError {
     Storage(#[from] rusty_storage::StorageError),
     #[error(transparent)]
     Chain(#[from] ChainError),
+    #[error(transparent)]
+    LocalNet(#[from] crate::localnet::LocalNetError),
     #[error("benchmark set-up: {0}")]
     Setup(String),
 }
@@ -118,103 +121,160 @@ fn coinbase(height: u64, outputs: Vec<TxOut>) -> Transaction {
     }
 }
 
-/// Runs the benchmark.
-pub fn run_connect_bench(
+/// The end of a chain being built: each block goes one target spacing
+/// after its parent, at the proof-of-work limit.
+struct Tip {
+    hash: Hash256,
+    height: u64,
+    time: u64,
+    spacing: u64,
+    bits: u32,
+}
+
+impl Tip {
+    fn extend(&mut self, txs: Vec<Transaction>) -> Result<Block, BenchError> {
+        self.height += 1;
+        self.time += self.spacing;
+        let b = make_block(self.hash, self.time, self.bits, txs)?;
+        self.hash = b.hash();
+        Ok(b)
+    }
+}
+
+/// (public key, sighash, signature) of one benchmark transaction.
+pub(crate) type SigCheck = (PublicKey, [u8; 32], Signature);
+
+/// Blocks full of signed pay-to-pubkey-hash transactions, built in memory
+/// on top of a given parent, shared by the connect and network benchmarks.
+#[derive(Debug)]
+pub(crate) struct P2pkhChain {
+    /// The fan-out blocks (each coinbase pays one output per benchmark
+    /// transaction it funds) and the empty blocks that mature them.
+    pub setup: Vec<Block>,
+    /// Each: a coinbase and `txs_per_block` one-input, two-output P2PKH
+    /// transactions with one Ed25519 signature each.
+    pub blocks: Vec<Block>,
+    /// The signatures of each benchmark block's transactions, in order.
+    pub sigs: Vec<Vec<SigCheck>>,
+}
+
+/// Builds `blocks` benchmark blocks of `txs_per_block` transactions after
+/// the block `parent` at `parent_height` with time `parent_time`, preceded
+/// by the fan-out and maturity blocks they need. Times go up by the target
+/// spacing per block; every block is at the proof-of-work limit (right for
+/// chains that never retarget, like dev). Each fan-out coinbase stays
+/// within `max_fan_out_bytes` and `params`' block and transaction size
+/// limits, so the chain is valid for a node running with `params`; the
+/// benchmark blocks themselves are only as small as `txs_per_block` makes
+/// them.
+pub(crate) fn build_p2pkh_chain(
+    params: &ChainParams,
+    parent: Hash256,
+    parent_height: u64,
+    parent_time: u64,
     blocks: usize,
     txs_per_block: usize,
-    threads: usize,
-) -> Result<ConnectReport, BenchError> {
-    let mut params: ChainParams = rusty_shared_types::params::DEV.clone();
-    params.max_block_size = 64 << 20;
-    let params: &'static ChainParams = Box::leak(Box::new(params));
-    let dir = tempfile_dir()?;
-    let db = Database::open_rocksdb(dir.path(), TABLES, SCHEMA_VERSION, RocksOptions::default())?;
-    let far_future = u64::MAX / 2;
-    let (mut chain, _) = Chain::open(db, params, far_future)?;
-
+    max_fan_out_bytes: usize,
+) -> Result<P2pkhChain, BenchError> {
     let keys: Vec<SecretKey> = (0..16u8)
         .map(|i| SecretKey::from_bytes([i.wrapping_add(1); 32]))
         .collect();
     let pubs: Vec<PublicKey> = keys.iter().map(|k| k.public_key()).collect();
+    let locks: Vec<Script> = pubs
+        .iter()
+        .map(|p| Script::p2pkh(&pubkey_hash(p)))
+        .collect();
     let total = blocks.saturating_mul(txs_per_block);
-    let subsidy = params.subsidy(1).units();
-    let each = subsidy / total.max(1) as u64;
     let fee = 1_000u64;
-    if each <= fee.saturating_mul(2) {
-        return Err(BenchError::Setup(
-            "too many transactions for one subsidy".into(),
-        ));
-    }
     let amount = |u: u64| Amount::from_units(u).map_err(|_| BenchError::Setup("amount".into()));
-
-    // Block 1: the fan-out coinbase; then enough blocks to mature it.
-    let mut time = params.genesis_time;
-    let bits = params.pow_limit_bits;
-    let fan_out: Vec<TxOut> = (0..total)
-        .map(|i| {
-            Ok(TxOut {
-                value: amount(each)?,
-                lock: Script::p2pkh(&pubkey_hash(&pubs[i % pubs.len()])),
-            })
-        })
-        .collect::<Result<_, BenchError>>()?;
-    let cb1 = coinbase(1, fan_out.clone());
-    let cb1_txid = cb1.txid();
-    let mut height = 0u64;
-    let push = |chain: &mut Chain,
-                txs: Vec<Transaction>,
-                height: &mut u64,
-                time: &mut u64|
-     -> Result<Block, BenchError> {
-        *height += 1;
-        *time += params.target_spacing;
-        let b = make_block(chain.tip(), *time, bits, txs)?;
-        Ok(b)
+    let mut tip = Tip {
+        hash: parent,
+        height: parent_height,
+        time: parent_time,
+        spacing: params.target_spacing,
+        bits: params.pow_limit_bits,
     };
-    let b1 = push(&mut chain, vec![cb1], &mut height, &mut time)?;
-    chain.process_block(b1, far_future)?;
+
+    // The fan-out: as many outputs per coinbase as its size limits allow.
+    let out_size = TxOut {
+        value: Amount::ZERO,
+        lock: locks[0].clone(),
+    }
+    .encode()
+    .len();
+    let per_coinbase = params
+        .max_block_size
+        .min(params.max_tx_size)
+        .min(max_fan_out_bytes)
+        .saturating_sub(1_024)
+        / out_size.max(1);
+    if per_coinbase == 0 {
+        return Err(BenchError::Setup("no room for a fan-out coinbase".into()));
+    }
+    let mut setup = Vec::new();
+    // (outpoint, output) funding benchmark transaction i.
+    let mut fan_out: Vec<(OutPoint, TxOut)> = Vec::with_capacity(total);
+    let mut remaining = total;
+    while remaining > 0 {
+        let n = remaining.min(per_coinbase);
+        let each = params.subsidy(tip.height + 1).units() / n as u64;
+        if each <= fee.saturating_mul(2) {
+            return Err(BenchError::Setup(
+                "too many transactions for one subsidy".into(),
+            ));
+        }
+        let outputs: Vec<TxOut> = (0..n)
+            .map(|j| {
+                let i = fan_out.len() + j;
+                Ok(TxOut {
+                    value: amount(each)?,
+                    lock: locks[i % locks.len()].clone(),
+                })
+            })
+            .collect::<Result<_, BenchError>>()?;
+        let cb = coinbase(tip.height + 1, outputs.clone());
+        let txid = cb.txid();
+        fan_out.extend(
+            outputs
+                .into_iter()
+                .enumerate()
+                .map(|(v, o)| (OutPoint::new(txid, v as u32), o)),
+        );
+        setup.push(tip.extend(vec![cb])?);
+        remaining -= n;
+    }
     for _ in 0..params.coinbase_maturity {
         let cb = coinbase(
-            height + 1,
+            tip.height + 1,
             vec![TxOut {
                 value: Amount::ZERO,
                 lock: Script::default(),
             }],
         );
-        let b = push(&mut chain, vec![cb], &mut height, &mut time)?;
-        chain.process_block(b, far_future)?;
+        setup.push(tip.extend(vec![cb])?);
     }
 
-    // Sign every benchmark transaction and assemble the blocks up front.
-    let mut bench_blocks = Vec::with_capacity(blocks);
-    let mut sig_sets: Vec<Vec<(PublicKey, [u8; 32], Signature)>> = Vec::with_capacity(blocks);
-    let mut prev = chain.tip();
-    for b in 0..blocks {
-        let h = height + 1 + b as u64;
-        let mut txs = vec![coinbase(
-            h,
-            vec![TxOut {
-                value: amount(params.subsidy(h).units())?,
-                lock: Script::p2pkh(&pubkey_hash(&pubs[0])),
-            }],
-        )];
+    // Sign every benchmark transaction (on all cores: blocks are
+    // independent), then chain the blocks together.
+    let sign_block = |b: usize| -> Result<(Vec<Transaction>, Vec<SigCheck>), BenchError> {
+        let mut txs = Vec::with_capacity(txs_per_block);
         let mut sigs = Vec::with_capacity(txs_per_block);
         for t in 0..txs_per_block {
             let i = b * txs_per_block + t;
             let key = &keys[i % keys.len()];
-            let spent = fan_out[i].clone();
-            let pay = each - fee;
+            let (prevout, spent) = fan_out[i].clone();
+            let pay = spent.value.units() - fee;
             let mut tx = Transaction {
                 version: 1,
                 inputs: vec![TxIn {
-                    prevout: OutPoint::new(cb1_txid, i as u32),
+                    prevout,
                     unlock: Script::default(),
                     sequence: SEQUENCE_FINAL,
                 }],
                 outputs: vec![
                     TxOut {
                         value: amount(pay / 2)?,
-                        lock: Script::p2pkh(&pubkey_hash(&pubs[(i + 1) % pubs.len()])),
+                        lock: locks[(i + 1) % locks.len()].clone(),
                     },
                     TxOut {
                         value: amount(pay - pay / 2)?,
@@ -224,9 +284,8 @@ pub fn run_connect_bench(
                 lock_time: 0,
                 payload: None,
             };
-            let k = key.clone();
             rusty_vm::signer::sign_p2pkh(&mut tx, std::slice::from_ref(&spent), |_| {
-                Some(k.clone())
+                Some(key.clone())
             })
             .map_err(|e| BenchError::Setup(format!("signing: {e}")))?;
             let cache = rusty_vm::SighashCache::new(&tx, std::slice::from_ref(&spent))
@@ -241,12 +300,85 @@ pub fn run_connect_bench(
             sigs.push((key.public_key(), msg.0, Signature(sig)));
             txs.push(tx);
         }
-        time += params.target_spacing;
-        let block = make_block(prev, time, bits, txs)?;
-        prev = block.hash();
-        bench_blocks.push(block);
+        Ok((txs, sigs))
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, blocks.max(1));
+    let per_thread = blocks.div_ceil(threads);
+    let signed: Vec<(Vec<Transaction>, Vec<SigCheck>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|w| {
+                let range = (w * per_thread)..((w + 1) * per_thread).min(blocks);
+                let sign_block = &sign_block;
+                scope.spawn(move || range.map(sign_block).collect::<Result<Vec<_>, _>>())
+            })
+            .collect();
+        let mut all = Vec::with_capacity(blocks);
+        for w in workers {
+            let part = w
+                .join()
+                .map_err(|_| BenchError::Setup("a signing thread panicked".into()))??;
+            all.extend(part);
+        }
+        Ok::<_, BenchError>(all)
+    })?;
+
+    let mut bench_blocks = Vec::with_capacity(blocks);
+    let mut sig_sets = Vec::with_capacity(blocks);
+    for (mut txs, sigs) in signed {
+        let h = tip.height + 1;
+        let mut all = Vec::with_capacity(txs.len() + 1);
+        all.push(coinbase(
+            h,
+            vec![TxOut {
+                value: params.subsidy(h),
+                lock: locks[0].clone(),
+            }],
+        ));
+        all.append(&mut txs);
+        bench_blocks.push(tip.extend(all)?);
         sig_sets.push(sigs);
     }
+    Ok(P2pkhChain {
+        setup,
+        blocks: bench_blocks,
+        sigs: sig_sets,
+    })
+}
+
+/// Runs the benchmark.
+pub fn run_connect_bench(
+    blocks: usize,
+    txs_per_block: usize,
+    threads: usize,
+) -> Result<ConnectReport, BenchError> {
+    let mut params: ChainParams = rusty_shared_types::params::DEV.clone();
+    params.max_block_size = 64 << 20;
+    let params: &'static ChainParams = Box::leak(Box::new(params));
+    let dir = TempDir::new("bench")?;
+    let db = Database::open_rocksdb(dir.path(), TABLES, SCHEMA_VERSION, RocksOptions::default())?;
+    let far_future = u64::MAX / 2;
+    let (mut chain, _) = Chain::open(db, params, far_future)?;
+    let total = blocks.saturating_mul(txs_per_block);
+
+    // The fan-out and maturity blocks, then every benchmark block, signed
+    // and assembled up front.
+    let built = build_p2pkh_chain(
+        params,
+        chain.tip(),
+        0,
+        params.genesis_time,
+        blocks,
+        txs_per_block,
+        usize::MAX,
+    )?;
+    for b in built.setup {
+        chain.process_block(b, far_future)?;
+    }
+    let bench_blocks = built.blocks;
+    let sig_sets = built.sigs;
     let bytes: usize = bench_blocks.iter().map(|b| b.encode().len()).sum();
     tracing::debug!(target: "bench", bytes, "benchmark blocks built");
 
@@ -288,10 +420,25 @@ pub fn run_connect_bench(
 }
 
 /// A temporary directory removed on drop, without a test-only dependency.
-struct TempDir(std::path::PathBuf);
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    fn path(&self) -> &std::path::Path {
+    /// A new empty directory `rusty-<prefix>-<pid>-<n>` in the system's
+    /// temporary directory.
+    pub fn new(prefix: &str) -> std::io::Result<TempDir> {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "rusty-{prefix}-{}-{}-{n}",
+            std::process::id(),
+            crate::now()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
         &self.0
     }
 }
@@ -300,14 +447,4 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn tempfile_dir() -> std::io::Result<TempDir> {
-    let dir = std::env::temp_dir().join(format!(
-        "rusty-bench-{}-{}",
-        std::process::id(),
-        crate::now()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(TempDir(dir))
 }

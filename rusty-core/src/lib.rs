@@ -15,12 +15,15 @@
 //! - [`node`]: assembly and shutdown of a running node.
 //! - [`localnet`]: N dev nodes on loopback in one process, wired together.
 //! - [`bench`]: the block-connection benchmark.
+//! - [`netbench`]: the network benchmark: initial sync and tx gossip over
+//!   loopback, beside raw loopback TCP.
 
 pub mod bench;
 pub mod chain;
 pub mod localnet;
 pub mod mempool;
 pub mod miner;
+pub mod netbench;
 pub mod node;
 pub mod p2p;
 pub mod pow;

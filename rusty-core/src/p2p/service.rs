@@ -42,9 +42,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const ANNOUNCED_BLOCK_TIMEOUT: Duration = Duration::from_secs(4);
 /// Blocks connected per chain-service call during sync.
 const CONNECT_BATCH: usize = 64;
-/// Remember this many hashes of blocks that came from the network (not
-/// re-announced as our own).
-const RECENT_FROM_NETWORK: usize = 4096;
 
 pub(super) enum Internal {
     Status {
@@ -89,10 +86,38 @@ pub(super) struct Service {
     /// Peer and start time of the `headers` request in flight.
     header_sync: Option<(PeerId, Instant)>,
     internal_tx: mpsc::UnboundedSender<Internal>,
-    recent_from_network: VecDeque<Hash256>,
-    recent_set: HashSet<Hash256>,
+    /// Blocks that came from the network (not announced as our own).
+    recent_blocks: RecentSet,
     /// Announced blocks being fetched (so a second announcement waits).
     fetching: HashSet<Hash256>,
+    /// Transactions that arrived by gossip (not published again).
+    recent_txs: RecentSet,
+}
+
+/// A bounded set that forgets its oldest entries.
+#[derive(Debug, Default)]
+struct RecentSet {
+    order: VecDeque<Hash256>,
+    set: HashSet<Hash256>,
+}
+
+impl RecentSet {
+    const CAPACITY: usize = 16_384;
+
+    fn insert(&mut self, h: Hash256) {
+        if self.set.insert(h) {
+            self.order.push_back(h);
+            if self.order.len() > Self::CAPACITY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, h: &Hash256) -> bool {
+        self.set.contains(h)
+    }
 }
 
 /// The local chain's status.
@@ -216,9 +241,9 @@ impl Service {
                 peers: HashMap::new(),
                 header_sync: None,
                 internal_tx,
-                recent_from_network: VecDeque::new(),
-                recent_set: HashSet::new(),
+                recent_blocks: RecentSet::default(),
                 fetching: HashSet::new(),
+                recent_txs: RecentSet::default(),
             },
             internal_rx,
         )
@@ -242,13 +267,24 @@ impl Service {
                 },
                 Some(msg) = internal.recv() => self.on_internal(msg).await,
                 tip = tips.recv() => match tip {
-                    Ok(tip) => self.on_new_tip(tip.hash).await,
+                    Ok(mut tip) => {
+                        // A burst of tips (a batch mined or submitted at
+                        // once) is announced by its last header only;
+                        // peers fetch the rest by header sync.
+                        while let Ok(next) = tips.try_recv() {
+                            tip = next;
+                        }
+                        self.on_new_tip(tip.hash).await
+                    }
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 tx = txs.recv() => match tx {
                     Ok(tx) => {
-                        let _ = self.net.publish(Topic::Txs, tx.encode()).await;
+                        // Transactions from gossip are forwarded by gossip.
+                        if !self.recent_txs.contains(&tx.txid()) {
+                            let _ = self.net.publish(Topic::Txs, tx.encode()).await;
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         debug!(target: "p2p", skipped = n, "transaction relay lagged");
@@ -820,6 +856,7 @@ impl Service {
                 return;
             }
         };
+        self.recent_txs.insert(tx.txid());
         let r = self
             .call(move |s| match s.accept_transaction(tx, crate::now()) {
                 Ok(_) => Ok(()),
@@ -842,20 +879,13 @@ impl Service {
     }
 
     fn remember_from_network(&mut self, hash: Hash256) {
-        if self.recent_set.insert(hash) {
-            self.recent_from_network.push_back(hash);
-            if self.recent_from_network.len() > RECENT_FROM_NETWORK {
-                if let Some(old) = self.recent_from_network.pop_front() {
-                    self.recent_set.remove(&old);
-                }
-            }
-        }
+        self.recent_blocks.insert(hash);
     }
 
     /// Announces a new tip the node made itself (mined, or submitted over
     /// RPC); tips that came from the network are forwarded by gossip.
     async fn on_new_tip(&mut self, hash: Hash256) {
-        if self.recent_set.contains(&hash) {
+        if self.recent_blocks.contains(&hash) {
             return;
         }
         let Some(Some(header)) = self

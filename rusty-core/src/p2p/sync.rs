@@ -286,27 +286,36 @@ impl BlockSync {
         let mut got = HashSet::new();
         for block in blocks {
             let hash = block.hash();
+            if requested.contains(&hash) {
+                got.insert(hash);
+            }
             if !self.pending_set.contains(&hash) || self.downloaded.contains_key(&hash) {
                 if !requested.contains(&hash) {
                     d.unsolicited += 1;
                 }
                 continue;
             }
-            got.insert(hash);
             self.in_flight.remove(&hash);
             self.downloaded.insert(hash, (block, peer));
             d.accepted += 1;
         }
-        // What it did not send, it does not have: ask someone else.
-        for h in requested {
-            if !got.contains(&h) {
-                if self
-                    .in_flight
-                    .get(&h)
-                    .is_some_and(|(p, i)| *p == peer && *i == id)
-                {
-                    self.in_flight.remove(&h);
-                }
+        // A reply is cut after its byte budget, so blocks after the last
+        // one sent only go back to the pool; blocks skipped before it, or
+        // all of them in an empty reply, the peer does not have: ask
+        // someone else.
+        let last_sent = requested.iter().rposition(|h| got.contains(h));
+        for (pos, h) in requested.into_iter().enumerate() {
+            if got.contains(&h) {
+                continue;
+            }
+            if self
+                .in_flight
+                .get(&h)
+                .is_some_and(|(p, i)| *p == peer && *i == id)
+            {
+                self.in_flight.remove(&h);
+            }
+            if last_sent.is_none_or(|last| pos < last) {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.missing.insert(h);
                 }
@@ -501,7 +510,8 @@ mod tests {
         s.set_peer_height(a, 4);
         let asg = s.assign(Instant::now());
         let other = chain(1, 9).remove(0);
-        let d = s.on_blocks(a, asg[0].id, vec![blocks[0].clone(), other]);
+        // It skipped the first three: it does not have them.
+        let d = s.on_blocks(a, asg[0].id, vec![blocks[3].clone(), other]);
         assert_eq!(
             d,
             Delivery {
@@ -515,6 +525,23 @@ mod tests {
         s.set_peer_height(b, 4);
         let asg = s.assign(Instant::now());
         assert_eq!(asg[0].hashes.len(), 3);
+    }
+
+    #[test]
+    fn a_reply_cut_short_by_its_byte_budget_is_asked_again_of_the_same_peer() {
+        let blocks = chain(16, 0);
+        let mut s = BlockSync::default();
+        s.add_headers(headers(&blocks), Some(0));
+        let a = PeerId::random();
+        s.set_peer_height(a, 16);
+        let asg = s.assign(Instant::now());
+        // The first five fit the reply; the peer has the rest too.
+        let d = s.on_blocks(a, asg[0].id, blocks[..5].to_vec());
+        assert_eq!(d.accepted, 5);
+        let again = s.assign(Instant::now());
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].peer, a);
+        assert_eq!(again[0].hashes.len(), 11);
     }
 
     #[test]

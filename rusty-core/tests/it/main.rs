@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod net;
+mod netbench;
 mod network;
 mod reorg;
 mod rpc_flow;

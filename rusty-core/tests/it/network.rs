@@ -387,3 +387,20 @@ async fn nodes_of_another_chain_never_exchange_chain_data() {
     assert_eq!(net.tip(0).await.1, 1);
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_blocks_is_announced_once_and_synced() {
+    let net = spawn_nodes(3).await;
+    net.wait_peers(0, 2).await;
+    // Far more than the block-gossip burst allowance (100) in one go.
+    let tip = net.mine(0, 400).await;
+    let (synced, height) = net.assert_synced().await;
+    assert_eq!((synced, height), (tip, 400));
+    // Nobody was banned for it; the miner still has its peers.
+    for i in 0..3 {
+        let bans = net.rpc(i, "listbanned", json!([])).await;
+        assert_eq!(bans, json!([]), "node {i}");
+    }
+    assert_eq!(net.peer_count(0).await, 2);
+    net.shutdown().await;
+}
