@@ -22,6 +22,7 @@
 // Tests may unwrap: a panic there is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bls;
 pub mod ed25519;
 pub mod hd;
 pub mod keystore;
