@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test lint bench bench-connect bench-network fmt
+.PHONY: deps build run test lint bench bench-connect bench-network bench-bls fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -35,8 +35,8 @@ lint: deps
 fmt:
 	cargo fmt --all
 
-## Benchmarks (dev profile with optimised dependencies): both of them.
-bench: bench-connect bench-network
+## Benchmarks (dev profile with optimised dependencies): all of them.
+bench: bench-connect bench-network bench-bls
 
 ## Block connection into RocksDB beside raw Ed25519 batch verification.
 bench-connect: deps
@@ -46,3 +46,7 @@ bench-connect: deps
 ## loopback, beside raw loopback TCP (about a minute).
 bench-network: deps
 	cargo run --bin rusty-cli -- bench network
+
+## BLS threshold recovery and aggregate verification beside raw blst.
+bench-bls: deps
+	cargo run --bin rusty-cli -- bench bls

@@ -240,4 +240,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().gossip_txs)]
         gossip_txs: usize,
     },
+    /// BLS threshold recovery (t = 3, 30, 240) and aggregate verification,
+    /// each beside the raw blst operations it is made of.
+    Bls {
+        /// Repetitions per figure.
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+    },
 }

@@ -267,6 +267,12 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             println!("{report}");
             Ok(())
         }
+        BenchCommand::Bls { iterations } => {
+            let report =
+                rusty_crypto::bls_bench::run_bls_bench(&[3, 30, 240], &[50, 400], *iterations)?;
+            println!("{report}");
+            Ok(())
+        }
     }
 }
 

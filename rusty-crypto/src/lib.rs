@@ -10,6 +10,9 @@
 //!   [`SecretKey`], [`BatchVerifier`] and the pubkey hash used by addresses.
 //! - [`hd`]: BIP-39 mnemonics and SLIP-0010 hardened Ed25519 key derivation for the
 //!   wallet.
+//! - [`bls`]: BLS12-381 (blst, min-pk) signatures with proofs of possession,
+//!   aggregation, threshold secret sharing and DKG share encryption for
+//!   masternode quorums; [`bls_bench`] measures it against raw `blst`.
 //! - [`keystore`]: the wallet seed encrypted at rest with Argon2id and
 //!   XChaCha20-Poly1305, saved atomically with owner-only permissions.
 //!
@@ -23,6 +26,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bls;
+pub mod bls_bench;
 pub mod ed25519;
 pub mod hd;
 pub mod keystore;
