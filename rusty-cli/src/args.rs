@@ -59,6 +59,14 @@ pub struct GlobalArgs {
     pub rpc_password: Option<String>,
 }
 
+/// `~/.rusty` (or `./.rusty` without a home directory).
+pub fn default_root() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".rusty")
+}
+
 impl GlobalArgs {
     pub fn network(&self) -> Network {
         if self.dev {
@@ -70,12 +78,7 @@ impl GlobalArgs {
 
     /// `<datadir>/<network>`, with the datadir defaulting to `~/.rusty`.
     pub fn network_dir(&self) -> PathBuf {
-        let root = self.datadir.clone().unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join(".rusty")
-        });
+        let root = self.datadir.clone().unwrap_or_else(default_root);
         root.join(self.network().name())
     }
 }

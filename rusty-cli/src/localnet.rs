@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rusty_core::localnet::{LocalNet, LocalNetConfig};
 
 use crate::{
     args::{GlobalArgs, LocalnetArgs},
-    node::{init_logging, wait_for_signal},
+    node::{init_logging, runtime, wait_for_signal},
 };
 
 /// P2P ports sit this far above the RPC ports.
@@ -16,13 +16,9 @@ const P2P_PORT_OFFSET: u16 = 100;
 
 /// Where the nodes live: `--datadir`, or `~/.rusty/localnet`.
 fn base_dir(g: &GlobalArgs) -> PathBuf {
-    g.datadir.clone().unwrap_or_else(|| {
-        std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(".rusty")
-            .join("localnet")
-    })
+    g.datadir
+        .clone()
+        .unwrap_or_else(|| crate::args::default_root().join("localnet"))
 }
 
 /// The local network's settings from the flags.
@@ -65,12 +61,7 @@ pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
     init_logging();
     let config = build_config(g, a)?;
     let base = config.base_dir.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("rusty-rt")
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
+    runtime()?.block_on(async move {
         let net = LocalNet::start(config).await?;
         for i in 0..net.len() {
             let peer = net.peer_id(i).map(|p| p.to_string()).unwrap_or_default();

@@ -168,15 +168,19 @@ impl FileConfig {
     }
 }
 
-pub fn run(g: &GlobalArgs, a: &NodeArgs) -> Result<()> {
-    init_logging();
-    let config = build_config(g, a)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded tokio runtime the node, localnet and benches run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rusty-rt")
         .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
+        .context("starting the async runtime")
+}
+
+pub fn run(g: &GlobalArgs, a: &NodeArgs) -> Result<()> {
+    init_logging();
+    let config = build_config(g, a)?;
+    runtime()?.block_on(async move {
         let node = Node::start(config).await?;
         let addr: SocketAddr = node.rpc_addr();
         if let Some(cookie) = node.cookie_path() {
@@ -258,12 +262,8 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             };
             let dir = rusty_core::bench::TempDir::new("netbench")
                 .context("creating a temporary directory")?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("rusty-rt")
-                .build()
-                .context("starting the async runtime")?;
-            let report = rt.block_on(rusty_core::netbench::run_network_bench(cfg, dir.path()))?;
+            let report =
+                runtime()?.block_on(rusty_core::netbench::run_network_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())
         }

@@ -76,9 +76,9 @@ pub struct Chain {
     index: HashMap<Hash256, IndexEntry>,
     /// Hashes of the active chain by height.
     active: Vec<Hash256>,
-    /// The block just stored by `process_block`, so connecting it does not
-    /// read it back from the database.
-    recent: Option<Block>,
+    /// The block just stored by `process_block`, with its hash and txids,
+    /// so connecting it neither reads it back nor hashes it again.
+    recent: Option<(Hash256, Block, Vec<Hash256>)>,
     /// The valid block with the most work seen (fork choice candidate).
     most_work: Hash256,
     /// Coin changes of connected blocks not yet written to the database.
@@ -411,7 +411,7 @@ impl Chain {
             .into());
         }
         let started = std::time::Instant::now();
-        validation::check_block(&block, self.params)?;
+        let txids = validation::check_block_txids(&block, self.params)?;
         let checked = started.elapsed();
         let parent = self
             .index
@@ -453,7 +453,7 @@ impl Chain {
         self.index.insert(hash, entry);
         debug!(target: "chain", %hash, height, check_us = checked.as_micros() as u64,
                store_us = (started.elapsed() - checked).as_micros() as u64, "stored block");
-        self.recent = Some(block);
+        self.recent = Some((hash, block, txids));
 
         let (events, failures) = self.activate_best_chain(now, Some(hash))?;
         if let Some(err) = failures
@@ -610,12 +610,16 @@ impl Chain {
     /// Connects the stored block `hash` on top of the tip.
     fn connect(&mut self, hash: Hash256) -> Result<ChainEvent> {
         let started = std::time::Instant::now();
-        let block = match self.recent.take() {
-            Some(b) if b.hash() == hash => b,
-            _ => self
-                .db
-                .get::<Blocks>(&hash)?
-                .ok_or_else(|| ChainError::Inconsistent(format!("block {hash} not stored")))?,
+        let (block, txids) = match self.recent.take() {
+            Some((h, b, txids)) if h == hash => (b, txids),
+            _ => {
+                let b = self
+                    .db
+                    .get::<Blocks>(&hash)?
+                    .ok_or_else(|| ChainError::Inconsistent(format!("block {hash} not stored")))?;
+                let txids = b.txs.iter().map(Transaction::txid).collect();
+                (b, txids)
+            }
         };
         let read = started.elapsed();
         let height = self.index[&hash].height;
@@ -623,10 +627,13 @@ impl Chain {
         let changes = connect_block_into(
             self.coin_view(),
             self.params,
-            &block,
-            hash,
-            height,
-            self.median_time_past(&block.header.prev_hash),
+            Connecting {
+                block: &block,
+                hash,
+                txids: &txids,
+                height,
+                parent_mtp: self.median_time_past(&block.header.prev_hash),
+            },
             &mut batch,
         )?;
         let validated = started.elapsed();
@@ -695,6 +702,17 @@ impl Chain {
     }
 }
 
+/// A block being connected, with what the caller already knows of it.
+struct Connecting<'a> {
+    block: &'a Block,
+    hash: Hash256,
+    /// The txids of `block.txs`, in order.
+    txids: &'a [Hash256],
+    height: u64,
+    /// Median time past of the parent (for lock times).
+    parent_mtp: u64,
+}
+
 /// Validates `block` against the UTXO set in `db` for connection at `height`
 /// and adds its effects (coins, undo data, indexes) to `batch`. Nothing is
 /// written on error.
@@ -708,21 +726,23 @@ impl Chain {
 fn connect_block_into(
     coins: CoinView<'_>,
     params: &ChainParams,
-    block: &Block,
-    hash: Hash256,
-    height: u64,
-    parent_mtp: u64,
+    connecting: Connecting<'_>,
     batch: &mut rusty_storage::WriteBatch,
 ) -> Result<CoinChanges> {
-    let txids: Vec<Hash256> = block.txs.iter().map(Transaction::txid).collect();
-
+    let Connecting {
+        block,
+        hash,
+        txids,
+        height,
+        parent_mtp,
+    } = connecting;
     // Phase 1: coin sources and in-block double spends.
     let mut created: HashMap<OutPoint, Coin> = HashMap::new();
     let mut spent_here: HashSet<OutPoint> = HashSet::new();
     // Spends of coins from before this block (the others never reach disk).
     let mut spent_outside: Vec<OutPoint> = Vec::new();
     let mut sources: Vec<Vec<Option<Coin>>> = Vec::with_capacity(block.txs.len());
-    for (tx, txid) in block.txs.iter().zip(&txids).skip(1) {
+    for (tx, txid) in block.txs.iter().zip(txids).skip(1) {
         if !validation::is_final(tx, height, parent_mtp) {
             return Err(ValidationError::NonFinal(tx.lock_time).into());
         }

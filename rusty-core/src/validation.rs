@@ -244,6 +244,12 @@ pub fn block_merkle_root(txs: &[Transaction]) -> Hash256 {
 /// Context-free block checks: everything that needs neither the parent nor
 /// the UTXO set.
 pub fn check_block(block: &Block, params: &ChainParams) -> Result<()> {
+    check_block_txids(block, params).map(|_| ())
+}
+
+/// [`check_block`], returning the txids it computed on the way so that
+/// connecting the block does not hash every transaction again.
+pub(crate) fn check_block_txids(block: &Block, params: &ChainParams) -> Result<Vec<Hash256>> {
     let h = &block.header;
     if h.version != BLOCK_VERSION {
         return Err(ValidationError::BadVersion(h.version));
@@ -292,13 +298,13 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<()> {
     if merkle_root(&wtxids) != h.merkle_root {
         return Err(ValidationError::BadMerkleRoot);
     }
-    let mut txids = HashSet::with_capacity(facts.len());
+    let mut seen = HashSet::with_capacity(facts.len());
     for f in &facts {
-        if !txids.insert(f.txid) {
+        if !seen.insert(f.txid) {
             return Err(ValidationError::DuplicateTx(f.txid));
         }
     }
-    Ok(())
+    Ok(facts.into_iter().map(|f| f.txid).collect())
 }
 
 /// What the context-free checks learn about each transaction.

@@ -547,21 +547,29 @@ fn lagrange_at_zero(xs: &[Scalar]) -> Result<Vec<Scalar>, BlsError> {
     Ok(out)
 }
 
-fn check_members(ids: &[MemberId], threshold: usize) -> Result<(), BlsError> {
+/// The Lagrange coefficients at zero of the first `threshold` shares, and
+/// those shares' values, after checking there are enough shares from
+/// distinct members.
+fn interpolation<T>(
+    shares: &[(MemberId, T)],
+    threshold: usize,
+) -> Result<(Vec<Scalar>, impl Iterator<Item = &T>), BlsError> {
     if threshold == 0 {
         return Err(BlsError::BadThreshold);
     }
-    if ids.len() < threshold {
+    if shares.len() < threshold {
         return Err(BlsError::NotEnoughShares {
-            got: ids.len(),
+            got: shares.len(),
             needed: threshold,
         });
     }
     let mut seen = std::collections::HashSet::new();
-    if !ids.iter().all(|id| seen.insert(id.0.to_be_bytes())) {
+    if !shares.iter().all(|(id, _)| seen.insert(id.0.to_be_bytes())) {
         return Err(BlsError::DuplicateMember);
     }
-    Ok(())
+    let used = &shares[..threshold];
+    let xs: Vec<Scalar> = used.iter().map(|(id, _)| id.0).collect();
+    Ok((lagrange_at_zero(&xs)?, used.iter().map(|(_, v)| v)))
 }
 
 /// The quorum signature from `threshold` signature shares (extra shares
@@ -571,12 +579,8 @@ pub fn recover_signature(
     shares: &[(MemberId, Signature)],
     threshold: usize,
 ) -> Result<Signature, BlsError> {
-    let ids: Vec<MemberId> = shares.iter().map(|(id, _)| *id).collect();
-    check_members(&ids, threshold)?;
-    let used = &shares[..threshold];
-    let xs: Vec<Scalar> = used.iter().map(|(id, _)| id.0).collect();
-    let lambdas = lagrange_at_zero(&xs)?;
-    let points: Vec<blst_p2_affine> = used.iter().map(|(_, s)| s.affine()).collect();
+    let (lambdas, sigs) = interpolation(shares, threshold)?;
+    let points: Vec<blst_p2_affine> = sigs.map(Signature::affine).collect();
     Signature::checked(msm_g2(&points, &lambdas).to_signature())
 }
 
@@ -585,12 +589,8 @@ pub fn recover_public_key(
     shares: &[(MemberId, PublicKey)],
     threshold: usize,
 ) -> Result<PublicKey, BlsError> {
-    let ids: Vec<MemberId> = shares.iter().map(|(id, _)| *id).collect();
-    check_members(&ids, threshold)?;
-    let used = &shares[..threshold];
-    let xs: Vec<Scalar> = used.iter().map(|(id, _)| id.0).collect();
-    let lambdas = lagrange_at_zero(&xs)?;
-    let points: Vec<blst_p1_affine> = used.iter().map(|(_, k)| k.affine()).collect();
+    let (lambdas, keys) = interpolation(shares, threshold)?;
+    let points: Vec<blst_p1_affine> = keys.map(PublicKey::affine).collect();
     PublicKey::checked(msm_g1(&points, &lambdas).to_public_key())
 }
 

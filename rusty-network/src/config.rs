@@ -4,6 +4,9 @@ use std::{path::PathBuf, time::Duration};
 
 use libp2p::Multiaddr;
 
+/// The identify agent string of this build (`rusty-coin/<version>`).
+pub const DEFAULT_AGENT: &str = concat!("rusty-coin/", env!("CARGO_PKG_VERSION"));
+
 /// Everything the network layer needs to start.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
@@ -53,7 +56,7 @@ impl NetworkConfig {
             ban_duration: Duration::from_secs(24 * 3600),
             request_timeout: Duration::from_secs(30),
             max_block_size: 2_000_000,
-            agent: concat!("rusty-coin/", env!("CARGO_PKG_VERSION")).to_owned(),
+            agent: DEFAULT_AGENT.to_owned(),
         }
     }
 

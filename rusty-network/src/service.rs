@@ -9,10 +9,8 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
+    ops::ControlFlow,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -32,7 +30,8 @@ use crate::{
     config::NetworkConfig,
     message::{Protocol, Request, Response},
     peers::{
-        ip_of, peer_id_of, unix_now, without_peer_id, Ban, BanTarget, PeerAction, ScoreOutcome,
+        ip_of, peer_id_of, unix_now, with_peer_id, without_peer_id, Ban, BanTarget, PeerAction,
+        ScoreOutcome,
     },
     rate_limit::{Kind, RateLimiter},
     store::{load_or_create_key, KeyError, PeerStoreFile, StoredBan, StoredPeer},
@@ -238,10 +237,7 @@ impl NetworkHandle {
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.listen
             .iter()
-            .map(|a| {
-                a.clone()
-                    .with(libp2p::multiaddr::Protocol::P2p(self.peer_id))
-            })
+            .map(|a| with_peer_id(a, self.peer_id))
             .collect()
     }
 
@@ -466,8 +462,8 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
         events_high: ev_high_tx,
         events_medium: ev_med_tx,
         events_low: ev_low_tx,
-        shed_medium: Arc::new(AtomicU64::new(0)),
-        shed_low: Arc::new(AtomicU64::new(0)),
+        shed_medium: 0,
+        shed_low: 0,
         last_save: Instant::now(),
         store_dirty: false,
         last_bootstrap: None,
@@ -586,8 +582,9 @@ struct Task {
     events_high: mpsc::UnboundedSender<NetworkEvent>,
     events_medium: mpsc::Sender<NetworkEvent>,
     events_low: mpsc::Sender<NetworkEvent>,
-    shed_medium: Arc<AtomicU64>,
-    shed_low: Arc<AtomicU64>,
+    /// Gossip messages shed, by class (for `getnetworkinfo`).
+    shed_medium: u64,
+    shed_low: u64,
     last_save: Instant,
     /// A new peer connected since the last save (saved within seconds, so
     /// even a killed node finds its peers again).
@@ -608,47 +605,34 @@ impl Task {
             tokio::select! {
                 biased;
                 cmd = high.recv() => match cmd {
-                    Some(Command::Shutdown(reply)) => {
-                        self.save_store();
-                        let _ = reply.send(());
+                    Some(cmd) => if self.on_command(cmd).is_break() {
                         break;
-                    }
-                    Some(cmd) => self.on_command(cmd),
+                    },
                     None => break,
                 },
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 _ = heartbeat.tick() => self.heartbeat(),
-                Some(cmd) = normal.recv() => match cmd {
-                    Command::Shutdown(reply) => {
-                        self.save_store();
-                        let _ = reply.send(());
-                        break;
-                    }
-                    cmd => self.on_command(cmd),
+                Some(cmd) = normal.recv() => if self.on_command(cmd).is_break() {
+                    break;
                 },
             }
         }
         debug!(target: "net", "network task stopped");
     }
 
+    /// Hands an event to the node; false if it was shed (medium and low
+    /// priority, queue full).
     fn emit(&mut self, priority: Priority, event: NetworkEvent) -> bool {
-        match priority {
-            Priority::High => self.events_high.send(event).is_ok(),
-            Priority::Medium => match self.events_medium.try_send(event) {
-                Ok(()) => true,
-                Err(_) => {
-                    self.shed_medium.fetch_add(1, Ordering::Relaxed);
-                    false
-                }
-            },
-            Priority::Low => match self.events_low.try_send(event) {
-                Ok(()) => true,
-                Err(_) => {
-                    self.shed_low.fetch_add(1, Ordering::Relaxed);
-                    false
-                }
-            },
+        let (queue, shed) = match priority {
+            Priority::High => return self.events_high.send(event).is_ok(),
+            Priority::Medium => (&self.events_medium, &mut self.shed_medium),
+            Priority::Low => (&self.events_low, &mut self.shed_low),
+        };
+        let sent = queue.try_send(event).is_ok();
+        if !sent {
+            *shed += 1;
         }
+        sent
     }
 
     fn behaviour_for(
@@ -663,7 +647,8 @@ impl Task {
         }
     }
 
-    fn on_command(&mut self, cmd: Command) {
+    /// Runs a command; `Break` after `Shutdown`.
+    fn on_command(&mut self, cmd: Command) -> ControlFlow<()> {
         match cmd {
             Command::Publish { topic, data, reply } => {
                 let t = topic.ident(&self.chain);
@@ -683,17 +668,7 @@ impl Task {
                 id,
                 source,
                 acceptance,
-            } => {
-                let a = match acceptance {
-                    Acceptance::Accept => MessageAcceptance::Accept,
-                    Acceptance::Ignore => MessageAcceptance::Ignore,
-                    Acceptance::Reject => MessageAcceptance::Reject,
-                };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, a);
-            }
+            } => self.verdict(&id, &source, acceptance),
             Command::Request {
                 peer,
                 request,
@@ -818,16 +793,18 @@ impl Task {
                     protocol_version: protocol_version(&self.chain),
                     agent: self.config.agent.clone(),
                     mdns: self.swarm.behaviour().mdns.is_enabled(),
-                    shed_medium: self.shed_medium.load(Ordering::Relaxed),
-                    shed_low: self.shed_low.load(Ordering::Relaxed),
+                    shed_medium: self.shed_medium,
+                    shed_low: self.shed_low,
                 };
                 let _ = reply.send(info);
             }
             Command::Shutdown(reply) => {
                 self.save_store();
                 let _ = reply.send(());
+                return ControlFlow::Break(());
             }
         }
+        ControlFlow::Continue(())
     }
 
     /// Adds a peer to keep connected (bootnode, `addnode`).
@@ -1070,10 +1047,7 @@ impl Task {
 
     fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
         let Some(topic) = Topic::from_hash(&self.chain, &message.topic) else {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(&id, &source, MessageAcceptance::Reject);
+            self.verdict(&id, &source, Acceptance::Reject);
             self.report(
                 source,
                 PeerAction::LowTolerance,
@@ -1086,10 +1060,7 @@ impl Task {
             _ => Kind::TxGossip,
         };
         if !self.limiter.allow(source, kind, Instant::now()) {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+            self.verdict(&id, &source, Acceptance::Ignore);
             self.report(
                 source,
                 PeerAction::HighTolerance,
@@ -1105,11 +1076,22 @@ impl Task {
         };
         if !self.emit(topic.priority(), event) {
             // Shed: the node is busy; let the message expire unforwarded.
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+            self.verdict(&id, &source, Acceptance::Ignore);
         }
+    }
+
+    /// Hands a verdict on a gossip message to gossipsub (only `Accept`
+    /// forwards it).
+    fn verdict(&mut self, id: &MessageId, source: &PeerId, acceptance: Acceptance) {
+        let a = match acceptance {
+            Acceptance::Accept => MessageAcceptance::Accept,
+            Acceptance::Ignore => MessageAcceptance::Ignore,
+            Acceptance::Reject => MessageAcceptance::Reject,
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, a);
     }
 
     fn on_sync_event(

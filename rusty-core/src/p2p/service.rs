@@ -79,6 +79,8 @@ const HEADERS_BACKOFF: Duration = Duration::from_secs(60);
 
 pub(super) struct Service {
     chain: ChainHandle,
+    /// Our genesis hash (peers with another one are of another chain).
+    genesis: Hash256,
     net: NetworkHandle,
     view: Arc<SyncView>,
     sync: BlockSync,
@@ -221,10 +223,6 @@ fn submit(s: &mut NodeState, block: Block) -> Submitted {
     }
 }
 
-fn work_gt(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a > b
-}
-
 impl Service {
     pub(super) fn new(
         chain: ChainHandle,
@@ -234,6 +232,7 @@ impl Service {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         (
             Service {
+                genesis: chain.params().genesis_block().hash(),
                 chain,
                 net,
                 view,
@@ -381,7 +380,7 @@ impl Service {
                         let Some(ours) = self.call(|s| local_status(s)).await else {
                             return;
                         };
-                        if theirs.genesis != ours.genesis {
+                        if theirs.genesis != self.genesis {
                             self.net
                                 .report(peer, PeerAction::Fatal, "status from another chain");
                             return;
@@ -444,7 +443,8 @@ impl Service {
             .iter()
             .filter(|(_, e)| e.headers_not_before.is_none_or(|t| t <= now))
             .filter_map(|(p, e)| e.status.as_ref().map(|s| (*p, s.clone())))
-            .filter(|(_, s)| work_gt(&s.chain_work, &ours.chain_work))
+            // Big-endian bytes compare as the numbers they encode.
+            .filter(|(_, s)| s.chain_work > ours.chain_work)
             .filter(|(_, s)| !self.sync.is_pending(&s.tip))
             .max_by(|a, b| a.1.chain_work.cmp(&b.1.chain_work));
         if let Some((peer, _)) = best {
@@ -483,8 +483,7 @@ impl Service {
         match msg {
             Internal::Status { peer, result } => match result {
                 Ok(Response::Status(s)) => {
-                    let genesis = self.call(|st| st.chain.hash_at(0)).await.flatten();
-                    if Some(s.genesis) != genesis {
+                    if s.genesis != self.genesis {
                         self.net
                             .report(peer, PeerAction::Fatal, "status from another chain");
                         return;
@@ -614,8 +613,8 @@ impl Service {
         }
         let full = headers.len() == MAX_HEADERS_PER_REPLY;
         let params = self.chain.params();
-        let mut hashed = Vec::with_capacity(headers.len());
-        for (i, h) in headers.into_iter().enumerate() {
+        let mut hashed: Vec<(Hash256, BlockHeader)> = Vec::with_capacity(headers.len());
+        for h in headers {
             if let Err(e) = validation::check_proof_of_work(&h, params) {
                 self.net.report(
                     peer,
@@ -624,19 +623,12 @@ impl Service {
                 );
                 return;
             }
-            let hash = h.hash();
-            if i > 0
-                && h.prev_hash
-                    != hashed
-                        .last()
-                        .map(|(x, _): &(Hash256, BlockHeader)| *x)
-                        .unwrap_or_default()
-            {
+            if hashed.last().is_some_and(|(prev, _)| h.prev_hash != *prev) {
                 self.net
                     .report(peer, PeerAction::LowTolerance, "headers do not link");
                 return;
             }
-            hashed.push((hash, h));
+            hashed.push((h.hash(), h));
         }
         // Which are known, and is the first one's parent in the index?
         let query: Vec<Hash256> = hashed.iter().map(|(h, _)| *h).collect();
@@ -723,14 +715,13 @@ impl Service {
             if ready.is_empty() {
                 return;
             }
-            for (b, _) in &ready {
-                self.remember_from_network(b.hash());
+            for (hash, _, _) in &ready {
+                self.remember_from_network(*hash);
             }
             let Some(results) = self
                 .call(move |s| {
                     let mut out = Vec::with_capacity(ready.len());
-                    for (block, peer) in ready {
-                        let hash = block.hash();
+                    for (hash, block, peer) in ready {
                         let r = submit(s, block);
                         let stop = matches!(r, Submitted::Invalid(_) | Submitted::Failed(_));
                         out.push((hash, peer, r));

@@ -372,22 +372,22 @@ impl BlockSync {
         stalled
     }
 
-    /// Downloaded blocks that are next in chain order, at most `max`; they
-    /// leave the pending chain.
-    pub fn take_ready(&mut self, max: usize) -> Vec<(Block, PeerId)> {
+    /// Downloaded blocks that are next in chain order, at most `max`, with
+    /// their hashes and the peers that sent them; they leave the pending
+    /// chain.
+    pub fn take_ready(&mut self, max: usize) -> Vec<(Hash256, Block, PeerId)> {
         let mut out = Vec::new();
         while out.len() < max {
             let Some(front) = self.pending.front() else {
                 break;
             };
-            let Some(entry) = self.downloaded.remove(&front.hash) else {
+            let hash = front.hash;
+            let Some((block, peer)) = self.downloaded.remove(&hash) else {
                 break;
             };
-            let p = self.pending.pop_front();
-            if let Some(p) = p {
-                self.pending_set.remove(&p.hash);
-            }
-            out.push(entry);
+            self.pending.pop_front();
+            self.pending_set.remove(&hash);
+            out.push((hash, block, peer));
         }
         out
     }
@@ -466,7 +466,7 @@ mod tests {
         }
         let ready = s.take_ready(1000);
         assert_eq!(ready.len(), n);
-        for (i, (blk, _)) in ready.iter().enumerate() {
+        for (i, (_, blk, _)) in ready.iter().enumerate() {
             assert_eq!(blk.hash(), blocks[i].hash());
         }
     }

@@ -11,7 +11,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use jsonrpsee::{types::ErrorObjectOwned, RpcModule};
 use rusty_network::{
-    peers::peer_id_of, BanInfo, BanTarget, Multiaddr, NetworkError, PeerId, PeerInfo,
+    peers::{peer_id_of, with_peer_id},
+    BanInfo, BanTarget, Multiaddr, NetworkError, PeerId, PeerInfo,
 };
 use rusty_shared_types::Amount;
 use serde_json::{json, Value};
@@ -22,9 +23,8 @@ use crate::p2p::{P2pHandle, PeerChain};
 /// `setban` without a `bantime` (or with 0): 24 hours, as Bitcoin Core.
 pub const DEFAULT_BAN_SECS: u64 = 24 * 3600;
 
-/// The identify agent when the node has no network (the network layer uses
-/// the same string).
-const AGENT: &str = concat!("rusty-coin/", env!("CARGO_PKG_VERSION"));
+// The identify agent, also when the node has no network.
+use rusty_network::config::DEFAULT_AGENT as AGENT;
 
 pub fn register(m: &mut RpcModule<RpcContext>) {
     method(m, "getpeerinfo", |_, ctx| async move {
@@ -229,11 +229,6 @@ fn client_version(version: &str) -> u64 {
         .saturating_mul(10_000)
         .saturating_add(minor.saturating_mul(100))
         .saturating_add(patch)
-}
-
-/// `addr` ending in `/p2p/<peer>` (added unless already there).
-fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
-    addr.clone().with_p2p(peer).unwrap_or_else(|a| a)
 }
 
 fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, now: u64) -> Value {

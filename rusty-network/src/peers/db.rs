@@ -215,6 +215,11 @@ pub fn without_peer_id(addr: &Multiaddr) -> Multiaddr {
     addr.iter().filter(|p| !matches!(p, Mp::P2p(_))).collect()
 }
 
+/// `addr` ending in `/p2p/<peer>` (added unless already there).
+pub fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    addr.clone().with_p2p(peer).unwrap_or_else(|a| a)
+}
+
 /// The redial delay after `failures` failures in a row.
 pub fn backoff(failures: u32, rng: &mut impl Rng) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.min(16));

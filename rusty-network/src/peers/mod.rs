@@ -14,8 +14,8 @@ use std::{
 };
 
 pub use db::{
-    backoff, ip_of, peer_id_of, without_peer_id, Ban, BanTarget, ConnectionState, PeerAction,
-    PeerDb, PeerRecord, ScoreOutcome, BAN_THRESHOLD, MAX_ADDRS_PER_PEER,
+    backoff, ip_of, peer_id_of, with_peer_id, without_peer_id, Ban, BanTarget, ConnectionState,
+    PeerAction, PeerDb, PeerRecord, ScoreOutcome, BAN_THRESHOLD, MAX_ADDRS_PER_PEER,
 };
 use libp2p::{
     core::{transport::PortUse, Endpoint},
