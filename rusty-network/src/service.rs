@@ -1222,9 +1222,10 @@ impl Task {
             }
             self.swarm.behaviour_mut().peers.db.on_dialing(peer, now);
             let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+            // A refused dial reaches the peer manager as a `DialFailure`
+            // swarm event, which records it (and backs off).
             if let Err(e) = self.swarm.dial(opts) {
                 debug!(target: "net", %peer, error = %e, "dial refused");
-                self.swarm.behaviour_mut().peers.dial_failed(peer, now);
             }
         }
         let anon: Vec<Multiaddr> = self

@@ -530,8 +530,10 @@ impl Service {
                             .report(peer, PeerAction::LowTolerance, "wrong reply kind");
                     }
                     Err(e) => {
-                        self.sync.on_request_failed(peer, id);
-                        if e == RequestError::Timeout {
+                        // A request that stalled was already given back and
+                        // penalised by the stall check; do not count it twice.
+                        let outstanding = self.sync.on_request_failed(peer, id);
+                        if outstanding && e == RequestError::Timeout {
                             self.net.report(
                                 peer,
                                 PeerAction::MidTolerance,

@@ -324,22 +324,26 @@ impl BlockSync {
         d
     }
 
-    /// A request failed (timeout, disconnect): its blocks go back.
-    pub fn on_request_failed(&mut self, peer: PeerId, id: u64) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            if let Some(pos) = p.requests.iter().position(|r| r.id == id) {
-                let r = p.requests.remove(pos);
-                for h in r.hashes {
-                    if self
-                        .in_flight
-                        .get(&h)
-                        .is_some_and(|(pp, i)| *pp == peer && *i == id)
-                    {
-                        self.in_flight.remove(&h);
-                    }
-                }
+    /// A request failed (timeout, disconnect): its blocks go back. False
+    /// if it was no longer outstanding (already given back as stalled).
+    pub fn on_request_failed(&mut self, peer: PeerId, id: u64) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        let Some(pos) = p.requests.iter().position(|r| r.id == id) else {
+            return false;
+        };
+        let r = p.requests.remove(pos);
+        for h in r.hashes {
+            if self
+                .in_flight
+                .get(&h)
+                .is_some_and(|(pp, i)| *pp == peer && *i == id)
+            {
+                self.in_flight.remove(&h);
             }
         }
+        true
     }
 
     /// Requests older than [`STALL_TIMEOUT`]: their blocks go back to the
@@ -496,6 +500,9 @@ mod tests {
         s.set_peer_height(fast, 16);
         assert!(s.assign(t0).is_empty(), "nothing left to assign");
         assert_eq!(s.check_stalls(t0 + STALL_TIMEOUT), vec![slow]);
+        // Its request's own timeout, arriving later, finds nothing to give
+        // back (so the stall is not counted twice).
+        assert!(!s.on_request_failed(slow, 1));
         let again = s.assign(t0 + STALL_TIMEOUT);
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].peer, fast, "the stalled peer sits out");

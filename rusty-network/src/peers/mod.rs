@@ -92,12 +92,6 @@ impl PeerManager {
     pub fn rng(&mut self) -> &mut StdRng {
         &mut self.rng
     }
-
-    /// A dial the swarm refused outright.
-    pub fn dial_failed(&mut self, peer: PeerId, now: Instant) {
-        let rng = &mut self.rng;
-        self.db.on_dial_failure(peer, now, rng);
-    }
 }
 
 impl NetworkBehaviour for PeerManager {
