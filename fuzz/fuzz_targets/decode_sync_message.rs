@@ -1,6 +1,7 @@
-//! Sync-protocol frames from untrusted peers (`rusty-network`'s `status`,
-//! `headers` and `blocks` requests and responses): decoding never panics,
-//! and anything that decodes re-encodes to exactly the input.
+//! Request-response frames from untrusted peers (`rusty-network`'s
+//! `status`, `headers`, `blocks` and `direct` requests and responses):
+//! decoding never panics, and anything that decodes re-encodes to exactly
+//! the input.
 //!
 //! The message module is compiled in directly: it depends only on
 //! `rusty-shared-types`, so the fuzz build does not pull in libp2p.

@@ -217,7 +217,7 @@ pub(crate) fn build_p2pkh_chain(
     let mut remaining = total;
     while remaining > 0 {
         let n = remaining.min(per_coinbase);
-        let each = params.subsidy(tip.height + 1).units() / n as u64;
+        let each = params.coinbase_subsidy(tip.height + 1).units() / n as u64;
         if each <= fee.saturating_mul(2) {
             return Err(BenchError::Setup(
                 "too many transactions for one subsidy".into(),
@@ -333,7 +333,7 @@ pub(crate) fn build_p2pkh_chain(
         all.push(coinbase(
             h,
             vec![TxOut {
-                value: params.subsidy(h),
+                value: params.coinbase_subsidy(h),
                 lock: locks[0].clone(),
             }],
         ));

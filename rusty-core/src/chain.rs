@@ -12,17 +12,19 @@ use std::collections::{HashMap, HashSet};
 
 use ruint::aliases::U256;
 use rusty_shared_types::{
-    decode_exact, Amount, Block, BlockHeader, ChainParams, Encode, Hash256, OutPoint, Transaction,
+    decode_exact, Amount, Block, BlockHeader, ChainLock, ChainParams, Encode, Hash256, OutPoint,
+    Transaction,
 };
 use rusty_storage::{Database, StorageError};
 use rusty_vm::DeferredChecker;
 use tracing::{debug, info, warn};
 
 use crate::{
+    masternode::{MnError, MnState},
     pow,
     tables::{
-        ActiveChain, BlockIndex, BlockStatus, BlockUndo, Blocks, Coin, IndexEntry, TxIndex,
-        TxLocation, Undo, Utxos, META_TIP,
+        ActiveChain, BlockIndex, BlockStatus, BlockUndo, Blocks, Coin, IndexEntry, MnUndoTable,
+        TxIndex, TxLocation, Undo, Utxos, META_CHAINLOCK, META_MN_STATE, META_TIP,
     },
     validation::{self, ValidationError},
 };
@@ -85,6 +87,10 @@ pub struct Chain {
     coins: CoinCache,
     /// Blocks connected since the last flush.
     unflushed_blocks: usize,
+    /// The masternode list and quorums at the active tip.
+    mn: MnState,
+    /// The highest verified ChainLock: no reorganisation below it.
+    best_chainlock: Option<ChainLock>,
 }
 
 /// Flush the coin cache once it holds this many changes…
@@ -192,6 +198,8 @@ impl Chain {
             most_work: Hash256::ZERO,
             coins: CoinCache::default(),
             unflushed_blocks: 0,
+            mn: MnState::default(),
+            best_chainlock: None,
         };
         match chain.db.get::<ActiveChain>(&0)? {
             None => chain.init_genesis(&genesis)?,
@@ -199,6 +207,16 @@ impl Chain {
             Some(_) => {}
         }
         chain.load_active()?;
+        if let Some(bytes) = chain.db.get_meta(META_MN_STATE)? {
+            chain.mn = decode_exact(&bytes)
+                .map_err(|e| ChainError::Inconsistent(format!("masternode state record: {e}")))?;
+        }
+        if let Some(bytes) = chain.db.get_meta(META_CHAINLOCK)? {
+            chain.best_chainlock = Some(
+                decode_exact(&bytes)
+                    .map_err(|e| ChainError::Inconsistent(format!("ChainLock record: {e}")))?,
+            );
+        }
         chain.most_work = chain.scan_most_work();
         let events = chain.activate_best_chain(now, None).map(|(ev, _)| ev)?;
         info!(target: "chain", height = chain.height(), tip = %chain.tip(), "chain state loaded");
@@ -341,6 +359,7 @@ impl Chain {
             }
         }
         batch.put_meta(META_TIP, self.tip().encode());
+        batch.put_meta(META_MN_STATE, self.mn.encode());
         let changes = self.coins.len();
         self.db.commit(batch)?;
         self.coins.changes.clear();
@@ -422,6 +441,9 @@ impl Chain {
         }
         self.check_header_context(&block.header, parent, now)?;
         let height = parent.height.saturating_add(1);
+        if !self.lock_allows(&hash, &block.header.prev_hash, height) {
+            return Err(ValidationError::ForkBelowFinality.into());
+        }
         let expected_cb_height = block.txs[0].coinbase_height();
         if expected_cb_height != Some(height) {
             return Err(ValidationError::BadCoinbaseHeight {
@@ -508,21 +530,116 @@ impl Chain {
     /// The valid block with the most work whose ancestors are all valid.
     /// Kept incrementally ([`Chain::most_work`]); the active tip wins ties.
     fn best_candidate(&self) -> Hash256 {
+        if !self.is_lock_compatible(&self.tip()) {
+            // The active chain conflicts with a ChainLock: leave it, even
+            // for a chain with less work.
+            return self.scan_most_work();
+        }
         match self.index.get(&self.most_work) {
-            Some(e) if e.status == BlockStatus::Valid && work_of(e) > self.chain_work() => {
+            Some(e)
+                if e.status == BlockStatus::Valid
+                    && work_of(e) > self.chain_work()
+                    && self.is_lock_compatible(&self.most_work) =>
+            {
                 self.most_work
             }
             _ => self.tip(),
         }
     }
 
+    /// The ancestor of `hash` at `height` (`hash` itself at its height).
+    pub fn ancestor(&self, hash: &Hash256, height: u64) -> Option<Hash256> {
+        let mut cursor = *hash;
+        loop {
+            let e = self.index.get(&cursor)?;
+            if e.height == height {
+                return Some(cursor);
+            }
+            if e.height < height {
+                return None;
+            }
+            if self.hash_at(e.height) == Some(cursor) {
+                return self.hash_at(height);
+            }
+            cursor = e.header.prev_hash;
+        }
+    }
+
+    /// Whether the indexed block `hash` can be on a chain containing the
+    /// best ChainLock.
+    fn is_lock_compatible(&self, hash: &Hash256) -> bool {
+        self.index
+            .get(hash)
+            .is_some_and(|e| self.lock_allows(hash, &e.header.prev_hash, e.height))
+    }
+
+    /// Whether block `hash` (parent `prev`, at `height`) is on a chain
+    /// containing the best ChainLock. A locked block not yet known
+    /// constrains nothing.
+    fn lock_allows(&self, hash: &Hash256, prev: &Hash256, height: u64) -> bool {
+        let Some(cl) = &self.best_chainlock else {
+            return true;
+        };
+        if !self.index.contains_key(&cl.block_hash) {
+            return true;
+        }
+        if height <= cl.height {
+            return self.ancestor(&cl.block_hash, height) == Some(*hash);
+        }
+        if height == cl.height.saturating_add(1) {
+            return *prev == cl.block_hash;
+        }
+        self.ancestor(prev, cl.height) == Some(cl.block_hash)
+    }
+
+    /// The masternode list and quorums at the active tip.
+    pub fn mn(&self) -> &MnState {
+        &self.mn
+    }
+
+    /// The highest verified ChainLock.
+    pub fn best_chainlock(&self) -> Option<&ChainLock> {
+        self.best_chainlock.as_ref()
+    }
+
+    /// Verifies `cl` against the quorums at the tip and, if it is higher
+    /// than the best one, makes it the best: the chain moves onto the
+    /// locked block's branch if needed and never reorganises below it.
+    /// `Ok(None)` for a ChainLock that is valid but not new.
+    pub fn apply_chainlock(&mut self, cl: ChainLock, now: u64) -> Result<Option<Vec<ChainEvent>>> {
+        if self
+            .best_chainlock
+            .as_ref()
+            .is_some_and(|best| best.height >= cl.height)
+        {
+            return Ok(None);
+        }
+        self.mn
+            .verify_chainlock(self.params, &cl)
+            .map_err(ValidationError::from)?;
+        let mut batch = self.db.batch();
+        batch.put_meta(META_CHAINLOCK, cl.encode());
+        self.db.commit(batch)?;
+        info!(target: "chainlock", height = cl.height, block = %cl.block_hash, "new best ChainLock");
+        self.best_chainlock = Some(cl);
+        self.most_work = self.scan_most_work();
+        let (events, _) = self.activate_best_chain(now, None)?;
+        Ok(Some(events))
+    }
+
     /// Full scan for the valid block with the most work (at open and after
     /// marking blocks invalid; every new block updates it incrementally).
     fn scan_most_work(&self) -> Hash256 {
-        let mut best = self.tip();
-        let mut best_work = self.chain_work();
+        let (mut best, mut best_work) = if self.is_lock_compatible(&self.tip()) {
+            (self.tip(), self.chain_work())
+        } else {
+            (self.hash_at(0).unwrap_or_default(), U256::ZERO)
+        };
         for (hash, e) in &self.index {
-            if e.status == BlockStatus::Valid && work_of(e) > best_work {
+            if e.status == BlockStatus::Valid
+                && work_of(e) > best_work
+                && self.is_lock_compatible(hash)
+            {
                 best = *hash;
                 best_work = work_of(e);
             }
@@ -636,8 +753,23 @@ impl Chain {
             },
             &mut batch,
         )?;
+        let active = &self.active;
+        let mn_undo = self
+            .mn
+            .apply_block(self.params, &block, &txids, hash, height, &|h| {
+                active.get(usize::try_from(h).ok()?).copied()
+            })
+            .map_err(ValidationError::from)?;
+        if block.header.mn_list_root != self.mn.list_root() {
+            self.mn.undo(mn_undo);
+            return Err(ValidationError::from(MnError::BadListRoot).into());
+        }
+        batch.put::<MnUndoTable>(&hash, &mn_undo);
         let validated = started.elapsed();
-        self.db.commit(batch)?;
+        if let Err(e) = self.db.commit(batch) {
+            self.mn.undo(mn_undo);
+            return Err(e.into());
+        }
         self.coins.apply(changes);
         self.unflushed_blocks += 1;
         self.active.push(hash);
@@ -691,11 +823,19 @@ impl Chain {
                 batch.put::<Utxos>(&input.prevout, coin);
             }
         }
+        let mn_undo = self.db.get::<MnUndoTable>(&hash)?.ok_or_else(|| {
+            ChainError::Inconsistent(format!("masternode undo data of {hash} missing"))
+        })?;
+        let mut mn = self.mn.clone();
+        mn.undo(mn_undo);
         batch.delete::<Undo>(&hash);
+        batch.delete::<MnUndoTable>(&hash);
         batch.delete::<ActiveChain>(&height);
         let prev = block.header.prev_hash;
         batch.put_meta(META_TIP, prev.encode());
+        batch.put_meta(META_MN_STATE, mn.encode());
         self.db.commit(batch)?;
+        self.mn = mn;
         self.active.pop();
         debug!(target: "chain", %hash, height, "disconnected block");
         Ok(ChainEvent::Disconnected { block, height })
@@ -823,7 +963,7 @@ fn connect_block_into(
     }
     let coinbase = &block.txs[0];
     let max = params
-        .subsidy(height)
+        .coinbase_subsidy(height)
         .checked_add(fees)
         .map_err(|_| ValidationError::OutputValueOutOfRange)?;
     let paid = coinbase
@@ -1291,7 +1431,7 @@ mod properties {
                 fees = 5_000;
             }
         }
-        let reward = params.subsidy(height).units() + fees + u64::from(invalid);
+        let reward = params.coinbase_subsidy(height).units() + fees + u64::from(invalid);
         let coinbase = Transaction {
             version: 1,
             inputs: vec![],

@@ -12,6 +12,8 @@
 //! - [`service`]: the thread that owns the state, and its [`service::ChainHandle`].
 //! - [`rpc`]: the JSON-RPC server and client.
 //! - [`p2p`]: the node on the network: gossip validation, sync, relay.
+//! - [`masternode`]: the deterministic masternode list, payee and quorum state.
+//! - [`llmq`]: DKG sessions, ChainLock signing and recovery on the network.
 //! - [`node`]: assembly and shutdown of a running node.
 //! - [`localnet`]: N dev nodes on loopback in one process, wired together.
 //! - [`bench`]: the block-connection benchmark.
@@ -20,7 +22,9 @@
 
 pub mod bench;
 pub mod chain;
+pub mod llmq;
 pub mod localnet;
+pub mod masternode;
 pub mod mempool;
 pub mod miner;
 pub mod netbench;

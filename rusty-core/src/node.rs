@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub db: RocksOptions,
     /// P2P networking; `None` runs a node alone (tests, tools).
     pub p2p: Option<rusty_network::NetworkConfig>,
+    /// Run as a masternode with this operator key (needs P2P).
+    pub masternode: Option<crate::llmq::Operator>,
 }
 
 impl NodeConfig {
@@ -84,6 +86,7 @@ impl NodeConfig {
             min_relay_fee_per_kb: p.min_relay_fee_per_kb,
             db: RocksOptions::default(),
             p2p: None,
+            masternode: None,
         }
     }
 }
@@ -191,7 +194,13 @@ impl Node {
                         return Err(e.into());
                     }
                 };
-                let (p2p, task) = crate::p2p::spawn(handle.clone(), net, events);
+                let (p2p, task) = crate::p2p::spawn(
+                    handle.clone(),
+                    net,
+                    events,
+                    config.masternode.clone(),
+                    Some(dir.clone()),
+                );
                 Some((p2p, task))
             }
             None => None,

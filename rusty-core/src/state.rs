@@ -53,6 +53,8 @@ pub struct NodeState {
     pub notifier: Notifier,
     /// Where the mempool is saved at shutdown and reloaded at start.
     pub mempool_file: Option<std::path::PathBuf>,
+    /// Final DKG commitments waiting to be mined, by quorum hash.
+    pub commitments: std::collections::HashMap<Hash256, rusty_shared_types::QuorumCommitment>,
 }
 
 /// A new active tip, as announced to subscribers.
@@ -99,6 +101,7 @@ impl NodeState {
             wallet,
             notifier,
             mempool_file: None,
+            commitments: std::collections::HashMap::new(),
         };
         state.rescan_wallet();
         state
@@ -136,6 +139,28 @@ impl NodeState {
         let (acceptance, events) = self.chain.process_block(block, now)?;
         self.apply_events(events, now);
         Ok(acceptance)
+    }
+
+    /// Verifies a ChainLock and, if it is the best so far, applies it (the
+    /// chain may move to the locked branch). `Ok(false)`: valid but not
+    /// new.
+    pub fn apply_chainlock(
+        &mut self,
+        cl: rusty_shared_types::ChainLock,
+    ) -> Result<bool, ValidationError> {
+        let now = crate::now();
+        match self.chain.apply_chainlock(cl, now) {
+            Ok(Some(events)) => {
+                self.apply_events(events, now);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(ChainError::Invalid(e)) => Err(e),
+            Err(e) => {
+                tracing::error!(target: "chain", err = %e, "storing a ChainLock failed");
+                Ok(false)
+            }
+        }
     }
 
     /// Applies active-chain changes to the mempool and wallet.
@@ -205,8 +230,11 @@ impl NodeState {
     ) -> Result<Hash256, TxRejection> {
         let params = self.params();
         validation::check_transaction(&tx, params)?;
-        if tx.is_coinbase() || tx.payload.is_some() {
+        if tx.is_coinbase() {
             return Err(ValidationError::LooseCoinbase.into());
+        }
+        if let Some(p @ (Payload::QuorumCommitment(_) | Payload::ChainLock(_))) = &tx.payload {
+            return Err(ValidationError::BlockOnlyTx(p.kind()).into());
         }
         let txid = tx.txid();
         if self.mempool.contains(&txid) {
@@ -229,6 +257,11 @@ impl NodeState {
         }
         let fee = validation::check_tx_inputs(&tx, &coins, next_height, params)?;
         validation::verify_scripts(&tx, &coins, &mut ImmediateChecker)?;
+        // Masternode special transactions must fit the list at the tip.
+        self.chain
+            .mn()
+            .check_special_tx(params, &tx, txid, next_height)
+            .map_err(ValidationError::from)?;
         let size = tx.size();
         let entry = MempoolEntry {
             txid,
@@ -263,36 +296,49 @@ impl NodeState {
         let bits = self.chain.next_bits(parent);
         // Leave room for the header and the coinbase.
         let budget = params.max_block_size.saturating_sub(1_000);
-        let selected = self.mempool.select_for_block(budget);
+        let specials = self.block_specials(height);
+        let selected = self.select_for_template(budget, height);
         let fees = Amount::checked_sum(selected.iter().map(|e| e.fee)).unwrap_or(Amount::ZERO);
-        let reward = params
-            .subsidy(height)
-            .checked_add(fees)
-            .unwrap_or(params.subsidy(height));
+        let base = params.coinbase_subsidy(height);
+        let reward = base.checked_add(fees).unwrap_or(base);
+        let mn_payments = self.chain.mn().expected_payments(params, height);
+        let mn_total =
+            Amount::checked_sum(mn_payments.iter().map(|o| o.value)).unwrap_or(Amount::ZERO);
+        let mut outputs = vec![TxOut {
+            value: reward.checked_sub(mn_total).unwrap_or(Amount::ZERO),
+            lock: payout.clone(),
+        }];
+        outputs.extend(mn_payments);
         let coinbase = Transaction {
             version: 1,
             inputs: Vec::new(),
-            outputs: vec![TxOut {
-                value: reward,
-                lock: payout.clone(),
-            }],
+            outputs,
             lock_time: 0,
             payload: Some(Payload::Coinbase(CoinbasePayload { height, extra })),
         };
-        let mut txs = Vec::with_capacity(selected.len().saturating_add(1));
+        let chainlock_hash = specials
+            .iter()
+            .find_map(|t| match &t.payload {
+                Some(Payload::ChainLock(cl)) => Some(cl.hash()),
+                _ => None,
+            })
+            .unwrap_or(Hash256::ZERO);
+        let mut txs = Vec::with_capacity(selected.len().saturating_add(2));
         txs.push(coinbase);
+        txs.extend(specials);
         txs.extend(selected.into_iter().map(|e| e.tx.clone()));
-        let header = BlockHeader {
+        let mut header = BlockHeader {
             version: validation::BLOCK_VERSION,
             prev_hash: self.chain.tip(),
             merkle_root: validation::block_merkle_root(&txs),
             state_root: Hash256::ZERO,
             mn_list_root: Hash256::ZERO,
-            chainlock_hash: Hash256::ZERO,
+            chainlock_hash,
             time,
             bits,
             nonce: 0,
         };
+        header.mn_list_root = self.preview_mn_root(&header, &txs, height);
         let target = pow::target_from_compact(bits).unwrap_or_default();
         BlockTemplate {
             block: Block { header, txs },
@@ -300,6 +346,108 @@ impl NodeState {
             fees,
             target,
             min_time: mtp.saturating_add(1),
+        }
+    }
+
+    /// The block-only transactions of the next block: the best ChainLock on
+    /// the active chain, and a commitment for every DKG that has one ready
+    /// (a null commitment when its mining window closes at `height`).
+    fn block_specials(&self, height: u64) -> Vec<Transaction> {
+        let params = self.params();
+        let mn = self.chain.mn();
+        let special = |payload| Transaction {
+            version: 1,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            lock_time: 0,
+            payload: Some(payload),
+        };
+        let mut out = Vec::new();
+        for dkg in mn.pending_dkgs() {
+            let best = self
+                .commitments
+                .get(&dkg.quorum_hash)
+                .filter(|qc| mn.check_commitment(params, qc).is_ok())
+                .cloned();
+            let closes = dkg
+                .quorum_height
+                .saturating_add(params.masternode.dkg_mining_window)
+                <= height;
+            let qc = match best {
+                Some(qc) => qc,
+                None if closes => rusty_shared_types::QuorumCommitment::null(
+                    dkg.quorum_hash,
+                    dkg.quorum_height,
+                    dkg.members.len(),
+                ),
+                None => continue,
+            };
+            out.push(special(Payload::QuorumCommitment(qc)));
+        }
+        if let Some(cl) = self.chain.best_chainlock() {
+            if cl.height < height && self.chain.hash_at(cl.height) == Some(cl.block_hash) {
+                out.push(special(Payload::ChainLock(cl.clone())));
+            }
+        }
+        out
+    }
+
+    /// Mempool transactions for a block at `height`, leaving out masternode
+    /// special transactions that conflict with earlier ones (and whatever
+    /// spends their outputs).
+    fn select_for_template(&self, budget: usize, height: u64) -> Vec<&MempoolEntry> {
+        let params = self.params();
+        let mut scratch: Option<crate::masternode::MnState> = None;
+        let mut dropped = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for e in self.mempool.select_for_block(budget) {
+            if e.tx
+                .inputs
+                .iter()
+                .any(|i| dropped.contains(&i.prevout.txid))
+            {
+                dropped.insert(e.txid);
+                continue;
+            }
+            if e.tx.payload.is_some() {
+                let mn = scratch.get_or_insert_with(|| self.chain.mn().clone());
+                match mn.check_special_tx(params, &e.tx, e.txid, height) {
+                    Ok(Some(entry)) => mn.put_unrecorded(entry),
+                    Ok(None) => {}
+                    Err(err) => {
+                        debug!(target: "miner", txid = %e.txid, %err, "left out a special transaction");
+                        dropped.insert(e.txid);
+                        continue;
+                    }
+                }
+            }
+            out.push(e);
+        }
+        out
+    }
+
+    /// The masternode-list root after a block with `txs` on the tip.
+    fn preview_mn_root(&self, header: &BlockHeader, txs: &[Transaction], height: u64) -> Hash256 {
+        let mut mn = self.chain.mn().clone();
+        let block = Block {
+            header: header.clone(),
+            txs: txs.to_vec(),
+        };
+        let txids: Vec<Hash256> = txs.iter().map(Transaction::txid).collect();
+        let chain = &self.chain;
+        match mn.apply_block(
+            self.params(),
+            &block,
+            &txids,
+            header.prev_hash,
+            height,
+            &|h| chain.hash_at(h),
+        ) {
+            Ok(_) => mn.list_root(),
+            Err(err) => {
+                tracing::warn!(target: "miner", %err, "block template breaks a masternode rule");
+                self.chain.mn().list_root()
+            }
         }
     }
 
@@ -340,7 +488,45 @@ impl NodeState {
         let height = self.chain.height();
         let maturity = self.params().coinbase_maturity;
         let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;
-        let tx = wallet.create_payment(to, amount, fee_rate, height, maturity, &self.mempool)?;
+        let mn = self.chain.mn();
+        let spend = crate::wallet::Spend {
+            fee_rate,
+            tip_height: height,
+            maturity,
+            mempool: &self.mempool,
+            locked: &|op| mn.by_collateral(op).is_some(),
+        };
+        let payment = vec![TxOut {
+            value: amount,
+            lock: to.lock_script(),
+        }];
+        let tx = wallet.create_transaction(payment, 0, |_| None, spend)?;
+        Ok(self.accept_transaction(tx, now)?)
+    }
+
+    /// Builds a masternode special transaction from the wallet: `payment`
+    /// outputs (the collateral of a registration), a payload made from the
+    /// chosen inputs, fees and change. Accepted to the mempool.
+    pub fn send_special(
+        &mut self,
+        payment: Vec<TxOut>,
+        payload: impl FnOnce(&[rusty_shared_types::TxIn]) -> Option<Payload>,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Hash256, SendError> {
+        let height = self.chain.height();
+        let maturity = self.params().coinbase_maturity;
+        let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;
+        let mn = self.chain.mn();
+        let spend = crate::wallet::Spend {
+            fee_rate,
+            tip_height: height,
+            maturity,
+            mempool: &self.mempool,
+            locked: &|op| mn.by_collateral(op).is_some(),
+        };
+        // Payloads are a few hundred bytes; 600 covers the largest.
+        let tx = wallet.create_transaction(payment, 600, payload, spend)?;
         Ok(self.accept_transaction(tx, now)?)
     }
 }

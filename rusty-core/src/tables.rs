@@ -17,7 +17,24 @@ pub const TABLES: &[&str] = &[
     Utxos::NAME,
     ActiveChain::NAME,
     TxIndex::NAME,
+    MnUndoTable::NAME,
 ];
+
+/// Meta key of the masternode state at the `tip` record's block, written
+/// with every flush and disconnect.
+pub const META_MN_STATE: &str = "mn_state";
+
+/// Meta key of the best ChainLock this node has verified.
+pub const META_CHAINLOCK: &str = "best_chainlock";
+
+/// Masternode-list changes a connected block made, to disconnect it.
+#[derive(Debug)]
+pub struct MnUndoTable;
+impl Table for MnUndoTable {
+    const NAME: &'static str = "mn_undo";
+    type Key = Hash256;
+    type Value = crate::masternode::MnUndo;
+}
 
 /// Meta key of the active tip's hash, written in the same batch as the
 /// UTXO changes that lead to it.

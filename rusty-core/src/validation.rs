@@ -14,11 +14,11 @@ use rusty_shared_types::{
     transaction::{
         LOCKTIME_THRESHOLD, SEQUENCE_FINAL, SEQUENCE_LOCKTIME_DISABLE_FLAG, SEQUENCE_LOCKTIME_MASK,
     },
-    Amount, Block, BlockHeader, ChainParams, Hash256, OutPoint, Transaction,
+    Amount, Block, BlockHeader, ChainParams, Hash256, OutPoint, Payload, Transaction,
 };
 use rusty_vm::{ScriptError, SignatureChecker};
 
-use crate::{pow, tables::Coin};
+use crate::{masternode::MnError, pow, tables::Coin};
 
 /// Why a block or transaction is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +110,15 @@ pub enum ValidationError {
     /// transaction by checking that run's signatures one by one.
     #[error("transaction {0} carries an invalid signature")]
     BadSignature(Hash256),
+    /// A masternode, quorum or ChainLock rule.
+    #[error(transparent)]
+    Masternode(#[from] MnError),
+    /// Quorum commitments and ChainLocks travel only inside blocks.
+    #[error("a {0} transaction is only valid inside a block")]
+    BlockOnlyTx(&'static str),
+    /// A block-only transaction must have no inputs and no outputs.
+    #[error("a {0} transaction must have no inputs and no outputs")]
+    BadBlockOnlyTx(&'static str),
 }
 
 impl ValidationError {
@@ -130,6 +139,11 @@ impl ValidationError {
                 | PrematureCoinbaseSpend { .. }
                 | NonFinal(_)
                 | SequenceLockNotMet(_)
+                | Masternode(
+                    MnError::UnknownMasternode(_)
+                        | MnError::DuplicateOperatorKey(_)
+                        | MnError::DuplicateService(_)
+                )
         )
     }
 
@@ -169,6 +183,8 @@ impl ValidationError {
             NonCanonicalSequence(_) => "bad-txns-sequence",
             SequenceLockNotMet(_) => "non-BIP68-final",
             Script { .. } | BadSignature(_) => "mandatory-script-verify-flag-failed",
+            Masternode(e) => e.reject_reason(),
+            BlockOnlyTx(_) | BadBlockOnlyTx(_) => "bad-txns-special",
         }
     }
 }
@@ -191,6 +207,12 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
             max: params.max_tx_size,
         });
     }
+    if let Some(p @ (Payload::QuorumCommitment(_) | Payload::ChainLock(_))) = &tx.payload {
+        if !tx.is_block_special() {
+            return Err(ValidationError::BadBlockOnlyTx(p.kind()));
+        }
+        return Ok(());
+    }
     if tx.outputs.is_empty() {
         return Err(ValidationError::NoOutputs);
     }
@@ -202,8 +224,7 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
     if tx.inputs.is_empty() {
         return Err(ValidationError::NoInputs);
     }
-    if tx.payload.is_some() {
-        // The coinbase payload is the only kind so far.
+    if matches!(tx.payload, Some(Payload::Coinbase(_))) {
         return Err(ValidationError::CoinbasePayloadOutsideCoinbase);
     }
     let mut seen = HashSet::with_capacity(tx.inputs.len());
@@ -255,14 +276,10 @@ pub(crate) fn check_block_txids(block: &Block, params: &ChainParams) -> Result<V
         return Err(ValidationError::BadVersion(h.version));
     }
     check_proof_of_work(h, params)?;
-    for (name, root) in [
-        ("state_root", &h.state_root),
-        ("mn_list_root", &h.mn_list_root),
-        ("chainlock_hash", &h.chainlock_hash),
-    ] {
-        if !root.is_zero() {
-            return Err(ValidationError::ReservedRoot(name));
-        }
+    // The masternode-list root and the ChainLock hash are checked when the
+    // block connects; the state root waits for contracts.
+    if !h.state_root.is_zero() {
+        return Err(ValidationError::ReservedRoot("state_root"));
     }
     match block.txs.first() {
         Some(cb) if cb.is_coinbase() => {}

@@ -23,8 +23,8 @@ use rusty_crypto::{
     keystore::{KdfParams, KeystoreFile},
 };
 use rusty_shared_types::{
-    transaction::SEQUENCE_FINAL, Address, Amount, Block, Hash256, Network, OutPoint, Script,
-    Transaction, TxIn, TxOut,
+    transaction::SEQUENCE_FINAL, Address, Amount, Block, Hash256, Network, OutPoint, Payload,
+    Script, Transaction, TxIn, TxOut,
 };
 use serde::{Deserialize, Serialize};
 
@@ -432,10 +432,54 @@ impl Wallet {
         maturity: u64,
         mempool: &Mempool,
     ) -> Result<Transaction> {
+        let outputs = vec![TxOut {
+            value: amount,
+            lock: to.lock_script(),
+        }];
+        let spend = Spend {
+            fee_rate,
+            tip_height,
+            maturity,
+            mempool,
+            locked: &|_| false,
+        };
+        self.create_transaction(outputs, 0, |_| None, spend)
+    }
+
+    /// Builds and signs a transaction paying `outputs` (their sum must be
+    /// positive), with change to a new change address. `payload` makes the
+    /// transaction's payload from its inputs (special transactions sign
+    /// over them) and adds at most `payload_size` bytes. Largest coins
+    /// first, skipping `spend.locked` ones (masternode collaterals).
+    pub fn create_transaction(
+        &mut self,
+        payment: Vec<TxOut>,
+        payload_size: usize,
+        payload: impl FnOnce(&[TxIn]) -> Option<Payload>,
+        spend: Spend<'_>,
+    ) -> Result<Transaction> {
+        let Spend {
+            fee_rate,
+            tip_height,
+            maturity,
+            mempool,
+            locked,
+        } = spend;
+        let amount = Amount::checked_sum(payment.iter().map(|o| o.value))
+            .map_err(|_| WalletError::InvalidAmount)?;
         if amount == Amount::ZERO {
             return Err(WalletError::InvalidAmount);
         }
+        let extra_fee = Amount::from_units((payload_size as u64).saturating_mul(fee_rate) / 1000)
+            .map_err(|_| WalletError::InvalidAmount)?;
+        let estimate = |inputs: usize, outputs: usize| {
+            estimate_fee(inputs, outputs, fee_rate)
+                .checked_add(extra_fee)
+                .unwrap_or(Amount::MAX)
+        };
+        let n_out = payment.len().saturating_add(1);
         let mut candidates = self.spendable(tip_height, maturity, mempool);
+        candidates.retain(|(op, _)| !locked(op));
         candidates.sort_by(|a, b| b.1.value.cmp(&a.1.value).then(a.0.cmp(&b.0)));
         let available =
             Amount::checked_sum(candidates.iter().map(|c| c.1.value)).unwrap_or(Amount::MAX);
@@ -447,22 +491,19 @@ impl Wallet {
                 .checked_add(c.1.value)
                 .map_err(|_| WalletError::InvalidAmount)?;
             selected.push(c);
-            let fee = estimate_fee(selected.len(), 2, fee_rate);
+            let fee = estimate(selected.len(), n_out);
             if amount.checked_add(fee).is_ok_and(|need| total >= need) {
                 break;
             }
         }
-        let fee = estimate_fee(selected.len(), 2, fee_rate);
+        let fee = estimate(selected.len(), n_out);
         let needed = amount
             .checked_add(fee)
             .map_err(|_| WalletError::InvalidAmount)?;
         if total < needed {
             return Err(WalletError::InsufficientFunds { available, needed });
         }
-        let mut outputs = vec![TxOut {
-            value: amount,
-            lock: to.lock_script(),
-        }];
+        let mut outputs = payment;
         let change = total
             .checked_sub(needed)
             .map_err(|_| WalletError::InvalidAmount)?;
@@ -473,19 +514,21 @@ impl Wallet {
                 lock: Script::p2pkh(&pkh),
             });
         }
+        let inputs: Vec<TxIn> = selected
+            .iter()
+            .map(|(op, _)| TxIn {
+                prevout: *op,
+                unlock: Script::default(),
+                sequence: SEQUENCE_FINAL,
+            })
+            .collect();
+        let payload = payload(&inputs);
         let mut tx = Transaction {
             version: 1,
-            inputs: selected
-                .iter()
-                .map(|(op, _)| TxIn {
-                    prevout: *op,
-                    unlock: Script::default(),
-                    sequence: SEQUENCE_FINAL,
-                })
-                .collect(),
+            inputs,
             outputs,
             lock_time: 0,
-            payload: None,
+            payload,
         };
         let spent: Vec<TxOut> = selected.into_iter().map(|(_, o)| o).collect();
         rusty_vm::signer::sign_p2pkh(&mut tx, &spent, |pkh| {
@@ -498,6 +541,26 @@ impl Wallet {
     /// The signing key for a public key hash (tests and tools).
     pub fn key_for(&self, pkh: &Hash256) -> Option<SecretKey> {
         self.keys.get(pkh).map(|k| k.secret.clone())
+    }
+}
+
+/// Where a new transaction's coins come from: the fee rate, the chain
+/// position for maturity, the mempool (coins it spends are taken) and the
+/// coins never to spend.
+pub struct Spend<'a> {
+    pub fee_rate: u64,
+    pub tip_height: u64,
+    pub maturity: u64,
+    pub mempool: &'a Mempool,
+    pub locked: &'a dyn Fn(&OutPoint) -> bool,
+}
+
+impl std::fmt::Debug for Spend<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spend")
+            .field("fee_rate", &self.fee_rate)
+            .field("tip_height", &self.tip_height)
+            .finish_non_exhaustive()
     }
 }
 
@@ -563,14 +626,15 @@ mod tests {
         s.generate(12, &addr, u64::MAX, NOW).unwrap();
         let b = s.wallet.as_ref().unwrap().balances(12, 10, &s.mempool);
         // Heights 1..=3 are spendable in block 13.
-        assert_eq!(b.trusted, Amount::from_coins(150).unwrap());
-        assert_eq!(b.immature, Amount::from_coins(450).unwrap());
+        // Each coinbase is the subsidy less the treasury's 10%: 45 RSC.
+        assert_eq!(b.trusted, Amount::from_coins(135).unwrap());
+        assert_eq!(b.immature, Amount::from_coins(405).unwrap());
         let to = Key::new(9).address;
         s.send_to_address(&to, Amount::from_coins(1).unwrap(), 2_000, NOW)
             .unwrap();
         let after = s.wallet.as_ref().unwrap().balances(12, 10, &s.mempool);
-        assert!(after.trusted < Amount::from_coins(149).unwrap());
-        assert!(after.trusted > Amount::from_units(148 * COIN_UNITS + 99_000_000).unwrap());
+        assert!(after.trusted < Amount::from_coins(134).unwrap());
+        assert!(after.trusted > Amount::from_units(133 * COIN_UNITS + 99_000_000).unwrap());
         // Too much: a specific error, nothing changes.
         let err = s.send_to_address(&to, Amount::from_coins(1_000).unwrap(), 2_000, NOW);
         assert!(matches!(

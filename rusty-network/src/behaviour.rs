@@ -29,11 +29,13 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
-    /// One request-response behaviour per sync protocol: a request offers
+    /// One request-response behaviour per protocol: a request offers
     /// exactly its own protocol, and each has its own size caps.
     pub status: request_response::Behaviour<SyncCodec>,
     pub headers: request_response::Behaviour<SyncCodec>,
     pub blocks: request_response::Behaviour<SyncCodec>,
+    /// Member-to-member messages (masternode DKG).
+    pub direct: request_response::Behaviour<SyncCodec>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -145,6 +147,7 @@ impl Behaviour {
             status: sync(Protocol::Status),
             headers: sync(Protocol::Headers),
             blocks: sync(Protocol::Blocks),
+            direct: sync(Protocol::Direct),
         })
     }
 }

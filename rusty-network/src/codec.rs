@@ -3,6 +3,8 @@
 //! [`Request`]/[`Response`]. Lengths above the protocol's cap are refused
 //! before reading the body; bodies that do not decode fail with
 //! `InvalidData`, which the network layer treats as a malformed message.
+//! The writer refuses (`InvalidInput`) a frame over the cap the other side
+//! reads with, rather than have the peer take it for a malformed message.
 
 use std::io;
 
@@ -54,7 +56,17 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
     Ok(body)
 }
 
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    body: &[u8],
+    max: usize,
+) -> io::Result<()> {
+    if body.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("frame of {} bytes exceeds the limit of {max}", body.len()),
+        ));
+    }
     let len = u32::try_from(body.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
     io.write_all(&len.to_be_bytes()).await?;
@@ -102,7 +114,7 @@ impl libp2p::request_response::Codec for SyncCodec {
                 "request on the wrong protocol",
             ));
         }
-        write_frame(io, &req.encode_body()).await
+        write_frame(io, &req.encode_body(), p.kind.max_request()).await
     }
 
     async fn write_response<T>(
@@ -120,7 +132,12 @@ impl libp2p::request_response::Codec for SyncCodec {
                 "response on the wrong protocol",
             ));
         }
-        write_frame(io, &resp.encode_body()).await
+        write_frame(
+            io,
+            &resp.encode_body(),
+            p.kind.max_response(self.max_block_size),
+        )
+        .await
     }
 }
 

@@ -8,8 +8,8 @@
 //!   sends it commands, [`NetworkEvents`] delivers [`NetworkEvent`]s by
 //!   priority.
 //! - [`behaviour`]: TCP + Noise + Yamux and QUIC; identify, ping, Kademlia,
-//!   mDNS, gossipsub, and the `status`/`headers`/`blocks` request-response
-//!   protocols, all namespaced `/rusty/<chain>/...`.
+//!   mDNS, gossipsub, and the `status`/`headers`/`blocks`/`direct`
+//!   request-response protocols, all namespaced `/rusty/<chain>/...`.
 //! - [`peers`]: the peer manager (scores, bans, connection states, backoff,
 //!   limits). [`rate_limit`]: per-peer, per-kind token buckets.
 //! - [`message`], [`codec`], [`topic`]: wire formats and topics.
@@ -27,7 +27,7 @@ pub mod topic;
 
 pub use config::NetworkConfig;
 pub use libp2p::{gossipsub::MessageId, Multiaddr, PeerId};
-pub use message::{Request, Response, Status};
+pub use message::{DirectAck, DirectMessage, Request, Response, Status, MAX_DIRECT_BODY};
 pub use peers::{BanTarget, PeerAction};
 pub use service::{
     start, Acceptance, BanInfo, NetworkError, NetworkEvent, NetworkEvents, NetworkHandle,

@@ -5,9 +5,13 @@
 //! on the stream is a 4-byte big-endian length followed by that many bytes of
 //! message. The length is checked against the protocol's cap before anything
 //! is allocated (see [`Protocol::max_request`] / [`Protocol::max_response`]).
+//!
+//! Besides the sync protocols there is `direct`: an opaque, typed message
+//! from one node to another (masternode quorum members exchanging DKG
+//! messages), answered with a one-byte [`DirectAck`].
 
 use rusty_shared_types::{
-    encoding::{write_vec, Reader},
+    encoding::{write_bytes, write_vec, Reader},
     Block, BlockHeader, Decode, DecodeError, Encode, Hash256, HEADER_SIZE,
 };
 
@@ -20,6 +24,8 @@ pub const MAX_LOCATOR: usize = 64;
 /// A `blocks` reply stops adding blocks once it holds this many bytes (it
 /// always carries at least the first block it has).
 pub const BLOCKS_REPLY_SOFT_BYTES: usize = 8 << 20;
+/// The largest body of a [`DirectMessage`].
+pub const MAX_DIRECT_BODY: usize = 512 * 1024;
 
 /// The request-response protocols. Their ids are
 /// `/rusty/<chain>/<name>/1`, so nodes of different chains never talk.
@@ -31,16 +37,25 @@ pub enum Protocol {
     Headers,
     /// Full blocks by hash, up to [`MAX_BLOCKS_PER_REQUEST`].
     Blocks,
+    /// A [`DirectMessage`] from one node to another, acknowledged with a
+    /// [`DirectAck`] (masternode DKG traffic between quorum members).
+    Direct,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::Status, Protocol::Headers, Protocol::Blocks];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Status,
+        Protocol::Headers,
+        Protocol::Blocks,
+        Protocol::Direct,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Status => "status",
             Protocol::Headers => "headers",
             Protocol::Blocks => "blocks",
+            Protocol::Direct => "direct",
         }
     }
 
@@ -50,6 +65,9 @@ impl Protocol {
             Protocol::Status => 256,
             Protocol::Headers => 8 + 33 * MAX_LOCATOR + 33,
             Protocol::Blocks => 8 + 33 * MAX_BLOCKS_PER_REQUEST,
+            // The kind byte and a CompactSize length (5 bytes at most for
+            // this cap) before the body.
+            Protocol::Direct => 1 + 5 + MAX_DIRECT_BODY,
         }
     }
 
@@ -61,6 +79,7 @@ impl Protocol {
             // A reply stops after the soft limit, so it can exceed it by one
             // block at most.
             Protocol::Blocks => 16 + BLOCKS_REPLY_SOFT_BYTES + max_block_size,
+            Protocol::Direct => 1,
         }
     }
 }
@@ -75,7 +94,29 @@ pub struct Status {
     pub chain_work: [u8; 32],
 }
 
-/// A request on one of the sync protocols.
+/// An opaque message from one node to another on the `direct` protocol.
+/// The network layer only bounds its size; `kind` tells the receiver how to
+/// read `body` (the masternode service defines the kinds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectMessage {
+    pub kind: u8,
+    /// At most [`MAX_DIRECT_BODY`] bytes.
+    pub body: Vec<u8>,
+}
+
+/// The receiver's answer to a [`DirectMessage`], one byte on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DirectAck {
+    /// Taken in for processing.
+    Accepted = 0,
+    /// Already had it.
+    Duplicate = 1,
+    /// Not wanted or not valid (unknown kind, not a member, bad contents).
+    Rejected = 2,
+}
+
+/// A request on one of the request-response protocols.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// "Here is my status; what is yours?"
@@ -89,6 +130,8 @@ pub enum Request {
     /// Blocks by hash, returned in request order; unknown hashes are
     /// skipped.
     Blocks { hashes: Vec<Hash256> },
+    /// An opaque message for the responder's masternode service.
+    Direct(DirectMessage),
 }
 
 /// The reply to a [`Request`] of the same protocol.
@@ -97,6 +140,7 @@ pub enum Response {
     Status(Status),
     Headers(Vec<BlockHeader>),
     Blocks(Vec<Block>),
+    Direct(DirectAck),
 }
 
 impl Request {
@@ -105,6 +149,7 @@ impl Request {
             Request::Status(_) => Protocol::Status,
             Request::Headers { .. } => Protocol::Headers,
             Request::Blocks { .. } => Protocol::Blocks,
+            Request::Direct(_) => Protocol::Direct,
         }
     }
 
@@ -117,6 +162,7 @@ impl Request {
                 stop.encode_to(&mut out);
             }
             Request::Blocks { hashes } => write_vec(&mut out, hashes),
+            Request::Direct(m) => m.encode_to(&mut out),
         }
         out
     }
@@ -133,6 +179,7 @@ impl Request {
             Protocol::Blocks => Request::Blocks {
                 hashes: r.vec("block hashes", MAX_BLOCKS_PER_REQUEST, 32)?,
             },
+            Protocol::Direct => Request::Direct(DirectMessage::decode_from(&mut r)?),
         };
         r.finish()?;
         Ok(req)
@@ -145,6 +192,7 @@ impl Response {
             Response::Status(_) => Protocol::Status,
             Response::Headers(_) => Protocol::Headers,
             Response::Blocks(_) => Protocol::Blocks,
+            Response::Direct(_) => Protocol::Direct,
         }
     }
 
@@ -154,6 +202,7 @@ impl Response {
             Response::Status(s) => s.encode_to(&mut out),
             Response::Headers(h) => write_vec(&mut out, h),
             Response::Blocks(b) => write_vec(&mut out, b),
+            Response::Direct(a) => a.encode_to(&mut out),
         }
         out
     }
@@ -170,6 +219,7 @@ impl Response {
             Protocol::Blocks => {
                 Response::Blocks(r.vec("blocks", MAX_BLOCKS_PER_REQUEST, HEADER_SIZE + 1)?)
             }
+            Protocol::Direct => Response::Direct(DirectAck::decode_from(&mut r)?),
         };
         r.finish()?;
         Ok(resp)
@@ -193,6 +243,48 @@ impl Decode for Status {
             height: r.u64()?,
             chain_work: r.array()?,
         })
+    }
+}
+
+impl Encode for DirectMessage {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(self.kind);
+        write_bytes(out, &self.body);
+    }
+
+    fn encoded_size_hint(&self) -> usize {
+        1 + 5 + self.body.len()
+    }
+}
+
+impl Decode for DirectMessage {
+    /// The body length is checked against [`MAX_DIRECT_BODY`] and the bytes
+    /// left before anything is allocated.
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(DirectMessage {
+            kind: r.u8()?,
+            body: r.bytes("direct message body", MAX_DIRECT_BODY)?,
+        })
+    }
+}
+
+impl Encode for DirectAck {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(*self as u8);
+    }
+}
+
+impl Decode for DirectAck {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(DirectAck::Accepted),
+            1 => Ok(DirectAck::Duplicate),
+            2 => Ok(DirectAck::Rejected),
+            tag => Err(DecodeError::InvalidTag {
+                what: "direct ack",
+                tag: u64::from(tag),
+            }),
+        }
     }
 }
 
@@ -220,6 +312,8 @@ mod tests {
                 .prop_map(|(locator, stop)| Request::Headers { locator, stop }),
             prop::collection::vec(hash(), 0..=MAX_BLOCKS_PER_REQUEST)
                 .prop_map(|hashes| Request::Blocks { hashes }),
+            (any::<u8>(), prop::collection::vec(any::<u8>(), 0..2_000))
+                .prop_map(|(kind, body)| Request::Direct(DirectMessage { kind, body })),
         ]
     }
 
@@ -228,6 +322,12 @@ mod tests {
             status().prop_map(Response::Status),
             prop::collection::vec(header(), 0..20).prop_map(Response::Headers),
             prop::collection::vec(block(), 0..3).prop_map(Response::Blocks),
+            prop_oneof![
+                Just(DirectAck::Accepted),
+                Just(DirectAck::Duplicate),
+                Just(DirectAck::Rejected),
+            ]
+            .prop_map(Response::Direct),
         ]
     }
 
@@ -245,6 +345,9 @@ mod tests {
             let p = resp.protocol();
             let body = resp.encode_body();
             prop_assert_eq!(Response::decode_body(p, &body).unwrap(), resp);
+            if p == Protocol::Direct {
+                prop_assert!(body.len() <= p.max_response(0));
+            }
         }
 
         #[test]
@@ -277,6 +380,54 @@ mod tests {
         };
         let body = Response::Headers(vec![h; MAX_HEADERS_PER_REPLY]).encode_body();
         assert!(body.len() <= Protocol::Headers.max_response(0));
+    }
+
+    #[test]
+    fn the_largest_direct_message_fits_its_cap_and_a_larger_one_is_refused() {
+        let full = Request::Direct(DirectMessage {
+            kind: 7,
+            body: vec![0xab; MAX_DIRECT_BODY],
+        });
+        let body = full.encode_body();
+        assert_eq!(body.len(), Protocol::Direct.max_request());
+        assert_eq!(Request::decode_body(Protocol::Direct, &body).unwrap(), full);
+
+        // One byte more: refused on its length prefix alone, before the
+        // body is read (the frame here is even shorter than it claims).
+        let mut over = vec![7];
+        rusty_shared_types::encoding::write_compact_size(&mut over, MAX_DIRECT_BODY as u64 + 1);
+        over.extend_from_slice(&[0; 16]);
+        assert!(matches!(
+            Request::decode_body(Protocol::Direct, &over),
+            Err(DecodeError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn direct_messages_reject_trailing_bytes_and_acks_unknown_tags() {
+        let mut body = Request::Direct(DirectMessage {
+            kind: 1,
+            body: b"share".to_vec(),
+        })
+        .encode_body();
+        body.push(0);
+        assert!(matches!(
+            Request::decode_body(Protocol::Direct, &body),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+        for (tag, ack) in [
+            (0, DirectAck::Accepted),
+            (1, DirectAck::Duplicate),
+            (2, DirectAck::Rejected),
+        ] {
+            assert_eq!(
+                Response::decode_body(Protocol::Direct, &[tag]).unwrap(),
+                Response::Direct(ack)
+            );
+        }
+        assert!(Response::decode_body(Protocol::Direct, &[3]).is_err());
+        assert!(Response::decode_body(Protocol::Direct, &[]).is_err());
+        assert!(Response::decode_body(Protocol::Direct, &[0, 0]).is_err());
     }
 
     #[test]

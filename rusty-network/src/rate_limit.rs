@@ -15,8 +15,11 @@ pub enum Kind {
     StatusRequest,
     HeadersRequest,
     BlocksRequest,
+    DirectRequest,
     BlockGossip,
     TxGossip,
+    ChainLockGossip,
+    QuorumGossip,
 }
 
 impl Kind {
@@ -29,8 +32,16 @@ impl Kind {
             // Parallel download: up to 16 blocks per request, a few in
             // flight per peer.
             Kind::BlocksRequest => (50.0, 200.0),
+            // Quorum members send each other a burst of DKG messages per
+            // phase (contributions, complaints, justifications).
+            Kind::DirectRequest => (50.0, 200.0),
             Kind::BlockGossip => (20.0, 100.0),
             Kind::TxGossip => (500.0, 2_000.0),
+            // Signature shares of every quorum member, then the recovered
+            // ChainLock, per block.
+            Kind::ChainLockGossip => (100.0, 400.0),
+            // Final DKG commitments: a few per quorum per DKG round.
+            Kind::QuorumGossip => (10.0, 50.0),
         }
     }
 }

@@ -176,6 +176,10 @@ enum Command {
         responder: Responder,
         response: Response,
     },
+    AddAddress {
+        peer: PeerId,
+        addr: Multiaddr,
+    },
     Report {
         peer: PeerId,
         action: PeerAction,
@@ -205,6 +209,11 @@ enum Command {
     Info(oneshot::Sender<NetworkInfo>),
     Shutdown(oneshot::Sender<()>),
 }
+
+/// Peers remembered from [`NetworkHandle::add_address`], at most.
+pub const MAX_DIRECT_PEERS: usize = 4_096;
+/// Addresses remembered per peer from [`NetworkHandle::add_address`].
+pub const MAX_DIRECT_ADDRS_PER_PEER: usize = 4;
 
 /// Command queue depths.
 const HIGH_COMMANDS: usize = 1024;
@@ -315,6 +324,28 @@ impl NetworkHandle {
                     response,
                 },
             )
+            .await;
+    }
+
+    /// Tells the network how to reach `peer`, so that a later
+    /// [`NetworkHandle::request`] to it can dial it (masternode quorum
+    /// members learn each other's addresses from the masternode list, not
+    /// from discovery). The peer is not made persistent and is not dialed
+    /// now; an empty address, or one with a `/p2p/` suffix of another peer,
+    /// is ignored.
+    ///
+    /// Up to [`MAX_DIRECT_ADDRS_PER_PEER`] addresses are kept per peer, for
+    /// [`MAX_DIRECT_PEERS`] peers; the oldest peer is forgotten beyond that.
+    /// Such a dial is not counted against the outbound limit (the peer
+    /// manager only limits its own dials), but the remote node may still
+    /// refuse the connection if its inbound slots are full and we are not
+    /// one of its persistent peers.
+    ///
+    /// Goes through the high-priority queue, like requests, so a request
+    /// sent after this call always sees the address.
+    pub async fn add_address(&self, peer: PeerId, addr: Multiaddr) {
+        let _ = self
+            .send(Priority::High, Command::AddAddress { peer, addr })
             .await;
     }
 
@@ -454,6 +485,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
         store_path: config.data_dir.as_ref().map(|d| d.join("peers.json")),
         config,
         pending: HashMap::new(),
+        direct_addrs: DirectAddrs::default(),
         limiter: RateLimiter::default(),
         listen_addrs: Vec::new(),
         anonymous_bootnodes: Vec::new(),
@@ -559,6 +591,41 @@ fn listen_failed(
     NetworkError::Listen { addr, reason }
 }
 
+/// Addresses the node gave for peers it wants to reach directly, oldest
+/// peer first. Kept here rather than only in the swarm's address cache,
+/// which forgets an address after one failed dial: a quorum member that is
+/// restarting must still be reachable on the next attempt.
+#[derive(Debug, Default)]
+struct DirectAddrs {
+    peers: HashMap<PeerId, Vec<Multiaddr>>,
+    order: std::collections::VecDeque<PeerId>,
+}
+
+impl DirectAddrs {
+    /// Remembers `addr` (without `/p2p/`) for `peer`, most recent first.
+    fn add(&mut self, peer: PeerId, addr: Multiaddr) {
+        if !self.peers.contains_key(&peer) {
+            while self.peers.len() >= MAX_DIRECT_PEERS {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.peers.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.order.push_back(peer);
+        }
+        let addrs = self.peers.entry(peer).or_default();
+        addrs.retain(|a| *a != addr);
+        addrs.insert(0, addr);
+        addrs.truncate(MAX_DIRECT_ADDRS_PER_PEER);
+    }
+
+    fn get(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.peers.get(peer).cloned().unwrap_or_default()
+    }
+}
+
 /// A bootnode given without a peer id, until its first connection tells it.
 #[derive(Debug)]
 struct AnonymousPeer {
@@ -574,6 +641,8 @@ struct Task {
     store_path: Option<std::path::PathBuf>,
     pending:
         HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
+    /// Addresses given by [`NetworkHandle::add_address`].
+    direct_addrs: DirectAddrs,
     limiter: RateLimiter,
     listen_addrs: Vec<(libp2p::core::transport::ListenerId, Multiaddr)>,
     anonymous_bootnodes: Vec<AnonymousPeer>,
@@ -644,6 +713,7 @@ impl Task {
             Protocol::Status => &mut b.status,
             Protocol::Headers => &mut b.headers,
             Protocol::Blocks => &mut b.blocks,
+            Protocol::Direct => &mut b.direct,
         }
     }
 
@@ -675,7 +745,12 @@ impl Task {
                 reply,
             } => {
                 let p = request.protocol();
-                let id = self.behaviour_for(p).send_request(&peer, request);
+                // Not connected: the swarm dials with these addresses and
+                // any its behaviours know (Kademlia, earlier connections).
+                let addrs = self.direct_addrs.get(&peer);
+                let id = self
+                    .behaviour_for(p)
+                    .send_request_with_addresses(&peer, request, addrs);
                 self.pending.insert((p, id), reply);
             }
             Command::Respond {
@@ -687,6 +762,20 @@ impl Task {
                 let _ = self
                     .behaviour_for(p)
                     .send_response(responder.channel, response);
+            }
+            Command::AddAddress { peer, addr } => {
+                let base = without_peer_id(&addr);
+                if peer_id_of(&addr).is_some_and(|p| p != peer)
+                    || peer == *self.swarm.local_peer_id()
+                    || base.is_empty()
+                {
+                    debug!(target: "net", %peer, %addr, "ignoring a direct address");
+                } else {
+                    self.direct_addrs.add(peer, base.clone());
+                    // Every behaviour's address cache, so requests on any
+                    // protocol can dial it too.
+                    self.swarm.add_peer_address(peer, base);
+                }
             }
             Command::Report {
                 peer,
@@ -974,6 +1063,7 @@ impl Task {
             BehaviourEvent::Status(e) => self.on_sync_event(Protocol::Status, e),
             BehaviourEvent::Headers(e) => self.on_sync_event(Protocol::Headers, e),
             BehaviourEvent::Blocks(e) => self.on_sync_event(Protocol::Blocks, e),
+            BehaviourEvent::Direct(e) => self.on_sync_event(Protocol::Direct, e),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocol_version != protocol_version(&self.chain) {
                     info!(target: "net", peer = %peer_id, theirs = %info.protocol_version,
@@ -1057,7 +1147,10 @@ impl Task {
         };
         let kind = match topic {
             Topic::Blocks => Kind::BlockGossip,
-            _ => Kind::TxGossip,
+            Topic::ChainLocks => Kind::ChainLockGossip,
+            Topic::Quorum => Kind::QuorumGossip,
+            // Governance and media are not subscribed yet.
+            Topic::Txs | Topic::Governance | Topic::Media => Kind::TxGossip,
         };
         if !self.limiter.allow(source, kind, Instant::now()) {
             self.verdict(&id, &source, Acceptance::Ignore);
@@ -1113,6 +1206,7 @@ impl Task {
                     Protocol::Status => Kind::StatusRequest,
                     Protocol::Headers => Kind::HeadersRequest,
                     Protocol::Blocks => Kind::BlocksRequest,
+                    Protocol::Direct => Kind::DirectRequest,
                 };
                 if !self.limiter.allow(peer, kind, Instant::now()) {
                     // Dropping the channel tells the peer nothing; it times
@@ -1321,6 +1415,31 @@ fn is_dialable(addr: &Multiaddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_addresses_are_bounded_most_recent_first() {
+        let addr = |port: u16| -> Multiaddr {
+            format!("/ip4/127.0.0.1/tcp/{port}")
+                .parse()
+                .expect("multiaddr")
+        };
+        let mut d = DirectAddrs::default();
+        let first = PeerId::random();
+        for port in 1..=(MAX_DIRECT_ADDRS_PER_PEER as u16 + 1) {
+            d.add(first, addr(port));
+        }
+        d.add(first, addr(3));
+        let got = d.get(&first);
+        assert_eq!(got.len(), MAX_DIRECT_ADDRS_PER_PEER);
+        assert_eq!(got[0], addr(3));
+        assert_eq!(got.iter().filter(|a| **a == addr(3)).count(), 1);
+        for _ in 0..MAX_DIRECT_PEERS {
+            d.add(PeerId::random(), addr(1));
+        }
+        // The oldest peer made room.
+        assert_eq!(d.peers.len(), MAX_DIRECT_PEERS);
+        assert!(d.get(&first).is_empty());
+    }
 
     #[tokio::test]
     async fn events_come_high_priority_first_and_shed_classes_are_bounded() {

@@ -10,9 +10,11 @@ pub enum Topic {
     Blocks,
     /// Loose transactions.
     Txs,
-    /// Reserved: ChainLocks (issue 4).
+    /// ChainLock signature shares and recovered ChainLocks (masternodes,
+    /// issue 4).
     ChainLocks,
-    /// Reserved: quorum / DKG messages (issue 4).
+    /// Final DKG commitments of masternode quorums (issue 4); the DKG
+    /// messages between members travel on the `direct` protocol.
     Quorum,
     /// Reserved: governance objects and votes.
     Governance,
@@ -38,7 +40,8 @@ impl Topic {
         Topic::Media,
     ];
     /// The topics a node subscribes to today.
-    pub const SUBSCRIBED: [Topic; 2] = [Topic::Blocks, Topic::Txs];
+    pub const SUBSCRIBED: [Topic; 4] =
+        [Topic::Blocks, Topic::Txs, Topic::ChainLocks, Topic::Quorum];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -81,5 +84,13 @@ mod tests {
         assert_eq!(h.as_str(), "/rusty/dev/txs/1");
         assert_eq!(Topic::from_hash("dev", &h), Some(Topic::Txs));
         assert_eq!(Topic::from_hash("main", &h), None);
+    }
+
+    #[test]
+    fn the_masternode_topics_are_subscribed_with_high_priority() {
+        for t in [Topic::ChainLocks, Topic::Quorum] {
+            assert!(Topic::SUBSCRIBED.contains(&t));
+            assert_eq!(t.priority(), Priority::High);
+        }
     }
 }

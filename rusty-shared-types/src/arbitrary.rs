@@ -4,8 +4,9 @@
 use proptest::{collection::vec, prelude::*};
 
 use crate::{
-    Amount, Block, BlockHeader, CoinbasePayload, Hash256, OutPoint, Payload, Script, Transaction,
-    TxIn, TxOut, MAX_MONEY,
+    masternode::{ProRegister, ProRevoke, ProUpdateRegistrar, ProUpdateService},
+    Amount, BitSet, Block, BlockHeader, ChainLock, CoinbasePayload, Hash256, OutPoint, Payload,
+    QuorumCommitment, Script, Transaction, TxIn, TxOut, MAX_MONEY,
 };
 
 pub fn hash() -> impl Strategy<Value = Hash256> {
@@ -36,9 +37,125 @@ pub fn txout() -> impl Strategy<Value = TxOut> {
     (amount(), script()).prop_map(|(value, lock)| TxOut { value, lock })
 }
 
+pub fn bitset() -> impl Strategy<Value = BitSet> {
+    vec(any::<bool>(), 0..60).prop_map(|b| BitSet::from_bools(&b))
+}
+
+pub fn service() -> impl Strategy<Value = String> {
+    "/[a-z0-9/.]{0,60}"
+}
+
+fn bytes48() -> impl Strategy<Value = [u8; 48]> {
+    (any::<[u8; 32]>(), any::<[u8; 16]>()).prop_map(|(a, b)| {
+        let mut out = [0u8; 48];
+        out[..32].copy_from_slice(&a);
+        out[32..].copy_from_slice(&b);
+        out
+    })
+}
+
+fn bytes96() -> impl Strategy<Value = [u8; 96]> {
+    (bytes48(), bytes48()).prop_map(|(a, b)| {
+        let mut out = [0u8; 96];
+        out[..48].copy_from_slice(&a);
+        out[48..].copy_from_slice(&b);
+        out
+    })
+}
+
+fn bytes64() -> impl Strategy<Value = [u8; 64]> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(&a);
+        out[32..].copy_from_slice(&b);
+        out
+    })
+}
+
 pub fn payload() -> impl Strategy<Value = Payload> {
-    (any::<u64>(), vec(any::<u8>(), 0..100))
-        .prop_map(|(height, extra)| Payload::Coinbase(CoinbasePayload { height, extra }))
+    prop_oneof![
+        (any::<u64>(), vec(any::<u8>(), 0..100))
+            .prop_map(|(height, extra)| Payload::Coinbase(CoinbasePayload { height, extra })),
+        (
+            any::<u32>(),
+            any::<[u8; 32]>(),
+            bytes48(),
+            any::<[u8; 32]>(),
+            script(),
+            any::<u16>(),
+            service()
+        )
+            .prop_map(
+                |(collateral_vout, owner_key, operator_key, voting_key, payout, bps, service)| {
+                    Payload::ProRegister(ProRegister {
+                        collateral_vout,
+                        owner_key,
+                        operator_key,
+                        voting_key,
+                        payout,
+                        operator_reward_bps: bps,
+                        service,
+                    })
+                }
+            ),
+        (hash(), service(), proptest::option::of(script()), bytes96()).prop_map(
+            |(pro_tx_hash, service, operator_payout, signature)| {
+                Payload::ProUpdateService(ProUpdateService {
+                    pro_tx_hash,
+                    service,
+                    operator_payout,
+                    signature,
+                })
+            }
+        ),
+        (hash(), bytes48(), any::<[u8; 32]>(), script(), bytes64()).prop_map(
+            |(pro_tx_hash, operator_key, voting_key, payout, signature)| {
+                Payload::ProUpdateRegistrar(ProUpdateRegistrar {
+                    pro_tx_hash,
+                    operator_key,
+                    voting_key,
+                    payout,
+                    signature,
+                })
+            }
+        ),
+        (hash(), any::<u16>(), bytes96()).prop_map(|(pro_tx_hash, reason, signature)| {
+            Payload::ProRevoke(ProRevoke {
+                pro_tx_hash,
+                reason,
+                signature,
+            })
+        }),
+        (
+            hash(),
+            any::<u64>(),
+            bitset(),
+            bitset(),
+            vec(bytes48(), 0..4),
+            bytes96(),
+            bytes96()
+        )
+            .prop_map(
+                |(quorum_hash, quorum_height, signers, valid_members, quorum_vvec, qs, ms)| {
+                    Payload::QuorumCommitment(QuorumCommitment {
+                        quorum_hash,
+                        quorum_height,
+                        signers,
+                        valid_members,
+                        quorum_vvec,
+                        quorum_sig: qs,
+                        members_sig: ms,
+                    })
+                }
+            ),
+        (any::<u64>(), hash(), bytes96()).prop_map(|(height, block_hash, signature)| {
+            Payload::ChainLock(ChainLock {
+                height,
+                block_hash,
+                signature,
+            })
+        }),
+    ]
 }
 
 pub fn transaction() -> impl Strategy<Value = Transaction> {

@@ -270,16 +270,16 @@ int_codec!(u16, u16);
 int_codec!(u32, u32);
 int_codec!(u64, u64);
 
-impl Encode for [u8; 32] {
+impl<const N: usize> Encode for [u8; N] {
     fn encode_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self);
     }
     fn encoded_size_hint(&self) -> usize {
-        32
+        N
     }
 }
 
-impl Decode for [u8; 32] {
+impl<const N: usize> Decode for [u8; N] {
     fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
         r.array()
     }

@@ -87,6 +87,20 @@ pub enum Domain {
     Sighash,
     /// Public key hash used by pay-to-pubkey-hash scripts and addresses.
     PubkeyHash,
+    /// What the owner or operator key of a masternode special transaction signs.
+    ProTxSig,
+    /// A leaf of the masternode-list merkle tree (one list entry).
+    MasternodeEntry,
+    /// What the members of a quorum sign in a DKG commitment.
+    QuorumCommitment,
+    /// A signing request id (e.g. `clsig` + height).
+    RequestId,
+    /// The message a quorum threshold-signs for a request.
+    QuorumSign,
+    /// A ChainLock (what a header's `chainlock_hash` commits to).
+    ChainLock,
+    /// A DKG message (what its sender's operator key signs).
+    DkgMessage,
 }
 
 impl Domain {
@@ -99,6 +113,13 @@ impl Domain {
             Domain::MerkleNode => "rusty-coin merkle-node v1",
             Domain::Sighash => "rusty-coin sighash v1",
             Domain::PubkeyHash => "rusty-coin pubkey-hash v1",
+            Domain::ProTxSig => "rusty-coin protx-sig v1",
+            Domain::MasternodeEntry => "rusty-coin masternode-entry v1",
+            Domain::QuorumCommitment => "rusty-coin quorum-commitment v1",
+            Domain::RequestId => "rusty-coin request-id v1",
+            Domain::QuorumSign => "rusty-coin quorum-sign v1",
+            Domain::ChainLock => "rusty-coin chainlock v1",
+            Domain::DkgMessage => "rusty-coin dkg-message v1",
         }
     }
 

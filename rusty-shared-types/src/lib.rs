@@ -6,6 +6,7 @@
 //! - [`amount`]: [`Amount`] in base units with checked arithmetic.
 //! - [`script`]: [`Script`] bytes and the FerrisScript opcode table.
 //! - [`transaction`] and [`block`]: the ledger's objects.
+//! - [`masternode`]: masternode, quorum commitment and ChainLock payloads.
 //! - [`params`]: [`ChainParams`] of the `main`, `test` and `dev` networks.
 //! - [`address`]: bech32m [`Address`]es.
 //!
@@ -16,6 +17,7 @@ pub mod amount;
 pub mod block;
 pub mod encoding;
 pub mod hash;
+pub mod masternode;
 pub mod params;
 pub mod script;
 pub mod transaction;
@@ -25,6 +27,7 @@ pub use amount::{Amount, AmountError, COIN, MAX_MONEY};
 pub use block::{Block, BlockHeader, HEADER_SIZE};
 pub use encoding::{decode_exact, Decode, DecodeError, Encode};
 pub use hash::{Domain, Hash256};
+pub use masternode::{BitSet, ChainLock, QuorumCommitment};
 pub use params::{ChainParams, Network};
 pub use script::Script;
 pub use transaction::{CoinbasePayload, OutPoint, Payload, Transaction, TxIn, TxOut};

@@ -99,6 +99,44 @@ pub struct ChainParams {
     pub rpc_port: u16,
     /// Default P2P port.
     pub p2p_port: u16,
+    /// Masternodes, quorums and rewards.
+    pub masternode: MasternodeParams,
+}
+
+/// How a block subsidy is split, in percent (the three add up to 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewardSplit {
+    pub miner: u8,
+    pub masternode: u8,
+    pub treasury: u8,
+}
+
+/// Masternode and quorum parameters of a network (architecture §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasternodeParams {
+    /// The exact value of a masternode collateral output.
+    pub collateral: Amount,
+    pub reward_split: RewardSplit,
+    /// Members of a quorum, at most.
+    pub quorum_size: usize,
+    /// Signature shares (and DKG members) a quorum needs.
+    pub quorum_threshold: usize,
+    /// A DKG starts at every multiple of this height.
+    pub quorum_interval: u64,
+    /// Blocks each of the four DKG phases lasts at most (contribute,
+    /// complain, justify, commit); a phase ends early once every member's
+    /// message is in.
+    pub dkg_phase_blocks: u64,
+    /// The commitment must be mined within this many blocks of the quorum
+    /// height; the block at the last height carries a null commitment if
+    /// none was mined.
+    pub dkg_mining_window: u64,
+    /// The most recent quorums that sign (ChainLocks pick one of them).
+    pub signing_quorums: usize,
+    /// PoSe penalty for a member missing from a DKG's valid members.
+    pub pose_miss_penalty: u32,
+    /// A masternode whose penalty reaches this is banned.
+    pub pose_ban_threshold: u32,
 }
 
 /// A 2.5-minute chain with four-year halvings.
@@ -112,6 +150,11 @@ pub static TEST: ChainParams = ChainParams {
     genesis_time: 1_767_225_601,
     rpc_port: 18432,
     p2p_port: 18433,
+    masternode: MasternodeParams {
+        quorum_size: 10,
+        quorum_threshold: 6,
+        ..MAIN_BASE.masternode
+    },
     ..MAIN_BASE
 };
 
@@ -127,6 +170,13 @@ pub static DEV: ChainParams = ChainParams {
     coinbase_maturity: 10,
     rpc_port: 28432,
     p2p_port: 28433,
+    masternode: MasternodeParams {
+        collateral: Amount::from_coins_const(10),
+        quorum_size: 5,
+        quorum_threshold: 3,
+        signing_quorums: 2,
+        ..MAIN_BASE.masternode
+    },
     ..MAIN_BASE
 };
 
@@ -149,6 +199,22 @@ const MAIN_BASE: ChainParams = ChainParams {
     min_relay_fee_per_kb: 1_000,
     rpc_port: 8432,
     p2p_port: 8433,
+    masternode: MasternodeParams {
+        collateral: Amount::from_coins_const(1000),
+        reward_split: RewardSplit {
+            miner: 45,
+            masternode: 45,
+            treasury: 10,
+        },
+        quorum_size: 50,
+        quorum_threshold: 30,
+        quorum_interval: 24,
+        dkg_phase_blocks: 2,
+        dkg_mining_window: 18,
+        signing_quorums: 4,
+        pose_miss_penalty: 34,
+        pose_ban_threshold: 100,
+    },
 };
 
 impl ChainParams {
@@ -161,6 +227,32 @@ impl ChainParams {
         }
         // Shifting right only shrinks a value already in the money range.
         Amount::from_units(self.initial_subsidy.units() >> halvings).unwrap_or(Amount::ZERO)
+    }
+
+    /// `percent` of the subsidy at `height`, rounded down.
+    fn subsidy_part(&self, height: u64, percent: u8) -> Amount {
+        let part = u128::from(self.subsidy(height).units()) * u128::from(percent) / 100;
+        // At most the subsidy, so in range.
+        Amount::from_units(u64::try_from(part).unwrap_or(0)).unwrap_or(Amount::ZERO)
+    }
+
+    /// What the masternode payee of the block at `height` receives.
+    pub fn masternode_reward(&self, height: u64) -> Amount {
+        self.subsidy_part(height, self.masternode.reward_split.masternode)
+    }
+
+    /// The treasury's share of the block at `height`. The coinbase does not
+    /// create it; governance superblocks will.
+    pub fn treasury_reward(&self, height: u64) -> Amount {
+        self.subsidy_part(height, self.masternode.reward_split.treasury)
+    }
+
+    /// What a coinbase may create besides fees: the subsidy without the
+    /// treasury share (miner plus masternode payee).
+    pub fn coinbase_subsidy(&self, height: u64) -> Amount {
+        self.subsidy(height)
+            .checked_sub(self.treasury_reward(height))
+            .unwrap_or(Amount::ZERO)
     }
 
     /// ASERT half-life in seconds.
@@ -216,6 +308,14 @@ fn genesis_merkle_root(coinbase: &Transaction) -> Hash256 {
 }
 
 impl Amount {
+    /// `coins` whole RSC in a constant (zero if out of range).
+    pub const fn from_coins_const(coins: u64) -> Amount {
+        match Amount::from_units(coins * COIN) {
+            Ok(a) => a,
+            Err(_) => Amount::ZERO,
+        }
+    }
+
     /// 50 RSC, the initial block subsidy.
     pub const MAX_SUBSIDY: Amount = match Amount::from_units(50 * COIN) {
         Ok(a) => a,
@@ -234,6 +334,32 @@ mod tests {
         assert_eq!(p.subsidy(839_999).units(), 50 * COIN);
         assert_eq!(p.subsidy(840_000).units(), 25 * COIN);
         assert_eq!(p.subsidy(840_000 * 64), Amount::ZERO);
+    }
+
+    #[test]
+    fn reward_split_adds_up() {
+        for n in Network::ALL {
+            let p = n.params();
+            let s = p.masternode.reward_split;
+            assert_eq!(
+                u32::from(s.miner) + u32::from(s.masternode) + u32::from(s.treasury),
+                100
+            );
+            let h = 1;
+            assert_eq!(
+                p.masternode_reward(h).units(),
+                p.subsidy(h).units() * 45 / 100
+            );
+            assert_eq!(
+                p.coinbase_subsidy(h).units() + p.treasury_reward(h).units(),
+                p.subsidy(h).units()
+            );
+            assert!(p.masternode.quorum_threshold <= p.masternode.quorum_size);
+            assert!(p.masternode.dkg_mining_window < p.masternode.quorum_interval);
+            assert!(4 * p.masternode.dkg_phase_blocks < p.masternode.dkg_mining_window);
+        }
+        assert_eq!(DEV.masternode.collateral.units(), 10 * COIN);
+        assert_eq!(MAIN.masternode.collateral.units(), 1000 * COIN);
     }
 
     #[test]

@@ -10,6 +10,9 @@ use crate::{
         write_bytes, write_option, write_vec, Decode, DecodeError, DecodeResult, Encode, Reader,
     },
     hash::Domain,
+    masternode::{
+        ChainLock, ProRegister, ProRevoke, ProUpdateRegistrar, ProUpdateService, QuorumCommitment,
+    },
     Amount, Hash256, Script,
 };
 
@@ -124,31 +127,69 @@ pub struct CoinbasePayload {
 }
 
 /// Typed payloads. Each kind has a fixed tag; unknown tags are rejected by the
-/// decoder, so a new kind is a consensus change by construction. Tags 1..
-/// are reserved for masternode, quorum, governance, contract, peg and media
-/// payloads.
+/// decoder, so a new kind is a consensus change by construction. Tags 7..
+/// are reserved for governance, contract, peg and media payloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     /// Tag 0: marks the coinbase.
     Coinbase(CoinbasePayload),
+    /// Tag 1: registers a masternode.
+    ProRegister(ProRegister),
+    /// Tag 2: a masternode's new service address (operator-signed).
+    ProUpdateService(ProUpdateService),
+    /// Tag 3: new operator/voting keys or payout (owner-signed).
+    ProUpdateRegistrar(ProUpdateRegistrar),
+    /// Tag 4: the operator revokes its service (operator-signed).
+    ProRevoke(ProRevoke),
+    /// Tag 5: a DKG result; only in blocks, in a transaction without
+    /// inputs or outputs.
+    QuorumCommitment(QuorumCommitment),
+    /// Tag 6: the best ChainLock a miner knows; only in blocks, in a
+    /// transaction without inputs or outputs, committed by the header.
+    ChainLock(ChainLock),
 }
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
         match self {
             Payload::Coinbase(_) => "coinbase",
+            Payload::ProRegister(_) => "pro_register",
+            Payload::ProUpdateService(_) => "pro_update_service",
+            Payload::ProUpdateRegistrar(_) => "pro_update_registrar",
+            Payload::ProRevoke(_) => "pro_revoke",
+            Payload::QuorumCommitment(_) => "quorum_commitment",
+            Payload::ChainLock(_) => "chainlock",
+        }
+    }
+
+    /// The payload's tag byte.
+    pub fn tag(&self) -> u8 {
+        match self {
+            Payload::Coinbase(_) => 0,
+            Payload::ProRegister(_) => 1,
+            Payload::ProUpdateService(_) => 2,
+            Payload::ProUpdateRegistrar(_) => 3,
+            Payload::ProRevoke(_) => 4,
+            Payload::QuorumCommitment(_) => 5,
+            Payload::ChainLock(_) => 6,
         }
     }
 }
 
 impl Encode for Payload {
     fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(self.tag());
         match self {
             Payload::Coinbase(c) => {
-                out.push(0);
                 c.height.encode_to(out);
                 write_bytes(out, &c.extra);
             }
+            Payload::ProRegister(p) => p.encode_to(out),
+            Payload::ProUpdateService(p) => p.encode_to(out),
+            Payload::ProUpdateRegistrar(p) => p.encode_to(out),
+            Payload::ProRevoke(p) => p.encode_to(out),
+            Payload::QuorumCommitment(p) => p.encode_to(out),
+            Payload::ChainLock(p) => p.encode_to(out),
         }
     }
 }
@@ -160,6 +201,14 @@ impl Decode for Payload {
                 height: r.u64()?,
                 extra: r.bytes("coinbase extra", MAX_COINBASE_EXTRA)?,
             })),
+            1 => Ok(Payload::ProRegister(ProRegister::decode_from(r)?)),
+            2 => Ok(Payload::ProUpdateService(ProUpdateService::decode_from(r)?)),
+            3 => Ok(Payload::ProUpdateRegistrar(
+                ProUpdateRegistrar::decode_from(r)?,
+            )),
+            4 => Ok(Payload::ProRevoke(ProRevoke::decode_from(r)?)),
+            5 => Ok(Payload::QuorumCommitment(QuorumCommitment::decode_from(r)?)),
+            6 => Ok(Payload::ChainLock(ChainLock::decode_from(r)?)),
             t => Err(DecodeError::InvalidTag {
                 what: "payload",
                 tag: u64::from(t),
@@ -183,6 +232,17 @@ impl Transaction {
     /// A coinbase has no inputs and a coinbase payload.
     pub fn is_coinbase(&self) -> bool {
         self.inputs.is_empty() && matches!(self.payload, Some(Payload::Coinbase(_)))
+    }
+
+    /// A block-only special transaction (quorum commitment or ChainLock):
+    /// no inputs, no outputs, created by the miner, never relayed loose.
+    pub fn is_block_special(&self) -> bool {
+        self.inputs.is_empty()
+            && self.outputs.is_empty()
+            && matches!(
+                self.payload,
+                Some(Payload::QuorumCommitment(_) | Payload::ChainLock(_))
+            )
     }
 
     pub fn coinbase_height(&self) -> Option<u64> {

@@ -75,20 +75,32 @@ impl SyncView {
 pub struct P2pHandle {
     pub net: NetworkHandle,
     pub view: Arc<SyncView>,
+    /// The quorum service (DKG, ChainLocks).
+    pub llmq: crate::llmq::LlmqHandle,
 }
 
 /// Starts the P2P service task over a started network.
+///
+/// The quorum service starts with it; `operator` makes this node a
+/// masternode, and `data_dir` is where its DKG state survives restarts.
 pub fn spawn(
     chain: crate::service::ChainHandle,
     net: NetworkHandle,
     events: rusty_network::NetworkEvents,
+    operator: Option<crate::llmq::Operator>,
+    data_dir: Option<std::path::PathBuf>,
 ) -> (P2pHandle, tokio::task::JoinHandle<()>) {
     let view = Arc::new(SyncView::default());
+    let (llmq, llmq_task) = crate::llmq::spawn(chain.clone(), net.clone(), operator, data_dir);
     let handle = P2pHandle {
         net: net.clone(),
         view: view.clone(),
+        llmq: llmq.clone(),
     };
-    let (service, internal) = service::Service::new(chain, net, view);
-    let task = tokio::spawn(service.run(events, internal));
+    let (service, internal) = service::Service::new(chain, net, view, llmq.input);
+    let task = tokio::spawn(async move {
+        service.run(events, internal).await;
+        llmq_task.abort();
+    });
     (handle, task)
 }

@@ -14,8 +14,8 @@ use std::{
 
 use rusty_network::{
     message::{BLOCKS_REPLY_SOFT_BYTES, MAX_HEADERS_PER_REPLY, MAX_LOCATOR},
-    Acceptance, MessageId, NetworkEvent, NetworkEvents, NetworkHandle, PeerAction, PeerId, Request,
-    RequestError, Response, Status, Topic,
+    Acceptance, DirectAck, MessageId, NetworkEvent, NetworkEvents, NetworkHandle, PeerAction,
+    PeerId, Request, RequestError, Response, Status, Topic,
 };
 use rusty_shared_types::{decode_exact, Block, BlockHeader, Encode, Hash256, Transaction};
 use tokio::sync::{broadcast, mpsc};
@@ -27,6 +27,7 @@ use super::{
 };
 use crate::{
     chain::ChainError,
+    llmq::LlmqInput,
     service::ChainHandle,
     state::{NodeState, TxRejection},
     tables::BlockStatus,
@@ -94,6 +95,8 @@ pub(super) struct Service {
     fetching: HashSet<Hash256>,
     /// Transactions that arrived by gossip (not published again).
     recent_txs: RecentSet,
+    /// DKG messages and quorum gossip go to the quorum service.
+    llmq: mpsc::Sender<LlmqInput>,
 }
 
 /// A bounded set that forgets its oldest entries.
@@ -228,6 +231,7 @@ impl Service {
         chain: ChainHandle,
         net: NetworkHandle,
         view: Arc<SyncView>,
+        llmq: mpsc::Sender<LlmqInput>,
     ) -> (Self, mpsc::UnboundedReceiver<Internal>) {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         (
@@ -243,6 +247,7 @@ impl Service {
                 recent_blocks: RecentSet::default(),
                 fetching: HashSet::new(),
                 recent_txs: RecentSet::default(),
+                llmq,
             },
             internal_rx,
         )
@@ -368,6 +373,23 @@ impl Service {
             } => match topic {
                 Topic::Blocks => self.on_block_announcement(source, id, data).await,
                 Topic::Txs => self.on_tx_gossip(source, id, data).await,
+                Topic::ChainLocks | Topic::Quorum => {
+                    let input = LlmqInput::Gossip {
+                        topic,
+                        source,
+                        id,
+                        data,
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(LlmqInput::Gossip {
+                        id,
+                        source,
+                        ..
+                    })) = self.llmq.try_send(input)
+                    {
+                        // Overloaded: drop without blame.
+                        self.net.validate(id, source, Acceptance::Ignore);
+                    }
+                }
                 _ => self.net.validate(id, source, Acceptance::Ignore),
             },
             NetworkEvent::Request {
@@ -400,6 +422,24 @@ impl Service {
                             return;
                         };
                         Response::Blocks(b)
+                    }
+                    Request::Direct(msg) => {
+                        let input = LlmqInput::Direct {
+                            peer,
+                            msg,
+                            responder,
+                        };
+                        if let Err(mpsc::error::TrySendError::Full(LlmqInput::Direct {
+                            responder,
+                            ..
+                        })) = self.llmq.try_send(input)
+                        {
+                            // The sender retries; no blame.
+                            self.net
+                                .respond(responder, Response::Direct(DirectAck::Rejected))
+                                .await;
+                        }
+                        return;
                     }
                 };
                 self.net.respond(responder, response).await;
