@@ -17,11 +17,13 @@
 //! - [`node`]: assembly and shutdown of a running node.
 //! - [`localnet`]: N dev nodes on loopback in one process, wired together.
 //! - [`bench`]: the block-connection benchmark.
+//! - [`clbench`]: the ChainLock latency benchmark on a masternode localnet.
 //! - [`netbench`]: the network benchmark: initial sync and tx gossip over
 //!   loopback, beside raw loopback TCP.
 
 pub mod bench;
 pub mod chain;
+pub mod clbench;
 pub mod llmq;
 pub mod localnet;
 pub mod masternode;

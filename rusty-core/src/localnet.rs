@@ -7,7 +7,10 @@
 //! listens for peers on `/ip4/127.0.0.1/tcp/<port>` only, without mDNS.
 //! Nodes start one after another; each one's bootnodes are the addresses of
 //! every node started before it, so the network is connected from the start.
-//! The first `miners` nodes mine.
+//! The first `miners` nodes mine. The last `masternodes` nodes run as
+//! masternodes, each with an operator key kept in `<base_dir>/node<i>/
+//! operator.key`; [`MasternodeSetup`] funds and registers them from node 0's
+//! wallet, one idempotent step at a time.
 
 use std::{
     future::Future,
@@ -17,9 +20,9 @@ use std::{
     task::Poll,
 };
 
-use rusty_crypto::keystore::KdfParams;
+use rusty_crypto::{bls, keystore::KdfParams};
 use rusty_network::{peers::without_peer_id, Multiaddr, NetworkConfig, PeerId};
-use rusty_shared_types::Network;
+use rusty_shared_types::{Amount, Hash256, Network};
 use tracing::info;
 
 use crate::node::{Node, NodeConfig, NodeError};
@@ -39,6 +42,8 @@ pub struct LocalNetConfig {
     pub p2p_base_port: Option<u16>,
     /// Miner threads per mining node.
     pub mine_threads: usize,
+    /// The last `masternodes` nodes are masternodes.
+    pub masternodes: usize,
 }
 
 impl LocalNetConfig {
@@ -51,7 +56,40 @@ impl LocalNetConfig {
             rpc_base_port: None,
             p2p_base_port: None,
             mine_threads: 1,
+            masternodes: 0,
         }
+    }
+
+    /// Whether node `i` runs as a masternode.
+    pub fn is_masternode(&self, i: usize) -> bool {
+        i < self.nodes && i >= self.nodes.saturating_sub(self.masternodes)
+    }
+
+    /// The operator key of masternode `i`: read from `operator.key` in its
+    /// datadir, or made and written there on first use.
+    pub fn operator_key(&self, i: usize) -> Result<bls::SecretKey, LocalNetError> {
+        let path = self.node_dir(i).join("operator.key");
+        let io = |e: std::io::Error| LocalNetError::OperatorKey {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let bytes: [u8; 32] = hex::decode(text.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| LocalNetError::OperatorKey {
+                    path: path.clone(),
+                    reason: "not 64 hex characters".into(),
+                })?;
+            return bls::SecretKey::from_bytes(&bytes).map_err(|e| LocalNetError::OperatorKey {
+                path: path.clone(),
+                reason: e.to_string(),
+            });
+        }
+        let key = bls::SecretKey::generate(&mut rand::rngs::OsRng);
+        std::fs::create_dir_all(self.node_dir(i)).map_err(io)?;
+        std::fs::write(&path, hex::encode(key.to_bytes())).map_err(io)?;
+        Ok(key)
     }
 
     /// The root datadir of node `i` (`--datadir` for `rusty-cli`).
@@ -83,6 +121,11 @@ impl LocalNetConfig {
         net.mdns = false;
         net.bootnodes = bootnodes;
         c.p2p = Some(net);
+        if self.is_masternode(i) {
+            c.masternode = Some(crate::llmq::Operator {
+                key: self.operator_key(i)?,
+            });
+        }
         Ok(c)
     }
 }
@@ -113,6 +156,12 @@ pub enum LocalNetError {
         #[source]
         source: NodeError,
     },
+    /// A masternode's operator key file is unusable.
+    #[error("operator key {path}: {reason}")]
+    OperatorKey { path: PathBuf, reason: String },
+    /// Funding or registering a masternode failed.
+    #[error("masternode setup: {0}")]
+    Setup(String),
     /// `base + index` is not a port.
     #[error("node {index} would need port {base} + {index}, past 65535: use a lower base port")]
     PortRange { base: u16, index: usize },
@@ -295,6 +344,125 @@ impl LocalNet {
         while let Some(node) = self.nodes.pop() {
             node.shutdown().await;
         }
+    }
+}
+
+/// Funds and registers the masternodes of a [`LocalNet`] from node 0's
+/// wallet. Each [`MasternodeSetup::step`] does what can be done now: send a
+/// masternode node the collateral and fees once node 0 has mature coins,
+/// then register it from its own wallet once those coins confirm. Blocks
+/// must keep coming (miners, or a test mining between steps).
+#[derive(Debug, Default)]
+pub struct MasternodeSetup {
+    funded: std::collections::HashSet<usize>,
+    registered: std::collections::HashMap<usize, Hash256>,
+}
+
+/// What node `i` sends each masternode node: collateral plus fees.
+fn funding(params: &rusty_shared_types::ChainParams) -> Amount {
+    params
+        .masternode
+        .collateral
+        .checked_add(Amount::from_coins_const(1))
+        .unwrap_or(params.masternode.collateral)
+}
+
+impl MasternodeSetup {
+    /// Registrations sent so far, by node index.
+    pub fn registered(&self) -> &std::collections::HashMap<usize, Hash256> {
+        &self.registered
+    }
+
+    /// One round of funding and registration; returns how many masternodes
+    /// are registered on node 0's chain.
+    pub async fn step(&mut self, net: &LocalNet) -> Result<usize, LocalNetError> {
+        let setup = |e: String| LocalNetError::Setup(e);
+        let mns: Vec<usize> = (0..net.len())
+            .filter(|&i| net.config.is_masternode(i))
+            .collect();
+        for &i in &mns {
+            if self.registered.contains_key(&i) {
+                continue;
+            }
+            let operator = net.config.operator_key(i)?.public_key().to_bytes();
+            let Some(service) = net.listen_addrs(i).into_iter().next() else {
+                return Err(setup(format!("node {i} has no listen address")));
+            };
+            let service = service.to_string();
+            let node = net.node(i).handle();
+            // Register once its own wallet has confirmed coins.
+            let reg = crate::state::Registration {
+                operator_key: operator,
+                service,
+                operator_reward_bps: 0,
+                payout: None,
+            };
+            let result = node
+                .call(move |s| {
+                    if let Some(e) = s.chain.mn().by_operator_key(&operator) {
+                        return Ok(Some(e.pro_tx_hash));
+                    }
+                    let params = s.params();
+                    let confirmed = s
+                        .wallet
+                        .as_ref()
+                        .map(|w| {
+                            w.balances(s.chain.height(), params.coinbase_maturity, &s.mempool)
+                                .trusted
+                        })
+                        .unwrap_or(Amount::ZERO);
+                    if confirmed < funding(params) {
+                        return Ok(None);
+                    }
+                    let fee_rate = params.min_relay_fee_per_kb.saturating_mul(2);
+                    s.register_masternode(reg, fee_rate, crate::now())
+                        .map(|r| Some(r.pro_tx_hash))
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|_| setup("chain service stopped".into()))?
+                .map_err(|e| setup(format!("registering node {i}: {e}")))?;
+            if let Some(pro) = result {
+                info!(target: "localnet", node = i, pro_tx_hash = %pro, "masternode registered");
+                self.registered.insert(i, pro);
+                continue;
+            }
+            if self.funded.contains(&i) {
+                continue;
+            }
+            let to = node
+                .call(|s| s.wallet.as_mut().map(|w| w.new_address()))
+                .await
+                .map_err(|_| setup("chain service stopped".into()))?
+                .ok_or_else(|| setup(format!("node {i} has no wallet")))?
+                .map_err(|e| setup(e.to_string()))?;
+            let sent = net
+                .node(0)
+                .handle()
+                .call(move |s| {
+                    let params = s.params();
+                    let fee_rate = params.min_relay_fee_per_kb.saturating_mul(2);
+                    s.send_to_address(&to, funding(params), fee_rate, crate::now())
+                })
+                .await
+                .map_err(|_| setup("chain service stopped".into()))?;
+            match sent {
+                Ok(txid) => {
+                    info!(target: "localnet", node = i, %txid, "funded masternode collateral");
+                    self.funded.insert(i);
+                }
+                // Node 0 has no mature coins yet: try again next step.
+                Err(crate::state::SendError::Wallet(_)) => {}
+                Err(e) => return Err(setup(format!("funding node {i}: {e}"))),
+            }
+        }
+        let count = net
+            .node(0)
+            .handle()
+            .call(|s| s.chain.mn().len())
+            .await
+            .map_err(|_| setup("chain service stopped".into()))?;
+        Ok(count)
     }
 }
 

@@ -531,6 +531,156 @@ impl NodeState {
     }
 }
 
+/// What a registration sets (everything but the keys the wallet makes).
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub operator_key: rusty_shared_types::masternode::BlsPublicKeyBytes,
+    pub service: String,
+    pub operator_reward_bps: u16,
+    /// Where rewards go; default: a new wallet address.
+    pub payout: Option<Address>,
+}
+
+/// A masternode registered from the wallet.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub pro_tx_hash: Hash256,
+    pub collateral_address: Address,
+    pub owner_address: Address,
+    pub payout_address: Address,
+}
+
+impl NodeState {
+    /// Registers a masternode: a transaction from the wallet paying the
+    /// collateral to a new wallet address (output 0) and carrying the
+    /// registration, whose owner and voting keys are new wallet keys.
+    pub fn register_masternode(
+        &mut self,
+        reg: Registration,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Registered, SendError> {
+        let collateral = self.params().masternode.collateral;
+        let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;
+        let collateral_address = wallet.new_address()?;
+        let owner_address = wallet.new_address()?;
+        let payout_address = match reg.payout {
+            Some(a) => a,
+            None => wallet.new_address()?,
+        };
+        let owner_pkh = owner_address.pubkey_hash;
+        let owner_key = wallet
+            .key_for(&owner_pkh)
+            .ok_or(SendError::NoWallet)?
+            .public_key()
+            .0;
+        let payload = rusty_shared_types::masternode::ProRegister {
+            collateral_vout: 0,
+            owner_key,
+            operator_key: reg.operator_key,
+            voting_key: owner_key,
+            payout: payout_address.lock_script(),
+            operator_reward_bps: reg.operator_reward_bps,
+            service: reg.service,
+        };
+        let payment = vec![TxOut {
+            value: collateral,
+            lock: collateral_address.lock_script(),
+        }];
+        let pro_tx_hash = self.send_special(
+            payment,
+            |_| Some(Payload::ProRegister(payload)),
+            fee_rate,
+            now,
+        )?;
+        Ok(Registered {
+            pro_tx_hash,
+            collateral_address,
+            owner_address,
+            payout_address,
+        })
+    }
+
+    /// Changes a masternode's service address, signed with its operator
+    /// key (also revives a PoSe-banned masternode). Fees from the wallet.
+    pub fn update_masternode_service(
+        &mut self,
+        pro_tx_hash: Hash256,
+        service: String,
+        operator: &rusty_crypto::bls::SecretKey,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Hash256, SendError> {
+        let fee_only = self.fee_output()?;
+        self.send_special(
+            fee_only,
+            |inputs| {
+                let mut up = rusty_shared_types::masternode::ProUpdateService {
+                    pro_tx_hash,
+                    service,
+                    operator_payout: None,
+                    signature: [0; 96],
+                };
+                let mut unsigned = Vec::new();
+                up.encode_unsigned(&mut unsigned);
+                let msg = rusty_shared_types::masternode::protx_sig_hash(
+                    2,
+                    &unsigned,
+                    &rusty_shared_types::masternode::inputs_hash(inputs),
+                );
+                up.signature = operator.sign(&msg.0).to_bytes();
+                Some(Payload::ProUpdateService(up))
+            },
+            fee_rate,
+            now,
+        )
+    }
+
+    /// Revokes a masternode's service, signed with its operator key.
+    pub fn revoke_masternode(
+        &mut self,
+        pro_tx_hash: Hash256,
+        reason: u16,
+        operator: &rusty_crypto::bls::SecretKey,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Hash256, SendError> {
+        let fee_only = self.fee_output()?;
+        self.send_special(
+            fee_only,
+            |inputs| {
+                let mut rev = rusty_shared_types::masternode::ProRevoke {
+                    pro_tx_hash,
+                    reason,
+                    signature: [0; 96],
+                };
+                let mut unsigned = Vec::new();
+                rev.encode_unsigned(&mut unsigned);
+                let msg = rusty_shared_types::masternode::protx_sig_hash(
+                    4,
+                    &unsigned,
+                    &rusty_shared_types::masternode::inputs_hash(inputs),
+                );
+                rev.signature = operator.sign(&msg.0).to_bytes();
+                Some(Payload::ProRevoke(rev))
+            },
+            fee_rate,
+            now,
+        )
+    }
+
+    /// A special transaction needs an output; operators' update and revoke
+    /// transactions pay a dust-free minimum back to the wallet.
+    fn fee_output(&mut self) -> Result<Vec<TxOut>, SendError> {
+        let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;
+        let back = wallet.new_address()?;
+        Ok(vec![TxOut {
+            value: Amount::from_units(100_000).unwrap_or(Amount::ZERO),
+            lock: back.lock_script(),
+        }])
+    }
+}
+
 /// Version of the `mempool.dat` format.
 const MEMPOOL_FILE_VERSION: u32 = 1;
 

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod masternodes;
 mod net;
 mod netbench;
 mod network;
