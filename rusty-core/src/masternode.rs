@@ -1026,6 +1026,16 @@ impl Decode for MnState {
             ..MnState::default()
         };
         for e in entries {
+            // Canonical: ascending by pro_tx_hash, no duplicates.
+            if state
+                .entries
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= e.pro_tx_hash)
+            {
+                return Err(rusty_shared_types::DecodeError::InvalidValue(
+                    "masternode list order",
+                ));
+            }
             state.by_collateral.insert(e.collateral, e.pro_tx_hash);
             state.entries.insert(e.pro_tx_hash, e);
         }
@@ -1088,5 +1098,279 @@ impl Decode for MnUndo {
             }
         };
         Ok(MnUndo { entries, quorums })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusty_crypto::bls;
+    use rusty_shared_types::{Amount, Block, Hash256, Network, TxOut};
+
+    use super::*;
+    use crate::{
+        chain::ChainError,
+        state::{NodeState, Registration},
+        test_utils::{memory_state, NOW},
+        validation::ValidationError,
+    };
+
+    fn params() -> &'static ChainParams {
+        Network::Dev.params()
+    }
+
+    /// A dev state with a wallet, mature coins and `n` masternodes
+    /// registered from it; returns the state, the registrations and the
+    /// operator keys.
+    fn with_masternodes(
+        dir: &std::path::Path,
+        n: usize,
+    ) -> (NodeState, Vec<Hash256>, Vec<bls::SecretKey>) {
+        let mut s = memory_state(Some(dir));
+        let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
+        s.generate(12 + n as u64, &addr, u64::MAX, NOW).unwrap();
+        let mut keys = Vec::new();
+        let mut pros = Vec::new();
+        for i in 0..n {
+            let key = bls::SecretKey::from_bytes(&[i as u8 + 1; 32]).unwrap();
+            let reg = Registration {
+                operator_key: key.public_key().to_bytes(),
+                service: format!("/ip4/127.0.0.1/tcp/{}/p2p/12D3KooWtest{i}", 30000 + i),
+                operator_reward_bps: 0,
+                payout: None,
+            };
+            let r = s.register_masternode(reg, 2_000, NOW).unwrap();
+            pros.push(r.pro_tx_hash);
+            keys.push(key);
+        }
+        s.generate(1, &addr, u64::MAX, NOW).unwrap();
+        assert_eq!(s.chain.mn().len(), n);
+        (s, pros, keys)
+    }
+
+    /// A template on the tip, altered by `edit`, solved and submitted.
+    fn submit_edited(s: &mut NodeState, edit: impl FnOnce(&mut Block)) -> std::result::Result<(), ChainError> {
+        let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
+        let t = s.block_template(&addr.lock_script(), NOW, Vec::new());
+        let mut block = t.block;
+        edit(&mut block);
+        block.header.merkle_root = crate::validation::block_merkle_root(&block.txs);
+        crate::miner::solve(&mut block.header, &t.target, u64::MAX).unwrap();
+        s.submit_block(block, NOW).map(|_| ())
+    }
+
+    #[test]
+    fn state_and_undo_records_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _, _) = with_masternodes(dir.path(), 3);
+        let state = s.chain.mn().clone();
+        rusty_shared_types::arbitrary::assert_round_trip(&state);
+        let tip = s.chain.tip();
+        let undo = s.chain.db().get::<crate::tables::MnUndoTable>(&tip).unwrap().unwrap();
+        assert!(!undo.entries.is_empty());
+        rusty_shared_types::arbitrary::assert_round_trip(&undo);
+    }
+
+    proptest::proptest! {
+        /// Random bytes never panic the decoders of the masternode
+        /// records, and whatever decodes re-encodes byte for byte.
+        #[test]
+        fn record_decoders_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..800)) {
+            use rusty_shared_types::{decode_exact, Encode};
+            if let Ok(v) = decode_exact::<MnState>(&bytes) {
+                proptest::prop_assert_eq!(v.encode(), bytes.clone());
+            }
+            if let Ok(v) = decode_exact::<MnUndo>(&bytes) {
+                proptest::prop_assert_eq!(v.encode(), bytes.clone());
+            }
+            if let Ok(v) = decode_exact::<MasternodeEntry>(&bytes) {
+                proptest::prop_assert_eq!(v.encode(), bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn payee_order_and_reward_split_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, pros, _) = with_masternodes(dir.path(), 3);
+        // Three blocks pay three masternodes, lowest last-paid first.
+        let mut paid = Vec::new();
+        for _ in 0..3 {
+            let expected = s.chain.mn().next_payee().unwrap().pro_tx_hash;
+            let h = s.chain.height() + 1;
+            submit_edited(&mut s, |_| {}).unwrap();
+            assert_eq!(s.chain.mn().get(&expected).unwrap().last_paid_height, h);
+            paid.push(expected);
+        }
+        paid.sort();
+        let mut all = pros.clone();
+        all.sort();
+        assert_eq!(paid, all);
+
+        // Paying the masternode share to the miner instead: invalid.
+        let tip = s.chain.tip();
+        let err = submit_edited(&mut s, |b| {
+            let mn = b.txs[0].outputs.remove(1);
+            b.txs[0].outputs[0].value = b.txs[0].outputs[0].value.checked_add(mn.value).unwrap();
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::Invalid(ValidationError::Masternode(MnError::WrongPayee { .. }))
+            ),
+            "{err}"
+        );
+        // Paying another (valid) masternode: invalid too.
+        let wrong = s
+            .chain
+            .mn()
+            .entries()
+            .find(|e| Some(e.pro_tx_hash) != s.chain.mn().next_payee().map(|p| p.pro_tx_hash))
+            .unwrap()
+            .payout
+            .clone();
+        let err = submit_edited(&mut s, |b| b.txs[0].outputs[1].lock = wrong).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::Invalid(ValidationError::Masternode(MnError::WrongPayee { .. }))
+            ),
+            "{err}"
+        );
+        // Claiming the treasury's share: too much.
+        let err = submit_edited(&mut s, |b| {
+            b.txs[0].outputs[0].value = b.txs[0].outputs[0]
+                .value
+                .checked_add(params().treasury_reward(1))
+                .unwrap();
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::Invalid(ValidationError::BadCoinbaseAmount { .. })
+            ),
+            "{err}"
+        );
+        // A wrong list root.
+        let err = submit_edited(&mut s, |b| b.header.mn_list_root = Hash256([1; 32])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::Invalid(ValidationError::Masternode(MnError::BadListRoot))
+            ),
+            "{err}"
+        );
+        assert_eq!(s.chain.tip(), tip, "nothing connected");
+    }
+
+    #[test]
+    fn the_list_follows_reorgs_and_collateral_spends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, pros, _) = with_masternodes(dir.path(), 2);
+        let before = s.chain.mn().clone();
+        let fork_point = s.chain.tip();
+        let height = s.chain.height();
+        // Spend the first collateral (the wallet's key) and mine it.
+        let e = s.chain.mn().get(&pros[0]).unwrap().clone();
+        let coin = s.chain.coin(&e.collateral).unwrap().unwrap();
+        let key = s
+            .wallet
+            .as_ref()
+            .unwrap()
+            .key_for(&coin.output.lock.as_p2pkh().unwrap())
+            .unwrap();
+        let k = crate::test_utils::Key {
+            address: rusty_shared_types::Address::p2pkh(
+                Network::Dev,
+                coin.output.lock.as_p2pkh().unwrap(),
+            ),
+            secret: key,
+        };
+        let spend = k.spend(
+            e.collateral,
+            &coin.output,
+            vec![TxOut {
+                value: Amount::from_coins(9).unwrap(),
+                lock: k.address.lock_script(),
+            }],
+        );
+        s.accept_transaction(spend, NOW).unwrap();
+        let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
+        s.generate(1, &addr, u64::MAX, NOW).unwrap();
+        assert!(
+            s.chain.mn().get(&pros[0]).is_none(),
+            "spending the collateral removes it"
+        );
+        assert_eq!(s.chain.mn().len(), 1);
+
+        // A longer branch from before the spend: the masternode is back.
+        let mut cur = before;
+        let mut parent = fork_point;
+        for i in 0..3u64 {
+            let h = height + 1 + i;
+            let block = side_block(&s, parent, h, &mut cur);
+            parent = block.hash();
+            let _ = s.submit_block(block, NOW);
+        }
+        assert_eq!(s.chain.tip(), parent, "reorganised onto the longer branch");
+        assert!(
+            s.chain.mn().get(&pros[0]).is_some(),
+            "the reorg restored the masternode"
+        );
+        assert_eq!(s.chain.mn(), &cur);
+        assert_eq!(
+            s.chain.mn().list_root(),
+            s.chain.tip_entry().header.mn_list_root
+        );
+    }
+
+    /// A coinbase-only block on `parent` at `height` paying the payee of
+    /// `mn`, which it then applies to `mn`.
+    fn side_block(s: &NodeState, parent: Hash256, height: u64, mn: &mut MnState) -> Block {
+        let p = params();
+        let payments = mn.expected_payments(p, height);
+        let total: u64 = payments.iter().map(|o| o.value.units()).sum();
+        let mut outputs = vec![TxOut {
+            value: Amount::from_units(p.coinbase_subsidy(height).units() - total).unwrap(),
+            lock: crate::test_utils::Key::new(3).address.lock_script(),
+        }];
+        outputs.extend(payments);
+        let coinbase = rusty_shared_types::Transaction {
+            version: 1,
+            inputs: vec![],
+            outputs,
+            lock_time: 0,
+            payload: Some(rusty_shared_types::Payload::Coinbase(
+                rusty_shared_types::CoinbasePayload {
+                    height,
+                    extra: vec![height as u8],
+                },
+            )),
+        };
+        let txs = vec![coinbase];
+        let parent_entry = s.chain.entry(&parent).unwrap();
+        let mut header = rusty_shared_types::BlockHeader {
+            version: 1,
+            prev_hash: parent,
+            merkle_root: crate::validation::block_merkle_root(&txs),
+            state_root: Hash256::ZERO,
+            mn_list_root: Hash256::ZERO,
+            chainlock_hash: Hash256::ZERO,
+            time: parent_entry.header.time + 1,
+            bits: p.pow_limit_bits,
+            nonce: 0,
+        };
+        let block = Block {
+            header: header.clone(),
+            txs: txs.clone(),
+        };
+        let txids: Vec<Hash256> = txs.iter().map(|t| t.txid()).collect();
+        mn.apply_block(p, &block, &txids, Hash256::ZERO, height, &|_| None)
+            .unwrap();
+        header.mn_list_root = mn.list_root();
+        let target = crate::pow::target_from_compact(header.bits).unwrap();
+        crate::miner::solve(&mut header, &target, u64::MAX).unwrap();
+        Block { header, txs }
     }
 }
