@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test lint bench bench-connect bench-network bench-bls fmt
+.PHONY: deps build run test lint bench bench-connect bench-network bench-bls bench-chainlock fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -36,7 +36,7 @@ fmt:
 	cargo fmt --all
 
 ## Benchmarks (dev profile with optimised dependencies): all of them.
-bench: bench-connect bench-network bench-bls
+bench: bench-connect bench-network bench-bls bench-chainlock
 
 ## Block connection into RocksDB beside raw Ed25519 batch verification.
 bench-connect: deps
@@ -50,3 +50,7 @@ bench-network: deps
 ## BLS threshold recovery and aggregate verification beside raw blst.
 bench-bls: deps
 	cargo run --bin rusty-cli -- bench bls
+
+# ChainLock latency on a 1-miner, 6-masternode dev localnet.
+bench-chainlock: deps
+	cargo run --bin rusty-cli -- bench chainlock

@@ -93,6 +93,9 @@ pub enum Command {
     /// Mining on a running node.
     #[command(subcommand)]
     Mine(MineCommand),
+    /// Masternodes: operator keys, registration, status.
+    #[command(subcommand)]
+    Masternode(MasternodeCommand),
     /// Call any RPC method: `rusty-cli rpc getblockhash 0`. Parameters that
     /// parse as JSON are sent as JSON, others as strings.
     Rpc { method: String, params: Vec<String> },
@@ -146,6 +149,14 @@ pub struct NodeArgs {
     pub sync_writes: bool,
     #[command(flatten)]
     pub p2p: P2pArgs,
+    /// Run as a masternode: take part in DKGs and sign ChainLocks with the
+    /// operator key of --operator-key (needs P2P).
+    #[arg(long, requires = "operator_key", help_heading = "Masternode")]
+    pub masternode: bool,
+    /// File holding the operator's BLS secret key, 64 hex characters (from
+    /// `rusty-cli masternode genkey --out FILE`).
+    #[arg(long, value_name = "FILE", help_heading = "Masternode")]
+    pub operator_key: Option<PathBuf>,
 }
 
 /// Peer-to-peer flags of `node`.
@@ -187,6 +198,11 @@ pub struct LocalnetArgs {
     /// Miner threads per mining node.
     #[arg(long, default_value_t = 1)]
     pub mine_threads: usize,
+    /// The last N nodes run as masternodes: node 0 funds them, each
+    /// registers itself, and quorums form and ChainLock blocks on their own
+    /// (--nodes grows to fit N plus the miners).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub masternodes: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +218,54 @@ pub enum WalletCommand {
         #[arg(long, default_value_t = 10)]
         count: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasternodeCommand {
+    /// Generate a BLS operator key. With --out: write the secret key (hex) to
+    /// FILE, readable by its owner only, and print the public key; without:
+    /// print both as JSON {"secret", "public"}. Needs no running node.
+    Genkey {
+        /// Write the secret key here (an existing file is never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Register a masternode from the node's wallet (`protx register`): pays
+    /// the collateral to a new wallet address and prints the proTxHash.
+    Register(RegisterArgs),
+    /// This node's masternode (`masternode status`); the node must run with
+    /// --masternode.
+    Status,
+    /// Every registered masternode (`masternode list`).
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The operator's BLS public key (96 hex characters).
+    #[arg(
+        long,
+        value_name = "HEX",
+        required_unless_present = "operator_key",
+        conflicts_with = "operator_key"
+    )]
+    pub operator_pubkey: Option<String>,
+    /// Or the operator key file; its public key is registered.
+    #[arg(long, value_name = "FILE")]
+    pub operator_key: Option<PathBuf>,
+    /// Where other masternodes reach the operator's node: its public multiaddr
+    /// with peer id, e.g. /ip4/192.0.2.1/tcp/8433/p2p/12D3KooW… (see
+    /// `rusty-cli rpc getnetworkinfo`, localaddresses).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub service: String,
+    /// The operator's share of the masternode reward, in basis points (0 to
+    /// 10000).
+    #[arg(long, value_name = "BPS", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=10_000))]
+    pub reward: u16,
+    /// Pay rewards here [default: a new wallet address].
+    #[arg(long, value_name = "ADDRESS")]
+    pub payout: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +306,14 @@ pub enum BenchCommand {
         /// Transactions sent in the gossip phase.
         #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().gossip_txs)]
         gossip_txs: usize,
+    },
+    /// A dev localnet of 1 miner and 6 masternodes: forms a quorum, then
+    /// measures block arrival → verified ChainLock on every node (p50/p95),
+    /// beside the loopback TCP round trip measured in the same run.
+    Chainlock {
+        /// Blocks measured.
+        #[arg(long, default_value_t = rusty_core::clbench::ClBenchConfig::default().blocks)]
+        blocks: usize,
     },
     /// BLS threshold recovery (t = 3, 30, 240) and aggregate verification,
     /// each beside the raw blst operations it is made of.

@@ -8,7 +8,7 @@ use crate::args::{Command, GlobalArgs, MineCommand, WalletCommand};
 
 /// Connects as bitcoin-cli does: explicit user/password, else the cookie in
 /// the datadir.
-fn connect(g: &GlobalArgs) -> Result<RpcClient> {
+pub(crate) fn connect(g: &GlobalArgs) -> Result<RpcClient> {
     let network = g.network();
     let url = g
         .rpc_url
@@ -26,7 +26,7 @@ fn connect(g: &GlobalArgs) -> Result<RpcClient> {
     })
 }
 
-fn call(c: &RpcClient, method: &str, params: Value) -> Result<Value> {
+pub(crate) fn call(c: &RpcClient, method: &str, params: Value) -> Result<Value> {
     c.call(method, params).map_err(|e| match e {
         ClientError::Rpc { code, message } => anyhow::anyhow!("{message} (RPC error {code})"),
         other => anyhow::Error::new(other),
@@ -34,7 +34,7 @@ fn call(c: &RpcClient, method: &str, params: Value) -> Result<Value> {
 }
 
 /// Prints a result as bitcoin-cli does: strings bare, the rest as JSON.
-fn print(v: &Value) {
+pub(crate) fn print(v: &Value) {
     match v {
         Value::String(s) => println!("{s}"),
         Value::Null => {}
@@ -77,7 +77,7 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
             };
             print(&call(&c, "generatetoaddress", json!([n, address]))?);
         }
-        Command::Node(_) | Command::Bench(_) | Command::Localnet(_) => {
+        Command::Node(_) | Command::Bench(_) | Command::Localnet(_) | Command::Masternode(_) => {
             unreachable!("handled in main")
         }
     }

@@ -33,8 +33,17 @@ pub fn build_config(g: &GlobalArgs, a: &LocalnetArgs) -> Result<LocalNetConfig> 
             a.nodes
         );
     }
-    let mut c = LocalNetConfig::new(base_dir(g), a.nodes);
+    let nodes = if a.masternodes > a.nodes {
+        a.masternodes.saturating_add(a.miners)
+    } else {
+        a.nodes
+    };
+    if a.masternodes > 0 && a.miners == 0 {
+        anyhow::bail!("--masternodes needs a miner to fund them: use --miners 1 or more");
+    }
+    let mut c = LocalNetConfig::new(base_dir(g), nodes);
     c.miners = a.miners;
+    c.masternodes = a.masternodes;
     c.mine_threads = a.mine_threads.max(1);
     if a.base_port != 0 {
         // RPC on base..base+99, P2P on base+100..: the two ranges must
@@ -45,10 +54,10 @@ pub fn build_config(g: &GlobalArgs, a: &LocalnetArgs) -> Result<LocalNetConfig> 
             .and_then(|n| a.base_port.checked_add(P2P_PORT_OFFSET)?.checked_add(n - 1));
         if last.is_none() {
             anyhow::bail!(
-                "--base-port {} with --nodes {} needs ports past 65535 or more than {P2P_PORT_OFFSET} nodes; \
+                "--base-port {} with {} nodes needs ports past 65535 or more than {P2P_PORT_OFFSET} nodes; \
                  use a lower --base-port, fewer nodes, or --base-port 0 for free ports",
                 a.base_port,
-                a.nodes
+                nodes
             );
         }
         c.rpc_base_port = Some(a.base_port);
@@ -65,10 +74,11 @@ pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
         let net = LocalNet::start(config).await?;
         for i in 0..net.len() {
             let peer = net.peer_id(i).map(|p| p.to_string()).unwrap_or_default();
-            let role = if i < net.config().miners {
-                "  mining"
-            } else {
-                ""
+            let role = match (i < net.config().miners, net.config().is_masternode(i)) {
+                (true, true) => "  mining, masternode",
+                (true, false) => "  mining",
+                (false, true) => "  masternode",
+                (false, false) => "",
             };
             println!(
                 "node{i}  {}  cookie {}  peer {peer}{role}",
@@ -86,10 +96,58 @@ pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
             net.config().node_dir(0).display(),
             net.rpc_url(0)
         );
-        wait_for_signal(net.stopped_by_rpc()).await;
+        if net.config().masternodes > 0 {
+            println!(
+                "Registering {} masternodes (node 0 funds them once its coins mature); \
+                 watch with: rusty-cli --dev --datadir {} --rpc-url {} rpc masternode count",
+                net.config().masternodes,
+                net.config().node_dir(0).display(),
+                net.rpc_url(0)
+            );
+        }
+        {
+            let setup = register_masternodes(&net);
+            tokio::pin!(setup);
+            let stopped = wait_for_signal(net.stopped_by_rpc());
+            tokio::pin!(stopped);
+            tokio::select! {
+                _ = &mut stopped => {}
+                _ = &mut setup => stopped.await,
+            }
+        }
         net.shutdown().await;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// Funds and registers the masternodes as blocks come in, until all are
+/// in the list (or the setup fails, which is logged and ends it).
+async fn register_masternodes(net: &LocalNet) {
+    let want = net.config().masternodes;
+    if want == 0 {
+        return;
+    }
+    let mut setup = rusty_core::localnet::MasternodeSetup::default();
+    let mut last = 0;
+    loop {
+        match setup.step(net).await {
+            Ok(n) if n >= want => {
+                println!("all {want} masternodes registered; quorums form every 24 blocks");
+                return;
+            }
+            Ok(n) => {
+                if n != last {
+                    println!("{n} of {want} masternodes registered");
+                    last = n;
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "localnet", err = %e, "masternode setup failed");
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +163,34 @@ mod tests {
             Command::Localnet(a) => build_config(&cli.global, a),
             _ => anyhow::bail!("not a localnet command"),
         }
+    }
+
+    #[test]
+    fn masternodes_are_the_last_nodes() {
+        let c = config_for(&["rusty-cli", "localnet", "--masternodes", "6"]).unwrap();
+        assert_eq!((c.nodes, c.miners, c.masternodes), (7, 1, 6));
+        assert!(!c.is_masternode(0));
+        assert!((1..7).all(|i| c.is_masternode(i)));
+        let c = config_for(&[
+            "rusty-cli",
+            "localnet",
+            "--nodes",
+            "8",
+            "--masternodes",
+            "6",
+        ])
+        .unwrap();
+        assert_eq!(c.nodes, 8);
+        assert!(!c.is_masternode(1) && c.is_masternode(2));
+        assert!(config_for(&[
+            "rusty-cli",
+            "localnet",
+            "--masternodes",
+            "2",
+            "--miners",
+            "0"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod args;
 mod client;
 mod localnet;
+mod masternode;
 mod node;
 
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Command::Node(n) => node::run(&cli.global, n),
         Command::Bench(b) => node::bench(b),
         Command::Localnet(l) => localnet::run(&cli.global, l),
+        Command::Masternode(m) => masternode::run(&cli.global, m),
         other => client::run(&cli.global, other),
     };
     match result {

@@ -3,7 +3,10 @@
 use std::{future::Future, net::SocketAddr, path::Path};
 
 use anyhow::{Context, Result};
-use rusty_core::node::{Node, NodeConfig};
+use rusty_core::{
+    llmq::Operator,
+    node::{Node, NodeConfig},
+};
 use rusty_network::{Multiaddr, NetworkConfig};
 use rusty_shared_types::{Address, Network};
 
@@ -36,6 +39,7 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     };
     let mut c = NodeConfig::new(network, dir);
     c.p2p = p2p_config(network, &c.data_dir, &a.p2p, &file)?;
+    c.masternode = masternode_config(a, &file, c.p2p.is_some())?;
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
     }
@@ -74,6 +78,40 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     c.mempool_max_bytes = mempool_mb.saturating_mul(1 << 20);
     c.db.sync_writes = a.sync_writes || file.sync_writes.unwrap_or(false);
     Ok(c)
+}
+
+/// The operator identity: `--masternode --operator-key FILE` (clap makes
+/// the flag need the key) or `masternode = true` with `operator_key`.
+fn masternode_config(a: &NodeArgs, file: &FileConfig, p2p: bool) -> Result<Option<Operator>> {
+    let on = a.masternode || file.masternode == Some(true);
+    let path = a.operator_key.clone().or_else(|| file.operator_key.clone());
+    let Some(path) = path else {
+        if on {
+            anyhow::bail!(
+                "masternode = true needs the operator key: --operator-key FILE or \
+                 operator_key = \"FILE\" (make one with `rusty-cli masternode genkey --out FILE`)"
+            );
+        }
+        return Ok(None);
+    };
+    if !on {
+        // `masternode = false` in the file switches a configured key off.
+        if file.masternode == Some(false) && a.operator_key.is_none() {
+            return Ok(None);
+        }
+        anyhow::bail!(
+            "an operator key is given (--operator-key or operator_key) but the node is not a \
+             masternode: add --masternode (or masternode = true)"
+        );
+    }
+    let key = crate::masternode::read_operator_key(&path)?;
+    if !p2p {
+        anyhow::bail!(
+            "--masternode needs P2P networking to reach the other quorum members: drop \
+             --no-network (or p2p = false)"
+        );
+    }
+    Ok(Some(Operator { key }))
 }
 
 /// The network settings: defaults for the network (both transports on all
@@ -154,6 +192,10 @@ pub struct FileConfig {
     pub bootnodes: Option<Vec<String>>,
     pub max_peers: Option<usize>,
     pub mdns: Option<bool>,
+    /// Run as a masternode (with `operator_key`).
+    pub masternode: Option<bool>,
+    /// The operator key file (as `--operator-key`).
+    pub operator_key: Option<std::path::PathBuf>,
 }
 
 impl FileConfig {
@@ -264,6 +306,21 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
                 .context("creating a temporary directory")?;
             let report =
                 runtime()?.block_on(rusty_core::netbench::run_network_bench(cfg, dir.path()))?;
+            println!("{report}");
+            Ok(())
+        }
+        BenchCommand::Chainlock { blocks } => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                init_logging();
+            }
+            let cfg = rusty_core::clbench::ClBenchConfig {
+                blocks: *blocks,
+                ..Default::default()
+            };
+            let dir = rusty_core::bench::TempDir::new("clbench")
+                .context("creating a temporary directory")?;
+            let report =
+                runtime()?.block_on(rusty_core::clbench::run_chainlock_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())
         }
@@ -490,6 +547,80 @@ mod tests {
         );
         assert!(FileConfig::parse("listen = \"/ip4/0.0.0.0/tcp/1\"\n").is_err());
         assert!(FileConfig::parse("bootnode = []\n").is_err());
+    }
+
+    #[test]
+    fn masternode_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let key = rusty_crypto::bls::SecretKey::generate(&mut rand::rngs::OsRng);
+        let key_path = dir.path().join("operator.key");
+        std::fs::write(&key_path, format!("{}\n", hex::encode(key.to_bytes()))).unwrap();
+        let k = key_path.to_str().unwrap();
+
+        let c = config_for(&["rusty-cli", "--datadir", d, "node"]).unwrap();
+        assert!(c.masternode.is_none());
+        let c = config_for(&[
+            "rusty-cli",
+            "--datadir",
+            d,
+            "node",
+            "--masternode",
+            "--operator-key",
+            k,
+        ])
+        .unwrap();
+        let op = c.masternode.expect("operator");
+        assert_eq!(op.key.to_bytes(), key.to_bytes());
+
+        // clap: --masternode needs --operator-key.
+        let e = Cli::try_parse_from(["rusty-cli", "node", "--masternode"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--operator-key"), "{e}");
+
+        let err = |args: &[&str]| {
+            let mut all = vec!["rusty-cli", "--datadir", d, "node"];
+            all.extend(args);
+            format!("{:#}", config_for(&all).expect_err("invalid"))
+        };
+        let bad = dir.path().join("bad.key");
+        std::fs::write(&bad, "not a key").unwrap();
+        let b = bad.to_str().unwrap();
+        let e = err(&["--masternode", "--operator-key", b]);
+        assert!(e.contains(b) && e.contains("64 hex"), "{e}");
+        let missing = dir.path().join("missing.key");
+        let m = missing.to_str().unwrap();
+        let e = err(&["--masternode", "--operator-key", m]);
+        assert!(e.contains(m), "{e}");
+        let e = err(&["--operator-key", k]);
+        assert!(e.contains("--masternode"), "{e}");
+        let e = err(&["--masternode", "--operator-key", k, "--no-network"]);
+        assert!(e.contains("P2P"), "{e}");
+
+        // The same from the file.
+        let conf = dir.path().join("mn.toml");
+        std::fs::write(
+            &conf,
+            format!("masternode = true\noperator_key = {:?}\n", k),
+        )
+        .unwrap();
+        let p = conf.to_str().unwrap();
+        let c = config_for(&["rusty-cli", "--datadir", d, "node", "--config", p]).unwrap();
+        assert!(c.masternode.is_some());
+        std::fs::write(&conf, "masternode = true\n").unwrap();
+        let e = err(&["--config", p]);
+        assert!(e.contains("operator_key"), "{e}");
+        // The file's key with the flag.
+        std::fs::write(&conf, format!("operator_key = {:?}\n", k)).unwrap();
+        assert!(config_for(&["rusty-cli", "--datadir", d, "node", "--config", p]).is_err());
+        // masternode = false switches a configured key off.
+        std::fs::write(
+            &conf,
+            format!("masternode = false\noperator_key = {:?}\n", k),
+        )
+        .unwrap();
+        let c = config_for(&["rusty-cli", "--datadir", d, "node", "--config", p]).unwrap();
+        assert!(c.masternode.is_none());
     }
 
     #[test]

@@ -112,7 +112,11 @@ impl fmt::Display for ClBenchReport {
             "  loopback TCP round trip: {:>8.3} ms (yardstick, 100-byte ping-pong, median of 1000)",
             ms(self.tcp_rtt)
         )?;
-        writeln!(f, "  DKG (quorum block → final commitment): {:.0} ms", ms(self.dkg))?;
+        writeln!(
+            f,
+            "  DKG (quorum block → final commitment): {:.0} ms",
+            ms(self.dkg)
+        )?;
         for (name, p) in [
             ("per node (arrival → lock)", &self.per_node),
             ("every node (block → last lock)", &self.every_node),
@@ -127,7 +131,11 @@ impl fmt::Display for ClBenchReport {
                 ratio(p.p50)
             )?;
         }
-        write!(f, "  blocks without a ChainLock on every node within 10 s: {}", self.missed)
+        write!(
+            f,
+            "  blocks without a ChainLock on every node within 10 s: {}",
+            self.missed
+        )
     }
 }
 
@@ -156,7 +164,7 @@ async fn mine(net: &LocalNet, count: u64) -> Result<Hash256, BenchError> {
         .await
         .map_err(|_| setup("chain service stopped"))?
         .ok_or_else(|| setup("node 0 has no wallet"))?
-        .map_err(|e| setup(e))?;
+        .map_err(setup)?;
     let hashes = handle
         .call(move |s| s.generate(count, &addr, u64::MAX, crate::now()))
         .await

@@ -708,7 +708,7 @@ impl MnState {
             return Err(MnError::MissingCommitment(open.quorum_hash));
         }
         let interval = params.masternode.quorum_interval.max(1);
-        if height > 0 && height % interval == 0 {
+        if height > 0 && height.is_multiple_of(interval) {
             let members = self.select_members(params, &hash);
             if !members.is_empty() {
                 self.save_quorums(undo);
@@ -1102,6 +1102,7 @@ impl Decode for MnUndo {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use rusty_crypto::bls;
     use rusty_shared_types::{Amount, Block, Hash256, Network, TxOut};
@@ -1148,7 +1149,10 @@ mod tests {
     }
 
     /// A template on the tip, altered by `edit`, solved and submitted.
-    fn submit_edited(s: &mut NodeState, edit: impl FnOnce(&mut Block)) -> std::result::Result<(), ChainError> {
+    fn submit_edited(
+        s: &mut NodeState,
+        edit: impl FnOnce(&mut Block),
+    ) -> std::result::Result<(), ChainError> {
         let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
         let t = s.block_template(&addr.lock_script(), NOW, Vec::new());
         let mut block = t.block;
@@ -1165,7 +1169,12 @@ mod tests {
         let state = s.chain.mn().clone();
         rusty_shared_types::arbitrary::assert_round_trip(&state);
         let tip = s.chain.tip();
-        let undo = s.chain.db().get::<crate::tables::MnUndoTable>(&tip).unwrap().unwrap();
+        let undo = s
+            .chain
+            .db()
+            .get::<crate::tables::MnUndoTable>(&tip)
+            .unwrap()
+            .unwrap();
         assert!(!undo.entries.is_empty());
         rusty_shared_types::arbitrary::assert_round_trip(&undo);
     }

@@ -227,6 +227,7 @@ impl Node {
             mine_threads: config.mine_threads,
             wallet_fee_rate: config.wallet_fee_rate,
             p2p: p2p.as_ref().map(|(h, _)| h.clone()),
+            operator: config.masternode.clone(),
         };
         let rpc_config = RpcConfig {
             bind: config.rpc_bind,

@@ -67,6 +67,9 @@ pub enum DkgError {
     Duplicate,
 }
 
+/// Shares a member revealed in its justification: `(accuser, share)`.
+type Revealed = Vec<(u16, [u8; 32])>;
+
 /// A member's received contribution and what we learned from it.
 #[derive(Debug, Clone)]
 struct Received {
@@ -91,7 +94,7 @@ pub struct DkgSession {
     phase: Phase,
     contributions: Vec<Option<Received>>,
     complaints: Vec<Option<BitSet>>,
-    justifications: Vec<Option<Vec<(u16, [u8; 32])>>>,
+    justifications: Vec<Option<Revealed>>,
     prematures: Vec<Option<DkgBody>>,
     /// Our own message per phase (re-sent until acknowledged).
     own: BTreeMap<u8, DkgMessage>,
@@ -474,13 +477,10 @@ impl DkgSession {
                 }
             }
             let mine = c.share.clone().or(revealed_for_me);
-            match (ok, mine) {
-                (true, Some(share)) => {
-                    *slot = true;
-                    my_shares.push(share);
-                    vvecs.push(c.vvec.clone());
-                }
-                _ => {}
+            if let (true, Some(share)) = (ok, mine) {
+                *slot = true;
+                my_shares.push(share);
+                vvecs.push(c.vvec.clone());
             }
         }
         if valid.iter().filter(|v| **v).count() < self.threshold {

@@ -22,7 +22,20 @@ fn wallet_mut(s: &mut NodeState) -> Result<&mut Wallet, ErrorObjectOwned> {
     s.wallet.as_mut().ok_or_else(no_wallet)
 }
 
-fn address_error(e: AddressError) -> ErrorObjectOwned {
+/// Maps a failed wallet payment (also masternode special transactions) to
+/// Bitcoin Core's codes.
+pub(super) fn send_error(e: SendError) -> ErrorObjectOwned {
+    match e {
+        SendError::NoWallet => no_wallet(),
+        SendError::Wallet(w @ WalletError::InsufficientFunds { .. }) => {
+            rpc_error(codes::WALLET_INSUFFICIENT_FUNDS, w.to_string())
+        }
+        SendError::Wallet(w) => rpc_error(codes::WALLET_ERROR, w.to_string()),
+        SendError::Rejected(r) => super::rawtx::rejection_error(&r),
+    }
+}
+
+pub(super) fn address_error(e: AddressError) -> ErrorObjectOwned {
     rpc_error(
         codes::INVALID_ADDRESS_OR_KEY,
         format!("Invalid address: {e}"),
@@ -126,14 +139,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         ctx.with_state(move |s| {
             s.send_to_address(&address, amount, fee_rate, crate::now())
                 .map(|txid| json!(txid.to_string()))
-                .map_err(|e| match e {
-                    SendError::NoWallet => no_wallet(),
-                    SendError::Wallet(w @ WalletError::InsufficientFunds { .. }) => {
-                        rpc_error(codes::WALLET_INSUFFICIENT_FUNDS, w.to_string())
-                    }
-                    SendError::Wallet(w) => rpc_error(codes::WALLET_ERROR, w.to_string()),
-                    SendError::Rejected(r) => super::rawtx::rejection_error(&r),
-                })
+                .map_err(send_error)
         })
         .await?
     });
