@@ -13,8 +13,11 @@ use rusty_shared_types::{Address, Network};
 use crate::args::{BenchCommand, GlobalArgs, NodeArgs, P2pArgs};
 
 pub(crate) fn init_logging() {
+    // gossipsub warns about our own duplicate publishes (a ChainLock two
+    // nodes recovered at once): noise for operators, so errors only unless
+    // RUST_LOG asks.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

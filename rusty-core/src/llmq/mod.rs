@@ -47,8 +47,10 @@ use crate::{
 
 /// Re-send unacknowledged DKG messages this often.
 const RESEND_EVERY: Duration = Duration::from_millis(1000);
-/// DKG messages kept for sessions that have not started here yet.
+/// DKG messages kept for sessions that have not started here yet…
 const MAX_EARLY_MESSAGES: usize = 1024;
+/// …and per sender (one per phase of two overlapping DKGs).
+const MAX_EARLY_PER_SENDER: usize = 8;
 /// Signature-share sets kept (by height), oldest dropped first.
 const MAX_SHARE_SETS: usize = 64;
 
@@ -459,8 +461,35 @@ impl LlmqService {
         };
         let quorum = dkg_msg.quorum_hash;
         let Some(session) = self.sessions.get_mut(&quorum) else {
-            // The DKG may not have started here yet (our block lags).
-            if self.early.len() < MAX_EARLY_MESSAGES && !self.early.contains(&dkg_msg) {
+            // The DKG may not have started here yet (our block lags): keep
+            // the message if a registered masternode signed it, a few per
+            // sender.
+            let sender = dkg_msg.sender;
+            let key = self
+                .chain
+                .call(move |s: &mut NodeState| s.chain.mn().get(&sender).map(|e| e.operator_key))
+                .await
+                .ok()
+                .flatten();
+            let signed = key.is_some_and(|k| {
+                let (Ok(pk), Ok(sig)) = (
+                    bls::PublicKey::from_bytes(&k),
+                    bls::Signature::from_bytes(&dkg_msg.signature),
+                ) else {
+                    return false;
+                };
+                sig.verify(&dkg_msg.signing_hash().0, &pk)
+            });
+            if !signed {
+                // Unknown sender, or a DKG that is over: no blame, the
+                // sender may be ahead of or behind us.
+                return DirectAck::Rejected;
+            }
+            let from_sender = self.early.iter().filter(|m| m.sender == sender).count();
+            if self.early.contains(&dkg_msg) {
+                return DirectAck::Duplicate;
+            }
+            if self.early.len() < MAX_EARLY_MESSAGES && from_sender < MAX_EARLY_PER_SENDER {
                 self.early.push(dkg_msg);
                 return DirectAck::Accepted;
             }
@@ -681,7 +710,7 @@ impl LlmqService {
                     block_hash,
                     at: Instant::now(),
                 });
-                info!(target: "llmq", height, block = %block_hash, local, "ChainLock");
+                debug!(target: "llmq", height, block = %block_hash, local, "ChainLock");
                 Ok(Acceptance::Accept)
             }
             Ok(Ok(false)) => Ok(Acceptance::Ignore),
