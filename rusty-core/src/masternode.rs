@@ -18,8 +18,8 @@ use rusty_crypto::bls;
 use rusty_shared_types::{
     encoding::{write_bytes, write_option, write_vec, DecodeResult, Reader},
     masternode::{
-        inputs_hash, protx_sig_hash, quorum_sign_hash, BlsPublicKeyBytes, ProRegister,
-        MAX_OPERATOR_REWARD_BPS, MAX_PAYOUT_SCRIPT, MAX_QUORUM_SIZE, MAX_SERVICE_LEN,
+        inputs_hash, protx_sig_hash, quorum_sign_hash, BlsPublicKeyBytes, OperatorSigned,
+        ProRegister, MAX_OPERATOR_REWARD_BPS, MAX_PAYOUT_SCRIPT, MAX_QUORUM_SIZE, MAX_SERVICE_LEN,
     },
     Amount, BitSet, Block, ChainLock, ChainParams, Decode, Domain, Encode, Hash256, OutPoint,
     Payload, QuorumCommitment, Script, Transaction, TxOut,
@@ -401,15 +401,7 @@ impl MnState {
             Payload::ProRegister(reg) => self.check_register(params, tx, txid, reg, height)?,
             Payload::ProUpdateService(up) => {
                 let mut e = self.known(&up.pro_tx_hash)?.clone();
-                let mut unsigned = Vec::new();
-                up.encode_unsigned(&mut unsigned);
-                check_operator_sig(
-                    &e.operator_key,
-                    payload.tag(),
-                    &unsigned,
-                    &inputs,
-                    &up.signature,
-                )?;
+                check_operator_sig(&e.operator_key, up, &inputs)?;
                 check_service(&up.service)?;
                 self.check_unique_service(&up.service, &up.pro_tx_hash)?;
                 if let Some(s) = &up.operator_payout {
@@ -450,15 +442,7 @@ impl MnState {
             }
             Payload::ProRevoke(rev) => {
                 let mut e = self.known(&rev.pro_tx_hash)?.clone();
-                let mut unsigned = Vec::new();
-                rev.encode_unsigned(&mut unsigned);
-                check_operator_sig(
-                    &e.operator_key,
-                    payload.tag(),
-                    &unsigned,
-                    &inputs,
-                    &rev.signature,
-                )?;
+                check_operator_sig(&e.operator_key, rev, &inputs)?;
                 e.revoked = true;
                 e.pose_ban_height.get_or_insert(height);
                 e
@@ -838,17 +822,14 @@ pub fn member_commitment_message(hash: &Hash256, pro_tx_hash: &Hash256) -> Hash2
     Hash256::domain_hash(Domain::QuorumCommitment, &buf)
 }
 
-fn check_operator_sig(
+fn check_operator_sig<P: OperatorSigned>(
     key: &BlsPublicKeyBytes,
-    tag: u8,
-    unsigned: &[u8],
+    payload: &P,
     inputs: &Hash256,
-    sig: &[u8; 96],
 ) -> Result<()> {
     let pk = bls::PublicKey::from_bytes(key).map_err(|_| MnError::BadOperatorKey)?;
-    let sig = bls::Signature::from_bytes(sig).map_err(|_| MnError::BadSignature)?;
-    let msg = protx_sig_hash(tag, unsigned, inputs);
-    if sig.verify(&msg.0, &pk) {
+    let sig = bls::Signature::from_bytes(payload.signature()).map_err(|_| MnError::BadSignature)?;
+    if sig.verify(&payload.sig_hash(inputs).0, &pk) {
         Ok(())
     } else {
         Err(MnError::BadSignature)

@@ -611,29 +611,13 @@ impl NodeState {
         fee_rate: u64,
         now: u64,
     ) -> Result<Hash256, SendError> {
-        let fee_only = self.fee_output()?;
-        self.send_special(
-            fee_only,
-            |inputs| {
-                let mut up = rusty_shared_types::masternode::ProUpdateService {
-                    pro_tx_hash,
-                    service,
-                    operator_payout: None,
-                    signature: [0; 96],
-                };
-                let mut unsigned = Vec::new();
-                up.encode_unsigned(&mut unsigned);
-                let msg = rusty_shared_types::masternode::protx_sig_hash(
-                    2,
-                    &unsigned,
-                    &rusty_shared_types::masternode::inputs_hash(inputs),
-                );
-                up.signature = operator.sign(&msg.0).to_bytes();
-                Some(Payload::ProUpdateService(up))
-            },
-            fee_rate,
-            now,
-        )
+        let update = rusty_shared_types::masternode::ProUpdateService {
+            pro_tx_hash,
+            service,
+            operator_payout: None,
+            signature: [0; 96],
+        };
+        self.send_operator_signed(update, operator, fee_rate, now)
     }
 
     /// Revokes a masternode's service, signed with its operator key.
@@ -645,24 +629,31 @@ impl NodeState {
         fee_rate: u64,
         now: u64,
     ) -> Result<Hash256, SendError> {
+        let revoke = rusty_shared_types::masternode::ProRevoke {
+            pro_tx_hash,
+            reason,
+            signature: [0; 96],
+        };
+        self.send_operator_signed(revoke, operator, fee_rate, now)
+    }
+
+    /// Sends `payload` signed by `operator` over the inputs the wallet
+    /// picks to pay the fee.
+    fn send_operator_signed<P: rusty_shared_types::masternode::OperatorSigned>(
+        &mut self,
+        mut payload: P,
+        operator: &rusty_crypto::bls::SecretKey,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Hash256, SendError> {
         let fee_only = self.fee_output()?;
         self.send_special(
             fee_only,
             |inputs| {
-                let mut rev = rusty_shared_types::masternode::ProRevoke {
-                    pro_tx_hash,
-                    reason,
-                    signature: [0; 96],
-                };
-                let mut unsigned = Vec::new();
-                rev.encode_unsigned(&mut unsigned);
-                let msg = rusty_shared_types::masternode::protx_sig_hash(
-                    4,
-                    &unsigned,
-                    &rusty_shared_types::masternode::inputs_hash(inputs),
-                );
-                rev.signature = operator.sign(&msg.0).to_bytes();
-                Some(Payload::ProRevoke(rev))
+                let hash = rusty_shared_types::masternode::inputs_hash(inputs);
+                let sig = operator.sign(&payload.sig_hash(&hash).0).to_bytes();
+                payload.set_signature(sig);
+                Some(payload.into_payload())
             },
             fee_rate,
             now,

@@ -473,6 +473,57 @@ pub fn protx_sig_hash(kind: u8, unsigned_payload: &[u8], inputs_hash: &Hash256) 
     Hash256::domain_hash(Domain::ProTxSig, &buf)
 }
 
+/// A special-transaction payload signed by the masternode's operator key
+/// (BLS) over [`protx_sig_hash`].
+pub trait OperatorSigned: Sized {
+    /// The payload tag.
+    const TAG: u8;
+    /// The encoding without the signature.
+    fn encode_unsigned(&self, out: &mut Vec<u8>);
+    fn signature(&self) -> &BlsSignatureBytes;
+    fn set_signature(&mut self, signature: BlsSignatureBytes);
+    fn into_payload(self) -> crate::Payload;
+
+    /// What the operator signs, in a transaction with these inputs.
+    fn sig_hash(&self, inputs_hash: &Hash256) -> Hash256 {
+        let mut unsigned = Vec::new();
+        self.encode_unsigned(&mut unsigned);
+        protx_sig_hash(Self::TAG, &unsigned, inputs_hash)
+    }
+}
+
+impl OperatorSigned for ProUpdateService {
+    const TAG: u8 = 2;
+    fn encode_unsigned(&self, out: &mut Vec<u8>) {
+        ProUpdateService::encode_unsigned(self, out)
+    }
+    fn signature(&self) -> &BlsSignatureBytes {
+        &self.signature
+    }
+    fn set_signature(&mut self, signature: BlsSignatureBytes) {
+        self.signature = signature;
+    }
+    fn into_payload(self) -> crate::Payload {
+        crate::Payload::ProUpdateService(self)
+    }
+}
+
+impl OperatorSigned for ProRevoke {
+    const TAG: u8 = 4;
+    fn encode_unsigned(&self, out: &mut Vec<u8>) {
+        ProRevoke::encode_unsigned(self, out)
+    }
+    fn signature(&self) -> &BlsSignatureBytes {
+        &self.signature
+    }
+    fn set_signature(&mut self, signature: BlsSignatureBytes) {
+        self.signature = signature;
+    }
+    fn into_payload(self) -> crate::Payload {
+        crate::Payload::ProRevoke(self)
+    }
+}
+
 /// Hash of a transaction's input outpoints (what [`protx_sig_hash`] binds to).
 pub fn inputs_hash(inputs: &[crate::TxIn]) -> Hash256 {
     let mut buf = Vec::with_capacity(inputs.len() * 36);
