@@ -1179,6 +1179,70 @@ mod tests {
     }
 
     #[test]
+    fn repeated_dkg_misses_ban_and_participation_forgives() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, pros, _) = with_masternodes(dir.path(), 3);
+        let mut mn = s.chain.mn().clone();
+        let p = params();
+        let members: Vec<(Hash256, [u8; 48])> = pros
+            .iter()
+            .map(|h| (*h, mn.get(h).unwrap().operator_key))
+            .collect();
+        // Member 2 misses three DKGs in a row; members 0 and 1 take part.
+        for round in 0..3u64 {
+            let q = Hash256([round as u8 + 1; 32]);
+            mn.pending.push(PendingDkg {
+                quorum_hash: q,
+                quorum_height: 24 * (round + 1),
+                members: members.clone(),
+            });
+            let qc = QuorumCommitment {
+                quorum_hash: q,
+                quorum_height: 24 * (round + 1),
+                signers: BitSet::from_bools(&[true, true, false]),
+                valid_members: BitSet::from_bools(&[true, true, false]),
+                quorum_vvec: vec![[0; 48]; p.masternode.quorum_threshold],
+                quorum_sig: [0; 96],
+                members_sig: [0; 96],
+            };
+            let mut undo = MnUndo::default();
+            mn.apply_commitment(p, &qc, 24 * (round + 1) + 5, &mut undo);
+            let missed = mn.get(&pros[2]).unwrap();
+            let expected = p.masternode.pose_miss_penalty * (round as u32 + 1);
+            assert_eq!(missed.pose_penalty, expected);
+            assert_eq!(
+                missed.pose_ban_height.is_some(),
+                expected >= p.masternode.pose_ban_threshold
+            );
+            assert_eq!(mn.get(&pros[0]).unwrap().pose_penalty, 0);
+        }
+        assert!(
+            !mn.get(&pros[2]).unwrap().is_valid(),
+            "banned after three misses"
+        );
+        assert!(mn.next_payee().unwrap().pro_tx_hash != pros[2]);
+        assert!(mn
+            .select_members(p, &Hash256([9; 32]))
+            .iter()
+            .all(|(h, _)| *h != pros[2]));
+        // A null commitment penalises nobody.
+        let before = mn.get(&pros[0]).unwrap().pose_penalty;
+        mn.pending.push(PendingDkg {
+            quorum_hash: Hash256([7; 32]),
+            quorum_height: 96,
+            members: members.clone(),
+        });
+        let mut undo = MnUndo::default();
+        mn.apply_commitment(
+            p,
+            &QuorumCommitment::null(Hash256([7; 32]), 96, 3),
+            100,
+            &mut undo,
+        );
+        assert_eq!(mn.get(&pros[0]).unwrap().pose_penalty, before);
+    }
+
+    #[test]
     fn payee_order_and_reward_split_are_enforced() {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, pros, _) = with_masternodes(dir.path(), 3);
