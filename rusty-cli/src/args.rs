@@ -307,7 +307,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().gossip_txs)]
         gossip_txs: usize,
     },
-    /// A dev localnet of 1 miner and 6 masternodes: forms a quorum, then
+    /// BLS threshold recovery and aggregate verification beside raw blst,
+    /// then a dev localnet of 1 miner and 6 masternodes: forms a quorum and
     /// measures block arrival → verified ChainLock on every node (p50/p95),
     /// beside the loopback TCP round trip measured in the same run.
     Chainlock {

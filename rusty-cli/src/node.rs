@@ -320,6 +320,9 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
                 blocks: *blocks,
                 ..Default::default()
             };
+            // The quorum arithmetic first, beside raw blst, in the same run.
+            let bls = rusty_crypto::bls_bench::run_bls_bench(&[3, 30, 240], &[50, 400], 10)?;
+            println!("{bls}");
             let dir = rusty_core::bench::TempDir::new("clbench")
                 .context("creating a temporary directory")?;
             let report =
