@@ -158,6 +158,7 @@ pub fn spawn(
         view: view.clone(),
         chainlocks: cl_tx.clone(),
         public_shares: HashMap::new(),
+        pending_chainlock: None,
     };
     let task = tokio::spawn(service.run(input_rx, acks_rx));
     (
@@ -218,6 +219,8 @@ struct LlmqService {
     chainlocks: broadcast::Sender<ChainLockEvent>,
     /// Public key shares of quorum members, by quorum.
     public_shares: HashMap<Hash256, Vec<Option<bls::PublicKey>>>,
+    /// The highest ChainLock received for a height above our tip.
+    pending_chainlock: Option<ChainLock>,
 }
 
 impl LlmqService {
@@ -316,6 +319,12 @@ impl LlmqService {
             .retain(|q, _| tip.pending.iter().any(|d| &d.quorum_hash == q));
         self.advance_all(tip.height).await;
         self.sign_tip(&tip).await;
+        // A ChainLock that arrived before its block: judge it now.
+        if let Some(cl) = self.pending_chainlock.take_if(|cl| cl.height <= tip.height) {
+            if let Err(e) = self.on_chainlock(cl, false).await {
+                debug!(target: "llmq", err = %e, "a ChainLock received early did not verify");
+            }
+        }
         self.publish_view();
     }
 
@@ -698,8 +707,33 @@ impl LlmqService {
         let block_hash = cl.block_hash;
         let result = self
             .chain
-            .call(move |s: &mut NodeState| s.apply_chainlock(cl))
-            .await;
+            .call(move |s: &mut NodeState| {
+                // Above our tip we may not know the quorums that sign that
+                // height yet: judging it now could blame an honest peer.
+                if cl.height > s.chain.height() {
+                    return Err(Box::new(cl));
+                }
+                Ok(s.apply_chainlock(cl))
+            })
+            .await
+            .map(|r| match r {
+                Ok(verdict) => Some(verdict),
+                Err(cl) => {
+                    if self
+                        .pending_chainlock
+                        .as_ref()
+                        .is_none_or(|p| p.height < cl.height)
+                    {
+                        self.pending_chainlock = Some(*cl);
+                    }
+                    None
+                }
+            });
+        let result = match result {
+            Ok(Some(verdict)) => Ok(verdict),
+            Ok(None) => return Ok(Acceptance::Ignore),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(Ok(true)) => {
                 if let Some(set) = self.share_sets.get_mut(&(height, block_hash)) {
