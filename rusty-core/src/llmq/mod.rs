@@ -51,6 +51,10 @@ const RESEND_EVERY: Duration = Duration::from_millis(1000);
 const MAX_EARLY_MESSAGES: usize = 1024;
 /// …and per sender (one per phase of two overlapping DKGs).
 const MAX_EARLY_PER_SENDER: usize = 8;
+/// ChainLocks held for heights above the tip: at most this far ahead…
+const MAX_CHAINLOCK_AHEAD: u64 = 8;
+/// …and at most this many.
+const MAX_PENDING_CHAINLOCKS: usize = 32;
 /// Signature-share sets kept (by height), oldest dropped first.
 const MAX_SHARE_SETS: usize = 64;
 
@@ -158,7 +162,7 @@ pub fn spawn(
         view: view.clone(),
         chainlocks: cl_tx.clone(),
         public_shares: HashMap::new(),
-        pending_chainlock: None,
+        pending_chainlocks: Vec::new(),
     };
     let task = tokio::spawn(service.run(input_rx, acks_rx));
     (
@@ -219,8 +223,9 @@ struct LlmqService {
     chainlocks: broadcast::Sender<ChainLockEvent>,
     /// Public key shares of quorum members, by quorum.
     public_shares: HashMap<Hash256, Vec<Option<bls::PublicKey>>>,
-    /// The highest ChainLock received for a height above our tip.
-    pending_chainlock: Option<ChainLock>,
+    /// ChainLocks received for heights just above our tip, with their
+    /// senders, judged when the tip gets there.
+    pending_chainlocks: Vec<(ChainLock, PeerId)>,
 }
 
 impl LlmqService {
@@ -319,12 +324,7 @@ impl LlmqService {
             .retain(|q, _| tip.pending.iter().any(|d| &d.quorum_hash == q));
         self.advance_all(tip.height).await;
         self.sign_tip(&tip).await;
-        // A ChainLock that arrived before its block: judge it now.
-        if let Some(cl) = self.pending_chainlock.take_if(|cl| cl.height <= tip.height) {
-            if let Err(e) = self.on_chainlock(cl, false).await {
-                debug!(target: "llmq", err = %e, "a ChainLock received early did not verify");
-            }
-        }
+        self.judge_pending_chainlocks(tip.height).await;
         self.publish_view();
     }
 
@@ -534,7 +534,7 @@ impl LlmqService {
         let verdict = match topic {
             Topic::ChainLocks => match decode_exact::<ChainLockGossip>(&data) {
                 Ok(ChainLockGossip::Share(share)) => self.on_share(share).await,
-                Ok(ChainLockGossip::Lock(cl)) => self.on_chainlock(cl, false).await,
+                Ok(ChainLockGossip::Lock(cl)) => self.on_chainlock_gossip(cl, source).await,
                 Err(_) => Err("undecodable ChainLock message".to_string()),
             },
             Topic::Quorum => match decode_exact::<QuorumCommitment>(&data) {
@@ -700,6 +700,60 @@ impl LlmqService {
         }
     }
 
+    /// A ChainLock from gossip. Above our tip we may not know the quorums
+    /// that sign its height yet, and judging it now could blame an honest
+    /// peer: a few blocks ahead it is held until the tip gets there, further
+    /// ahead it is dropped.
+    async fn on_chainlock_gossip(
+        &mut self,
+        cl: ChainLock,
+        source: PeerId,
+    ) -> Result<Acceptance, String> {
+        let tip = self.chain_height().await;
+        if cl.height <= tip {
+            return self.on_chainlock(cl, false).await;
+        }
+        if cl.height <= tip.saturating_add(MAX_CHAINLOCK_AHEAD)
+            && self.pending_chainlocks.len() < MAX_PENDING_CHAINLOCKS
+            && !self.pending_chainlocks.iter().any(|(c, _)| *c == cl)
+        {
+            self.pending_chainlocks.push((cl, source));
+        }
+        Ok(Acceptance::Ignore)
+    }
+
+    /// Judges the held ChainLocks the tip has reached: a forged one costs
+    /// its sender, a valid one is applied.
+    async fn judge_pending_chainlocks(&mut self, tip: u64) {
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_chainlocks)
+            .into_iter()
+            .partition(|(cl, _)| cl.height <= tip);
+        self.pending_chainlocks = later;
+        for (cl, source) in ready {
+            let check = cl.clone();
+            let verdict = self
+                .chain
+                .call(move |s: &mut NodeState| {
+                    s.chain
+                        .mn()
+                        .verify_chainlock(s.params(), &check)
+                        .map_err(|e| e.to_string())
+                })
+                .await;
+            match verdict {
+                Ok(Ok(())) => {
+                    let _ = self.on_chainlock(cl, false).await;
+                }
+                Ok(Err(e)) => {
+                    warn!(target: "llmq", %source, err = %e, "invalid ChainLock (received early)");
+                    self.net
+                        .report(source, PeerAction::Fatal, format!("invalid ChainLock: {e}"));
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Verifies a ChainLock and makes it the chain's best. Forged ones
     /// (bad signature, wrong quorum) are the sender's fault.
     async fn on_chainlock(&mut self, cl: ChainLock, local: bool) -> Result<Acceptance, String> {
@@ -707,33 +761,8 @@ impl LlmqService {
         let block_hash = cl.block_hash;
         let result = self
             .chain
-            .call(move |s: &mut NodeState| {
-                // Above our tip we may not know the quorums that sign that
-                // height yet: judging it now could blame an honest peer.
-                if cl.height > s.chain.height() {
-                    return Err(Box::new(cl));
-                }
-                Ok(s.apply_chainlock(cl))
-            })
-            .await
-            .map(|r| match r {
-                Ok(verdict) => Some(verdict),
-                Err(cl) => {
-                    if self
-                        .pending_chainlock
-                        .as_ref()
-                        .is_none_or(|p| p.height < cl.height)
-                    {
-                        self.pending_chainlock = Some(*cl);
-                    }
-                    None
-                }
-            });
-        let result = match result {
-            Ok(Some(verdict)) => Ok(verdict),
-            Ok(None) => return Ok(Acceptance::Ignore),
-            Err(e) => Err(e),
-        };
+            .call(move |s: &mut NodeState| s.apply_chainlock(cl))
+            .await;
         match result {
             Ok(Ok(true)) => {
                 if let Some(set) = self.share_sets.get_mut(&(height, block_hash)) {

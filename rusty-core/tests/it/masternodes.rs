@@ -405,6 +405,10 @@ async fn six_masternodes_form_a_quorum_and_chainlock_every_block() {
     .await;
 
     let honest: Vec<usize> = (3..tn.net.len()).chain([0]).collect();
+    // Both claim the next height: they are judged once the tip gets there.
+    let next_tip = tn.mine(0, 1).await;
+    tn.wait_chainlock(&honest, locked_height + 1, next_tip)
+        .await;
     let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
     while !(banned_by_someone(&tn, &honest, 1).await && banned_by_someone(&tn, &honest, 2).await) {
         assert!(
@@ -417,12 +421,12 @@ async fn six_masternodes_form_a_quorum_and_chainlock_every_block() {
         let best = tn
             .node(i)
             .handle()
-            .call(|s| s.chain.best_chainlock().map(|c| c.height))
+            .call(|s| s.chain.best_chainlock().map(|c| (c.height, c.block_hash)))
             .await
             .expect("chain");
         assert_eq!(
             best,
-            Some(locked_height),
+            Some((locked_height + 1, next_tip)),
             "node {i} took a forged ChainLock"
         );
     }
