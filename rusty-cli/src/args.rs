@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use rusty_shared_types::Network;
 
 #[derive(Debug, Parser)]
@@ -109,6 +109,9 @@ pub enum Command {
     /// ~/.rusty/localnet here). Ctrl-C, SIGTERM or `rpc stop` on any node stops
     /// them all.
     Localnet(LocalnetArgs),
+    /// `.augy` audio files: pack, inspect, unpack. Needs no running node.
+    #[command(subcommand)]
+    Augy(AugyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -323,4 +326,90 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         iterations: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AugyCommand {
+    /// Pack an Opus (Ogg) or AAC (ADTS) audio file and its description into
+    /// a .augy file.
+    Pack(AugyPackArgs),
+    /// Check a .augy file (every field and the checksum) and print its
+    /// fields; the audio is streamed, never loaded whole.
+    Inspect {
+        /// The .augy file.
+        file: PathBuf,
+        /// Print JSON instead of aligned text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a .augy file and write its audio out.
+    Unpack {
+        /// The .augy file.
+        file: PathBuf,
+        /// Write the audio here (only once the whole file checked out).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AugyPackArgs {
+    /// The audio: Ogg/Opus for --codec opus, ADTS/AAC for --codec aac.
+    #[arg(long, value_name = "FILE")]
+    pub audio: PathBuf,
+    /// The audio's codec.
+    #[arg(long)]
+    pub codec: AugyCodec,
+    /// Title (1 to 200 bytes of UTF-8).
+    #[arg(long)]
+    pub title: String,
+    /// Author (up to 200 bytes).
+    #[arg(long, default_value = "")]
+    pub author: String,
+    /// Description (up to 4000 bytes; may hold line feeds).
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Subject taught (1 to 64 bytes), e.g. "biology".
+    #[arg(long)]
+    pub subject: String,
+    /// Level of the material.
+    #[arg(long)]
+    pub difficulty: AugyDifficulty,
+    /// Length of the audio in seconds, up to millisecond precision (e.g.
+    /// 754 or 754.250); at most 24 hours.
+    #[arg(long, value_name = "SECS", value_parser = crate::augy::parse_duration_ms)]
+    pub duration: u64,
+    /// Sample rate in Hz: 8000, 16000, 24000, 44100 or 48000.
+    #[arg(long, default_value_t = 48_000)]
+    pub sample_rate: u32,
+    /// Audio channels, 1 to 8.
+    #[arg(long, default_value_t = 2)]
+    pub channels: u8,
+    /// Write the .augy file here (only once it is complete).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `--codec` of `augy pack`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AugyCodec {
+    /// Opus in an Ogg stream.
+    Opus,
+    /// AAC in an ADTS stream.
+    Aac,
+}
+
+/// `--difficulty` of `augy pack`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AugyDifficulty {
+    Beginner,
+    Intermediate,
+    Advanced,
+    Expert,
 }

@@ -77,7 +77,11 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
             };
             print(&call(&c, "generatetoaddress", json!([n, address]))?);
         }
-        Command::Node(_) | Command::Bench(_) | Command::Localnet(_) | Command::Masternode(_) => {
+        Command::Node(_)
+        | Command::Bench(_)
+        | Command::Localnet(_)
+        | Command::Masternode(_)
+        | Command::Augy(_) => {
             unreachable!("handled in main")
         }
     }

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod args;
+mod augy;
 mod client;
 mod localnet;
 mod masternode;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => node::bench(b),
         Command::Localnet(l) => localnet::run(&cli.global, l),
         Command::Masternode(m) => masternode::run(&cli.global, m),
+        Command::Augy(a) => augy::run(a),
         other => client::run(&cli.global, other),
     };
     match result {

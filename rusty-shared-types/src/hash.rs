@@ -101,6 +101,10 @@ pub enum Domain {
     ChainLock,
     /// A DKG message (what its sender's operator key signs).
     DkgMessage,
+    /// A content id: the full encoding of a signed media manifest.
+    ContentManifest,
+    /// A media chunk: its index followed by its bytes.
+    MediaChunk,
 }
 
 impl Domain {
@@ -120,6 +124,8 @@ impl Domain {
             Domain::QuorumSign => "rusty-coin quorum-sign v1",
             Domain::ChainLock => "rusty-coin chainlock v1",
             Domain::DkgMessage => "rusty-coin dkg-message v1",
+            Domain::ContentManifest => "rusty-coin content-manifest v1",
+            Domain::MediaChunk => "rusty-coin media-chunk v1",
         }
     }
 

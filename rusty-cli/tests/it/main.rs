@@ -1,6 +1,7 @@
 //! End-to-end tests of the `rusty-cli` binary: real processes, real
 //! datadirs, real HTTP.
 
+mod augy_cli;
 mod cli;
 mod crash;
 mod harness;
