@@ -485,23 +485,11 @@ impl NodeState {
         fee_rate: u64,
         now: u64,
     ) -> Result<Hash256, SendError> {
-        let height = self.chain.height();
-        let maturity = self.params().coinbase_maturity;
-        let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;
-        let mn = self.chain.mn();
-        let spend = crate::wallet::Spend {
-            fee_rate,
-            tip_height: height,
-            maturity,
-            mempool: &self.mempool,
-            locked: &|op| mn.by_collateral(op).is_some(),
-        };
         let payment = vec![TxOut {
             value: amount,
             lock: to.lock_script(),
         }];
-        let tx = wallet.create_transaction(payment, 0, |_| None, spend)?;
-        Ok(self.accept_transaction(tx, now)?)
+        self.send_from_wallet(payment, 0, |_| None, fee_rate, now)
     }
 
     /// Builds a masternode special transaction from the wallet: `payment`
@@ -510,6 +498,21 @@ impl NodeState {
     pub fn send_special(
         &mut self,
         payment: Vec<TxOut>,
+        payload: impl FnOnce(&[rusty_shared_types::TxIn]) -> Option<Payload>,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Hash256, SendError> {
+        // Payloads are a few hundred bytes; 600 covers the largest.
+        self.send_from_wallet(payment, 600, payload, fee_rate, now)
+    }
+
+    /// A wallet transaction paying `payment` (plus a payload of at most
+    /// `payload_size` bytes), never spending a masternode collateral,
+    /// accepted to the mempool.
+    fn send_from_wallet(
+        &mut self,
+        payment: Vec<TxOut>,
+        payload_size: usize,
         payload: impl FnOnce(&[rusty_shared_types::TxIn]) -> Option<Payload>,
         fee_rate: u64,
         now: u64,
@@ -525,8 +528,7 @@ impl NodeState {
             mempool: &self.mempool,
             locked: &|op| mn.by_collateral(op).is_some(),
         };
-        // Payloads are a few hundred bytes; 600 covers the largest.
-        let tx = wallet.create_transaction(payment, 600, payload, spend)?;
+        let tx = wallet.create_transaction(payment, payload_size, payload, spend)?;
         Ok(self.accept_transaction(tx, now)?)
     }
 }
