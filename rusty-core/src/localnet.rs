@@ -87,8 +87,8 @@ impl LocalNetConfig {
             });
         }
         let key = bls::SecretKey::generate(&mut rand::rngs::OsRng);
-        std::fs::create_dir_all(self.node_dir(i)).map_err(io)?;
-        std::fs::write(&path, hex::encode(key.to_bytes())).map_err(io)?;
+        rusty_crypto::keystore::write_private(&path, hex::encode(key.to_bytes()).as_bytes())
+            .map_err(io)?;
         Ok(key)
     }
 

@@ -806,19 +806,21 @@ impl MnState {
 /// The score that orders masternodes within a quorum (and quorums for a
 /// request): `hash(a, b)`, lowest first.
 pub fn member_score(a: &Hash256, b: &Hash256) -> Hash256 {
-    let mut buf = [0u8; 64];
-    buf[..32].copy_from_slice(&a.0);
-    buf[32..].copy_from_slice(&b.0);
-    Hash256::domain_hash(Domain::QuorumCommitment, &buf)
+    hash_pair(a, b)
 }
 
 /// What member `pro_tx_hash` signs with its operator key for commitment
 /// hash `hash` (distinct per member, so the aggregate needs no proofs of
 /// possession).
 pub fn member_commitment_message(hash: &Hash256, pro_tx_hash: &Hash256) -> Hash256 {
+    hash_pair(hash, pro_tx_hash)
+}
+
+/// `BLAKE3(a ‖ b)` in the quorum-commitment domain.
+fn hash_pair(a: &Hash256, b: &Hash256) -> Hash256 {
     let mut buf = [0u8; 64];
-    buf[..32].copy_from_slice(&hash.0);
-    buf[32..].copy_from_slice(&pro_tx_hash.0);
+    buf[..32].copy_from_slice(&a.0);
+    buf[32..].copy_from_slice(&b.0);
     Hash256::domain_hash(Domain::QuorumCommitment, &buf)
 }
 

@@ -351,7 +351,10 @@ impl NodeState {
 
     /// The block-only transactions of the next block: the best ChainLock on
     /// the active chain, and a commitment for every DKG that has one ready
-    /// (a null commitment when its mining window closes at `height`).
+    /// (a null commitment when its mining window closes at `height`). Pool
+    /// commitments were checked against their DKG when they entered the
+    /// pool, and a DKG is fixed by its quorum hash, so they are not checked
+    /// again here.
     fn block_specials(&self, height: u64) -> Vec<Transaction> {
         let params = self.params();
         let mn = self.chain.mn();
@@ -364,11 +367,7 @@ impl NodeState {
         };
         let mut out = Vec::new();
         for dkg in mn.pending_dkgs() {
-            let best = self
-                .commitments
-                .get(&dkg.quorum_hash)
-                .filter(|qc| mn.check_commitment(params, qc).is_ok())
-                .cloned();
+            let best = self.commitments.get(&dkg.quorum_hash).cloned();
             let closes = dkg
                 .quorum_height
                 .saturating_add(params.masternode.dkg_mining_window)

@@ -256,31 +256,7 @@ impl KeystoreFile {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let json = serde_json::to_vec_pretty(self)?;
-        let tmp = tmp_path(path);
-
-        // A leftover from an interrupted save may have other permissions; `create_new`
-        // below then guarantees the file we write is ours with our mode.
-        match fs::remove_file(&tmp) {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let written = options.open(&tmp).and_then(|mut file| {
-            file.write_all(&json)?;
-            file.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
-            // Best effort: the error that matters is the one being returned.
-            let _ = fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        sync_parent_dir(path)?;
+        write_private(path, &json)?;
         Ok(())
     }
 
@@ -362,6 +338,41 @@ fn decode_exact(field: &str, hex_str: &str, out: &mut [u8]) -> Result<()> {
 }
 
 /// `<path>.tmp`, next to `path` so the rename stays on one filesystem.
+/// Writes a secret file readable by its owner only (mode 0600 on unix),
+/// atomically: the bytes go to `<path>.tmp`, are synced, and the file is
+/// renamed into place, so a crash leaves either the old file or the new one,
+/// never a torn one. Creates the parent directory if needed.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let tmp = tmp_path(path);
+    // A leftover from an interrupted write may have other permissions;
+    // `create_new` below then guarantees the file we write is ours with our
+    // mode.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        // Best effort: the error that matters is the one being returned.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_parent_dir(path)
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
@@ -370,7 +381,7 @@ fn tmp_path(path: &Path) -> PathBuf {
 
 /// Makes the rename itself durable: on unix a rename is only persisted once the
 /// directory entry is flushed.
-fn sync_parent_dir(path: &Path) -> Result<()> {
+fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         let parent = match path.parent() {

@@ -25,7 +25,7 @@ use std::{
 };
 
 use rand::RngCore;
-use rusty_crypto::bls;
+use rusty_crypto::{bls, keystore::write_private};
 use rusty_network::{
     peers::peer_id_of, Acceptance, DirectAck, DirectMessage, MessageId, Multiaddr, NetworkHandle,
     PeerAction, PeerId, Request, Responder, Response, Topic,
@@ -197,7 +197,8 @@ struct TipView {
     hash: Hash256,
     pending: Vec<crate::masternode::PendingDkg>,
     my_pro_tx_hash: Option<Hash256>,
-    /// `(pro_tx_hash → service)` of every masternode.
+    /// `(pro_tx_hash → service)` of the members of the pending DKGs (the
+    /// peers our sessions talk to).
     services: HashMap<Hash256, String>,
     /// The quorum that signs this height's ChainLock.
     signing: Option<MinedQuorum>,
@@ -291,8 +292,10 @@ impl LlmqService {
                         .and_then(|k| mn.by_operator_key(&k))
                         .map(|e| e.pro_tx_hash),
                     services: mn
-                        .entries()
-                        .map(|e| (e.pro_tx_hash, e.service.clone()))
+                        .pending_dkgs()
+                        .iter()
+                        .flat_map(|d| &d.members)
+                        .filter_map(|(pro, _)| Some((*pro, mn.get(pro)?.service.clone())))
                         .collect(),
                     signing: mn.signing_quorum(params, height, &request).cloned(),
                     best_chainlock_height: s.chain.best_chainlock().map(|c| c.height),
@@ -871,22 +874,24 @@ impl LlmqService {
             .map(|d| d.join(format!("{quorum}.{ext}")))
     }
 
+    /// The secret seed of our contribution to `quorum`: the persisted one
+    /// after a restart, else a new one, persisted first.
     fn session_seed(&self, quorum: &Hash256) -> [u8; 32] {
-        if let Some(path) = self.path(quorum, "seed") {
-            if let Ok(bytes) = std::fs::read(&path) {
-                if let Ok(seed) = <[u8; 32]>::try_from(bytes.as_slice()) {
-                    return seed;
-                }
-            }
-            let mut seed = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut seed);
-            if let Err(e) = write_private(&path, &seed) {
-                warn!(target: "llmq", path = %path.display(), err = %e, "cannot persist the DKG seed");
-            }
+        let path = self.path(quorum, "seed");
+        if let Some(seed) = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+        {
             return seed;
         }
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
+        if let Some(path) = path {
+            if let Err(e) = write_private(&path, &seed) {
+                warn!(target: "llmq", path = %path.display(), err = %e, "cannot persist the DKG seed");
+            }
+        }
         seed
     }
 
@@ -968,21 +973,4 @@ impl LlmqService {
             }
         }
     }
-}
-
-/// Writes a secret file readable by the owner only.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }

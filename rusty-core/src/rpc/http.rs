@@ -32,10 +32,9 @@
 
 use std::{
     collections::HashMap,
-    fmt,
-    fs::{self, OpenOptions},
+    fmt, fs,
     future::Future,
-    io::{self, Write},
+    io,
     path::{Path, PathBuf},
     pin::Pin,
     sync::Arc,
@@ -256,18 +255,8 @@ pub fn write_cookie(datadir: &Path) -> io::Result<RpcCredentials> {
     let credentials = RpcCredentials::cookie(hex::encode(secret));
 
     let path = cookie_path(datadir);
-    let tmp = datadir.join(format!("{COOKIE_FILE_NAME}.tmp"));
-    // A leftover from a crash may have other permissions; `mode` only applies on creation.
-    remove_if_exists(&tmp)?;
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    write!(file, "{}:{}", credentials.user, credentials.password)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, &path)?;
+    let cookie = format!("{}:{}", credentials.user, credentials.password);
+    rusty_crypto::keystore::write_private(&path, cookie.as_bytes())?;
     tracing::debug!(target: LOG_TARGET, path = %path.display(), "wrote RPC cookie");
     Ok(credentials)
 }
@@ -724,7 +713,7 @@ pub(crate) mod test_server {
 #[cfg(test)]
 mod tests {
     use std::{
-        io::{BufRead, BufReader, Read},
+        io::{BufRead, BufReader, Read, Write},
         net::TcpStream,
         time::Duration,
     };

@@ -153,6 +153,17 @@ impl TestNet {
         }
     }
 
+    /// Block `hash` from node `i`'s store.
+    async fn block(&self, i: usize, hash: Hash256) -> rusty_shared_types::Block {
+        self.node(i)
+            .handle()
+            .call(move |s| s.chain.block(&hash))
+            .await
+            .expect("chain")
+            .expect("db")
+            .expect("block")
+    }
+
     async fn quorums(&self, i: usize) -> Vec<rusty_core::masternode::MinedQuorum> {
         self.node(i)
             .handle()
@@ -268,14 +279,7 @@ async fn six_masternodes_form_a_quorum_and_chainlock_every_block() {
         let (_, h) = tn.tip(0).await;
         tn.wait_chainlock(&all, h, tip).await;
         // The coinbase pays the masternode reward to the expected payee.
-        let block = tn
-            .node(0)
-            .handle()
-            .call(move |s| s.chain.block(&tip))
-            .await
-            .expect("chain")
-            .expect("db")
-            .expect("block");
+        let block = tn.block(0, tip).await;
         let reward = params().masternode_reward(h);
         // Output 0 is the miner's; the payee's follows.
         let paid: Vec<&TxOut> = block.txs[0].outputs[1..]
@@ -284,19 +288,11 @@ async fn six_masternodes_form_a_quorum_and_chainlock_every_block() {
             .collect();
         assert_eq!(paid.len(), 1, "one masternode payment at {h}");
         payees.insert(paid[0].lock.clone());
-        // The next block embeds the best ChainLock it knows.
     }
     // Six blocks paid six different masternodes (lowest last-paid first).
     assert_eq!(payees.len(), 6);
     let tip = tn.mine(0, 1).await;
-    let block = tn
-        .node(0)
-        .handle()
-        .call(move |s| s.chain.block(&tip))
-        .await
-        .expect("chain")
-        .expect("db")
-        .expect("block");
+    let block = tn.block(0, tip).await;
     assert!(
         !block.header.chainlock_hash.is_zero(),
         "a later block embeds a ChainLock"
