@@ -112,6 +112,82 @@ pub enum Command {
     /// `.augy` audio files: pack, inspect, unpack. Needs no running node.
     #[command(subcommand)]
     Augy(AugyCommand),
+    /// Media on the network (needs a running node): publish files, broadcast
+    /// live, find, view and play content.
+    #[command(subcommand)]
+    Stream(StreamCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// Publish a file: the node signs its manifest, keeps it (pinned) and
+    /// announces it. Prints the content id.
+    Publish(PublishArgs),
+    /// Content known to the node (published, fetched or announced).
+    List,
+    /// Content whose title or tags contain every word.
+    Search {
+        #[arg(required = true)]
+        words: Vec<String>,
+    },
+    /// One content's manifest and local state.
+    Info { id: String },
+    /// Downloads, live streams, upload counters.
+    Status { id: Option<String> },
+    /// Fetch content from the network and save it (--output) and/or play it
+    /// over HTTP while it downloads (--serve): Range requests for files, an
+    /// HLS playlist (/live.m3u8) for live streams.
+    View(ViewArgs),
+    /// Broadcast a live stream from a file or stdin (e.g. MPEG-TS from ffmpeg).
+    Broadcast(BroadcastArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    pub file: PathBuf,
+    /// Title [default: the file name].
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A tag; repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// MIME type [default: from the file extension].
+    #[arg(long)]
+    pub mime: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// Content id (64 hex characters).
+    pub id: String,
+    /// Save the content here (`-` writes a live stream to stdout).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Serve it over HTTP at this address for a player.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct BroadcastArgs {
+    /// Read the input in real time as it arrives.
+    #[arg(long)]
+    pub live: bool,
+    /// The input: a file or `-` for stdin.
+    pub input: PathBuf,
+    #[arg(long)]
+    pub title: Option<String>,
+    /// A tag; repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// MIME type [default: video/mp2t].
+    #[arg(long)]
+    pub mime: Option<String>,
+    /// Pace a file to this many kbit/s, as a capture device would deliver it.
+    #[arg(long, value_name = "KBPS")]
+    pub bitrate: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +236,14 @@ pub struct NodeArgs {
     /// `rusty-cli masternode genkey --out FILE`).
     #[arg(long, value_name = "FILE", help_heading = "Masternode")]
     pub operator_key: Option<PathBuf>,
+    /// Cap on cached media content (content fetched, not published here), in
+    /// MB; the least recently used is evicted beyond it [default: 4096].
+    #[arg(long, value_name = "MB", help_heading = "Media")]
+    pub media_cache_size: Option<u64>,
+    /// Cap on media upload to peers, in KB/s; 0 = none [default: 0].
+    /// Blocks and transactions are never held back by media traffic.
+    #[arg(long, value_name = "KBPS", help_heading = "Media")]
+    pub media_upload_limit: Option<u64>,
 }
 
 /// Peer-to-peer flags of `node`.

@@ -81,7 +81,8 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
         | Command::Bench(_)
         | Command::Localnet(_)
         | Command::Masternode(_)
-        | Command::Augy(_) => {
+        | Command::Augy(_)
+        | Command::Stream(_) => {
             unreachable!("handled in main")
         }
     }

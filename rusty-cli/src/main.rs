@@ -11,6 +11,7 @@ mod client;
 mod localnet;
 mod masternode;
 mod node;
+mod stream;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Localnet(l) => localnet::run(&cli.global, l),
         Command::Masternode(m) => masternode::run(&cli.global, m),
         Command::Augy(a) => augy::run(a),
+        Command::Stream(s) => stream::run(&cli.global, s),
         other => client::run(&cli.global, other),
     };
     match result {

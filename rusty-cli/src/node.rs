@@ -43,6 +43,16 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     let mut c = NodeConfig::new(network, dir);
     c.p2p = p2p_config(network, &c.data_dir, &a.p2p, &file)?;
     c.masternode = masternode_config(a, &file, c.p2p.is_some())?;
+    if let Some(mb) = a.media_cache_size.or(file.media_cache_size) {
+        c.media_cache_bytes = mb.checked_mul(1 << 20).ok_or_else(|| {
+            anyhow::anyhow!("--media-cache-size (media_cache_size) {mb} MB is too large")
+        })?;
+    }
+    if let Some(kbps) = a.media_upload_limit.or(file.media_upload_limit) {
+        c.media_upload_limit = kbps.checked_mul(1000).ok_or_else(|| {
+            anyhow::anyhow!("--media-upload-limit (media_upload_limit) {kbps} KB/s is too large")
+        })?;
+    }
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
     }
@@ -199,6 +209,10 @@ pub struct FileConfig {
     pub masternode: Option<bool>,
     /// The operator key file (as `--operator-key`).
     pub operator_key: Option<std::path::PathBuf>,
+    /// MB (as `--media-cache-size`).
+    pub media_cache_size: Option<u64>,
+    /// KB/s (as `--media-upload-limit`).
+    pub media_upload_limit: Option<u64>,
 }
 
 impl FileConfig {

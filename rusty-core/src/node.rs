@@ -13,6 +13,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{atomic::AtomicBool, Arc},
     thread::JoinHandle,
+    time::Duration,
 };
 
 use rusty_crypto::keystore::KdfParams;
@@ -63,6 +64,11 @@ pub struct NodeConfig {
     pub p2p: Option<rusty_network::NetworkConfig>,
     /// Run as a masternode with this operator key (needs P2P).
     pub masternode: Option<crate::llmq::Operator>,
+    /// Cap on cached (unpinned) media content, bytes (`--media-cache-size`).
+    pub media_cache_bytes: u64,
+    /// Media upload limit, bytes per second; 0 = none
+    /// (`--media-upload-limit`).
+    pub media_upload_limit: u64,
 }
 
 impl NodeConfig {
@@ -87,6 +93,8 @@ impl NodeConfig {
             db: RocksOptions::default(),
             p2p: None,
             masternode: None,
+            media_cache_bytes: rusty_media::service::DEFAULT_CACHE_BYTES,
+            media_upload_limit: 0,
         }
     }
 }
@@ -118,6 +126,8 @@ pub enum NodeError {
     Thread(std::io::Error),
     #[error("network: {0}")]
     Network(#[from] rusty_network::NetworkError),
+    #[error("media: {0}")]
+    Media(#[from] rusty_media::service::MediaError),
 }
 
 /// A running node.
@@ -194,12 +204,28 @@ impl Node {
                         return Err(e.into());
                     }
                 };
+                let media_config = rusty_media::service::MediaConfig {
+                    dir: dir.clone(),
+                    cache_bytes: config.media_cache_bytes,
+                    upload_limit: config.media_upload_limit,
+                };
+                let media =
+                    match rusty_media::service::MediaHandle::open(&media_config, net.clone()) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            net.shutdown().await;
+                            handle.shutdown().await;
+                            let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
+                            return Err(e.into());
+                        }
+                    };
                 let (p2p, task) = crate::p2p::spawn(
                     handle.clone(),
                     net,
                     events,
                     config.masternode.clone(),
                     Some(dir.clone()),
+                    Some(media),
                 );
                 Some((p2p, task))
             }
@@ -228,6 +254,7 @@ impl Node {
             wallet_fee_rate: config.wallet_fee_rate,
             p2p: p2p.as_ref().map(|(h, _)| h.clone()),
             operator: config.masternode.clone(),
+            media: p2p.as_ref().and_then(|(h, _)| h.media.clone()),
         };
         let rpc_config = RpcConfig {
             bind: config.rpc_bind,
@@ -315,9 +342,16 @@ impl Node {
         let _ = self.rpc.stop();
         self.rpc.clone().stopped().await;
         if let Some((p2p, task)) = self.p2p.take() {
+            if let Some(m) = &p2p.media {
+                m.stop();
+            }
             p2p.net.shutdown().await;
             task.abort();
             let _ = task.await;
+            // The content store closes when the last media task lets go.
+            if let Some(m) = p2p.media {
+                m.stop_and_wait(Duration::from_secs(5)).await;
+            }
         }
         self.handle.shutdown().await;
         if let Some(t) = self.chain_thread.take() {
@@ -341,7 +375,10 @@ impl Drop for Node {
             let _ = t.join();
         }
         let _ = self.rpc.stop();
-        if let Some((_, task)) = self.p2p.take() {
+        if let Some((p2p, task)) = self.p2p.take() {
+            if let Some(m) = &p2p.media {
+                m.stop();
+            }
             task.abort();
         }
         if let Some(t) = self.chain_thread.take() {

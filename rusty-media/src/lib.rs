@@ -13,5 +13,11 @@
 //! payments build on these (issue 5, in progress).
 
 pub mod augy;
+pub mod http;
 pub mod manifest;
 pub mod store;
+pub mod wire;
+pub mod live;
+pub mod broadcast;
+pub mod downloader;
+pub mod service;

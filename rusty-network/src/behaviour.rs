@@ -36,6 +36,10 @@ pub struct Behaviour {
     pub blocks: request_response::Behaviour<SyncCodec>,
     /// Member-to-member messages (masternode DKG).
     pub direct: request_response::Behaviour<SyncCodec>,
+    /// Media requests and responses (manifests, chunks): large replies, a
+    /// longer timeout ([`media_request_timeout`]) and fewer concurrent
+    /// streams per connection ([`MEDIA_MAX_STREAMS`]).
+    pub media: request_response::Behaviour<SyncCodec>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -55,6 +59,22 @@ pub fn protocol_version(chain: &str) -> String {
 /// The largest gossip message: a transaction, or later a media
 /// announcement. Blocks travel as headers on gossip.
 pub const MAX_GOSSIP_BYTES: usize = 1 << 20;
+
+/// Provider records a node stores (its own and others'), at most; the
+/// MemoryStore's default is 1,024, too few for a media library.
+pub const MAX_PROVIDER_KEYS: usize = 65_536;
+
+/// Concurrent `media` streams per connection, inbound and outbound
+/// together. A reply holds up to [`crate::message::MAX_MEDIA_RESPONSE`]
+/// bytes in memory while it is read, so this is kept well below the sync
+/// protocols' 256.
+pub const MEDIA_MAX_STREAMS: usize = 32;
+
+/// The `media` protocol's request timeout: at least 60 s, since a manifest
+/// of the largest content is about 32 MiB.
+pub fn media_request_timeout(config: &NetworkConfig) -> Duration {
+    config.request_timeout.max(Duration::from_secs(60))
+}
 
 /// Gossip message ids are the content hash, so the same header or
 /// transaction published by two nodes is one message.
@@ -84,7 +104,13 @@ impl Behaviour {
         let kad_protocol = StreamProtocol::try_from_owned(format!("/rusty/{chain}/kad/1"))?;
         let mut kad = kad::Behaviour::with_config(
             peer_id,
-            kad::store::MemoryStore::new(peer_id),
+            kad::store::MemoryStore::with_config(
+                peer_id,
+                kad::store::MemoryStoreConfig {
+                    max_provided_keys: MAX_PROVIDER_KEYS,
+                    ..Default::default()
+                },
+            ),
             kad::Config::new(kad_protocol),
         );
         // Serve the DHT even without a confirmed external address (loopback
@@ -119,7 +145,7 @@ impl Behaviour {
             gossipsub.subscribe(&topic.ident(chain))?;
         }
 
-        let sync = |p: Protocol| {
+        let request_response = |p: Protocol, timeout: Duration, streams: usize| {
             request_response::Behaviour::with_codec(
                 SyncCodec {
                     max_block_size: config.max_block_size,
@@ -129,10 +155,11 @@ impl Behaviour {
                     request_response::ProtocolSupport::Full,
                 )],
                 request_response::Config::default()
-                    .with_request_timeout(config.request_timeout)
-                    .with_max_concurrent_streams(256),
+                    .with_request_timeout(timeout)
+                    .with_max_concurrent_streams(streams),
             )
         };
+        let sync = |p: Protocol| request_response(p, config.request_timeout, 256);
 
         Ok(Behaviour {
             peers: PeerManager::new(Limits {
@@ -148,6 +175,11 @@ impl Behaviour {
             headers: sync(Protocol::Headers),
             blocks: sync(Protocol::Blocks),
             direct: sync(Protocol::Direct),
+            media: request_response(
+                Protocol::Media,
+                media_request_timeout(config),
+                MEDIA_MAX_STREAMS,
+            ),
         })
     }
 }

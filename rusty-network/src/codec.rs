@@ -5,6 +5,10 @@
 //! `InvalidData`, which the network layer treats as a malformed message.
 //! The writer refuses (`InvalidInput`) a frame over the cap the other side
 //! reads with, rather than have the peer take it for a malformed message.
+//!
+//! A frame's length comes from an untrusted peer, so the reader never
+//! allocates it up front: the buffer grows with the bytes that actually
+//! arrive (a peer claiming 40 MiB and sending 10 bytes costs 10 bytes).
 
 use std::io;
 
@@ -51,10 +55,19 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
             format!("frame of {len} bytes exceeds the limit of {max}"),
         ));
     }
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
+    let mut body = Vec::with_capacity(len.min(INITIAL_FRAME_CAPACITY));
+    let read = (&mut *io).take(len as u64).read_to_end(&mut body).await?;
+    if read != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {read} of {len} bytes"),
+        ));
+    }
     Ok(body)
 }
+
+/// What a frame buffer starts with; it grows as bytes arrive.
+const INITIAL_FRAME_CAPACITY: usize = 64 * 1024;
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(
     io: &mut T,
@@ -114,7 +127,7 @@ impl libp2p::request_response::Codec for SyncCodec {
                 "request on the wrong protocol",
             ));
         }
-        write_frame(io, &req.encode_body(), p.kind.max_request()).await
+        write_frame(io, &req.into_body(), p.kind.max_request()).await
     }
 
     async fn write_response<T>(
@@ -134,7 +147,7 @@ impl libp2p::request_response::Codec for SyncCodec {
         }
         write_frame(
             io,
-            &resp.encode_body(),
+            &resp.into_body(),
             p.kind.max_response(self.max_block_size),
         )
         .await
@@ -182,6 +195,37 @@ mod tests {
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+
+            // A frame shorter than its length claims: an early end, not a
+            // malformed message.
+            let mut short = 64u32.to_be_bytes().to_vec();
+            short.extend_from_slice(&[0; 10]);
+            let err = codec
+                .read_request(&p, &mut Cursor::new(short))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        });
+    }
+
+    #[test]
+    fn a_frame_shorter_than_it_claims_fails_and_long_frames_read_whole() {
+        futures::executor::block_on(async {
+            // Claims the whole media response cap, sends 10 bytes.
+            let max = crate::message::MAX_MEDIA_RESPONSE;
+            let mut frame = u32::try_from(max).expect("fits").to_be_bytes().to_vec();
+            frame.extend_from_slice(&[7; 10]);
+            let err = read_frame(&mut Cursor::new(frame), max).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+
+            // A frame that arrives whole reads back exactly.
+            let body = vec![9u8; INITIAL_FRAME_CAPACITY * 3 + 5];
+            let mut out = Cursor::new(Vec::new());
+            write_frame(&mut out, &body, max).await.unwrap();
+            let got = read_frame(&mut Cursor::new(out.into_inner()), max)
+                .await
+                .unwrap();
+            assert_eq!(got, body);
         });
     }
 }

@@ -8,8 +8,10 @@
 //!   sends it commands, [`NetworkEvents`] delivers [`NetworkEvent`]s by
 //!   priority.
 //! - [`behaviour`]: TCP + Noise + Yamux and QUIC; identify, ping, Kademlia,
-//!   mDNS, gossipsub, and the `status`/`headers`/`blocks`/`direct`
+//!   mDNS, gossipsub, and the `status`/`headers`/`blocks`/`direct`/`media`
 //!   request-response protocols, all namespaced `/rusty/<chain>/...`.
+//!   Kademlia also holds provider records (who has which media content):
+//!   [`NetworkHandle::start_providing`], [`NetworkHandle::get_providers`].
 //! - [`peers`]: the peer manager (scores, bans, connection states, backoff,
 //!   limits). [`rate_limit`]: per-peer, per-kind token buckets.
 //! - [`message`], [`codec`], [`topic`]: wire formats and topics.
@@ -27,7 +29,10 @@ pub mod topic;
 
 pub use config::NetworkConfig;
 pub use libp2p::{gossipsub::MessageId, Multiaddr, PeerId};
-pub use message::{DirectAck, DirectMessage, Request, Response, Status, MAX_DIRECT_BODY};
+pub use message::{
+    DirectAck, DirectMessage, Request, Response, Status, MAX_DIRECT_BODY, MAX_MEDIA_REQUEST,
+    MAX_MEDIA_RESPONSE,
+};
 pub use peers::{BanTarget, PeerAction};
 pub use service::{
     start, Acceptance, BanInfo, NetworkError, NetworkEvent, NetworkEvents, NetworkHandle,

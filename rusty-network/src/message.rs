@@ -8,7 +8,9 @@
 //!
 //! Besides the sync protocols there is `direct`: an opaque, typed message
 //! from one node to another (masternode quorum members exchanging DKG
-//! messages), answered with a one-byte [`DirectAck`].
+//! messages), answered with a one-byte [`DirectAck`]; and `media`: opaque
+//! requests and responses of the media service (`rusty-media` owns their
+//! encoding), bounded by [`MAX_MEDIA_REQUEST`] and [`MAX_MEDIA_RESPONSE`].
 
 use rusty_shared_types::{
     encoding::{write_bytes, write_vec, Reader},
@@ -26,6 +28,12 @@ pub const MAX_LOCATOR: usize = 64;
 pub const BLOCKS_REPLY_SOFT_BYTES: usize = 8 << 20;
 /// The largest body of a [`DirectMessage`].
 pub const MAX_DIRECT_BODY: usize = 512 * 1024;
+/// The largest body of a media request (a content id, a chunk range, a
+/// signed query: small).
+pub const MAX_MEDIA_REQUEST: usize = 4 * 1024;
+/// The largest body of a media response: a signed manifest of the largest
+/// content is about 32 MiB, a chunk reply up to 16 chunks of 64 KiB.
+pub const MAX_MEDIA_RESPONSE: usize = 40 << 20;
 
 /// The request-response protocols. Their ids are
 /// `/rusty/<chain>/<name>/1`, so nodes of different chains never talk.
@@ -40,14 +48,18 @@ pub enum Protocol {
     /// A [`DirectMessage`] from one node to another, acknowledged with a
     /// [`DirectAck`] (masternode DKG traffic between quorum members).
     Direct,
+    /// Opaque media requests and responses (manifests, chunks), encoded by
+    /// the media service; this layer only bounds their size.
+    Media,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Protocol::Status,
         Protocol::Headers,
         Protocol::Blocks,
         Protocol::Direct,
+        Protocol::Media,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +68,7 @@ impl Protocol {
             Protocol::Headers => "headers",
             Protocol::Blocks => "blocks",
             Protocol::Direct => "direct",
+            Protocol::Media => "media",
         }
     }
 
@@ -68,6 +81,8 @@ impl Protocol {
             // The kind byte and a CompactSize length (5 bytes at most for
             // this cap) before the body.
             Protocol::Direct => 1 + 5 + MAX_DIRECT_BODY,
+            // The frame is the body: no kind, no length prefix.
+            Protocol::Media => MAX_MEDIA_REQUEST,
         }
     }
 
@@ -80,6 +95,7 @@ impl Protocol {
             // block at most.
             Protocol::Blocks => 16 + BLOCKS_REPLY_SOFT_BYTES + max_block_size,
             Protocol::Direct => 1,
+            Protocol::Media => MAX_MEDIA_RESPONSE,
         }
     }
 }
@@ -132,6 +148,9 @@ pub enum Request {
     Blocks { hashes: Vec<Hash256> },
     /// An opaque message for the responder's masternode service.
     Direct(DirectMessage),
+    /// An opaque request for the responder's media service, at most
+    /// [`MAX_MEDIA_REQUEST`] bytes; sent as is (the frame is the body).
+    Media(Vec<u8>),
 }
 
 /// The reply to a [`Request`] of the same protocol.
@@ -141,6 +160,9 @@ pub enum Response {
     Headers(Vec<BlockHeader>),
     Blocks(Vec<Block>),
     Direct(DirectAck),
+    /// The media service's opaque answer, at most [`MAX_MEDIA_RESPONSE`]
+    /// bytes.
+    Media(Vec<u8>),
 }
 
 impl Request {
@@ -150,6 +172,15 @@ impl Request {
             Request::Headers { .. } => Protocol::Headers,
             Request::Blocks { .. } => Protocol::Blocks,
             Request::Direct(_) => Protocol::Direct,
+            Request::Media(_) => Protocol::Media,
+        }
+    }
+
+    /// The frame body, without copying an opaque media body.
+    pub fn into_body(self) -> Vec<u8> {
+        match self {
+            Request::Media(body) => body,
+            other => other.encode_body(),
         }
     }
 
@@ -163,6 +194,7 @@ impl Request {
             }
             Request::Blocks { hashes } => write_vec(&mut out, hashes),
             Request::Direct(m) => m.encode_to(&mut out),
+            Request::Media(body) => out.extend_from_slice(body),
         }
         out
     }
@@ -180,6 +212,7 @@ impl Request {
                 hashes: r.vec("block hashes", MAX_BLOCKS_PER_REQUEST, 32)?,
             },
             Protocol::Direct => Request::Direct(DirectMessage::decode_from(&mut r)?),
+            Protocol::Media => Request::Media(opaque(&mut r, "media request", MAX_MEDIA_REQUEST)?),
         };
         r.finish()?;
         Ok(req)
@@ -193,6 +226,15 @@ impl Response {
             Response::Headers(_) => Protocol::Headers,
             Response::Blocks(_) => Protocol::Blocks,
             Response::Direct(_) => Protocol::Direct,
+            Response::Media(_) => Protocol::Media,
+        }
+    }
+
+    /// The frame body, without copying an opaque media body.
+    pub fn into_body(self) -> Vec<u8> {
+        match self {
+            Response::Media(body) => body,
+            other => other.encode_body(),
         }
     }
 
@@ -203,6 +245,7 @@ impl Response {
             Response::Headers(h) => write_vec(&mut out, h),
             Response::Blocks(b) => write_vec(&mut out, b),
             Response::Direct(a) => a.encode_to(&mut out),
+            Response::Media(body) => out.extend_from_slice(body),
         }
         out
     }
@@ -220,10 +263,26 @@ impl Response {
                 Response::Blocks(r.vec("blocks", MAX_BLOCKS_PER_REQUEST, HEADER_SIZE + 1)?)
             }
             Protocol::Direct => Response::Direct(DirectAck::decode_from(&mut r)?),
+            Protocol::Media => {
+                Response::Media(opaque(&mut r, "media response", MAX_MEDIA_RESPONSE)?)
+            }
         };
         r.finish()?;
         Ok(resp)
     }
+}
+
+/// An opaque body: every byte left, at most `max` of them.
+fn opaque(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<Vec<u8>, DecodeError> {
+    let n = r.remaining();
+    if n > max {
+        return Err(DecodeError::TooLong {
+            what,
+            len: n as u64,
+            max: max as u64,
+        });
+    }
+    Ok(r.take(n)?.to_vec())
 }
 
 impl Encode for Status {
@@ -314,6 +373,7 @@ mod tests {
                 .prop_map(|hashes| Request::Blocks { hashes }),
             (any::<u8>(), prop::collection::vec(any::<u8>(), 0..2_000))
                 .prop_map(|(kind, body)| Request::Direct(DirectMessage { kind, body })),
+            prop::collection::vec(any::<u8>(), 0..=MAX_MEDIA_REQUEST).prop_map(Request::Media),
         ]
     }
 
@@ -328,6 +388,7 @@ mod tests {
                 Just(DirectAck::Rejected),
             ]
             .prop_map(Response::Direct),
+            prop::collection::vec(any::<u8>(), 0..5_000).prop_map(Response::Media),
         ]
     }
 
@@ -337,17 +398,19 @@ mod tests {
             let p = req.protocol();
             let body = req.encode_body();
             prop_assert!(body.len() <= p.max_request());
-            prop_assert_eq!(Request::decode_body(p, &body).unwrap(), req);
+            prop_assert_eq!(Request::decode_body(p, &body).unwrap(), req.clone());
+            prop_assert_eq!(req.into_body(), body);
         }
 
         #[test]
         fn responses_round_trip(resp in response()) {
             let p = resp.protocol();
             let body = resp.encode_body();
-            prop_assert_eq!(Response::decode_body(p, &body).unwrap(), resp);
-            if p == Protocol::Direct {
+            prop_assert_eq!(Response::decode_body(p, &body).unwrap(), resp.clone());
+            if matches!(p, Protocol::Direct | Protocol::Media) {
                 prop_assert!(body.len() <= p.max_response(0));
             }
+            prop_assert_eq!(resp.into_body(), body);
         }
 
         #[test]
@@ -428,6 +491,58 @@ mod tests {
         assert!(Response::decode_body(Protocol::Direct, &[3]).is_err());
         assert!(Response::decode_body(Protocol::Direct, &[]).is_err());
         assert!(Response::decode_body(Protocol::Direct, &[0, 0]).is_err());
+    }
+
+    #[test]
+    fn media_bodies_are_the_frame_and_bounded_by_their_caps() {
+        assert_eq!(Protocol::Media.name(), "media");
+        assert_eq!(Protocol::Media.max_request(), MAX_MEDIA_REQUEST);
+        assert_eq!(Protocol::Media.max_request(), 4 * 1024);
+        // The block size bounds only `blocks` replies.
+        assert_eq!(Protocol::Media.max_response(0), MAX_MEDIA_RESPONSE);
+        assert_eq!(Protocol::Media.max_response(1 << 30), 40 << 20);
+        // A signed manifest of the largest content, and 16 chunks of 64 KiB.
+        const { assert!(MAX_MEDIA_RESPONSE >= 32 << 20) };
+        const { assert!(MAX_MEDIA_RESPONSE >= 16 * 64 * 1024) };
+
+        // Opaque: the body is sent as is, empty included.
+        for body in [Vec::new(), b"want chunk 7".to_vec()] {
+            let req = Request::Media(body.clone());
+            assert_eq!(req.protocol(), Protocol::Media);
+            assert_eq!(req.encode_body(), body);
+            assert_eq!(
+                Request::decode_body(Protocol::Media, &body).expect("decodes"),
+                req
+            );
+            let resp = Response::Media(body.clone());
+            assert_eq!(resp.protocol(), Protocol::Media);
+            assert_eq!(
+                Response::decode_body(Protocol::Media, &body).expect("decodes"),
+                resp
+            );
+        }
+
+        // Exactly at the cap: accepted; one byte more: refused.
+        let full = vec![0x11; MAX_MEDIA_REQUEST];
+        assert_eq!(
+            Request::decode_body(Protocol::Media, &full).expect("at the cap"),
+            Request::Media(full.clone())
+        );
+        let over = vec![0x11; MAX_MEDIA_REQUEST + 1];
+        assert!(matches!(
+            Request::decode_body(Protocol::Media, &over),
+            Err(DecodeError::TooLong { .. })
+        ));
+        let full = vec![0x22; MAX_MEDIA_RESPONSE];
+        assert!(Response::decode_body(Protocol::Media, &full).is_ok());
+        let mut over = full;
+        over.push(0);
+        assert!(matches!(
+            Response::decode_body(Protocol::Media, &over),
+            Err(DecodeError::TooLong { .. })
+        ));
+        // A request body is not a valid response of another protocol.
+        assert!(Response::decode_body(Protocol::Direct, b"want chunk 7").is_err());
     }
 
     #[test]

@@ -16,10 +16,12 @@ pub enum Kind {
     HeadersRequest,
     BlocksRequest,
     DirectRequest,
+    MediaRequest,
     BlockGossip,
     TxGossip,
     ChainLockGossip,
     QuorumGossip,
+    MediaGossip,
 }
 
 impl Kind {
@@ -35,6 +37,10 @@ impl Kind {
             // Quorum members send each other a burst of DKG messages per
             // phase (contributions, complaints, justifications).
             Kind::DirectRequest => (50.0, 200.0),
+            // A viewer fetching chunks (16 per request) from a peer, or
+            // many viewers behind one relay; each request is small and
+            // answered at low priority.
+            Kind::MediaRequest => (200.0, 400.0),
             Kind::BlockGossip => (20.0, 100.0),
             Kind::TxGossip => (500.0, 2_000.0),
             // Signature shares of every quorum member, then the recovered
@@ -42,6 +48,9 @@ impl Kind {
             Kind::ChainLockGossip => (100.0, 400.0),
             // Final DKG commitments: a few per quorum per DKG round.
             Kind::QuorumGossip => (10.0, 50.0),
+            // Small signed announcements: content published, live segment
+            // available, "I have content X".
+            Kind::MediaGossip => (50.0, 200.0),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! shed when the node does not keep up, low first since it is smaller).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     ops::ControlFlow,
     sync::Arc,
     time::{Duration, Instant},
@@ -16,10 +16,11 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
+    core::Endpoint,
     gossipsub::{self, MessageAcceptance, MessageId},
     identify, kad, mdns, noise, ping,
     request_response::{self, OutboundRequestId, ResponseChannel},
-    swarm::{dial_opts::DialOpts, SwarmEvent},
+    swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent},
     tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -51,6 +52,10 @@ pub enum NetworkError {
     Listen { addr: Multiaddr, reason: String },
     #[error("the network task has stopped")]
     Stopped,
+    /// The provider record could not be stored (e.g. the store holds
+    /// [`crate::behaviour::MAX_PROVIDER_KEYS`] keys already).
+    #[error("could not store the provider record: {0}")]
+    Provider(String),
 }
 
 /// Why a request to a peer failed.
@@ -103,10 +108,20 @@ pub enum NetworkEvent {
     /// [`NetworkHandle::validate`] within a few seconds.
     Gossip {
         topic: Topic,
+        /// The peer that forwarded it to us (the one to blame or credit,
+        /// and the one to pass to [`NetworkHandle::validate`]).
         source: PeerId,
+        /// The peer that published it: `message.source`, covered by the
+        /// author's signature (gossipsub runs in Signed mode with strict
+        /// validation, so it is always set on messages that get here).
+        author: Option<PeerId>,
         id: MessageId,
         data: Vec<u8>,
     },
+    /// A request from a peer; answer with [`NetworkHandle::respond`].
+    /// Sync and `direct` requests come at high priority; `media` requests
+    /// at low priority (shed first when the node is busy: the requester
+    /// then gets no answer).
     Request {
         peer: PeerId,
         request: Request,
@@ -151,7 +166,8 @@ pub struct NetworkInfo {
     pub protocol_version: String,
     pub agent: String,
     pub mdns: bool,
-    /// Gossip messages dropped because the node was busy, by priority.
+    /// Gossip messages (and, low, media requests) dropped because the node
+    /// was busy, by priority.
     pub shed_medium: u64,
     pub shed_low: u64,
 }
@@ -184,6 +200,19 @@ enum Command {
         peer: PeerId,
         action: PeerAction,
         reason: String,
+    },
+    StartProviding {
+        key: kad::RecordKey,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    StopProviding {
+        key: kad::RecordKey,
+    },
+    /// Every provider found is sent on `found` as `Some(peer)`; `None` once
+    /// the query ended.
+    GetProviders {
+        key: kad::RecordKey,
+        found: mpsc::UnboundedSender<Option<PeerId>>,
     },
     AddPeer {
         addr: Multiaddr,
@@ -349,6 +378,61 @@ impl NetworkHandle {
             .await;
     }
 
+    /// Registers this node as a provider of `key` (a Kademlia provider
+    /// record) and publishes the record to the peers closest to the key.
+    /// Returns once the local record is stored; the publication runs in the
+    /// background. If the routing table is empty (no peer yet), the record
+    /// is published as soon as it has a peer. Kademlia republishes every
+    /// 12 hours; records expire after 48 hours at the peers holding them.
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetworkError> {
+        let key = kad::RecordKey::new(&key);
+        self.ask(Priority::Medium, |reply| Command::StartProviding {
+            key,
+            reply,
+        })
+        .await?
+        .map_err(NetworkError::Provider)
+    }
+
+    /// Stops providing `key`. Local only: the records already published
+    /// stay at other peers until they expire.
+    pub async fn stop_providing(&self, key: Vec<u8>) {
+        let key = kad::RecordKey::new(&key);
+        let _ = self
+            .send(Priority::Medium, Command::StopProviding { key })
+            .await;
+    }
+
+    /// Looks up the providers of `key` in the DHT and collects every one
+    /// found until the query ends or `timeout` passes; never the local
+    /// peer. The addresses the query learned for each provider are kept
+    /// (like [`NetworkHandle::add_address`], in a separate bounded cache),
+    /// so a [`NetworkHandle::request`] to a provider this node is not
+    /// connected to can dial it. Empty when nobody provides `key` (or the
+    /// node has no peers).
+    pub async fn get_providers(
+        &self,
+        key: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<PeerId>, NetworkError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (found, mut rx) = mpsc::unbounded_channel();
+        let key = kad::RecordKey::new(&key);
+        self.send(Priority::Medium, Command::GetProviders { key, found })
+            .await?;
+        let mut providers = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Some(peer))) => providers.push(peer),
+                Ok(Some(None)) | Err(_) => break,
+                // The task dropped the query without ending it: it stopped.
+                Ok(None) => return Err(NetworkError::Stopped),
+            }
+        }
+        // Dropping `rx` tells the task to end a query still running.
+        Ok(providers)
+    }
+
     /// Tells the peer manager what a peer did.
     pub fn report(&self, peer: PeerId, action: PeerAction, reason: impl Into<String>) {
         let _ = self.high.try_send(Command::Report {
@@ -486,6 +570,9 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
         config,
         pending: HashMap::new(),
         direct_addrs: DirectAddrs::default(),
+        provider_addrs: DirectAddrs::default(),
+        provider_queries: HashMap::new(),
+        unpublished: HashSet::new(),
         limiter: RateLimiter::default(),
         listen_addrs: Vec::new(),
         anonymous_bootnodes: Vec::new(),
@@ -626,6 +713,14 @@ impl DirectAddrs {
     }
 }
 
+/// A running `get_providers` query of a [`NetworkHandle::get_providers`]
+/// call.
+#[derive(Debug)]
+struct ProviderQuery {
+    found: mpsc::UnboundedSender<Option<PeerId>>,
+    seen: HashSet<PeerId>,
+}
+
 /// A bootnode given without a peer id, until its first connection tells it.
 #[derive(Debug)]
 struct AnonymousPeer {
@@ -643,6 +738,14 @@ struct Task {
         HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
     /// Addresses given by [`NetworkHandle::add_address`].
     direct_addrs: DirectAddrs,
+    /// Addresses of providers found by [`NetworkHandle::get_providers`]
+    /// (kept apart, so lookups never evict quorum members' addresses).
+    provider_addrs: DirectAddrs,
+    /// Running `get_providers` queries.
+    provider_queries: HashMap<kad::QueryId, ProviderQuery>,
+    /// Keys provided while the routing table was empty, to publish once it
+    /// has a peer.
+    unpublished: HashSet<kad::RecordKey>,
     limiter: RateLimiter,
     listen_addrs: Vec<(libp2p::core::transport::ListenerId, Multiaddr)>,
     anonymous_bootnodes: Vec<AnonymousPeer>,
@@ -714,6 +817,7 @@ impl Task {
             Protocol::Headers => &mut b.headers,
             Protocol::Blocks => &mut b.blocks,
             Protocol::Direct => &mut b.direct,
+            Protocol::Media => &mut b.media,
         }
     }
 
@@ -747,7 +851,12 @@ impl Task {
                 let p = request.protocol();
                 // Not connected: the swarm dials with these addresses and
                 // any its behaviours know (Kademlia, earlier connections).
-                let addrs = self.direct_addrs.get(&peer);
+                let mut addrs = self.direct_addrs.get(&peer);
+                for a in self.provider_addrs.get(&peer) {
+                    if !addrs.contains(&a) {
+                        addrs.push(a);
+                    }
+                }
                 let id = self
                     .behaviour_for(p)
                     .send_request_with_addresses(&peer, request, addrs);
@@ -782,6 +891,36 @@ impl Task {
                 action,
                 reason,
             } => self.report(peer, action, &reason),
+            Command::StartProviding { key, reply } => {
+                let routable = self.has_routable_peer();
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let r = match kad.start_providing(key.clone()) {
+                    Ok(_) => {
+                        if !routable {
+                            // The query finds nobody to store the record at;
+                            // publish again once there is someone.
+                            self.unpublished.insert(key);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(r);
+            }
+            Command::StopProviding { key } => {
+                self.unpublished.remove(&key);
+                self.swarm.behaviour_mut().kad.stop_providing(&key);
+            }
+            Command::GetProviders { key, found } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.provider_queries.insert(
+                    id,
+                    ProviderQuery {
+                        found,
+                        seen: HashSet::new(),
+                    },
+                );
+            }
             Command::AddPeer { addr, reply } => {
                 let r = if addr.iter().next().is_none() {
                     Err("empty address".to_owned())
@@ -1064,6 +1203,7 @@ impl Task {
             BehaviourEvent::Headers(e) => self.on_sync_event(Protocol::Headers, e),
             BehaviourEvent::Blocks(e) => self.on_sync_event(Protocol::Blocks, e),
             BehaviourEvent::Direct(e) => self.on_sync_event(Protocol::Direct, e),
+            BehaviourEvent::Media(e) => self.on_sync_event(Protocol::Media, e),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocol_version != protocol_version(&self.chain) {
                     info!(target: "net", peer = %peer_id, theirs = %info.protocol_version,
@@ -1117,6 +1257,9 @@ impl Task {
                         .add_address(peer, a.clone(), now);
                 }
             }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => self.on_kad_query(id, result, step.last),
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
                 let now = Instant::now();
@@ -1149,8 +1292,9 @@ impl Task {
             Topic::Blocks => Kind::BlockGossip,
             Topic::ChainLocks => Kind::ChainLockGossip,
             Topic::Quorum => Kind::QuorumGossip,
-            // Governance and media are not subscribed yet.
-            Topic::Txs | Topic::Governance | Topic::Media => Kind::TxGossip,
+            Topic::Media => Kind::MediaGossip,
+            // Governance is not subscribed yet.
+            Topic::Txs | Topic::Governance => Kind::TxGossip,
         };
         if !self.limiter.allow(source, kind, Instant::now()) {
             self.verdict(&id, &source, Acceptance::Ignore);
@@ -1164,6 +1308,7 @@ impl Task {
         let event = NetworkEvent::Gossip {
             topic,
             source,
+            author: message.source,
             id: id.clone(),
             data: message.data,
         };
@@ -1207,6 +1352,7 @@ impl Task {
                     Protocol::Headers => Kind::HeadersRequest,
                     Protocol::Blocks => Kind::BlocksRequest,
                     Protocol::Direct => Kind::DirectRequest,
+                    Protocol::Media => Kind::MediaRequest,
                 };
                 if !self.limiter.allow(peer, kind, Instant::now()) {
                     // Dropping the channel tells the peer nothing; it times
@@ -1218,8 +1364,16 @@ impl Task {
                     );
                     return;
                 }
+                // Media requests never delay blocks: low priority, shed
+                // first. A shed request's channel is dropped, so the peer
+                // learns at once that it got no answer.
+                let priority = if protocol == Protocol::Media {
+                    Priority::Low
+                } else {
+                    Priority::High
+                };
                 self.emit(
-                    Priority::High,
+                    priority,
                     NetworkEvent::Request {
                         peer,
                         request,
@@ -1282,6 +1436,7 @@ impl Task {
             }
         }
         self.limiter.prune(now);
+        self.provider_housekeeping();
         self.dial_due();
         let connected = self.swarm.connected_peers().count();
         let bootstrap_due = self
@@ -1294,6 +1449,112 @@ impl Task {
         let since_save = now.duration_since(self.last_save);
         if since_save >= SAVE_EVERY || (self.store_dirty && since_save >= DIRTY_SAVE_AFTER) {
             self.save_store();
+        }
+    }
+
+    /// Whether Kademlia's routing table has any peer.
+    fn has_routable_peer(&mut self) -> bool {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .any(|b| b.num_entries() > 0)
+    }
+
+    /// Ends provider lookups whose caller gave up, and publishes records
+    /// provided while the routing table was empty.
+    fn provider_housekeeping(&mut self) {
+        let abandoned: Vec<kad::QueryId> = self
+            .provider_queries
+            .iter()
+            .filter(|(_, q)| q.found.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in abandoned {
+            self.provider_queries.remove(&id);
+            if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                q.finish();
+            }
+        }
+        if !self.unpublished.is_empty() && self.has_routable_peer() {
+            for key in std::mem::take(&mut self.unpublished) {
+                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                    debug!(target: "net", error = %e, "could not publish a provider record");
+                }
+            }
+        }
+    }
+
+    /// Progress of a Kademlia query: collects the providers of a
+    /// `get_providers` lookup.
+    fn on_kad_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        match result {
+            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                providers,
+                ..
+            })) => {
+                let local = *self.swarm.local_peer_id();
+                let mut new = Vec::new();
+                if let Some(q) = self.provider_queries.get_mut(&id) {
+                    for p in providers {
+                        if p != local && q.seen.insert(p) {
+                            new.push(p);
+                        }
+                    }
+                }
+                for p in new {
+                    self.remember_provider_addrs(p);
+                    if let Some(q) = self.provider_queries.get(&id) {
+                        let _ = q.found.send(Some(p));
+                    }
+                }
+            }
+            kad::QueryResult::GetProviders(_) => {}
+            kad::QueryResult::StartProviding(r) => {
+                debug!(target: "net", result = ?r.map(|_| ()), "provider record published");
+                return;
+            }
+            _ => return,
+        }
+        if last {
+            if let Some(q) = self.provider_queries.remove(&id) {
+                let _ = q.found.send(None);
+            }
+        }
+    }
+
+    /// Keeps the addresses Kademlia knows for a provider — its routing
+    /// table entry, and the addresses the peers answering the running query
+    /// gave with their provider records (those are forgotten when the
+    /// query ends) — so a later request can dial it.
+    fn remember_provider_addrs(&mut self, peer: PeerId) {
+        // Kademlia answers this from its routing table and running queries,
+        // without side effects; it is how the swarm itself asks it when
+        // dialing a peer id.
+        let addrs = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .handle_pending_outbound_connection(
+                ConnectionId::new_unchecked(0),
+                Some(peer),
+                &[],
+                Endpoint::Dialer,
+            )
+            .unwrap_or_default();
+        let mut kept: Vec<Multiaddr> = Vec::new();
+        for a in addrs {
+            if peer_id_of(&a).is_some_and(|p| p != peer) {
+                continue;
+            }
+            let base = without_peer_id(&a);
+            if is_dialable(&base) && !kept.contains(&base) {
+                kept.push(base);
+            }
+        }
+        // Most preferred (routing table first) ends up first.
+        for a in kept.into_iter().take(MAX_DIRECT_ADDRS_PER_PEER).rev() {
+            self.provider_addrs.add(peer, a);
         }
     }
 

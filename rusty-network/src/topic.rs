@@ -18,7 +18,9 @@ pub enum Topic {
     Quorum,
     /// Reserved: governance objects and votes.
     Governance,
-    /// Reserved: media announcements (issue 5).
+    /// Media announcements (issue 5): small signed messages (content
+    /// published, live segment available, "I have content X"); the bytes
+    /// travel on the `media` request-response protocol.
     Media,
 }
 
@@ -40,8 +42,13 @@ impl Topic {
         Topic::Media,
     ];
     /// The topics a node subscribes to today.
-    pub const SUBSCRIBED: [Topic; 4] =
-        [Topic::Blocks, Topic::Txs, Topic::ChainLocks, Topic::Quorum];
+    pub const SUBSCRIBED: [Topic; 5] = [
+        Topic::Blocks,
+        Topic::Txs,
+        Topic::ChainLocks,
+        Topic::Quorum,
+        Topic::Media,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -92,5 +99,16 @@ mod tests {
             assert!(Topic::SUBSCRIBED.contains(&t));
             assert_eq!(t.priority(), Priority::High);
         }
+    }
+
+    #[test]
+    fn media_is_subscribed_at_low_priority_and_governance_is_not() {
+        assert!(Topic::SUBSCRIBED.contains(&Topic::Media));
+        assert_eq!(Topic::Media.priority(), Priority::Low);
+        assert_eq!(
+            Topic::Media.ident("dev").hash().as_str(),
+            "/rusty/dev/media/1"
+        );
+        assert!(!Topic::SUBSCRIBED.contains(&Topic::Governance));
     }
 }

@@ -105,6 +105,9 @@ pub enum Domain {
     ContentManifest,
     /// A media chunk: its index followed by its bytes.
     MediaChunk,
+    /// A live media segment: its stream's content id, its sequence number and
+    /// its bytes.
+    MediaSegment,
 }
 
 impl Domain {
@@ -126,6 +129,7 @@ impl Domain {
             Domain::DkgMessage => "rusty-coin dkg-message v1",
             Domain::ContentManifest => "rusty-coin content-manifest v1",
             Domain::MediaChunk => "rusty-coin media-chunk v1",
+            Domain::MediaSegment => "rusty-coin media-segment v1",
         }
     }
 

@@ -77,6 +77,8 @@ pub struct P2pHandle {
     pub view: Arc<SyncView>,
     /// The quorum service (DKG, ChainLocks).
     pub llmq: crate::llmq::LlmqHandle,
+    /// The media layer.
+    pub media: Option<rusty_media::service::MediaHandle>,
 }
 
 /// Starts the P2P service task over a started network.
@@ -89,6 +91,7 @@ pub fn spawn(
     events: rusty_network::NetworkEvents,
     operator: Option<crate::llmq::Operator>,
     data_dir: Option<std::path::PathBuf>,
+    media: Option<rusty_media::service::MediaHandle>,
 ) -> (P2pHandle, tokio::task::JoinHandle<()>) {
     let view = Arc::new(SyncView::default());
     let (llmq, llmq_task) = crate::llmq::spawn(chain.clone(), net.clone(), operator, data_dir);
@@ -96,11 +99,15 @@ pub fn spawn(
         net: net.clone(),
         view: view.clone(),
         llmq: llmq.clone(),
+        media: media.clone(),
     };
-    let (service, internal) = service::Service::new(chain, net, view, llmq.input);
+    let (service, internal) = service::Service::new(chain, net, view, llmq.input, media.clone());
     let task = tokio::spawn(async move {
         service.run(events, internal).await;
         llmq_task.abort();
+        if let Some(m) = media {
+            m.stop();
+        }
     });
     (handle, task)
 }

@@ -97,6 +97,8 @@ pub(super) struct Service {
     recent_txs: RecentSet,
     /// DKG messages and quorum gossip go to the quorum service.
     llmq: mpsc::Sender<LlmqInput>,
+    /// Media announcements and requests go to the media service.
+    media: Option<rusty_media::service::MediaHandle>,
 }
 
 /// A bounded set that forgets its oldest entries.
@@ -232,6 +234,7 @@ impl Service {
         net: NetworkHandle,
         view: Arc<SyncView>,
         llmq: mpsc::Sender<LlmqInput>,
+        media: Option<rusty_media::service::MediaHandle>,
     ) -> (Self, mpsc::UnboundedReceiver<Internal>) {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         (
@@ -248,6 +251,7 @@ impl Service {
                 fetching: HashSet::new(),
                 recent_txs: RecentSet::default(),
                 llmq,
+                media,
             },
             internal_rx,
         )
@@ -368,6 +372,7 @@ impl Service {
             NetworkEvent::Gossip {
                 topic,
                 source,
+                author,
                 id,
                 data,
             } => match topic {
@@ -390,6 +395,11 @@ impl Service {
                         self.net.validate(id, source, Acceptance::Ignore);
                     }
                 }
+                Topic::Media => match &self.media {
+                    // Judged at once; the work happens in the media service.
+                    Some(m) => m.on_gossip(source, author, id, &data),
+                    None => self.net.validate(id, source, Acceptance::Ignore),
+                },
                 _ => self.net.validate(id, source, Acceptance::Ignore),
             },
             NetworkEvent::Request {
@@ -438,6 +448,14 @@ impl Service {
                             self.net
                                 .respond(responder, Response::Direct(DirectAck::Rejected))
                                 .await;
+                        }
+                        return;
+                    }
+                    Request::Media(body) => {
+                        // Without a media service, dropping the responder
+                        // tells the requester at once there is no answer.
+                        if let Some(m) = &self.media {
+                            m.on_request(peer, body, responder);
                         }
                         return;
                     }

@@ -1370,6 +1370,7 @@ mod tests {
                 wallet_fee_rate: 2_000,
                 p2p: None,
                 operator,
+                media: None,
             })
         };
         let module = make(Some(Operator {

@@ -13,6 +13,7 @@ pub mod control;
 pub mod http;
 pub mod json;
 pub mod masternode;
+pub mod media;
 pub mod mining;
 pub mod net;
 pub mod rawtx;
@@ -83,6 +84,8 @@ pub struct RpcContext {
     pub p2p: Option<crate::p2p::P2pHandle>,
     /// This node's masternode operator key (`--masternode --operator-key`).
     pub operator: Option<crate::llmq::Operator>,
+    /// The media layer (with networking).
+    pub media: Option<rusty_media::service::MediaHandle>,
 }
 
 impl RpcContext {
@@ -150,6 +153,7 @@ pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     control::register(&mut module);
     net::register(&mut module);
     masternode::register(&mut module);
+    media::register(&mut module);
     module
 }
 
@@ -217,6 +221,18 @@ pub const METHODS: &[&str] = &[
     "quorum",
     "getbestchainlock",
     "dkginfo",
+    "stream_publish",
+    "stream_list",
+    "stream_search",
+    "stream_info",
+    "stream_view",
+    "stream_status",
+    "stream_read",
+    "stream_segments",
+    "stream_broadcast",
+    "stream_broadcast_push",
+    "stream_broadcast_end",
+    "stream_unwatch",
     "help",
     "stop",
     "subscribe_newblocks",
@@ -244,6 +260,7 @@ mod tests {
             wallet_fee_rate: 2_000,
             p2p: None,
             operator: None,
+            media: None,
         });
         let registered: BTreeSet<&str> = module
             .method_names()

@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod masternodes;
+mod media;
 mod net;
 mod netbench;
 mod network;

@@ -1,0 +1,80 @@
+//! Media protocol messages from untrusted peers (`rusty-media/src/wire.rs`):
+//! requests and responses of the media request-response protocol and
+//! announcements on the `media` gossip topic. Decoding never panics;
+//! whatever decodes re-encodes to exactly the input, passes `validate` and
+//! fits its kind's size cap; every segment announcement that decodes is
+//! checked against a fixed creator key (and its data, when it comes with
+//! some), which must not panic either.
+//!
+//! Random bytes rarely start with the wire version and a valid tag, so each
+//! input is also tried behind every valid header: that reaches the bodies.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use rusty_crypto::{PublicKey, SecretKey};
+use rusty_media::wire::{
+    Announcement, MediaRequest, MediaResponse, SegmentAnnouncement, MAX_ANNOUNCEMENT_BYTES,
+    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, WIRE_VERSION,
+};
+
+/// Every tag in use: requests, responses, announcements.
+const TAGS: [u8; 11] = [
+    0x01, 0x02, 0x03, 0x11, 0x12, 0x13, 0x14, 0x15, 0x21, 0x22, 0x23,
+];
+
+fn creator() -> &'static PublicKey {
+    static KEY: OnceLock<PublicKey> = OnceLock::new();
+    KEY.get_or_init(|| SecretKey::from_bytes([7; 32]).public_key())
+}
+
+fn check_segment(a: &SegmentAnnouncement, data: Option<&[u8]>) {
+    let _ = a.verify(creator());
+    if let Some(d) = data {
+        let _ = a.verify_data(d);
+    }
+    assert_eq!(
+        SegmentAnnouncement::decode(&a.encode()).ok().as_ref(),
+        Some(a)
+    );
+}
+
+fn check(bytes: &[u8]) {
+    if let Ok(m) = MediaRequest::decode(bytes) {
+        assert_eq!(m.encode(), bytes);
+        assert!(m.validate().is_ok());
+        assert!(bytes.len() <= MAX_REQUEST_BYTES);
+    }
+    if let Ok(m) = MediaResponse::decode(bytes) {
+        assert_eq!(m.encode(), bytes);
+        assert!(m.validate().is_ok());
+        assert!(bytes.len() <= MAX_RESPONSE_BYTES);
+        if let MediaResponse::Segment { announcement, data } = &m {
+            check_segment(announcement, Some(data));
+        }
+    }
+    if let Ok(m) = Announcement::decode(bytes) {
+        assert_eq!(m.encode(), bytes);
+        assert!(m.validate().is_ok());
+        assert!(bytes.len() <= MAX_ANNOUNCEMENT_BYTES);
+        if let Announcement::Segment(a) = &m {
+            check_segment(a, None);
+        }
+    }
+    if let Ok(a) = SegmentAnnouncement::decode(bytes) {
+        assert_eq!(a.encode(), bytes);
+        check_segment(&a, None);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    check(data);
+    let mut framed = Vec::with_capacity(data.len() + 2);
+    for tag in TAGS {
+        framed.clear();
+        framed.extend_from_slice(&[WIRE_VERSION, tag]);
+        framed.extend_from_slice(data);
+        check(&framed);
+    }
+});

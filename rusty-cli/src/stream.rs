@@ -1,0 +1,504 @@
+//! `rusty-cli stream`: the media layer of a running node.
+//!
+//! `publish`, `list`, `search`, `info` and `status` are plain RPC calls.
+//! `view` asks the node to fetch the content and copies it to `--output`
+//! and/or plays it over HTTP on `--serve` (Range requests for files, an HLS
+//! playlist for live streams), with progress on the terminal.
+//! `broadcast --live` reads its input in real time and hands it to the node,
+//! which cuts, signs and announces the segments.
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Read, Write},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
+use rusty_core::rpc::client::RpcClient;
+use rusty_media::http::{HttpConfig, PlaybackSource, SourceInfo};
+use serde_json::{json, Value};
+
+use crate::{
+    args::{BroadcastArgs, GlobalArgs, PublishArgs, StreamCommand, ViewArgs},
+    client::{call, connect, print},
+};
+
+/// Bytes asked for per `stream_read`.
+const READ_PIECE: u64 = 1 << 20;
+
+pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
+    let c = connect(g)?;
+    match cmd {
+        StreamCommand::Publish(a) => publish(&c, a),
+        StreamCommand::List => {
+            print(&call(&c, "stream_list", json!([]))?);
+            Ok(())
+        }
+        StreamCommand::Search { words } => {
+            print(&call(&c, "stream_search", json!([words.join(" ")]))?);
+            Ok(())
+        }
+        StreamCommand::Info { id } => {
+            print(&call(&c, "stream_info", json!([id]))?);
+            Ok(())
+        }
+        StreamCommand::Status { id } => {
+            let params = match id {
+                Some(id) => json!([id]),
+                None => json!([]),
+            };
+            print(&call(&c, "stream_status", params)?);
+            Ok(())
+        }
+        StreamCommand::View(a) => view(c, a),
+        StreamCommand::Broadcast(a) => broadcast(&c, a),
+    }
+}
+
+fn publish(c: &RpcClient, a: &PublishArgs) -> Result<()> {
+    let path = std::fs::canonicalize(&a.file).with_context(|| format!("{}", a.file.display()))?;
+    let mut opts =
+        json!({ "tags": a.tags, "description": a.description.clone().unwrap_or_default() });
+    if let Some(t) = &a.title {
+        opts["title"] = json!(t);
+    }
+    if let Some(m) = &a.mime {
+        opts["mime"] = json!(m);
+    }
+    let r = call(c, "stream_publish", json!([path.to_string_lossy(), opts]))?;
+    print(&r);
+    Ok(())
+}
+
+/// Human-readable bytes.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// One progress line, redrawn in place on a terminal.
+struct Progress {
+    tty: bool,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            last: Instant::now() - Duration::from_secs(10),
+        }
+    }
+
+    fn show(&mut self, line: &str, force: bool) {
+        let every = if self.tty {
+            Duration::from_millis(250)
+        } else {
+            Duration::from_secs(5)
+        };
+        if !force && self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let mut err = std::io::stderr();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    fn done(&mut self, line: &str) {
+        self.show(line, true);
+        if self.tty {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}
+
+fn download_line(status: &Value) -> String {
+    let d = &status["downloads"][0];
+    let present = d["bytes_present"].as_u64().unwrap_or(0);
+    let size = d["size"].as_u64().unwrap_or(0);
+    let rate = d["rate"].as_u64().unwrap_or(0);
+    let peers = d["peers"].as_array().map(Vec::len).unwrap_or(0);
+    let pct = if size == 0 {
+        100.0
+    } else {
+        present as f64 * 100.0 / size as f64
+    };
+    format!(
+        "{} / {} ({pct:.1}%)  {}/s  {peers} peer{}",
+        human(present),
+        human(size),
+        human(rate),
+        if peers == 1 { "" } else { "s" }
+    )
+}
+
+fn view(c: RpcClient, a: &ViewArgs) -> Result<()> {
+    if a.output.is_none() && a.serve.is_none() {
+        bail!("say where the content goes: --output FILE and/or --serve 127.0.0.1:PORT");
+    }
+    let started = call(&c, "stream_view", json!([a.id]))?;
+    let live = started["live"].as_bool().unwrap_or(false);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let source = Arc::new(RpcSource::new(c.clone(), a.id.clone(), live));
+    let server = match a.serve {
+        Some(addr) => Some(rt.block_on(start_server(addr, source.clone(), live))?),
+        None => None,
+    };
+    let result = if live {
+        view_live(&c, a, &source)
+    } else {
+        view_file(&c, a)
+    };
+    if let Some((stop, task)) = server {
+        if result.is_ok() {
+            eprintln!(
+                "done; still serving on http://{}/ (Ctrl-C to stop)",
+                a.serve.map(|s| s.to_string()).unwrap_or_default()
+            );
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+        }
+        let _ = stop.send(());
+        let _ = rt.block_on(task);
+    }
+    result
+}
+
+async fn start_server(
+    addr: SocketAddr,
+    source: Arc<RpcSource>,
+    live: bool,
+) -> Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} for --serve"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.await;
+        };
+        if let Err(e) =
+            rusty_media::http::serve(listener, source, HttpConfig::default(), shutdown).await
+        {
+            eprintln!("error: HTTP server: {e}");
+        }
+    });
+    if live {
+        eprintln!("serving the live stream at http://{bound}/live.m3u8 (mpv, VLC, ffplay)");
+    } else {
+        eprintln!("serving at http://{bound}/content (mpv, VLC, ffplay, a browser; seeking works)");
+    }
+    Ok((tx, task))
+}
+
+/// Copies a file as it downloads, in order, to `--output` (or just waits for
+/// it when only serving).
+fn view_file(c: &RpcClient, a: &ViewArgs) -> Result<()> {
+    let info = call(c, "stream_info", json!([a.id]))?;
+    let size = info["size"].as_u64().unwrap_or(0);
+    let mut progress = Progress::new();
+    let mut out = match &a.output {
+        Some(p) => Some(OutputFile::create(p)?),
+        None => None,
+    };
+    let mut offset = 0u64;
+    loop {
+        let status = call(c, "stream_status", json!([a.id]))?;
+        let state = &status["downloads"][0]["state"];
+        if let Some(reason) = state.get("failed").and_then(Value::as_str) {
+            bail!("download failed: {reason}");
+        }
+        if let Some(f) = out.as_mut() {
+            if offset < size {
+                let len = READ_PIECE.min(size - offset);
+                let r = call(c, "stream_read", json!([a.id, offset, len, 5_000]));
+                match r {
+                    Ok(v) => {
+                        let bytes = BASE64
+                            .decode(v["data"].as_str().unwrap_or_default())
+                            .context("the node sent bytes that are not base64")?;
+                        f.write(&bytes)?;
+                        offset += bytes.len() as u64;
+                    }
+                    // Not there yet: keep waiting (the node keeps fetching).
+                    Err(e) if e.to_string().contains("timed out") => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let complete = status["downloads"][0]["state"] == "complete";
+        progress.show(&download_line(&status), false);
+        let written = out.is_none() || offset >= size;
+        if complete && written {
+            progress.done(&download_line(&status));
+            break;
+        }
+        if out.is_none() {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    if let Some(f) = out {
+        let path = f.finish()?;
+        eprintln!("saved {} to {}", human(size), path.display());
+    }
+    Ok(())
+}
+
+/// Writes segments of a live stream in order to `--output` until it ends
+/// (or Ctrl-C when only serving).
+fn view_live(c: &RpcClient, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
+    let mut out = match &a.output {
+        Some(p) if p.as_os_str() == "-" => None,
+        Some(p) => {
+            Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        None => None,
+    };
+    let to_stdout = a.output.as_deref() == Some(Path::new("-"));
+    let mut progress = Progress::new();
+    let mut next = 0u64;
+    let mut first = true;
+    loop {
+        let r = call(c, "stream_segments", json!([a.id, next, 5_000]))?;
+        let segs = r["segments"].as_array().cloned().unwrap_or_default();
+        for s in &segs {
+            let seq = s["seq"].as_u64().unwrap_or(0);
+            let data = BASE64
+                .decode(s["data"].as_str().unwrap_or_default())
+                .context("the node sent bytes that are not base64")?;
+            if first && seq > next {
+                // Joined mid-stream: start at the live edge.
+                first = false;
+            }
+            source.keep(
+                seq,
+                s["duration_ms"].as_u64().unwrap_or(1) as u32,
+                data.clone(),
+            );
+            if let Some(f) = out.as_mut() {
+                f.write_all(&data).context("writing the output")?;
+            } else if to_stdout {
+                let mut so = std::io::stdout().lock();
+                so.write_all(&data).context("writing to stdout")?;
+                let _ = so.flush();
+            }
+            next = seq + 1;
+        }
+        let st = &r["status"];
+        progress.show(
+            &format!(
+                "live: segment {}  latency p50 {} ms  p95 {} ms  skipped {}  buffered {}",
+                st["last_seq"],
+                st["latency_p50_ms"],
+                st["latency_p95_ms"],
+                st["skipped"],
+                st["buffered"]
+            ),
+            false,
+        );
+        if r["ended"].as_bool().unwrap_or(false) && segs.is_empty() {
+            progress.done("live stream ended");
+            return Ok(());
+        }
+    }
+}
+
+/// Output written to a temporary file and renamed when complete.
+struct OutputFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: std::fs::File,
+}
+
+impl OutputFile {
+    fn create(path: &Path) -> Result<OutputFile> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".part");
+        let tmp = PathBuf::from(tmp);
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        Ok(OutputFile {
+            path: path.to_owned(),
+            tmp,
+            file,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .with_context(|| format!("writing {}", self.tmp.display()))
+    }
+
+    fn finish(self) -> Result<PathBuf> {
+        self.file
+            .sync_all()
+            .with_context(|| format!("writing {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.path).with_context(|| {
+            format!("renaming {} to {}", self.tmp.display(), self.path.display())
+        })?;
+        Ok(self.path)
+    }
+}
+
+/// A live segment's duration (ms) and bytes.
+type LiveSegment = (u32, Arc<Vec<u8>>);
+
+/// The HTTP server's view of the content: byte ranges and live segments,
+/// read from the node over RPC.
+struct RpcSource {
+    client: RpcClient,
+    id: String,
+    live: bool,
+    /// Live segments received, for the playlist (the last 64).
+    window: Mutex<BTreeMap<u64, LiveSegment>>,
+}
+
+impl RpcSource {
+    fn new(client: RpcClient, id: String, live: bool) -> RpcSource {
+        RpcSource {
+            client,
+            id,
+            live,
+            window: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn keep(&self, seq: u64, duration_ms: u32, data: Vec<u8>) {
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        w.insert(seq, (duration_ms, Arc::new(data)));
+        while w.len() > 64 {
+            w.pop_first();
+        }
+    }
+
+    async fn rpc(&self, method: &'static str, params: Value) -> Result<Value, String> {
+        let c = self.client.clone();
+        tokio::task::spawn_blocking(move || call(&c, method, params).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}
+
+impl PlaybackSource for RpcSource {
+    async fn info(&self) -> Result<SourceInfo, String> {
+        let v = self.rpc("stream_info", json!([self.id])).await?;
+        Ok(SourceInfo {
+            mime: v["mime"]
+                .as_str()
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            size: if self.live { None } else { v["size"].as_u64() },
+            title: v["title"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>, String> {
+        let len = end.saturating_sub(start);
+        let v = self
+            .rpc("stream_read", json!([self.id, start, len, 60_000]))
+            .await?;
+        BASE64
+            .decode(v["data"].as_str().unwrap_or_default())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn live_window(&self) -> Result<Vec<(u64, u32)>, String> {
+        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(w.iter().map(|(k, (d, _))| (*k, *d)).collect())
+    }
+
+    async fn live_segment(&self, seq: u64) -> Result<Option<Vec<u8>>, String> {
+        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(w.get(&seq).map(|(_, d)| d.as_ref().clone()))
+    }
+}
+
+/// Reads `--live` input in real time and pushes it to the node.
+fn broadcast(c: &RpcClient, a: &BroadcastArgs) -> Result<()> {
+    if !a.live {
+        bail!("only live broadcasts exist: pass --live <file | ->  (to publish a file, use `stream publish`)");
+    }
+    let mut input: Box<dyn Read> = if a.input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(&a.input)
+                .with_context(|| format!("opening {}", a.input.display()))?,
+        )
+    };
+    let mut opts =
+        json!({ "tags": a.tags, "mime": a.mime.clone().unwrap_or_else(|| "video/mp2t".into()) });
+    if let Some(t) = &a.title {
+        opts["title"] = json!(t);
+    }
+    let r = call(c, "stream_broadcast", json!([opts]))?;
+    let id = r["id"].as_str().unwrap_or_default().to_owned();
+    println!("{id}");
+    eprintln!(
+        "broadcasting live stream {id}; viewers: rusty-cli stream view {id} --serve 127.0.0.1:8080"
+    );
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut progress = Progress::new();
+    loop {
+        let n = input.read(&mut buf).context("reading the live input")?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        call(
+            c,
+            "stream_broadcast_push",
+            json!([id, BASE64.encode(chunk)]),
+        )?;
+        sent += n as u64;
+        // A file is paced to --bitrate, as if it came from a capture.
+        if let Some(kbps) = a.bitrate.filter(|k| *k > 0) {
+            let due = Duration::from_secs_f64(sent as f64 * 8.0 / (kbps as f64 * 1000.0));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        progress.show(
+            &format!(
+                "sent {} in {:.0} s",
+                human(sent),
+                started.elapsed().as_secs_f64()
+            ),
+            false,
+        );
+    }
+    call(c, "stream_broadcast_end", json!([id]))?;
+    progress.done(&format!("broadcast ended after {}", human(sent)));
+    Ok(())
+}

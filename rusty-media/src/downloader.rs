@@ -1,0 +1,817 @@
+//! Downloading a file from every peer that has it.
+//!
+//! - The manifest comes from the store or from a provider (verified to hash
+//!   to the content id).
+//! - Providers come from announcements, Kademlia provider records and, as a
+//!   last resort, the connected peers; they are refreshed every few
+//!   seconds, so viewers that start re-serving join in.
+//! - Requests of up to 16 chunks go to several providers at once, a few in
+//!   flight per provider (pipelining). Chunks are picked from the playhead
+//!   (where a player reads) onward, then from the start.
+//! - Every chunk is verified by the store before it is written. A provider
+//!   that sends a bad chunk is penalised (banned by the network layer) and
+//!   dropped; its chunks are fetched elsewhere.
+//! - A request slower than a few times the typical one is sent again to an
+//!   idle provider and the slow provider is held to one request at a time;
+//!   at the end the last ranges are raced the same way.
+//! - What is verified on disk stays: a restarted download asks only for
+//!   the missing chunks.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{stream::FuturesUnordered, StreamExt};
+use rusty_network::PeerId;
+use rusty_shared_types::Hash256;
+use tokio::sync::Notify;
+use tracing::{debug, info};
+
+use crate::{
+    manifest::SignedManifest,
+    service::{blocking, lock, MediaError, MediaHandle},
+    wire::{MediaRequest, MediaResponse, MAX_CHUNKS_PER_REQUEST},
+};
+
+/// Requests in flight per provider, at most.
+const MAX_IN_FLIGHT: usize = 4;
+/// How often providers are looked up again.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// How long a provider lookup in the DHT may take.
+const DHT_LOOKUP: Duration = Duration::from_secs(4);
+/// Give up when no provider has turned up for this long.
+const NO_PROVIDER_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request is slow after this many times the median request time...
+const SLOW_FACTOR: u32 = 4;
+/// ...but never before this.
+const SLOW_MIN: Duration = Duration::from_secs(2);
+
+/// Where a download is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownloadState {
+    FindingManifest,
+    Downloading,
+    Complete,
+    Failed(String),
+    Cancelled,
+}
+
+/// A provider's part in a download, for `stream_status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerProgress {
+    pub peer: String,
+    pub bytes: u64,
+    pub in_flight: usize,
+    /// Bytes per second over its completed requests.
+    pub rate: u64,
+    /// Penalised for a bad chunk, or slow.
+    pub state: &'static str,
+}
+
+/// A snapshot of a download.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DownloadStatus {
+    pub id: String,
+    pub state: DownloadState,
+    pub title: String,
+    pub size: u64,
+    pub chunks_total: u64,
+    pub chunks_present: u64,
+    pub bytes_present: u64,
+    /// Chunks fetched by this download (not counting what was already on
+    /// disk when it started).
+    pub chunks_fetched: u64,
+    /// Chunks that failed verification (their senders were penalised).
+    pub bad_chunks: u64,
+    /// Bytes per second over the last few seconds.
+    pub rate: u64,
+    pub elapsed_ms: u64,
+    pub peers: Vec<PeerProgress>,
+}
+
+/// A running or finished download; see [`MediaHandle::download`].
+#[derive(Debug)]
+pub struct Download {
+    pub id: Hash256,
+    status: Mutex<DownloadStatus>,
+    /// The chunk a reader waits for; picking starts there.
+    playhead: AtomicU64,
+    cancelled: AtomicBool,
+    progress: Notify,
+    started: Instant,
+}
+
+impl Download {
+    pub(crate) fn new(id: Hash256) -> Download {
+        Download {
+            id,
+            status: Mutex::new(DownloadStatus {
+                id: id.to_string(),
+                state: DownloadState::FindingManifest,
+                title: String::new(),
+                size: 0,
+                chunks_total: 0,
+                chunks_present: 0,
+                bytes_present: 0,
+                chunks_fetched: 0,
+                bad_chunks: 0,
+                rate: 0,
+                elapsed_ms: 0,
+                peers: Vec::new(),
+            }),
+            playhead: AtomicU64::new(0),
+            cancelled: AtomicBool::new(false),
+            progress: Notify::new(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn status(&self) -> DownloadStatus {
+        let mut s = lock(&self.status).clone();
+        s.elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        s
+    }
+
+    pub fn is_finished(&self) -> bool {
+        !matches!(
+            lock(&self.status).state,
+            DownloadState::FindingManifest | DownloadState::Downloading
+        )
+    }
+
+    pub(crate) fn is_finished_with_error(&self) -> bool {
+        matches!(
+            lock(&self.status).state,
+            DownloadState::Failed(_) | DownloadState::Cancelled
+        )
+    }
+
+    /// Why it failed, if it did.
+    pub fn error(&self) -> Option<String> {
+        match &lock(&self.status).state {
+            DownloadState::Failed(e) => Some(e.clone()),
+            DownloadState::Cancelled => Some("cancelled".into()),
+            _ => None,
+        }
+    }
+
+    /// Fetch from chunk `index` onward first (a player seeked there).
+    pub fn prioritise(&self, index: u64) {
+        self.playhead.store(index, Ordering::Relaxed);
+        self.progress.notify_waiters();
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        self.progress.notify_waiters();
+    }
+
+    /// Resolves at the next stored chunk or state change (or after a
+    /// second, so waiters re-check).
+    pub async fn progressed(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.progress.notified()).await;
+    }
+
+    /// Waits until the download finishes; the final status.
+    pub async fn finished(&self) -> DownloadStatus {
+        while !self.is_finished() {
+            self.progressed().await;
+        }
+        self.status()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut DownloadStatus)) {
+        f(&mut lock(&self.status));
+        self.progress.notify_waiters();
+    }
+}
+
+pub(crate) async fn run(svc: MediaHandle, dl: Arc<Download>) {
+    let state = match download(&svc, &dl).await {
+        Ok(()) => DownloadState::Complete,
+        Err(e) if dl.cancelled.load(Ordering::Relaxed) => {
+            debug!(target: "media", id = %dl.id, error = %e, "download cancelled");
+            DownloadState::Cancelled
+        }
+        Err(e) => {
+            info!(target: "media", id = %dl.id, error = %e, "download failed");
+            DownloadState::Failed(e.to_string())
+        }
+    };
+    dl.update(|s| {
+        s.state = state;
+        s.rate = 0;
+    });
+}
+
+/// Finds the manifest of `id`: the store, else any provider.
+pub(crate) async fn obtain_manifest(
+    svc: &MediaHandle,
+    id: Hash256,
+    cancelled: &AtomicBool,
+) -> Result<Arc<SignedManifest>, MediaError> {
+    if let Some(m) = svc.store().manifest(&id)? {
+        return Ok(m);
+    }
+    let deadline = Instant::now() + NO_PROVIDER_TIMEOUT;
+    let mut tried: HashMap<PeerId, u32> = HashMap::new();
+    while Instant::now() < deadline && !cancelled.load(Ordering::Relaxed) && !svc.is_stopped() {
+        let mut candidates = svc.known_providers(&id);
+        if let Ok(found) = svc.inner.net.get_providers(id.0.to_vec(), DHT_LOOKUP).await {
+            candidates.extend(found);
+        }
+        // Neighbours may have it without having said so.
+        if let Ok(peers) = svc.inner.net.peers().await {
+            candidates.extend(peers.into_iter().map(|p| p.peer_id));
+        }
+        let mut seen = std::collections::HashSet::new();
+        candidates.retain(|p| seen.insert(*p) && tried.get(p).copied().unwrap_or(0) < 3);
+        for peer in candidates {
+            *tried.entry(peer).or_default() += 1;
+            match svc.fetch_manifest_from(id, peer).await {
+                Ok(m) => return Ok(m),
+                Err(e) => debug!(target: "media", %id, %peer, error = %e, "no manifest"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(MediaError::NotFound(id))
+}
+
+#[derive(Debug)]
+struct Provider {
+    in_flight: usize,
+    max_in_flight: usize,
+    bytes: u64,
+    /// Sum of bytes and time over completed requests, for its rate.
+    busy_time: Duration,
+    bad: bool,
+    slow: bool,
+    cooldown_until: Option<Instant>,
+    strikes: u32,
+    /// Chunks it said it does not have (forgotten at each refresh: it may
+    /// have fetched them since).
+    lacks: BTreeSet<u64>,
+}
+
+impl Provider {
+    fn new() -> Provider {
+        Provider {
+            in_flight: 0,
+            max_in_flight: MAX_IN_FLIGHT,
+            bytes: 0,
+            busy_time: Duration::ZERO,
+            bad: false,
+            slow: false,
+            cooldown_until: None,
+            strikes: 0,
+            lacks: BTreeSet::new(),
+        }
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        !self.bad && self.cooldown_until.is_none_or(|t| t <= now)
+    }
+
+    fn rate(&self) -> u64 {
+        let secs = self.busy_time.as_secs_f64();
+        if secs <= 0.0 {
+            0
+        } else {
+            (self.bytes as f64 / secs) as u64
+        }
+    }
+}
+
+#[derive(Debug)]
+struct InFlight {
+    peer: PeerId,
+    start: u64,
+    count: u32,
+    sent: Instant,
+    /// Already raced against another provider.
+    raced: bool,
+}
+
+struct Outcome {
+    req: u64,
+    result: Result<MediaResponse, String>,
+}
+
+/// Which chunks are still wanted.
+#[derive(Debug)]
+struct Picker {
+    have: Vec<bool>,
+    /// Wanted and not requested from anyone.
+    pending: BTreeSet<u64>,
+    remaining: u64,
+}
+
+impl Picker {
+    fn new(count: u64, missing: &[u64]) -> Picker {
+        let mut have = vec![true; usize::try_from(count).unwrap_or(0)];
+        for m in missing {
+            if let Some(h) = usize::try_from(*m).ok().and_then(|i| have.get_mut(i)) {
+                *h = false;
+            }
+        }
+        Picker {
+            have,
+            pending: missing.iter().copied().collect(),
+            remaining: missing.len() as u64,
+        }
+    }
+
+    fn has(&self, i: u64) -> bool {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.have.get(i))
+            .copied()
+            .unwrap_or(true)
+    }
+
+    fn mark_have(&mut self, i: u64) -> bool {
+        match usize::try_from(i).ok().and_then(|i| self.have.get_mut(i)) {
+            Some(h) if !*h => {
+                *h = true;
+                self.pending.remove(&i);
+                self.remaining = self.remaining.saturating_sub(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Puts back the chunks of a range that are still missing.
+    fn requeue(&mut self, start: u64, count: u32) {
+        for i in start..start.saturating_add(u64::from(count)) {
+            if !self.has(i) {
+                self.pending.insert(i);
+            }
+        }
+    }
+
+    /// A run of up to [`MAX_CHUNKS_PER_REQUEST`] pending chunks, from the
+    /// playhead onward (else from the start), skipping what `lacks` says
+    /// the provider does not have. Removes it from `pending`.
+    fn take(&mut self, playhead: u64, lacks: &BTreeSet<u64>) -> Option<(u64, u32)> {
+        let first = self
+            .pending
+            .range(playhead..)
+            .chain(self.pending.range(..playhead))
+            .find(|i| !lacks.contains(i))
+            .copied()?;
+        let mut count: u32 = 0;
+        while count < MAX_CHUNKS_PER_REQUEST {
+            let i = first.saturating_add(u64::from(count));
+            if !self.pending.contains(&i) || lacks.contains(&i) {
+                break;
+            }
+            self.pending.remove(&i);
+            count += 1;
+        }
+        Some((first, count))
+    }
+
+    /// The still-missing part of a range (for racing it elsewhere).
+    fn missing_in(&self, start: u64, count: u32) -> Option<(u64, u32)> {
+        let end = start.saturating_add(u64::from(count));
+        let first = (start..end).find(|i| !self.has(*i))?;
+        let last = (first..end).rev().find(|i| !self.has(*i))?;
+        let n = u32::try_from(last - first + 1).unwrap_or(MAX_CHUNKS_PER_REQUEST);
+        Some((first, n))
+    }
+}
+
+async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaError> {
+    let id = dl.id;
+    let manifest = obtain_manifest(svc, id, &dl.cancelled).await?;
+    if manifest.manifest.live {
+        return Err(MediaError::IsLive(id));
+    }
+    let store = svc.store().clone();
+    let missing = blocking(move || Ok(store.missing_chunks(&id)?)).await?;
+    let count = manifest.chunk_count();
+    let size = manifest.manifest.size;
+    let chunk_size = u64::from(manifest.manifest.chunk_size);
+    dl.update(|s| {
+        s.state = DownloadState::Downloading;
+        s.title = manifest.manifest.title.clone();
+        s.size = size;
+        s.chunks_total = count;
+        s.chunks_present = count - missing.len() as u64;
+        s.bytes_present = size.saturating_sub(missing.len() as u64 * chunk_size);
+    });
+    if missing.is_empty() {
+        svc.announce_have(id, false).await;
+        return Ok(());
+    }
+    let mut picker = Picker::new(count, &missing);
+    let mut providers: HashMap<PeerId, Provider> = HashMap::new();
+    let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
+    let mut futures = FuturesUnordered::new();
+    let mut next_req: u64 = 0;
+    let mut durations: Vec<Duration> = Vec::new();
+    let mut last_refresh: Option<Instant> = None;
+    let mut last_provider_seen = Instant::now();
+    let mut lookup: Option<tokio::task::JoinHandle<Vec<PeerId>>> = None;
+    let mut announced = false;
+    let mut rate_window: (Instant, u64) = (Instant::now(), 0);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    while picker.remaining > 0 {
+        if dl.cancelled.load(Ordering::Relaxed) {
+            return Err(MediaError::Download {
+                id,
+                reason: "cancelled".into(),
+            });
+        }
+        let now = Instant::now();
+        // Refresh providers: announcements now, the DHT in the background.
+        if last_refresh.is_none_or(|t| now.duration_since(t) >= REFRESH_EVERY) {
+            last_refresh = Some(now);
+            for p in svc.known_providers(&id) {
+                providers.entry(p).or_insert_with(Provider::new);
+            }
+            for p in providers.values_mut() {
+                p.lacks.clear();
+                if p.strikes >= 3 && p.cooldown_until.is_none_or(|t| t <= now) {
+                    p.strikes = 0;
+                }
+            }
+            if lookup.is_none() {
+                let net = svc.inner.net.clone();
+                lookup = Some(tokio::spawn(async move {
+                    net.get_providers(id.0.to_vec(), DHT_LOOKUP)
+                        .await
+                        .unwrap_or_default()
+                }));
+            }
+        }
+        if lookup.as_ref().is_some_and(|l| l.is_finished()) {
+            if let Some(Some(Ok(found))) = lookup.take().map(futures::FutureExt::now_or_never) {
+                for p in found {
+                    providers.entry(p).or_insert_with(Provider::new);
+                }
+            }
+        }
+
+        // Hand out work.
+        let playhead = dl.playhead.load(Ordering::Relaxed);
+        let mut order: Vec<PeerId> = providers
+            .iter()
+            .filter(|(_, p)| p.usable(now) && p.in_flight < p.max_in_flight)
+            .map(|(k, _)| *k)
+            .collect();
+        order.sort_by_key(|k| {
+            let p = &providers[k];
+            (p.in_flight, std::cmp::Reverse(p.rate()))
+        });
+        if !order.is_empty() {
+            last_provider_seen = now;
+        }
+        for peer in order {
+            while let Some(p) = providers.get_mut(&peer) {
+                if p.in_flight >= p.max_in_flight {
+                    break;
+                }
+                let Some((start, n)) = picker.take(playhead, &p.lacks) else {
+                    break;
+                };
+                p.in_flight += 1;
+                let req = next_req;
+                next_req += 1;
+                in_flight.insert(
+                    req,
+                    InFlight {
+                        peer,
+                        start,
+                        count: n,
+                        sent: now,
+                        raced: false,
+                    },
+                );
+                futures.push(send(svc.clone(), req, peer, id, start, n));
+            }
+        }
+
+        // Race slow requests (and, at the end, the last ones) on idle
+        // providers.
+        let slow_after = median(&durations)
+            .map(|d| (d * SLOW_FACTOR).max(SLOW_MIN))
+            .unwrap_or(SLOW_MIN * 2);
+        // At the end, a request older than a typical one is raced too.
+        let endgame = picker.pending.is_empty();
+        let typical = median(&durations).unwrap_or(SLOW_MIN / 4);
+        let to_race: Vec<u64> = in_flight
+            .iter()
+            .filter(|(_, f)| {
+                let age = now.duration_since(f.sent);
+                !f.raced && (age >= slow_after || (endgame && age >= typical))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for req in to_race {
+            let Some(f) = in_flight.get(&req) else {
+                continue;
+            };
+            let (orig_peer, start, count, sent) = (f.peer, f.start, f.count, f.sent);
+            let Some((s, n)) = picker.missing_in(start, count) else {
+                continue;
+            };
+            // Slow requests go to a provider with nothing in flight; at the
+            // end, to any with a free slot.
+            let idle = providers
+                .iter()
+                .filter(|(k, p)| {
+                    let cap = if endgame { p.max_in_flight } else { 1 };
+                    **k != orig_peer && p.usable(now) && p.in_flight < cap && !p.lacks.contains(&s)
+                })
+                .map(|(k, _)| *k)
+                .next();
+            let Some(other) = idle else { continue };
+            if let Some(f) = in_flight.get_mut(&req) {
+                f.raced = true;
+            }
+            if now.duration_since(sent) >= slow_after {
+                if let Some(p) = providers.get_mut(&orig_peer) {
+                    p.slow = true;
+                    p.max_in_flight = 1;
+                }
+            }
+            if let Some(p) = providers.get_mut(&other) {
+                p.in_flight += 1;
+            }
+            let r = next_req;
+            next_req += 1;
+            in_flight.insert(
+                r,
+                InFlight {
+                    peer: other,
+                    start: s,
+                    count: n,
+                    sent: now,
+                    raced: true,
+                },
+            );
+            futures.push(send(svc.clone(), r, other, id, s, n));
+        }
+
+        if futures.is_empty() && now.duration_since(last_provider_seen) > NO_PROVIDER_TIMEOUT {
+            return Err(MediaError::Download {
+                id,
+                reason: format!(
+                    "no provider answered for {} s ({} of {count} chunks missing)",
+                    NO_PROVIDER_TIMEOUT.as_secs(),
+                    picker.remaining
+                ),
+            });
+        }
+
+        tokio::select! {
+            Some(out) = futures.next(), if !futures.is_empty() => {
+                let Some(f) = in_flight.remove(&out.req) else { continue };
+                let elapsed = f.sent.elapsed();
+                if let Some(p) = providers.get_mut(&f.peer) {
+                    p.in_flight = p.in_flight.saturating_sub(1);
+                }
+                let got = on_outcome(svc, dl, &mut picker, &mut providers, &f, out.result).await;
+                if got > 0 {
+                    durations.push(elapsed);
+                    if durations.len() > 64 {
+                        durations.remove(0);
+                    }
+                    if let Some(p) = providers.get_mut(&f.peer) {
+                        p.bytes += got;
+                        p.busy_time += elapsed;
+                        if p.slow && elapsed < slow_after {
+                            p.slow = false;
+                            p.max_in_flight = MAX_IN_FLIGHT;
+                        }
+                    }
+                    rate_window.1 += got;
+                    if !announced {
+                        announced = true;
+                        // Re-serve what we hold from now on.
+                        let s = svc.clone();
+                        tokio::spawn(async move { s.announce_have(id, false).await });
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+            _ = dl.progress.notified() => {}
+        }
+
+        // Progress for the status.
+        let elapsed = rate_window.0.elapsed();
+        let rate = if elapsed >= Duration::from_secs(1) {
+            let r = (rate_window.1 as f64 / elapsed.as_secs_f64()) as u64;
+            rate_window = (Instant::now(), 0);
+            Some(r)
+        } else {
+            None
+        };
+        let peers: Vec<PeerProgress> = providers
+            .iter()
+            .filter(|(_, p)| p.bytes > 0 || p.in_flight > 0 || p.bad)
+            .map(|(k, p)| PeerProgress {
+                peer: k.to_string(),
+                bytes: p.bytes,
+                in_flight: p.in_flight,
+                rate: p.rate(),
+                state: if p.bad {
+                    "penalised"
+                } else if p.slow {
+                    "slow"
+                } else {
+                    "active"
+                },
+            })
+            .collect();
+        let remaining = picker.remaining;
+        let status = &dl.status;
+        {
+            let mut s = lock(status);
+            s.chunks_present = count - remaining;
+            s.bytes_present = size
+                .saturating_sub(remaining.saturating_mul(chunk_size))
+                .min(size);
+            if let Some(r) = rate {
+                s.rate = r;
+            }
+            s.peers = peers;
+        }
+    }
+    dl.update(|s| {
+        s.chunks_present = count;
+        s.bytes_present = size;
+    });
+    svc.announce_have(id, false).await;
+    info!(target: "media", %id, "download complete");
+    Ok(())
+}
+
+fn median(d: &[Duration]) -> Option<Duration> {
+    if d.is_empty() {
+        return None;
+    }
+    let mut v = d.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied()
+}
+
+async fn send(
+    svc: MediaHandle,
+    req: u64,
+    peer: PeerId,
+    id: Hash256,
+    start: u64,
+    count: u32,
+) -> Outcome {
+    let result = svc
+        .request(peer, &MediaRequest::Chunks { id, start, count })
+        .await;
+    Outcome { req, result }
+}
+
+/// Stores what a reply brought; returns the verified bytes stored.
+async fn on_outcome(
+    svc: &MediaHandle,
+    dl: &Arc<Download>,
+    picker: &mut Picker,
+    providers: &mut HashMap<PeerId, Provider>,
+    f: &InFlight,
+    result: Result<MediaResponse, String>,
+) -> u64 {
+    let id = dl.id;
+    let now = Instant::now();
+    let Some(p) = providers.get_mut(&f.peer) else {
+        picker.requeue(f.start, f.count);
+        return 0;
+    };
+    match result {
+        Ok(MediaResponse::Chunks { start, chunks })
+            if start == f.start && !chunks.is_empty() && chunks.len() <= f.count as usize =>
+        {
+            let n = chunks.len() as u64;
+            let store = svc.store().clone();
+            // Verify and write them all; stop at the first bad one.
+            let results = blocking(move || {
+                let mut out = Vec::new();
+                for (i, bytes) in chunks.iter().enumerate() {
+                    let index = start + i as u64;
+                    match store.put_chunk(&id, index, bytes) {
+                        Ok(new) => out.push(Ok((index, new, bytes.len() as u64))),
+                        Err(e) => {
+                            out.push(Err((index, e)));
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap_or_default();
+            let mut bytes = 0;
+            for r in results {
+                match r {
+                    Ok((index, new, len)) => {
+                        if picker.mark_have(index) && new {
+                            bytes += len;
+                            dl.update(|s| s.chunks_fetched += 1);
+                        }
+                    }
+                    Err((index, e)) if e.is_bad_data() => {
+                        p.bad = true;
+                        svc.inner
+                            .counters
+                            .bad_chunks
+                            .fetch_add(1, Ordering::Relaxed);
+                        dl.update(|s| s.bad_chunks += 1);
+                        svc.forget_provider(&id, &f.peer);
+                        svc.penalise(
+                            f.peer,
+                            &format!("chunk {index} of {id} does not match its hash"),
+                        );
+                    }
+                    Err((index, e)) => {
+                        debug!(target: "media", %id, index, error = %e, "chunk not stored");
+                    }
+                }
+            }
+            svc.inner
+                .counters
+                .downloaded_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+            // What it did not send, it lacks (for now).
+            let end = f.start.saturating_add(u64::from(f.count));
+            for i in f.start.saturating_add(n)..end {
+                p.lacks.insert(i);
+            }
+            p.strikes = 0;
+            picker.requeue(f.start, f.count);
+            bytes
+        }
+        Ok(MediaResponse::NotFound) => {
+            for i in f.start..f.start.saturating_add(u64::from(f.count)) {
+                p.lacks.insert(i);
+            }
+            picker.requeue(f.start, f.count);
+            0
+        }
+        Ok(MediaResponse::Busy) => {
+            p.cooldown_until = Some(now + Duration::from_secs(1));
+            picker.requeue(f.start, f.count);
+            0
+        }
+        Ok(_) => {
+            p.bad = true;
+            svc.penalise(f.peer, "answered a chunk request with other data");
+            picker.requeue(f.start, f.count);
+            0
+        }
+        Err(e) => {
+            debug!(target: "media", %id, peer = %f.peer, error = %e, "chunk request failed");
+            p.strikes += 1;
+            p.cooldown_until =
+                Some(now + Duration::from_secs(2u64.saturating_mul(u64::from(p.strikes))));
+            picker.requeue(f.start, f.count);
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_picker_takes_runs_from_the_playhead_and_requeues_what_is_missing() {
+        let missing: Vec<u64> = (0..40).collect();
+        let mut p = Picker::new(40, &missing);
+        let none = BTreeSet::new();
+        assert_eq!(p.take(0, &none), Some((0, 16)));
+        // A seek: from chunk 30 on, up to the end.
+        assert_eq!(p.take(30, &none), Some((30, 10)));
+        // Then wraps to what is left after the first run.
+        assert_eq!(p.take(30, &none), Some((16, 14)));
+        assert_eq!(p.take(0, &none), None);
+        // Chunks 0 and 1 arrived; the rest of the run goes back.
+        assert!(p.mark_have(0));
+        assert!(p.mark_have(1));
+        assert!(!p.mark_have(1));
+        p.requeue(0, 16);
+        assert_eq!(p.missing_in(0, 16), Some((2, 14)));
+        // A provider lacking chunk 5 gets 2..5 only.
+        let lacks: BTreeSet<u64> = [5].into_iter().collect();
+        assert_eq!(p.take(0, &lacks), Some((2, 3)));
+        assert_eq!(p.remaining, 38);
+    }
+}
