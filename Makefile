@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test lint bench bench-connect bench-network bench-bls bench-chainlock fmt
+.PHONY: deps build run test lint bench bench-connect bench-network bench-bls bench-chainlock bench-media fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -36,7 +36,7 @@ fmt:
 	cargo fmt --all
 
 ## Benchmarks (dev profile with optimised dependencies): all of them.
-bench: bench-connect bench-network bench-bls bench-chainlock
+bench: bench-connect bench-network bench-bls bench-chainlock bench-media
 
 ## Block connection into RocksDB beside raw Ed25519 batch verification.
 bench-connect: deps
@@ -54,3 +54,7 @@ bench-bls: deps
 # ChainLock latency on a 1-miner, 6-masternode dev localnet.
 bench-chainlock: deps
 	cargo run --bin rusty-cli -- bench chainlock
+
+# Media: transfer throughput beside raw loopback TCP; live upload share and latency with 8 viewers.
+bench-media: deps
+	cargo run --bin rusty-cli -- bench media

@@ -403,6 +403,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = rusty_core::clbench::ClBenchConfig::default().blocks)]
         blocks: usize,
     },
+    /// The media layer on dev nodes over loopback: file transfer throughput
+    /// beside raw loopback TCP, then a live stream to N viewers: the
+    /// broadcaster's upload share and input → viewer latency (p50/p95).
+    Media {
+        /// Transferred file size, MiB.
+        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().file_mib)]
+        file_mib: usize,
+        /// Live viewers.
+        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().viewers)]
+        viewers: usize,
+        /// Seconds of live input.
+        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().live_secs)]
+        live_secs: u64,
+        /// Live input bitrate, kbit/s.
+        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().live_kbps)]
+        kbps: u64,
+    },
     /// BLS threshold recovery (t = 3, 30, 240) and aggregate verification,
     /// each beside the raw blst operations it is made of.
     Bls {

@@ -344,6 +344,28 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             println!("{report}");
             Ok(())
         }
+        BenchCommand::Media {
+            file_mib,
+            viewers,
+            live_secs,
+            kbps,
+        } => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                init_logging();
+            }
+            let cfg = rusty_core::mediabench::MediaBenchConfig {
+                file_mib: (*file_mib).max(1),
+                viewers: (*viewers).max(1),
+                live_secs: (*live_secs).max(1),
+                live_kbps: (*kbps).max(8),
+            };
+            let dir = rusty_core::bench::TempDir::new("mediabench")
+                .context("creating a temporary directory")?;
+            let report =
+                runtime()?.block_on(rusty_core::mediabench::run_media_bench(cfg, dir.path()))?;
+            println!("{report}");
+            Ok(())
+        }
         BenchCommand::Bls { iterations } => {
             let report =
                 rusty_crypto::bls_bench::run_bls_bench(&[3, 30, 240], &[50, 400], *iterations)?;

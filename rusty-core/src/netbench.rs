@@ -298,7 +298,7 @@ pub async fn run_network_bench(
 
 /// Raw loopback TCP: one connection, [`TCP_BYTES`] written in
 /// [`TCP_CHUNK`] writes, counted by the reader; 10^6 bytes per second.
-async fn loopback_tcp_mb_per_sec() -> Result<f64, BenchError> {
+pub(crate) async fn loopback_tcp_mb_per_sec() -> Result<f64, BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let reader = tokio::spawn(async move {

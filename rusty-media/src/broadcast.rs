@@ -38,7 +38,7 @@ use crate::{
 pub const WINDOW: usize = 64;
 /// How many viewers the broadcaster serves a fresh segment to before
 /// pointing the rest at them.
-pub const SEED_COPIES: u32 = 2;
+pub const SEED_COPIES: u32 = 1;
 /// How long a segment counts as fresh.
 pub const SEED_HOLD: Duration = Duration::from_millis(1500);
 /// A viewer waits this long for a missing segment before skipping it.

@@ -621,6 +621,13 @@ impl LatencyStats {
         Self::default()
     }
 
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &LatencyStats) {
+        for s in &other.samples {
+            self.record(*s);
+        }
+    }
+
     pub fn record(&mut self, ms: u64) {
         self.samples.push(ms);
         self.max = Some(self.max.map_or(ms, |m| m.max(ms)));

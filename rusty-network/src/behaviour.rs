@@ -82,6 +82,16 @@ fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
     let mut h = blake3::Hasher::new_derive_key("rusty-coin gossip-id v1");
     h.update(m.topic.as_str().as_bytes());
     h.update(&[0]);
+    // Media announcements ("I have X", "watching X") are the same bytes
+    // from every node that has X and are repeated: their id is per author
+    // and per publication (forwarded copies keep both), or every one but
+    // the first would be dropped as a duplicate.
+    if m.topic.as_str().ends_with("/media/1") {
+        if let Some(source) = &m.source {
+            h.update(&source.to_bytes());
+        }
+        h.update(&m.sequence_number.unwrap_or(0).to_le_bytes());
+    }
     h.update(&m.data);
     gossipsub::MessageId::from(h.finalize().as_bytes()[..20].to_vec())
 }

@@ -129,7 +129,11 @@ async fn line() -> [(NetworkHandle, mpsc::UnboundedReceiver<Seen>); 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_is_found_through_the_dht_and_answers_media_requests() {
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    let t0 = Instant::now();
     let [(a, mut a_seen), (b, _b_seen), (c, mut c_seen)] = line().await;
+    eprintln!("DBG A={} B={} C={}", a.peer_id(), b.peer_id(), c.peer_id());
+    eprintln!("DBG line {:?}", t0.elapsed());
     let key = b"content id 0123456789abcdef".to_vec();
     a.start_providing(key.clone()).await.expect("provides");
 
@@ -147,6 +151,7 @@ async fn a_provider_is_found_through_the_dht_and_answers_media_requests() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    eprintln!("DBG found {:?}", t0.elapsed());
     assert!(providers.contains(&a.peer_id()), "found {providers:?}");
     // Each provider once, however many peers named it.
     let mut unique = providers.clone();
@@ -173,6 +178,7 @@ async fn a_provider_is_found_through_the_dht_and_answers_media_requests() {
         .expect("disconnected from A");
     }
 
+    eprintln!("DBG before request {:?}", t0.elapsed());
     let reply = tokio::time::timeout(
         Duration::from_secs(5),
         c.request(a.peer_id(), Request::Media(b"chunk 7".to_vec())),
