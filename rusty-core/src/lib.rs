@@ -27,6 +27,7 @@ pub mod clbench;
 pub mod llmq;
 pub mod localnet;
 pub mod masternode;
+pub mod media_pay;
 pub mod mediabench;
 pub mod mempool;
 pub mod miner;

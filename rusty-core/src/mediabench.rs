@@ -224,11 +224,7 @@ pub async fn run_media_bench(
         .ok_or_else(|| setup("broadcast vanished"))?;
     // Let the last segment reach everyone.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline
-        && streams
-            .iter()
-            .any(|s| s.status().last_seq < cut.last_seq)
-    {
+    while Instant::now() < deadline && streams.iter().any(|s| s.status().last_seq < cut.last_seq) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut all = LatencyStats::default();

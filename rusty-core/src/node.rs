@@ -142,6 +142,8 @@ pub struct Node {
     miner_thread: Option<JoinHandle<()>>,
     miner_shutdown: Arc<AtomicBool>,
     p2p: Option<(P2pHandle, tokio::task::JoinHandle<()>)>,
+    /// Key releases and received keys of paid content.
+    media_pay: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Node {
@@ -289,7 +291,17 @@ impl Node {
             _ => None,
         };
 
+        let media_pay = match p2p.as_ref().and_then(|(h, _)| h.media.clone()) {
+            Some(m) if config.wallet => Some(tokio::spawn(crate::media_pay::run(
+                handle.clone(),
+                m,
+                config.wallet_fee_rate,
+            ))),
+            _ => None,
+        };
+
         Ok(Node {
+            media_pay,
             handle,
             rpc,
             rpc_addr,
@@ -341,6 +353,10 @@ impl Node {
         }
         let _ = self.rpc.stop();
         self.rpc.clone().stopped().await;
+        if let Some(t) = self.media_pay.take() {
+            t.abort();
+            let _ = t.await;
+        }
         if let Some((p2p, task)) = self.p2p.take() {
             if let Some(m) = &p2p.media {
                 m.stop();
@@ -375,6 +391,9 @@ impl Drop for Node {
             let _ = t.join();
         }
         let _ = self.rpc.stop();
+        if let Some(t) = self.media_pay.take() {
+            t.abort();
+        }
         if let Some((p2p, task)) = self.p2p.take() {
             if let Some(m) = &p2p.media {
                 m.stop();

@@ -119,6 +119,12 @@ pub enum ValidationError {
     /// A block-only transaction must have no inputs and no outputs.
     #[error("a {0} transaction must have no inputs and no outputs")]
     BadBlockOnlyTx(&'static str),
+    /// A content purchase that does not pay the creator its price.
+    #[error("content purchase: {0}")]
+    BadPurchase(&'static str),
+    /// A key release whose input 0 does not spend output 0 of its purchase.
+    #[error("key release: input 0 must spend output 0 of purchase {0}")]
+    BadKeyRelease(Hash256),
 }
 
 impl ValidationError {
@@ -185,6 +191,8 @@ impl ValidationError {
             Script { .. } | BadSignature(_) => "mandatory-script-verify-flag-failed",
             Masternode(e) => e.reject_reason(),
             BlockOnlyTx(_) | BadBlockOnlyTx(_) => "bad-txns-special",
+            BadPurchase(_) => "bad-txns-purchase",
+            BadKeyRelease(_) => "bad-txns-key-release",
         }
     }
 }
@@ -193,6 +201,51 @@ pub type Result<T> = std::result::Result<T, ValidationError>;
 
 /// The only block version so far.
 pub const BLOCK_VERSION: u32 = 1;
+
+/// Paid-content payloads (`rusty_shared_types::media`): a purchase pays at
+/// least its price to the creator's key in output 0; a release spends
+/// output 0 of its purchase in input 0 (the script check then proves the
+/// creator signed it).
+fn check_media_payload(tx: &Transaction) -> Result<()> {
+    match &tx.payload {
+        Some(Payload::ContentPurchase(p)) => {
+            if p.price == 0 {
+                return Err(ValidationError::BadPurchase("the price is zero"));
+            }
+            let pays = rusty_shared_types::Script::p2pkh(&rusty_crypto::ed25519::pubkey_hash(
+                &rusty_crypto::ed25519::PublicKey(p.creator),
+            ));
+            let out = tx
+                .outputs
+                .first()
+                .ok_or(ValidationError::BadPurchase("no output 0"))?;
+            if out.lock != pays {
+                return Err(ValidationError::BadPurchase(
+                    "output 0 does not pay the creator's key",
+                ));
+            }
+            if out.value.units() < p.price {
+                return Err(ValidationError::BadPurchase(
+                    "output 0 pays less than the price",
+                ));
+            }
+            Ok(())
+        }
+        Some(Payload::KeyRelease(r)) => {
+            let first = tx.inputs.first().map(|i| i.prevout);
+            if first
+                != Some(OutPoint {
+                    txid: r.purchase,
+                    vout: 0,
+                })
+            {
+                return Err(ValidationError::BadKeyRelease(r.purchase));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Context-free transaction checks.
 pub fn check_transaction(tx: &Transaction, params: &ChainParams) -> Result<()> {
@@ -227,6 +280,7 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
     if matches!(tx.payload, Some(Payload::Coinbase(_))) {
         return Err(ValidationError::CoinbasePayloadOutsideCoinbase);
     }
+    check_media_payload(tx)?;
     let mut seen = HashSet::with_capacity(tx.inputs.len());
     for (i, input) in tx.inputs.iter().enumerate() {
         if !seen.insert(input.prevout) {
@@ -469,6 +523,88 @@ mod tests {
 
     fn params() -> &'static ChainParams {
         Network::Dev.params()
+    }
+
+    #[test]
+    fn purchases_must_pay_the_creator_and_releases_must_spend_the_purchase() {
+        use rusty_shared_types::media::{ContentPurchase, KeyRelease, WRAPPED_KEY_LEN};
+        let creator = rusty_crypto::ed25519::SecretKey::from_bytes([7; 32]).public_key();
+        let pays = Script::p2pkh(&rusty_crypto::ed25519::pubkey_hash(&creator));
+        let input = TxIn {
+            prevout: OutPoint::new(Hash256([1; 32]), 3),
+            unlock: Script::default(),
+            sequence: SEQUENCE_FINAL,
+        };
+        let purchase = |price: u64, value: u64, lock: Script| {
+            let mut t = tx(
+                vec![input.clone()],
+                vec![TxOut {
+                    value: Amount::from_units(value).unwrap(),
+                    lock,
+                }],
+            );
+            t.payload = Some(Payload::ContentPurchase(ContentPurchase {
+                content_id: Hash256([2; 32]),
+                creator: creator.0,
+                price,
+                buyer_key: [3; 32],
+            }));
+            t
+        };
+        assert_eq!(
+            check_transaction(&purchase(500, 500, pays.clone()), params()),
+            Ok(())
+        );
+        assert_eq!(
+            check_transaction(&purchase(500, 900, pays.clone()), params()),
+            Ok(())
+        );
+        for (bad, why) in [
+            (purchase(0, 500, pays.clone()), "the price is zero"),
+            (
+                purchase(500, 499, pays.clone()),
+                "output 0 pays less than the price",
+            ),
+            (
+                purchase(500, 500, Script::p2pkh(&Hash256([9; 32]))),
+                "output 0 does not pay the creator's key",
+            ),
+        ] {
+            let e = check_transaction(&bad, params()).unwrap_err();
+            assert_eq!(e, ValidationError::BadPurchase(why));
+            assert_eq!(e.reject_reason(), "bad-txns-purchase");
+        }
+        let release = |prevout: OutPoint| {
+            let mut t = tx(
+                vec![TxIn {
+                    prevout,
+                    unlock: Script::default(),
+                    sequence: SEQUENCE_FINAL,
+                }],
+                vec![TxOut {
+                    value: Amount::from_units(400).unwrap(),
+                    lock: pays.clone(),
+                }],
+            );
+            t.payload = Some(Payload::KeyRelease(KeyRelease {
+                purchase: Hash256([4; 32]),
+                wrapped_key: [5; WRAPPED_KEY_LEN],
+            }));
+            t
+        };
+        assert_eq!(
+            check_transaction(&release(OutPoint::new(Hash256([4; 32]), 0)), params()),
+            Ok(())
+        );
+        for wrong in [
+            OutPoint::new(Hash256([4; 32]), 1),
+            OutPoint::new(Hash256([6; 32]), 0),
+        ] {
+            assert_eq!(
+                check_transaction(&release(wrong), params()),
+                Err(ValidationError::BadKeyRelease(Hash256([4; 32])))
+            );
+        }
     }
 
     fn tx(inputs: Vec<TxIn>, outputs: Vec<TxOut>) -> Transaction {

@@ -13,6 +13,7 @@
 //! payments build on these (issue 5, in progress).
 
 pub mod augy;
+pub mod crypt;
 pub mod http;
 pub mod manifest;
 pub mod store;

@@ -57,6 +57,8 @@ const MAX_MANIFEST_FETCHES: usize = 8;
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// The creator key's file name in the network datadir.
 pub const CREATOR_KEY_FILE: &str = "media.key";
+/// Content keys of priced content, under the network datadir.
+pub const KEYS_DIR: &str = "media-keys";
 
 /// Where and how the media service runs.
 #[derive(Debug, Clone)]
@@ -111,6 +113,12 @@ pub enum MediaError {
     ReadTimeout { id: Hash256, start: u64, end: u64 },
     #[error("the media service stopped")]
     Stopped,
+    #[error("content {0} is priced: buy it first (rusty-cli stream buy {0}); the key arrives once the purchase is final")]
+    NotPurchased(Hash256),
+    #[error("content {0} is free: there is nothing to buy")]
+    NotPriced(Hash256),
+    #[error("content {id}: {reason}")]
+    Crypt { id: Hash256, reason: String },
 }
 
 /// Bytes-per-second token bucket for media replies. Tokens may go into
@@ -264,6 +272,10 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     /// Set by [`MediaHandle::stop`]: background work winds down.
     pub(crate) stopped: std::sync::atomic::AtomicBool,
+    /// Content keys of priced content (created here or bought), one
+    /// owner-only file per content; `None`: kept in memory only.
+    keys_dir: Option<PathBuf>,
+    keys: Mutex<HashMap<Hash256, [u8; 32]>>,
 }
 
 /// The media service. Cheap to clone.
@@ -339,12 +351,11 @@ impl MediaHandle {
     pub fn open(config: &MediaConfig, net: NetworkHandle) -> Result<MediaHandle, MediaError> {
         let store = ContentStore::open(&config.dir, config.cache_bytes)?;
         let key = load_or_create_creator_key(&config.dir.join(CREATOR_KEY_FILE))?;
-        Ok(Self::with_store(
-            Arc::new(store),
-            key,
-            net,
-            config.upload_limit,
-        ))
+        let mut handle = Self::with_store(Arc::new(store), key, net, config.upload_limit);
+        if let Some(inner) = Arc::get_mut(&mut handle.inner) {
+            inner.keys_dir = Some(config.dir.join(KEYS_DIR));
+        }
+        Ok(handle)
     }
 
     /// A service over an open store.
@@ -369,6 +380,8 @@ impl MediaHandle {
                 providing: Mutex::new(HashSet::new()),
                 counters: Counters::default(),
                 stopped: std::sync::atomic::AtomicBool::new(false),
+                keys_dir: None,
+                keys: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -384,6 +397,51 @@ impl MediaHandle {
     /// The creator's public key this node signs manifests with.
     pub fn creator(&self) -> [u8; 32] {
         self.inner.key.public_key().0
+    }
+
+    /// The creator key itself: it signs manifests and, on chain, the
+    /// spending of payments for this node's priced content.
+    pub fn creator_secret(&self) -> SecretKey {
+        self.inner.key.clone()
+    }
+
+    /// This node's buyer key for content `id` (derived, never stored).
+    pub fn buyer_key(&self, id: &Hash256) -> crate::crypt::BuyerKey {
+        crate::crypt::BuyerKey::derive(&self.inner.key.to_bytes(), id)
+    }
+
+    /// The content key of priced content `id`, when this node created or
+    /// bought it.
+    pub fn content_key(&self, id: &Hash256) -> Option<crate::crypt::ContentKey> {
+        if let Some(k) = lock(&self.inner.keys).get(id) {
+            return Some(crate::crypt::ContentKey(*k));
+        }
+        let path = self.inner.keys_dir.as_ref()?.join(id.to_string());
+        let bytes = std::fs::read(path).ok()?;
+        let k: [u8; 32] = bytes.as_slice().try_into().ok()?;
+        lock(&self.inner.keys).insert(*id, k);
+        Some(crate::crypt::ContentKey(k))
+    }
+
+    /// Keeps the content key of `id` (owner-only file).
+    pub fn set_content_key(
+        &self,
+        id: &Hash256,
+        key: &crate::crypt::ContentKey,
+    ) -> Result<(), MediaError> {
+        if let Some(dir) = &self.inner.keys_dir {
+            let path = dir.join(id.to_string());
+            rusty_crypto::keystore::write_private(&path, &key.0)
+                .map_err(|source| MediaError::Io { path, source })?;
+        }
+        lock(&self.inner.keys).insert(*id, key.0);
+        Ok(())
+    }
+
+    /// The manifest of `id`, fetched from the network if needed.
+    pub async fn manifest(&self, id: Hash256) -> Result<Arc<SignedManifest>, MediaError> {
+        let never = std::sync::atomic::AtomicBool::new(false);
+        downloader::obtain_manifest(self, id, &never).await
     }
 
     pub fn counters(&self) -> &Counters {
@@ -749,11 +807,48 @@ impl MediaHandle {
                 source,
             };
             let file = std::fs::File::open(&path).map_err(io)?;
-            let signed = Manifest::build_from_reader(&key, file, fields)?;
-            let file = std::fs::File::open(&path).map_err(io)?;
-            Ok(store.import(signed, std::io::BufReader::new(file))?)
+            if fields.price == 0 {
+                let signed = Manifest::build_from_reader(&key, file, fields)?;
+                let file = std::fs::File::open(&path).map_err(io)?;
+                return Ok((store.import(signed, std::io::BufReader::new(file))?, None));
+            }
+            // Priced: encrypt to a temporary file, publish the ciphertext.
+            let ckey = crate::crypt::ContentKey::generate();
+            let tmp = store
+                .content_path(&Hash256::ZERO)
+                .with_extension(format!("encrypting-{}", std::process::id()));
+            let tmp_io = |source| MediaError::Io {
+                path: tmp.clone(),
+                source,
+            };
+            if let Some(d) = tmp.parent() {
+                std::fs::create_dir_all(d).map_err(tmp_io)?;
+            }
+            let result = (|| -> Result<Hash256, MediaError> {
+                let out = std::fs::File::create(&tmp).map_err(tmp_io)?;
+                let mut w = std::io::BufWriter::new(out);
+                crate::crypt::encrypt_stream(&ckey, std::io::BufReader::new(file), &mut w)
+                    .map_err(|e| MediaError::Crypt {
+                        id: Hash256::ZERO,
+                        reason: e.to_string(),
+                    })?;
+                std::io::Write::flush(&mut w).map_err(tmp_io)?;
+                drop(w);
+                let mut fields = fields;
+                fields.encrypted = true;
+                let f = std::fs::File::open(&tmp).map_err(tmp_io)?;
+                let signed = Manifest::build_from_reader(&key, f, fields)?;
+                let f = std::fs::File::open(&tmp).map_err(tmp_io)?;
+                Ok(store.import(signed, std::io::BufReader::new(f))?)
+            })();
+            let _ = std::fs::remove_file(&tmp);
+            Ok((result?, Some(ckey)))
         })
         .await?;
+        let (id, ckey) = id;
+        if let Some(k) = ckey {
+            self.set_content_key(&id, &k)?;
+        }
         info!(target: "media", %id, "published");
         self.announce_have(id, true).await;
         Ok(id)
@@ -810,6 +905,57 @@ impl MediaHandle {
     /// Bytes `start..end` of `id`, fetching them first (with priority) if
     /// they are not here yet; waits up to `timeout`.
     pub async fn read(
+        &self,
+        id: Hash256,
+        start: u64,
+        end: u64,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, MediaError> {
+        let m = match self.inner.store.manifest(&id)? {
+            Some(m) => m,
+            None => self.manifest(id).await?,
+        };
+        if !m.manifest.encrypted {
+            return self.read_stored(id, start, end, timeout).await;
+        }
+        let key = self.content_key(&id).ok_or(MediaError::NotPurchased(id))?;
+        let crypt_err = |reason: String| MediaError::Crypt { id, reason };
+        let size = crate::crypt::plain_size(m.manifest.size)
+            .ok_or_else(|| crypt_err("the ciphertext size is impossible".into()))?;
+        if start >= end || end > size {
+            return Err(StoreError::BadRange { start, end, size }.into());
+        }
+        let (chunks, offset) = crate::crypt::plain_range_to_chunks(start, end);
+        let (first, _) = m.chunk_range(chunks.start)?;
+        let (last, last_len) = m.chunk_range(chunks.end.saturating_sub(1))?;
+        let cipher = self
+            .read_stored(id, first, last.saturating_add(last_len), timeout)
+            .await?;
+        let mut plain = Vec::with_capacity(cipher.len());
+        let mut at = 0usize;
+        for index in chunks {
+            let (_, len) = m.chunk_range(index)?;
+            let len = usize::try_from(len).map_err(|_| crypt_err("chunk too long".into()))?;
+            let piece = cipher
+                .get(at..at.saturating_add(len))
+                .ok_or_else(|| crypt_err("short read".into()))?;
+            at = at.saturating_add(len);
+            plain.extend(
+                crate::crypt::decrypt_chunk(&key, index, piece)
+                    .map_err(|e| crypt_err(format!("chunk {index}: {e}")))?,
+            );
+        }
+        let want = usize::try_from(end - start).map_err(|_| crypt_err("range too long".into()))?;
+        plain
+            .get(offset..offset.saturating_add(want))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| crypt_err("decrypted range is short".into()))
+    }
+
+    /// Bytes `start..end` of `id` as stored (ciphertext for priced
+    /// content), fetching them first (with priority) if they are not here
+    /// yet; waits up to `timeout`.
+    pub async fn read_stored(
         &self,
         id: Hash256,
         start: u64,
@@ -936,10 +1082,18 @@ impl crate::http::PlaybackSource for MediaSource {
         crate::downloader::obtain_manifest(&self.media, self.id, &never)
             .await
             .map_err(|e| e.to_string())?;
-        let (info, _) = self.media.info(&self.id).map_err(|e| e.to_string())?;
+        let (info, m) = self.media.info(&self.id).map_err(|e| e.to_string())?;
+        let size = if m.manifest.encrypted {
+            if self.media.content_key(&self.id).is_none() {
+                return Err(MediaError::NotPurchased(self.id).to_string());
+            }
+            crate::crypt::plain_size(info.size).unwrap_or(0)
+        } else {
+            info.size
+        };
         Ok(crate::http::SourceInfo {
             mime: info.mime,
-            size: (!info.live).then_some(info.size),
+            size: (!info.live).then_some(size),
             title: info.title,
         })
     }

@@ -569,6 +569,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
         store_path: config.data_dir.as_ref().map(|d| d.join("peers.json")),
         config,
         pending: HashMap::new(),
+        aborted_dials: HashMap::new(),
         direct_addrs: DirectAddrs::default(),
         provider_addrs: DirectAddrs::default(),
         provider_queries: HashMap::new(),
@@ -721,6 +722,20 @@ struct ProviderQuery {
     seen: HashSet<PeerId>,
 }
 
+type RequestReply = oneshot::Sender<Result<Response, RequestError>>;
+
+/// Requests held back until the dials to their peer that a disconnect
+/// aborted have ended (see [`Task::disconnect`]).
+#[derive(Debug)]
+struct AbortedDials {
+    dials: HashSet<ConnectionId>,
+    since: Instant,
+    requests: Vec<(Request, RequestReply)>,
+}
+
+/// How long requests wait at most for aborted dials to be reported.
+const ABORTED_DIALS_WAIT: Duration = Duration::from_secs(5);
+
 /// A bootnode given without a peer id, until its first connection tells it.
 #[derive(Debug)]
 struct AnonymousPeer {
@@ -734,8 +749,10 @@ struct Task {
     chain: String,
     config: NetworkConfig,
     store_path: Option<std::path::PathBuf>,
-    pending:
-        HashMap<(Protocol, OutboundRequestId), oneshot::Sender<Result<Response, RequestError>>>,
+    pending: HashMap<(Protocol, OutboundRequestId), RequestReply>,
+    /// Peers whose dials a disconnect aborted and the swarm has not
+    /// reported ended yet, with the requests to them sent meanwhile.
+    aborted_dials: HashMap<PeerId, AbortedDials>,
     /// Addresses given by [`NetworkHandle::add_address`].
     direct_addrs: DirectAddrs,
     /// Addresses of providers found by [`NetworkHandle::get_providers`]
@@ -847,21 +864,10 @@ impl Task {
                 peer,
                 request,
                 reply,
-            } => {
-                let p = request.protocol();
-                // Not connected: the swarm dials with these addresses and
-                // any its behaviours know (Kademlia, earlier connections).
-                let mut addrs = self.direct_addrs.get(&peer);
-                for a in self.provider_addrs.get(&peer) {
-                    if !addrs.contains(&a) {
-                        addrs.push(a);
-                    }
-                }
-                let id = self
-                    .behaviour_for(p)
-                    .send_request_with_addresses(&peer, request, addrs);
-                self.pending.insert((p, id), reply);
-            }
+            } => match self.aborted_dials.get_mut(&peer) {
+                Some(aborted) => aborted.requests.push((request, reply)),
+                None => self.send_request(peer, request, reply),
+            },
             Command::Respond {
                 responder,
                 response,
@@ -931,11 +937,13 @@ impl Task {
                 let _ = reply.send(r);
             }
             Command::Disconnect { peer, reply } => {
-                let pm = &mut self.swarm.behaviour_mut().peers;
                 // An explicit disconnect also ends "keep connected".
-                pm.db.set_not_persistent(&peer);
-                pm.db.on_disconnecting(&peer);
-                let ok = self.swarm.disconnect_peer_id(peer).is_ok();
+                self.swarm
+                    .behaviour_mut()
+                    .peers
+                    .db
+                    .set_not_persistent(&peer);
+                let ok = self.disconnect(peer);
                 let _ = reply.send(ok);
             }
             Command::Ban {
@@ -1102,10 +1110,73 @@ impl Task {
             },
         );
         for p in to_drop {
-            self.swarm.behaviour_mut().peers.db.on_disconnecting(&p);
-            let _ = self.swarm.disconnect_peer_id(p);
+            self.disconnect(p);
         }
         self.save_store();
+    }
+
+    /// Sends a request; if the peer is not connected, the request-response
+    /// behaviour dials it.
+    fn send_request(&mut self, peer: PeerId, request: Request, reply: RequestReply) {
+        let p = request.protocol();
+        // Not connected: the swarm dials with these addresses and any its
+        // behaviours know (Kademlia, earlier connections).
+        let mut addrs = self.direct_addrs.get(&peer);
+        for a in self.provider_addrs.get(&peer) {
+            if !addrs.contains(&a) {
+                addrs.push(a);
+            }
+        }
+        let id = self
+            .behaviour_for(p)
+            .send_request_with_addresses(&peer, request, addrs);
+        self.pending.insert((p, id), reply);
+    }
+
+    /// Closes every connection to `peer`; false if there was none.
+    ///
+    /// The swarm also aborts the dials to `peer` in progress, but reports
+    /// each as failed only later. A request sent to `peer` before then
+    /// would wait for such a dial instead of dialing anew (the swarm dials
+    /// a peer once at a time) and fail with it, so requests to `peer` are
+    /// held back until the aborted dials have ended.
+    fn disconnect(&mut self, peer: PeerId) -> bool {
+        let pm = &mut self.swarm.behaviour_mut().peers;
+        pm.db.on_disconnecting(&peer);
+        let dials = pm.pending_dials(&peer);
+        if !dials.is_empty() {
+            debug!(target: "net", %peer, dials = dials.len(), "aborting dials");
+            let aborted = self
+                .aborted_dials
+                .entry(peer)
+                .or_insert_with(|| AbortedDials {
+                    dials: HashSet::new(),
+                    since: Instant::now(),
+                    requests: Vec::new(),
+                });
+            aborted.dials.extend(dials);
+        }
+        self.swarm.disconnect_peer_id(peer).is_ok()
+    }
+
+    /// A dial to `peer` connected or failed: sends the requests held back
+    /// once no aborted dial to `peer` is left.
+    fn dial_ended(&mut self, peer: PeerId, id: ConnectionId) {
+        let Some(aborted) = self.aborted_dials.get_mut(&peer) else {
+            return;
+        };
+        aborted.dials.remove(&id);
+        if aborted.dials.is_empty() {
+            self.release_requests(peer);
+        }
+    }
+
+    fn release_requests(&mut self, peer: PeerId) {
+        if let Some(aborted) = self.aborted_dials.remove(&peer) {
+            for (request, reply) in aborted.requests {
+                self.send_request(peer, request, reply);
+            }
+        }
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -1123,10 +1194,12 @@ impl Task {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
+                self.dial_ended(peer_id, connection_id);
                 let addr = endpoint.get_remote_address().clone();
                 if endpoint.is_dialer() {
                     let base = without_peer_id(&addr);
@@ -1173,8 +1246,15 @@ impl Task {
                     NetworkEvent::PeerDisconnected { peer: peer_id },
                 );
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
                 debug!(target: "net", peer = ?peer_id, %error, "dial failed");
+                if let Some(peer) = peer_id {
+                    self.dial_ended(peer, connection_id);
+                }
                 if peer_id.is_none() {
                     let now = Instant::now();
                     let rng = self.swarm.behaviour_mut().peers.rng();
@@ -1436,6 +1516,17 @@ impl Task {
             }
         }
         self.limiter.prune(now);
+        // Never hold requests back for long, should a dial's end go
+        // unreported.
+        let overdue: Vec<PeerId> = self
+            .aborted_dials
+            .iter()
+            .filter(|(_, a)| now.duration_since(a.since) >= ABORTED_DIALS_WAIT)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in overdue {
+            self.release_requests(peer);
+        }
         self.provider_housekeeping();
         self.dial_due();
         let connected = self.swarm.connected_peers().count();

@@ -155,6 +155,26 @@ pub fn payload() -> impl Strategy<Value = Payload> {
                 signature,
             })
         }),
+        (hash(), any::<[u8; 32]>(), any::<u64>(), any::<[u8; 32]>()).prop_map(
+            |(content_id, creator, price, buyer_key)| {
+                Payload::ContentPurchase(crate::media::ContentPurchase {
+                    content_id,
+                    creator,
+                    price,
+                    buyer_key,
+                })
+            }
+        ),
+        (hash(), vec(any::<u8>(), crate::media::WRAPPED_KEY_LEN)).prop_map(
+            |(purchase, wrapped)| {
+                let mut wrapped_key = [0u8; crate::media::WRAPPED_KEY_LEN];
+                wrapped_key.copy_from_slice(&wrapped);
+                Payload::KeyRelease(crate::media::KeyRelease {
+                    purchase,
+                    wrapped_key,
+                })
+            }
+        ),
     ]
 }
 

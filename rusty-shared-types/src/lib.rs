@@ -18,6 +18,7 @@ pub mod block;
 pub mod encoding;
 pub mod hash;
 pub mod masternode;
+pub mod media;
 pub mod params;
 pub mod script;
 pub mod transaction;

@@ -147,6 +147,11 @@ pub enum Payload {
     /// Tag 6: the best ChainLock a miner knows; only in blocks, in a
     /// transaction without inputs or outputs, committed by the header.
     ChainLock(ChainLock),
+    /// Tag 7: a payment for content (output 0 pays the creator).
+    ContentPurchase(crate::media::ContentPurchase),
+    /// Tag 8: a content key sealed to a buyer (input 0 spends the
+    /// purchase's output 0).
+    KeyRelease(crate::media::KeyRelease),
 }
 
 impl Payload {
@@ -159,6 +164,8 @@ impl Payload {
             Payload::ProRevoke(_) => "pro_revoke",
             Payload::QuorumCommitment(_) => "quorum_commitment",
             Payload::ChainLock(_) => "chainlock",
+            Payload::ContentPurchase(_) => "content_purchase",
+            Payload::KeyRelease(_) => "key_release",
         }
     }
 
@@ -172,6 +179,8 @@ impl Payload {
             Payload::ProRevoke(_) => 4,
             Payload::QuorumCommitment(_) => 5,
             Payload::ChainLock(_) => 6,
+            Payload::ContentPurchase(_) => 7,
+            Payload::KeyRelease(_) => 8,
         }
     }
 }
@@ -190,6 +199,8 @@ impl Encode for Payload {
             Payload::ProRevoke(p) => p.encode_to(out),
             Payload::QuorumCommitment(p) => p.encode_to(out),
             Payload::ChainLock(p) => p.encode_to(out),
+            Payload::ContentPurchase(p) => p.encode_to(out),
+            Payload::KeyRelease(p) => p.encode_to(out),
         }
     }
 }
@@ -209,6 +220,12 @@ impl Decode for Payload {
             4 => Ok(Payload::ProRevoke(ProRevoke::decode_from(r)?)),
             5 => Ok(Payload::QuorumCommitment(QuorumCommitment::decode_from(r)?)),
             6 => Ok(Payload::ChainLock(ChainLock::decode_from(r)?)),
+            7 => Ok(Payload::ContentPurchase(
+                crate::media::ContentPurchase::decode_from(r)?,
+            )),
+            8 => Ok(Payload::KeyRelease(crate::media::KeyRelease::decode_from(
+                r,
+            )?)),
             t => Err(DecodeError::InvalidTag {
                 what: "payload",
                 tag: u64::from(t),

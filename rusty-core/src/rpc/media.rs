@@ -51,7 +51,9 @@ fn media_err(e: MediaError) -> ErrorObjectOwned {
         | MediaError::NotBroadcasting(_)
         | MediaError::Ended(_)
         | MediaError::Manifest(_)
+        | MediaError::NotPriced(_)
         | MediaError::Io { .. } => codes::INVALID_PARAMETER,
+        MediaError::NotPurchased(_) => codes::WALLET_ERROR,
         _ => codes::MISC_ERROR,
     };
     rpc_error(code, e.to_string())
@@ -67,9 +69,10 @@ struct PublishOptions {
     #[serde(default)]
     tags: Vec<String>,
     mime: Option<String>,
-    /// Base units; a price needs the payments layer, not built yet.
+    /// Coins (a number or a string, as amounts elsewhere); priced content
+    /// is encrypted and sold for this.
     #[serde(default)]
-    price: u64,
+    price: Option<Value>,
 }
 
 impl PublishOptions {
@@ -78,19 +81,17 @@ impl PublishOptions {
         default_title: &str,
         default_mime: &str,
     ) -> Result<ManifestFields, ErrorObjectOwned> {
-        if self.price != 0 {
-            return Err(rpc_error(
-                codes::INVALID_PARAMETER,
-                "priced content is not supported yet: publish with price 0",
-            ));
-        }
+        let price = match &self.price {
+            Some(v) => super::parse_amount(v)?.units(),
+            None => 0,
+        };
         Ok(ManifestFields {
             title: self.title.unwrap_or_else(|| default_title.to_owned()),
             description: self.description,
             tags: self.tags,
             mime: self.mime.unwrap_or_else(|| default_mime.to_owned()),
-            price: 0,
-            encrypted: false,
+            price,
+            encrypted: price > 0,
             created: crate::now(),
         })
     }
@@ -118,15 +119,24 @@ pub fn mime_for(path: &str) -> &'static str {
     }
 }
 
-fn info_json(i: &ContentInfo, providers: Option<usize>) -> Value {
+fn info_json(i: &ContentInfo, providers: Option<usize>, media: &MediaHandle) -> Value {
+    // Priced content is stored encrypted; `size` is what a buyer plays.
+    let size = if i.encrypted {
+        rusty_media::crypt::plain_size(i.size).unwrap_or(0)
+    } else {
+        i.size
+    };
     let mut v = json!({
         "id": i.id.to_string(),
         "title": i.title,
         "tags": i.tags,
         "mime": i.mime,
         "creator": hex::encode(i.creator),
-        "size": i.size,
-        "price": i.price,
+        "size": size,
+        "stored_size": i.size,
+        "price": rusty_shared_types::Amount::from_units(i.price)
+            .map(super::json::amount)
+            .unwrap_or(Value::Null),
         "encrypted": i.encrypted,
         "live": i.live,
         "created": i.created,
@@ -139,6 +149,9 @@ fn info_json(i: &ContentInfo, providers: Option<usize>) -> Value {
     });
     if let Some(n) = providers {
         v["providers"] = json!(n);
+    }
+    if i.encrypted {
+        v["purchased"] = json!(media.content_key(&i.id).is_some());
     }
     v
 }
@@ -178,14 +191,14 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             .await
             .map_err(media_err)?;
         let (info, _) = media.info(&id).map_err(media_err)?;
-        Ok(info_json(&info, None))
+        Ok(info_json(&info, None, media))
     });
     method(m, "stream_list", |_, ctx| async move {
         let media = media(&ctx)?;
         let list = media.list().map_err(media_err)?;
         Ok(Value::Array(
             list.iter()
-                .map(|i| info_json(i, Some(media.providers(&i.id).len())))
+                .map(|i| info_json(i, Some(media.providers(&i.id).len()), media))
                 .collect(),
         ))
     });
@@ -195,7 +208,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let list = media.search(&query).map_err(media_err)?;
         Ok(Value::Array(
             list.iter()
-                .map(|i| info_json(i, Some(media.providers(&i.id).len())))
+                .map(|i| info_json(i, Some(media.providers(&i.id).len()), media))
                 .collect(),
         ))
     });
@@ -204,7 +217,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let media = media(&ctx)?;
         let (info, manifest) = media.info(&id).map_err(media_err)?;
         let providers: Vec<String> = media.providers(&id).iter().map(|p| p.to_string()).collect();
-        let mut v = info_json(&info, Some(providers.len()));
+        let mut v = info_json(&info, Some(providers.len()), media);
         v["manifest"] = manifest_json(&manifest);
         v["provider_peers"] = json!(providers);
         if let Some(d) = media.download_status(&id) {
@@ -338,6 +351,52 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let media = media(&ctx)?;
         media.broadcast_end(id).await.map_err(media_err)?;
         Ok(Value::Null)
+    });
+    method(m, "stream_buy", |p, ctx| async move {
+        let id = id_param(&p.sequence().next::<String>()?)?;
+        let media = media(&ctx)?.clone();
+        let manifest = media.manifest(id).await.map_err(media_err)?;
+        let m = &manifest.manifest;
+        if m.price == 0 || !m.encrypted {
+            return Err(media_err(MediaError::NotPriced(id)));
+        }
+        if media.content_key(&id).is_some() {
+            return Err(rpc_error(
+                codes::INVALID_PARAMETER,
+                format!("content {id} is already yours: its key is on this node"),
+            ));
+        }
+        let purchase = rusty_shared_types::media::ContentPurchase {
+            content_id: id,
+            creator: m.creator,
+            price: m.price,
+            buyer_key: media.buyer_key(&id).public(),
+        };
+        let price = rusty_shared_types::Amount::from_units(m.price)
+            .map_err(|_| rpc_error(codes::INVALID_PARAMETER, "the price is out of range"))?;
+        let pay = rusty_shared_types::TxOut {
+            value: price,
+            lock: rusty_shared_types::Script::p2pkh(&rusty_crypto::ed25519::pubkey_hash(
+                &m.creator(),
+            )),
+        };
+        let fee_rate = ctx.wallet_fee_rate;
+        let txid = ctx
+            .with_state(move |s| {
+                s.send_special(
+                    vec![pay],
+                    |_| Some(rusty_shared_types::Payload::ContentPurchase(purchase)),
+                    fee_rate,
+                    crate::now(),
+                )
+            })
+            .await?
+            .map_err(super::wallet::send_error)?;
+        Ok(json!({
+            "txid": txid.to_string(),
+            "price": super::json::amount(price),
+            "content": id.to_string(),
+        }))
     });
     method(m, "stream_unwatch", |p, ctx| async move {
         let id = id_param(&p.sequence().next::<String>()?)?;

@@ -233,6 +233,7 @@ pub const METHODS: &[&str] = &[
     "stream_broadcast_push",
     "stream_broadcast_end",
     "stream_unwatch",
+    "stream_buy",
     "help",
     "stop",
     "subscribe_newblocks",

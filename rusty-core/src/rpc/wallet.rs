@@ -24,7 +24,7 @@ fn wallet_mut(s: &mut NodeState) -> Result<&mut Wallet, ErrorObjectOwned> {
 
 /// Maps a failed wallet payment (also masternode special transactions) to
 /// Bitcoin Core's codes.
-pub(super) fn send_error(e: SendError) -> ErrorObjectOwned {
+pub(crate) fn send_error(e: SendError) -> ErrorObjectOwned {
     match e {
         SendError::NoWallet => no_wallet(),
         SendError::Wallet(w @ WalletError::InsufficientFunds { .. }) => {

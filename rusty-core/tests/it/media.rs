@@ -703,3 +703,143 @@ async fn a_thirty_second_live_stream_reaches_three_viewers_in_order() {
     assert!(uploaded > 0 && received_total > 0);
     n.shutdown().await;
 }
+
+/// Mines `count` blocks on node `i` to its wallet.
+async fn mine(n: &Nodes, i: usize, count: u64) {
+    n.node(i)
+        .handle()
+        .call(move |s| {
+            let addr = s
+                .wallet
+                .as_mut()
+                .expect("wallet")
+                .new_address()
+                .expect("address");
+            s.generate(count, &addr, u64::MAX, rusty_core::now())
+        })
+        .await
+        .expect("chain service")
+        .expect("mining");
+}
+
+async fn wait_height(n: &Nodes, i: usize, h: u64) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while n
+        .node(i)
+        .handle()
+        .call(|s| s.chain.height())
+        .await
+        .expect("chain")
+        < h
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node {i} never reached height {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn priced_content_is_unreadable_before_the_purchase_and_readable_after() {
+    let mut n = Nodes::new(2);
+    n.start(0, &[], 50, 0).await;
+    n.start(1, &[0], 50, 0).await;
+    n.wait_peers(1, 1).await;
+    // The buyer (1) needs mature coins; the creator (0) follows the chain.
+    mine(&n, 1, 14).await;
+    wait_height(&n, 0, 14).await;
+
+    let data = content(300_000, 5);
+    let path = n.dir.path().join("priced.bin");
+    std::fs::write(&path, &data).expect("write");
+    let r = n
+        .ok(
+            0,
+            "stream_publish",
+            json!([path.to_string_lossy(), {"title": "priced", "price": 2}]),
+        )
+        .await;
+    let id: Hash256 = r["id"].as_str().expect("id").parse().expect("hash");
+    assert_eq!(r["encrypted"], json!(true));
+    assert_eq!(r["size"], json!(data.len()));
+    assert_eq!(
+        r["purchased"],
+        json!(true),
+        "the creator holds the key: {r}"
+    );
+    // The stored bytes are ciphertext: the plaintext is nowhere on disk.
+    let stored = n.media(0).store().read_range(&id, 0, 1000).expect("stored");
+    assert!(stored != data[..1000], "priced content is stored encrypted");
+
+    // The buyer fetches the (encrypted) content but cannot read it.
+    n.ok(1, "stream_view", json!([id.to_string()])).await;
+    n.wait_download(1, id).await;
+    let e = n
+        .rpc(1, "stream_read", json!([id.to_string(), 0, 1000]))
+        .await
+        .expect_err("not bought yet");
+    assert!(e.contains("buy it first"), "{e}");
+    let info = n.ok(1, "stream_info", json!([id.to_string()])).await;
+    assert_eq!(info["purchased"], json!(false));
+    assert_eq!(info["price"], json!(2.0));
+
+    // Buy, confirm, and the creator releases the key on chain.
+    let bought = n.ok(1, "stream_buy", json!([id.to_string()])).await;
+    let purchase: Hash256 = bought["txid"]
+        .as_str()
+        .expect("txid")
+        .parse()
+        .expect("hash");
+    mine(&n, 1, 1).await;
+    wait_height(&n, 0, 15).await;
+    // The release reaches the mempools; mine it.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let pool = n.ok(0, "getrawmempool", json!([])).await;
+        if pool.as_array().is_some_and(|p| !p.is_empty()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the creator never released the key"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mine(&n, 0, 1).await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let info = n.ok(1, "stream_info", json!([id.to_string()])).await;
+        if info["purchased"] == json!(true) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the key never arrived: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = n.read_all(1, id, data.len() as u64).await;
+    assert!(got == data, "the decrypted content differs");
+    // A range in the middle decrypts too.
+    let r = n
+        .ok(1, "stream_read", json!([id.to_string(), 100_000, 70_000]))
+        .await;
+    let mid = BASE64
+        .decode(r["data"].as_str().expect("data"))
+        .expect("base64");
+    assert!(mid == data[100_000..170_000]);
+    // The purchase's payment was spent by the release (the key is on chain).
+    let spent = n
+        .node(1)
+        .handle()
+        .call(move |s| {
+            s.chain
+                .coin(&rusty_shared_types::OutPoint::new(purchase, 0))
+        })
+        .await
+        .expect("chain")
+        .expect("db");
+    assert!(spent.is_none(), "the release spent the payment");
+    n.shutdown().await;
+}

@@ -7,7 +7,7 @@
 mod db;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     convert::Infallible,
     task::{Context, Poll},
     time::Instant,
@@ -55,6 +55,10 @@ pub struct PeerManager {
     rng: StdRng,
     /// Peers the node asked to disconnect; not counted against limits.
     pub disconnecting: HashSet<PeerId>,
+    /// Outbound dials to a known peer that have neither connected nor
+    /// failed yet, whoever started them (the network task, Kademlia,
+    /// request-response).
+    dialing: HashMap<ConnectionId, PeerId>,
 }
 
 pub fn unix_now() -> u64 {
@@ -71,7 +75,17 @@ impl PeerManager {
             limits,
             rng: rand::SeedableRng::from_entropy(),
             disconnecting: HashSet::new(),
+            dialing: HashMap::new(),
         }
+    }
+
+    /// The dials to `peer` still in progress.
+    pub fn pending_dials(&self, peer: &PeerId) -> HashSet<ConnectionId> {
+        self.dialing
+            .iter()
+            .filter(|(_, p)| *p == peer)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn check_banned(&self, peer: &PeerId, addr: &Multiaddr) -> Result<(), ConnectionDenied> {
@@ -110,6 +124,21 @@ impl NetworkBehaviour for PeerManager {
         Ok(())
     }
 
+    fn handle_pending_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: Option<PeerId>,
+        _addrs: &[Multiaddr],
+        _role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        // Every dial that gets here ends in `ConnectionEstablished` or
+        // `DialFailure` (also when a later behaviour refuses it).
+        if let Some(peer) = peer {
+            self.dialing.insert(id, peer);
+        }
+        Ok(Vec::new())
+    }
+
     fn handle_established_inbound_connection(
         &mut self,
         _id: ConnectionId,
@@ -145,7 +174,14 @@ impl NetworkBehaviour for PeerManager {
     fn on_swarm_event(&mut self, event: FromSwarm) {
         let now = Instant::now();
         match event {
-            FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
+            FromSwarm::ConnectionEstablished(e) => {
+                self.dialing.remove(&e.connection_id);
+                // A connection established while the others close (it raced
+                // with a disconnect) keeps the peer connected.
+                let connected = self.db.get(&e.peer_id).is_some_and(|r| r.is_connected());
+                if e.other_established > 0 && connected {
+                    return;
+                }
                 self.db.on_connected(
                     e.peer_id,
                     e.endpoint.get_remote_address().clone(),
@@ -160,6 +196,7 @@ impl NetworkBehaviour for PeerManager {
                 self.db.on_disconnected(e.peer_id, now, rng);
             }
             FromSwarm::DialFailure(e) => {
+                self.dialing.remove(&e.connection_id);
                 if let Some(peer) = e.peer_id {
                     let rng = &mut self.rng;
                     self.db.on_dial_failure(peer, now, rng);
