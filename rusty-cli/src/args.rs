@@ -121,7 +121,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum StreamCommand {
     /// Publish a file: the node signs its manifest, keeps it (pinned) and
-    /// announces it. Prints the content id.
+    /// announces it. With --price it is encrypted and sold. Prints the
+    /// content id.
     Publish(PublishArgs),
     /// Content known to the node (published, fetched or announced).
     List,
@@ -140,6 +141,10 @@ pub enum StreamCommand {
     View(ViewArgs),
     /// Broadcast a live stream from a file or stdin (e.g. MPEG-TS from ffmpeg).
     Broadcast(BroadcastArgs),
+    /// Buy priced content: the wallet pays the creator; once the payment is
+    /// final the creator's node releases the key on chain and this node
+    /// decrypts while it plays. Prints the purchase's txid.
+    Buy { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +161,10 @@ pub struct PublishArgs {
     /// MIME type [default: from the file extension].
     #[arg(long)]
     pub mime: Option<String>,
+    /// Sell it for this many coins: the content is encrypted and its key
+    /// released to each buyer on chain.
+    #[arg(long, value_name = "COINS")]
+    pub price: Option<String>,
 }
 
 #[derive(Debug, Args)]

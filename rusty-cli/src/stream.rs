@@ -56,6 +56,15 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
         }
         StreamCommand::View(a) => view(c, a),
         StreamCommand::Broadcast(a) => broadcast(&c, a),
+        StreamCommand::Buy { id } => {
+            let r = call(&c, "stream_buy", json!([id]))?;
+            print(&r["txid"]);
+            eprintln!(
+                "paid {} RSC; the key arrives once the payment is final (watch: rusty-cli stream info {id})",
+                r["price"]
+            );
+            Ok(())
+        }
     }
 }
 
@@ -69,8 +78,11 @@ fn publish(c: &RpcClient, a: &PublishArgs) -> Result<()> {
     if let Some(m) = &a.mime {
         opts["mime"] = json!(m);
     }
+    if let Some(p) = &a.price {
+        opts["price"] = json!(p);
+    }
     let r = call(c, "stream_publish", json!([path.to_string_lossy(), opts]))?;
-    print(&r);
+    print(&r["id"]);
     Ok(())
 }
 

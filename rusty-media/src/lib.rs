@@ -1,24 +1,32 @@
 //! The media layer: content that travels on the node's P2P network.
 //!
-//! - [`augy`]: the `.augy` audio container (pack, inspect, unpack), every
-//!   field validated on read.
 //! - [`manifest`]: the creator-signed manifest of a piece of content and its
 //!   content id (BLAKE3 of the signed manifest), 64 KiB chunking and chunk
 //!   verification.
 //! - [`store`]: the content store under `<datadir>/content/ab/<hash>`, with
 //!   the catalog in RocksDB, pinned and cached content, LRU eviction of
 //!   cached content under a size cap, and partial downloads that resume.
+//! - [`wire`]: the media protocol's requests and replies and the
+//!   announcements on the `media` gossip topic.
+//! - [`service`]: the node's media service: serving peers under the upload
+//!   limit, judging announcements, publishing; [`downloader`]: fetching a
+//!   file from every provider; [`broadcast`]: live streams (broadcaster and
+//!   viewers); [`live`]: segmenting and the jitter buffer.
+//! - [`http`]: the local playback server (Range requests, HLS).
+//! - [`crypt`]: encryption of priced content and sealing its key to a
+//!   buyer.
+//! - [`augy`]: the `.augy` audio container (pack, inspect, unpack), every
+//!   field validated on read.
 //!
-//! Transport (announcements, chunk requests), live streams, playback and
-//! payments build on these (issue 5, in progress).
+//! See `docs/media.md`.
 
 pub mod augy;
+pub mod broadcast;
 pub mod crypt;
+pub mod downloader;
 pub mod http;
+pub mod live;
 pub mod manifest;
+pub mod service;
 pub mod store;
 pub mod wire;
-pub mod live;
-pub mod broadcast;
-pub mod downloader;
-pub mod service;
