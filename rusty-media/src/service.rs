@@ -902,8 +902,10 @@ impl MediaHandle {
         lock(&self.inner.downloads).get(id).map(|d| d.status())
     }
 
-    /// Bytes `start..end` of `id`, fetching them first (with priority) if
-    /// they are not here yet; waits up to `timeout`.
+    /// Bytes `start..end` of the content `id` (for priced content: of its
+    /// plaintext, once this node has the key; [`MediaError::NotPurchased`]
+    /// before), fetching the chunks first (with priority) if they are not
+    /// here yet; waits up to `timeout`.
     pub async fn read(
         &self,
         id: Hash256,
