@@ -15,7 +15,7 @@
 //! Final means ChainLocked, or `FINAL_DEPTH` blocks deep (one block on the
 //! dev network, where there may be no masternodes).
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use rusty_crypto::ed25519::pubkey_hash;
 use rusty_media::{
@@ -48,7 +48,6 @@ enum Found {
     /// A purchase paying this node's creator key.
     Purchase {
         txid: Hash256,
-        height: u64,
         purchase: ContentPurchase,
         paid: TxOut,
     },
@@ -74,7 +73,6 @@ fn scan_block(s: &NodeState, height: u64, creator: [u8; 32]) -> Vec<Found> {
                 if let Some(paid) = tx.outputs.first() {
                     out.push(Found::Purchase {
                         txid: tx.txid(),
-                        height,
                         purchase: p.clone(),
                         paid: paid.clone(),
                     });
@@ -101,15 +99,52 @@ fn find_purchase(s: &NodeState, txid: &Hash256) -> Option<ContentPurchase> {
     })
 }
 
-/// Whether block `height` is final at the current tip.
-fn is_final(s: &NodeState, height: u64) -> bool {
+/// Where a purchase stands now (after any reorg).
+#[derive(Debug, PartialEq, Eq)]
+enum Standing {
+    /// Not in the active chain (reorged out, maybe mined again later).
+    Unconfirmed,
+    /// In the chain, not final yet.
+    NotFinal,
+    /// Final, its payment unspent and no release waiting in the mempool.
+    Due,
+    /// Final, and a release (or another spend) is in the mempool.
+    Releasing,
+    /// Its payment is spent on chain: released (or spent by the creator).
+    Done,
+}
+
+fn standing(s: &NodeState, txid: &Hash256) -> Standing {
+    let Some(height) = s
+        .chain
+        .tx_location(txid)
+        .ok()
+        .flatten()
+        .and_then(|loc| s.chain.entry(&loc.block).map(|e| e.height))
+    else {
+        return Standing::Unconfirmed;
+    };
     let locked = s
         .chain
         .best_chainlock()
         .is_some_and(|cl| cl.height >= height);
     let depth = s.chain.height().saturating_add(1).saturating_sub(height);
-    locked || depth >= final_depth(s.chain.params().network)
+    if !locked && depth < final_depth(s.chain.params().network) {
+        return Standing::NotFinal;
+    }
+    let outpoint = OutPoint::new(*txid, 0);
+    if s.chain.coin(&outpoint).ok().flatten().is_none() {
+        return Standing::Done;
+    }
+    if s.mempool.spender(&outpoint).is_some() {
+        return Standing::Releasing;
+    }
+    Standing::Due
 }
+
+/// Purchases followed at once, at most (beyond, the oldest are dropped and
+/// found again by the next rescan after a restart).
+const MAX_WAITING: usize = 10_000;
 
 /// Runs until the chain service stops.
 pub async fn run(chain: ChainHandle, media: MediaHandle, fee_rate: u64) {
@@ -119,9 +154,8 @@ pub async fn run(chain: ChainHandle, media: MediaHandle, fee_rate: u64) {
         Ok(h) => h.saturating_sub(RESCAN),
         Err(_) => return,
     };
-    // Purchases seen but not final yet (or whose release failed).
-    let mut waiting: Vec<(Hash256, u64, ContentPurchase, TxOut)> = Vec::new();
-    let mut released: HashSet<Hash256> = HashSet::new();
+    // Purchases of this node's content not released yet.
+    let mut waiting: Vec<(Hash256, ContentPurchase, TxOut)> = Vec::new();
     let mut first = true;
     loop {
         if !first {
@@ -148,12 +182,14 @@ pub async fn run(chain: ChainHandle, media: MediaHandle, fee_rate: u64) {
             match f {
                 Found::Purchase {
                     txid,
-                    height,
                     purchase,
                     paid,
                 } => {
-                    if !waiting.iter().any(|w| w.0 == txid) && !released.contains(&txid) {
-                        waiting.push((txid, height, purchase, paid));
+                    if !waiting.iter().any(|w| w.0 == txid) {
+                        if waiting.len() >= MAX_WAITING {
+                            waiting.remove(0);
+                        }
+                        waiting.push((txid, purchase, paid));
                     }
                 }
                 Found::Release { release, purchase } => {
@@ -164,26 +200,30 @@ pub async fn run(chain: ChainHandle, media: MediaHandle, fee_rate: u64) {
             }
         }
         let mut still = Vec::new();
-        for (txid, height, purchase, paid) in std::mem::take(&mut waiting) {
-            let final_ = chain
-                .call(move |s| is_final(s, height))
+        for (txid, purchase, paid) in std::mem::take(&mut waiting) {
+            let now = chain
+                .call(move |s| standing(s, &txid))
                 .await
-                .unwrap_or(false);
-            if !final_ {
-                still.push((txid, height, purchase, paid));
-                continue;
+                .unwrap_or(Standing::NotFinal);
+            match now {
+                Standing::Done => continue,
+                Standing::Unconfirmed | Standing::NotFinal | Standing::Releasing => {
+                    still.push((txid, purchase, paid));
+                    continue;
+                }
+                Standing::Due => {}
             }
             match release(&chain, &media, txid, &purchase, &paid, fee_rate).await {
                 Ok(Some(r)) => {
                     info!(target: "media", purchase = %txid, release = %r, content = %purchase.content_id, "released the content key");
-                    released.insert(txid);
+                    // Followed until the release is mined.
+                    still.push((txid, purchase, paid));
                 }
-                Ok(None) => {
-                    released.insert(txid);
-                }
+                // Not ours to release (no key, underpaid): forget it.
+                Ok(None) => {}
                 Err(e) => {
                     warn!(target: "media", purchase = %txid, error = %e, "key release failed; retrying at the next block");
-                    still.push((txid, height, purchase, paid));
+                    still.push((txid, purchase, paid));
                 }
             }
         }
@@ -243,10 +283,6 @@ async fn release(
     chain
         .call(move |s| {
             let outpoint = OutPoint::new(txid, 0);
-            // Spent already: released before (or the creator spent it).
-            if s.chain.coin(&outpoint).ok().flatten().is_none() {
-                return Ok(None);
-            }
             let to = s
                 .wallet
                 .as_mut()

@@ -221,6 +221,7 @@ impl Node {
                             return Err(e.into());
                         }
                     };
+                media.spawn_reannounce();
                 let (p2p, task) = crate::p2p::spawn(
                     handle.clone(),
                     net,

@@ -49,6 +49,8 @@ const FETCH_DEADLINE: Duration = Duration::from_secs(8);
 const REANNOUNCE: Duration = Duration::from_secs(5);
 /// Watchers not heard from for this long are forgotten.
 const WATCHER_TTL: Duration = Duration::from_secs(30);
+/// Watchers remembered per stream, at most.
+const MAX_WATCHERS: usize = 1_024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,7 +160,14 @@ impl LiveStream {
     }
 
     pub(crate) fn add_watcher(&self, peer: PeerId) {
-        lock(&self.state).watchers.insert(peer, Instant::now());
+        let mut s = lock(&self.state);
+        if !s.watchers.contains_key(&peer) && s.watchers.len() >= MAX_WATCHERS {
+            // Forget the one heard from least recently.
+            if let Some(oldest) = s.watchers.iter().min_by_key(|(_, t)| **t).map(|(p, _)| *p) {
+                s.watchers.remove(&oldest);
+            }
+        }
+        s.watchers.insert(peer, Instant::now());
     }
 
     pub(crate) fn count_upload(&self, bytes: u64) {
@@ -339,6 +348,12 @@ impl LiveStream {
     }
 
     fn tick(&self) {
+        {
+            let now = Instant::now();
+            lock(&self.state)
+                .watchers
+                .retain(|_, t| now.duration_since(*t) < WATCHER_TTL);
+        }
         if self.role == Role::Viewer {
             let mut s = lock(&self.state);
             let durations: HashMap<u64, u32> = s
@@ -352,9 +367,6 @@ impl LiveStream {
                 s.played.pop_first();
             }
             let changed = s.played.len() != before;
-            let now = Instant::now();
-            s.watchers
-                .retain(|_, t| now.duration_since(*t) < WATCHER_TTL);
             drop(s);
             if changed {
                 self.notify.notify_waiters();
@@ -598,6 +610,7 @@ fn spawn_ticker(svc: MediaHandle, stream: Arc<LiveStream>) {
         let mut last_announce = Instant::now();
         while !stream.is_ended() {
             tick.tick().await;
+            stream.tick();
             match stream.role {
                 Role::Broadcaster => {
                     let cut = lock(&stream.state)
@@ -611,7 +624,6 @@ fn spawn_ticker(svc: MediaHandle, stream: Arc<LiveStream>) {
                     }
                 }
                 Role::Viewer => {
-                    stream.tick();
                     if last_announce.elapsed() >= REANNOUNCE {
                         last_announce = Instant::now();
                         svc.reannounce(stream.id).await;

@@ -103,6 +103,8 @@ pub struct Download {
     /// The chunk a reader waits for; picking starts there.
     playhead: AtomicU64,
     cancelled: AtomicBool,
+    /// The store dropped the content (cache full of other content).
+    evicted: AtomicBool,
     progress: Notify,
     started: Instant,
 }
@@ -127,6 +129,7 @@ impl Download {
             }),
             playhead: AtomicU64::new(0),
             cancelled: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
             progress: Notify::new(),
             started: Instant::now(),
         }
@@ -233,10 +236,15 @@ pub(crate) async fn obtain_manifest(
         let mut seen = std::collections::HashSet::new();
         candidates.retain(|p| seen.insert(*p) && tried.get(p).copied().unwrap_or(0) < 3);
         for peer in candidates {
+            if Instant::now() >= deadline || cancelled.load(Ordering::Relaxed) || svc.is_stopped() {
+                break;
+            }
             *tried.entry(peer).or_default() += 1;
-            match svc.fetch_manifest_from(id, peer).await {
-                Ok(m) => return Ok(m),
-                Err(e) => debug!(target: "media", %id, %peer, error = %e, "no manifest"),
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, svc.fetch_manifest_from(id, peer)).await {
+                Ok(Ok(m)) => return Ok(m),
+                Ok(Err(e)) => debug!(target: "media", %id, %peer, error = %e, "no manifest"),
+                Err(_) => break,
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -427,6 +435,12 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     while picker.remaining > 0 {
+        if dl.evicted.load(Ordering::Relaxed) {
+            return Err(MediaError::Download {
+                id,
+                reason: "evicted from the cache while downloading: raise --media-cache-size".into(),
+            });
+        }
         if dl.cancelled.load(Ordering::Relaxed) {
             return Err(MediaError::Download {
                 id,
@@ -740,6 +754,9 @@ async fn on_outcome(
                             f.peer,
                             &format!("chunk {index} of {id} does not match its hash"),
                         );
+                    }
+                    Err((_, crate::store::StoreError::UnknownContent(_))) => {
+                        dl.evicted.store(true, Ordering::Relaxed);
                     }
                     Err((index, e)) => {
                         debug!(target: "media", %id, index, error = %e, "chunk not stored");

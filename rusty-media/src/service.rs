@@ -44,8 +44,13 @@ use crate::{
 
 /// Default `--media-cache-size`: 4 GiB of cached (unpinned) content.
 pub const DEFAULT_CACHE_BYTES: u64 = 4 << 30;
-/// Requests served at once; more are dropped (the requester goes elsewhere).
+/// Requests served at once (until their reply is written out); more are
+/// dropped (the requester goes elsewhere).
 const SERVE_SLOTS: usize = 32;
+/// Bytes of replies held until written out, at most, in KiB: a peer that
+/// asks and never reads cannot make the node hold more ([`MediaResponse::Busy`]
+/// beyond it).
+const REPLY_BUDGET_KIB: usize = 64 * 1024;
 /// A reply that would wait longer than this for upload tokens is `Busy`.
 const MAX_UPLOAD_WAIT: Duration = Duration::from_secs(2);
 /// Providers remembered per content id, and content ids remembered.
@@ -53,6 +58,11 @@ const MAX_PROVIDERS_PER_ITEM: usize = 64;
 const MAX_PROVIDER_ITEMS: usize = 8_192;
 /// Manifests fetched at once because of announcements.
 const MAX_MANIFEST_FETCHES: usize = 8;
+/// Announced manifests kept in the catalog per run, at most, and the
+/// largest one kept (about 512 MiB of content): announcements cannot fill
+/// the disk with manifests of content nobody here asked for.
+const MAX_ANNOUNCED_MANIFESTS: usize = 4_096;
+const MAX_ANNOUNCED_MANIFEST_BYTES: usize = 256 * 1024;
 /// How long one request to a peer may take.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// The creator key's file name in the network datadir.
@@ -154,7 +164,11 @@ impl UploadLimiter {
         self.updated = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         let after = self.tokens - bytes as f64;
-        if after < -(self.rate * MAX_UPLOAD_WAIT.as_secs_f64()) {
+        // A reply larger than the burst (a big manifest) goes when the
+        // bucket is full, into debt that later replies wait out; otherwise
+        // a reply that would wait too long is refused.
+        let full = self.tokens >= self.burst;
+        if after < -(self.rate * MAX_UPLOAD_WAIT.as_secs_f64()) && !full {
             return None;
         }
         self.tokens = after;
@@ -266,7 +280,10 @@ pub(crate) struct Inner {
     upload: Mutex<UploadLimiter>,
     upload_limit: u64,
     serve_slots: Arc<Semaphore>,
+    reply_budget: Arc<Semaphore>,
     manifest_fetches: Mutex<HashSet<Hash256>>,
+    /// Manifests added to the catalog because of announcements, this run.
+    announced_manifests: AtomicU64,
     /// Content this node announced and registered as provider of.
     providing: Mutex<HashSet<Hash256>>,
     pub(crate) counters: Counters,
@@ -376,7 +393,9 @@ impl MediaHandle {
                 upload: Mutex::new(UploadLimiter::new(upload_limit, Instant::now())),
                 upload_limit,
                 serve_slots: Arc::new(Semaphore::new(SERVE_SLOTS)),
+                reply_budget: Arc::new(Semaphore::new(REPLY_BUDGET_KIB)),
                 manifest_fetches: Mutex::new(HashSet::new()),
+                announced_manifests: AtomicU64::new(0),
                 providing: Mutex::new(HashSet::new()),
                 counters: Counters::default(),
                 stopped: std::sync::atomic::AtomicBool::new(false),
@@ -574,6 +593,10 @@ impl MediaHandle {
         if matches!(self.inner.store.manifest(&id), Ok(Some(_))) {
             return;
         }
+        if self.inner.announced_manifests.load(Ordering::Relaxed) >= MAX_ANNOUNCED_MANIFESTS as u64
+        {
+            return;
+        }
         {
             let mut f = lock(&self.inner.manifest_fetches);
             if f.len() >= MAX_MANIFEST_FETCHES || !f.insert(id) {
@@ -582,7 +605,10 @@ impl MediaHandle {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.fetch_manifest_from(id, from).await {
+            if let Err(e) = this
+                .fetch_manifest_limited(id, from, MAX_ANNOUNCED_MANIFEST_BYTES)
+                .await
+            {
                 debug!(target: "media", %id, peer = %from, error = %e, "announced manifest not fetched");
             }
             lock(&this.inner.manifest_fetches).remove(&id);
@@ -596,8 +622,28 @@ impl MediaHandle {
         id: Hash256,
         peer: PeerId,
     ) -> Result<Arc<SignedManifest>, String> {
+        self.fetch_manifest_limited(id, peer, usize::MAX).await
+    }
+
+    /// [`MediaHandle::fetch_manifest_from`], keeping it only if its
+    /// encoding is at most `max_bytes` (announced content, for the catalog).
+    async fn fetch_manifest_limited(
+        &self,
+        id: Hash256,
+        peer: PeerId,
+        max_bytes: usize,
+    ) -> Result<Arc<SignedManifest>, String> {
         match self.request(peer, &MediaRequest::Manifest { id }).await? {
+            MediaResponse::Manifest(bytes) if bytes.len() > max_bytes => Err(format!(
+                "manifest of {} bytes: not kept for an announcement",
+                bytes.len()
+            )),
             MediaResponse::Manifest(bytes) => {
+                if max_bytes != usize::MAX {
+                    self.inner
+                        .announced_manifests
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 let signed = match SignedManifest::decode_verified(&bytes) {
                     Ok(s) if s.content_id() == id => s,
                     Ok(_) => {
@@ -679,6 +725,33 @@ impl MediaHandle {
         }
     }
 
+    /// After a start: announces and provides (again) everything the store
+    /// holds complete, a few per second, so content stays findable across
+    /// restarts (provider records live in memory).
+    pub fn spawn_reannounce(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            // Let the first connections come up (a stop cuts this short).
+            for _ in 0..30 {
+                if this.is_stopped() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let store = this.inner.store.clone();
+            let Ok(items) = blocking(move || Ok(store.list()?)).await else {
+                return;
+            };
+            for i in items.into_iter().filter(|i| i.complete && !i.live) {
+                if this.is_stopped() {
+                    return;
+                }
+                this.announce_have(i.id, false).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+
     /// Announces again (a `Have`, e.g. for peers that joined later).
     pub(crate) async fn reannounce(&self, id: Hash256) {
         let a = Announcement::Have { id };
@@ -699,12 +772,27 @@ impl MediaHandle {
         let this = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            if let Some(resp) = this.answer(peer, &body).await {
-                this.inner
-                    .net
-                    .respond(responder, Response::Media(resp.encode()))
-                    .await;
-            }
+            let Some(resp) = this.answer(peer, &body).await else {
+                return;
+            };
+            let bytes = resp.encode();
+            // Hold the reply's size against the budget until it is out.
+            let kib = u32::try_from(bytes.len().div_ceil(1024)).unwrap_or(u32::MAX);
+            let budget = this.inner.reply_budget.clone().try_acquire_many_owned(kib);
+            let (bytes, _held) = match budget {
+                Ok(held) => (bytes, Some(held)),
+                Err(_) => {
+                    this.inner
+                        .counters
+                        .busy_replies
+                        .fetch_add(1, Ordering::Relaxed);
+                    (MediaResponse::Busy.encode(), None)
+                }
+            };
+            this.inner
+                .net
+                .respond_and_wait(responder, Response::Media(bytes))
+                .await;
         });
     }
 

@@ -90,6 +90,7 @@ pub enum Acceptance {
 #[derive(Debug)]
 pub struct Responder {
     protocol: Protocol,
+    request_id: request_response::InboundRequestId,
     channel: ResponseChannel<Response>,
 }
 
@@ -191,6 +192,8 @@ enum Command {
     Respond {
         responder: Responder,
         response: Response,
+        /// Told when the response has been written out (or failed).
+        done: Option<oneshot::Sender<()>>,
     },
     AddAddress {
         peer: PeerId,
@@ -351,9 +354,33 @@ impl NetworkHandle {
                 Command::Respond {
                     responder,
                     response,
+                    done: None,
                 },
             )
             .await;
+    }
+
+    /// [`NetworkHandle::respond`], then waits until the response has been
+    /// written to the peer's stream or has failed (the peer went away or
+    /// stopped reading until the request timed out). A caller that bounds
+    /// how many responses it has in flight this way bounds the memory they
+    /// hold, however slowly peers read.
+    pub async fn respond_and_wait(&self, responder: Responder, response: Response) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .send(
+                Priority::High,
+                Command::Respond {
+                    responder,
+                    response,
+                    done: Some(tx),
+                },
+            )
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
     }
 
     /// Tells the network how to reach `peer`, so that a later
@@ -569,6 +596,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
         store_path: config.data_dir.as_ref().map(|d| d.join("peers.json")),
         config,
         pending: HashMap::new(),
+        responding: HashMap::new(),
         aborted_dials: HashMap::new(),
         direct_addrs: DirectAddrs::default(),
         provider_addrs: DirectAddrs::default(),
@@ -750,6 +778,9 @@ struct Task {
     config: NetworkConfig,
     store_path: Option<std::path::PathBuf>,
     pending: HashMap<(Protocol, OutboundRequestId), RequestReply>,
+    /// Responses handed to the swarm whose senders wait to hear they went
+    /// out ([`NetworkHandle::respond_and_wait`]).
+    responding: HashMap<(Protocol, request_response::InboundRequestId), oneshot::Sender<()>>,
     /// Peers whose dials a disconnect aborted and the swarm has not
     /// reported ended yet, with the requests to them sent meanwhile.
     aborted_dials: HashMap<PeerId, AbortedDials>,
@@ -871,12 +902,17 @@ impl Task {
             Command::Respond {
                 responder,
                 response,
+                done,
             } => {
                 let p = responder.protocol;
-                // The requester may have gone away: nothing to do then.
-                let _ = self
+                // The requester may have gone away: nothing to do then (a
+                // waiting caller sees its `done` dropped).
+                let sent = self
                     .behaviour_for(p)
                     .send_response(responder.channel, response);
+                if let (Ok(()), Some(done)) = (sent, done) {
+                    self.responding.insert((p, responder.request_id), done);
+                }
             }
             Command::AddAddress { peer, addr } => {
                 let base = without_peer_id(&addr);
@@ -1423,7 +1459,9 @@ impl Task {
                 peer,
                 message:
                     Message::Request {
-                        request, channel, ..
+                        request_id,
+                        request,
+                        channel,
                     },
                 ..
             } => {
@@ -1457,7 +1495,11 @@ impl Task {
                     NetworkEvent::Request {
                         peer,
                         request,
-                        responder: Responder { protocol, channel },
+                        responder: Responder {
+                            protocol,
+                            request_id,
+                            channel,
+                        },
                     },
                 );
             }
@@ -1494,14 +1536,26 @@ impl Task {
                     let _ = reply.send(Err(e));
                 }
             }
-            Event::InboundFailure { peer, error, .. } => {
+            Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
+                if let Some(done) = self.responding.remove(&(protocol, request_id)) {
+                    let _ = done.send(());
+                }
                 if let request_response::InboundFailure::Io(e) = &error {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         self.report(peer, PeerAction::Fatal, "malformed request");
                     }
                 }
             }
-            Event::ResponseSent { .. } => {}
+            Event::ResponseSent { request_id, .. } => {
+                if let Some(done) = self.responding.remove(&(protocol, request_id)) {
+                    let _ = done.send(());
+                }
+            }
         }
     }
 

@@ -97,6 +97,36 @@ impl PublishOptions {
     }
 }
 
+/// Whether this node can sell at `price`: its wallet receives the payments
+/// (the key release pays them there), and the price must cover the release
+/// transaction's fee many times over.
+async fn check_sellable(ctx: &RpcContext, price: u64) -> Result<(), ErrorObjectOwned> {
+    if !ctx.with_state(|s| s.wallet.is_some()).await? {
+        return Err(rpc_error(
+            codes::WALLET_NOT_FOUND,
+            "selling content needs the node's wallet: the key release pays each purchase into it",
+        ));
+    }
+    let release_fee = ctx.wallet_fee_rate.saturating_mul(440).div_ceil(1000);
+    let min = release_fee.saturating_mul(10).max(1);
+    if price < min {
+        let coins = |u: u64| {
+            rusty_shared_types::Amount::from_units(u)
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        };
+        return Err(rpc_error(
+            codes::INVALID_PARAMETER,
+            format!(
+                "price {} is below the minimum {} (ten times the fee of the key release)",
+                coins(price),
+                coins(min)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A MIME type from a file name's extension.
 pub fn mime_for(path: &str) -> &'static str {
     let ext = path.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
@@ -186,6 +216,9 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let fields = opts
             .unwrap_or_default()
             .fields(&file_name, mime_for(&path))?;
+        if fields.price > 0 {
+            check_sellable(&ctx, fields.price).await?;
+        }
         let id = media
             .publish_file(path.into(), fields)
             .await
@@ -323,6 +356,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let fields = opts
             .unwrap_or_default()
             .fields("live stream", "video/mp2t")?;
+        if fields.price > 0 {
+            return Err(rpc_error(
+                codes::INVALID_PARAMETER,
+                "live streams are free: priced (encrypted) live segments are not supported",
+            ));
+        }
         let id = media.broadcast_start(fields).await.map_err(media_err)?;
         Ok(json!({ "id": id.to_string() }))
     });
@@ -381,17 +420,34 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             )),
         };
         let fee_rate = ctx.wallet_fee_rate;
+        let buyer_key = purchase.buyer_key;
         let txid = ctx
             .with_state(move |s| {
+                // One purchase at a time: a retry must not pay twice.
+                let pending = s.mempool.entries().find(|e| {
+                    matches!(&e.tx.payload,
+                        Some(rusty_shared_types::Payload::ContentPurchase(p))
+                            if p.content_id == id && p.buyer_key == buyer_key)
+                });
+                if let Some(e) = pending {
+                    return Err(Err(e.txid));
+                }
                 s.send_special(
                     vec![pay],
                     |_| Some(rusty_shared_types::Payload::ContentPurchase(purchase)),
                     fee_rate,
                     crate::now(),
                 )
+                .map_err(Ok)
             })
             .await?
-            .map_err(super::wallet::send_error)?;
+            .map_err(|e| match e {
+                Ok(send) => super::wallet::send_error(send),
+                Err(txid) => rpc_error(
+                    codes::INVALID_PARAMETER,
+                    format!("a purchase of {id} is already waiting to be mined: {txid}"),
+                ),
+            })?;
         Ok(json!({
             "txid": txid.to_string(),
             "price": super::json::amount(price),

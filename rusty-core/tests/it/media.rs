@@ -761,6 +761,16 @@ async fn priced_content_is_unreadable_before_the_purchase_and_readable_after() {
         )
         .await;
     let id: Hash256 = r["id"].as_str().expect("id").parse().expect("hash");
+    // A price the key release's fee would eat is refused.
+    let e = n
+        .rpc(
+            0,
+            "stream_publish",
+            json!([path.to_string_lossy(), {"price": "0.00000100"}]),
+        )
+        .await
+        .expect_err("too cheap");
+    assert!(e.contains("below the minimum"), "{e}");
     assert_eq!(r["encrypted"], json!(true));
     assert_eq!(r["size"], json!(data.len()));
     assert_eq!(
@@ -791,6 +801,12 @@ async fn priced_content_is_unreadable_before_the_purchase_and_readable_after() {
         .expect("txid")
         .parse()
         .expect("hash");
+    // A retry before it is mined does not pay twice.
+    let e = n
+        .rpc(1, "stream_buy", json!([id.to_string()]))
+        .await
+        .expect_err("second purchase");
+    assert!(e.contains("already waiting to be mined"), "{e}");
     mine(&n, 1, 1).await;
     wait_height(&n, 0, 15).await;
     // The release reaches the mempools; mine it.

@@ -1,0 +1,215 @@
+//! `rusty-cli stream …` against real node processes: publish on one node,
+//! find and view on another (saving to a file, and playing over HTTP with a
+//! Range request), and a viewer node killed with SIGKILL mid-download that
+//! resumes without fetching its verified chunks again.
+
+use std::{
+    io::{Read, Write},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::harness::{free_port, NodeProcess, BIN};
+
+fn listen(p: u16) -> String {
+    format!("/ip4/127.0.0.1/tcp/{p}")
+}
+
+/// Incompressible-looking test bytes (xorshift).
+fn content(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `stream view` as a long-running child (killed when dropped).
+struct Viewer(Child);
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_view(node: &NodeProcess, args: &[&str]) -> Viewer {
+    Viewer(
+        Command::new(BIN)
+            .args(["--dev", "--datadir"])
+            .arg(&node.datadir)
+            .args(["--rpc-url", &format!("http://127.0.0.1:{}", node.port)])
+            .args(["stream", "view"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(node.datadir.join("view.log")).expect("view log"))
+            .spawn()
+            .expect("spawn stream view"),
+    )
+}
+
+fn status(node: &NodeProcess, id: &str) -> Value {
+    node.json(&["stream", "status", id])["downloads"][0].clone()
+}
+
+#[test]
+fn publish_find_view_serve_and_resume_after_kill_9() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (rpc_a, rpc_b, p2p_a, p2p_b) = (free_port(), free_port(), free_port(), free_port());
+    let (la, lb) = (listen(p2p_a), listen(p2p_b));
+    // The publisher uploads at 1 MB/s so the 6 MB download takes seconds.
+    let a = NodeProcess::start_raw(
+        dir_a.path(),
+        rpc_a,
+        &[
+            "--no-mine",
+            "--no-mdns",
+            "--listen",
+            &la,
+            "--media-upload-limit",
+            "1000",
+        ],
+    );
+    let start_b = || {
+        NodeProcess::start_raw(
+            dir_b.path(),
+            rpc_b,
+            &["--no-mine", "--no-mdns", "--listen", &lb, "--bootnode", &la],
+        )
+    };
+    let b = start_b();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while b.json(&["rpc", "getconnectioncount"]).as_u64() < Some(1) {
+        assert!(Instant::now() < deadline, "B never connected to A");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let data = content(6_000_000);
+    let file = dir_a.path().join("lecture.mp4");
+    std::fs::write(&file, &data).unwrap();
+    let id = a
+        .json(&[
+            "stream",
+            "publish",
+            file.to_str().unwrap(),
+            "--title",
+            "Physics lecture",
+            "--tag",
+            "physics",
+        ])
+        .as_str()
+        .expect("content id")
+        .to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+
+    // B finds it by searching (the announcement brought the manifest).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found = b.json(&["stream", "search", "physics", "lecture"]);
+        if found.as_array().is_some_and(|v| v.len() == 1) {
+            assert_eq!(found[0]["id"], Value::String(id.clone()));
+            assert_eq!(found[0]["mime"], "video/mp4");
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never learned the content");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // View with --output; kill the viewer node with SIGKILL mid-download.
+    let out = dir_b.path().join("lecture-copy.mp4");
+    let viewer = spawn_view(&b, &[&id, "--output", out.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(&b, &id);
+        if s["chunks_present"].as_u64() >= Some(10) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress: {s}; viewer said: {}",
+            std::fs::read_to_string(b.datadir.join("view.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(viewer);
+    b.kill9();
+    let b = start_b();
+    let info = b.json(&["stream", "info", &id]);
+    let total = info["chunks"].as_u64().unwrap();
+    let present = info["chunks_present"].as_u64().unwrap();
+    assert!(
+        present >= 10 && present < total,
+        "verified chunks survived the kill: {info}"
+    );
+    assert!(!out.exists(), "no partial output under the final name");
+
+    // View again: only the missing chunks are fetched; the file is identical.
+    let view = b.cli(&["stream", "view", &id, "--output", out.to_str().unwrap()]);
+    assert!(
+        view.status.success(),
+        "{}",
+        String::from_utf8_lossy(&view.stderr)
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "the saved copy differs"
+    );
+    let s = status(&b, &id);
+    assert_eq!(s["state"], "complete");
+    assert_eq!(s["chunks_fetched"].as_u64(), Some(total - present), "{s}");
+
+    // Play it over HTTP: a Range request into the middle.
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = spawn_view(&b, &[&id, "--serve", &addr]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("--serve never listened: {e}"),
+        }
+    };
+    conn.write_all(
+        b"GET /content HTTP/1.1\r\nHost: x\r\nRange: bytes=3000000-3000999\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    conn.read_to_end(&mut resp).unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head")
+        + 4;
+    let head = String::from_utf8_lossy(&resp[..split]);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(head.contains("Content-Type: video/mp4"), "{head}");
+    assert!(
+        head.contains("Content-Range: bytes 3000000-3000999/6000000"),
+        "{head}"
+    );
+    assert!(resp[split..] == data[3_000_000..3_001_000]);
+
+    // Bad input: a clear error, nothing changes.
+    let bad = b.cli(&["stream", "view", "not-an-id", "--output", "/tmp/x"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("content id must be 64 hex characters"),
+        "{err}"
+    );
+    let none = b.cli(&["stream", "view", &id]);
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("--output FILE and/or --serve"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+}
