@@ -2,9 +2,9 @@
 //! requests and responses of the media request-response protocol and
 //! announcements on the `media` gossip topic. Decoding never panics;
 //! whatever decodes re-encodes to exactly the input, passes `validate` and
-//! fits its kind's size cap; every segment announcement that decodes is
-//! checked against a fixed creator key (and its data, when it comes with
-//! some), which must not panic either.
+//! fits its kind's size cap; every segment announcement and stream end
+//! that decodes is checked against a fixed creator key (a segment's data
+//! too, when it comes with some), which must not panic either.
 //!
 //! Random bytes rarely start with the wire version and a valid tag, so each
 //! input is also tried behind every valid header: that reaches the bodies.
@@ -15,13 +15,14 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use rusty_crypto::{PublicKey, SecretKey};
 use rusty_media::wire::{
-    Announcement, MediaRequest, MediaResponse, SegmentAnnouncement, MAX_ANNOUNCEMENT_BYTES,
-    MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, WIRE_VERSION,
+    Announcement, MediaRequest, MediaResponse, SegmentAnnouncement, StreamEnd,
+    MAX_ANNOUNCEMENT_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_STREAM_END_LEN,
+    WIRE_VERSION,
 };
 
 /// Every tag in use: requests, responses, announcements.
-const TAGS: [u8; 11] = [
-    0x01, 0x02, 0x03, 0x11, 0x12, 0x13, 0x14, 0x15, 0x21, 0x22, 0x23,
+const TAGS: [u8; 12] = [
+    0x01, 0x02, 0x03, 0x11, 0x12, 0x13, 0x14, 0x15, 0x21, 0x22, 0x23, 0x24,
 ];
 
 fn creator() -> &'static PublicKey {
@@ -38,6 +39,13 @@ fn check_segment(a: &SegmentAnnouncement, data: Option<&[u8]>) {
         SegmentAnnouncement::decode(&a.encode()).ok().as_ref(),
         Some(a)
     );
+}
+
+fn check_end(e: &StreamEnd) {
+    let _ = e.verify(creator());
+    let enc = e.encode();
+    assert!(enc.len() <= MAX_STREAM_END_LEN);
+    assert_eq!(StreamEnd::decode(&enc).ok().as_ref(), Some(e));
 }
 
 fn check(bytes: &[u8]) {
@@ -58,13 +66,19 @@ fn check(bytes: &[u8]) {
         assert_eq!(m.encode(), bytes);
         assert!(m.validate().is_ok());
         assert!(bytes.len() <= MAX_ANNOUNCEMENT_BYTES);
-        if let Announcement::Segment(a) = &m {
-            check_segment(a, None);
+        match &m {
+            Announcement::Segment(a) => check_segment(a, None),
+            Announcement::End(e) => check_end(e),
+            Announcement::Published { .. } | Announcement::Have { .. } => {}
         }
     }
     if let Ok(a) = SegmentAnnouncement::decode(bytes) {
         assert_eq!(a.encode(), bytes);
         check_segment(&a, None);
+    }
+    if let Ok(e) = StreamEnd::decode(bytes) {
+        assert_eq!(e.encode(), bytes);
+        check_end(&e);
     }
 }
 

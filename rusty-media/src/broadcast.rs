@@ -110,7 +110,14 @@ struct State {
     watchers: HashMap<PeerId, Instant>,
     segments: u64,
     skipped: u64,
+    /// The creator said the stream ended after this segment (viewer), and
+    /// when that was heard.
+    end: Option<(Option<u64>, Instant)>,
 }
+
+/// How long a viewer waits, after the end was announced, for segments
+/// still missing before it ends too.
+const END_GRACE: Duration = Duration::from_secs(5);
 
 /// A stream this node broadcasts or watches.
 #[derive(Debug)]
@@ -142,6 +149,7 @@ impl LiveStream {
                 watchers: HashMap::new(),
                 segments: 0,
                 skipped: 0,
+                end: None,
             }),
             notify: Notify::new(),
             ended: AtomicBool::new(false),
@@ -157,6 +165,17 @@ impl LiveStream {
     pub(crate) fn end(&self) {
         self.ended.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
+    }
+
+    /// The creator's verified end-of-stream (viewer): the stream ends here
+    /// once everything up to `last_seq` played, or after [`END_GRACE`].
+    pub(crate) fn on_end(&self, last_seq: Option<u64>) {
+        if self.role == Role::Viewer {
+            let mut s = lock(&self.state);
+            if s.end.is_none() {
+                s.end = Some((last_seq, Instant::now()));
+            }
+        }
     }
 
     pub(crate) fn add_watcher(&self, peer: PeerId) {
@@ -367,7 +386,20 @@ impl LiveStream {
                 s.played.pop_first();
             }
             let changed = s.played.len() != before;
+            let finished = s.end.is_some_and(|(last, at)| {
+                let caught_up = match (last, s.jitter.next_seq()) {
+                    (None, _) => true,
+                    (Some(l), Some(next)) => next > l,
+                    (Some(_), None) => false,
+                };
+                caught_up || at.elapsed() >= END_GRACE
+            });
             drop(s);
+            if finished {
+                info!(target: "media", stream = %self.id, "live stream ended");
+                self.end();
+                return;
+            }
             if changed {
                 self.notify.notify_waiters();
             }
@@ -522,6 +554,12 @@ impl MediaHandle {
             .and_then(|s| s.finish(unix_ms()));
         if let Some(c) = last {
             self.emit_segment(&stream, c).await?;
+        }
+        let last_seq = lock(&stream.state).held.keys().next_back().copied();
+        let end = crate::wire::StreamEnd::sign(&self.inner.key, id, last_seq, unix_ms());
+        let msg = Announcement::End(end).encode();
+        if let Err(e) = self.inner.net.publish(Topic::Media, msg).await {
+            debug!(target: "media", stream = %id, error = %e, "end of stream not announced");
         }
         stream.end();
         info!(target: "media", %id, "live broadcast ended");

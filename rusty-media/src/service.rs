@@ -538,6 +538,7 @@ impl MediaHandle {
                 Acceptance::Accept
             }
             Announcement::Segment(ann) => self.on_segment_announcement(source, author, ann),
+            Announcement::End(end) => self.on_stream_end(source, end),
         }
     }
 
@@ -571,6 +572,26 @@ impl MediaHandle {
         }
         if let Some(l) = self.live_stream(&ann.stream) {
             l.on_announcement(self, ann, author);
+        }
+        Acceptance::Accept
+    }
+
+    /// The creator's end of a live stream: verified, then viewers finish.
+    fn on_stream_end(&self, source: PeerId, end: crate::wire::StreamEnd) -> Acceptance {
+        let manifest = match self.inner.store.manifest(&end.stream) {
+            Ok(Some(m)) => m,
+            _ => return Acceptance::Ignore,
+        };
+        if !manifest.manifest.live {
+            self.bad_announcement(source, &WireError::NotLive);
+            return Acceptance::Reject;
+        }
+        if let Err(e) = end.verify(&manifest.manifest.creator()) {
+            self.bad_announcement(source, &e);
+            return Acceptance::Reject;
+        }
+        if let Some(l) = self.live_stream(&end.stream) {
+            l.on_end(end.last_seq);
         }
         Acceptance::Accept
     }

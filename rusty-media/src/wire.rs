@@ -16,13 +16,14 @@
 //! anything that decodes re-encodes to exactly the same bytes. A decoded
 //! [`SegmentAnnouncement`] has its fields in range, but its signature is
 //! only checked by [`SegmentAnnouncement::verify`] and its data only by
-//! [`SegmentAnnouncement::verify_data`].
+//! [`SegmentAnnouncement::verify_data`]; likewise a decoded [`StreamEnd`]'s
+//! signature is only checked by [`StreamEnd::verify`].
 
 use std::fmt;
 
 use rusty_crypto::{CryptoError, PublicKey, SecretKey, Signature};
 use rusty_shared_types::{
-    encoding::{write_bytes, write_compact_size, Reader},
+    encoding::{write_bytes, write_compact_size, write_option, Reader},
     DecodeError, Domain, Hash256,
 };
 
@@ -55,9 +56,21 @@ pub const SEGMENT_ANNOUNCEMENT_LEN: usize = SIGNED_FIELDS_LEN + 64;
 /// message is longer than 32 bytes, so a segment signature can never pass
 /// for a manifest or transaction signature by the same key.
 pub const SEGMENT_SIGNING_CONTEXT: &[u8] = b"rusty-coin media-segment-announcement v1";
+/// Largest encoded [`StreamEnd`] (with a last segment; 8 bytes less
+/// without): 49 bytes of fields and the 64-byte signature.
+pub const MAX_STREAM_END_LEN: usize = MAX_STREAM_END_FIELDS_LEN + 64;
+/// What a creator's stream-end signature covers, before the statement's
+/// fields. Like [`SEGMENT_SIGNING_CONTEXT`] it starts with `r` and the
+/// message is longer than 32 bytes; it differs from it in its first bytes
+/// already, so a stream-end signature can never pass for a segment
+/// announcement's (or a manifest's, or a transaction's) by the same key.
+pub const STREAM_END_SIGNING_CONTEXT: &[u8] = b"rusty-coin media-stream-end v1";
 
 /// Encoded length of the signed fields of a [`SegmentAnnouncement`].
 const SIGNED_FIELDS_LEN: usize = 32 + 8 + 4 + 32 + 8 + 4;
+/// Largest encoding of the signed fields of a [`StreamEnd`]: the stream,
+/// the `last_seq` option (tag and u64) and `ended_ms`.
+const MAX_STREAM_END_FIELDS_LEN: usize = 32 + 1 + 8 + 8;
 
 // The largest message of each kind fits its cap.
 const _: () = assert!(2 + 5 + MAX_MANIFEST_BYTES <= MAX_RESPONSE_BYTES);
@@ -67,6 +80,7 @@ const _: () = assert!(
 const _: () = assert!(2 + SEGMENT_ANNOUNCEMENT_LEN + 5 + MAX_SEGMENT_BYTES <= MAX_RESPONSE_BYTES);
 const _: () = assert!(2 + 32 + 8 + 5 <= MAX_REQUEST_BYTES);
 const _: () = assert!(2 + SEGMENT_ANNOUNCEMENT_LEN <= MAX_ANNOUNCEMENT_BYTES);
+const _: () = assert!(2 + MAX_STREAM_END_LEN <= MAX_ANNOUNCEMENT_BYTES);
 
 /// Tag bytes (the second byte of every message).
 mod tag {
@@ -83,6 +97,7 @@ mod tag {
     pub const ANN_PUBLISHED: u8 = 0x21;
     pub const ANN_HAVE: u8 = 0x22;
     pub const ANN_SEGMENT: u8 = 0x23;
+    pub const ANN_END: u8 = 0x24;
 }
 
 /// Why a media message was rejected.
@@ -158,9 +173,9 @@ pub enum WireError {
     /// Segment data that does not hash to the announced hash.
     #[error("segment {seq} does not match the hash in its announcement")]
     HashMismatch { seq: u64 },
-    /// The segment announcement's signature does not verify under the
-    /// creator key.
-    #[error("the segment announcement signature does not verify under the creator key")]
+    /// The signature of a segment announcement or stream end does not
+    /// verify under the creator key.
+    #[error("the announcement signature does not verify under the creator key")]
     BadSignature,
     /// The creator key is not a valid Ed25519 public key.
     #[error("the creator key is not a valid Ed25519 public key")]
@@ -250,6 +265,8 @@ pub enum Announcement {
     Have { id: Hash256 },
     /// A live segment is available (from the gossip author, at least).
     Segment(SegmentAnnouncement),
+    /// The live stream ended.
+    End(StreamEnd),
 }
 
 /// The creator's signed statement that segment `seq` of live stream
@@ -270,6 +287,21 @@ pub struct SegmentAnnouncement {
     /// [`MAX_SEGMENT_DURATION_MS`].
     pub duration_ms: u32,
     /// The creator's Ed25519 signature over [`SEGMENT_SIGNING_CONTEXT`]
+    /// followed by the encoding of all fields above.
+    pub signature: [u8; 64],
+}
+
+/// The creator's signed statement that live stream `stream` ended after
+/// segment `last_seq` (`None`: ended before any segment).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// Content id of the live manifest.
+    pub stream: Hash256,
+    /// The stream's last segment, if it had any.
+    pub last_seq: Option<u64>,
+    /// Unix ms when the broadcaster ended the stream.
+    pub ended_ms: u64,
+    /// The creator's Ed25519 signature over [`STREAM_END_SIGNING_CONTEXT`]
     /// followed by the encoding of all fields above.
     pub signature: [u8; 64],
 }
@@ -318,6 +350,20 @@ fn read_header(r: &mut Reader<'_>) -> Result<u8, WireError> {
         return Err(WireError::UnsupportedVersion(version));
     }
     Ok(r.u8()?)
+}
+
+/// Checks the creator's signature over `message`.
+fn verify_signature(
+    creator: &PublicKey,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), WireError> {
+    creator
+        .verify(message, &Signature(*signature))
+        .map_err(|e| match e {
+            CryptoError::InvalidPublicKey => WireError::BadCreatorKey,
+            _ => WireError::BadSignature,
+        })
 }
 
 fn unknown_tag(what: &'static str, tag: u8) -> WireError {
@@ -582,11 +628,14 @@ impl fmt::Debug for MediaResponse {
 
 impl Announcement {
     /// Checks the rules [`Announcement::decode`] enforces (a segment
-    /// announcement's fields in range; its signature is not checked here).
+    /// announcement's fields in range; a stream end has no field rules;
+    /// signatures are not checked here).
     pub fn validate(&self) -> Result<(), WireError> {
         match self {
             Announcement::Segment(a) => a.check_fields(),
-            Announcement::Published { .. } | Announcement::Have { .. } => Ok(()),
+            Announcement::Published { .. } | Announcement::Have { .. } | Announcement::End(_) => {
+                Ok(())
+            }
         }
     }
 
@@ -607,6 +656,10 @@ impl Announcement {
                 out.push(tag::ANN_SEGMENT);
                 a.encode_to(&mut out);
             }
+            Announcement::End(e) => {
+                out.push(tag::ANN_END);
+                e.encode_to(&mut out);
+            }
         }
         out
     }
@@ -623,6 +676,7 @@ impl Announcement {
                 id: Hash256(r.array()?),
             },
             tag::ANN_SEGMENT => Announcement::Segment(SegmentAnnouncement::decode_from(&mut r)?),
+            tag::ANN_END => Announcement::End(StreamEnd::decode_from(&mut r)?),
             t => return Err(unknown_tag("media announcement", t)),
         };
         r.finish()?;
@@ -671,12 +725,7 @@ impl SegmentAnnouncement {
     /// Checks the field rules and the creator's signature.
     pub fn verify(&self, creator: &PublicKey) -> Result<(), WireError> {
         self.check_fields()?;
-        creator
-            .verify(&self.signing_message(), &Signature(self.signature))
-            .map_err(|e| match e {
-                CryptoError::InvalidPublicKey => WireError::BadCreatorKey,
-                _ => WireError::BadSignature,
-            })
+        verify_signature(creator, &self.signing_message(), &self.signature)
     }
 
     /// Checks that `data` is the announced segment: its size, then its hash.
@@ -790,6 +839,88 @@ impl fmt::Debug for SegmentAnnouncement {
     }
 }
 
+impl StreamEnd {
+    /// Signs the statement that `stream` ended after segment `last_seq`
+    /// (`None`: before any segment) at `ended_ms` with the creator's key.
+    pub fn sign(
+        key: &SecretKey,
+        stream: Hash256,
+        last_seq: Option<u64>,
+        ended_ms: u64,
+    ) -> StreamEnd {
+        let mut e = StreamEnd {
+            stream,
+            last_seq,
+            ended_ms,
+            signature: [0; 64],
+        };
+        e.signature = key.sign(&e.signing_message()).0;
+        e
+    }
+
+    /// Checks the creator's signature.
+    pub fn verify(&self, creator: &PublicKey) -> Result<(), WireError> {
+        verify_signature(creator, &self.signing_message(), &self.signature)
+    }
+
+    /// The message the creator signs: [`STREAM_END_SIGNING_CONTEXT`]
+    /// followed by the encoding of every field but the signature.
+    pub fn signing_message(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(STREAM_END_SIGNING_CONTEXT.len() + MAX_STREAM_END_FIELDS_LEN);
+        out.extend_from_slice(STREAM_END_SIGNING_CONTEXT);
+        self.encode_fields(&mut out);
+        out
+    }
+
+    /// The statement's own encoding (at most [`MAX_STREAM_END_LEN`] bytes),
+    /// as it appears inside [`Announcement::End`].
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MAX_STREAM_END_LEN);
+        self.encode_to(&mut out);
+        out
+    }
+
+    /// Decodes exactly one statement (the inverse of [`StreamEnd::encode`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        let e = Self::decode_from(&mut r)?;
+        r.finish()?;
+        Ok(e)
+    }
+
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.stream.0);
+        write_option(out, &self.last_seq);
+        out.extend_from_slice(&self.ended_ms.to_le_bytes());
+    }
+
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.encode_fields(out);
+        out.extend_from_slice(&self.signature);
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(StreamEnd {
+            stream: Hash256(r.array()?),
+            last_seq: r.option("stream end last_seq")?,
+            ended_ms: r.u64()?,
+            signature: r.array()?,
+        })
+    }
+}
+
+impl fmt::Debug for StreamEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamEnd")
+            .field("stream", &self.stream)
+            .field("last_seq", &self.last_seq)
+            .field("ended_ms", &self.ended_ms)
+            .field("signature", &hex::encode(self.signature))
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -816,6 +947,10 @@ mod tests {
     fn announcement(seq: u64, bytes: &[u8]) -> SegmentAnnouncement {
         SegmentAnnouncement::sign(&key(1), id(9), seq, bytes, 1_700_000_000_000 + seq, 500)
             .expect("sign")
+    }
+
+    fn stream_end(last_seq: Option<u64>) -> StreamEnd {
+        StreamEnd::sign(&key(1), id(9), last_seq, 1_700_000_123_456)
     }
 
     fn samples() -> (Vec<MediaRequest>, Vec<MediaResponse>, Vec<Announcement>) {
@@ -859,6 +994,9 @@ mod tests {
             Announcement::Published { id: id(4) },
             Announcement::Have { id: id(5) },
             Announcement::Segment(a),
+            Announcement::End(stream_end(Some(41))),
+            Announcement::End(stream_end(None)),
+            Announcement::End(stream_end(Some(u64::MAX))),
         ];
         (requests, responses, announcements)
     }
@@ -951,6 +1089,38 @@ mod tests {
         );
         assert_eq!(Announcement::Have { id: id(1) }.encode()[..2], [1, 0x22]);
 
+        let end = stream_end(Some(0x0807));
+        let enc_end = end.encode();
+        assert_eq!(enc_end.len(), MAX_STREAM_END_LEN);
+        assert_eq!(enc_end.len(), 113);
+        assert_eq!(enc_end[..32], [9; 32]);
+        assert_eq!(enc_end[32], 1);
+        assert_eq!(enc_end[33..41], 0x0807u64.to_le_bytes());
+        assert_eq!(enc_end[41..49], end.ended_ms.to_le_bytes());
+        assert_eq!(enc_end[49..], end.signature);
+        assert_eq!(
+            end.signing_message(),
+            [STREAM_END_SIGNING_CONTEXT, &enc_end[..49]].concat()
+        );
+        let ann = Announcement::End(end).encode();
+        assert_eq!(ann[..2], [1, 0x24]);
+        assert_eq!(ann[2..], enc_end[..]);
+        let end = stream_end(None);
+        let enc_end = end.encode();
+        assert_eq!(enc_end.len(), 105);
+        assert_eq!(enc_end[..32], [9; 32]);
+        assert_eq!(enc_end[32], 0);
+        assert_eq!(enc_end[33..41], end.ended_ms.to_le_bytes());
+        assert_eq!(enc_end[41..], end.signature);
+        assert_eq!(
+            end.signing_message(),
+            [STREAM_END_SIGNING_CONTEXT, &enc_end[..41]].concat()
+        );
+        assert_eq!(
+            STREAM_END_SIGNING_CONTEXT,
+            b"rusty-coin media-stream-end v1"
+        );
+
         let resp = MediaResponse::Segment {
             announcement: a,
             data: seg.clone(),
@@ -992,20 +1162,10 @@ mod tests {
             a.verify(&key(2).public_key()),
             Err(WireError::BadSignature)
         ));
-        // A key that is not a curve point.
-        let mut bad_key = None;
-        for b in 0..=255u8 {
-            let mut k = [0xffu8; 32];
-            k[0] = b;
-            if rusty_crypto::verify(&PublicKey(k), b"x", &Signature([0; 64]))
-                .is_err_and(|e| matches!(e, CryptoError::InvalidPublicKey))
-            {
-                bad_key = Some(PublicKey(k));
-                break;
-            }
-        }
-        let bad_key = bad_key.expect("some 32 bytes are not a point");
-        assert!(matches!(a.verify(&bad_key), Err(WireError::BadCreatorKey)));
+        assert!(matches!(
+            a.verify(&bad_creator_key()),
+            Err(WireError::BadCreatorKey)
+        ));
 
         // Any field changed breaks the signature.
         let tampered: Vec<SegmentAnnouncement> = vec![
@@ -1087,6 +1247,175 @@ mod tests {
         ));
     }
 
+    /// A key that is not a curve point.
+    fn bad_creator_key() -> PublicKey {
+        for b in 0..=255u8 {
+            let mut k = [0xffu8; 32];
+            k[0] = b;
+            if rusty_crypto::verify(&PublicKey(k), b"x", &Signature([0; 64]))
+                .is_err_and(|e| matches!(e, CryptoError::InvalidPublicKey))
+            {
+                return PublicKey(k);
+            }
+        }
+        panic!("some 32 bytes are not a point");
+    }
+
+    #[test]
+    fn stream_end_signature() {
+        let creator = key(1).public_key();
+        for last_seq in [Some(42), Some(0), Some(u64::MAX), None] {
+            let e = stream_end(last_seq);
+            e.verify(&creator).expect("verifies");
+            assert_eq!(e.last_seq, last_seq);
+
+            // Round trip, alone and as an announcement.
+            let enc = e.encode();
+            assert_eq!(StreamEnd::decode(&enc).expect("decodes"), e);
+            let ann = Announcement::End(e.clone());
+            ann.validate().expect("valid");
+            let back = Announcement::decode(&ann.encode()).expect("decodes");
+            assert_eq!(back, ann);
+            let Announcement::End(back) = back else {
+                panic!("not an end");
+            };
+            back.verify(&creator).expect("still verifies");
+
+            // Wrong key; a key that is not a curve point.
+            assert!(matches!(
+                e.verify(&key(2).public_key()),
+                Err(WireError::BadSignature)
+            ));
+            assert!(matches!(
+                e.verify(&bad_creator_key()),
+                Err(WireError::BadCreatorKey)
+            ));
+
+            // Any field changed breaks the signature.
+            let other_seq = match last_seq {
+                Some(s) => Some(s.wrapping_add(1)),
+                None => Some(0),
+            };
+            let other_none = match last_seq {
+                Some(_) => None,
+                None => Some(u64::MAX),
+            };
+            let tampered: Vec<StreamEnd> = vec![
+                StreamEnd {
+                    stream: id(8),
+                    ..e.clone()
+                },
+                StreamEnd {
+                    last_seq: other_seq,
+                    ..e.clone()
+                },
+                StreamEnd {
+                    last_seq: other_none,
+                    ..e.clone()
+                },
+                StreamEnd {
+                    ended_ms: e.ended_ms + 1,
+                    ..e.clone()
+                },
+            ];
+            for t in tampered {
+                assert!(
+                    matches!(t.verify(&creator), Err(WireError::BadSignature)),
+                    "{t:?}"
+                );
+            }
+            let mut sig = e.clone();
+            sig.signature[63] ^= 1;
+            assert!(sig.verify(&creator).is_err());
+
+            // A flipped byte anywhere in the encoding.
+            for i in 0..enc.len() {
+                let mut b = enc.clone();
+                b[i] ^= 0x10;
+                if let Ok(t) = StreamEnd::decode(&b) {
+                    assert!(t.verify(&creator).is_err(), "byte {i}");
+                }
+            }
+
+            // Trailing bytes, alone and as an announcement.
+            assert!(matches!(
+                StreamEnd::decode(&[&enc[..], &[0]].concat()),
+                Err(WireError::TrailingBytes(1))
+            ));
+            assert!(matches!(
+                Announcement::decode(&[&ann.encode()[..], &[0]].concat()),
+                Err(WireError::TrailingBytes(1))
+            ));
+            assert!(matches!(
+                StreamEnd::decode(&enc[..enc.len() - 1]),
+                Err(WireError::Truncated { needed: 1 })
+            ));
+
+            // An option tag other than 0 or 1.
+            for t in [2u8, 0x80, 0xff] {
+                let mut b = enc.clone();
+                b[32] = t;
+                assert!(
+                    matches!(
+                        StreamEnd::decode(&b),
+                        Err(WireError::UnknownTag { what: "stream end last_seq", tag }) if tag == u64::from(t)
+                    ),
+                    "{t}"
+                );
+                assert!(matches!(
+                    Announcement::decode(&raw(0x24, &b)),
+                    Err(WireError::UnknownTag {
+                        what: "stream end last_seq",
+                        ..
+                    })
+                ));
+            }
+        }
+
+        // `None` is not `Some(0)`: the encodings and signatures differ.
+        let none = stream_end(None);
+        let zero = stream_end(Some(0));
+        assert_ne!(none.signing_message(), zero.signing_message());
+        assert_eq!(none.encode().len() + 8, zero.encode().len());
+        assert!(StreamEnd {
+            last_seq: Some(0),
+            ..none.clone()
+        }
+        .verify(&creator)
+        .is_err());
+        // A `None` tag followed by a seq is trailing bytes, a `Some` tag
+        // without one is truncated.
+        let mut b = zero.encode();
+        b[32] = 0;
+        assert!(matches!(
+            StreamEnd::decode(&b),
+            Err(WireError::TrailingBytes(8))
+        ));
+        let mut b = none.encode();
+        b[32] = 1;
+        assert!(matches!(
+            StreamEnd::decode(&b),
+            Err(WireError::Truncated { needed: 8 })
+        ));
+
+        // Domain separation: a stream-end signature over the same field
+        // bytes does not pass for a segment announcement's, nor the other
+        // way round.
+        let k = key(1);
+        assert_ne!(STREAM_END_SIGNING_CONTEXT, SEGMENT_SIGNING_CONTEXT);
+        let e = stream_end(Some(3));
+        let mut fields = Vec::new();
+        e.encode_fields(&mut fields);
+        assert!(creator.verify(&fields, &Signature(e.signature)).is_err());
+        let forged_seg = k.sign(&[SEGMENT_SIGNING_CONTEXT, &fields[..]].concat());
+        assert!(StreamEnd {
+            signature: forged_seg.0,
+            ..e.clone()
+        }
+        .verify(&creator)
+        .is_err());
+    }
+
     #[test]
     fn sign_checks_fields() {
         let k = key(1);
@@ -1160,13 +1489,13 @@ mod tests {
             MediaRequest::decode(&bytes),
             Err(WireError::UnsupportedVersion(2))
         ));
-        for t in [0x00, 0x04, 0x11, 0x21, 0xff] {
+        for t in [0x00, 0x04, 0x11, 0x21, 0x24, 0xff] {
             assert!(matches!(
                 MediaRequest::decode(&raw(t, &[0; 40])),
                 Err(WireError::UnknownTag { what: "media request", tag }) if tag == u64::from(t)
             ));
         }
-        for t in [0x00, 0x01, 0x10, 0x16, 0x23] {
+        for t in [0x00, 0x01, 0x10, 0x16, 0x23, 0x24] {
             assert!(matches!(
                 MediaResponse::decode(&raw(t, &[0; 40])),
                 Err(WireError::UnknownTag {
@@ -1175,7 +1504,7 @@ mod tests {
                 })
             ));
         }
-        for t in [0x00, 0x01, 0x13, 0x20, 0x24] {
+        for t in [0x00, 0x01, 0x13, 0x20, 0x25, 0xff] {
             assert!(matches!(
                 Announcement::decode(&raw(t, &[0; 40])),
                 Err(WireError::UnknownTag {
@@ -1605,6 +1934,14 @@ mod tests {
         assert!(s.contains("len: 3"), "{s}");
         assert_eq!(format!("{:?}", MediaResponse::Busy), "Busy");
         assert!(format!("{:?}", Announcement::Have { id: id(1) }).contains("Have"));
+        let e = stream_end(Some(12));
+        let s = format!("{:?}", Announcement::End(e.clone()));
+        assert!(
+            s.contains("End(StreamEnd")
+                && s.contains("last_seq: Some(12)")
+                && s.contains(&hex::encode(e.signature)),
+            "{s}"
+        );
     }
 
     fn arb_hash() -> impl Strategy<Value = Hash256> {
@@ -1624,6 +1961,19 @@ mod tests {
             let mut signature = [0u8; 64];
             signature.copy_from_slice(&sig);
             SegmentAnnouncement { stream, seq, size, hash, captured_ms, duration_ms, signature }
+        }
+    }
+
+    prop_compose! {
+        fn arb_stream_end()(
+            stream in arb_hash(),
+            last_seq in proptest::option::of(any::<u64>()),
+            ended_ms in any::<u64>(),
+            sig in proptest::collection::vec(any::<u8>(), 64),
+        ) -> StreamEnd {
+            let mut signature = [0u8; 64];
+            signature.copy_from_slice(&sig);
+            StreamEnd { stream, last_seq, ended_ms, signature }
         }
     }
 
@@ -1677,6 +2027,7 @@ mod tests {
             arb_hash().prop_map(|id| Announcement::Published { id }),
             arb_hash().prop_map(|id| Announcement::Have { id }),
             arb_segment_announcement().prop_map(Announcement::Segment),
+            arb_stream_end().prop_map(Announcement::End),
         ]
     }
 
@@ -1699,12 +2050,18 @@ mod tests {
         if let Ok(m) = Announcement::decode(bytes) {
             prop_assert_eq!(m.encode(), bytes);
             prop_assert!(m.validate().is_ok());
-            if let Announcement::Segment(a) = &m {
-                prop_assert!(a.verify(&creator).is_err());
+            match &m {
+                Announcement::Segment(a) => prop_assert!(a.verify(&creator).is_err()),
+                Announcement::End(e) => prop_assert!(e.verify(&creator).is_err()),
+                Announcement::Published { .. } | Announcement::Have { .. } => {}
             }
         }
         if let Ok(a) = SegmentAnnouncement::decode(bytes) {
             prop_assert_eq!(a.encode(), bytes);
+        }
+        if let Ok(e) = StreamEnd::decode(bytes) {
+            prop_assert_eq!(e.encode(), bytes);
+            prop_assert!(e.verify(&creator).is_err());
         }
         Ok(())
     }
@@ -1754,6 +2111,28 @@ mod tests {
         }
 
         #[test]
+        fn signed_stream_ends_verify(
+            stream in arb_hash(),
+            last_seq in proptest::option::of(any::<u64>()),
+            ended_ms in any::<u64>(),
+            flip in any::<prop::sample::Index>(),
+            bit in 0..8u32,
+        ) {
+            let k = key(5);
+            let e = StreamEnd::sign(&k, stream, last_seq, ended_ms);
+            e.verify(&k.public_key()).expect("verifies");
+            let back = Announcement::decode(&Announcement::End(e.clone()).encode()).expect("decodes");
+            prop_assert_eq!(back, Announcement::End(e.clone()));
+            let mut enc = e.encode();
+            let i = flip.index(enc.len());
+            enc[i] ^= 1 << bit;
+            if let Ok(t) = StreamEnd::decode(&enc) {
+                prop_assert!(t.verify(&k.public_key()).is_err());
+            }
+            prop_assert!(e.verify(&key(6).public_key()).is_err());
+        }
+
+        #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             check_canonical(&bytes)?;
         }
@@ -1761,7 +2140,7 @@ mod tests {
         /// Random bodies behind every valid header.
         #[test]
         fn random_bodies_never_panic(
-            t in prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x11, 0x12, 0x13, 0x14, 0x15, 0x21, 0x22, 0x23]),
+            t in prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x11, 0x12, 0x13, 0x14, 0x15, 0x21, 0x22, 0x23, 0x24]),
             body in proptest::collection::vec(any::<u8>(), 0..400),
         ) {
             check_canonical(&raw(t, &body))?;

@@ -683,6 +683,21 @@ async fn a_thirty_second_live_stream_reaches_three_viewers_in_order() {
             got == input[from..],
             "viewer {i}'s stream differs from the input"
         );
+        // The creator's signed end reaches the viewer, which ends too.
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let r = n
+                .ok(i, "stream_segments", json!([id.to_string(), next, 1_000]))
+                .await;
+            if r["ended"] == json!(true) {
+                assert_eq!(r["segments"], json!([]), "nothing after the end");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "viewer {i} never saw the end"
+            );
+        }
         let st = n.ok(i, "stream_status", json!([id.to_string()])).await;
         let live = &st["live"][0];
         assert_eq!(live["skipped"], json!(0), "{live}");
