@@ -330,6 +330,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|_| MediaError::Stopped)?
 }
 
+/// Checks that `manifest` is a live stream's and that `verify` accepts its
+/// creator key (a segment announcement or an end of stream).
+fn live_signed(
+    manifest: &SignedManifest,
+    verify: impl FnOnce(&rusty_crypto::ed25519::PublicKey) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    if !manifest.manifest.live {
+        return Err(WireError::NotLive);
+    }
+    verify(&manifest.manifest.creator())
+}
+
 /// Loads the creator key from `path`, or makes one (owner-only file).
 pub fn load_or_create_creator_key(path: &Path) -> Result<SecretKey, MediaError> {
     let bad = |reason: String| MediaError::CreatorKey {
@@ -559,11 +571,7 @@ impl MediaHandle {
                 return Acceptance::Ignore;
             }
         };
-        if !manifest.manifest.live {
-            self.bad_announcement(source, &WireError::NotLive);
-            return Acceptance::Reject;
-        }
-        if let Err(e) = ann.verify(&manifest.manifest.creator()) {
+        if let Err(e) = live_signed(&manifest, |creator| ann.verify(creator)) {
             self.bad_announcement(source, &e);
             return Acceptance::Reject;
         }
@@ -582,11 +590,7 @@ impl MediaHandle {
             Ok(Some(m)) => m,
             _ => return Acceptance::Ignore,
         };
-        if !manifest.manifest.live {
-            self.bad_announcement(source, &WireError::NotLive);
-            return Acceptance::Reject;
-        }
-        if let Err(e) = end.verify(&manifest.manifest.creator()) {
+        if let Err(e) = live_signed(&manifest, |creator| end.verify(creator)) {
             self.bad_announcement(source, &e);
             return Acceptance::Reject;
         }
