@@ -21,7 +21,7 @@ use rusty_media::{live::LatencyStats, manifest::ManifestFields, service::MediaHa
 use crate::{
     bench::BenchError,
     localnet::{LocalNet, LocalNetConfig},
-    netbench::loopback_tcp_mb_per_sec,
+    netbench::{loopback_tcp_mb_per_sec, setup, wait_peers},
 };
 
 /// What to measure.
@@ -112,29 +112,11 @@ impl fmt::Display for MediaBenchReport {
     }
 }
 
-fn setup(msg: impl fmt::Display) -> BenchError {
-    BenchError::Setup(msg.to_string())
-}
-
 fn media(net: &LocalNet, i: usize) -> Result<MediaHandle, BenchError> {
     net.node(i)
         .p2p()
         .and_then(|p| p.media.clone())
         .ok_or_else(|| setup(format!("node {i} has no media service")))
-}
-
-async fn wait_peers(net: &LocalNet, i: usize, n: usize) -> Result<(), BenchError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let p2p = net.node(i).p2p().ok_or_else(|| setup("no p2p"))?;
-        if p2p.net.peers().await.map(|p| p.len()).unwrap_or(0) >= n {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(setup(format!("node {i} never reached {n} peers")));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn fields(title: &str) -> ManifestFields {
@@ -155,7 +137,7 @@ pub async fn run_media_bench(
 
     // 1. Transfer.
     let net = LocalNet::start(LocalNetConfig::new(dir.join("transfer"), 2)).await?;
-    wait_peers(&net, 1, 1).await?;
+    wait_peers(&net, 1).await?;
     let mut data = vec![0u8; config.file_mib << 20];
     blake3::Hasher::new().finalize_xof().fill(&mut data);
     let size = data.len();
@@ -176,9 +158,7 @@ pub async fn run_media_bench(
     // 2. Live.
     let nodes = config.viewers + 1;
     let net = LocalNet::start(LocalNetConfig::new(dir.join("live"), nodes)).await?;
-    for i in 0..nodes {
-        wait_peers(&net, i, nodes - 1).await?;
-    }
+    wait_peers(&net, nodes - 1).await?;
     let broadcaster = media(&net, 0)?;
     let id = broadcaster
         .broadcast_start(fields("bench live"))

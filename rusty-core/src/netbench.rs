@@ -233,7 +233,7 @@ impl fmt::Display for NetBenchReport {
     }
 }
 
-fn setup(msg: impl fmt::Display) -> BenchError {
+pub(crate) fn setup(msg: impl fmt::Display) -> BenchError {
     BenchError::Setup(msg.to_string())
 }
 
@@ -447,7 +447,7 @@ async fn sync_on(
 }
 
 /// Waits until every node has at least `n` peers.
-async fn wait_peers(net: &LocalNet, n: usize) -> Result<(), BenchError> {
+pub(crate) async fn wait_peers(net: &LocalNet, n: usize) -> Result<(), BenchError> {
     let deadline = Instant::now() + WAIT_LIMIT;
     for (i, node) in net.nodes().iter().enumerate() {
         let Some(p2p) = node.p2p() else {

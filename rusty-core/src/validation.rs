@@ -202,6 +202,14 @@ pub type Result<T> = std::result::Result<T, ValidationError>;
 /// The only block version so far.
 pub const BLOCK_VERSION: u32 = 1;
 
+/// The lock script a content purchase pays: the creator key's
+/// pay-to-pubkey-hash.
+pub fn purchase_lock(creator: &[u8; 32]) -> rusty_shared_types::Script {
+    rusty_shared_types::Script::p2pkh(&rusty_crypto::ed25519::pubkey_hash(
+        &rusty_crypto::ed25519::PublicKey(*creator),
+    ))
+}
+
 /// Paid-content payloads (`rusty_shared_types::media`): a purchase pays at
 /// least its price to the creator's key in output 0; a release spends
 /// output 0 of its purchase in input 0 (the script check then proves the
@@ -212,9 +220,7 @@ fn check_media_payload(tx: &Transaction) -> Result<()> {
             if p.price == 0 {
                 return Err(ValidationError::BadPurchase("the price is zero"));
             }
-            let pays = rusty_shared_types::Script::p2pkh(&rusty_crypto::ed25519::pubkey_hash(
-                &rusty_crypto::ed25519::PublicKey(p.creator),
-            ));
+            let pays = purchase_lock(&p.creator);
             let out = tx
                 .outputs
                 .first()

@@ -842,21 +842,9 @@ impl MediaHandle {
                 }
             }
             MediaRequest::Chunks { id, start, count } => {
-                let read = blocking(move || {
-                    let mut out = Vec::new();
-                    for i in 0..u64::from(count) {
-                        let Some(index) = start.checked_add(i) else {
-                            break;
-                        };
-                        match store.read_chunk(&id, index) {
-                            Ok(Some(bytes)) => out.push(bytes),
-                            _ => break,
-                        }
-                    }
-                    Ok(out)
-                })
-                .await
-                .unwrap_or_default();
+                let read = blocking(move || Ok(store.read_chunks(&id, start, count.into())?))
+                    .await
+                    .unwrap_or_default();
                 if read.is_empty() {
                     MediaResponse::NotFound
                 } else {
@@ -1088,10 +1076,9 @@ impl MediaHandle {
                 if m.manifest.live {
                     return Err(MediaError::IsLive(id));
                 }
-                let chunks = m.chunks_for_range(start, end);
-                let missing = store.missing_chunks(&id)?;
-                let first_missing = missing.iter().find(|c| chunks.contains(c)).copied();
-                Ok(Some(first_missing))
+                Ok(Some(
+                    store.first_missing(&id, m.chunks_for_range(start, end))?,
+                ))
             })
             .await?;
             match present {

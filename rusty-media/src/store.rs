@@ -26,6 +26,7 @@ use std::{
     fmt,
     fs::{self, File, OpenOptions},
     io::{self, Read, Seek, SeekFrom, Write},
+    ops::Range,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{SystemTime, UNIX_EPOCH},
@@ -524,6 +525,36 @@ impl ContentStore {
         }
         self.evict_except(Some(id))?;
         Ok(true)
+    }
+
+    /// The stored chunks of `id` from `start` on, at most `count`, up to the
+    /// first one missing (each re-verified as by [`ContentStore::read_chunk`]);
+    /// the access time is updated once. What a peer asking for a range gets.
+    pub fn read_chunks(&self, id: &Hash256, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
+        let m = self.require_manifest(id)?;
+        let end = start.saturating_add(count).min(m.chunk_count());
+        let mut out = Vec::new();
+        for index in start..end {
+            match self.read_verified(id, &m, index)? {
+                Some(bytes) => out.push(bytes),
+                None => break,
+            }
+        }
+        if !out.is_empty() {
+            self.touch(id)?;
+        }
+        Ok(out)
+    }
+
+    /// The first of `chunks` of `id` not stored, if any: whether a read of
+    /// them would succeed, without scanning the whole content.
+    pub fn first_missing(&self, id: &Hash256, chunks: Range<u64>) -> Result<Option<u64>> {
+        for index in chunks {
+            if !self.is_marked(id, index)? {
+                return Ok(Some(index));
+            }
+        }
+        Ok(None)
     }
 
     /// The bytes of chunk `index` of `id` if they are stored and still hash

@@ -415,9 +415,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             .map_err(|_| rpc_error(codes::INVALID_PARAMETER, "the price is out of range"))?;
         let pay = rusty_shared_types::TxOut {
             value: price,
-            lock: rusty_shared_types::Script::p2pkh(&rusty_crypto::ed25519::pubkey_hash(
-                &m.creator(),
-            )),
+            lock: crate::validation::purchase_lock(&m.creator),
         };
         let fee_rate = ctx.wallet_fee_rate;
         let buyer_key = purchase.buyer_key;
