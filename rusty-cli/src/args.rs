@@ -278,6 +278,10 @@ pub struct P2pArgs {
     /// Run without P2P networking: the node stays alone on its chain.
     #[arg(long)]
     pub no_network: bool,
+    /// Testing only (dev network): the named critical task panics once the
+    /// node is up, to show that supervision stops the node.
+    #[arg(long, value_name = "TASK", hide = true, value_parser = ["chain"])]
+    pub inject_panic: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -394,13 +398,13 @@ pub enum BenchCommand {
     /// loopback TCP throughput measured in the same run.
     Network {
         /// Blocks of transactions in the synced chain.
-        #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().blocks)]
+        #[arg(long, default_value_t = rusty_bench::network::NetBenchConfig::default().blocks)]
         blocks: usize,
         /// Pay-to-pubkey-hash transactions per block.
-        #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().txs_per_block)]
+        #[arg(long, default_value_t = rusty_bench::network::NetBenchConfig::default().txs_per_block)]
         txs: usize,
         /// Transactions sent in the gossip phase.
-        #[arg(long, default_value_t = rusty_core::netbench::NetBenchConfig::default().gossip_txs)]
+        #[arg(long, default_value_t = rusty_bench::network::NetBenchConfig::default().gossip_txs)]
         gossip_txs: usize,
     },
     /// BLS threshold recovery and aggregate verification beside raw blst,
@@ -409,7 +413,7 @@ pub enum BenchCommand {
     /// beside the loopback TCP round trip measured in the same run.
     Chainlock {
         /// Blocks measured.
-        #[arg(long, default_value_t = rusty_core::clbench::ClBenchConfig::default().blocks)]
+        #[arg(long, default_value_t = rusty_bench::chainlock::ClBenchConfig::default().blocks)]
         blocks: usize,
     },
     /// The media layer on dev nodes over loopback: file transfer throughput
@@ -417,16 +421,16 @@ pub enum BenchCommand {
     /// broadcaster's upload share and input → viewer latency (p50/p95).
     Media {
         /// Transferred file size, MiB.
-        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().file_mib)]
+        #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().file_mib)]
         file_mib: usize,
         /// Live viewers.
-        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().viewers)]
+        #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().viewers)]
         viewers: usize,
         /// Seconds of live input.
-        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().live_secs)]
+        #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().live_secs)]
         live_secs: u64,
         /// Live input bitrate, kbit/s.
-        #[arg(long, default_value_t = rusty_core::mediabench::MediaBenchConfig::default().live_kbps)]
+        #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().live_kbps)]
         kbps: u64,
     },
     /// BLS threshold recovery (t = 3, 30, 240) and aggregate verification,

@@ -1,7 +1,7 @@
 //! Client subcommands: JSON-RPC calls to a running node.
 
 use anyhow::{bail, Context, Result};
-use rusty_core::rpc::client::{ClientError, RpcClient};
+use rusty_node::rpc::client::{ClientError, RpcClient};
 use serde_json::{json, Value};
 
 use crate::args::{Command, GlobalArgs, MineCommand, WalletCommand};

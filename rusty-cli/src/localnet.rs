@@ -1,10 +1,10 @@
 //! `rusty-cli localnet`: N dev nodes wired together on loopback, in this
-//! process ([`rusty_core::localnet`]).
+//! process ([`rusty_node::localnet`]).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use rusty_core::localnet::{LocalNet, LocalNetConfig};
+use rusty_node::localnet::{LocalNet, LocalNetConfig};
 
 use crate::{
     args::{GlobalArgs, LocalnetArgs},
@@ -112,7 +112,9 @@ pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
             tokio::pin!(stopped);
             tokio::select! {
                 _ = &mut stopped => {}
-                _ = &mut setup => stopped.await,
+                _ = &mut setup => {
+                    stopped.await;
+                }
             }
         }
         net.shutdown().await;
@@ -127,7 +129,7 @@ async fn register_masternodes(net: &LocalNet) {
     if want == 0 {
         return;
     }
-    let mut setup = rusty_core::localnet::MasternodeSetup::default();
+    let mut setup = rusty_node::localnet::MasternodeSetup::default();
     let mut last = 0;
     loop {
         match setup.step(net).await {

@@ -3,11 +3,11 @@
 use std::{future::Future, net::SocketAddr, path::Path};
 
 use anyhow::{Context, Result};
-use rusty_core::{
+use rusty_network::{Multiaddr, NetworkConfig};
+use rusty_node::{
     llmq::Operator,
     node::{Node, NodeConfig},
 };
-use rusty_network::{Multiaddr, NetworkConfig};
 use rusty_shared_types::{Address, Network};
 
 use crate::args::{BenchCommand, GlobalArgs, NodeArgs, P2pArgs};
@@ -42,6 +42,12 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     };
     let mut c = NodeConfig::new(network, dir);
     c.p2p = p2p_config(network, &c.data_dir, &a.p2p, &file)?;
+    if a.p2p.inject_panic.is_some() {
+        if network != Network::Dev {
+            anyhow::bail!("--inject-panic is a test of the dev network only");
+        }
+        c.inject_chain_panic = true;
+    }
     c.masternode = masternode_config(a, &file, c.p2p.is_some())?;
     if let Some(mb) = a.media_cache_size.or(file.media_cache_size) {
         c.media_cache_bytes = mb.checked_mul(1 << 20).ok_or_else(|| {
@@ -253,37 +259,42 @@ pub fn run(g: &GlobalArgs, a: &NodeArgs) -> Result<()> {
             }
             None => tracing::info!(target: "node", "P2P networking is off (--no-network or p2p = false)"),
         }
-        wait_for_signal(node.stopped_by_rpc()).await;
+        // A critical task that panicked or ended stops the node too: shut
+        // down in order, then exit non-zero with that one line.
+        let outcome = wait_for_signal(node.wait()).await;
         node.shutdown().await;
-        Ok::<(), anyhow::Error>(())
+        match outcome {
+            Some(Err(failure)) => Err(failure.into()),
+            _ => Ok::<(), anyhow::Error>(()),
+        }
     })
 }
 
-/// Waits for Ctrl-C, SIGTERM or `rpc_stop` (the `stop` RPC).
-pub(crate) async fn wait_for_signal(rpc_stop: impl Future) {
+/// Waits for Ctrl-C, SIGTERM or `stop` (the `stop` RPC, or a node's own
+/// reason to stop); `Some` with `stop`'s output when it came first.
+pub(crate) async fn wait_for_signal<F: Future>(stop: F) -> Option<F::Output> {
     #[cfg(unix)]
     {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
                 Err(_) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = rpc_stop => {}
-                    }
-                    return;
+                    return tokio::select! {
+                        _ = tokio::signal::ctrl_c() => None,
+                        out = stop => Some(out),
+                    };
                 }
             };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-            _ = rpc_stop => {}
+            _ = tokio::signal::ctrl_c() => None,
+            _ = term.recv() => None,
+            out = stop => Some(out),
         }
     }
     #[cfg(not(unix))]
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = rpc_stop => {}
+        _ = tokio::signal::ctrl_c() => None,
+        out = stop => Some(out),
     }
 }
 
@@ -300,7 +311,7 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
                     .unwrap_or(1)
             });
             init_logging();
-            let report = rusty_core::bench::run_connect_bench(*blocks, *txs, threads)?;
+            let report = rusty_bench::connect::run_connect_bench(*blocks, *txs, threads)?;
             println!("{report}");
             Ok(())
         }
@@ -314,15 +325,15 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             if std::env::var_os("RUST_LOG").is_some() {
                 init_logging();
             }
-            let cfg = rusty_core::netbench::NetBenchConfig {
+            let cfg = rusty_bench::network::NetBenchConfig {
                 blocks: *blocks,
                 txs_per_block: *txs,
                 gossip_txs: *gossip_txs,
             };
-            let dir = rusty_core::bench::TempDir::new("netbench")
+            let dir = rusty_bench::connect::TempDir::new("netbench")
                 .context("creating a temporary directory")?;
             let report =
-                runtime()?.block_on(rusty_core::netbench::run_network_bench(cfg, dir.path()))?;
+                runtime()?.block_on(rusty_bench::network::run_network_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())
         }
@@ -330,17 +341,17 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             if std::env::var_os("RUST_LOG").is_some() {
                 init_logging();
             }
-            let cfg = rusty_core::clbench::ClBenchConfig {
+            let cfg = rusty_bench::chainlock::ClBenchConfig {
                 blocks: *blocks,
                 ..Default::default()
             };
             // The quorum arithmetic first, beside raw blst, in the same run.
-            let bls = rusty_crypto::bls_bench::run_bls_bench(&[3, 30, 240], &[50, 400], 10)?;
+            let bls = rusty_bench::bls::run_bls_bench(&[3, 30, 240], &[50, 400], 10)?;
             println!("{bls}");
-            let dir = rusty_core::bench::TempDir::new("clbench")
+            let dir = rusty_bench::connect::TempDir::new("clbench")
                 .context("creating a temporary directory")?;
-            let report =
-                runtime()?.block_on(rusty_core::clbench::run_chainlock_bench(cfg, dir.path()))?;
+            let report = runtime()?
+                .block_on(rusty_bench::chainlock::run_chainlock_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())
         }
@@ -353,22 +364,21 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             if std::env::var_os("RUST_LOG").is_some() {
                 init_logging();
             }
-            let cfg = rusty_core::mediabench::MediaBenchConfig {
+            let cfg = rusty_bench::media::MediaBenchConfig {
                 file_mib: (*file_mib).max(1),
                 viewers: (*viewers).max(1),
                 live_secs: (*live_secs).max(1),
                 live_kbps: (*kbps).max(8),
             };
-            let dir = rusty_core::bench::TempDir::new("mediabench")
+            let dir = rusty_bench::connect::TempDir::new("mediabench")
                 .context("creating a temporary directory")?;
             let report =
-                runtime()?.block_on(rusty_core::mediabench::run_media_bench(cfg, dir.path()))?;
+                runtime()?.block_on(rusty_bench::media::run_media_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())
         }
         BenchCommand::Bls { iterations } => {
-            let report =
-                rusty_crypto::bls_bench::run_bls_bench(&[3, 30, 240], &[50, 400], *iterations)?;
+            let report = rusty_bench::bls::run_bls_bench(&[3, 30, 240], &[50, 400], *iterations)?;
             println!("{report}");
             Ok(())
         }

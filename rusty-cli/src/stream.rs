@@ -18,8 +18,8 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use rusty_core::rpc::client::RpcClient;
 use rusty_media::http::{HttpConfig, PlaybackSource, SourceInfo};
+use rusty_node::rpc::client::RpcClient;
 use serde_json::{json, Value};
 
 use crate::{

@@ -43,18 +43,25 @@ pub struct BlockTemplate {
     pub min_time: u64,
 }
 
-/// Chain + mempool + wallet.
+/// Chain + mempool + wallet, owned by one thread (`rusty-node`'s chain
+/// service).
+///
+/// The fields are private so that every change goes through a method that
+/// keeps them in step: a connected block updates mempool, wallet and
+/// subscribers together; a transaction enters the mempool only after full
+/// validation. Reads go through [`NodeState::chain`], [`NodeState::mempool`]
+/// and [`NodeState::wallet`].
 #[derive(Debug)]
 pub struct NodeState {
-    pub chain: Chain,
-    pub mempool: Mempool,
-    pub wallet: Option<Wallet>,
-    /// Tells miners and subscribers about each new tip.
-    pub notifier: Notifier,
+    chain: Chain,
+    mempool: Mempool,
+    wallet: Option<Wallet>,
+    /// Changes since the owner last drained them.
+    announcements: Vec<Announcement>,
     /// Where the mempool is saved at shutdown and reloaded at start.
-    pub mempool_file: Option<std::path::PathBuf>,
+    mempool_file: Option<std::path::PathBuf>,
     /// Final DKG commitments waiting to be mined, by quorum hash.
-    pub commitments: std::collections::HashMap<Hash256, rusty_shared_types::QuorumCommitment>,
+    commitments: std::collections::HashMap<Hash256, rusty_shared_types::QuorumCommitment>,
 }
 
 /// A new active tip, as announced to subscribers.
@@ -66,40 +73,23 @@ pub struct TipInfo {
     pub txs: usize,
 }
 
-/// Channels announcing new tips: a `watch` for miners (latest only) and a
-/// `broadcast` for RPC subscriptions (every tip).
-#[derive(Debug, Clone)]
-pub struct Notifier {
-    pub tip: tokio::sync::watch::Sender<TipInfo>,
-    pub blocks: tokio::sync::broadcast::Sender<TipInfo>,
-    /// Every transaction accepted into the mempool (relay).
-    pub txs: tokio::sync::broadcast::Sender<Transaction>,
-}
-
-impl Notifier {
-    pub fn new(initial: TipInfo) -> Self {
-        Notifier {
-            tip: tokio::sync::watch::channel(initial).0,
-            blocks: tokio::sync::broadcast::channel(256).0,
-            txs: tokio::sync::broadcast::channel(4096).0,
-        }
-    }
-
-    fn announce(&self, info: TipInfo) {
-        // No receivers is fine: nobody is mining or subscribed.
-        let _ = self.blocks.send(info.clone());
-        self.tip.send_replace(info);
-    }
+/// A change the owner of the state tells others about: new tips (miners,
+/// RPC subscriptions) and transactions accepted into the mempool (relay).
+/// Collected during an operation and drained with
+/// [`NodeState::take_announcements`], so this crate needs no channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement {
+    Tip(TipInfo),
+    Transaction(Transaction),
 }
 
 impl NodeState {
     pub fn new(chain: Chain, mempool: Mempool, wallet: Option<Wallet>) -> Self {
-        let notifier = Notifier::new(tip_info(&chain));
         let mut state = NodeState {
             chain,
             mempool,
             wallet,
-            notifier,
+            announcements: Vec::new(),
             mempool_file: None,
             commitments: std::collections::HashMap::new(),
         };
@@ -109,6 +99,98 @@ impl NodeState {
 
     pub fn params(&self) -> &'static ChainParams {
         self.chain.params()
+    }
+
+    /// The block tree, the UTXO set and the masternode list.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The chain for tests that drive it below the state (flushes, raw
+    /// blocks); never in a node.
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn chain_mut(&mut self) -> &mut Chain {
+        &mut self.chain
+    }
+
+    /// The wallet to change and the mempool to read at once (tests that
+    /// build payments by hand).
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn wallet_and_mempool(&mut self) -> (Option<&mut Wallet>, &Mempool) {
+        (self.wallet.as_mut(), &self.mempool)
+    }
+
+    /// The pool of unconfirmed transactions.
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    /// The wallet, when one is loaded.
+    pub fn wallet(&self) -> Option<&Wallet> {
+        self.wallet.as_ref()
+    }
+
+    /// The wallet for a change that touches only it (a new address, a
+    /// signature); chain-driven changes go through [`NodeState::apply_events`].
+    pub fn wallet_mut(&mut self) -> Option<&mut Wallet> {
+        self.wallet.as_mut()
+    }
+
+    /// A new receiving address of the wallet.
+    pub fn new_address(&mut self) -> Result<Address, SendError> {
+        Ok(self
+            .wallet
+            .as_mut()
+            .ok_or(SendError::NoWallet)?
+            .new_address()?)
+    }
+
+    /// Height of the active tip.
+    pub fn height(&self) -> u64 {
+        self.chain.height()
+    }
+
+    /// New tips and accepted transactions since the last call, oldest
+    /// first.
+    pub fn take_announcements(&mut self) -> Vec<Announcement> {
+        std::mem::take(&mut self.announcements)
+    }
+
+    /// Where the mempool is saved by [`NodeState::close`].
+    pub fn set_mempool_file(&mut self, path: std::path::PathBuf) {
+        self.mempool_file = Some(path);
+    }
+
+    /// Final DKG commitments waiting to be mined, by quorum hash.
+    pub fn pending_commitments(
+        &self,
+    ) -> &std::collections::HashMap<Hash256, rusty_shared_types::QuorumCommitment> {
+        &self.commitments
+    }
+
+    /// Checks a final DKG commitment against the list at the tip and keeps
+    /// it to be mined when it has more signers than the one kept for its
+    /// quorum; `Ok(false)`: valid but not better. Commitments of quorums
+    /// whose DKG is no longer pending are dropped, so the pool stays as
+    /// small as the pending list.
+    pub fn submit_commitment(
+        &mut self,
+        qc: rusty_shared_types::QuorumCommitment,
+    ) -> Result<bool, crate::masternode::MnError> {
+        let params = self.params();
+        self.chain.mn().check_commitment(params, &qc)?;
+        let better = self
+            .commitments
+            .get(&qc.quorum_hash)
+            .is_none_or(|old| old.signers.count() < qc.signers.count());
+        let mn = self.chain.mn();
+        let pending: std::collections::HashSet<Hash256> =
+            mn.pending_dkgs().iter().map(|d| d.quorum_hash).collect();
+        self.commitments.retain(|q, _| pending.contains(q));
+        if better {
+            self.commitments.insert(qc.quorum_hash, qc);
+        }
+        Ok(better)
     }
 
     /// Rebuilds the wallet from the active chain.
@@ -201,7 +283,8 @@ impl NodeState {
             let back = self.accept_parents_first(pending);
             info!(target: "mempool", returned = back, "mempool revalidated after reorg");
         }
-        self.notifier.announce(tip_info(&self.chain));
+        self.announcements
+            .push(Announcement::Tip(tip_info(&self.chain)));
     }
 
     /// Coin for `outpoint` from the UTXO set or, if `allow_pool`, an output
@@ -272,11 +355,9 @@ impl NodeState {
             spent: coins.into_iter().map(|c| c.output).collect(),
             tx,
         };
-        let relay = (self.notifier.txs.receiver_count() > 0).then(|| entry.tx.clone());
+        let relay = entry.tx.clone();
         let removed = self.mempool.insert(entry)?;
-        if let Some(tx) = relay {
-            let _ = self.notifier.txs.send(tx);
-        }
+        self.announcements.push(Announcement::Transaction(relay));
         debug!(target: "mempool", %txid, size, fee = %fee, replaced = removed.len(), "accepted transaction");
         Ok(txid)
     }
@@ -450,31 +531,6 @@ impl NodeState {
         }
     }
 
-    /// Mines `count` blocks paying `address` right here (dev and tests:
-    /// the pow limit makes each block a few hashes). Gives up on a block
-    /// after `max_tries` nonces, like Bitcoin Core's `maxtries`.
-    pub fn generate(
-        &mut self,
-        count: u64,
-        address: &Address,
-        max_tries: u64,
-        now: u64,
-    ) -> Result<Vec<Hash256>, ChainError> {
-        let mut hashes = Vec::new();
-        for _ in 0..count {
-            let template = self.block_template(&address.lock_script(), now, Vec::new());
-            let mut block = template.block;
-            match crate::miner::solve(&mut block.header, &template.target, max_tries) {
-                Some(_) => {}
-                None => break,
-            }
-            let hash = block.hash();
-            self.submit_block(block, now)?;
-            hashes.push(hash);
-        }
-        Ok(hashes)
-    }
-
     /// The wallet's spendable balance and a payment to `to`, accepted to the
     /// mempool.
     pub fn send_to_address(
@@ -503,6 +559,33 @@ impl NodeState {
     ) -> Result<Hash256, SendError> {
         // Payloads are a few hundred bytes; 600 covers the largest.
         self.send_from_wallet(payment, 600, payload, fee_rate, now)
+    }
+
+    /// Buys content: pays `payment` (the price, to the creator's purchase
+    /// lock) with `purchase` as payload. One purchase of a content by a
+    /// buyer key at a time: while one waits in the mempool, a retry gets
+    /// [`PurchaseError::Pending`] instead of paying twice.
+    pub fn send_purchase(
+        &mut self,
+        purchase: rusty_shared_types::media::ContentPurchase,
+        payment: TxOut,
+        fee_rate: u64,
+        now: u64,
+    ) -> Result<Hash256, PurchaseError> {
+        let pending = self.mempool.entries().find(|e| {
+            matches!(&e.tx.payload,
+                Some(Payload::ContentPurchase(p))
+                    if p.content_id == purchase.content_id && p.buyer_key == purchase.buyer_key)
+        });
+        if let Some(e) = pending {
+            return Err(PurchaseError::Pending(e.txid));
+        }
+        Ok(self.send_special(
+            vec![payment],
+            |_| Some(Payload::ContentPurchase(purchase)),
+            fee_rate,
+            now,
+        )?)
     }
 
     /// A wallet transaction paying `payment` (plus a payload of at most
@@ -783,7 +866,19 @@ impl NodeState {
         }
     }
 
-    /// Called by the chain service as it stops.
+    /// Called by the chain service as it stops: saves the mempool, writes
+    /// the coin cache and flushes the database.
+    pub fn close(&mut self) {
+        self.persist();
+        if let Err(e) = self.chain.flush() {
+            tracing::error!(target: "chain", error = %e, "writing the coin cache failed");
+        }
+        if let Err(e) = self.chain.db().flush() {
+            tracing::error!(target: "chain", error = %e, "flushing the database failed");
+        }
+    }
+
+    /// Saves the mempool to its file, if it has one.
     pub fn persist(&self) {
         if let Some(path) = &self.mempool_file {
             match self.save_mempool(path) {
@@ -807,6 +902,17 @@ pub fn tip_info(chain: &Chain) -> TipInfo {
         time: e.header.time,
         txs: 0,
     }
+}
+
+/// Why a content purchase was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum PurchaseError {
+    /// A purchase of the same content by the same buyer key is waiting to
+    /// be mined.
+    #[error("a purchase is already waiting to be mined: {0}")]
+    Pending(Hash256),
+    #[error(transparent)]
+    Send(#[from] SendError),
 }
 
 /// Why `sendtoaddress` failed.

@@ -4,21 +4,9 @@ use rusty_shared_types::{
     encoding::{write_vec, Decode, DecodeError, DecodeResult, Encode, Reader},
     Block, BlockHeader, Hash256, OutPoint, TxOut,
 };
-use rusty_storage::Table;
 
 /// Bumped whenever a table's layout changes.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Every table of the chain database.
-pub const TABLES: &[&str] = &[
-    BlockIndex::NAME,
-    Blocks::NAME,
-    Undo::NAME,
-    Utxos::NAME,
-    ActiveChain::NAME,
-    TxIndex::NAME,
-    MnUndoTable::NAME,
-];
 
 /// Meta key of the masternode state at the `tip` record's block, written
 /// with every flush and disconnect.
@@ -27,71 +15,27 @@ pub const META_MN_STATE: &str = "mn_state";
 /// Meta key of the best ChainLock this node has verified.
 pub const META_CHAINLOCK: &str = "best_chainlock";
 
-/// Masternode-list changes a connected block made, to disconnect it.
-#[derive(Debug)]
-pub struct MnUndoTable;
-impl Table for MnUndoTable {
-    const NAME: &'static str = "mn_undo";
-    type Key = Hash256;
-    type Value = crate::masternode::MnUndo;
-}
-
 /// Meta key of the active tip's hash, written in the same batch as the
 /// UTXO changes that lead to it.
 pub const META_TIP: &str = "tip";
 
-/// Header, height, cumulative work and status of every known block.
-#[derive(Debug)]
-pub struct BlockIndex;
-impl Table for BlockIndex {
-    const NAME: &'static str = "block_index";
-    type Key = Hash256;
-    type Value = IndexEntry;
-}
-
-/// Full blocks by hash.
-#[derive(Debug)]
-pub struct Blocks;
-impl Table for Blocks {
-    const NAME: &'static str = "blocks";
-    type Key = Hash256;
-    type Value = Block;
-}
-
-/// Coins a connected block spent, to disconnect it.
-#[derive(Debug)]
-pub struct Undo;
-impl Table for Undo {
-    const NAME: &'static str = "undo";
-    type Key = Hash256;
-    type Value = BlockUndo;
-}
-
-/// The unspent transaction outputs.
-#[derive(Debug)]
-pub struct Utxos;
-impl Table for Utxos {
-    const NAME: &'static str = "utxo";
-    type Key = OutPoint;
-    type Value = Coin;
-}
-
-/// Height → block hash of the active chain.
-#[derive(Debug)]
-pub struct ActiveChain;
-impl Table for ActiveChain {
-    const NAME: &'static str = "active_chain";
-    type Key = u64;
-    type Value = Hash256;
-}
-
-/// txid → where the transaction sits in the active chain.
-#[derive(Debug)]
-pub struct TxIndex;
-impl Table for TxIndex {
-    const NAME: &'static str = "tx_index";
-    type Key = Hash256;
-    type Value = TxLocation;
+rusty_storage::tables! {
+    /// Every table of the chain database.
+    pub const TABLES;
+    /// Header, height, cumulative work and status of every known block.
+    table BlockIndex: Hash256 => IndexEntry = "block_index";
+    /// Full blocks by hash.
+    table Blocks: Hash256 => Block = "blocks";
+    /// Coins a connected block spent, to disconnect it.
+    table Undo: Hash256 => BlockUndo = "undo";
+    /// The unspent transaction outputs.
+    table Utxos: OutPoint => Coin = "utxo";
+    /// Height → block hash of the active chain.
+    table ActiveChain: u64 => Hash256 = "active_chain";
+    /// txid → where the transaction sits in the active chain.
+    table TxIndex: Hash256 => TxLocation = "tx_index";
+    /// Masternode-list changes a connected block made, to disconnect it.
+    table MnUndoTable: Hash256 => crate::masternode::MnUndo = "mn_undo";
 }
 
 /// Validation state of a block in the index.

@@ -87,10 +87,37 @@ impl Key {
 
 /// The coinbase output of the active block at `height`.
 pub fn coinbase_at(state: &NodeState, height: u64) -> (OutPoint, TxOut) {
-    let hash = state.chain.hash_at(height).expect("height");
-    let block = state.chain.block(&hash).expect("db").expect("block");
+    let hash = state.chain().hash_at(height).expect("height");
+    let block = state.chain().block(&hash).expect("db").expect("block");
     (
         OutPoint::new(block.txs[0].txid(), 0),
         block.txs[0].outputs[0].clone(),
     )
+}
+
+impl crate::state::NodeState {
+    /// Mines `count` blocks paying `address` in the calling thread (unit
+    /// tests; a node grinds off its chain thread, see `rusty-node`'s
+    /// `ChainHandle::generate`). Gives up on a block after `max_tries`
+    /// nonces.
+    pub fn generate(
+        &mut self,
+        count: u64,
+        address: &rusty_shared_types::Address,
+        max_tries: u64,
+        now: u64,
+    ) -> Result<Vec<rusty_shared_types::Hash256>, crate::chain::ChainError> {
+        let mut hashes = Vec::new();
+        for _ in 0..count {
+            let template = self.block_template(&address.lock_script(), now, Vec::new());
+            let mut block = template.block;
+            if crate::pow::solve(&mut block.header, &template.target, max_tries).is_none() {
+                break;
+            }
+            let hash = block.hash();
+            self.submit_block(block, now)?;
+            hashes.push(hash);
+        }
+        Ok(hashes)
+    }
 }

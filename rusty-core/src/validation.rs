@@ -755,7 +755,7 @@ mod tests {
         small.max_block_size = block.encode().len();
         small.pow_limit_bits = 0x207f_ffff;
         let target = crate::pow::target_from_compact(block.header.bits).unwrap();
-        crate::miner::solve(&mut block.header, &target, u64::MAX).unwrap();
+        crate::pow::solve(&mut block.header, &target, u64::MAX).unwrap();
         let small: &'static ChainParams = Box::leak(Box::new(small));
         assert_eq!(check_block(&block, small), Ok(()));
         let mut smaller = small.clone();
@@ -778,7 +778,7 @@ mod tests {
         }
         block.header.merkle_root = block_merkle_root(&block.txs);
         let target = crate::pow::target_from_compact(block.header.bits).unwrap();
-        crate::miner::solve(&mut block.header, &target, u64::MAX).unwrap();
+        crate::pow::solve(&mut block.header, &target, u64::MAX).unwrap();
         assert_eq!(check_block(&block, p), Ok(()));
         // Two bad transactions: the first in block order is reported.
         block.txs[280].outputs.clear();

@@ -594,22 +594,14 @@ mod tests {
     fn size_estimate_matches_signed_transactions() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = memory_state(Some(dir.path()));
-        let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
+        let addr = s.wallet_mut().unwrap().new_address().unwrap();
         s.generate(14, &addr, u64::MAX, NOW).unwrap();
         let to = Key::new(9).address;
         // Two coins are needed for 60 RSC: a 2-input, 2-output transaction.
-        let tx = s
-            .wallet
-            .as_mut()
+        let (wallet, mempool) = s.wallet_and_mempool();
+        let tx = wallet
             .unwrap()
-            .create_payment(
-                &to,
-                Amount::from_coins(60).unwrap(),
-                2_000,
-                14,
-                10,
-                &s.mempool,
-            )
+            .create_payment(&to, Amount::from_coins(60).unwrap(), 2_000, 14, 10, mempool)
             .unwrap();
         assert_eq!(tx.inputs.len(), 2);
         assert_eq!(tx.outputs.len(), 2);
@@ -622,9 +614,9 @@ mod tests {
     fn balances_follow_maturity_and_mempool() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = memory_state(Some(dir.path()));
-        let addr = s.wallet.as_mut().unwrap().new_address().unwrap();
+        let addr = s.wallet_mut().unwrap().new_address().unwrap();
         s.generate(12, &addr, u64::MAX, NOW).unwrap();
-        let b = s.wallet.as_ref().unwrap().balances(12, 10, &s.mempool);
+        let b = s.wallet().unwrap().balances(12, 10, &s.mempool());
         // Heights 1..=3 are spendable in block 13.
         // Each coinbase is the subsidy less the treasury's 10%: 45 RSC.
         assert_eq!(b.trusted, Amount::from_coins(135).unwrap());
@@ -632,7 +624,7 @@ mod tests {
         let to = Key::new(9).address;
         s.send_to_address(&to, Amount::from_coins(1).unwrap(), 2_000, NOW)
             .unwrap();
-        let after = s.wallet.as_ref().unwrap().balances(12, 10, &s.mempool);
+        let after = s.wallet().unwrap().balances(12, 10, &s.mempool());
         assert!(after.trusted < Amount::from_coins(134).unwrap());
         assert!(after.trusted > Amount::from_units(133 * COIN_UNITS + 99_000_000).unwrap());
         // Too much: a specific error, nothing changes.
@@ -643,7 +635,7 @@ mod tests {
                 WalletError::InsufficientFunds { .. }
             ))
         ));
-        assert_eq!(s.mempool.len(), 1);
+        assert_eq!(s.mempool().len(), 1);
     }
 
     const COIN_UNITS: u64 = rusty_shared_types::COIN;

@@ -12,7 +12,7 @@
 //!   wallet.
 //! - [`bls`]: BLS12-381 (blst, min-pk) signatures with proofs of possession,
 //!   aggregation, threshold secret sharing and DKG share encryption for
-//!   masternode quorums; [`bls_bench`] measures it against raw `blst`.
+//!   masternode quorums (measured against raw `blst` by `rusty-bench`).
 //! - [`keystore`]: the wallet seed encrypted at rest with Argon2id and
 //!   XChaCha20-Poly1305, saved atomically with owner-only permissions.
 //!
@@ -26,7 +26,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bls;
-pub mod bls_bench;
 pub mod ed25519;
 pub mod hd;
 pub mod keystore;

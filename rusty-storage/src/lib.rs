@@ -55,6 +55,49 @@ pub trait Table: 'static {
     type Value: Encode + Decode;
 }
 
+/// Declares a database's tables once: for each, a unit struct with its
+/// [`Table`] impl (column family name, key and value types), and one list
+/// of every column family to open the database with, so a table cannot be
+/// declared and then forgotten at open.
+///
+/// ```
+/// use rusty_storage::{tables, Table};
+///
+/// tables! {
+///     /// Every table of this database.
+///     pub const ALL_TABLES;
+///     /// Numbers by name.
+///     table Numbers: u64 => u64 = "numbers";
+///     table Names: u64 => u64 = "names";
+/// }
+/// assert_eq!(Numbers::NAME, "numbers");
+/// assert_eq!(ALL_TABLES, &["numbers", "names"]);
+/// ```
+#[macro_export]
+macro_rules! tables {
+    (
+        $(#[$list_meta:meta])*
+        $list_vis:vis const $list:ident;
+        $(
+            $(#[$meta:meta])*
+            table $name:ident: $key:ty => $value:ty = $cf:literal;
+        )+
+    ) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+            impl $crate::Table for $name {
+                const NAME: &'static str = $cf;
+                type Key = $key;
+                type Value = $value;
+            }
+        )+
+        $(#[$list_meta])*
+        $list_vis const $list: &[&'static str] = &[$(<$name as $crate::Table>::NAME),+];
+    };
+}
+
 /// The built-in table holding the schema version and other metadata.
 pub const META_TABLE: &str = "meta";
 const SCHEMA_KEY: &[u8] = b"schema_version";

@@ -4,21 +4,11 @@ use rusty_shared_types::{Hash256, OutPoint};
 
 use super::*;
 
-struct Numbers;
-impl Table for Numbers {
-    const NAME: &'static str = "numbers";
-    type Key = u64;
-    type Value = Hash256;
+crate::tables! {
+    const TABLES;
+    table Numbers: u64 => Hash256 = "numbers";
+    table Coins: OutPoint => u64 = "coins";
 }
-
-struct Coins;
-impl Table for Coins {
-    const NAME: &'static str = "coins";
-    type Key = OutPoint;
-    type Value = u64;
-}
-
-const TABLES: &[&str] = &[Numbers::NAME, Coins::NAME];
 
 fn exercise(db: &Database) {
     assert_eq!(db.get::<Numbers>(&1).unwrap(), None);

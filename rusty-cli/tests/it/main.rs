@@ -7,3 +7,4 @@ mod crash;
 mod harness;
 mod masternode_cli;
 mod stream_cli;
+mod supervision;

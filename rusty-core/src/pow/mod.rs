@@ -20,6 +20,9 @@
 
 pub mod asert;
 pub mod compact;
+pub mod search;
+
+pub use search::solve;
 
 use ruint::aliases::U256;
 use rusty_shared_types::Hash256;

@@ -1,0 +1,18 @@
+//! The benchmarks behind `rusty-cli bench`. Each prints its figures beside a
+//! yardstick measured in the same run on the same machine.
+//!
+//! - [`connect`]: block connection into RocksDB beside raw Ed25519 batch
+//!   verification.
+//! - [`network`]: initial sync and transaction gossip over loopback beside
+//!   raw loopback TCP.
+//! - [`bls`]: BLS threshold recovery and aggregate verification beside raw
+//!   `blst`.
+//! - [`chainlock`]: ChainLock latency on a masternode localnet.
+//! - [`media`]: media transfer beside raw loopback TCP, live upload share and
+//!   latency.
+
+pub mod bls;
+pub mod chainlock;
+pub mod connect;
+pub mod media;
+pub mod network;

@@ -1,0 +1,453 @@
+//! Node assembly: opens the datadir, starts the chain service, the RPC
+//! server and (optionally) the miner, and shuts them down in order.
+//!
+//! Tasks of a running node (critical ones are supervised by
+//! [`crate::tasks`]: one that panics or ends stops the node):
+//! - `chain` (OS thread, critical): owns chain, mempool and wallet; runs
+//!   jobs in order.
+//! - `rpc` (tokio, critical): jsonrpsee HTTP + WebSocket server.
+//! - `miner` (OS thread + `--mine-threads` workers, critical), when mining.
+//! - `network` (tokio): `rusty-network`'s swarm task, when P2P is on; its
+//!   end closes the event stream, which ends `p2p`.
+//! - `p2p` (tokio, critical): gossip validation, sync and relay
+//!   ([`crate::p2p`]).
+//! - `llmq` (tokio, critical): DKG and ChainLocks ([`crate::llmq`]).
+//! - `media_pay` (tokio, critical): key releases of paid content.
+//!
+//! See `ARCHITECTURE.md` for who talks to whom.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{atomic::AtomicBool, Arc},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use rusty_crypto::keystore::KdfParams;
+use rusty_shared_types::{Address, Network};
+use rusty_storage::{Database, RocksOptions};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use rusty_core::{
+    chain::Chain,
+    mempool::Mempool,
+    state::NodeState,
+    tables::{SCHEMA_VERSION, TABLES},
+    wallet::Wallet,
+};
+
+use crate::{
+    miner::{Miner, MinerConfig, MinerStats},
+    p2p::P2pHandle,
+    rpc::{
+        self,
+        http::{RpcAuth, RpcCredentials},
+        RpcConfig, RpcContext,
+    },
+    service::{chain_service, ChainHandle},
+    tasks::{CriticalFailure, TaskManager},
+};
+
+/// Everything needed to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub network: Network,
+    /// The network's own directory (`<datadir>/<network>`).
+    pub data_dir: PathBuf,
+    pub rpc_bind: SocketAddr,
+    /// Explicit RPC credentials; without them a cookie is written.
+    pub rpc_user: Option<(String, String)>,
+    pub mine: bool,
+    pub mine_threads: usize,
+    /// Where mined coins go; default: a new wallet address.
+    pub mine_address: Option<Address>,
+    pub wallet: bool,
+    pub create_wallet: bool,
+    pub wallet_passphrase: String,
+    pub wallet_kdf: KdfParams,
+    /// Wallet fee rate, base units per 1000 bytes.
+    pub wallet_fee_rate: u64,
+    pub mempool_max_bytes: usize,
+    pub min_relay_fee_per_kb: u64,
+    pub db: RocksOptions,
+    /// P2P networking; `None` runs a node alone (tests, tools).
+    pub p2p: Option<rusty_network::NetworkConfig>,
+    /// Run as a masternode with this operator key (needs P2P).
+    pub masternode: Option<crate::llmq::Operator>,
+    /// Cap on cached (unpinned) media content, bytes (`--media-cache-size`).
+    pub media_cache_bytes: u64,
+    /// Media upload limit, bytes per second; 0 = none
+    /// (`--media-upload-limit`).
+    pub media_upload_limit: u64,
+    /// Fault injection for supervision tests (dev only): the chain thread
+    /// panics once the node is up.
+    pub inject_chain_panic: bool,
+}
+
+impl NodeConfig {
+    /// Defaults for `network` under `data_dir` (already network-specific).
+    pub fn new(network: Network, data_dir: PathBuf) -> Self {
+        let p = network.params();
+        NodeConfig {
+            network,
+            data_dir,
+            rpc_bind: SocketAddr::from(([127, 0, 0, 1], p.rpc_port)),
+            rpc_user: None,
+            mine: false,
+            mine_threads: 1,
+            mine_address: None,
+            wallet: true,
+            create_wallet: network == Network::Dev,
+            wallet_passphrase: String::new(),
+            wallet_kdf: KdfParams::default(),
+            wallet_fee_rate: p.min_relay_fee_per_kb.saturating_mul(2),
+            mempool_max_bytes: 300 << 20,
+            min_relay_fee_per_kb: p.min_relay_fee_per_kb,
+            db: RocksOptions::default(),
+            p2p: None,
+            masternode: None,
+            media_cache_bytes: rusty_media::service::DEFAULT_CACHE_BYTES,
+            media_upload_limit: 0,
+            inject_chain_panic: false,
+        }
+    }
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("datadir {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] rusty_storage::StorageError),
+    #[error(transparent)]
+    Chain(#[from] rusty_core::chain::ChainError),
+    #[error("wallet: {0}")]
+    Wallet(#[from] rusty_core::wallet::WalletError),
+    #[error("could not start the RPC server on {addr}: {source} (is another node using that port? try --rpc-bind)")]
+    Rpc {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid RPC credentials: {0}")]
+    RpcCredentials(String),
+    #[error("mining needs a payout address: enable the wallet or pass --mine-address")]
+    NoPayout,
+    #[error("could not start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error("network: {0}")]
+    Network(#[from] rusty_network::NetworkError),
+    #[error("media: {0}")]
+    Media(#[from] rusty_media::service::MediaError),
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    handle: ChainHandle,
+    rpc: jsonrpsee::server::ServerHandle,
+    rpc_addr: SocketAddr,
+    cookie: Option<PathBuf>,
+    stop_rx: watch::Receiver<bool>,
+    chain_thread: Option<JoinHandle<()>>,
+    miner_thread: Option<JoinHandle<()>>,
+    miner_shutdown: Arc<AtomicBool>,
+    p2p: Option<P2pHandle>,
+    /// Supervision and the one shutdown token.
+    tasks: TaskManager,
+}
+
+impl Node {
+    /// Opens the datadir and starts every service.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let dir = &config.data_dir;
+        let io = |source| NodeError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let params = config.network.params();
+        let db =
+            Database::open_rocksdb(&dir.join("db"), TABLES, SCHEMA_VERSION, config.db.clone())?;
+        let now = rusty_core::now();
+        let (chain, _events) = Chain::open(db, params, now)?;
+        let mempool = Mempool::new(config.mempool_max_bytes, config.min_relay_fee_per_kb);
+        let wallet = if config.wallet {
+            let w = Wallet::open_or_create(
+                &dir.join("wallets").join("default"),
+                config.network,
+                &config.wallet_passphrase,
+                config.create_wallet,
+                config.wallet_kdf,
+            )?;
+            if w.is_none() {
+                warn!(target: "wallet", "no wallet in the datadir; start with --create-wallet (or --dev) to make one");
+            }
+            w
+        } else {
+            None
+        };
+        let mut state = NodeState::new(chain, mempool, wallet);
+        let mempool_file = dir.join("mempool.dat");
+        state.load_mempool(&mempool_file);
+        state.set_mempool_file(mempool_file);
+
+        let payout = if config.mine {
+            match (&config.mine_address, state.wallet_mut()) {
+                (Some(a), _) => Some(*a),
+                (None, Some(w)) => Some(w.new_address()?),
+                (None, None) => return Err(NodeError::NoPayout),
+            }
+        } else {
+            None
+        };
+
+        let tasks = TaskManager::new();
+        let executor = tasks.executor();
+        let (handle, chain_loop) = chain_service(state);
+        let chain_thread = executor
+            .spawn_critical_thread("chain", move || chain_loop.run())
+            .map_err(NodeError::Thread)?;
+
+        let p2p = match &config.p2p {
+            Some(net_config) => {
+                let mut net_config = net_config.clone();
+                net_config.chain = config.network.name().to_owned();
+                net_config.max_block_size = params.max_block_size;
+                let (net, events) = match rusty_network::start(net_config).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tasks.cancel();
+                        handle.shutdown().await;
+                        let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
+                        return Err(e.into());
+                    }
+                };
+                let media_config = rusty_media::service::MediaConfig {
+                    dir: dir.clone(),
+                    cache_bytes: config.media_cache_bytes,
+                    upload_limit: config.media_upload_limit,
+                };
+                let media =
+                    match rusty_media::service::MediaHandle::open(&media_config, net.clone()) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tasks.cancel();
+                            net.shutdown().await;
+                            handle.shutdown().await;
+                            let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
+                            return Err(e.into());
+                        }
+                    };
+                media.spawn_reannounce();
+                let p2p = crate::p2p::spawn(
+                    &executor,
+                    handle.clone(),
+                    net,
+                    events,
+                    config.masternode.clone(),
+                    Some(dir.clone()),
+                    Some(media),
+                );
+                Some(p2p)
+            }
+            None => None,
+        };
+
+        let (auth, cookie) = match &config.rpc_user {
+            Some((u, p)) => {
+                let c = RpcCredentials::new(u.clone(), p.clone())
+                    .map_err(|e| NodeError::RpcCredentials(e.to_string()))?;
+                (RpcAuth::new().with(c), None)
+            }
+            None => {
+                let c = rpc::http::write_cookie(dir).map_err(io)?;
+                (RpcAuth::new().with(c), Some(rpc::http::cookie_path(dir)))
+            }
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let miner_stats = payout.map(|_| Arc::new(MinerStats::default()));
+        let ctx = RpcContext {
+            chain: handle.clone(),
+            network: config.network,
+            stop: stop_tx,
+            miner: miner_stats.clone(),
+            mine_threads: config.mine_threads,
+            wallet_fee_rate: config.wallet_fee_rate,
+            p2p: p2p.clone(),
+            operator: config.masternode.clone(),
+            media: p2p.as_ref().and_then(|h| h.media.clone()),
+        };
+        let rpc_config = RpcConfig {
+            bind: config.rpc_bind,
+            auth,
+            max_body_bytes: 32 << 20,
+        };
+        let (rpc, rpc_addr) = rpc::start_server(&rpc_config, rpc::build_module(ctx))
+            .await
+            .map_err(|source| NodeError::Rpc {
+                addr: config.rpc_bind,
+                source,
+            })?;
+        info!(target: "node", network = %config.network, rpc = %rpc_addr, datadir = %dir.display(), "node started");
+        // The server runs its own tasks; a server that stops by itself
+        // (not through shutdown) leaves the node unreachable: critical.
+        let server = rpc.clone();
+        executor.spawn_critical("rpc", async move { server.stopped().await });
+
+        let miner_shutdown = Arc::new(AtomicBool::new(false));
+        let miner_thread = match (payout, miner_stats) {
+            (Some(payout), Some(stats)) => {
+                let h = handle.clone();
+                let stop = miner_shutdown.clone();
+                let cfg = MinerConfig {
+                    threads: config.mine_threads.max(1),
+                    payout,
+                    pace_to_spacing: params.pow_no_retargeting,
+                };
+                Some(
+                    executor
+                        .spawn_critical_thread("miner", move || Miner::run(h, cfg, stats, stop))
+                        .map_err(NodeError::Thread)?,
+                )
+            }
+            _ => None,
+        };
+
+        if let Some(m) = p2p.as_ref().and_then(|h| h.media.clone()) {
+            if config.wallet {
+                executor.spawn_critical(
+                    "media_pay",
+                    crate::media_pay::run(handle.clone(), m, config.wallet_fee_rate),
+                );
+            }
+        }
+
+        if config.inject_chain_panic && config.network == Network::Dev {
+            let h = handle.clone();
+            tokio::spawn(async move { h.inject_panic().await });
+        }
+
+        Ok(Node {
+            tasks,
+            handle,
+            rpc,
+            rpc_addr,
+            cookie,
+            stop_rx,
+            chain_thread: Some(chain_thread),
+            miner_thread,
+            miner_shutdown,
+            p2p,
+        })
+    }
+
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    pub fn handle(&self) -> &ChainHandle {
+        &self.handle
+    }
+
+    /// The P2P side, when networking is on.
+    pub fn p2p(&self) -> Option<&P2pHandle> {
+        self.p2p.as_ref()
+    }
+
+    /// Path of the RPC cookie, when cookie auth is used.
+    pub fn cookie_path(&self) -> Option<&Path> {
+        self.cookie.as_deref()
+    }
+
+    /// Resolves when the `stop` RPC was called.
+    pub async fn stopped_by_rpc(&self) {
+        let mut rx = self.stop_rx.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Resolves when the node should stop: `Ok` after the `stop` RPC, `Err`
+    /// when a critical task panicked or ended (see [`crate::tasks`]).
+    pub async fn wait(&self) -> Result<(), CriticalFailure> {
+        tokio::select! {
+            _ = self.stopped_by_rpc() => Ok(()),
+            f = self.tasks.wait_for_failure() => Err(f),
+        }
+    }
+
+    /// The critical failure that stopped (or is stopping) the node.
+    pub fn failure(&self) -> Option<CriticalFailure> {
+        self.tasks.failure()
+    }
+
+    /// Stops the miner, the RPC server and the chain service (which flushes
+    /// the database), in that order.
+    pub async fn shutdown(mut self) {
+        info!(target: "node", "shutting down");
+        // Supervised tasks stop at their next await point; their ends are
+        // no longer failures.
+        self.tasks.cancel();
+        self.miner_shutdown
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.miner_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        let _ = self.rpc.stop();
+        self.rpc.clone().stopped().await;
+        if let Some(p2p) = self.p2p.take() {
+            if let Some(m) = &p2p.media {
+                m.stop();
+            }
+            p2p.net.shutdown().await;
+            // The content store closes when the last media task lets go.
+            if let Some(m) = p2p.media {
+                m.stop_and_wait(Duration::from_secs(5)).await;
+            }
+        }
+        self.handle.shutdown().await;
+        if let Some(t) = self.chain_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Some(c) = &self.cookie {
+            let _ = std::fs::remove_file(c);
+        }
+        info!(target: "node", "shutdown complete");
+    }
+}
+
+/// A node dropped without [`Node::shutdown`] (a test ending, a panic) still
+/// stops its threads and closes RocksDB before the process exits: RocksDB
+/// aborts if the process tears down while its database is open.
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.tasks.cancel();
+        self.miner_shutdown
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.miner_thread.take() {
+            let _ = t.join();
+        }
+        let _ = self.rpc.stop();
+        if let Some(p2p) = self.p2p.take() {
+            if let Some(m) = &p2p.media {
+                m.stop();
+            }
+        }
+        if let Some(t) = self.chain_thread.take() {
+            if self.handle.try_shutdown() {
+                let _ = t.join();
+            }
+        }
+        if let Some(c) = &self.cookie {
+            let _ = std::fs::remove_file(c);
+        }
+    }
+}

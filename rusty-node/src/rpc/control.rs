@@ -1,0 +1,23 @@
+//! The server side of [`super::api::control`]: `stop`, `help`.
+
+use std::sync::Arc;
+
+use jsonrpsee::core::{async_trait, RpcResult};
+
+use super::{api::control::ControlApiServer, RpcContext};
+
+/// Implements [`ControlApiServer`] over the node's RPC context.
+#[derive(Debug, Clone)]
+pub struct ControlRpc(pub Arc<RpcContext>);
+
+#[async_trait]
+impl ControlApiServer for ControlRpc {
+    async fn stop(&self) -> RpcResult<String> {
+        let _ = self.0.stop.send(true);
+        Ok("Rusty Coin node stopping".to_owned())
+    }
+
+    async fn help(&self) -> RpcResult<String> {
+        Ok(super::METHODS.join("\n"))
+    }
+}

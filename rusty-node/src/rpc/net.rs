@@ -1,0 +1,859 @@
+//! Network methods: `getpeerinfo`, `getnetworkinfo`, `getconnectioncount`,
+//! `addnode`, `disconnectnode`, `setban`, `listbanned`, `clearbanned`.
+//!
+//! Result shapes follow Bitcoin Core; addresses are libp2p multiaddrs
+//! (`/ip4/1.2.3.4/tcp/8433/p2p/12D3Koo…`) and peers are also named by their
+//! peer id. On a node started without networking every method answers
+//! [`codes::CLIENT_P2P_DISABLED`], except `getnetworkinfo` and
+//! `getconnectioncount`, which report no connections.
+
+use std::{net::SocketAddr, time::Duration};
+
+use jsonrpsee::{types::ErrorObjectOwned, RpcModule};
+use rusty_network::{
+    peers::{peer_id_of, with_peer_id},
+    BanInfo, BanTarget, Multiaddr, NetworkError, PeerId, PeerInfo,
+};
+use rusty_shared_types::Amount;
+use serde_json::{json, Value};
+
+use super::{codes, json as render, method, rpc_error, RpcContext};
+use crate::p2p::{P2pHandle, PeerChain};
+
+/// `setban` without a `bantime` (or with 0): 24 hours, as Bitcoin Core.
+pub const DEFAULT_BAN_SECS: u64 = 24 * 3600;
+
+// The identify agent, also when the node has no network.
+use rusty_network::config::DEFAULT_AGENT as AGENT;
+
+pub fn register(m: &mut RpcModule<RpcContext>) {
+    method(m, "getpeerinfo", |_, ctx| async move {
+        let p2p = p2p(&ctx)?;
+        let peers = p2p.net.peers().await.map_err(net_stopped)?;
+        let now = rusty_core::now();
+        Ok(Value::Array(
+            peers
+                .iter()
+                .map(|p| peer_json(p, p2p.view.peer(&p.peer_id).as_ref(), now))
+                .collect(),
+        ))
+    });
+    method(m, "getnetworkinfo", |_, ctx| async move {
+        let relay_fee = ctx.with_state(|s| s.mempool().min_fee_rate()).await?;
+        let relay_fee = render::amount(Amount::from_units(relay_fee).unwrap_or_default());
+        let mut v = json!({
+            "version": client_version(env!("CARGO_PKG_VERSION")),
+            "subversion": AGENT,
+            "protocolversion": rusty_network::behaviour::protocol_version(ctx.network.name()),
+            "localrelay": true,
+            "timeoffset": 0,
+            "networkactive": false,
+            "connections": 0,
+            "connections_in": 0,
+            "connections_out": 0,
+            "relayfee": relay_fee,
+            "localaddresses": [],
+            "warnings": "",
+        });
+        if let Some(p2p) = &ctx.p2p {
+            let info = p2p.net.info().await.map_err(net_stopped)?;
+            let local: Vec<String> = info
+                .listen_addrs
+                .iter()
+                .map(|a| with_peer_id(a, info.peer_id).to_string())
+                .collect();
+            let extra = json!({
+                "subversion": info.agent,
+                "protocolversion": info.protocol_version,
+                "networkactive": true,
+                "peerid": info.peer_id.to_string(),
+                "connections": info.inbound.saturating_add(info.outbound),
+                "connections_in": info.inbound,
+                "connections_out": info.outbound,
+                "max_connections_in": info.max_inbound,
+                "max_connections_out": info.max_outbound,
+                "localaddresses": local,
+                "mdns": info.mdns,
+                "shed": { "medium": info.shed_medium, "low": info.shed_low },
+            });
+            if let (Value::Object(base), Value::Object(extra)) = (&mut v, extra) {
+                base.extend(extra);
+            }
+        }
+        Ok(v)
+    });
+    method(m, "getconnectioncount", |_, ctx| async move {
+        match &ctx.p2p {
+            None => Ok(json!(0)),
+            Some(p2p) => {
+                let info = p2p.net.info().await.map_err(net_stopped)?;
+                Ok(json!(info.inbound.saturating_add(info.outbound)))
+            }
+        }
+    });
+    method(m, "addnode", |p, ctx| async move {
+        let mut seq = p.sequence();
+        let node: String = seq.next()?;
+        let command: String = seq.next()?;
+        let command = AddNodeCommand::parse(&command)?;
+        let addr = parse_node_addr(&node)?;
+        let p2p = p2p(&ctx)?;
+        match command {
+            AddNodeCommand::Add | AddNodeCommand::OneTry => {
+                p2p.net
+                    .add_peer(addr)
+                    .await
+                    .map_err(|e| rpc_error(codes::MISC_ERROR, e))?;
+            }
+            AddNodeCommand::Remove => {
+                let peer = peer_id_of(&addr).ok_or_else(|| {
+                    rpc_error(
+                        codes::INVALID_PARAMETER,
+                        format!("addnode remove needs the peer id: '{node}' has no /p2p/<peer id> suffix"),
+                    )
+                })?;
+                let was_connected = p2p.net.disconnect(peer).await.map_err(net_stopped)?;
+                if !was_connected {
+                    return Err(rpc_error(
+                        codes::CLIENT_NODE_NOT_CONNECTED,
+                        format!("Node {peer} is not connected (it will not be redialed either)"),
+                    ));
+                }
+            }
+        }
+        Ok(Value::Null)
+    });
+    method(m, "disconnectnode", |p, ctx| async move {
+        let mut seq = p.sequence();
+        let address: Option<String> = seq.optional_next()?;
+        let node_id: Option<u64> = seq.optional_next()?;
+        let target = DisconnectTarget::parse(address.as_deref(), node_id)?;
+        let p2p = p2p(&ctx)?;
+        let peer = match target {
+            DisconnectTarget::Peer(peer) => Some(peer),
+            DisconnectTarget::Addr(addr) => {
+                let peers = p2p.net.peers().await.map_err(net_stopped)?;
+                peers
+                    .iter()
+                    .find(|p| same_address(&p.addr, &addr))
+                    .map(|p| p.peer_id)
+            }
+            DisconnectTarget::Id(id) => {
+                let peers = p2p.net.peers().await.map_err(net_stopped)?;
+                peers.iter().find(|p| p.id == id).map(|p| p.peer_id)
+            }
+        };
+        let disconnected = match peer {
+            Some(peer) => p2p.net.disconnect(peer).await.map_err(net_stopped)?,
+            None => false,
+        };
+        if disconnected {
+            Ok(Value::Null)
+        } else {
+            Err(rpc_error(
+                codes::CLIENT_NODE_NOT_CONNECTED,
+                "Node not found in connected nodes",
+            ))
+        }
+    });
+    method(m, "setban", |p, ctx| async move {
+        let mut seq = p.sequence();
+        let target: String = seq.next()?;
+        let command: String = seq.next()?;
+        let bantime: Option<i64> = seq.optional_next()?;
+        let absolute: Option<bool> = seq.optional_next()?;
+        let target = parse_ban_target(&target)?;
+        let command = BanCommand::parse(&command)?;
+        let p2p = p2p(&ctx)?;
+        match command {
+            BanCommand::Add => {
+                let duration = ban_duration(bantime, absolute.unwrap_or(false), rusty_core::now())?;
+                let bans = p2p.net.bans().await.map_err(net_stopped)?;
+                if bans.iter().any(|b| b.target == target) {
+                    return Err(rpc_error(
+                        codes::CLIENT_NODE_ALREADY_ADDED,
+                        format!("Error: {target} is already banned"),
+                    ));
+                }
+                p2p.net
+                    .ban(target, duration, "manual ban (setban)")
+                    .await
+                    .map_err(net_stopped)?;
+            }
+            BanCommand::Remove => {
+                if !p2p.net.unban(target).await.map_err(net_stopped)? {
+                    return Err(rpc_error(
+                        codes::CLIENT_INVALID_IP_OR_SUBNET,
+                        format!("Error: Unban failed. {target} was not banned"),
+                    ));
+                }
+            }
+        }
+        Ok(Value::Null)
+    });
+    method(m, "listbanned", |_, ctx| async move {
+        let bans = p2p(&ctx)?.net.bans().await.map_err(net_stopped)?;
+        let now = rusty_core::now();
+        Ok(Value::Array(
+            bans.iter().map(|b| ban_json(b, now)).collect(),
+        ))
+    });
+    method(m, "clearbanned", |_, ctx| async move {
+        p2p(&ctx)?.net.clear_bans().await.map_err(net_stopped)?;
+        Ok(Value::Null)
+    });
+}
+
+/// The network side of the node, or the error saying there is none.
+fn p2p(ctx: &RpcContext) -> Result<&P2pHandle, ErrorObjectOwned> {
+    ctx.p2p.as_ref().ok_or_else(|| {
+        rpc_error(
+            codes::CLIENT_P2P_DISABLED,
+            "P2P networking is disabled on this node (it was started with --no-network or p2p = false)",
+        )
+    })
+}
+
+fn net_stopped(_: NetworkError) -> ErrorObjectOwned {
+    rpc_error(codes::MISC_ERROR, "the network task has stopped")
+}
+
+/// Bitcoin Core's integer version: `10000 * major + 100 * minor + patch`.
+fn client_version(version: &str) -> u64 {
+    let mut parts = version
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    let (major, minor, patch) = (next(), next(), next());
+    major
+        .saturating_mul(10_000)
+        .saturating_add(minor.saturating_mul(100))
+        .saturating_add(patch)
+}
+
+fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, now: u64) -> Value {
+    let mut v = json!({
+        "id": p.id,
+        "peerid": p.peer_id.to_string(),
+        "addr": p.addr.to_string(),
+        "inbound": p.inbound,
+        "connection_type": if p.inbound { "inbound" } else { "outbound-full-relay" },
+        "conntime": now.saturating_sub(p.connected_secs),
+        "subver": p.agent.clone().unwrap_or_default(),
+        "score": p.score,
+        "persistent": p.persistent,
+        // Bitcoin Core's -1: not known yet (the peer's status has not
+        // arrived).
+        "synced_headers": chain.map_or(-1, |c| i64::try_from(c.height).unwrap_or(i64::MAX)),
+        "synced_blocks": chain.map_or(-1, |c| i64::try_from(c.height).unwrap_or(i64::MAX)),
+        "inflight": chain.map_or(0, |c| c.blocks_in_flight),
+    });
+    if let Value::Object(o) = &mut v {
+        if let Some(ping) = p.ping {
+            o.insert("pingtime".into(), json!(ping.as_secs_f64()));
+        }
+        if let Some(c) = chain {
+            o.insert("tip".into(), json!(c.tip.to_string()));
+            o.insert("chainwork".into(), json!(hex::encode(c.chain_work)));
+        }
+    }
+    v
+}
+
+fn ban_json(b: &BanInfo, now: u64) -> Value {
+    json!({
+        "address": b.target.to_string(),
+        "ban_created": b.created,
+        "banned_until": b.until,
+        "ban_duration": b.until.saturating_sub(b.created),
+        "time_remaining": b.until.saturating_sub(now),
+        "reason": b.reason,
+    })
+}
+
+/// The `command` of `addnode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddNodeCommand {
+    /// Connect and keep the peer connected.
+    Add,
+    /// Disconnect and stop redialing.
+    Remove,
+    /// Connect (the network layer keeps every added peer, so as `add`).
+    OneTry,
+}
+
+impl AddNodeCommand {
+    pub fn parse(s: &str) -> Result<Self, ErrorObjectOwned> {
+        match s {
+            "add" => Ok(AddNodeCommand::Add),
+            "remove" => Ok(AddNodeCommand::Remove),
+            "onetry" => Ok(AddNodeCommand::OneTry),
+            _ => Err(rpc_error(
+                codes::INVALID_PARAMETER,
+                format!("addnode command must be add, remove or onetry, got \"{s}\""),
+            )),
+        }
+    }
+}
+
+/// The `command` of `setban`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanCommand {
+    Add,
+    Remove,
+}
+
+impl BanCommand {
+    pub fn parse(s: &str) -> Result<Self, ErrorObjectOwned> {
+        match s {
+            "add" => Ok(BanCommand::Add),
+            "remove" => Ok(BanCommand::Remove),
+            _ => Err(rpc_error(
+                codes::INVALID_PARAMETER,
+                format!("setban command must be add or remove, got \"{s}\""),
+            )),
+        }
+    }
+}
+
+/// A node address for `addnode`: a multiaddr, or for convenience a
+/// Bitcoin-style `ip:port`, taken as TCP.
+pub fn parse_node_addr(s: &str) -> Result<Multiaddr, ErrorObjectOwned> {
+    let s = s.trim();
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        let ip = match sa.ip() {
+            std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+            std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+        };
+        return format!("{ip}/tcp/{}", sa.port())
+            .parse()
+            .map_err(|_| bad_node_addr(s));
+    }
+    match s.parse::<Multiaddr>() {
+        Ok(a) if a.iter().next().is_some() => Ok(a),
+        _ => Err(bad_node_addr(s)),
+    }
+}
+
+fn bad_node_addr(s: &str) -> ErrorObjectOwned {
+    rpc_error(
+        codes::INVALID_PARAMETER,
+        format!(
+            "'{s}' is not a multiaddr: expected e.g. /ip4/192.0.2.1/tcp/8433/p2p/<peer id> \
+             (or 192.0.2.1:8433)"
+        ),
+    )
+}
+
+/// Which peer `disconnectnode` means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisconnectTarget {
+    /// By peer id (given alone or as the `/p2p/` suffix of a multiaddr).
+    Peer(PeerId),
+    /// The peer connected at this address (no `/p2p/` suffix).
+    Addr(Multiaddr),
+    /// By the `id` getpeerinfo shows.
+    Id(u64),
+}
+
+impl DisconnectTarget {
+    /// Bitcoin Core's `disconnectnode ( "address" nodeid )`: exactly one of
+    /// a non-empty address and a node id.
+    pub fn parse(address: Option<&str>, node_id: Option<u64>) -> Result<Self, ErrorObjectOwned> {
+        let address = address.map(str::trim).filter(|a| !a.is_empty());
+        match (address, node_id) {
+            (Some(_), Some(_)) => Err(rpc_error(
+                codes::INVALID_PARAMS,
+                "Only one of address and nodeid should be provided.",
+            )),
+            (None, None) => Err(rpc_error(
+                codes::INVALID_PARAMS,
+                "give a peer id, a multiaddr, or \"\" and the node id from getpeerinfo",
+            )),
+            (None, Some(id)) => Ok(DisconnectTarget::Id(id)),
+            (Some(a), None) => {
+                if let Ok(peer) = a.parse::<PeerId>() {
+                    return Ok(DisconnectTarget::Peer(peer));
+                }
+                let addr = parse_node_addr(a).map_err(|_| {
+                    rpc_error(
+                        codes::INVALID_PARAMETER,
+                        format!("'{a}' is neither a peer id nor a multiaddr"),
+                    )
+                })?;
+                Ok(match peer_id_of(&addr) {
+                    Some(peer) => DisconnectTarget::Peer(peer),
+                    None => DisconnectTarget::Addr(addr),
+                })
+            }
+        }
+    }
+}
+
+/// Two addresses naming the same endpoint, `/p2p/` suffixes aside.
+fn same_address(a: &Multiaddr, b: &Multiaddr) -> bool {
+    rusty_network::peers::without_peer_id(a) == rusty_network::peers::without_peer_id(b)
+}
+
+/// A `setban` target: a peer id, an IP address, or a multiaddr with one.
+pub fn parse_ban_target(s: &str) -> Result<BanTarget, ErrorObjectOwned> {
+    s.trim().parse::<BanTarget>().map_err(|e| {
+        rpc_error(
+            codes::CLIENT_INVALID_IP_OR_SUBNET,
+            format!("Error: Invalid IP/peer: {e}"),
+        )
+    })
+}
+
+/// How long a `setban add` lasts: `bantime` seconds (0 or absent: 24 h), or
+/// with `absolute` until the unix time `bantime`.
+pub fn ban_duration(
+    bantime: Option<i64>,
+    absolute: bool,
+    now: u64,
+) -> Result<Duration, ErrorObjectOwned> {
+    let t = bantime.unwrap_or(0);
+    if t < 0 {
+        return Err(rpc_error(
+            codes::INVALID_PARAMETER,
+            format!("bantime must not be negative, got {t}"),
+        ));
+    }
+    let t = t.unsigned_abs();
+    if absolute {
+        if t <= now {
+            return Err(rpc_error(
+                codes::INVALID_PARAMETER,
+                "Error: Absolute timestamp is in the past",
+            ));
+        }
+        return Ok(Duration::from_secs(t.saturating_sub(now)));
+    }
+    Ok(Duration::from_secs(if t == 0 {
+        DEFAULT_BAN_SECS
+    } else {
+        t
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code<T: std::fmt::Debug>(r: Result<T, ErrorObjectOwned>) -> i32 {
+        r.expect_err("an error").code()
+    }
+
+    fn peer() -> PeerId {
+        PeerId::random()
+    }
+
+    #[test]
+    fn addnode_commands() {
+        assert_eq!(AddNodeCommand::parse("add").ok(), Some(AddNodeCommand::Add));
+        assert_eq!(
+            AddNodeCommand::parse("remove").ok(),
+            Some(AddNodeCommand::Remove)
+        );
+        assert_eq!(
+            AddNodeCommand::parse("onetry").ok(),
+            Some(AddNodeCommand::OneTry)
+        );
+        assert_eq!(code(AddNodeCommand::parse("ADD")), codes::INVALID_PARAMETER);
+        assert_eq!(BanCommand::parse("add").ok(), Some(BanCommand::Add));
+        assert_eq!(BanCommand::parse("remove").ok(), Some(BanCommand::Remove));
+        assert_eq!(code(BanCommand::parse("onetry")), codes::INVALID_PARAMETER);
+    }
+
+    #[test]
+    fn node_addresses() {
+        let p = peer();
+        let full = format!("/ip4/127.0.0.1/tcp/28433/p2p/{p}");
+        let a = parse_node_addr(&full).expect("multiaddr");
+        assert_eq!(peer_id_of(&a), Some(p));
+        assert_eq!(
+            parse_node_addr("/ip4/127.0.0.1/udp/28433/quic-v1")
+                .expect("quic")
+                .to_string(),
+            "/ip4/127.0.0.1/udp/28433/quic-v1"
+        );
+        // Bitcoin-style host:port is TCP.
+        assert_eq!(
+            parse_node_addr("192.0.2.1:8433")
+                .expect("ip:port")
+                .to_string(),
+            "/ip4/192.0.2.1/tcp/8433"
+        );
+        assert_eq!(
+            parse_node_addr("[::1]:8433").expect("ipv6").to_string(),
+            "/ip6/::1/tcp/8433"
+        );
+        for bad in ["", "nonsense", "/ip4/999.0.0.1/tcp/1", "/ip4/1.2.3.4/tcp/x"] {
+            let e = parse_node_addr(bad).expect_err(bad);
+            assert_eq!(e.code(), codes::INVALID_PARAMETER);
+            assert!(e.message().contains("multiaddr"), "{}", e.message());
+        }
+    }
+
+    #[test]
+    fn disconnect_targets() {
+        let p = peer();
+        assert_eq!(
+            DisconnectTarget::parse(Some(&p.to_string()), None).ok(),
+            Some(DisconnectTarget::Peer(p))
+        );
+        assert_eq!(
+            DisconnectTarget::parse(Some(&format!("/ip4/10.0.0.1/tcp/1/p2p/{p}")), None).ok(),
+            Some(DisconnectTarget::Peer(p))
+        );
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/1".parse().expect("static");
+        assert_eq!(
+            DisconnectTarget::parse(Some("/ip4/10.0.0.1/tcp/1"), None).ok(),
+            Some(DisconnectTarget::Addr(addr))
+        );
+        assert_eq!(
+            DisconnectTarget::parse(Some(""), Some(7)).ok(),
+            Some(DisconnectTarget::Id(7))
+        );
+        assert_eq!(
+            DisconnectTarget::parse(None, Some(7)).ok(),
+            Some(DisconnectTarget::Id(7))
+        );
+        assert_eq!(
+            code(DisconnectTarget::parse(Some(&p.to_string()), Some(7))),
+            codes::INVALID_PARAMS
+        );
+        assert_eq!(
+            code(DisconnectTarget::parse(None, None)),
+            codes::INVALID_PARAMS
+        );
+        assert_eq!(
+            code(DisconnectTarget::parse(Some("what"), None)),
+            codes::INVALID_PARAMETER
+        );
+    }
+
+    #[test]
+    fn ban_targets() {
+        let p = peer();
+        assert_eq!(
+            parse_ban_target(&p.to_string()).ok(),
+            Some(BanTarget::Peer(p))
+        );
+        assert_eq!(
+            parse_ban_target("192.0.2.7").ok(),
+            Some(BanTarget::Ip("192.0.2.7".parse().expect("static")))
+        );
+        assert_eq!(
+            parse_ban_target("/ip4/192.0.2.7/tcp/8433").ok(),
+            Some(BanTarget::Ip("192.0.2.7".parse().expect("static")))
+        );
+        assert_eq!(
+            parse_ban_target(&format!("/ip4/192.0.2.7/tcp/8433/p2p/{p}")).ok(),
+            Some(BanTarget::Peer(p))
+        );
+        assert_eq!(
+            code(parse_ban_target("nobody")),
+            codes::CLIENT_INVALID_IP_OR_SUBNET
+        );
+        // listbanned's address reads back as the same target.
+        for t in [
+            BanTarget::Peer(p),
+            BanTarget::Ip("::1".parse().expect("static")),
+        ] {
+            assert_eq!(parse_ban_target(&t.to_string()).ok(), Some(t));
+        }
+    }
+
+    #[test]
+    fn ban_durations() {
+        let now = 1_700_000_000;
+        let secs = |b, abs| ban_duration(b, abs, now).map(|d| d.as_secs());
+        assert_eq!(secs(None, false).ok(), Some(DEFAULT_BAN_SECS));
+        assert_eq!(secs(Some(0), false).ok(), Some(DEFAULT_BAN_SECS));
+        assert_eq!(secs(Some(60), false).ok(), Some(60));
+        assert_eq!(secs(Some(1_700_000_100), true).ok(), Some(100));
+        assert_eq!(code(secs(Some(now as i64), true)), codes::INVALID_PARAMETER);
+        assert_eq!(code(secs(Some(-1), false)), codes::INVALID_PARAMETER);
+    }
+
+    #[test]
+    fn result_shapes() {
+        assert_eq!(client_version("0.1.0"), 100);
+        assert_eq!(client_version("25.1.3"), 250_103);
+        assert_eq!(client_version("1.2.0-rc.1"), 10_200);
+
+        let p = peer();
+        let info = PeerInfo {
+            id: 3,
+            peer_id: p,
+            addr: "/ip4/127.0.0.1/tcp/5000".parse().expect("static"),
+            inbound: true,
+            connected_secs: 10,
+            score: 1.5,
+            ping: Some(Duration::from_millis(250)),
+            agent: Some("rusty-coin/0.1.0".into()),
+            persistent: false,
+        };
+        let v = peer_json(&info, None, 1_000);
+        assert_eq!(v["id"], 3);
+        assert_eq!(v["peerid"], p.to_string());
+        assert_eq!(v["addr"], "/ip4/127.0.0.1/tcp/5000");
+        assert_eq!(v["connection_type"], "inbound");
+        assert_eq!(v["conntime"], 990);
+        assert_eq!(v["pingtime"], 0.25);
+        assert_eq!(v["synced_blocks"], -1);
+        assert!(v.get("tip").is_none());
+        let chain = PeerChain {
+            tip: rusty_shared_types::Hash256::default(),
+            height: 42,
+            chain_work: [0; 32],
+            blocks_in_flight: 5,
+        };
+        let v = peer_json(
+            &PeerInfo {
+                inbound: false,
+                ping: None,
+                ..info
+            },
+            Some(&chain),
+            1_000,
+        );
+        assert_eq!(v["connection_type"], "outbound-full-relay");
+        assert_eq!(v["synced_headers"], 42);
+        assert_eq!(v["synced_blocks"], 42);
+        assert_eq!(v["inflight"], 5);
+        assert!(v.get("pingtime").is_none());
+        assert!(v["tip"].is_string());
+
+        let ban = BanInfo {
+            target: BanTarget::Peer(p),
+            created: 100,
+            until: 200,
+            reason: "manual ban (setban)".into(),
+        };
+        let v = ban_json(&ban, 150);
+        assert_eq!(v["address"], p.to_string());
+        assert_eq!(v["ban_duration"], 100);
+        assert_eq!(v["time_remaining"], 50);
+        assert_eq!(ban_json(&ban, 300)["time_remaining"], 0);
+
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().expect("static");
+        let with = with_peer_id(&addr, p);
+        assert_eq!(peer_id_of(&with), Some(p));
+        assert_eq!(with_peer_id(&with, p), with);
+    }
+
+    /// Every method against real nodes: two connected over loopback, and
+    /// one without networking.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn methods_over_rpc() {
+        use crate::{
+            localnet::{LocalNet, LocalNetConfig},
+            rpc::client::{ClientError, RpcClient},
+        };
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let net = LocalNet::start(LocalNetConfig::new(dir.path(), 2))
+            .await
+            .expect("localnet");
+        let clients: Vec<RpcClient> = (0..2)
+            .map(|i| {
+                RpcClient::new(&net.rpc_url(i))
+                    .and_then(|c| c.with_cookie_file(net.cookie_path(i)))
+                    .expect("client")
+            })
+            .collect();
+        let call = |i: usize, m: &str, params: Value| {
+            let c = clients[i].clone();
+            let m = m.to_owned();
+            async move {
+                tokio::task::spawn_blocking(move || c.call(&m, params))
+                    .await
+                    .expect("rpc thread")
+            }
+        };
+        let err_code = |r: Result<Value, ClientError>| match r {
+            Err(ClientError::Rpc { code, .. }) => code,
+            other => panic!("expected an RPC error, got {other:?}"),
+        };
+        let (p0, p1) = (net.peer_id(0).expect("p2p"), net.peer_id(1).expect("p2p"));
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while call(1, "getconnectioncount", json!([]))
+            .await
+            .expect("count")
+            != json!(1)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nodes did not connect"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let info = call(0, "getnetworkinfo", json!([])).await.expect("info");
+        assert_eq!(info["networkactive"], true);
+        assert_eq!(info["peerid"], p0.to_string());
+        assert_eq!(info["protocolversion"], "/rusty/dev/1");
+        assert_eq!(info["mdns"], false);
+        let local = info["localaddresses"].as_array().expect("addresses");
+        assert_eq!(local.len(), 1);
+        assert!(
+            local[0]
+                .as_str()
+                .expect("string")
+                .ends_with(&format!("/p2p/{p0}")),
+            "{local:?}"
+        );
+
+        let peers = call(1, "getpeerinfo", json!([])).await.expect("peers");
+        let peer = &peers.as_array().expect("array")[0];
+        assert_eq!(peer["peerid"], p0.to_string());
+        assert_eq!(peer["connection_type"], "outbound-full-relay");
+        assert_eq!(peer["persistent"], true, "a bootnode stays connected");
+        assert!(peer["addr"]
+            .as_str()
+            .expect("addr")
+            .starts_with("/ip4/127.0.0.1/tcp/"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let peers = loop {
+            let peers = call(0, "getpeerinfo", json!([])).await.expect("peers");
+            if peers.as_array().is_some_and(|a| !a.is_empty()) {
+                break peers;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no inbound peer");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(peers[0]["peerid"], p1.to_string());
+        assert_eq!(peers[0]["inbound"], true);
+
+        // Parameter errors.
+        let stranger = PeerId::random().to_string();
+        assert_eq!(
+            err_code(call(0, "disconnectnode", json!([stranger])).await),
+            i64::from(codes::CLIENT_NODE_NOT_CONNECTED)
+        );
+        assert_eq!(
+            err_code(call(0, "addnode", json!(["nowhere", "add"])).await),
+            i64::from(codes::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            err_code(call(0, "addnode", json!(["/ip4/127.0.0.1/tcp/1", "sometimes"])).await),
+            i64::from(codes::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            err_code(call(0, "setban", json!(["nobody", "add"])).await),
+            i64::from(codes::CLIENT_INVALID_IP_OR_SUBNET)
+        );
+
+        // Bans: add, add again, list, remove, remove again, clear.
+        let p1s = p1.to_string();
+        assert_eq!(
+            call(0, "setban", json!([p1s, "add", 60]))
+                .await
+                .expect("ban"),
+            Value::Null
+        );
+        assert_eq!(
+            err_code(call(0, "setban", json!([p1s, "add"])).await),
+            i64::from(codes::CLIENT_NODE_ALREADY_ADDED)
+        );
+        let bans = call(0, "listbanned", json!([])).await.expect("bans");
+        assert_eq!(bans[0]["address"], p1s);
+        assert_eq!(bans[0]["ban_duration"], 60);
+        assert_eq!(bans[0]["reason"], "manual ban (setban)");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while call(0, "getconnectioncount", json!([]))
+            .await
+            .expect("count")
+            != json!(0)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "banned peer still connected"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            call(0, "setban", json!([p1s, "remove"]))
+                .await
+                .expect("unban"),
+            Value::Null
+        );
+        assert_eq!(
+            err_code(call(0, "setban", json!([p1s, "remove"])).await),
+            i64::from(codes::CLIENT_INVALID_IP_OR_SUBNET)
+        );
+        call(0, "setban", json!(["192.0.2.1", "add"]))
+            .await
+            .expect("ip ban");
+        assert_eq!(
+            call(0, "clearbanned", json!([])).await.expect("clear"),
+            Value::Null
+        );
+        assert_eq!(
+            call(0, "listbanned", json!([])).await.expect("bans"),
+            json!([])
+        );
+
+        // addnode brings the peer back; disconnectnode by address drops it.
+        let addr1 = net.listen_addrs(1)[0].to_string();
+        assert_eq!(
+            call(0, "addnode", json!([addr1, "add"]))
+                .await
+                .expect("addnode"),
+            Value::Null
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while call(0, "getconnectioncount", json!([]))
+            .await
+            .expect("count")
+            == json!(0)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "addnode did not connect"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            call(0, "disconnectnode", json!([p1s]))
+                .await
+                .expect("disconnect"),
+            Value::Null
+        );
+
+        // A node without networking.
+        let mut c = net.config().node_config(5, Vec::new()).expect("config");
+        c.p2p = None;
+        let alone = crate::node::Node::start(c).await.expect("node");
+        let client = RpcClient::new(&format!("http://{}", alone.rpc_addr()))
+            .and_then(|c| c.with_cookie_file(alone.cookie_path().expect("cookie")))
+            .expect("client");
+        let call_alone = |m: &'static str| {
+            let c = client.clone();
+            async move {
+                tokio::task::spawn_blocking(move || c.call(m, json!([])))
+                    .await
+                    .expect("rpc thread")
+            }
+        };
+        let info = call_alone("getnetworkinfo").await.expect("info");
+        assert_eq!(info["networkactive"], false);
+        assert_eq!(info["connections"], 0);
+        assert!(info.get("peerid").is_none());
+        assert_eq!(
+            call_alone("getconnectioncount").await.expect("count"),
+            json!(0)
+        );
+        for m in ["getpeerinfo", "listbanned", "clearbanned"] {
+            assert_eq!(
+                err_code(call_alone(m).await),
+                i64::from(codes::CLIENT_P2P_DISABLED),
+                "{m}"
+            );
+        }
+        alone.shutdown().await;
+        net.shutdown().await;
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests: real nodes on temporary RocksDB datadirs, driven over
+//! real HTTP JSON-RPC.
+
+mod bad_input;
+mod common;
+mod masternodes;
+mod media;
+mod net;
+mod network;
+mod reorg;
+mod rpc_flow;
