@@ -42,6 +42,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const ANNOUNCED_BLOCK_TIMEOUT: Duration = Duration::from_secs(4);
 /// Blocks connected per chain-service call during sync.
 const CONNECT_BATCH: usize = 64;
+/// Our own block announcements are at least this far apart; tips in
+/// between are folded into the next one (peers fetch the rest by header
+/// sync). Ten a second stays well under a peer's block-gossip limit (20 a
+/// second, bursts of 100) however fast `generatetoaddress` or a miner
+/// submits, and a block every few seconds is still announced at once.
+const ANNOUNCE_SPACING: Duration = Duration::from_millis(100);
 
 pub(super) enum Internal {
     Status {
@@ -90,6 +96,10 @@ pub(super) struct Service {
     internal_tx: mpsc::UnboundedSender<Internal>,
     /// Blocks that came from the network (not announced as our own).
     recent_blocks: RecentSet,
+    /// When we last announced a tip of our own, and the newest tip
+    /// waiting for [`ANNOUNCE_SPACING`] to pass.
+    last_announced: Option<Instant>,
+    deferred_tip: Option<Hash256>,
     /// Announced blocks being fetched (so a second announcement waits).
     fetching: HashSet<Hash256>,
     /// Transactions that arrived by gossip (not published again).
@@ -247,6 +257,8 @@ impl Service {
                 header_sync: None,
                 internal_tx,
                 recent_blocks: RecentSet::default(),
+                last_announced: None,
+                deferred_tip: None,
                 fetching: HashSet::new(),
                 recent_txs: RecentSet::default(),
                 llmq,
@@ -266,6 +278,11 @@ impl Service {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let announce_due = self
+                .last_announced
+                .map_or_else(tokio::time::Instant::now, |t| {
+                    tokio::time::Instant::from_std(t + ANNOUNCE_SPACING)
+                });
             tokio::select! {
                 biased;
                 ev = events.recv() => match ev {
@@ -281,7 +298,10 @@ impl Service {
                         while let Ok(next) = tips.try_recv() {
                             tip = next;
                         }
-                        self.on_new_tip(tip.hash).await
+                        self.deferred_tip = Some(tip.hash);
+                        if self.last_announced.is_none_or(|t| t.elapsed() >= ANNOUNCE_SPACING) {
+                            self.announce_deferred_tip().await;
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => break,
@@ -298,6 +318,9 @@ impl Service {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
+                _ = tokio::time::sleep_until(announce_due), if self.deferred_tip.is_some() => {
+                    self.announce_deferred_tip().await;
+                }
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -931,20 +954,34 @@ impl Service {
         self.recent_blocks.insert(hash);
     }
 
+    /// Announces the deferred tip, if any, and starts the spacing anew.
+    async fn announce_deferred_tip(&mut self) {
+        if let Some(hash) = self.deferred_tip.take() {
+            if self.on_new_tip(hash).await {
+                self.last_announced = Some(Instant::now());
+            }
+        }
+    }
+
     /// Announces a new tip the node made itself (mined, or submitted over
     /// RPC); tips that came from the network are forwarded by gossip.
-    async fn on_new_tip(&mut self, hash: Hash256) {
+    /// True if it was published.
+    async fn on_new_tip(&mut self, hash: Hash256) -> bool {
         if self.recent_blocks.contains(&hash) {
-            return;
+            return false;
         }
         let Some(Some(header)) = self
             .query(move |s| s.chain().entry(&hash).map(|e| e.header.clone()))
             .await
         else {
-            return;
+            return false;
         };
-        if let Err(e) = self.net.publish(Topic::Blocks, header.encode()).await {
-            debug!(target: "p2p", %hash, error = %e, "could not announce block");
+        match self.net.publish(Topic::Blocks, header.encode()).await {
+            Ok(_) => true,
+            Err(e) => {
+                debug!(target: "p2p", %hash, error = %e, "could not announce block");
+                false
+            }
         }
     }
 
