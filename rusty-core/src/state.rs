@@ -80,7 +80,7 @@ pub struct TipInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Announcement {
     Tip(TipInfo),
-    Transaction(Transaction),
+    Transaction(Box<Transaction>),
 }
 
 impl NodeState {
@@ -357,7 +357,8 @@ impl NodeState {
         };
         let relay = entry.tx.clone();
         let removed = self.mempool.insert(entry)?;
-        self.announcements.push(Announcement::Transaction(relay));
+        self.announcements
+            .push(Announcement::Transaction(Box::new(relay)));
         debug!(target: "mempool", %txid, size, fee = %fee, replaced = removed.len(), "accepted transaction");
         Ok(txid)
     }

@@ -616,7 +616,7 @@ mod tests {
         let mut s = memory_state(Some(dir.path()));
         let addr = s.wallet_mut().unwrap().new_address().unwrap();
         s.generate(12, &addr, u64::MAX, NOW).unwrap();
-        let b = s.wallet().unwrap().balances(12, 10, &s.mempool());
+        let b = s.wallet().unwrap().balances(12, 10, s.mempool());
         // Heights 1..=3 are spendable in block 13.
         // Each coinbase is the subsidy less the treasury's 10%: 45 RSC.
         assert_eq!(b.trusted, Amount::from_coins(135).unwrap());
@@ -624,7 +624,7 @@ mod tests {
         let to = Key::new(9).address;
         s.send_to_address(&to, Amount::from_coins(1).unwrap(), 2_000, NOW)
             .unwrap();
-        let after = s.wallet().unwrap().balances(12, 10, &s.mempool());
+        let after = s.wallet().unwrap().balances(12, 10, s.mempool());
         assert!(after.trusted < Amount::from_coins(134).unwrap());
         assert!(after.trusted > Amount::from_units(133 * COIN_UNITS + 99_000_000).unwrap());
         // Too much: a specific error, nothing changes.

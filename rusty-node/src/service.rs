@@ -470,7 +470,7 @@ impl Notifier {
                     self.tip.send_replace(info);
                 }
                 Announcement::Transaction(tx) => {
-                    let _ = self.txs.send(tx);
+                    let _ = self.txs.send(*tx);
                 }
             }
         }

@@ -354,7 +354,7 @@ impl Service {
     }
 
     async fn request_status(&mut self, peer: PeerId) {
-        let Some(status) = self.query(|s| local_status(s)).await else {
+        let Some(status) = self.query(local_status).await else {
             return;
         };
         if let Some(p) = self.peers.get_mut(&peer) {
@@ -431,7 +431,7 @@ impl Service {
             } => {
                 let response = match request {
                     Request::Status(theirs) => {
-                        let Some(ours) = self.query(|s| local_status(s)).await else {
+                        let Some(ours) = self.query(local_status).await else {
                             return;
                         };
                         if theirs.genesis != self.genesis {
@@ -514,7 +514,7 @@ impl Service {
             }
             self.header_sync = None;
         }
-        let Some(ours) = self.query(|s| local_status(s)).await else {
+        let Some(ours) = self.query(local_status).await else {
             return;
         };
         let now = Instant::now();
@@ -540,7 +540,7 @@ impl Service {
 
     async fn request_headers(&mut self, peer: PeerId) {
         let last = self.sync.last_pending().map(|p| p.hash);
-        let Some(mut loc) = self.query(|s| locator(s)).await else {
+        let Some(mut loc) = self.query(locator).await else {
             return;
         };
         if let Some(last) = last {

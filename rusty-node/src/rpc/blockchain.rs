@@ -12,7 +12,7 @@ use super::{codes, json as render, method, parse_hash, rpc_error, RpcContext};
 pub fn register(m: &mut RpcModule<RpcContext>) {
     method(m, "getblockchaininfo", |_, ctx| async move {
         ctx.with_state(|s| {
-            let chain = &s.chain();
+            let chain = s.chain();
             let tip = chain.tip_entry();
             json!({
                 "chain": chain.params().network.name(),
@@ -61,7 +61,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 .ok_or_else(|| rpc_error(codes::INVALID_ADDRESS_OR_KEY, "Block not found"))?;
             if verbose.unwrap_or(true) {
                 let n_tx = s.chain().block(&hash).ok().flatten().map(|b| b.txs.len());
-                Ok(render::header(&s.chain(), entry, n_tx))
+                Ok(render::header(s.chain(), entry, n_tx))
             } else {
                 Ok(json!(hex::encode(entry.header.encode())))
             }
@@ -100,7 +100,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             Ok(if verbosity == 0 {
                 json!(hex::encode(block.encode()))
             } else {
-                render::block(&s.chain(), entry, &block, verbosity)
+                render::block(s.chain(), entry, &block, verbosity)
             })
         })
         .await?
@@ -148,7 +148,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     });
     method(m, "getmempoolinfo", |_, ctx| async move {
         ctx.with_state(|s| {
-            let mp = &s.mempool();
+            let mp = s.mempool();
             let min_fee =
                 rusty_shared_types::Amount::from_units(mp.min_fee_rate()).unwrap_or_default();
             json!({
@@ -168,7 +168,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
     method(m, "getrawmempool", |p, ctx| async move {
         let verbose: bool = p.sequence().optional_next()?.unwrap_or(false);
         ctx.with_state(move |s| {
-            let mp = &s.mempool();
+            let mp = s.mempool();
             if !verbose {
                 return json!(mp.entries().map(|e| e.txid.to_string()).collect::<Vec<_>>());
             }

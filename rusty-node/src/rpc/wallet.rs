@@ -48,7 +48,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         ctx.with_state(|s| {
             let (height, maturity) = (s.chain().height(), s.params().coinbase_maturity);
             let w = s.wallet().ok_or_else(no_wallet)?;
-            let b = w.balances(height, maturity, &s.mempool());
+            let b = w.balances(height, maturity, s.mempool());
             Ok(json!({
                 "mine": {
                     "trusted": render::amount(b.trusted),
@@ -64,7 +64,7 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             let (height, maturity) = (s.chain().height(), s.params().coinbase_maturity);
             let w = s.wallet().ok_or_else(no_wallet)?;
             Ok(render::amount(
-                w.balances(height, maturity, &s.mempool()).trusted,
+                w.balances(height, maturity, s.mempool()).trusted,
             ))
         })
         .await?
