@@ -1,36 +1,58 @@
 //! Client subcommands: JSON-RPC calls to a running node.
 
 use anyhow::{bail, Context, Result};
-use rusty_node::rpc::client::{ClientError, RpcClient};
+use rusty_node::rpc::{
+    client::ClientError,
+    remote::{Credentials, Remote},
+};
 use serde_json::{json, Value};
 
 use crate::args::{Command, GlobalArgs, MineCommand, WalletCommand};
 
 /// Connects as bitcoin-cli does: explicit user/password, else the cookie in
-/// the datadir.
-pub(crate) fn connect(g: &GlobalArgs) -> Result<RpcClient> {
+/// the datadir. The connection is jsonrpsee's HTTP client behind
+/// [`Remote`].
+pub(crate) fn connect(g: &GlobalArgs) -> Result<Remote> {
     let network = g.network();
     let url = g
         .rpc_url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:{}", network.params().rpc_port));
-    let client = RpcClient::new(&url)?;
-    Ok(match (&g.rpc_user, &g.rpc_password) {
-        (Some(u), Some(p)) => client.with_basic_auth(u, p),
+    let credentials = match (&g.rpc_user, &g.rpc_password) {
+        (Some(u), Some(p)) => Credentials::UserPassword(u.clone(), p.clone()),
         (Some(_), None) | (None, Some(_)) => bail!("--rpc-user and --rpc-password go together"),
-        (None, None) => {
-            let dir = g.network_dir();
-            let cookie = dir.join(".cookie");
-            client.with_cookie_file(&cookie)?
-        }
-    })
+        (None, None) => Credentials::Cookie(g.network_dir().join(".cookie")),
+    };
+    Ok(Remote::connect(&url, credentials)?)
 }
 
-pub(crate) fn call(c: &RpcClient, method: &str, params: Value) -> Result<Value> {
-    c.call(method, params).map_err(|e| match e {
+/// The positional parameters of a call given as a JSON array (`null`: none).
+fn positional(params: Value) -> Vec<Value> {
+    match params {
+        Value::Array(v) => v,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// Calls `method` by name (methods not yet behind a typed client).
+pub(crate) fn call(c: &Remote, method: &str, params: Value) -> Result<Value> {
+    c.call(method, positional(params)).map_err(rpc_error)
+}
+
+/// [`call`] from async code on another runtime.
+pub(crate) async fn call_async(c: &Remote, method: &str, params: Value) -> Result<Value> {
+    c.call_async(method, positional(params))
+        .await
+        .map_err(rpc_error)
+}
+
+/// An RPC error as bitcoin-cli prints it.
+pub(crate) fn rpc_error(e: ClientError) -> anyhow::Error {
+    match e {
         ClientError::Rpc { code, message } => anyhow::anyhow!("{message} (RPC error {code})"),
         other => anyhow::Error::new(other),
-    })
+    }
 }
 
 /// Prints a result as bitcoin-cli does: strings bare, the rest as JSON.

@@ -19,12 +19,12 @@ use std::{
 use anyhow::{bail, Context, Result};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use rusty_media::http::{HttpConfig, PlaybackSource, SourceInfo};
-use rusty_node::rpc::client::RpcClient;
+use rusty_node::rpc::remote::Remote;
 use serde_json::{json, Value};
 
 use crate::{
     args::{BroadcastArgs, GlobalArgs, PublishArgs, StreamCommand, ViewArgs},
-    client::{call, connect, print},
+    client::{call, call_async, connect, print},
 };
 
 /// Bytes asked for per `stream_read`.
@@ -54,7 +54,9 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
             print(&call(&c, "stream_status", params)?);
             Ok(())
         }
-        StreamCommand::View(a) => view(c, a),
+        // The playback server gets a connection of its own: a client's
+        // pooled connections run on the runtime that opened them.
+        StreamCommand::View(a) => view(c, connect(g)?, a),
         StreamCommand::Broadcast(a) => broadcast(&c, a),
         StreamCommand::Buy { id } => {
             let r = call(&c, "stream_buy", json!([id]))?;
@@ -68,7 +70,7 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
     }
 }
 
-fn publish(c: &RpcClient, a: &PublishArgs) -> Result<()> {
+fn publish(c: &Remote, a: &PublishArgs) -> Result<()> {
     let path = std::fs::canonicalize(&a.file).with_context(|| format!("{}", a.file.display()))?;
     let mut opts =
         json!({ "tags": a.tags, "description": a.description.clone().unwrap_or_default() });
@@ -163,7 +165,7 @@ fn download_line(status: &Value) -> String {
     )
 }
 
-fn view(c: RpcClient, a: &ViewArgs) -> Result<()> {
+fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
     if a.output.is_none() && a.serve.is_none() {
         bail!("say where the content goes: --output FILE and/or --serve 127.0.0.1:PORT");
     }
@@ -174,7 +176,7 @@ fn view(c: RpcClient, a: &ViewArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let source = Arc::new(RpcSource::new(c.clone(), a.id.clone(), live));
+    let source = Arc::new(RpcSource::new(Arc::new(for_server), a.id.clone(), live));
     let server = match a.serve {
         Some(addr) => Some(rt.block_on(start_server(addr, source.clone(), live))?),
         None => None,
@@ -233,7 +235,7 @@ async fn start_server(
 
 /// Copies a file as it downloads, in order, to `--output` (or just waits for
 /// it when only serving).
-fn view_file(c: &RpcClient, a: &ViewArgs) -> Result<()> {
+fn view_file(c: &Remote, a: &ViewArgs) -> Result<()> {
     let info = call(c, "stream_info", json!([a.id]))?;
     let size = info["size"].as_u64().unwrap_or(0);
     let mut progress = Progress::new();
@@ -286,7 +288,7 @@ fn view_file(c: &RpcClient, a: &ViewArgs) -> Result<()> {
 
 /// Writes segments of a live stream in order to `--output` until it ends
 /// (or Ctrl-C when only serving).
-fn view_live(c: &RpcClient, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
+fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
     let mut out = match &a.output {
         Some(p) if p.as_os_str() == "-" => None,
         Some(p) => {
@@ -387,7 +389,7 @@ type LiveSegment = (u32, Arc<Vec<u8>>);
 /// The HTTP server's view of the content: byte ranges and live segments,
 /// read from the node over RPC.
 struct RpcSource {
-    client: RpcClient,
+    client: Arc<Remote>,
     id: String,
     live: bool,
     /// Live segments received, for the playlist (the last 64).
@@ -395,7 +397,7 @@ struct RpcSource {
 }
 
 impl RpcSource {
-    fn new(client: RpcClient, id: String, live: bool) -> RpcSource {
+    fn new(client: Arc<Remote>, id: String, live: bool) -> RpcSource {
         RpcSource {
             client,
             id,
@@ -413,10 +415,9 @@ impl RpcSource {
     }
 
     async fn rpc(&self, method: &'static str, params: Value) -> Result<Value, String> {
-        let c = self.client.clone();
-        tokio::task::spawn_blocking(move || call(&c, method, params).map_err(|e| e.to_string()))
+        call_async(&self.client, method, params)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -455,7 +456,7 @@ impl PlaybackSource for RpcSource {
 }
 
 /// Reads `--live` input in real time and pushes it to the node.
-fn broadcast(c: &RpcClient, a: &BroadcastArgs) -> Result<()> {
+fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
     if !a.live {
         bail!("only live broadcasts exist: pass --live <file | ->  (to publish a file, use `stream publish`)");
     }

@@ -107,13 +107,22 @@ impl Remote {
     /// Calls any method by name with positional parameters (`rusty-cli rpc
     /// <method> [params…]`, which takes methods this build may not know).
     pub fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {
+        self.runtime.block_on(self.call_async(method, params))
+    }
+
+    /// [`Remote::call`] from async code running on another runtime (the
+    /// CLI's playback server).
+    pub async fn call_async(&self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {
         let mut array = ArrayParams::new();
         for p in params {
             array
                 .insert(p)
                 .map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
         }
-        self.run(self.client.request::<Value, _>(method, array))
+        self.client
+            .request::<Value, _>(method, array)
+            .await
+            .map_err(|e| self.describe(e))
     }
 
     /// The error a person can act on.
