@@ -26,13 +26,13 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 use jsonrpsee::{
     server::{Server, ServerHandle},
     types::{ErrorObject, ErrorObjectOwned, Params},
-    RpcModule,
+    Methods, RpcModule,
 };
 use rusty_shared_types::{Amount, Hash256, Network};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use self::api::control::ControlApiServer;
+use self::api::{control::ControlApiServer, mining::MiningApiServer, rawtx::RawTxApiServer};
 use crate::{miner::MinerStats, service::ChainHandle};
 
 /// Bitcoin Core's JSON-RPC error codes.
@@ -160,13 +160,15 @@ pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     let ctx = Arc::new(ctx);
     let mut module = RpcModule::from_arc(ctx.clone());
     blockchain::register(&mut module);
-    rawtx::register(&mut module);
-    mining::register(&mut module);
     wallet::register(&mut module);
     net::register(&mut module);
     masternode::register(&mut module);
     media::register(&mut module);
-    let typed = [control::ControlRpc(ctx).into_rpc()];
+    let typed: [Methods; 3] = [
+        control::ControlRpc(ctx.clone()).into_rpc().into(),
+        rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
+        mining::MiningRpc(ctx).into_rpc().into(),
+    ];
     for methods in typed {
         // Names are unique by construction; a clash is a programming error
         // caught by the unit test that builds the module.

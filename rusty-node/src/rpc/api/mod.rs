@@ -12,3 +12,5 @@
 //! the masternode methods); parameters are positional, as Bitcoin Core's.
 
 pub mod control;
+pub mod mining;
+pub mod rawtx;
