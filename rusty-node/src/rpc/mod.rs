@@ -32,7 +32,10 @@ use rusty_shared_types::{Amount, Hash256, Network};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use self::api::{control::ControlApiServer, mining::MiningApiServer, rawtx::RawTxApiServer};
+use self::api::{
+    blockchain::BlockchainApiServer, control::ControlApiServer, mining::MiningApiServer,
+    rawtx::RawTxApiServer,
+};
 use crate::{miner::MinerStats, service::ChainHandle};
 
 /// Bitcoin Core's JSON-RPC error codes.
@@ -159,12 +162,12 @@ pub fn parse_amount(v: &Value) -> Result<Amount, ErrorObjectOwned> {
 pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     let ctx = Arc::new(ctx);
     let mut module = RpcModule::from_arc(ctx.clone());
-    blockchain::register(&mut module);
     wallet::register(&mut module);
     net::register(&mut module);
     masternode::register(&mut module);
     media::register(&mut module);
-    let typed: [Methods; 3] = [
+    let typed: [Methods; 4] = [
+        blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
         mining::MiningRpc(ctx).into_rpc().into(),

@@ -11,6 +11,7 @@
 //! Method names and result field names follow Bitcoin Core (and Dash for
 //! the masternode methods); parameters are positional, as Bitcoin Core's.
 
+pub mod blockchain;
 pub mod control;
 pub mod mining;
 pub mod rawtx;

@@ -1,0 +1,111 @@
+//! Chain queries: `getblockchaininfo`, `getblockcount`, `getbestblockhash`,
+//! `getblockhash`, `getblockheader`, `getblock`, `gettxout`,
+//! `getmempoolinfo`, `getrawmempool`, and the `newblocks` subscription.
+
+use jsonrpsee::{
+    core::{RpcResult, SubscriptionResult},
+    proc_macros::rpc,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `getblockchaininfo`'s result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockchainInfo {
+    pub chain: String,
+    pub blocks: u64,
+    pub headers: u64,
+    pub bestblockhash: String,
+    pub bits: String,
+    pub difficulty: f64,
+    pub time: u64,
+    pub mediantime: u64,
+    pub verificationprogress: f64,
+    pub initialblockdownload: bool,
+    pub chainwork: String,
+    pub pruned: bool,
+    pub warnings: String,
+}
+
+/// `gettxout`'s result for an unspent output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxOutInfo {
+    pub bestblock: String,
+    pub confirmations: u64,
+    /// Coins, as a JSON number.
+    pub value: Value,
+    #[serde(rename = "scriptPubKey")]
+    pub script_pub_key: Value,
+    pub coinbase: bool,
+}
+
+/// `getmempoolinfo`'s result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MempoolInfo {
+    pub loaded: bool,
+    pub size: usize,
+    pub bytes: usize,
+    pub usage: usize,
+    pub total_fee: Value,
+    pub maxmempool: usize,
+    pub mempoolminfee: Value,
+    pub minrelaytxfee: Value,
+    pub unbroadcastcount: u64,
+}
+
+/// One item of the `newblocks` subscription: each new tip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBlock {
+    pub hash: String,
+    pub height: u64,
+    pub time: u64,
+}
+
+/// Chain and mempool queries, as Bitcoin Core's.
+#[rpc(server, client)]
+pub trait BlockchainApi {
+    #[method(name = "getblockchaininfo")]
+    async fn get_blockchain_info(&self) -> RpcResult<BlockchainInfo>;
+
+    /// Height of the active tip.
+    #[method(name = "getblockcount")]
+    async fn get_block_count(&self) -> RpcResult<u64>;
+
+    #[method(name = "getbestblockhash")]
+    async fn get_best_block_hash(&self) -> RpcResult<String>;
+
+    /// Hash of the active chain's block at `height`.
+    #[method(name = "getblockhash")]
+    async fn get_block_hash(&self, height: i64) -> RpcResult<String>;
+
+    /// The header, decoded (`verbose`, the default) or as hex.
+    #[method(name = "getblockheader")]
+    async fn get_block_header(&self, blockhash: String, verbose: Option<bool>) -> RpcResult<Value>;
+
+    /// The block as hex (verbosity 0), decoded with txids (1, the default)
+    /// or with decoded transactions (2); a boolean means 0 or 1.
+    #[method(name = "getblock")]
+    async fn get_block(&self, blockhash: String, verbosity: Option<Value>) -> RpcResult<Value>;
+
+    /// An unspent output, or `null` when spent or unknown (with
+    /// `include_mempool`, the default, as the mempool would leave it).
+    #[method(name = "gettxout")]
+    async fn get_tx_out(
+        &self,
+        txid: String,
+        n: u32,
+        include_mempool: Option<bool>,
+    ) -> RpcResult<Option<TxOutInfo>>;
+
+    #[method(name = "getmempoolinfo")]
+    async fn get_mempool_info(&self) -> RpcResult<MempoolInfo>;
+
+    /// The txids in the mempool, or with `verbose` an object of entries by
+    /// txid.
+    #[method(name = "getrawmempool")]
+    async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<Value>;
+
+    /// Every new tip, as it becomes the tip (WebSocket).
+    #[subscription(name = "subscribe_newblocks" => "newblocks", unsubscribe = "unsubscribe_newblocks", item = NewBlock)]
+    async fn subscribe_new_blocks(&self) -> SubscriptionResult;
+}
