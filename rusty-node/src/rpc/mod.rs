@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use self::api::{
     blockchain::BlockchainApiServer, control::ControlApiServer, mining::MiningApiServer,
-    rawtx::RawTxApiServer,
+    rawtx::RawTxApiServer, wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -162,15 +162,15 @@ pub fn parse_amount(v: &Value) -> Result<Amount, ErrorObjectOwned> {
 pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     let ctx = Arc::new(ctx);
     let mut module = RpcModule::from_arc(ctx.clone());
-    wallet::register(&mut module);
     net::register(&mut module);
     masternode::register(&mut module);
     media::register(&mut module);
-    let typed: [Methods; 4] = [
+    let typed: [Methods; 5] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
-        mining::MiningRpc(ctx).into_rpc().into(),
+        mining::MiningRpc(ctx.clone()).into_rpc().into(),
+        wallet::WalletRpc(ctx).into_rpc().into(),
     ];
     for methods in typed {
         // Names are unique by construction; a clash is a programming error

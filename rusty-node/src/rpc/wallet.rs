@@ -1,11 +1,19 @@
 //! Wallet: `getnewaddress`, `getbalance`, `getbalances`, `listunspent`,
 //! `listtransactions`, `sendtoaddress`, `validateaddress`.
 
-use jsonrpsee::{types::ErrorObjectOwned, RpcModule};
+use std::sync::Arc;
+
+use jsonrpsee::{
+    core::{async_trait, RpcResult},
+    types::ErrorObjectOwned,
+};
 use rusty_shared_types::{Address, AddressError};
 use serde_json::{json, Value};
 
-use super::{codes, json as render, method, parse_amount, rpc_error, running, RpcContext};
+use super::{
+    api::wallet::{AddressValidation, Balances, MineBalances, UnspentOutput, WalletApiServer},
+    codes, json as render, parse_amount, rpc_error, running, RpcContext,
+};
 use rusty_core::{
     state::{NodeState, SendError},
     wallet::{Wallet, WalletError},
@@ -38,113 +46,139 @@ pub(super) fn address_error(e: AddressError) -> ErrorObjectOwned {
     )
 }
 
-pub fn register(m: &mut RpcModule<RpcContext>) {
-    method(m, "getnewaddress", |_, ctx| async move {
-        running(ctx.chain.new_address().await)?
-            .map(|a| json!(a.to_string()))
+/// Implements [`WalletApiServer`] over the node's RPC context.
+#[derive(Debug, Clone)]
+pub struct WalletRpc(pub Arc<RpcContext>);
+
+#[async_trait]
+impl WalletApiServer for WalletRpc {
+    async fn get_new_address(&self) -> RpcResult<String> {
+        running(self.0.chain.new_address().await)?
+            .map(|a| a.to_string())
             .map_err(send_error)
-    });
-    method(m, "getbalances", |_, ctx| async move {
-        ctx.with_state(|s| {
-            let (height, maturity) = (s.chain().height(), s.params().coinbase_maturity);
-            let w = s.wallet().ok_or_else(no_wallet)?;
-            let b = w.balances(height, maturity, s.mempool());
-            Ok(json!({
-                "mine": {
-                    "trusted": render::amount(b.trusted),
-                    "untrusted_pending": render::amount(b.untrusted_pending),
-                    "immature": render::amount(b.immature),
-                }
-            }))
-        })
-        .await?
-    });
-    method(m, "getbalance", |_, ctx| async move {
-        ctx.with_state(|s| {
-            let (height, maturity) = (s.chain().height(), s.params().coinbase_maturity);
-            let w = s.wallet().ok_or_else(no_wallet)?;
-            Ok(render::amount(
-                w.balances(height, maturity, s.mempool()).trusted,
-            ))
-        })
-        .await?
-    });
-    method(m, "listunspent", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let minconf: u64 = seq.optional_next()?.unwrap_or(1);
-        let maxconf: u64 = seq.optional_next()?.unwrap_or(9_999_999);
-        ctx.with_state(move |s| {
-            let height = s.chain().height();
-            let maturity = s.params().coinbase_maturity;
-            let network = s.params().network;
-            let w = s.wallet().ok_or_else(no_wallet)?;
-            let items: Vec<Value> = w
-                .coins()
-                .filter_map(|c| {
-                    let conf = height.saturating_sub(c.height).saturating_add(1);
-                    if conf < minconf || conf > maxconf {
-                        return None;
-                    }
-                    let spendable = (!c.is_coinbase || conf >= maturity)
-                        && s.mempool().spender(&c.outpoint).is_none();
-                    let mut v = json!({
-                        "txid": c.outpoint.txid.to_string(),
-                        "vout": c.outpoint.vout,
-                        "scriptPubKey": hex::encode(c.output.lock.as_bytes()),
-                        "amount": render::amount(c.output.value),
-                        "confirmations": conf,
-                        "spendable": spendable,
-                        "solvable": true,
-                        "safe": true,
-                    });
-                    if let Some(a) = Address::from_lock_script(network, &c.output.lock) {
-                        v["address"] = json!(a.to_string());
-                    }
-                    Some(v)
+    }
+
+    async fn get_balances(&self) -> RpcResult<Balances> {
+        self.0
+            .with_state(|s| {
+                let (height, maturity) = (s.chain().height(), s.params().coinbase_maturity);
+                let w = s.wallet().ok_or_else(no_wallet)?;
+                let b = w.balances(height, maturity, s.mempool());
+                Ok(Balances {
+                    mine: MineBalances {
+                        trusted: render::amount(b.trusted),
+                        untrusted_pending: render::amount(b.untrusted_pending),
+                        immature: render::amount(b.immature),
+                    },
                 })
-                .collect();
-            Ok(json!(items))
-        })
-        .await?
-    });
-    method(m, "listtransactions", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let _label: Option<String> = seq.optional_next()?;
-        let count: usize = seq.optional_next()?.unwrap_or(10);
-        let skip: usize = seq.optional_next()?.unwrap_or(0);
-        ctx.with_state(move |s| {
-            let w = s.wallet().ok_or_else(no_wallet)?;
-            Ok(json!(list_transactions(s, w, count, skip)))
-        })
-        .await?
-    });
-    method(m, "sendtoaddress", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let addr: String = seq.next()?;
-        let amount_v: Value = seq.next()?;
-        let address = Address::parse_for(&addr, ctx.network).map_err(address_error)?;
-        let amount = parse_amount(&amount_v)?;
+            })
+            .await?
+    }
+
+    async fn get_balance(&self) -> RpcResult<Value> {
+        self.0
+            .with_state(|s| {
+                let (height, maturity) = (s.chain().height(), s.params().coinbase_maturity);
+                let w = s.wallet().ok_or_else(no_wallet)?;
+                Ok(render::amount(
+                    w.balances(height, maturity, s.mempool()).trusted,
+                ))
+            })
+            .await?
+    }
+
+    async fn list_unspent(
+        &self,
+        minconf: Option<u64>,
+        maxconf: Option<u64>,
+    ) -> RpcResult<Vec<UnspentOutput>> {
+        let minconf = minconf.unwrap_or(1);
+        let maxconf = maxconf.unwrap_or(9_999_999);
+        self.0
+            .with_state(move |s| {
+                let height = s.chain().height();
+                let maturity = s.params().coinbase_maturity;
+                let network = s.params().network;
+                let w = s.wallet().ok_or_else(no_wallet)?;
+                Ok(w.coins()
+                    .filter_map(|c| {
+                        let conf = height.saturating_sub(c.height).saturating_add(1);
+                        if conf < minconf || conf > maxconf {
+                            return None;
+                        }
+                        let spendable = (!c.is_coinbase || conf >= maturity)
+                            && s.mempool().spender(&c.outpoint).is_none();
+                        Some(UnspentOutput {
+                            txid: c.outpoint.txid.to_string(),
+                            vout: c.outpoint.vout,
+                            address: Address::from_lock_script(network, &c.output.lock)
+                                .map(|a| a.to_string()),
+                            script_pub_key: hex::encode(c.output.lock.as_bytes()),
+                            amount: render::amount(c.output.value),
+                            confirmations: conf,
+                            spendable,
+                            solvable: true,
+                            safe: true,
+                        })
+                    })
+                    .collect())
+            })
+            .await?
+    }
+
+    async fn list_transactions(
+        &self,
+        _label: Option<String>,
+        count: Option<usize>,
+        skip: Option<usize>,
+    ) -> RpcResult<Vec<Value>> {
+        let count = count.unwrap_or(10);
+        let skip = skip.unwrap_or(0);
+        self.0
+            .with_state(move |s| {
+                let w = s.wallet().ok_or_else(no_wallet)?;
+                Ok(list_transactions(s, w, count, skip))
+            })
+            .await?
+    }
+
+    async fn send_to_address(&self, address: String, amount: Value) -> RpcResult<String> {
+        let address = Address::parse_for(&address, self.0.network).map_err(address_error)?;
+        let amount = parse_amount(&amount)?;
         if amount.units() == 0 {
             return Err(rpc_error(codes::TYPE_ERROR, "Invalid amount for send"));
         }
-        let fee_rate = ctx.wallet_fee_rate;
-        running(ctx.chain.send_to_address(address, amount, fee_rate).await)?
-            .map(|txid| json!(txid.to_string()))
-            .map_err(send_error)
-    });
-    method(m, "validateaddress", |p, ctx| async move {
-        let addr: String = p.sequence().next()?;
-        Ok(match Address::parse_for(&addr, ctx.network) {
-            Ok(a) => json!({
-                "isvalid": true,
-                "address": a.to_string(),
-                "scriptPubKey": hex::encode(a.lock_script().as_bytes()),
-                "isscript": false,
-                "iswitness": false,
-            }),
-            Err(e) => json!({ "isvalid": false, "error": e.to_string() }),
+        let fee_rate = self.0.wallet_fee_rate;
+        running(
+            self.0
+                .chain
+                .send_to_address(address, amount, fee_rate)
+                .await,
+        )?
+        .map(|txid| txid.to_string())
+        .map_err(send_error)
+    }
+
+    async fn validate_address(&self, address: String) -> RpcResult<AddressValidation> {
+        Ok(match Address::parse_for(&address, self.0.network) {
+            Ok(a) => AddressValidation {
+                isvalid: true,
+                address: Some(a.to_string()),
+                script_pub_key: Some(hex::encode(a.lock_script().as_bytes())),
+                isscript: Some(false),
+                iswitness: Some(false),
+                error: None,
+            },
+            Err(e) => AddressValidation {
+                isvalid: false,
+                address: None,
+                script_pub_key: None,
+                isscript: None,
+                iswitness: None,
+                error: Some(e.to_string()),
+            },
         })
-    });
+    }
 }
 
 /// One entry per wallet-relevant output, newest last (Bitcoin Core's order),

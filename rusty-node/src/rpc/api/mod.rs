@@ -15,3 +15,4 @@ pub mod blockchain;
 pub mod control;
 pub mod mining;
 pub mod rawtx;
+pub mod wallet;
