@@ -1,11 +1,12 @@
 //! Client subcommands: JSON-RPC calls to a running node.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rusty_node::rpc::{
+    api::{mining::MiningApiClient, wallet::WalletApiClient},
     client::ClientError,
     remote::{Credentials, Remote},
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::args::{Command, GlobalArgs, MineCommand, WalletCommand};
 
@@ -72,32 +73,41 @@ fn param(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
 }
 
+/// Prints a typed result as bitcoin-cli does.
+fn print_typed<T: serde::Serialize>(result: Result<T, ClientError>) -> Result<()> {
+    let value = serde_json::to_value(result.map_err(rpc_error)?)?;
+    print(&value);
+    Ok(())
+}
+
 pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
     let c = connect(g)?;
     match cmd {
         Command::Rpc { method, params } => {
             let params: Vec<Value> = params.iter().map(|p| param(p)).collect();
-            print(&call(&c, method, Value::Array(params))?);
+            print(&c.call(method, params).map_err(rpc_error)?);
         }
         Command::Wallet(w) => match w {
-            WalletCommand::Address => print(&call(&c, "getnewaddress", json!([]))?),
-            WalletCommand::Balance => print(&call(&c, "getbalances", json!([]))?),
-            WalletCommand::Send { address, amount } => {
-                print(&call(&c, "sendtoaddress", json!([address, amount]))?)
-            }
-            WalletCommand::List { count } => {
-                print(&call(&c, "listtransactions", json!(["*", count]))?)
-            }
+            WalletCommand::Address => print_typed(c.run(c.api().get_new_address()))?,
+            WalletCommand::Balance => print_typed(c.run(c.api().get_balances()))?,
+            WalletCommand::Send { address, amount } => print_typed(
+                c.run(
+                    c.api()
+                        .send_to_address(address.clone(), Value::from(amount.clone())),
+                ),
+            )?,
+            WalletCommand::List { count } => print_typed(c.run(c.api().list_transactions(
+                Some("*".to_owned()),
+                Some(*count),
+                None,
+            )))?,
         },
         Command::Mine(MineCommand::Generate { n, address }) => {
             let address = match address {
                 Some(a) => a.clone(),
-                None => call(&c, "getnewaddress", json!([]))?
-                    .as_str()
-                    .context("getnewaddress returned no address")?
-                    .to_string(),
+                None => c.run(c.api().get_new_address()).map_err(rpc_error)?,
             };
-            print(&call(&c, "generatetoaddress", json!([n, address]))?);
+            print_typed(c.run(c.api().generate_to_address(*n, address, None)))?;
         }
         Command::Node(_)
         | Command::Bench(_)
