@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use self::api::{
     blockchain::BlockchainApiServer, control::ControlApiServer, mining::MiningApiServer,
-    rawtx::RawTxApiServer, wallet::WalletApiServer,
+    net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -162,14 +162,14 @@ pub fn parse_amount(v: &Value) -> Result<Amount, ErrorObjectOwned> {
 pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     let ctx = Arc::new(ctx);
     let mut module = RpcModule::from_arc(ctx.clone());
-    net::register(&mut module);
     masternode::register(&mut module);
     media::register(&mut module);
-    let typed: [Methods; 5] = [
+    let typed: [Methods; 6] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
         mining::MiningRpc(ctx.clone()).into_rpc().into(),
+        net::NetRpc(ctx.clone()).into_rpc().into(),
         wallet::WalletRpc(ctx).into_rpc().into(),
     ];
     for methods in typed {

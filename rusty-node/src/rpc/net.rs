@@ -9,7 +9,12 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use jsonrpsee::{types::ErrorObjectOwned, RpcModule};
+use std::sync::Arc;
+
+use jsonrpsee::{
+    core::{async_trait, RpcResult},
+    types::ErrorObjectOwned,
+};
 use rusty_network::{
     peers::{peer_id_of, with_peer_id},
     BanInfo, BanTarget, Multiaddr, NetworkError, PeerId, PeerInfo,
@@ -17,7 +22,7 @@ use rusty_network::{
 use rusty_shared_types::Amount;
 use serde_json::{json, Value};
 
-use super::{codes, json as render, method, rpc_error, RpcContext};
+use super::{api::net::NetApiServer, codes, json as render, rpc_error, RpcContext};
 use crate::p2p::{P2pHandle, PeerChain};
 
 /// `setban` without a `bantime` (or with 0): 24 hours, as Bitcoin Core.
@@ -26,19 +31,25 @@ pub const DEFAULT_BAN_SECS: u64 = 24 * 3600;
 // The identify agent, also when the node has no network.
 use rusty_network::config::DEFAULT_AGENT as AGENT;
 
-pub fn register(m: &mut RpcModule<RpcContext>) {
-    method(m, "getpeerinfo", |_, ctx| async move {
-        let p2p = p2p(&ctx)?;
+/// Implements [`NetApiServer`] over the node's RPC context.
+#[derive(Debug, Clone)]
+pub struct NetRpc(pub Arc<RpcContext>);
+
+#[async_trait]
+impl NetApiServer for NetRpc {
+    async fn get_peer_info(&self) -> RpcResult<Vec<Value>> {
+        let ctx = &self.0;
+        let p2p = p2p(ctx)?;
         let peers = p2p.net.peers().await.map_err(net_stopped)?;
         let now = rusty_core::now();
-        Ok(Value::Array(
-            peers
-                .iter()
-                .map(|p| peer_json(p, p2p.view.peer(&p.peer_id).as_ref(), now))
-                .collect(),
-        ))
-    });
-    method(m, "getnetworkinfo", |_, ctx| async move {
+        Ok(peers
+            .iter()
+            .map(|p| peer_json(p, p2p.view.peer(&p.peer_id).as_ref(), now))
+            .collect())
+    }
+
+    async fn get_network_info(&self) -> RpcResult<Value> {
+        let ctx = &self.0;
         let relay_fee = ctx.with_state(|s| s.mempool().min_fee_rate()).await?;
         let relay_fee = render::amount(Amount::from_units(relay_fee).unwrap_or_default());
         let mut v = json!({
@@ -81,23 +92,24 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             }
         }
         Ok(v)
-    });
-    method(m, "getconnectioncount", |_, ctx| async move {
+    }
+
+    async fn get_connection_count(&self) -> RpcResult<usize> {
+        let ctx = &self.0;
         match &ctx.p2p {
-            None => Ok(json!(0)),
+            None => Ok(0),
             Some(p2p) => {
                 let info = p2p.net.info().await.map_err(net_stopped)?;
-                Ok(json!(info.inbound.saturating_add(info.outbound)))
+                Ok(info.inbound.saturating_add(info.outbound))
             }
         }
-    });
-    method(m, "addnode", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let node: String = seq.next()?;
-        let command: String = seq.next()?;
+    }
+
+    async fn add_node(&self, node: String, command: String) -> RpcResult<()> {
+        let ctx = &self.0;
         let command = AddNodeCommand::parse(&command)?;
         let addr = parse_node_addr(&node)?;
-        let p2p = p2p(&ctx)?;
+        let p2p = p2p(ctx)?;
         match command {
             AddNodeCommand::Add | AddNodeCommand::OneTry => {
                 p2p.net
@@ -121,14 +133,17 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 }
             }
         }
-        Ok(Value::Null)
-    });
-    method(m, "disconnectnode", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let address: Option<String> = seq.optional_next()?;
-        let node_id: Option<u64> = seq.optional_next()?;
+        Ok(())
+    }
+
+    async fn disconnect_node(
+        &self,
+        address: Option<String>,
+        node_id: Option<u64>,
+    ) -> RpcResult<()> {
+        let ctx = &self.0;
         let target = DisconnectTarget::parse(address.as_deref(), node_id)?;
-        let p2p = p2p(&ctx)?;
+        let p2p = p2p(ctx)?;
         let peer = match target {
             DisconnectTarget::Peer(peer) => Some(peer),
             DisconnectTarget::Addr(addr) => {
@@ -148,23 +163,26 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             None => false,
         };
         if disconnected {
-            Ok(Value::Null)
+            Ok(())
         } else {
             Err(rpc_error(
                 codes::CLIENT_NODE_NOT_CONNECTED,
                 "Node not found in connected nodes",
             ))
         }
-    });
-    method(m, "setban", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let target: String = seq.next()?;
-        let command: String = seq.next()?;
-        let bantime: Option<i64> = seq.optional_next()?;
-        let absolute: Option<bool> = seq.optional_next()?;
+    }
+
+    async fn set_ban(
+        &self,
+        target: String,
+        command: String,
+        bantime: Option<i64>,
+        absolute: Option<bool>,
+    ) -> RpcResult<()> {
+        let ctx = &self.0;
         let target = parse_ban_target(&target)?;
         let command = BanCommand::parse(&command)?;
-        let p2p = p2p(&ctx)?;
+        let p2p = p2p(ctx)?;
         match command {
             BanCommand::Add => {
                 let duration = ban_duration(bantime, absolute.unwrap_or(false), rusty_core::now())?;
@@ -189,19 +207,21 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 }
             }
         }
-        Ok(Value::Null)
-    });
-    method(m, "listbanned", |_, ctx| async move {
-        let bans = p2p(&ctx)?.net.bans().await.map_err(net_stopped)?;
+        Ok(())
+    }
+
+    async fn list_banned(&self) -> RpcResult<Vec<Value>> {
+        let ctx = &self.0;
+        let bans = p2p(ctx)?.net.bans().await.map_err(net_stopped)?;
         let now = rusty_core::now();
-        Ok(Value::Array(
-            bans.iter().map(|b| ban_json(b, now)).collect(),
-        ))
-    });
-    method(m, "clearbanned", |_, ctx| async move {
-        p2p(&ctx)?.net.clear_bans().await.map_err(net_stopped)?;
-        Ok(Value::Null)
-    });
+        Ok(bans.iter().map(|b| ban_json(b, now)).collect())
+    }
+
+    async fn clear_banned(&self) -> RpcResult<()> {
+        let ctx = &self.0;
+        p2p(ctx)?.net.clear_bans().await.map_err(net_stopped)?;
+        Ok(())
+    }
 }
 
 /// The network side of the node, or the error saying there is none.

@@ -14,5 +14,6 @@
 pub mod blockchain;
 pub mod control;
 pub mod mining;
+pub mod net;
 pub mod rawtx;
 pub mod wallet;
