@@ -6,10 +6,13 @@
 //! as base64 (`stream_read`, `stream_segments`, `stream_broadcast_push`).
 //! A node without networking answers [`codes::CLIENT_P2P_DISABLED`].
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use jsonrpsee::{types::ErrorObjectOwned, RpcModule};
+use jsonrpsee::{
+    core::{async_trait, RpcResult},
+    types::ErrorObjectOwned,
+};
 use rusty_core::state::PurchaseError;
 use rusty_media::{
     manifest::{ManifestFields, SignedManifest},
@@ -17,10 +20,12 @@ use rusty_media::{
     store::ContentInfo,
 };
 use rusty_shared_types::Hash256;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{codes, method, parse_hash, rpc_error, RpcContext};
+use super::{
+    api::media::{MediaApiServer, PublishOptions},
+    codes, parse_hash, rpc_error, RpcContext,
+};
 
 /// The most bytes one `stream_read` returns.
 pub const MAX_READ: u64 = 4 << 20;
@@ -58,22 +63,6 @@ fn media_err(e: MediaError) -> ErrorObjectOwned {
         _ => codes::MISC_ERROR,
     };
     rpc_error(code, e.to_string())
-}
-
-/// Options of `stream_publish` and `stream_broadcast`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishOptions {
-    title: Option<String>,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    tags: Vec<String>,
-    mime: Option<String>,
-    /// Coins (a number or a string, as amounts elsewhere); priced content
-    /// is encrypted and sold for this.
-    #[serde(default)]
-    price: Option<Value>,
 }
 
 impl PublishOptions {
@@ -204,12 +193,15 @@ fn wait_param(ms: Option<u64>, default: u64) -> Duration {
     Duration::from_millis(ms.unwrap_or(default).min(MAX_WAIT_MS))
 }
 
-pub fn register(m: &mut RpcModule<RpcContext>) {
-    method(m, "stream_publish", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let path: String = seq.next()?;
-        let opts: Option<PublishOptions> = seq.optional_next()?;
-        let media = media(&ctx)?;
+/// Implements [`MediaApiServer`] over the node's RPC context.
+#[derive(Debug, Clone)]
+pub struct MediaRpc(pub Arc<RpcContext>);
+
+#[async_trait]
+impl MediaApiServer for MediaRpc {
+    async fn stream_publish(&self, path: String, opts: Option<PublishOptions>) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let media = media(ctx)?;
         let file_name = std::path::Path::new(&path)
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -226,29 +218,34 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             .map_err(media_err)?;
         let (info, _) = media.info(&id).map_err(media_err)?;
         Ok(info_json(&info, None, media))
-    });
-    method(m, "stream_list", |_, ctx| async move {
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_list(&self) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let media = media(ctx)?;
         let list = media.list().map_err(media_err)?;
         Ok(Value::Array(
             list.iter()
                 .map(|i| info_json(i, Some(media.providers(&i.id).len()), media))
                 .collect(),
         ))
-    });
-    method(m, "stream_search", |p, ctx| async move {
-        let query: String = p.sequence().next()?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_search(&self, query: String) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let media = media(ctx)?;
         let list = media.search(&query).map_err(media_err)?;
         Ok(Value::Array(
             list.iter()
                 .map(|i| info_json(i, Some(media.providers(&i.id).len()), media))
                 .collect(),
         ))
-    });
-    method(m, "stream_info", |p, ctx| async move {
-        let id = id_param(&p.sequence().next::<String>()?)?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_info(&self, id: String) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
+        let media = media(ctx)?;
         let (info, manifest) = media.info(&id).map_err(media_err)?;
         let providers: Vec<String> = media.providers(&id).iter().map(|p| p.to_string()).collect();
         let mut v = info_json(&info, Some(providers.len()), media);
@@ -258,10 +255,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             v["download"] = json!(d);
         }
         Ok(v)
-    });
-    method(m, "stream_view", |p, ctx| async move {
-        let id = id_param(&p.sequence().next::<String>()?)?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_view(&self, id: String) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
+        let media = media(ctx)?;
         // A live stream is watched; a file downloaded.
         let live = match media.store().manifest(&id) {
             Ok(Some(m)) => Some(m.manifest.live),
@@ -276,10 +275,11 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         }
         let d = media.download(id);
         Ok(json!({"live": false, "status": d.status()}))
-    });
-    method(m, "stream_status", |p, ctx| async move {
-        let id: Option<String> = p.sequence().optional_next()?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_status(&self, id: Option<String>) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let media = media(ctx)?;
         let id = id.as_deref().map(id_param).transpose()?;
         let downloads: Vec<Value> = media
             .downloads()
@@ -298,13 +298,17 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             "live": live,
             "service": media.stats(),
         }))
-    });
-    method(m, "stream_read", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let id = id_param(&seq.next::<String>()?)?;
-        let offset: u64 = seq.next()?;
-        let length: u64 = seq.next()?;
-        let wait: Option<u64> = seq.optional_next()?;
+    }
+
+    async fn stream_read(
+        &self,
+        id: String,
+        offset: u64,
+        length: u64,
+        wait: Option<u64>,
+    ) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
         if length == 0 || length > MAX_READ {
             return Err(rpc_error(
                 codes::INVALID_PARAMETER,
@@ -314,19 +318,18 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         let end = offset
             .checked_add(length)
             .ok_or_else(|| rpc_error(codes::INVALID_PARAMETER, "offset + length overflows"))?;
-        let media = media(&ctx)?;
+        let media = media(ctx)?;
         let bytes = media
             .read(id, offset, end, wait_param(wait, 30_000))
             .await
             .map_err(media_err)?;
         Ok(json!({ "offset": offset, "data": BASE64.encode(bytes) }))
-    });
-    method(m, "stream_segments", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let id = id_param(&seq.next::<String>()?)?;
-        let from: u64 = seq.next()?;
-        let wait: Option<u64> = seq.optional_next()?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_segments(&self, id: String, from: u64, wait: Option<u64>) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
+        let media = media(ctx)?;
         let stream = match media.live_streams().into_iter().find(|s| s.id == id) {
             Some(s) => s,
             None => media.watch(id).await.map_err(media_err)?,
@@ -350,10 +353,11 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             "ended": stream.is_ended(),
             "status": stream.status(),
         }))
-    });
-    method(m, "stream_broadcast", |p, ctx| async move {
-        let opts: Option<PublishOptions> = p.sequence().optional_next()?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_broadcast(&self, opts: Option<PublishOptions>) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let media = media(ctx)?;
         let fields = opts
             .unwrap_or_default()
             .fields("live stream", "video/mp2t")?;
@@ -365,11 +369,11 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
         }
         let id = media.broadcast_start(fields).await.map_err(media_err)?;
         Ok(json!({ "id": id.to_string() }))
-    });
-    method(m, "stream_broadcast_push", |p, ctx| async move {
-        let mut seq = p.sequence();
-        let id = id_param(&seq.next::<String>()?)?;
-        let data: String = seq.next()?;
+    }
+
+    async fn stream_broadcast_push(&self, id: String, data: String) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
         let bytes = BASE64.decode(data.as_bytes()).map_err(|e| {
             rpc_error(
                 codes::DESERIALIZATION_ERROR,
@@ -382,19 +386,23 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
                 format!("at most {MAX_PUSH} bytes per push, got {}", bytes.len()),
             ));
         }
-        let media = media(&ctx)?;
+        let media = media(ctx)?;
         media.broadcast_push(id, &bytes).await.map_err(media_err)?;
         Ok(Value::Null)
-    });
-    method(m, "stream_broadcast_end", |p, ctx| async move {
-        let id = id_param(&p.sequence().next::<String>()?)?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_broadcast_end(&self, id: String) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
+        let media = media(ctx)?;
         media.broadcast_end(id).await.map_err(media_err)?;
         Ok(Value::Null)
-    });
-    method(m, "stream_buy", |p, ctx| async move {
-        let id = id_param(&p.sequence().next::<String>()?)?;
-        let media = media(&ctx)?.clone();
+    }
+
+    async fn stream_buy(&self, id: String) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
+        let media = media(ctx)?.clone();
         let manifest = media.manifest(id).await.map_err(media_err)?;
         let m = &manifest.manifest;
         if m.price == 0 || !m.encrypted {
@@ -432,10 +440,12 @@ pub fn register(m: &mut RpcModule<RpcContext>) {
             "price": super::json::amount(price),
             "content": id.to_string(),
         }))
-    });
-    method(m, "stream_unwatch", |p, ctx| async move {
-        let id = id_param(&p.sequence().next::<String>()?)?;
-        let media = media(&ctx)?;
+    }
+
+    async fn stream_unwatch(&self, id: String) -> RpcResult<Value> {
+        let ctx = &self.0;
+        let id = id_param(&id)?;
+        let media = media(ctx)?;
         Ok(json!(media.unwatch(&id)))
-    });
+    }
 }

@@ -33,8 +33,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use self::api::{
-    blockchain::BlockchainApiServer, control::ControlApiServer, mining::MiningApiServer,
-    net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
+    blockchain::BlockchainApiServer, control::ControlApiServer, media::MediaApiServer,
+    mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -163,12 +163,12 @@ pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     let ctx = Arc::new(ctx);
     let mut module = RpcModule::from_arc(ctx.clone());
     masternode::register(&mut module);
-    media::register(&mut module);
-    let typed: [Methods; 6] = [
+    let typed: [Methods; 7] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
         mining::MiningRpc(ctx.clone()).into_rpc().into(),
+        media::MediaRpc(ctx.clone()).into_rpc().into(),
         net::NetRpc(ctx.clone()).into_rpc().into(),
         wallet::WalletRpc(ctx).into_rpc().into(),
     ];
