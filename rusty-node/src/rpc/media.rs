@@ -210,7 +210,7 @@ impl MediaApiServer for MediaRpc {
             .unwrap_or_default()
             .fields(&file_name, mime_for(&path))?;
         if fields.price > 0 {
-            check_sellable(&ctx, fields.price).await?;
+            check_sellable(ctx, fields.price).await?;
         }
         let id = media
             .publish_file(path.into(), fields)
