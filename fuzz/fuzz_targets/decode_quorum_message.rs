@@ -9,7 +9,7 @@ use rusty_crypto::bls;
 use rusty_shared_types::{decode_exact, Encode, QuorumCommitment};
 
 #[allow(dead_code)]
-#[path = "../../rusty-core/src/llmq/messages.rs"]
+#[path = "../../rusty-node/src/llmq/messages.rs"]
 mod messages;
 
 fuzz_target!(|data: &[u8]| {

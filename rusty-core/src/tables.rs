@@ -23,19 +23,19 @@ rusty_storage::tables! {
     /// Every table of the chain database.
     pub const TABLES;
     /// Header, height, cumulative work and status of every known block.
-    table BlockIndex: Hash256 => IndexEntry = "block_index";
+    pub table BlockIndex: Hash256 => IndexEntry = "block_index";
     /// Full blocks by hash.
-    table Blocks: Hash256 => Block = "blocks";
+    pub table Blocks: Hash256 => Block = "blocks";
     /// Coins a connected block spent, to disconnect it.
-    table Undo: Hash256 => BlockUndo = "undo";
+    pub table Undo: Hash256 => BlockUndo = "undo";
     /// The unspent transaction outputs.
-    table Utxos: OutPoint => Coin = "utxo";
+    pub table Utxos: OutPoint => Coin = "utxo";
     /// Height → block hash of the active chain.
-    table ActiveChain: u64 => Hash256 = "active_chain";
+    pub table ActiveChain: u64 => Hash256 = "active_chain";
     /// txid → where the transaction sits in the active chain.
-    table TxIndex: Hash256 => TxLocation = "tx_index";
+    pub table TxIndex: Hash256 => TxLocation = "tx_index";
     /// Masternode-list changes a connected block made, to disconnect it.
-    table MnUndoTable: Hash256 => crate::masternode::MnUndo = "mn_undo";
+    pub table MnUndoTable: Hash256 => crate::masternode::MnUndo = "mn_undo";
 }
 
 /// Validation state of a block in the index.

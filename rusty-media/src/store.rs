@@ -36,7 +36,7 @@ use rusty_shared_types::{
     encoding::{write_bytes, write_compact_size, DecodeResult, Reader},
     Decode, DecodeError, Encode, Hash256,
 };
-use rusty_storage::{Database, RocksOptions, StorageError, Table, TableKey};
+use rusty_storage::{Database, RocksOptions, StorageError, TableKey};
 use tracing::{info, warn};
 
 use crate::manifest::{
@@ -956,44 +956,17 @@ fn segment_count(chunk_count: u64) -> u32 {
 // ---------------------------------------------------------------------------
 // Tables and records.
 
-/// Every table of the media database.
-const TABLES: &[&str] = &[
-    Catalog::NAME,
-    Summaries::NAME,
-    States::NAME,
-    ChunkMaps::NAME,
-];
-
-/// Content id → signed manifest.
-struct Catalog;
-impl Table for Catalog {
-    const NAME: &'static str = "media_catalog";
-    type Key = Hash256;
-    type Value = SignedManifest;
-}
-
-/// Content id → what listing and search need, without the chunk hashes.
-struct Summaries;
-impl Table for Summaries {
-    const NAME: &'static str = "media_summary";
-    type Key = Hash256;
-    type Value = Summary;
-}
-
-/// Content id → pinned, chunks and bytes present, last access.
-struct States;
-impl Table for States {
-    const NAME: &'static str = "media_state";
-    type Key = Hash256;
-    type Value = ContentState;
-}
-
-/// (content id, segment) → bitmap of the segment's verified chunks.
-struct ChunkMaps;
-impl Table for ChunkMaps {
-    const NAME: &'static str = "media_chunk_map";
-    type Key = SegmentKey;
-    type Value = ChunkBits;
+rusty_storage::tables! {
+    /// Every table of the media database.
+    const TABLES;
+    /// Content id → signed manifest.
+    table Catalog: Hash256 => SignedManifest = "media_catalog";
+    /// Content id → what listing and search need, without the chunk hashes.
+    table Summaries: Hash256 => Summary = "media_summary";
+    /// Content id → pinned, chunks and bytes present, last access.
+    table States: Hash256 => ContentState = "media_state";
+    /// (content id, segment) → bitmap of the segment's verified chunks.
+    table ChunkMaps: SegmentKey => ChunkBits = "media_chunk_map";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The Rusty Coin peer-to-peer layer on libp2p.
 //!
 //! Split as in Lighthouse: this crate owns the `Swarm` and speaks the wire
-//! protocols; it knows nothing about consensus. The node (`rusty-core`'s
+//! protocols; it knows nothing about consensus. The node (`rusty-node`'s
 //! `p2p` module) validates what arrives and decides what to send.
 //!
 //! - [`service`]: [`start`] spawns the network task; [`NetworkHandle`]

@@ -67,7 +67,7 @@ pub trait Table: 'static {
 ///     /// Every table of this database.
 ///     pub const ALL_TABLES;
 ///     /// Numbers by name.
-///     table Numbers: u64 => u64 = "numbers";
+///     pub table Numbers: u64 => u64 = "numbers";
 ///     table Names: u64 => u64 = "names";
 /// }
 /// assert_eq!(Numbers::NAME, "numbers");
@@ -80,13 +80,13 @@ macro_rules! tables {
         $list_vis:vis const $list:ident;
         $(
             $(#[$meta:meta])*
-            table $name:ident: $key:ty => $value:ty = $cf:literal;
+            $vis:vis table $name:ident: $key:ty => $value:ty = $cf:literal;
         )+
     ) => {
         $(
             $(#[$meta])*
             #[derive(Debug, Clone, Copy)]
-            pub struct $name;
+            $vis struct $name;
             impl $crate::Table for $name {
                 const NAME: &'static str = $cf;
                 type Key = $key;
