@@ -147,7 +147,7 @@ pub async fn run_media_bench(
         .map_err(|e| setup(format!("publish: {e}")))?;
     let viewer = media(&net, 1)?;
     let start = Instant::now();
-    let status = viewer.download(id).finished().await;
+    let status = viewer.download(id).await.finished().await;
     let transfer_secs = start.elapsed().as_secs_f64();
     if status.chunks_present != status.chunks_total {
         return Err(setup(format!("transfer did not complete: {status:?}")));
@@ -198,6 +198,7 @@ pub async fn run_media_bench(
         .map_err(|e| setup(format!("end: {e}")))?;
     let cut = broadcaster
         .live_streams()
+        .await
         .into_iter()
         .find(|s| s.id == id)
         .map(|s| s.status())
@@ -218,6 +219,7 @@ pub async fn run_media_bench(
     }
     let uploaded = broadcaster
         .live_streams()
+        .await
         .into_iter()
         .find(|s| s.id == id)
         .map(|s| s.status().uploaded_bytes)

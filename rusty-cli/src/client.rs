@@ -27,27 +27,6 @@ pub(crate) fn connect(g: &GlobalArgs) -> Result<Remote> {
     Ok(Remote::connect(&url, credentials)?)
 }
 
-/// The positional parameters of a call given as a JSON array (`null`: none).
-fn positional(params: Value) -> Vec<Value> {
-    match params {
-        Value::Array(v) => v,
-        Value::Null => Vec::new(),
-        other => vec![other],
-    }
-}
-
-/// Calls `method` by name (methods not yet behind a typed client).
-pub(crate) fn call(c: &Remote, method: &str, params: Value) -> Result<Value> {
-    c.call(method, positional(params)).map_err(rpc_error)
-}
-
-/// [`call`] from async code on another runtime.
-pub(crate) async fn call_async(c: &Remote, method: &str, params: Value) -> Result<Value> {
-    c.call_async(method, positional(params))
-        .await
-        .map_err(rpc_error)
-}
-
 /// An RPC error as bitcoin-cli prints it.
 pub(crate) fn rpc_error(e: ClientError) -> anyhow::Error {
     match e {

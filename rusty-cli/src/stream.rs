@@ -1,6 +1,7 @@
 //! `rusty-cli stream`: the media layer of a running node.
 //!
-//! `publish`, `list`, `search`, `info` and `status` are plain RPC calls.
+//! `publish`, `list`, `search`, `info` and `status` are plain RPC calls
+//! through the generated [`MediaApiClient`].
 //! `view` asks the node to fetch the content and copies it to `--output`
 //! and/or plays it over HTTP on `--serve` (Range requests for files, an HLS
 //! playlist for live streams), with progress on the terminal.
@@ -19,12 +20,15 @@ use std::{
 use anyhow::{bail, Context, Result};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use rusty_media::http::{HttpConfig, PlaybackSource, SourceInfo};
-use rusty_node::rpc::remote::Remote;
-use serde_json::{json, Value};
+use rusty_node::rpc::{
+    api::media::{MediaApiClient, PublishOptions},
+    remote::Remote,
+};
+use serde_json::Value;
 
 use crate::{
     args::{BroadcastArgs, GlobalArgs, PublishArgs, StreamCommand, ViewArgs},
-    client::{call, call_async, connect, print},
+    client::{connect, print, rpc_error},
 };
 
 /// Bytes asked for per `stream_read`.
@@ -35,23 +39,25 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
     match cmd {
         StreamCommand::Publish(a) => publish(&c, a),
         StreamCommand::List => {
-            print(&call(&c, "stream_list", json!([]))?);
+            print(&c.run(c.api().stream_list()).map_err(rpc_error)?);
             Ok(())
         }
         StreamCommand::Search { words } => {
-            print(&call(&c, "stream_search", json!([words.join(" ")]))?);
+            print(
+                &c.run(c.api().stream_search(words.join(" ")))
+                    .map_err(rpc_error)?,
+            );
             Ok(())
         }
         StreamCommand::Info { id } => {
-            print(&call(&c, "stream_info", json!([id]))?);
+            print(&c.run(c.api().stream_info(id.clone())).map_err(rpc_error)?);
             Ok(())
         }
         StreamCommand::Status { id } => {
-            let params = match id {
-                Some(id) => json!([id]),
-                None => json!([]),
-            };
-            print(&call(&c, "stream_status", params)?);
+            print(
+                &c.run(c.api().stream_status(id.clone()))
+                    .map_err(rpc_error)?,
+            );
             Ok(())
         }
         // The playback server gets a connection of its own: a client's
@@ -59,11 +65,11 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
         StreamCommand::View(a) => view(c, connect(g)?, a),
         StreamCommand::Broadcast(a) => broadcast(&c, a),
         StreamCommand::Buy { id } => {
-            let r = call(&c, "stream_buy", json!([id]))?;
-            print(&r["txid"]);
+            let r = c.run(c.api().stream_buy(id.clone())).map_err(rpc_error)?;
+            println!("{}", r.txid);
             eprintln!(
                 "paid {} RSC; the key arrives once the payment is final (watch: rusty-cli stream info {id})",
-                r["price"]
+                r.price
             );
             Ok(())
         }
@@ -72,18 +78,17 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
 
 fn publish(c: &Remote, a: &PublishArgs) -> Result<()> {
     let path = std::fs::canonicalize(&a.file).with_context(|| format!("{}", a.file.display()))?;
-    let mut opts =
-        json!({ "tags": a.tags, "description": a.description.clone().unwrap_or_default() });
-    if let Some(t) = &a.title {
-        opts["title"] = json!(t);
-    }
-    if let Some(m) = &a.mime {
-        opts["mime"] = json!(m);
-    }
-    if let Some(p) = &a.price {
-        opts["price"] = json!(p);
-    }
-    let r = call(c, "stream_publish", json!([path.to_string_lossy(), opts]))?;
+    let opts = PublishOptions {
+        title: a.title.clone(),
+        description: a.description.clone().unwrap_or_default(),
+        tags: a.tags.clone(),
+        mime: a.mime.clone(),
+        price: a.price.clone().map(Value::from),
+    };
+    let path = path.to_string_lossy().into_owned();
+    let r = c
+        .run(c.api().stream_publish(path, Some(opts)))
+        .map_err(rpc_error)?;
     print(&r["id"]);
     Ok(())
 }
@@ -169,8 +174,10 @@ fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
     if a.output.is_none() && a.serve.is_none() {
         bail!("say where the content goes: --output FILE and/or --serve 127.0.0.1:PORT");
     }
-    let started = call(&c, "stream_view", json!([a.id]))?;
-    let live = started["live"].as_bool().unwrap_or(false);
+    let started = c
+        .run(c.api().stream_view(a.id.clone()))
+        .map_err(rpc_error)?;
+    let live = started.live;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -236,7 +243,9 @@ async fn start_server(
 /// Copies a file as it downloads, in order, to `--output` (or just waits for
 /// it when only serving).
 fn view_file(c: &Remote, a: &ViewArgs) -> Result<()> {
-    let info = call(c, "stream_info", json!([a.id]))?;
+    let info = c
+        .run(c.api().stream_info(a.id.clone()))
+        .map_err(rpc_error)?;
     let size = info["size"].as_u64().unwrap_or(0);
     let mut progress = Progress::new();
     let mut out = match &a.output {
@@ -245,7 +254,9 @@ fn view_file(c: &Remote, a: &ViewArgs) -> Result<()> {
     };
     let mut offset = 0u64;
     loop {
-        let status = call(c, "stream_status", json!([a.id]))?;
+        let status = c
+            .run(c.api().stream_status(Some(a.id.clone())))
+            .map_err(rpc_error)?;
         let state = &status["downloads"][0]["state"];
         if let Some(reason) = state.get("failed").and_then(Value::as_str) {
             bail!("download failed: {reason}");
@@ -253,11 +264,13 @@ fn view_file(c: &Remote, a: &ViewArgs) -> Result<()> {
         if let Some(f) = out.as_mut() {
             if offset < size {
                 let len = READ_PIECE.min(size - offset);
-                let r = call(c, "stream_read", json!([a.id, offset, len, 5_000]));
+                let r = c
+                    .run(c.api().stream_read(a.id.clone(), offset, len, Some(5_000)))
+                    .map_err(rpc_error);
                 match r {
                     Ok(v) => {
                         let bytes = BASE64
-                            .decode(v["data"].as_str().unwrap_or_default())
+                            .decode(v.data)
                             .context("the node sent bytes that are not base64")?;
                         f.write(&bytes)?;
                         offset += bytes.len() as u64;
@@ -301,22 +314,19 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
     let mut next = 0u64;
     let mut first = true;
     loop {
-        let r = call(c, "stream_segments", json!([a.id, next, 5_000]))?;
-        let segs = r["segments"].as_array().cloned().unwrap_or_default();
-        for s in &segs {
-            let seq = s["seq"].as_u64().unwrap_or(0);
+        let r = c
+            .run(c.api().stream_segments(a.id.clone(), next, Some(5_000)))
+            .map_err(rpc_error)?;
+        for s in &r.segments {
+            let seq = s.seq;
             let data = BASE64
-                .decode(s["data"].as_str().unwrap_or_default())
+                .decode(&s.data)
                 .context("the node sent bytes that are not base64")?;
             if first && seq > next {
                 // Joined mid-stream: start at the live edge.
                 first = false;
             }
-            source.keep(
-                seq,
-                s["duration_ms"].as_u64().unwrap_or(1) as u32,
-                data.clone(),
-            );
+            source.keep(seq, s.duration_ms, data.clone());
             if let Some(f) = out.as_mut() {
                 f.write_all(&data).context("writing the output")?;
             } else if to_stdout {
@@ -326,7 +336,7 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
             }
             next = seq + 1;
         }
-        let st = &r["status"];
+        let st = &r.status;
         progress.show(
             &format!(
                 "live: segment {}  latency p50 {} ms  p95 {} ms  skipped {}  buffered {}",
@@ -338,7 +348,7 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
             ),
             false,
         );
-        if r["ended"].as_bool().unwrap_or(false) && segs.is_empty() {
+        if r.ended && r.segments.is_empty() {
             progress.done("live stream ended");
             return Ok(());
         }
@@ -413,17 +423,20 @@ impl RpcSource {
             w.pop_first();
         }
     }
+}
 
-    async fn rpc(&self, method: &'static str, params: Value) -> Result<Value, String> {
-        call_async(&self.client, method, params)
-            .await
-            .map_err(|e| e.to_string())
-    }
+/// An RPC failure as the playback server reports it.
+fn playback_error(e: rusty_node::rpc::client::ClientError) -> String {
+    rpc_error(e).to_string()
 }
 
 impl PlaybackSource for RpcSource {
     async fn info(&self) -> Result<SourceInfo, String> {
-        let v = self.rpc("stream_info", json!([self.id])).await?;
+        let v = self
+            .client
+            .run_async(self.client.api().stream_info(self.id.clone()))
+            .await
+            .map_err(playback_error)?;
         Ok(SourceInfo {
             mime: v["mime"]
                 .as_str()
@@ -436,12 +449,12 @@ impl PlaybackSource for RpcSource {
 
     async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>, String> {
         let len = end.saturating_sub(start);
-        let v = self
-            .rpc("stream_read", json!([self.id, start, len, 60_000]))
-            .await?;
-        BASE64
-            .decode(v["data"].as_str().unwrap_or_default())
-            .map_err(|e| e.to_string())
+        let read = self
+            .client
+            .api()
+            .stream_read(self.id.clone(), start, len, Some(60_000));
+        let v = self.client.run_async(read).await.map_err(playback_error)?;
+        BASE64.decode(v.data).map_err(|e| e.to_string())
     }
 
     async fn live_window(&self) -> Result<Vec<(u64, u32)>, String> {
@@ -468,13 +481,16 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
                 .with_context(|| format!("opening {}", a.input.display()))?,
         )
     };
-    let mut opts =
-        json!({ "tags": a.tags, "mime": a.mime.clone().unwrap_or_else(|| "video/mp2t".into()) });
-    if let Some(t) = &a.title {
-        opts["title"] = json!(t);
-    }
-    let r = call(c, "stream_broadcast", json!([opts]))?;
-    let id = r["id"].as_str().unwrap_or_default().to_owned();
+    let opts = PublishOptions {
+        title: a.title.clone(),
+        tags: a.tags.clone(),
+        mime: Some(a.mime.clone().unwrap_or_else(|| "video/mp2t".into())),
+        ..PublishOptions::default()
+    };
+    let r = c
+        .run(c.api().stream_broadcast(Some(opts)))
+        .map_err(rpc_error)?;
+    let id = r.id;
     println!("{id}");
     eprintln!(
         "broadcasting live stream {id}; viewers: rusty-cli stream view {id} --serve 127.0.0.1:8080"
@@ -489,11 +505,11 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
             break;
         }
         let chunk = buf.get(..n).unwrap_or_default();
-        call(
-            c,
-            "stream_broadcast_push",
-            json!([id, BASE64.encode(chunk)]),
-        )?;
+        c.run(
+            c.api()
+                .stream_broadcast_push(id.clone(), BASE64.encode(chunk)),
+        )
+        .map_err(rpc_error)?;
         sent += n as u64;
         // A file is paced to --bitrate, as if it came from a capture.
         if let Some(kbps) = a.bitrate.filter(|k| *k > 0) {
@@ -511,7 +527,8 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
             false,
         );
     }
-    call(c, "stream_broadcast_end", json!([id]))?;
+    c.run(c.api().stream_broadcast_end(id.clone()))
+        .map_err(rpc_error)?;
     progress.done(&format!("broadcast ended after {}", human(sent)));
     Ok(())
 }

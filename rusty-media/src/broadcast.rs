@@ -30,7 +30,7 @@ use crate::{
     downloader::obtain_manifest,
     live::{JitterBuffer, LatencyStats, Popped, Segmenter, SegmenterConfig},
     manifest::{Manifest, ManifestFields, SignedManifest},
-    service::{lock, unix_ms, MediaError, MediaHandle},
+    service::{actor::MediaCommand, lock, unix_ms, MediaError, MediaHandle},
     wire::{Announcement, MediaRequest, MediaResponse, SegmentAnnouncement},
 };
 
@@ -120,6 +120,13 @@ struct State {
 const END_GRACE: Duration = Duration::from_secs(5);
 
 /// A stream this node broadcasts or watches.
+///
+/// Its window sits behind one lock of its own, not in the media task:
+/// segment requests are served from it by the serving tasks, segment
+/// fetches and the stream's ticker fill it, and a reply copies up to a
+/// segment's bytes, which must not queue behind the task. The lock is held
+/// only for map updates, never across an await. (Giving each stream a task
+/// of its own, like the service, is the next step.)
 #[derive(Debug)]
 pub struct LiveStream {
     pub id: Hash256,
@@ -133,6 +140,11 @@ pub struct LiveStream {
 }
 
 impl LiveStream {
+    /// A stream this node watches.
+    pub(crate) fn viewer(id: Hash256, manifest: Arc<SignedManifest>) -> LiveStream {
+        LiveStream::new(id, manifest, Role::Viewer)
+    }
+
     fn new(id: Hash256, manifest: Arc<SignedManifest>, role: Role) -> LiveStream {
         LiveStream {
             id,
@@ -475,7 +487,7 @@ impl LiveStream {
                             && announcement.verify(&creator).is_ok()
                             && announcement.verify_data(&data).is_ok();
                         if ok {
-                            svc.inner
+                            svc.shared
                                 .counters
                                 .downloaded_bytes
                                 .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -483,7 +495,7 @@ impl LiveStream {
                             return true;
                         }
                         bad.insert(peer);
-                        svc.inner
+                        svc.shared
                             .counters
                             .bad_chunks
                             .fetch_add(1, Ordering::Relaxed);
@@ -516,13 +528,16 @@ impl MediaHandle {
         if fields.created == 0 {
             fields.created = unix_ms() / 1000;
         }
-        let signed = Manifest::build_live(&self.inner.key, fields)?;
+        let signed = Manifest::build_live(&self.shared.key, fields)?;
         let id = signed.content_id();
         let store = self.store().clone();
         let s = signed.clone();
         crate::service::blocking(move || Ok(store.add_manifest(s, true)?)).await?;
         let stream = Arc::new(LiveStream::new(id, Arc::new(signed), Role::Broadcaster));
-        lock(&self.inner.live).insert(id, stream.clone());
+        self.tell(MediaCommand::Broadcast {
+            stream: stream.clone(),
+        })
+        .await?;
         self.announce_have(id, true).await;
         spawn_ticker(self.clone(), stream);
         info!(target: "media", %id, "live broadcast started");
@@ -531,7 +546,7 @@ impl MediaHandle {
 
     /// Feeds input bytes to a broadcast (read now).
     pub async fn broadcast_push(&self, id: Hash256, data: &[u8]) -> Result<(), MediaError> {
-        let stream = self.broadcasting(&id)?;
+        let stream = self.broadcasting(&id).await?;
         let cut = {
             let mut s = lock(&stream.state);
             match s.segmenter.as_mut() {
@@ -547,7 +562,7 @@ impl MediaHandle {
 
     /// Ends a broadcast: the pending input becomes the last segment.
     pub async fn broadcast_end(&self, id: Hash256) -> Result<(), MediaError> {
-        let stream = self.broadcasting(&id)?;
+        let stream = self.broadcasting(&id).await?;
         let last = lock(&stream.state)
             .segmenter
             .as_mut()
@@ -556,9 +571,9 @@ impl MediaHandle {
             self.emit_segment(&stream, c).await?;
         }
         let last_seq = lock(&stream.state).held.keys().next_back().copied();
-        let end = crate::wire::StreamEnd::sign(&self.inner.key, id, last_seq, unix_ms());
+        let end = crate::wire::StreamEnd::sign(&self.shared.key, id, last_seq, unix_ms());
         let msg = Announcement::End(end).encode();
-        if let Err(e) = self.inner.net.publish(Topic::Media, msg).await {
+        if let Err(e) = self.shared.net.publish(Topic::Media, msg).await {
             debug!(target: "media", stream = %id, error = %e, "end of stream not announced");
         }
         stream.end();
@@ -566,9 +581,10 @@ impl MediaHandle {
         Ok(())
     }
 
-    fn broadcasting(&self, id: &Hash256) -> Result<Arc<LiveStream>, MediaError> {
+    async fn broadcasting(&self, id: &Hash256) -> Result<Arc<LiveStream>, MediaError> {
         let stream = self
             .live_stream(id)
+            .await
             .filter(|s| s.role == Role::Broadcaster)
             .ok_or(MediaError::NotBroadcasting(*id))?;
         if stream.is_ended() {
@@ -583,7 +599,7 @@ impl MediaHandle {
         c: crate::live::CutSegment,
     ) -> Result<(), MediaError> {
         let ann = SegmentAnnouncement::sign(
-            &self.inner.key,
+            &self.shared.key,
             stream.id,
             c.seq,
             &c.data,
@@ -596,7 +612,7 @@ impl MediaHandle {
         })?;
         stream.hold(ann.clone(), c.data);
         let msg = Announcement::Segment(ann).encode();
-        if let Err(e) = self.inner.net.publish(Topic::Media, msg).await {
+        if let Err(e) = self.shared.net.publish(Topic::Media, msg).await {
             debug!(target: "media", stream = %stream.id, error = %e, "segment announcement not published");
         }
         Ok(())
@@ -604,7 +620,7 @@ impl MediaHandle {
 
     /// Starts watching live stream `id` (or returns the running watch).
     pub async fn watch(&self, id: Hash256) -> Result<Arc<LiveStream>, MediaError> {
-        if let Some(s) = self.live_stream(&id) {
+        if let Some(s) = self.live_stream(&id).await {
             return Ok(s);
         }
         let never = AtomicBool::new(false);
@@ -612,15 +628,15 @@ impl MediaHandle {
         if !manifest.manifest.live {
             return Err(MediaError::NotLive(id));
         }
-        let stream = {
-            let mut live = lock(&self.inner.live);
-            live.entry(id)
-                .or_insert_with(|| Arc::new(LiveStream::new(id, manifest, Role::Viewer)))
-                .clone()
-        };
-        for p in self.known_providers(&id) {
-            stream.add_watcher(p);
-        }
+        // The known providers become its first watchers (the task adds
+        // them, with the stream, in one step).
+        let stream = self
+            .ask(|reply| MediaCommand::Watch {
+                id,
+                manifest,
+                reply,
+            })
+            .await?;
         self.announce_have(id, false).await;
         spawn_ticker(self.clone(), stream.clone());
         info!(target: "media", %id, "watching live stream");
@@ -628,13 +644,14 @@ impl MediaHandle {
     }
 
     /// Stops watching (or broadcasting) `id`.
-    pub fn unwatch(&self, id: &Hash256) -> bool {
-        match lock(&self.inner.live).remove(id) {
-            Some(s) => {
+    pub async fn unwatch(&self, id: &Hash256) -> bool {
+        let id = *id;
+        match self.ask(|reply| MediaCommand::Unwatch { id, reply }).await {
+            Ok(Some(s)) => {
                 s.end();
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 }

@@ -21,7 +21,7 @@ use std::{
     collections::{BTreeSet, HashMap},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::{Duration, Instant},
 };
@@ -29,12 +29,12 @@ use std::{
 use futures::{stream::FuturesUnordered, StreamExt};
 use rusty_network::PeerId;
 use rusty_shared_types::Hash256;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info};
 
 use crate::{
     manifest::SignedManifest,
-    service::{blocking, lock, MediaError, MediaHandle},
+    service::{blocking, MediaError, MediaHandle},
     wire::{MediaRequest, MediaResponse, MAX_CHUNKS_PER_REQUEST},
 };
 
@@ -96,10 +96,14 @@ pub struct DownloadStatus {
 }
 
 /// A running or finished download; see [`MediaHandle::download`].
+///
+/// Its task ([`run`]) is the only writer of the status: readers (the RPC,
+/// waiting reads) see a snapshot through a `watch`. A reader steers it
+/// through the playhead and the cancel flag, and wakes it with `progress`.
 #[derive(Debug)]
 pub struct Download {
     pub id: Hash256,
-    status: Mutex<DownloadStatus>,
+    status: watch::Sender<DownloadStatus>,
     /// The chunk a reader waits for; picking starts there.
     playhead: AtomicU64,
     cancelled: AtomicBool,
@@ -113,7 +117,7 @@ impl Download {
     pub(crate) fn new(id: Hash256) -> Download {
         Download {
             id,
-            status: Mutex::new(DownloadStatus {
+            status: watch::Sender::new(DownloadStatus {
                 id: id.to_string(),
                 state: DownloadState::FindingManifest,
                 title: String::new(),
@@ -135,29 +139,37 @@ impl Download {
         }
     }
 
+    /// A download that will not run: the service stopped.
+    pub(crate) fn stopped(id: Hash256) -> Arc<Download> {
+        let d = Download::new(id);
+        d.cancel();
+        d.update(|s| s.state = DownloadState::Cancelled);
+        Arc::new(d)
+    }
+
     pub fn status(&self) -> DownloadStatus {
-        let mut s = lock(&self.status).clone();
+        let mut s = self.status.borrow().clone();
         s.elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         s
     }
 
     pub fn is_finished(&self) -> bool {
         !matches!(
-            lock(&self.status).state,
+            self.status.borrow().state,
             DownloadState::FindingManifest | DownloadState::Downloading
         )
     }
 
     pub(crate) fn is_finished_with_error(&self) -> bool {
         matches!(
-            lock(&self.status).state,
+            self.status.borrow().state,
             DownloadState::Failed(_) | DownloadState::Cancelled
         )
     }
 
     /// Why it failed, if it did.
     pub fn error(&self) -> Option<String> {
-        match &lock(&self.status).state {
+        match &self.status.borrow().state {
             DownloadState::Failed(e) => Some(e.clone()),
             DownloadState::Cancelled => Some("cancelled".into()),
             _ => None,
@@ -190,7 +202,7 @@ impl Download {
     }
 
     fn update(&self, f: impl FnOnce(&mut DownloadStatus)) {
-        f(&mut lock(&self.status));
+        self.status.send_modify(f);
         self.progress.notify_waiters();
     }
 }
@@ -225,12 +237,17 @@ pub(crate) async fn obtain_manifest(
     let deadline = Instant::now() + NO_PROVIDER_TIMEOUT;
     let mut tried: HashMap<PeerId, u32> = HashMap::new();
     while Instant::now() < deadline && !cancelled.load(Ordering::Relaxed) && !svc.is_stopped() {
-        let mut candidates = svc.known_providers(&id);
-        if let Ok(found) = svc.inner.net.get_providers(id.0.to_vec(), DHT_LOOKUP).await {
+        let mut candidates = svc.known_providers(&id).await;
+        if let Ok(found) = svc
+            .shared
+            .net
+            .get_providers(id.0.to_vec(), DHT_LOOKUP)
+            .await
+        {
             candidates.extend(found);
         }
         // Neighbours may have it without having said so.
-        if let Ok(peers) = svc.inner.net.peers().await {
+        if let Ok(peers) = svc.shared.net.peers().await {
             candidates.extend(peers.into_iter().map(|p| p.peer_id));
         }
         let mut seen = std::collections::HashSet::new();
@@ -451,7 +468,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
         // Refresh providers: announcements now, the DHT in the background.
         if last_refresh.is_none_or(|t| now.duration_since(t) >= REFRESH_EVERY) {
             last_refresh = Some(now);
-            for p in svc.known_providers(&id) {
+            for p in svc.known_providers(&id).await {
                 providers.entry(p).or_insert_with(Provider::new);
             }
             for p in providers.values_mut() {
@@ -461,7 +478,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 }
             }
             if lookup.is_none() {
-                let net = svc.inner.net.clone();
+                let net = svc.shared.net.clone();
                 lookup = Some(tokio::spawn(async move {
                     net.get_providers(id.0.to_vec(), DHT_LOOKUP)
                         .await
@@ -650,9 +667,8 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             })
             .collect();
         let remaining = picker.remaining;
-        let status = &dl.status;
-        {
-            let mut s = lock(status);
+        // No wake-up: nothing new is stored, only the figures refreshed.
+        dl.status.send_modify(|s| {
             s.chunks_present = count - remaining;
             s.bytes_present = size
                 .saturating_sub(remaining.saturating_mul(chunk_size))
@@ -661,7 +677,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 s.rate = r;
             }
             s.peers = peers;
-        }
+        });
     }
     dl.update(|s| {
         s.chunks_present = count;
@@ -744,12 +760,12 @@ async fn on_outcome(
                     }
                     Err((index, e)) if e.is_bad_data() => {
                         p.bad = true;
-                        svc.inner
+                        svc.shared
                             .counters
                             .bad_chunks
                             .fetch_add(1, Ordering::Relaxed);
                         dl.update(|s| s.bad_chunks += 1);
-                        svc.forget_provider(&id, &f.peer);
+                        svc.forget_provider(&id, &f.peer).await;
                         svc.penalise(
                             f.peer,
                             &format!("chunk {index} of {id} does not match its hash"),
@@ -763,7 +779,7 @@ async fn on_outcome(
                     }
                 }
             }
-            svc.inner
+            svc.shared
                 .counters
                 .downloaded_bytes
                 .fetch_add(bytes, Ordering::Relaxed);

@@ -195,7 +195,7 @@ pub async fn run(chain: ChainHandle, media: MediaHandle, fee_rate: u64) {
                 }
                 Found::Release { release, purchase } => {
                     if let Some(p) = purchase {
-                        take_release(&media, &release, &p);
+                        take_release(&media, &release, &p).await;
                     }
                 }
             }
@@ -233,14 +233,14 @@ pub async fn run(chain: ChainHandle, media: MediaHandle, fee_rate: u64) {
 }
 
 /// A release of one of this node's purchases: unseal and keep the key.
-fn take_release(media: &MediaHandle, release: &KeyRelease, purchase: &ContentPurchase) {
+async fn take_release(media: &MediaHandle, release: &KeyRelease, purchase: &ContentPurchase) {
     let id = purchase.content_id;
     let buyer = BuyerKey::derive(&media.creator_secret().to_bytes(), &id);
-    if buyer.public() != purchase.buyer_key || media.content_key(&id).is_some() {
+    if buyer.public() != purchase.buyer_key || media.content_key(&id).await.is_some() {
         return;
     }
     match unwrap_key(&buyer, &release.wrapped_key, &release.purchase.0) {
-        Ok(key) => match media.set_content_key(&id, &key) {
+        Ok(key) => match media.set_content_key(&id, &key).await {
             Ok(()) => {
                 info!(target: "media", content = %id, "content key received: the content can be played")
             }
@@ -263,7 +263,7 @@ async fn release(
     fee_rate: u64,
 ) -> Result<Option<Hash256>, String> {
     let id = purchase.content_id;
-    let Some(key) = media.content_key(&id) else {
+    let Some(key) = media.content_key(&id).await else {
         debug!(target: "media", content = %id, "a purchase of content this node has no key for");
         return Ok(None);
     };

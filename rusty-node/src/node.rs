@@ -233,17 +233,24 @@ impl Node {
                     cache_bytes: config.media_cache_bytes,
                     upload_limit: config.media_upload_limit,
                 };
-                let media =
-                    match rusty_media::service::MediaHandle::open(&media_config, net.clone()) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tasks.cancel();
-                            net.shutdown().await;
-                            handle.shutdown().await;
-                            let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
-                            return Err(e.into());
-                        }
-                    };
+                let opened =
+                    rusty_media::service::MediaHandle::open_task(&media_config, net.clone());
+                let media = match opened {
+                    Ok((m, task)) => {
+                        // The media task owns the service's state: the
+                        // node stops if it panics or ends early. It ends
+                        // on `MediaHandle::stop` (see `Node::shutdown`).
+                        executor.spawn_critical_graceful("media", task);
+                        m
+                    }
+                    Err(e) => {
+                        tasks.cancel();
+                        net.shutdown().await;
+                        handle.shutdown().await;
+                        let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
+                        return Err(e.into());
+                    }
+                };
                 media.spawn_reannounce();
                 let p2p = crate::p2p::spawn(
                     &executor,

@@ -145,6 +145,26 @@ impl TaskExecutor {
         })
     }
 
+    /// Spawns `fut` as a critical tokio task that the token does not
+    /// interrupt: it has its own stop signal and ends through it, winding
+    /// down what it owns (the media task ends its downloads and streams so
+    /// the content store closes). A panic or an early return while the
+    /// node runs stops the node.
+    pub fn spawn_critical_graceful<F>(
+        &self,
+        name: &'static str,
+        fut: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = AssertUnwindSafe(fut).catch_unwind().await;
+            this.ended(name, outcome);
+        })
+    }
+
     /// Spawns `f` on a critical OS thread named `name` (work that blocks:
     /// the chain thread, the miner). The thread is not interrupted by the
     /// token (it has its own stop signal); a panic or an early return
@@ -238,6 +258,38 @@ mod tests {
             failure.to_string(),
             "critical task `media` ended unexpectedly; the node stopped"
         );
+    }
+
+    #[tokio::test]
+    async fn a_graceful_task_outlives_the_token_until_its_own_stop() {
+        let tasks = TaskManager::new();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (wound_down_tx, wound_down) = tokio::sync::oneshot::channel();
+        let t = tasks
+            .executor()
+            .spawn_critical_graceful("media", async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                let _ = wound_down_tx.send(());
+            });
+        tasks.cancel();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!t.is_finished(), "the token does not interrupt it");
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(5), wound_down)
+            .await
+            .expect("ends on its stop signal")
+            .expect("ran to its end");
+        t.await.expect("no panic");
+        assert_eq!(tasks.failure(), None, "ending after shutdown is no failure");
+
+        let early = TaskManager::new();
+        early
+            .executor()
+            .spawn_critical_graceful("media", async { panic!("boom") });
+        let failure = tokio::time::timeout(Duration::from_secs(5), early.wait_for_failure())
+            .await
+            .expect("reported");
+        assert_eq!(failure.reason, "panicked: boom");
     }
 
     #[tokio::test]

@@ -1,11 +1,11 @@
 //! Unit tests of `http`.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{collections::HashMap, sync::Mutex, time::UNIX_EPOCH};
 
 use proptest::prelude::*;
 use tokio::sync::{oneshot, watch};
 
-use super::*;
+use super::{response::http_date, *};
 
 const BLOCK: u64 = 64 * 1024;
 

@@ -23,7 +23,10 @@ use rusty_shared_types::Hash256;
 use serde_json::{json, Value};
 
 use super::{
-    api::media::{MediaApiServer, PublishOptions},
+    api::media::{
+        BroadcastStarted, LiveSegment, LiveSegments, MediaApiServer, PublishOptions, Purchase,
+        StreamData, Viewing,
+    },
     codes, parse_hash, rpc_error, RpcContext,
 };
 
@@ -139,7 +142,7 @@ pub fn mime_for(path: &str) -> &'static str {
     }
 }
 
-fn info_json(i: &ContentInfo, providers: Option<usize>, media: &MediaHandle) -> Value {
+async fn info_json(i: &ContentInfo, providers: Option<usize>, media: &MediaHandle) -> Value {
     // Priced content is stored encrypted; `size` is what a buyer plays.
     let size = if i.encrypted {
         rusty_media::crypt::plain_size(i.size).unwrap_or(0)
@@ -171,9 +174,19 @@ fn info_json(i: &ContentInfo, providers: Option<usize>, media: &MediaHandle) -> 
         v["providers"] = json!(n);
     }
     if i.encrypted {
-        v["purchased"] = json!(media.content_key(&i.id).is_some());
+        v["purchased"] = json!(media.content_key(&i.id).await.is_some());
     }
     v
+}
+
+/// `info_json` of each item, with its provider count.
+async fn list_json(list: &[ContentInfo], media: &MediaHandle) -> Vec<Value> {
+    let mut out = Vec::with_capacity(list.len());
+    for i in list {
+        let providers = media.providers(&i.id).await.len();
+        out.push(info_json(i, Some(providers), media).await);
+    }
+    out
 }
 
 fn manifest_json(m: &SignedManifest) -> Value {
@@ -217,29 +230,21 @@ impl MediaApiServer for MediaRpc {
             .await
             .map_err(media_err)?;
         let (info, _) = media.info(&id).map_err(media_err)?;
-        Ok(info_json(&info, None, media))
+        Ok(info_json(&info, None, media).await)
     }
 
     async fn stream_list(&self) -> RpcResult<Value> {
         let ctx = &self.0;
         let media = media(ctx)?;
         let list = media.list().map_err(media_err)?;
-        Ok(Value::Array(
-            list.iter()
-                .map(|i| info_json(i, Some(media.providers(&i.id).len()), media))
-                .collect(),
-        ))
+        Ok(Value::Array(list_json(&list, media).await))
     }
 
     async fn stream_search(&self, query: String) -> RpcResult<Value> {
         let ctx = &self.0;
         let media = media(ctx)?;
         let list = media.search(&query).map_err(media_err)?;
-        Ok(Value::Array(
-            list.iter()
-                .map(|i| info_json(i, Some(media.providers(&i.id).len()), media))
-                .collect(),
-        ))
+        Ok(Value::Array(list_json(&list, media).await))
     }
 
     async fn stream_info(&self, id: String) -> RpcResult<Value> {
@@ -247,17 +252,22 @@ impl MediaApiServer for MediaRpc {
         let id = id_param(&id)?;
         let media = media(ctx)?;
         let (info, manifest) = media.info(&id).map_err(media_err)?;
-        let providers: Vec<String> = media.providers(&id).iter().map(|p| p.to_string()).collect();
-        let mut v = info_json(&info, Some(providers.len()), media);
+        let providers: Vec<String> = media
+            .providers(&id)
+            .await
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let mut v = info_json(&info, Some(providers.len()), media).await;
         v["manifest"] = manifest_json(&manifest);
         v["provider_peers"] = json!(providers);
-        if let Some(d) = media.download_status(&id) {
+        if let Some(d) = media.download_status(&id).await {
             v["download"] = json!(d);
         }
         Ok(v)
     }
 
-    async fn stream_view(&self, id: String) -> RpcResult<Value> {
+    async fn stream_view(&self, id: String) -> RpcResult<Viewing> {
         let ctx = &self.0;
         let id = id_param(&id)?;
         let media = media(ctx)?;
@@ -268,13 +278,21 @@ impl MediaApiServer for MediaRpc {
         };
         if live != Some(false) {
             match media.watch(id).await {
-                Ok(stream) => return Ok(json!({"live": true, "status": stream.status()})),
+                Ok(stream) => {
+                    return Ok(Viewing {
+                        live: true,
+                        status: json!(stream.status()),
+                    })
+                }
                 Err(MediaError::NotLive(_)) => {}
                 Err(e) => return Err(media_err(e)),
             }
         }
-        let d = media.download(id);
-        Ok(json!({"live": false, "status": d.status()}))
+        let d = media.download(id).await;
+        Ok(Viewing {
+            live: false,
+            status: json!(d.status()),
+        })
     }
 
     async fn stream_status(&self, id: Option<String>) -> RpcResult<Value> {
@@ -283,12 +301,14 @@ impl MediaApiServer for MediaRpc {
         let id = id.as_deref().map(id_param).transpose()?;
         let downloads: Vec<Value> = media
             .downloads()
+            .await
             .into_iter()
             .filter(|d| id.is_none_or(|id| d.id == id.to_string()))
             .map(|d| json!(d))
             .collect();
         let live: Vec<Value> = media
             .live_streams()
+            .await
             .into_iter()
             .filter(|s| id.is_none_or(|id| s.id == id))
             .map(|s| json!(s.status()))
@@ -306,7 +326,7 @@ impl MediaApiServer for MediaRpc {
         offset: u64,
         length: u64,
         wait: Option<u64>,
-    ) -> RpcResult<Value> {
+    ) -> RpcResult<StreamData> {
         let ctx = &self.0;
         let id = id_param(&id)?;
         if length == 0 || length > MAX_READ {
@@ -323,39 +343,45 @@ impl MediaApiServer for MediaRpc {
             .read(id, offset, end, wait_param(wait, 30_000))
             .await
             .map_err(media_err)?;
-        Ok(json!({ "offset": offset, "data": BASE64.encode(bytes) }))
+        Ok(StreamData {
+            data: BASE64.encode(bytes),
+            offset,
+        })
     }
 
-    async fn stream_segments(&self, id: String, from: u64, wait: Option<u64>) -> RpcResult<Value> {
+    async fn stream_segments(
+        &self,
+        id: String,
+        from: u64,
+        wait: Option<u64>,
+    ) -> RpcResult<LiveSegments> {
         let ctx = &self.0;
         let id = id_param(&id)?;
         let media = media(ctx)?;
-        let stream = match media.live_streams().into_iter().find(|s| s.id == id) {
+        let stream = match media.live_streams().await.into_iter().find(|s| s.id == id) {
             Some(s) => s,
             None => media.watch(id).await.map_err(media_err)?,
         };
         let got = stream.wait_played(from, 16, wait_param(wait, 10_000)).await;
         let next = got.last().map(|s| s.seq.saturating_add(1)).unwrap_or(from);
-        let segments: Vec<Value> = got
+        let segments = got
             .iter()
-            .map(|s| {
-                json!({
-                    "seq": s.seq,
-                    "duration_ms": s.duration_ms,
-                    "latency_ms": s.latency_ms,
-                    "data": BASE64.encode(s.data.as_slice()),
-                })
+            .map(|s| LiveSegment {
+                data: BASE64.encode(s.data.as_slice()),
+                duration_ms: s.duration_ms,
+                latency_ms: s.latency_ms,
+                seq: s.seq,
             })
             .collect();
-        Ok(json!({
-            "segments": segments,
-            "next": next,
-            "ended": stream.is_ended(),
-            "status": stream.status(),
-        }))
+        Ok(LiveSegments {
+            ended: stream.is_ended(),
+            next,
+            segments,
+            status: json!(stream.status()),
+        })
     }
 
-    async fn stream_broadcast(&self, opts: Option<PublishOptions>) -> RpcResult<Value> {
+    async fn stream_broadcast(&self, opts: Option<PublishOptions>) -> RpcResult<BroadcastStarted> {
         let ctx = &self.0;
         let media = media(ctx)?;
         let fields = opts
@@ -368,7 +394,7 @@ impl MediaApiServer for MediaRpc {
             ));
         }
         let id = media.broadcast_start(fields).await.map_err(media_err)?;
-        Ok(json!({ "id": id.to_string() }))
+        Ok(BroadcastStarted { id: id.to_string() })
     }
 
     async fn stream_broadcast_push(&self, id: String, data: String) -> RpcResult<Value> {
@@ -399,7 +425,7 @@ impl MediaApiServer for MediaRpc {
         Ok(Value::Null)
     }
 
-    async fn stream_buy(&self, id: String) -> RpcResult<Value> {
+    async fn stream_buy(&self, id: String) -> RpcResult<Purchase> {
         let ctx = &self.0;
         let id = id_param(&id)?;
         let media = media(ctx)?.clone();
@@ -408,7 +434,7 @@ impl MediaApiServer for MediaRpc {
         if m.price == 0 || !m.encrypted {
             return Err(media_err(MediaError::NotPriced(id)));
         }
-        if media.content_key(&id).is_some() {
+        if media.content_key(&id).await.is_some() {
             return Err(rpc_error(
                 codes::INVALID_PARAMETER,
                 format!("content {id} is already yours: its key is on this node"),
@@ -435,17 +461,17 @@ impl MediaApiServer for MediaRpc {
                     format!("a purchase of {id} is already waiting to be mined: {txid}"),
                 ),
             })?;
-        Ok(json!({
-            "txid": txid.to_string(),
-            "price": super::json::amount(price),
-            "content": id.to_string(),
-        }))
+        Ok(Purchase {
+            content: id.to_string(),
+            price: super::json::amount(price),
+            txid: txid.to_string(),
+        })
     }
 
     async fn stream_unwatch(&self, id: String) -> RpcResult<Value> {
         let ctx = &self.0;
         let id = id_param(&id)?;
         let media = media(ctx)?;
-        Ok(json!(media.unwatch(&id)))
+        Ok(json!(media.unwatch(&id).await))
     }
 }

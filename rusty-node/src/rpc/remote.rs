@@ -104,6 +104,15 @@ impl Remote {
         self.runtime.block_on(call).map_err(|e| self.describe(e))
     }
 
+    /// [`Remote::run`] from async code running on another runtime (the
+    /// CLI's playback server).
+    pub async fn run_async<T>(
+        &self,
+        call: impl Future<Output = Result<T, JsonRpcError>>,
+    ) -> Result<T, ClientError> {
+        call.await.map_err(|e| self.describe(e))
+    }
+
     /// Calls any method by name with positional parameters (`rusty-cli rpc
     /// <method> [params…]`, which takes methods this build may not know).
     pub fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, ClientError> {

@@ -330,7 +330,7 @@ async fn a_provider_of_corrupt_chunks_is_penalised_and_the_download_completes_el
     let (evil, task) = corrupt_provider(n.addrs(1), id, manifest).await;
     // Wait until the viewer heard the corrupt peer's "I have it".
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !n.media(1).providers(&id).contains(&evil) {
+    while !n.media(1).providers(&id).await.contains(&evil) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the viewer never heard the corrupt provider"

@@ -25,6 +25,63 @@ pub struct PublishOptions {
     pub price: Option<Value>,
 }
 
+// Result fields are declared in alphabetical order: the JSON objects these
+// replace were serde_json maps, which keep their keys sorted.
+
+/// `stream_view`'s result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Viewing {
+    /// A live stream (watched) rather than a file (downloaded).
+    pub live: bool,
+    /// The live stream's or the download's status.
+    pub status: Value,
+}
+
+/// `stream_read`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamData {
+    /// Base64.
+    pub data: String,
+    pub offset: u64,
+}
+
+/// One live segment of `stream_segments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSegment {
+    /// Base64.
+    pub data: String,
+    pub duration_ms: u32,
+    pub latency_ms: u64,
+    pub seq: u64,
+}
+
+/// `stream_segments`'s result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveSegments {
+    /// The stream ended (after these segments).
+    pub ended: bool,
+    /// The sequence number to ask for next.
+    pub next: u64,
+    pub segments: Vec<LiveSegment>,
+    /// The viewer's status (last_seq, latency percentiles, skipped, …).
+    pub status: Value,
+}
+
+/// `stream_broadcast`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastStarted {
+    pub id: String,
+}
+
+/// `stream_buy`'s result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub content: String,
+    /// Coins, as a JSON number.
+    pub price: Value,
+    pub txid: String,
+}
+
 /// The media layer: publishing, finding, viewing, live streams, buying.
 /// Content ids are 64 hex digits.
 #[rpc(server, client)]
@@ -48,7 +105,7 @@ pub trait MediaApi {
 
     /// Starts fetching (or joins a live stream).
     #[method(name = "stream_view")]
-    async fn stream_view(&self, id: String) -> RpcResult<Value>;
+    async fn stream_view(&self, id: String) -> RpcResult<Viewing>;
 
     /// Download progress of `id`, or of every download.
     #[method(name = "stream_status")]
@@ -63,15 +120,23 @@ pub trait MediaApi {
         offset: u64,
         length: u64,
         wait: Option<u64>,
-    ) -> RpcResult<Value>;
+    ) -> RpcResult<StreamData>;
 
     /// Live segments from sequence number `from`, waiting up to `wait` ms.
     #[method(name = "stream_segments")]
-    async fn stream_segments(&self, id: String, from: u64, wait: Option<u64>) -> RpcResult<Value>;
+    async fn stream_segments(
+        &self,
+        id: String,
+        from: u64,
+        wait: Option<u64>,
+    ) -> RpcResult<LiveSegments>;
 
     /// Starts a live broadcast; returns its content id.
     #[method(name = "stream_broadcast")]
-    async fn stream_broadcast(&self, options: Option<PublishOptions>) -> RpcResult<Value>;
+    async fn stream_broadcast(
+        &self,
+        options: Option<PublishOptions>,
+    ) -> RpcResult<BroadcastStarted>;
 
     /// Pushes base64 input to a live broadcast.
     #[method(name = "stream_broadcast_push")]
@@ -82,7 +147,7 @@ pub trait MediaApi {
 
     /// Pays for priced content from the wallet.
     #[method(name = "stream_buy")]
-    async fn stream_buy(&self, id: String) -> RpcResult<Value>;
+    async fn stream_buy(&self, id: String) -> RpcResult<Purchase>;
 
     /// Stops watching a live stream.
     #[method(name = "stream_unwatch")]

@@ -1,0 +1,351 @@
+//! The media task: the one owner of the service's mutable state.
+//!
+//! Handles reach it only through [`MediaCommand`]s on a bounded channel;
+//! it answers on `oneshot`s. Every command is handled without awaiting
+//! (no I/O, no network, never a reply from another task), so the loop
+//! cannot deadlock with the tasks it spawns (downloads, manifest fetches,
+//! live segment fetches), which in turn ask it for state.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rusty_network::PeerId;
+use rusty_shared_types::Hash256;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use super::{
+    book::{ProviderBook, UploadLimiter},
+    MediaHandle, Shared, MAX_ANNOUNCED_MANIFEST_BYTES,
+};
+use crate::{
+    broadcast::LiveStream,
+    downloader::{self, Download},
+    manifest::SignedManifest,
+    wire::SegmentAnnouncement,
+};
+
+/// Commands queued for the media task, at most; senders wait beyond it
+/// (gossip, which must not wait, drops what it learned instead).
+pub(crate) const COMMAND_QUEUE: usize = 1_024;
+/// Manifests fetched at once because of announcements.
+const MAX_MANIFEST_FETCHES: usize = 8;
+/// Finished downloads are forgotten once this many are remembered.
+const MAX_DOWNLOADS: usize = 256;
+
+/// What a [`MediaHandle`] asks of the media task.
+pub(crate) enum MediaCommand {
+    // ---- providers ------------------------------------------------------
+    AddProvider {
+        id: Hash256,
+        peer: PeerId,
+    },
+    ForgetProvider {
+        id: Hash256,
+        peer: PeerId,
+    },
+    Providers {
+        id: Hash256,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    // ---- gossip, already judged ----------------------------------------
+    /// `author` says it has (or published) `id`; `fetch_manifest`: the
+    /// manifest is not here and the announcement budget allows one.
+    Announced {
+        id: Hash256,
+        author: PeerId,
+        fetch_manifest: bool,
+    },
+    /// A verified segment announcement of a known live stream.
+    Segment {
+        ann: SegmentAnnouncement,
+        author: Option<PeerId>,
+    },
+    /// A verified end of a live stream.
+    StreamEnd {
+        stream: Hash256,
+        last_seq: Option<u64>,
+    },
+    /// Fetch the manifest of `id` from `from` into the catalog, unless a
+    /// fetch of it runs or too many do.
+    FetchManifest {
+        id: Hash256,
+        from: PeerId,
+    },
+    /// A background manifest fetch is over.
+    ManifestFetched {
+        id: Hash256,
+    },
+    // ---- downloads -----------------------------------------------------
+    /// Starts or joins the download of `id`.
+    Download {
+        id: Hash256,
+        reply: oneshot::Sender<Arc<Download>>,
+    },
+    Downloads {
+        reply: oneshot::Sender<Vec<Arc<Download>>>,
+    },
+    DownloadOf {
+        id: Hash256,
+        reply: oneshot::Sender<Option<Arc<Download>>>,
+    },
+    // ---- live streams --------------------------------------------------
+    LiveStream {
+        id: Hash256,
+        reply: oneshot::Sender<Option<Arc<LiveStream>>>,
+    },
+    LiveStreams {
+        reply: oneshot::Sender<Vec<Arc<LiveStream>>>,
+    },
+    /// A broadcast this node starts (replaces any stream of that id).
+    Broadcast {
+        stream: Arc<LiveStream>,
+    },
+    /// Watch `id`: the running stream, else a new viewer over `manifest`;
+    /// either way the known providers become its first watchers.
+    Watch {
+        id: Hash256,
+        manifest: Arc<SignedManifest>,
+        reply: oneshot::Sender<Arc<LiveStream>>,
+    },
+    Unwatch {
+        id: Hash256,
+        reply: oneshot::Sender<Option<Arc<LiveStream>>>,
+    },
+    // ---- serving -------------------------------------------------------
+    /// Upload tokens for a reply of `bytes`: how long to wait, or `None`
+    /// (refuse as `Busy`).
+    ReserveUpload {
+        bytes: u64,
+        reply: oneshot::Sender<Option<Duration>>,
+    },
+    // ---- announcing ----------------------------------------------------
+    /// Marks `id` provided; `true` the first time this run.
+    StartProviding {
+        id: Hash256,
+        reply: oneshot::Sender<bool>,
+    },
+    // ---- content keys --------------------------------------------------
+    ContentKey {
+        id: Hash256,
+        reply: oneshot::Sender<Option<[u8; 32]>>,
+    },
+    SetContentKey {
+        id: Hash256,
+        key: [u8; 32],
+    },
+}
+
+/// The state only the media task touches.
+pub(crate) struct Actor {
+    /// The read-mostly part every handle shares; held (strongly) until the
+    /// loop ends, so [`MediaHandle::stop_and_wait`] also waits for it.
+    shared: Arc<Shared>,
+    /// Weak, so the channel closes (and the loop ends) when the last
+    /// handle goes; upgraded to hand a handle to the tasks it spawns.
+    me: mpsc::WeakSender<MediaCommand>,
+    commands: mpsc::Receiver<MediaCommand>,
+    providers: ProviderBook,
+    downloads: HashMap<Hash256, Arc<Download>>,
+    live: HashMap<Hash256, Arc<LiveStream>>,
+    upload: UploadLimiter,
+    manifest_fetches: HashSet<Hash256>,
+    /// Content this node announced and registered as provider of.
+    providing: HashSet<Hash256>,
+    /// Content keys of priced content seen this run (the files under
+    /// `keys_dir` are the durable copy).
+    keys: HashMap<Hash256, [u8; 32]>,
+}
+
+impl Actor {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        me: mpsc::WeakSender<MediaCommand>,
+        commands: mpsc::Receiver<MediaCommand>,
+    ) -> Actor {
+        let upload = UploadLimiter::new(shared.upload_limit, Instant::now());
+        Actor {
+            shared,
+            me,
+            commands,
+            providers: ProviderBook::default(),
+            downloads: HashMap::new(),
+            live: HashMap::new(),
+            upload,
+            manifest_fetches: HashSet::new(),
+            providing: HashSet::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// The loop: until [`MediaHandle::stop`] or the last handle is gone.
+    /// Then every stream ends and every download is cancelled.
+    pub(crate) async fn run(mut self) {
+        let mut shutdown = self.shared.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                biased;
+                _ = async { let _ = shutdown.wait_for(|stopped| *stopped).await; } => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+            }
+        }
+        for l in self.live.values() {
+            l.end();
+        }
+        for d in self.downloads.values() {
+            d.cancel();
+        }
+        debug!(target: "media", "media task stopped");
+    }
+
+    /// A handle for a task this one spawns; `None` once every handle is
+    /// gone (nothing is left to work for).
+    fn handle_for_task(&self) -> Option<MediaHandle> {
+        Some(MediaHandle {
+            shared: self.shared.clone(),
+            commands: self.me.upgrade()?,
+        })
+    }
+
+    fn handle(&mut self, cmd: MediaCommand) {
+        // A dropped reply receiver means the asker gave up: nothing to do.
+        match cmd {
+            MediaCommand::AddProvider { id, peer } => self.providers.add(id, peer, Instant::now()),
+            MediaCommand::ForgetProvider { id, peer } => self.providers.remove(&id, &peer),
+            MediaCommand::Providers { id, reply } => {
+                let _ = reply.send(self.providers.get(&id));
+            }
+            MediaCommand::Announced {
+                id,
+                author,
+                fetch_manifest,
+            } => {
+                self.providers.add(id, author, Instant::now());
+                if let Some(l) = self.live.get(&id) {
+                    l.add_watcher(author);
+                }
+                if fetch_manifest {
+                    self.fetch_manifest(id, author);
+                }
+            }
+            MediaCommand::Segment { ann, author } => {
+                if let Some(a) = author.filter(|a| *a != self.shared.net.peer_id()) {
+                    self.providers.add(ann.stream, a, Instant::now());
+                }
+                if let Some(l) = self.live.get(&ann.stream).cloned() {
+                    if let Some(h) = self.handle_for_task() {
+                        l.on_announcement(&h, ann, author);
+                    }
+                }
+            }
+            MediaCommand::StreamEnd { stream, last_seq } => {
+                if let Some(l) = self.live.get(&stream) {
+                    l.on_end(last_seq);
+                }
+            }
+            MediaCommand::FetchManifest { id, from } => self.fetch_manifest(id, from),
+            MediaCommand::ManifestFetched { id } => {
+                self.manifest_fetches.remove(&id);
+            }
+            MediaCommand::Download { id, reply } => {
+                let _ = reply.send(self.download(id));
+            }
+            MediaCommand::Downloads { reply } => {
+                let _ = reply.send(self.downloads.values().cloned().collect());
+            }
+            MediaCommand::DownloadOf { id, reply } => {
+                let _ = reply.send(self.downloads.get(&id).cloned());
+            }
+            MediaCommand::LiveStream { id, reply } => {
+                let _ = reply.send(self.live.get(&id).cloned());
+            }
+            MediaCommand::LiveStreams { reply } => {
+                let _ = reply.send(self.live.values().cloned().collect());
+            }
+            MediaCommand::Broadcast { stream } => {
+                self.live.insert(stream.id, stream);
+            }
+            MediaCommand::Watch {
+                id,
+                manifest,
+                reply,
+            } => {
+                let stream = self
+                    .live
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(LiveStream::viewer(id, manifest)))
+                    .clone();
+                for p in self.providers.get(&id) {
+                    stream.add_watcher(p);
+                }
+                let _ = reply.send(stream);
+            }
+            MediaCommand::Unwatch { id, reply } => {
+                let _ = reply.send(self.live.remove(&id));
+            }
+            MediaCommand::ReserveUpload { bytes, reply } => {
+                let _ = reply.send(self.upload.reserve(bytes, Instant::now()));
+            }
+            MediaCommand::StartProviding { id, reply } => {
+                let _ = reply.send(self.providing.insert(id));
+            }
+            MediaCommand::ContentKey { id, reply } => {
+                let _ = reply.send(self.keys.get(&id).copied());
+            }
+            MediaCommand::SetContentKey { id, key } => {
+                self.keys.insert(id, key);
+            }
+        }
+    }
+
+    /// The running download of `id`, else a new one (a failed or
+    /// cancelled one starts over).
+    fn download(&mut self, id: Hash256) -> Arc<Download> {
+        if let Some(d) = self.downloads.get(&id) {
+            if !d.is_finished_with_error() {
+                return d.clone();
+            }
+        }
+        let Some(handle) = self.handle_for_task() else {
+            return Download::stopped(id);
+        };
+        let d = Arc::new(Download::new(id));
+        self.downloads.insert(id, d.clone());
+        if self.downloads.len() > MAX_DOWNLOADS {
+            self.downloads.retain(|_, d| !d.is_finished());
+        }
+        // The download asks this task for providers as it goes: it runs on
+        // its own, never awaited here.
+        tokio::spawn(downloader::run(handle, d.clone()));
+        d
+    }
+
+    /// Fetches an announced manifest into the catalog (so `stream list`
+    /// and `stream search` know it), at most a few at a time. The caller
+    /// checked that the store lacks it (store reads stay off this task).
+    fn fetch_manifest(&mut self, id: Hash256, from: PeerId) {
+        if self.manifest_fetches.len() >= MAX_MANIFEST_FETCHES || !self.manifest_fetches.insert(id)
+        {
+            return;
+        }
+        let Some(handle) = self.handle_for_task() else {
+            self.manifest_fetches.remove(&id);
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = handle
+                .fetch_manifest_limited(id, from, MAX_ANNOUNCED_MANIFEST_BYTES)
+                .await
+            {
+                debug!(target: "media", %id, peer = %from, error = %e, "announced manifest not fetched");
+            }
+            let _ = handle.tell(MediaCommand::ManifestFetched { id }).await;
+        });
+    }
+}

@@ -1,0 +1,141 @@
+//! Answering peers' media requests: manifests and chunk ranges from the
+//! content store, live segments from the streams' windows, under the
+//! upload limit.
+//!
+//! Each request is answered in its own task, bounded by a semaphore; the
+//! bytes never pass through the media task. Only two small questions go to
+//! it: which live stream a segment request is for, and (when an upload
+//! limit is set) how long the reply must wait for upload tokens.
+
+use std::sync::{atomic::Ordering, Arc};
+
+use rusty_network::{PeerAction, PeerId, Responder, Response};
+use rusty_shared_types::Encode;
+
+use super::{actor::MediaCommand, blocking, MediaHandle};
+use crate::{
+    broadcast::LiveStream,
+    wire::{MediaRequest, MediaResponse},
+};
+
+impl MediaHandle {
+    /// A `media` request from a peer; answered in a task.
+    pub fn on_request(&self, peer: PeerId, body: Vec<u8>, responder: Responder) {
+        let Ok(permit) = self.shared.serve_slots.clone().try_acquire_owned() else {
+            self.shared
+                .counters
+                .shed_requests
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(resp) = this.answer(peer, &body).await else {
+                return;
+            };
+            let bytes = resp.encode();
+            // Hold the reply's size against the budget until it is out.
+            let kib = u32::try_from(bytes.len().div_ceil(1024)).unwrap_or(u32::MAX);
+            let budget = this.shared.reply_budget.clone().try_acquire_many_owned(kib);
+            let (bytes, _held) = match budget {
+                Ok(held) => (bytes, Some(held)),
+                Err(_) => {
+                    this.shared
+                        .counters
+                        .busy_replies
+                        .fetch_add(1, Ordering::Relaxed);
+                    (MediaResponse::Busy.encode(), None)
+                }
+            };
+            this.shared
+                .net
+                .respond_and_wait(responder, Response::Media(bytes))
+                .await;
+        });
+    }
+
+    async fn answer(&self, peer: PeerId, body: &[u8]) -> Option<MediaResponse> {
+        let req = match MediaRequest::decode(body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.shared.net.report(
+                    peer,
+                    PeerAction::LowTolerance,
+                    format!("malformed media request: {e}"),
+                );
+                return None;
+            }
+        };
+        let store = self.shared.store.clone();
+        // The stream a segment came from, to count the upload against.
+        let mut stream: Option<Arc<LiveStream>> = None;
+        let resp = match req {
+            MediaRequest::Manifest { id } => {
+                match blocking(move || Ok(store.manifest(&id)?)).await {
+                    Ok(Some(m)) => MediaResponse::Manifest(m.encode()),
+                    _ => MediaResponse::NotFound,
+                }
+            }
+            MediaRequest::Chunks { id, start, count } => {
+                let read = blocking(move || Ok(store.read_chunks(&id, start, count.into())?))
+                    .await
+                    .unwrap_or_default();
+                if read.is_empty() {
+                    MediaResponse::NotFound
+                } else {
+                    MediaResponse::Chunks {
+                        start,
+                        chunks: read,
+                    }
+                }
+            }
+            MediaRequest::Segment { id, seq } => {
+                stream = self.live_stream(&id).await;
+                match &stream {
+                    Some(l) => l.serve_segment(seq, peer),
+                    None => MediaResponse::NotFound,
+                }
+            }
+        };
+        let bytes = match &resp {
+            MediaResponse::Chunks { chunks, .. } => chunks.iter().map(Vec::len).sum(),
+            MediaResponse::Segment { data, .. } => data.len(),
+            MediaResponse::Manifest(m) => m.len(),
+            _ => 0,
+        };
+        if bytes == 0 {
+            return Some(resp);
+        }
+        let Some(wait) = self.reserve_upload(bytes as u64).await else {
+            self.shared
+                .counters
+                .busy_replies
+                .fetch_add(1, Ordering::Relaxed);
+            return Some(MediaResponse::Busy);
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let c = &self.shared.counters;
+        c.uploaded_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        c.served_requests.fetch_add(1, Ordering::Relaxed);
+        if let (MediaResponse::Segment { .. }, Some(l)) = (&resp, &stream) {
+            l.count_upload(bytes as u64);
+        }
+        Some(resp)
+    }
+
+    /// Upload tokens for a reply of `bytes`: how long it waits, or `None`
+    /// to answer `Busy` (also once the service stopped).
+    async fn reserve_upload(&self, bytes: u64) -> Option<std::time::Duration> {
+        // Without a limit the bucket never says wait: spare the round trip.
+        if self.shared.upload_limit == 0 {
+            return Some(std::time::Duration::ZERO);
+        }
+        self.ask(|reply| MediaCommand::ReserveUpload { bytes, reply })
+            .await
+            .ok()
+            .flatten()
+    }
+}
