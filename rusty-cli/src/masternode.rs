@@ -5,11 +5,15 @@ use std::{io::Write, path::Path};
 
 use anyhow::{bail, Context, Result};
 use rusty_crypto::bls;
+use rusty_node::rpc::{
+    api::masternode::{MasternodeApiClient, MasternodeRequest, ProtxRequest},
+    remote::Remote,
+};
 use serde_json::{json, Value};
 
 use crate::{
     args::{GlobalArgs, MasternodeCommand, RegisterArgs},
-    client::{call, connect, print},
+    client::{connect, print, rpc_error},
 };
 
 /// Parses an operator key file's text: the 32-byte BLS secret key as 64
@@ -79,23 +83,30 @@ fn key_json(key: &bls::SecretKey) -> Value {
     })
 }
 
-/// `protx register`'s parameters.
-fn register_params(a: &RegisterArgs) -> Result<Value> {
+/// `protx register`'s request.
+fn register_request(a: &RegisterArgs) -> Result<ProtxRequest> {
     let pubkey = match (&a.operator_pubkey, &a.operator_key) {
         (Some(hex), _) => hex.trim().to_string(),
         (None, Some(path)) => hex::encode(read_operator_key(path)?.public_key().to_bytes()),
         (None, None) => bail!("give --operator-pubkey HEX or --operator-key FILE"),
     };
-    let mut params = vec![
-        json!("register"),
-        json!(pubkey),
-        json!(a.service),
-        json!(a.reward),
-    ];
-    if let Some(p) = &a.payout {
-        params.push(json!(p));
-    }
-    Ok(Value::Array(params))
+    Ok(ProtxRequest::Register {
+        operator_pub_key: pubkey,
+        service: a.service.clone(),
+        operator_reward_bps: Some(a.reward.into()),
+        payout_address: a.payout.clone(),
+    })
+}
+
+fn protx(c: &Remote, request: ProtxRequest) -> Result<Value> {
+    let (command, a1, a2, a3, a4) = request.into_params();
+    c.run(c.api().protx(command, a1, a2, a3, a4))
+        .map_err(rpc_error)
+}
+
+fn masternode(c: &Remote, request: MasternodeRequest) -> Result<Value> {
+    let (command, a1) = request.into_params();
+    c.run(c.api().masternode(command, a1)).map_err(rpc_error)
 }
 
 pub fn run(g: &GlobalArgs, cmd: &MasternodeCommand) -> Result<()> {
@@ -111,11 +122,11 @@ pub fn run(g: &GlobalArgs, cmd: &MasternodeCommand) -> Result<()> {
             }
         }
         MasternodeCommand::Register(a) => {
-            let params = register_params(a)?;
-            print(&call(&connect(g)?, "protx", params)?);
+            let request = register_request(a)?;
+            print(&protx(&connect(g)?, request)?);
         }
-        MasternodeCommand::Status => print(&call(&connect(g)?, "masternode", json!(["status"]))?),
-        MasternodeCommand::List => print(&call(&connect(g)?, "masternode", json!(["list"]))?),
+        MasternodeCommand::Status => print(&masternode(&connect(g)?, MasternodeRequest::Status)?),
+        MasternodeCommand::List => print(&masternode(&connect(g)?, MasternodeRequest::List)?),
     }
     Ok(())
 }
@@ -181,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn genkey_json_and_register_params() {
+    fn genkey_json_and_register_request() {
         let key = generate();
         let v = key_json(&key);
         assert_eq!(v["secret"].as_str().map(str::len), Some(64));
@@ -199,9 +210,12 @@ mod tests {
             reward: 150,
             payout: None,
         };
+        // The positional parameters as before: register, key, service,
+        // reward (and no payout).
+        let (command, a1, a2, a3, a4) = register_request(&a).unwrap().into_params();
         assert_eq!(
-            register_params(&a).unwrap(),
-            json!(["register", v["public"], service, 150])
+            json!([command, a1, a2, a3, a4]),
+            json!(["register", v["public"], service, 150, null])
         );
         let a = RegisterArgs {
             operator_pubkey: Some("ab".into()),
@@ -209,8 +223,9 @@ mod tests {
             payout: Some("drsc1xyz".into()),
             ..a
         };
+        let (command, a1, a2, a3, a4) = register_request(&a).unwrap().into_params();
         assert_eq!(
-            register_params(&a).unwrap(),
+            json!([command, a1, a2, a3, a4]),
             json!(["register", "ab", service, 150, "drsc1xyz"])
         );
     }

@@ -21,11 +21,11 @@ pub mod rawtx;
 pub mod remote;
 pub mod wallet;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use jsonrpsee::{
     server::{Server, ServerHandle},
-    types::{ErrorObject, ErrorObjectOwned, Params},
+    types::{ErrorObject, ErrorObjectOwned},
     Methods, RpcModule,
 };
 use rusty_shared_types::{Amount, Hash256, Network};
@@ -33,8 +33,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use self::api::{
-    blockchain::BlockchainApiServer, control::ControlApiServer, media::MediaApiServer,
-    mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
+    blockchain::BlockchainApiServer, control::ControlApiServer, masternode::MasternodeApiServer,
+    media::MediaApiServer, mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer,
+    wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -63,8 +64,6 @@ pub mod codes {
     /// The node runs without P2P networking.
     pub const CLIENT_P2P_DISABLED: i32 = -31;
 }
-
-pub type RpcResult = Result<Value, ErrorObjectOwned>;
 
 /// A JSON-RPC error with a code and a message.
 pub fn rpc_error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
@@ -113,19 +112,6 @@ pub(crate) fn running<R>(
     r.map_err(|_| stopped())
 }
 
-/// Registers an async method.
-pub(crate) fn method<F, Fut>(module: &mut RpcModule<RpcContext>, name: &'static str, f: F)
-where
-    F: Fn(Params<'static>, Arc<RpcContext>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = RpcResult> + Send + 'static,
-{
-    // Names are unique by construction; a clash is a programming error
-    // caught by the unit test that builds the module.
-    if let Err(e) = module.register_async_method(name, move |p, ctx, _| f(p, ctx)) {
-        tracing::error!(target: "rpc", method = name, error = %e, "duplicate RPC method");
-    }
-}
-
 /// Parses a hash parameter.
 pub fn parse_hash(s: &str, what: &str) -> Result<Hash256, ErrorObjectOwned> {
     s.parse().map_err(|_| {
@@ -158,18 +144,18 @@ pub fn parse_amount(v: &Value) -> Result<Amount, ErrorObjectOwned> {
 }
 
 /// Builds the module with every method: the typed namespaces of [`api`]
-/// merged in, and the methods still registered as closures.
+/// merged in.
 pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     let ctx = Arc::new(ctx);
     let mut module = RpcModule::from_arc(ctx.clone());
-    masternode::register(&mut module);
-    let typed: [Methods; 7] = [
+    let typed: [Methods; 8] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
         mining::MiningRpc(ctx.clone()).into_rpc().into(),
         media::MediaRpc(ctx.clone()).into_rpc().into(),
         net::NetRpc(ctx.clone()).into_rpc().into(),
+        masternode::MasternodeRpc(ctx.clone()).into_rpc().into(),
         wallet::WalletRpc(ctx).into_rpc().into(),
     ];
     for methods in typed {

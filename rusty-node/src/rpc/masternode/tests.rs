@@ -1,7 +1,12 @@
 //! Unit tests of `masternode`.
 
+use std::collections::BTreeSet;
+
+use jsonrpsee::RpcModule;
 use rand::rngs::OsRng;
-use rusty_shared_types::{BitSet, OutPoint};
+use rusty_core::masternode::{MinedQuorum, MnState};
+use rusty_shared_types::{Address, BitSet, Network, OutPoint, Script};
+use serde_json::json;
 
 use super::*;
 
