@@ -12,6 +12,9 @@
 //! - `p2p` (tokio, critical): gossip validation, sync and relay
 //!   ([`crate::p2p`]).
 //! - `llmq` (tokio, critical): DKG and ChainLocks ([`crate::llmq`]).
+//! - `media` (tokio, critical, graceful), when P2P is on: the media
+//!   service's owning task ([`rusty_media::service`]); ends on
+//!   `MediaHandle::stop`.
 //! - `media_pay` (tokio, critical): key releases of paid content.
 //!
 //! See `ARCHITECTURE.md` for who talks to whom.

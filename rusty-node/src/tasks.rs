@@ -10,9 +10,12 @@
 //! shuts down in order, and `rusty-cli node` prints one error line and exits
 //! non-zero instead of running on without, say, its chain thread.
 //!
-//! The same token is the node's single shutdown signal: every supervised
-//! task stops at its next await point once it is cancelled, and the
-//! supervisors do not report tasks that end after it.
+//! The same token is the node's single shutdown signal: a task spawned with
+//! [`TaskExecutor::spawn_critical`] stops at its next await point once it
+//! is cancelled; one spawned with [`TaskExecutor::spawn_critical_graceful`]
+//! (and a critical thread) runs on until its own stop signal, so it can
+//! wind down what it owns. The supervisors do not report tasks that end
+//! after the token.
 
 use std::{
     any::Any,
