@@ -355,7 +355,7 @@ pub struct RegisterArgs {
     pub operator_key: Option<PathBuf>,
     /// Where other masternodes reach the operator's node: its public multiaddr
     /// with peer id, e.g. /ip4/192.0.2.1/tcp/8433/p2p/12D3KooW… (see
-    /// `rusty-cli rpc getnetworkinfo`, localaddresses).
+    /// `rusty-cli rpc getnetworkinfo`, localmultiaddrs).
     #[arg(long, value_name = "MULTIADDR")]
     pub service: String,
     /// The operator's share of the masternode reward, in basis points (0 to

@@ -38,6 +38,8 @@ pub struct MempoolEntry {
     pub fee_rate: u64,
     /// UNIX time of acceptance.
     pub time: u64,
+    /// Height of the chain's tip at acceptance.
+    pub height: u64,
     /// The outputs this transaction spends, in input order.
     pub spent: Vec<rusty_shared_types::TxOut>,
 }
@@ -130,6 +132,37 @@ impl Mempool {
             .iter()
             .filter_map(|i| self.spends.get(&i.prevout).copied())
             .collect()
+    }
+
+    /// Every pool transaction `txid` descends from (not `txid` itself).
+    pub fn ancestors(&self, txid: &Hash256) -> HashSet<Hash256> {
+        let mut out = HashSet::new();
+        let mut stack = vec![*txid];
+        while let Some(t) = stack.pop() {
+            let Some(e) = self.entries.get(&t) else {
+                continue;
+            };
+            for i in &e.tx.inputs {
+                let parent = i.prevout.txid;
+                if self.entries.contains_key(&parent) && out.insert(parent) {
+                    stack.push(parent);
+                }
+            }
+        }
+        out
+    }
+
+    /// The pool transactions spending an output of `txid` directly.
+    pub fn spent_by(&self, txid: &Hash256) -> Vec<Hash256> {
+        let Some(e) = self.entries.get(txid) else {
+            return Vec::new();
+        };
+        let mut children: Vec<Hash256> = (0..e.tx.outputs.len())
+            .filter_map(|vout| self.spends.get(&OutPoint::new(*txid, vout as u32)).copied())
+            .collect();
+        children.sort_unstable();
+        children.dedup();
+        children
     }
 
     /// `txids` and every pool transaction descending from them.
@@ -348,6 +381,7 @@ mod tests {
             fee,
             fee_rate: fee_rate(fee, size),
             time: 0,
+            height: 0,
             spent: vec![],
         }
     }
@@ -430,5 +464,22 @@ mod tests {
         assert_eq!(sel.len(), 2);
         assert_eq!(sel[0].txid, pid);
         assert_eq!(m.select_for_block(300).len(), 1);
+    }
+
+    #[test]
+    fn ancestors_and_direct_spenders() {
+        let mut mp = Mempool::new(1 << 20, 0);
+        let parent = entry(&[OutPoint::new(Hash256([1; 32]), 0)], 1000, 100, 1);
+        let child = entry(&[OutPoint::new(parent.txid, 0)], 1000, 100, 2);
+        let grandchild = entry(&[OutPoint::new(child.txid, 0)], 1000, 100, 3);
+        let (p, c, g) = (parent.txid, child.txid, grandchild.txid);
+        for e in [parent, child, grandchild] {
+            mp.insert(e).expect("inserted");
+        }
+        assert_eq!(mp.ancestors(&g), HashSet::from([p, c]));
+        assert!(mp.ancestors(&p).is_empty());
+        assert_eq!(mp.spent_by(&p), vec![c]);
+        assert!(mp.spent_by(&g).is_empty());
+        assert_eq!(mp.with_descendants([p]).len(), 3);
     }
 }

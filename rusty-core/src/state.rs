@@ -352,6 +352,7 @@ impl NodeState {
             fee,
             fee_rate: fee_rate(fee, size),
             time: now,
+            height: next_height.saturating_sub(1),
             spent: coins.into_iter().map(|c| c.output).collect(),
             tx,
         };

@@ -250,6 +250,14 @@ impl Wallet {
         Ok(Address::p2pkh(self.network, pkh))
     }
 
+    /// Whether `script` pays one of the wallet's change keys (chain 1).
+    pub fn is_change(&self, script: &Script) -> bool {
+        script
+            .as_p2pkh()
+            .and_then(|h| self.keys.get(&h))
+            .is_some_and(|k| k.chain == 1)
+    }
+
     pub fn is_mine(&self, script: &Script) -> bool {
         script
             .as_p2pkh()

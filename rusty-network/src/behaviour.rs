@@ -53,8 +53,12 @@ impl std::fmt::Debug for Behaviour {
 /// `/rusty/<chain>/1`: the identify protocol version; peers that announce
 /// another one are disconnected.
 pub fn protocol_version(chain: &str) -> String {
-    format!("/rusty/{chain}/1")
+    format!("/rusty/{chain}/{PROTOCOL_VERSION}")
 }
+
+/// The version of this node's protocols (the last part of their names and
+/// of [`protocol_version`]); a peer speaking another is not connected.
+pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The largest gossip message: a transaction, or later a media
 /// announcement. Blocks travel as headers on gossip.

@@ -28,7 +28,7 @@ pub mod store;
 pub mod topic;
 
 pub use config::NetworkConfig;
-pub use libp2p::{gossipsub::MessageId, Multiaddr, PeerId};
+pub use libp2p::{gossipsub::MessageId, multiaddr, Multiaddr, PeerId};
 pub use message::{
     DirectAck, DirectMessage, Request, Response, Status, MAX_DIRECT_BODY, MAX_MEDIA_REQUEST,
     MAX_MEDIA_RESPONSE,

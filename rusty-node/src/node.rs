@@ -292,6 +292,7 @@ impl Node {
             p2p: p2p.clone(),
             operator: config.masternode.clone(),
             media: p2p.as_ref().and_then(|h| h.media.clone()),
+            datadir: Some(dir.to_path_buf()),
         };
         let rpc_config = RpcConfig {
             bind: config.rpc_bind,

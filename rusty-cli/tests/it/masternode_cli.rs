@@ -146,13 +146,14 @@ fn register_status_and_list_on_a_running_masternode() {
     let status = node.json(&["masternode", "status"]);
     assert_eq!(status["state"], "WAITING_FOR_PROTX");
     assert_eq!(status["operatorPubKey"], public.as_str());
+    assert!(status.get("proTxHash").is_none(), "{status}");
     let info = node.json(&["rpc", "dkginfo"]);
     assert_eq!(info["masternode"], true);
     assert_eq!(info["eligible"], false);
 
     node.json(&["mine", "generate", "12"]);
     let net = node.json(&["rpc", "getnetworkinfo"]);
-    let service = net["localaddresses"][0]
+    let service = net["localmultiaddrs"][0]
         .as_str()
         .expect("a local address")
         .to_string();
@@ -174,11 +175,21 @@ fn register_status_and_list_on_a_running_masternode() {
     assert_eq!(status["state"], "READY", "{status}");
     assert_eq!(status["proTxHash"], pro.as_str());
     assert_eq!(status["service"], service.as_str());
-    assert_eq!(status["operatorReward"], 5.0);
+    assert_eq!(status["outpoint"], format!("{pro}-0"));
+    assert_eq!(status["dmnState"]["pubKeyOperator"], public.as_str());
+    // Dash's masternode list: keyed by the collateral outpoint.
     let list = node.json(&["masternode", "list"]);
-    assert_eq!(list[&pro]["status"], "ENABLED");
+    let listed = &list[&format!("{pro}-0")];
+    assert_eq!(listed["proTxHash"], pro.as_str(), "{list}");
+    assert_eq!(listed["status"], "ENABLED");
+    assert_eq!(listed["address"], service.as_str());
     let info = node.json(&["rpc", "protx", "info", &pro]);
-    assert_eq!(info["payoutAddress"], reg["payoutAddress"]);
+    assert_eq!(info["state"]["payoutAddress"], reg["payoutAddress"]);
+    assert_eq!(info["state"]["pubKeyOperator"], public.as_str());
+    assert_eq!(info["operatorReward"], 5.0);
+    assert_eq!(info["wallet"]["hasOperatorKey"], true, "{info}");
+    let detailed = node.json(&["rpc", "protx", "list", "registered", "true"]);
+    assert_eq!(detailed, serde_json::json!([info]));
     let info = node.json(&["rpc", "dkginfo"]);
     assert_eq!(info["eligible"], true);
     assert_eq!(info["proTxHash"], pro.as_str());

@@ -262,6 +262,12 @@ impl Chain {
         Ok(self.db.get::<Blocks>(hash)?)
     }
 
+    /// The coins `hash` spent, in input order (coinbase excluded), kept
+    /// while the block is connected (for disconnecting it) and after.
+    pub fn block_undo(&self, hash: &Hash256) -> Result<Option<crate::tables::BlockUndo>> {
+        Ok(self.db.get::<Undo>(hash)?)
+    }
+
     pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>> {
         self.coin_view().get(outpoint)
     }

@@ -161,11 +161,32 @@ impl std::fmt::Display for BanTarget {
     }
 }
 
+impl BanTarget {
+    /// As Core's `listbanned` names it: an IP as a full-length subnet.
+    pub fn as_subnet(&self) -> String {
+        match self {
+            BanTarget::Peer(p) => p.to_string(),
+            BanTarget::Ip(ip @ IpAddr::V4(_)) => format!("{ip}/32"),
+            BanTarget::Ip(ip @ IpAddr::V6(_)) => format!("{ip}/128"),
+        }
+    }
+}
+
 impl std::str::FromStr for BanTarget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(BanTarget::Ip(ip));
+        }
+        // One address as a full-length subnet, as Core's `listbanned`
+        // shows it: `192.0.2.1/32`, `2001:db8::1/128`.
+        if let Some((ip, bits)) = s.split_once('/') {
+            match (ip.parse::<IpAddr>(), bits) {
+                (Ok(ip @ IpAddr::V4(_)), "32") | (Ok(ip @ IpAddr::V6(_)), "128") => {
+                    return Ok(BanTarget::Ip(ip));
+                }
+                _ => {}
+            }
         }
         if let Ok(p) = s.parse::<PeerId>() {
             return Ok(BanTarget::Peer(p));

@@ -28,8 +28,8 @@ pub struct PeerChain {
     pub tip: Hash256,
     pub height: u64,
     pub chain_work: [u8; 32],
-    /// Blocks requested from it and not yet received.
-    pub blocks_in_flight: usize,
+    /// Heights of the blocks requested from it and not yet received.
+    pub in_flight: Vec<u64>,
 }
 
 /// Sync progress shared with the RPC.

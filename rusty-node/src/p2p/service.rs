@@ -499,7 +499,7 @@ impl Service {
                 tip: status.tip,
                 height: status.height,
                 chain_work: status.chain_work,
-                blocks_in_flight: self.sync.blocks_in_flight(&peer),
+                in_flight: self.sync.heights_in_flight(&peer),
             }),
         );
         self.maybe_sync_headers().await;
@@ -1006,7 +1006,7 @@ impl Service {
         }
         for (p, _) in self.peers.iter() {
             if let Some(mut c) = self.view.peer(p) {
-                c.blocks_in_flight = self.sync.blocks_in_flight(p);
+                c.in_flight = self.sync.heights_in_flight(p);
                 self.view.set_peer(*p, Some(c));
             }
         }

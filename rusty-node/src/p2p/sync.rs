@@ -109,10 +109,22 @@ impl BlockSync {
         self.peers.get(peer).map_or(0, |p| p.requests.len())
     }
 
-    pub fn blocks_in_flight(&self, peer: &PeerId) -> usize {
-        self.peers
-            .get(peer)
-            .map_or(0, |p| p.requests.iter().map(|r| r.hashes.len()).sum())
+    /// Heights of the blocks requested from `peer` and not yet received,
+    /// lowest first (`getpeerinfo`'s `inflight`).
+    pub fn heights_in_flight(&self, peer: &PeerId) -> Vec<u64> {
+        let Some(p) = self.peers.get(peer) else {
+            return Vec::new();
+        };
+        let asked: HashSet<&Hash256> = p.requests.iter().flat_map(|r| &r.hashes).collect();
+        if asked.is_empty() {
+            return Vec::new();
+        }
+        // Every requested block is a pending header, in height order.
+        self.pending
+            .iter()
+            .filter(|pending| asked.contains(&pending.hash))
+            .map(|pending| pending.height)
+            .collect()
     }
 
     pub fn is_pending(&self, hash: &Hash256) -> bool {

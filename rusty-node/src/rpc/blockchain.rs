@@ -1,18 +1,22 @@
 //! The server side of [`super::api::blockchain`]: chain and mempool
 //! queries and the `newblocks` subscription.
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use jsonrpsee::{
     core::{async_trait, RpcResult, SubscriptionResult},
     PendingSubscriptionSink, SubscriptionMessage,
 };
-use rusty_shared_types::{Encode, OutPoint};
+use rusty_core::mempool::{Mempool, MempoolEntry};
+use rusty_shared_types::{Encode, Hash256, OutPoint};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{
-    api::blockchain::{BlockchainApiServer, BlockchainInfo, MempoolInfo, NewBlock, TxOutInfo},
+    api::blockchain::{
+        BlockchainApiServer, BlockchainInfo, MempoolEntryInfo, MempoolFees, MempoolInfo, NewBlock,
+        RawMempool, TxOutInfo,
+    },
     codes, json as render, parse_hash, rpc_error, RpcContext,
 };
 
@@ -33,15 +37,89 @@ fn verbosity(v: Option<Value>) -> Result<u8, jsonrpsee::types::ErrorObjectOwned>
                 "verbosity must be 0, 1 or 2",
             )),
         },
-        Some(_) => Err(rpc_error(codes::TYPE_ERROR, "verbosity must be a number")),
+        Some(other) => Err(super::params::wrong_type(2, "verbosity", &other, "number")),
+    }
+}
+
+/// Bytes under `dir`, recursively (0 for what cannot be read).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// A mempool entry in Core's shape, with its in-pool family.
+fn mempool_entry(mp: &Mempool, e: &MempoolEntry) -> MempoolEntryInfo {
+    let family = |txids: &mut dyn Iterator<Item = Hash256>| {
+        let (mut count, mut size, mut fees) = (1u64, e.size as u64, e.fee);
+        for t in txids {
+            if let Some(other) = mp.get(&t) {
+                count = count.saturating_add(1);
+                size = size.saturating_add(other.size as u64);
+                fees = fees.checked_add(other.fee).unwrap_or(fees);
+            }
+        }
+        (count, size, fees)
+    };
+    let ancestors = mp.ancestors(&e.txid);
+    let (ancestorcount, ancestorsize, ancestor_fees) = family(&mut ancestors.into_iter());
+    let descendants = mp.with_descendants([e.txid]);
+    let (descendantcount, descendantsize, descendant_fees) =
+        family(&mut descendants.into_iter().filter(|t| *t != e.txid));
+    let mut depends: Vec<String> =
+        e.tx.inputs
+            .iter()
+            .filter(|i| mp.contains(&i.prevout.txid))
+            .map(|i| i.prevout.txid.to_string())
+            .collect();
+    depends.sort_unstable();
+    depends.dedup();
+    let size = e.size as u64;
+    MempoolEntryInfo {
+        vsize: size,
+        weight: size.saturating_mul(4),
+        time: e.time,
+        height: e.height,
+        descendantcount,
+        descendantsize,
+        ancestorcount,
+        ancestorsize,
+        wtxid: e.tx.wtxid().to_string(),
+        fees: MempoolFees {
+            base: render::amount(e.fee),
+            modified: render::amount(e.fee),
+            ancestor: render::amount(ancestor_fees),
+            descendant: render::amount(descendant_fees),
+        },
+        depends,
+        spentby: mp.spent_by(&e.txid).iter().map(|t| t.to_string()).collect(),
+        bip125_replaceable: true,
+        unbroadcast: false,
     }
 }
 
 #[async_trait]
 impl BlockchainApiServer for BlockchainRpc {
     async fn get_blockchain_info(&self) -> RpcResult<BlockchainInfo> {
+        let size_on_disk = match &self.0.datadir {
+            Some(dir) => {
+                let db = dir.join("db");
+                tokio::task::spawn_blocking(move || dir_size(&db))
+                    .await
+                    .unwrap_or(0)
+            }
+            None => 0,
+        };
         self.0
-            .with_state(|s| {
+            .with_state(move |s| {
                 let chain = s.chain();
                 let tip = chain.tip_entry();
                 BlockchainInfo {
@@ -50,14 +128,18 @@ impl BlockchainApiServer for BlockchainRpc {
                     headers: chain.height(),
                     bestblockhash: chain.tip().to_string(),
                     bits: format!("{:08x}", tip.header.bits),
+                    target: rusty_core::pow::target_from_compact(tip.header.bits)
+                        .map(|t| hex::encode(t.to_be_bytes::<32>()))
+                        .unwrap_or_default(),
                     difficulty: render::difficulty(tip.header.bits, chain.params().network),
                     time: tip.header.time,
                     mediantime: chain.median_time_past(&chain.tip()),
                     verificationprogress: 1.0,
                     initialblockdownload: false,
                     chainwork: hex::encode(tip.chain_work),
+                    size_on_disk,
                     pruned: false,
-                    warnings: String::new(),
+                    warnings: Vec::new(),
                 }
             })
             .await
@@ -119,11 +201,22 @@ impl BlockchainApiServer for BlockchainRpc {
                     .block(&hash)
                     .map_err(|e| rpc_error(codes::DATABASE_ERROR, e.to_string()))?
                     .ok_or_else(|| rpc_error(codes::MISC_ERROR, "Block not available"))?;
-                Ok(if verbosity == 0 {
-                    json!(hex::encode(block.encode()))
-                } else {
-                    render::block(s.chain(), entry, &block, verbosity)
-                })
+                if verbosity == 0 {
+                    return Ok(json!(hex::encode(block.encode())));
+                }
+                // Fees need the spent coins; a block without undo data
+                // (not connected) shows none.
+                let undo = match verbosity {
+                    2 => s.chain().block_undo(&hash).ok().flatten(),
+                    _ => None,
+                };
+                Ok(render::block(
+                    s.chain(),
+                    entry,
+                    &block,
+                    verbosity,
+                    undo.as_ref(),
+                ))
             })
             .await?
     }
@@ -192,40 +285,27 @@ impl BlockchainApiServer for BlockchainRpc {
                     maxmempool: mp.max_size(),
                     mempoolminfee: render::amount(min_fee),
                     minrelaytxfee: render::amount(min_fee),
+                    incrementalrelayfee: render::amount(min_fee),
                     unbroadcastcount: 0,
+                    fullrbf: true,
                 }
             })
             .await
     }
 
-    async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<Value> {
+    async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<RawMempool> {
         let verbose = verbose.unwrap_or(false);
         self.0
             .with_state(move |s| {
                 let mp = s.mempool();
                 if !verbose {
-                    return json!(mp.entries().map(|e| e.txid.to_string()).collect::<Vec<_>>());
+                    return RawMempool::Txids(mp.entries().map(|e| e.txid.to_string()).collect());
                 }
-                let mut obj = serde_json::Map::new();
-                for e in mp.entries() {
-                    let depends: Vec<String> =
-                        e.tx.inputs
-                            .iter()
-                            .filter(|i| mp.contains(&i.prevout.txid))
-                            .map(|i| i.prevout.txid.to_string())
-                            .collect();
-                    obj.insert(
-                        e.txid.to_string(),
-                        json!({
-                            "vsize": e.size,
-                            "size": e.size,
-                            "fees": { "base": render::amount(e.fee) },
-                            "time": e.time,
-                            "depends": depends,
-                        }),
-                    );
-                }
-                Value::Object(obj)
+                RawMempool::Verbose(
+                    mp.entries()
+                        .map(|e| (e.txid.to_string(), mempool_entry(mp, e)))
+                        .collect(),
+                )
             })
             .await
     }

@@ -17,7 +17,14 @@ impl ControlApiServer for ControlRpc {
         Ok("Rusty Coin node stopping".to_owned())
     }
 
-    async fn help(&self) -> RpcResult<String> {
-        Ok(super::METHODS.join("\n"))
+    async fn help(&self, command: Option<String>) -> RpcResult<String> {
+        match command {
+            None => Ok(super::params::help_listing()),
+            Some(c) => match super::params::signature(&c) {
+                Some(s) => Ok(s.usage()),
+                // Core's answer for an unknown command, a result, not an error.
+                None => Ok(format!("help: unknown command: {c}")),
+            },
+        }
     }
 }

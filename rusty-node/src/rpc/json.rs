@@ -2,12 +2,16 @@
 
 use ruint::aliases::U256;
 use rusty_shared_types::{
-    Address, Amount, Block, BlockHeader, Encode, Network, Script, Transaction,
+    Address, Amount, Block, BlockHeader, Encode, Network, Payload, Script, Transaction, TxOut,
 };
-use rusty_vm::templates::classify;
+use rusty_vm::{instruction::disassemble, templates::classify};
 use serde_json::{json, Value};
 
-use rusty_core::{chain::Chain, pow, tables::IndexEntry};
+use rusty_core::{
+    chain::Chain,
+    pow,
+    tables::{BlockUndo, IndexEntry},
+};
 
 /// Amounts are JSON numbers in coins, as in Bitcoin Core.
 pub fn amount(a: Amount) -> Value {
@@ -21,6 +25,24 @@ fn u256_to_f64(v: &U256) -> f64 {
     })
 }
 
+/// Hashes per second over the last `blocks` blocks of the active chain:
+/// the chain work they added over the time they took (Core's
+/// `getnetworkhashps`); 0 with fewer than two blocks or no elapsed time.
+pub fn network_hashps(chain: &Chain, blocks: u64) -> f64 {
+    let tip = chain.tip_entry();
+    let start_height = tip.height.saturating_sub(blocks);
+    let Some(start) = chain.hash_at(start_height).and_then(|h| chain.entry(&h)) else {
+        return 0.0;
+    };
+    let elapsed = tip.header.time.saturating_sub(start.header.time);
+    if elapsed == 0 || tip.height == start.height {
+        return 0.0;
+    }
+    let work =
+        U256::from_be_bytes(tip.chain_work).saturating_sub(U256::from_be_bytes(start.chain_work));
+    u256_to_f64(&work) / elapsed as f64
+}
+
 /// Difficulty relative to the network's easiest target (1.0 at the limit).
 pub fn difficulty(bits: u32, network: Network) -> f64 {
     let limit = pow::target_from_compact(network.params().pow_limit_bits).unwrap_or(U256::MAX);
@@ -30,8 +52,12 @@ pub fn difficulty(bits: u32, network: Network) -> f64 {
     }
 }
 
+/// A lock script as Core's `scriptPubKey`: `asm` is FerrisScript's
+/// disassembly (its own opcodes, Bitcoin's conventions: pushes as hex,
+/// small numbers as digits).
 pub fn script_pubkey(script: &Script, network: Network) -> Value {
     let mut v = json!({
+        "asm": disassemble(script),
         "hex": hex::encode(script.as_bytes()),
         "type": classify(script).name(),
     });
@@ -41,22 +67,74 @@ pub fn script_pubkey(script: &Script, network: Network) -> Value {
     v
 }
 
-/// A transaction without block context (`decoderawtransaction`).
-pub fn transaction(tx: &Transaction, network: Network) -> Value {
-    let vin: Vec<Value> = if let Some(h) = tx.coinbase_height() {
-        vec![json!({ "coinbase": true, "height": h, "sequence": u32::MAX })]
-    } else {
-        tx.inputs
+/// An unlock script as Core's `scriptSig`.
+fn script_sig(script: &Script) -> Value {
+    json!({
+        "asm": disassemble(script),
+        "hex": hex::encode(script.as_bytes()),
+    })
+}
+
+/// An output a transaction spends, as `getrawtransaction` verbosity 2
+/// shows it in `vin[].prevout`.
+#[derive(Debug, Clone)]
+pub struct Prevout {
+    /// Created by a coinbase.
+    pub generated: bool,
+    /// Height of the block that created it; Core's `MEMPOOL_HEIGHT`
+    /// (0x7fffffff) for an output of a pool transaction.
+    pub height: u64,
+    pub output: TxOut,
+}
+
+/// Core's height for an output created in the mempool.
+pub const MEMPOOL_HEIGHT: u64 = 0x7fff_ffff;
+
+/// What a transaction is rendered with beyond its own bytes.
+#[derive(Debug, Clone, Default)]
+pub struct TxExtras {
+    /// Include the serialized transaction as `hex` (getrawtransaction,
+    /// getblock verbosity 2; not decoderawtransaction).
+    pub hex: bool,
+    /// The fee, when the spent outputs are known (getblock verbosity 2
+    /// from the block's undo data; mempool entries).
+    pub fee: Option<Amount>,
+    /// The spent outputs in input order (getrawtransaction verbosity 2).
+    pub prevouts: Option<Vec<Prevout>>,
+}
+
+/// A transaction in Core's shape. There is no witness: `vsize` equals
+/// `size` and `weight` is 4 × `size`, as BIP 141 defines them for a
+/// transaction without one.
+pub fn transaction(tx: &Transaction, network: Network, extras: &TxExtras) -> Value {
+    let vin: Vec<Value> = match &tx.payload {
+        // The coinbase has no inputs; its payload (height, extra data) is
+        // what Bitcoin's coinbase script carries, so that is `coinbase`.
+        Some(p @ Payload::Coinbase(_)) if tx.inputs.is_empty() => {
+            vec![json!({ "coinbase": hex::encode(p.encode()), "sequence": u32::MAX })]
+        }
+        _ => tx
+            .inputs
             .iter()
-            .map(|i| {
-                json!({
+            .enumerate()
+            .map(|(n, i)| {
+                let mut v = json!({
                     "txid": i.prevout.txid.to_string(),
                     "vout": i.prevout.vout,
-                    "scriptSig": { "hex": hex::encode(i.unlock.as_bytes()) },
+                    "scriptSig": script_sig(&i.unlock),
                     "sequence": i.sequence,
-                })
+                });
+                if let Some(p) = extras.prevouts.as_ref().and_then(|p| p.get(n)) {
+                    v["prevout"] = json!({
+                        "generated": p.generated,
+                        "height": p.height,
+                        "value": amount(p.output.value),
+                        "scriptPubKey": script_pubkey(&p.output.lock, network),
+                    });
+                }
+                v
             })
-            .collect()
+            .collect(),
     };
     let vout: Vec<Value> = tx
         .outputs
@@ -77,12 +155,19 @@ pub fn transaction(tx: &Transaction, network: Network) -> Value {
         "version": tx.version,
         "size": size,
         "vsize": size,
+        "weight": size.saturating_mul(4),
         "locktime": tx.lock_time,
         "vin": vin,
         "vout": vout,
     });
     if let Some(p) = &tx.payload {
         v["payload"] = json!({ "type": p.kind() });
+    }
+    if let Some(fee) = extras.fee {
+        v["fee"] = amount(fee);
+    }
+    if extras.hex {
+        v["hex"] = json!(hex::encode(tx.encode()));
     }
     v
 }
@@ -134,13 +219,51 @@ pub fn header(chain: &Chain, entry: &IndexEntry, n_tx: Option<usize>) -> Value {
     v
 }
 
-/// `getblock` at verbosity 1 (txids) or 2 (decoded transactions).
-pub fn block(chain: &Chain, entry: &IndexEntry, block: &Block, verbosity: u8) -> Value {
+/// `getblock` at verbosity 1 (txids) or 2 (decoded transactions, each
+/// with `hex`, and `fee` when `undo` — the coins the block spent, in input
+/// order — is at hand).
+pub fn block(
+    chain: &Chain,
+    entry: &IndexEntry,
+    block: &Block,
+    verbosity: u8,
+    undo: Option<&BlockUndo>,
+) -> Value {
     let mut v = header(chain, entry, Some(block.txs.len()));
-    v["size"] = json!(block.encode().len());
+    let size = block.encode().len();
+    v["size"] = json!(size);
+    v["strippedsize"] = json!(size);
+    v["weight"] = json!(size.saturating_mul(4));
     let network = chain.params().network;
     v["tx"] = if verbosity >= 2 {
-        Value::Array(block.txs.iter().map(|t| transaction(t, network)).collect())
+        let mut spent = undo.map(|u| u.spent.iter());
+        let txs = block.txs.iter().map(|t| {
+            let mut fee = None;
+            if !t.inputs.is_empty() {
+                if let Some(spent) = spent.as_mut() {
+                    let inputs: Option<Vec<Amount>> = t
+                        .inputs
+                        .iter()
+                        .map(|_| spent.next().map(|c| c.output.value))
+                        .collect();
+                    let paid = Amount::checked_sum(t.outputs.iter().map(|o| o.value)).ok();
+                    fee = inputs
+                        .and_then(|i| Amount::checked_sum(i).ok())
+                        .zip(paid)
+                        .and_then(|(i, o)| i.checked_sub(o).ok());
+                }
+            }
+            transaction(
+                t,
+                network,
+                &TxExtras {
+                    hex: true,
+                    fee,
+                    prevouts: None,
+                },
+            )
+        });
+        Value::Array(txs.collect())
     } else {
         Value::Array(
             block

@@ -12,8 +12,12 @@
 //! node's wallet; `protx update_service` and `protx revoke` are signed
 //! with this node's operator key (`--masternode --operator-key`). Every
 //! read is of the deterministic list at the active tip
-//! ([`rusty_core::masternode::MnState`]); DKG sessions come from the quorum
-//! service's view ([`crate::llmq::LlmqView`]), empty without P2P.
+//! ([`rusty_core::masternode::MnState`]), in Dash Core's documented shapes;
+//! what Dash shows and the list entry does not record (when a ban was
+//! lifted, why a masternode was revoked, past payees) comes from the
+//! list's per-block undo records ([`entry_histories`], [`past_payees`]).
+//! DKG sessions come from the quorum service's view
+//! ([`crate::llmq::LlmqView`]), empty without P2P.
 
 mod list;
 mod protx;
@@ -149,7 +153,7 @@ pub fn parse_service(s: &str) -> Result<String, ErrorObjectOwned> {
             format!(
                 "service must be the node's public multiaddr with its peer id, e.g. \
                  /ip4/192.0.2.1/tcp/8433/p2p/12D3KooW… (getnetworkinfo lists the node's \
-                 localaddresses), got \"{s}\""
+                 localmultiaddrs), got \"{s}\""
             ),
         )
     };

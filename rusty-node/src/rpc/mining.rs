@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use jsonrpsee::core::{async_trait, RpcResult};
 use rusty_shared_types::{decode_exact, Address, Block, Encode};
+use serde_json::Value;
 
 use super::{
     api::mining::{BlockTemplateResult, MiningApiServer, MiningInfo, TemplateTransaction},
@@ -27,7 +28,20 @@ pub struct MiningRpc(pub Arc<RpcContext>);
 
 #[async_trait]
 impl MiningApiServer for MiningRpc {
-    async fn get_block_template(&self) -> RpcResult<BlockTemplateResult> {
+    async fn get_block_template(
+        &self,
+        template_request: Option<Value>,
+    ) -> RpcResult<BlockTemplateResult> {
+        if let Some(r) = &template_request {
+            if !(r.is_object() || r.is_null()) {
+                return Err(super::params::wrong_type(
+                    1,
+                    "template_request",
+                    r,
+                    "object",
+                ));
+            }
+        }
         self.0
             .with_state(|s| {
                 // The template's own coinbase pays nobody useful: miners
@@ -38,12 +52,28 @@ impl MiningApiServer for MiningRpc {
                     rusty_core::now(),
                     Vec::new(),
                 );
+                // 1-based positions in `transactions`, for `depends`.
+                let position: std::collections::HashMap<_, _> = t
+                    .block
+                    .txs
+                    .iter()
+                    .skip(1)
+                    .enumerate()
+                    .map(|(i, tx)| (tx.txid(), i.saturating_add(1)))
+                    .collect();
                 let transactions = t
                     .block
                     .txs
                     .iter()
                     .skip(1)
                     .map(|tx| {
+                        let mut depends: Vec<usize> = tx
+                            .inputs
+                            .iter()
+                            .filter_map(|i| position.get(&i.prevout.txid).copied())
+                            .collect();
+                        depends.sort_unstable();
+                        depends.dedup();
                         let fee = s
                             .mempool()
                             .get(&tx.txid())
@@ -53,17 +83,25 @@ impl MiningApiServer for MiningRpc {
                             data: hex::encode(tx.encode()),
                             txid: tx.txid().to_string(),
                             hash: tx.wtxid().to_string(),
+                            depends,
                             fee: fee.units(),
                             size: tx.size(),
+                            weight: tx.size().saturating_mul(4),
                         }
                     })
                     .collect();
                 let coinbasevalue = t.block.txs[0].outputs[0].value.units();
                 BlockTemplateResult {
                     version: t.block.header.version,
+                    rules: Vec::new(),
+                    vbavailable: Default::default(),
+                    capabilities: Vec::new(),
+                    vbrequired: 0,
                     previousblockhash: t.block.header.prev_hash.to_string(),
                     transactions,
+                    coinbaseaux: Default::default(),
                     coinbasevalue,
+                    longpollid: format!("{}{}", t.block.header.prev_hash, s.mempool().len()),
                     target: hex::encode(t.target.to_be_bytes::<32>()),
                     mintime: t.min_time,
                     curtime: t.block.header.time,
@@ -72,6 +110,7 @@ impl MiningApiServer for MiningRpc {
                         .to_vec(),
                     noncerange: "0000000000000000ffffffffffffffff".to_owned(),
                     sizelimit: s.params().max_block_size,
+                    weightlimit: s.params().max_block_size.saturating_mul(4),
                     bits: format!("{:08x}", t.block.header.bits),
                     height: t.height,
                 }
@@ -139,13 +178,17 @@ impl MiningApiServer for MiningRpc {
                     blocks: s.chain().height(),
                     bits: format!("{:08x}", tip.header.bits),
                     difficulty: render::difficulty(tip.header.bits, s.params().network),
+                    target: rusty_core::pow::target_from_compact(tip.header.bits)
+                        .map(|t| hex::encode(t.to_be_bytes::<32>()))
+                        .unwrap_or_default(),
+                    networkhashps: render::network_hashps(s.chain(), 120),
                     pooledtx: s.mempool().len(),
                     chain: s.params().network.name().to_owned(),
                     generate: running,
                     genproclimit: threads,
                     minedblocks: blocks,
                     totalhashes: hashes,
-                    warnings: String::new(),
+                    warnings: Vec::new(),
                 }
             })
             .await

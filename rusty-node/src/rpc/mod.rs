@@ -17,6 +17,7 @@ pub mod masternode;
 pub mod media;
 pub mod mining;
 pub mod net;
+pub mod params;
 pub mod rawtx;
 pub mod remote;
 pub mod wallet;
@@ -24,7 +25,7 @@ pub mod wallet;
 use std::{net::SocketAddr, sync::Arc};
 
 use jsonrpsee::{
-    server::{Server, ServerHandle},
+    server::{RpcServiceBuilder, Server, ServerHandle},
     types::{ErrorObject, ErrorObjectOwned},
     Methods, RpcModule,
 };
@@ -91,6 +92,8 @@ pub struct RpcContext {
     pub operator: Option<crate::llmq::Operator>,
     /// The media layer (with networking).
     pub media: Option<rusty_media::service::MediaHandle>,
+    /// The node's datadir (`getblockchaininfo`'s `size_on_disk`).
+    pub datadir: Option<std::path::PathBuf>,
 }
 
 impl RpcContext {
@@ -187,68 +190,13 @@ pub async fn start_server(
     let server = Server::builder()
         .max_request_body_size(config.max_body_bytes)
         .set_http_middleware(middleware)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(params::CoreParamsLayer))
         .build(config.bind)
         .await?;
     let addr = server.local_addr()?;
     let handle = server.start(module);
     Ok((handle, addr))
 }
-
-/// Every method, for `help` and the docs test.
-pub const METHODS: &[&str] = &[
-    "getblockchaininfo",
-    "getblockcount",
-    "getbestblockhash",
-    "getblockhash",
-    "getblockheader",
-    "getblock",
-    "gettxout",
-    "getrawtransaction",
-    "decoderawtransaction",
-    "sendrawtransaction",
-    "getmempoolinfo",
-    "getrawmempool",
-    "getblocktemplate",
-    "submitblock",
-    "generatetoaddress",
-    "getmininginfo",
-    "getnewaddress",
-    "getbalance",
-    "getbalances",
-    "listunspent",
-    "listtransactions",
-    "sendtoaddress",
-    "validateaddress",
-    "getpeerinfo",
-    "getnetworkinfo",
-    "getconnectioncount",
-    "addnode",
-    "disconnectnode",
-    "setban",
-    "listbanned",
-    "clearbanned",
-    "protx",
-    "masternode",
-    "quorum",
-    "getbestchainlock",
-    "dkginfo",
-    "stream_publish",
-    "stream_list",
-    "stream_search",
-    "stream_info",
-    "stream_view",
-    "stream_status",
-    "stream_read",
-    "stream_segments",
-    "stream_broadcast",
-    "stream_broadcast_push",
-    "stream_broadcast_end",
-    "stream_unwatch",
-    "stream_buy",
-    "help",
-    "stop",
-    "subscribe_newblocks",
-];
 
 #[cfg(test)]
 mod tests {
@@ -273,17 +221,22 @@ mod tests {
             p2p: None,
             operator: None,
             media: None,
+            datadir: None,
         });
         let registered: BTreeSet<&str> = module
             .method_names()
             .filter(|m| !m.starts_with("unsubscribe_"))
             .collect();
-        let listed: BTreeSet<&str> = METHODS.iter().copied().collect();
+        let listed: BTreeSet<&str> = params::SIGNATURES.iter().map(|s| s.name).collect();
         assert_eq!(registered, listed);
-        assert_eq!(listed.len(), METHODS.len(), "a method is listed twice");
+        assert_eq!(
+            listed.len(),
+            params::SIGNATURES.len(),
+            "a method is listed twice"
+        );
 
         let docs = include_str!("../../../docs/rpc.md");
-        for m in METHODS {
+        for m in listed {
             assert!(docs.contains(&format!("`{m}")), "{m} is not in docs/rpc.md");
         }
         chain.shutdown().await;

@@ -52,10 +52,22 @@ impl NetApiServer for NetRpc {
         let ctx = &self.0;
         let relay_fee = ctx.with_state(|s| s.mempool().min_fee_rate()).await?;
         let relay_fee = render::amount(Amount::from_units(relay_fee).unwrap_or_default());
+        let networks = ["ipv4", "ipv6"].map(|name| {
+            json!({
+                "name": name,
+                "limited": false,
+                "reachable": true,
+                "proxy": "",
+                "proxy_randomize_credentials": false,
+            })
+        });
         let mut v = json!({
             "version": client_version(env!("CARGO_PKG_VERSION")),
             "subversion": AGENT,
-            "protocolversion": rusty_network::behaviour::protocol_version(ctx.network.name()),
+            // Core's protocol version is a number; ours is the version of
+            // the libp2p protocols, whose full name is `protocol`.
+            "protocolversion": rusty_network::behaviour::PROTOCOL_VERSION,
+            "protocol": rusty_network::behaviour::protocol_version(ctx.network.name()),
             "localrelay": true,
             "timeoffset": 0,
             "networkactive": false,
@@ -63,8 +75,14 @@ impl NetApiServer for NetRpc {
             "connections_in": 0,
             "connections_out": 0,
             "relayfee": relay_fee,
+            "incrementalfee": relay_fee,
+            // NODE_NETWORK: this node serves the whole chain.
+            "localservices": "0000000000000001",
+            "localservicesnames": ["NETWORK"],
+            // libp2p listens on IPv4 and IPv6 (TCP and QUIC); no proxy.
+            "networks": networks,
             "localaddresses": [],
-            "warnings": "",
+            "warnings": [],
         });
         if let Some(p2p) = &ctx.p2p {
             let info = p2p.net.info().await.map_err(net_stopped)?;
@@ -73,9 +91,15 @@ impl NetApiServer for NetRpc {
                 .iter()
                 .map(|a| with_peer_id(a, info.peer_id).to_string())
                 .collect();
+            let local_addresses: Vec<Value> = info
+                .listen_addrs
+                .iter()
+                .filter_map(ip_and_port)
+                .map(|(address, port)| json!({ "address": address, "port": port, "score": 0 }))
+                .collect();
             let extra = json!({
                 "subversion": info.agent,
-                "protocolversion": info.protocol_version,
+                "protocol": info.protocol_version,
                 "networkactive": true,
                 "peerid": info.peer_id.to_string(),
                 "connections": info.inbound.saturating_add(info.outbound),
@@ -83,7 +107,9 @@ impl NetApiServer for NetRpc {
                 "connections_out": info.outbound,
                 "max_connections_in": info.max_inbound,
                 "max_connections_out": info.max_outbound,
-                "localaddresses": local,
+                "localaddresses": local_addresses,
+                // The same, dialable: with the transport and our peer id.
+                "localmultiaddrs": local,
                 "mdns": info.mdns,
                 "shed": { "medium": info.shed_medium, "low": info.shed_low },
             });
@@ -256,6 +282,12 @@ fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, now: u64) -> Value {
         "id": p.id,
         "peerid": p.peer_id.to_string(),
         "addr": p.addr.to_string(),
+        "network": if p.addr.to_string().starts_with("/ip6/") { "ipv6" } else { "ipv4" },
+        "services": "0000000000000001",
+        "servicesnames": ["NETWORK"],
+        "relaytxes": true,
+        "timeoffset": 0,
+        "permissions": [],
         "inbound": p.inbound,
         "connection_type": if p.inbound { "inbound" } else { "outbound-full-relay" },
         "conntime": now.saturating_sub(p.connected_secs),
@@ -266,7 +298,14 @@ fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, now: u64) -> Value {
         // arrived).
         "synced_headers": chain.map_or(-1, |c| i64::try_from(c.height).unwrap_or(i64::MAX)),
         "synced_blocks": chain.map_or(-1, |c| i64::try_from(c.height).unwrap_or(i64::MAX)),
-        "inflight": chain.map_or(0, |c| c.blocks_in_flight),
+        "inflight": chain.map_or_else(Vec::new, |c| c.in_flight.clone()),
+        // Peers on another protocol version are never connected.
+        "version": rusty_network::behaviour::PROTOCOL_VERSION,
+        // The height it reported (its status), -1 before it did.
+        "startingheight": chain.map_or(-1, |c| i64::try_from(c.height).unwrap_or(i64::MAX)),
+        // No headers presync (that is Core's anti-DoS for low-work
+        // headers; here headers come from one chosen peer): Core's -1.
+        "presynced_headers": -1,
     });
     if let Value::Object(o) = &mut v {
         if let Some(ping) = p.ping {
@@ -280,9 +319,24 @@ fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, now: u64) -> Value {
     v
 }
 
+/// The IP address and port of a `/ip4|ip6/…/tcp|udp/…` multiaddr.
+fn ip_and_port(addr: &Multiaddr) -> Option<(String, u16)> {
+    use rusty_network::multiaddr::Protocol;
+    let mut ip = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(a.to_string()),
+            Protocol::Ip6(a) => ip = Some(a.to_string()),
+            Protocol::Tcp(port) | Protocol::Udp(port) => return ip.map(|ip| (ip, port)),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn ban_json(b: &BanInfo, now: u64) -> Value {
     json!({
-        "address": b.target.to_string(),
+        "address": b.target.as_subnet(),
         "ban_created": b.created,
         "banned_until": b.until,
         "ban_duration": b.until.saturating_sub(b.created),

@@ -7,11 +7,14 @@ use jsonrpsee::{
     core::{async_trait, RpcResult},
     types::ErrorObjectOwned,
 };
-use rusty_shared_types::{Address, AddressError};
+use rusty_shared_types::{Address, AddressError, Amount};
 use serde_json::{json, Value};
 
 use super::{
-    api::wallet::{AddressValidation, Balances, MineBalances, UnspentOutput, WalletApiServer},
+    api::wallet::{
+        AddressValidation, Balances, LastProcessedBlock, MineBalances, UnspentOutput,
+        WalletApiServer,
+    },
     codes, json as render, parse_amount, rpc_error, running, RpcContext,
 };
 use rusty_core::{
@@ -70,6 +73,10 @@ impl WalletApiServer for WalletRpc {
                         untrusted_pending: render::amount(b.untrusted_pending),
                         immature: render::amount(b.immature),
                     },
+                    lastprocessedblock: LastProcessedBlock {
+                        hash: s.chain().tip().to_string(),
+                        height,
+                    },
                 })
             })
             .await?
@@ -106,17 +113,22 @@ impl WalletApiServer for WalletRpc {
                         if conf < minconf || conf > maxconf {
                             return None;
                         }
-                        let spendable = (!c.is_coinbase || conf >= maturity)
-                            && s.mempool().spender(&c.outpoint).is_none();
+                        // As Core's: immature coinbase outputs and coins a
+                        // pool transaction spends are not listed.
+                        let immature = c.is_coinbase && conf < maturity;
+                        if immature || s.mempool().spender(&c.outpoint).is_some() {
+                            return None;
+                        }
                         Some(UnspentOutput {
                             txid: c.outpoint.txid.to_string(),
                             vout: c.outpoint.vout,
                             address: Address::from_lock_script(network, &c.output.lock)
                                 .map(|a| a.to_string()),
+                            label: String::new(),
                             script_pub_key: hex::encode(c.output.lock.as_bytes()),
                             amount: render::amount(c.output.value),
                             confirmations: conf,
-                            spendable,
+                            spendable: true,
                             solvable: true,
                             safe: true,
                         })
@@ -181,69 +193,130 @@ impl WalletApiServer for WalletRpc {
     }
 }
 
+/// Where a listed transaction stands.
+struct Listed<'a> {
+    tx: &'a rusty_shared_types::Transaction,
+    /// The wallet paid for it (its inputs were ours).
+    debit_ours: bool,
+    /// The fee, when the wallet paid it.
+    fee: Option<Amount>,
+    conf: u64,
+    /// Hash, height, time and position in the block, when confirmed.
+    block: Option<(String, u64, u64, Option<u32>)>,
+    /// When this node first saw it.
+    received: u64,
+}
+
 /// One entry per wallet-relevant output, newest last (Bitcoin Core's order),
-/// mempool transactions after confirmed ones.
+/// mempool transactions after confirmed ones, in Core's shape.
 fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Vec<Value> {
     let network = s.params().network;
     let height = s.chain().height();
     let maturity = s.params().coinbase_maturity;
     let mut out = Vec::new();
-    let mut push_tx = |tx: &rusty_shared_types::Transaction,
-                       debit_ours: bool,
-                       conf: u64,
-                       block: Option<(String, u64, u64)>| {
+    let mut push_tx = |l: Listed<'_>| {
+        let tx = l.tx;
         let txid = tx.txid().to_string();
+        // As Core's: when the wallet paid, every output but change is a
+        // send; every output to the wallet is a receive (a payment to
+        // oneself is both).
+        let mut sends = Vec::new();
+        let mut receives = Vec::new();
         for (n, o) in tx.outputs.iter().enumerate() {
-            let mine = w.is_mine(&o.lock);
-            let category = if tx.is_coinbase() {
-                if !mine {
+            if l.debit_ours {
+                if w.is_change(&o.lock) {
                     continue;
                 }
-                if conf >= maturity {
-                    "generate"
-                } else {
-                    "immature"
-                }
-            } else if mine && !debit_ours {
-                "receive"
-            } else if !mine && debit_ours {
-                "send"
-            } else {
-                // Change back to ourselves is not listed, like Bitcoin Core.
-                continue;
-            };
+                sends.push(n);
+            }
+            if w.is_mine(&o.lock) {
+                receives.push(n);
+            }
+        }
+        let entries = sends
+            .into_iter()
+            .map(|n| (n, "send"))
+            .chain(receives.into_iter().map(|n| {
+                let category = match (tx.is_coinbase(), l.conf >= maturity) {
+                    (false, _) => "receive",
+                    (true, true) => "generate",
+                    (true, false) => "immature",
+                };
+                (n, category)
+            }));
+        for (n, category) in entries {
+            let o = &tx.outputs[n];
             let sign = if category == "send" { -1.0 } else { 1.0 };
             let mut v = json!({
                 "category": category,
                 "amount": sign * o.value.as_coins_f64(),
+                "label": "",
                 "vout": n,
-                "confirmations": conf,
+                "confirmations": l.conf,
                 "txid": txid,
+                "wtxid": tx.wtxid().to_string(),
+                "walletconflicts": [],
+                "mempoolconflicts": [],
+                "time": l.received,
+                "timereceived": l.received,
+                // Every unconfirmed transaction can be replaced (full RBF).
+                "bip125-replaceable": if l.conf == 0 { "yes" } else { "no" },
             });
             if let Some(a) = Address::from_lock_script(network, &o.lock) {
                 v["address"] = json!(a.to_string());
             }
-            if let Some((hash, h, time)) = &block {
-                v["blockhash"] = json!(hash);
-                v["blockheight"] = json!(h);
-                v["blocktime"] = json!(time);
-                v["time"] = json!(time);
+            if category == "send" {
+                if let Some(fee) = l.fee {
+                    v["fee"] = json!(-fee.as_coins_f64());
+                }
+                v["abandoned"] = json!(false);
+            }
+            if tx.is_coinbase() {
+                v["generated"] = json!(true);
+            }
+            match &l.block {
+                Some((hash, h, time, index)) => {
+                    v["blockhash"] = json!(hash);
+                    v["blockheight"] = json!(h);
+                    v["blocktime"] = json!(time);
+                    if let Some(i) = index {
+                        v["blockindex"] = json!(i);
+                    }
+                }
+                None => v["trusted"] = json!(l.debit_ours),
             }
             out.push(v);
         }
     };
     for t in w.history() {
         let conf = height.saturating_sub(t.height).saturating_add(1);
-        push_tx(
-            &t.tx,
-            t.debit.units() > 0,
+        let debit_ours = t.debit.units() > 0;
+        let paid = Amount::checked_sum(t.tx.outputs.iter().map(|o| o.value)).ok();
+        let index = s
+            .chain()
+            .tx_location(&t.txid)
+            .ok()
+            .flatten()
+            .map(|l| l.index);
+        push_tx(Listed {
+            tx: &t.tx,
+            debit_ours,
+            fee: paid.and_then(|p| t.debit.checked_sub(p).ok()),
             conf,
-            Some((t.block.to_string(), t.height, t.time)),
-        );
+            block: Some((t.block.to_string(), t.height, t.time, index)),
+            received: t.time,
+        });
     }
     for e in s.mempool().entries() {
         let ours = !e.spent.is_empty() && e.spent.iter().all(|o| w.is_mine(&o.lock));
-        push_tx(&e.tx, ours, 0, None);
+        push_tx(Listed {
+            tx: &e.tx,
+            debit_ours: ours,
+            fee: Some(e.fee),
+            conf: 0,
+            block: None,
+            received: e.time,
+        });
     }
     let end = out.len().saturating_sub(skip);
     let start = end.saturating_sub(count);

@@ -230,3 +230,104 @@ async fn websocket_newblocks_subscription() {
         assert_eq!(note["height"], json!(i + 1));
     }
 }
+
+/// The fields Bitcoin Core's clients read carry this chain's real values:
+/// fees from undo data and the mempool, the mempool family, the coinbase as
+/// hex, `depends` in the template, a payment to oneself listed twice, and
+/// parameters checked as Core checks them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_fields_carry_real_values() {
+    let node = TestNode::start().await;
+    let miner = node.new_address().await;
+    node.generate_to(110, &miner).await;
+
+    // A payment to ourselves: a family of one in the pool.
+    let own = node.new_address().await;
+    let txid = node.rpc("sendtoaddress", json!([own, 7.0])).await;
+    let txid = txid.as_str().expect("txid").to_string();
+    let pool = node.rpc("getrawmempool", json!([true])).await;
+    let entry = &pool[&txid];
+    assert_eq!(entry["height"], 110);
+    assert_eq!(entry["ancestorcount"], 1);
+    assert_eq!(entry["descendantcount"], 1);
+    assert_eq!(entry["ancestorsize"], entry["vsize"]);
+    assert_eq!(entry["fees"]["base"], entry["fees"]["ancestor"]);
+    assert_eq!(entry["spentby"], json!([]));
+    let fee = entry["fees"]["base"].as_f64().expect("fee");
+    assert!(fee > 0.0 && fee < 0.01, "{fee}");
+
+    // Verbosity 2 in the pool: the fee and what each input spent.
+    let tx = node.rpc("getrawtransaction", json!([txid, 2])).await;
+    assert_eq!(tx["fee"].as_f64(), Some(fee));
+    let prevout = &tx["vin"][0]["prevout"];
+    assert_eq!(prevout["generated"], true, "{prevout}");
+    assert!(prevout["height"]
+        .as_u64()
+        .is_some_and(|h| (1..=101).contains(&h)));
+    assert!(prevout["scriptPubKey"]["asm"]
+        .as_str()
+        .is_some_and(|a| a.contains("OP_CHECKSIG")));
+    assert!(tx["vin"][0]["scriptSig"]["asm"].is_string());
+
+    // Sent and received: a payment to oneself is listed as both.
+    let list = node.rpc("listtransactions", json!(["*", 10])).await;
+    let of_tx: Vec<_> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|e| e["txid"] == json!(txid))
+        .collect();
+    let categories: Vec<_> = of_tx.iter().map(|e| e["category"].clone()).collect();
+    assert_eq!(
+        categories,
+        vec![json!("send"), json!("receive")],
+        "{of_tx:?}"
+    );
+    assert_eq!(of_tx[0]["fee"].as_f64(), Some(-fee));
+    assert_eq!(of_tx[0]["bip125-replaceable"], "yes");
+
+    // The template lists it, with nothing to depend on.
+    let template = node
+        .rpc("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .await;
+    assert_eq!(template["transactions"][0]["txid"], json!(txid));
+    assert_eq!(template["transactions"][0]["depends"], json!([]));
+
+    // Mined: the block's fee comes from its undo data, the coinbase is hex.
+    let block = node.generate_to(1, &miner).await;
+    let full = node.rpc("getblock", json!([block[0], 2])).await;
+    assert_eq!(full["tx"][1]["txid"], json!(txid));
+    assert_eq!(full["tx"][1]["fee"].as_f64(), Some(fee));
+    assert!(
+        full["tx"][0].get("fee").is_none(),
+        "the coinbase has no fee"
+    );
+    let coinbase = full["tx"][0]["vin"][0]["coinbase"].as_str().expect("hex");
+    assert!(hex::decode(coinbase).is_ok_and(|b| !b.is_empty()));
+    let raw = node.rpc("getrawtransaction", json!([txid, 0])).await;
+    assert_eq!(full["tx"][1]["hex"], raw);
+    let confirmed = node.rpc("getrawtransaction", json!([txid, 2])).await;
+    assert_eq!(confirmed["fee"].as_f64(), Some(fee));
+    assert_eq!(confirmed["vin"][0]["prevout"], tx["vin"][0]["prevout"]);
+
+    let info = node.rpc("getblockchaininfo", json!([])).await;
+    assert!(info["size_on_disk"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(info["warnings"], json!([]));
+
+    // Core's parameter errors: arity (-1 with usage), type (-3), value (-8).
+    let (code, message) = node.rpc_err("getblockcount", json!(["junk", 5])).await;
+    assert_eq!(code, -1);
+    assert!(message.starts_with("getblockcount\n"), "{message}");
+    let (code, message) = node.rpc_err("getblockhash", json!(["x"])).await;
+    assert_eq!(code, -3);
+    assert_eq!(
+        message,
+        "Wrong type passed:\n{\n    \"Position 1 (height)\": \"JSON value of type string is not of expected type number\"\n}"
+    );
+    let (code, _) = node.rpc_err("getblockhash", json!([1_000_000_000])).await;
+    assert_eq!(code, -8);
+    let help = node.rpc("help", json!(["getblock"])).await;
+    assert!(help
+        .as_str()
+        .is_some_and(|h| h.starts_with("getblock \"blockhash\" ( verbosity )")));
+}

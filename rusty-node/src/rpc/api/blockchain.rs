@@ -17,14 +17,20 @@ pub struct BlockchainInfo {
     pub headers: u64,
     pub bestblockhash: String,
     pub bits: String,
+    /// The tip's proof-of-work target, 64 hex digits.
+    pub target: String,
     pub difficulty: f64,
     pub time: u64,
     pub mediantime: u64,
     pub verificationprogress: f64,
     pub initialblockdownload: bool,
     pub chainwork: String,
+    /// Bytes of the chain database on disk (blocks, undo data, indexes,
+    /// coins): where Core counts block and undo files.
+    pub size_on_disk: u64,
     pub pruned: bool,
-    pub warnings: String,
+    /// Node warnings; an array of strings, as Core 28+.
+    pub warnings: Vec<String>,
 }
 
 /// `gettxout`'s result for an unspent output.
@@ -50,7 +56,53 @@ pub struct MempoolInfo {
     pub maxmempool: usize,
     pub mempoolminfee: Value,
     pub minrelaytxfee: Value,
+    /// The fee rate increment a replacement must pay.
+    pub incrementalrelayfee: Value,
     pub unbroadcastcount: u64,
+    /// Every pool transaction may be replaced by a conflicting one paying
+    /// more: there is no opt-in signalling.
+    pub fullrbf: bool,
+}
+
+/// Fees of a mempool entry, in coins, as Core's `fees` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MempoolFees {
+    pub base: Value,
+    /// `base` after prioritisation; there is no `prioritisetransaction`,
+    /// so the same.
+    pub modified: Value,
+    /// With every in-pool ancestor.
+    pub ancestor: Value,
+    /// With every in-pool descendant.
+    pub descendant: Value,
+}
+
+/// One entry of `getrawmempool true` (and Core's `getmempoolentry`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MempoolEntryInfo {
+    pub vsize: u64,
+    pub weight: u64,
+    pub time: u64,
+    pub height: u64,
+    pub descendantcount: u64,
+    pub descendantsize: u64,
+    pub ancestorcount: u64,
+    pub ancestorsize: u64,
+    pub wtxid: String,
+    pub fees: MempoolFees,
+    pub depends: Vec<String>,
+    pub spentby: Vec<String>,
+    #[serde(rename = "bip125-replaceable")]
+    pub bip125_replaceable: bool,
+    pub unbroadcast: bool,
+}
+
+/// `getrawmempool`'s result: txids, or entries by txid with `verbose`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawMempool {
+    Txids(Vec<String>),
+    Verbose(std::collections::BTreeMap<String, MempoolEntryInfo>),
 }
 
 /// One item of the `newblocks` subscription: each new tip.
@@ -103,7 +155,7 @@ pub trait BlockchainApi {
     /// The txids in the mempool, or with `verbose` an object of entries by
     /// txid.
     #[method(name = "getrawmempool")]
-    async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<Value>;
+    async fn get_raw_mempool(&self, verbose: Option<bool>) -> RpcResult<RawMempool>;
 
     /// Every new tip, as it becomes the tip (WebSocket).
     #[subscription(name = "subscribe_newblocks" => "newblocks", unsubscribe = "unsubscribe_newblocks", item = NewBlock)]

@@ -10,7 +10,7 @@ pub trait ControlApi {
     #[method(name = "stop")]
     async fn stop(&self) -> RpcResult<String>;
 
-    /// Every method, one per line.
+    /// Every method's usage, by category, or one method's usage and summary.
     #[method(name = "help")]
-    async fn help(&self) -> RpcResult<String>;
+    async fn help(&self, command: Option<String>) -> RpcResult<String>;
 }

@@ -23,7 +23,10 @@ use jsonrpsee::{
         ErrorObject, ErrorObjectOwned,
     },
 };
-use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{
+    de::{self, DeserializeOwned, Unexpected},
+    Deserialize, Deserializer, Serialize, Serializer,
+};
 use serde_json::Value;
 
 use crate::rpc::{codes, rpc_error};
@@ -33,8 +36,8 @@ use crate::rpc::{codes, rpc_error};
 pub trait MasternodeApi {
     /// `register <operatorPubKey> <service> [operatorRewardBps]
     /// [payoutAddress]`, `update_service <proTxHash> <service>`,
-    /// `revoke <proTxHash> [reason]`, `list [registered|valid]`,
-    /// `info <proTxHash>`.
+    /// `revoke <proTxHash> [reason]`, `list [registered|valid]
+    /// [detailed]`, `info <proTxHash>`.
     #[method(name = "protx")]
     async fn protx(
         &self,
@@ -53,7 +56,8 @@ pub trait MasternodeApi {
         arg1: Option<Value>,
     ) -> RpcResult<Value>;
 
-    /// `list`, `info <quorumHash>`, `members <quorumHash>`, `dkgstatus`.
+    /// `list [count]`, `info <quorumHash>`, `members <quorumHash>`,
+    /// `dkgstatus`.
     #[method(name = "quorum")]
     async fn quorum(
         &self,
@@ -256,6 +260,57 @@ fn slot<T: Serialize>(v: T) -> Option<Value> {
     serde_json::to_value(v).ok().filter(|v| !v.is_null())
 }
 
+/// A boolean argument read as Dash's `ParseBoolV` reads it: a JSON
+/// boolean, the strings `true`/`false`, `yes`/`no`, `1`/`0` (any case) or
+/// the numbers 1 and 0. Another value is serde's "invalid value" (-8 once
+/// the parameter layer translates it), another type "invalid type" (-3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DashBool(bool);
+
+impl<'de> Deserialize<'de> for DashBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = DashBool;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean (true, false, yes, no, 1 or 0)")
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<DashBool, E> {
+                Ok(DashBool(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DashBool, E> {
+                match v {
+                    0 => Ok(DashBool(false)),
+                    1 => Ok(DashBool(true)),
+                    _ => Err(E::invalid_value(Unexpected::Unsigned(v), &self)),
+                }
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DashBool, E> {
+                match v {
+                    0 => Ok(DashBool(false)),
+                    1 => Ok(DashBool(true)),
+                    _ => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+                }
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DashBool, E> {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" => Ok(DashBool(true)),
+                    "false" | "no" | "0" => Ok(DashBool(false)),
+                    _ => Err(E::invalid_value(Unexpected::Str(v), &self)),
+                }
+            }
+        }
+
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// `protx`'s subcommand with its arguments (unvalidated: the server checks
 /// keys, services and ranges).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,6 +335,9 @@ pub enum ProtxRequest {
     List {
         /// `registered` (the default) or `valid`.
         filter: Option<String>,
+        /// Dash's `detailed`: each masternode as `protx info` shows it
+        /// instead of its proTxHash (default false).
+        detailed: Option<bool>,
     },
     Info {
         pro_tx_hash: String,
@@ -319,6 +377,7 @@ impl ProtxRequest {
             },
             ProtxCommand::List => ProtxRequest::List {
                 filter: a.optional()?,
+                detailed: a.optional::<DashBool>()?.map(|b| b.0),
             },
             ProtxCommand::Info => ProtxRequest::Info {
                 pro_tx_hash: a.required()?,
@@ -361,9 +420,13 @@ impl ProtxRequest {
                 None,
                 None,
             ),
-            ProtxRequest::List { filter } => {
-                (ProtxCommand::List.into(), slot(filter), None, None, None)
-            }
+            ProtxRequest::List { filter, detailed } => (
+                ProtxCommand::List.into(),
+                slot(filter),
+                slot(detailed),
+                None,
+                None,
+            ),
             ProtxRequest::Info { pro_tx_hash } => (
                 ProtxCommand::Info.into(),
                 slot(pro_tx_hash),
@@ -381,7 +444,9 @@ pub enum MasternodeRequest {
     Status,
     List,
     Count,
-    /// The payees of the next `count` blocks (default 10, at most 1000).
+    /// As Dash: the payees of the last `count` blocks up to the tip
+    /// (default 10, at most 1000), then the projected payees of the next
+    /// 20.
     Winners {
         count: Option<u64>,
     },
@@ -420,9 +485,17 @@ impl MasternodeRequest {
 /// `quorum`'s subcommand with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuorumRequest {
-    List,
-    Info { quorum_hash: String },
-    Members { quorum_hash: String },
+    /// The newest `count` mined quorums of each type; without a count, the
+    /// active (signing) ones.
+    List {
+        count: Option<u64>,
+    },
+    Info {
+        quorum_hash: String,
+    },
+    Members {
+        quorum_hash: String,
+    },
     DkgStatus,
 }
 
@@ -434,7 +507,9 @@ impl QuorumRequest {
     ) -> Result<Self, ErrorObjectOwned> {
         let mut a = Slots::new([arg1]);
         Ok(match command {
-            QuorumCommand::List => QuorumRequest::List,
+            QuorumCommand::List => QuorumRequest::List {
+                count: a.optional()?,
+            },
             QuorumCommand::Info => QuorumRequest::Info {
                 quorum_hash: a.required()?,
             },
@@ -448,7 +523,7 @@ impl QuorumRequest {
     /// The positional parameters of the call.
     pub fn into_params(self) -> (Subcommand<QuorumCommand>, Option<Value>) {
         match self {
-            QuorumRequest::List => (QuorumCommand::List.into(), None),
+            QuorumRequest::List { count } => (QuorumCommand::List.into(), slot(count)),
             QuorumRequest::Info { quorum_hash } => (QuorumCommand::Info.into(), slot(quorum_hash)),
             QuorumRequest::Members { quorum_hash } => {
                 (QuorumCommand::Members.into(), slot(quorum_hash))
@@ -481,7 +556,18 @@ mod tests {
                 pro_tx_hash: "00".into(),
                 reason: Some(2),
             },
-            ProtxRequest::List { filter: None },
+            ProtxRequest::List {
+                filter: None,
+                detailed: None,
+            },
+            ProtxRequest::List {
+                filter: Some("valid".into()),
+                detailed: Some(true),
+            },
+            ProtxRequest::List {
+                filter: None,
+                detailed: Some(false),
+            },
             ProtxRequest::Info {
                 pro_tx_hash: "00".into(),
             },
@@ -499,12 +585,69 @@ mod tests {
             let c = c.known().expect("known");
             assert_eq!(MasternodeRequest::from_params(c, a1).ok(), Some(r));
         }
-        let r = QuorumRequest::Members {
-            quorum_hash: "00".into(),
+        for r in [
+            QuorumRequest::Members {
+                quorum_hash: "00".into(),
+            },
+            QuorumRequest::List { count: None },
+            QuorumRequest::List { count: Some(2) },
+        ] {
+            let (c, a1) = r.clone().into_params();
+            let c = c.known().expect("known");
+            assert_eq!(QuorumRequest::from_params(c, a1).ok(), Some(r));
+        }
+    }
+
+    /// `protx list`'s `detailed` as Dash's `ParseBoolV` reads it.
+    #[test]
+    fn detailed_is_read_as_dash_reads_booleans() {
+        let detailed = |v: Value| {
+            ProtxRequest::from_params(
+                ProtxCommand::List,
+                [Some(json!("registered")), Some(v), None, None],
+            )
+            .map(|r| match r {
+                ProtxRequest::List { detailed, .. } => detailed,
+                other => panic!("{other:?}"),
+            })
         };
-        let (c, a1) = r.clone().into_params();
-        let c = c.known().expect("known");
-        assert_eq!(QuorumRequest::from_params(c, a1).ok(), Some(r));
+        for yes in [
+            json!(true),
+            json!("true"),
+            json!("YES"),
+            json!("1"),
+            json!(1),
+        ] {
+            assert_eq!(detailed(yes.clone()).ok(), Some(Some(true)), "{yes}");
+        }
+        for no in [
+            json!(false),
+            json!("False"),
+            json!("no"),
+            json!("0"),
+            json!(0),
+        ] {
+            assert_eq!(detailed(no.clone()).ok(), Some(Some(false)), "{no}");
+        }
+        // The parameter layer turns serde's messages into Core's codes:
+        // another value -8, another type -3.
+        for bad in [json!("maybe"), json!(2), json!(-1), json!([true])] {
+            let e = detailed(bad.clone()).expect_err("not a boolean");
+            assert_eq!(e.code(), ErrorCode::InvalidParams.code(), "{bad}");
+        }
+        let e = detailed(json!("maybe")).expect_err("not a boolean");
+        let data = e.data().map(|d| d.get().to_string()).unwrap_or_default();
+        assert!(data.contains("invalid value"), "{data}");
+        let e = detailed(json!([true])).expect_err("not a boolean");
+        let data = e.data().map(|d| d.get().to_string()).unwrap_or_default();
+        assert!(data.contains("invalid type"), "{data}");
+        assert_eq!(
+            ProtxRequest::from_params(ProtxCommand::List, [None, None, None, None]).ok(),
+            Some(ProtxRequest::List {
+                filter: None,
+                detailed: None
+            })
+        );
     }
 
     #[test]

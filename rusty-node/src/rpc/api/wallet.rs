@@ -17,6 +17,15 @@ pub struct MineBalances {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Balances {
     pub mine: MineBalances,
+    /// The block the balances are as of.
+    pub lastprocessedblock: LastProcessedBlock,
+}
+
+/// `getbalances`'s `lastprocessedblock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastProcessedBlock {
+    pub hash: String,
+    pub height: u64,
 }
 
 /// One output of `listunspent`.
@@ -26,6 +35,9 @@ pub struct UnspentOutput {
     pub vout: u32,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub address: Option<String>,
+    /// Labels are not kept: always empty.
+    #[serde(default)]
+    pub label: String,
     #[serde(rename = "scriptPubKey")]
     pub script_pub_key: String,
     /// Coins, as a JSON number.

@@ -8,8 +8,8 @@ use rusty_shared_types::{Address, Hash256};
 use serde_json::{json, Value};
 
 use super::{
-    entry_json, not_found, operator_key, parse_operator_pubkey, parse_revoke_reason,
-    parse_reward_bps, parse_service, ListFilter, ProtxRequest,
+    entry_facts, entry_json, not_found, operator_key, operator_public_key, parse_operator_pubkey,
+    parse_revoke_reason, parse_reward_bps, parse_service, ListFilter, ProtxRequest,
 };
 use crate::rpc::{
     codes, parse_hash, rpc_error, running,
@@ -117,29 +117,48 @@ pub(super) async fn protx(ctx: &RpcContext, request: ProtxRequest) -> RpcResult<
             .map(|txid| json!({ "txid": txid.to_string() }))
             .map_err(send_error)
         }
-        ProtxRequest::List { filter } => {
+        ProtxRequest::List { filter, detailed } => {
             let filter = ListFilter::parse(filter.as_deref())?;
+            let network = ctx.network;
+            let operator = operator_public_key(ctx);
             ctx.with_state(move |s| {
-                Value::Array(
-                    s.chain()
-                        .mn()
-                        .entries()
-                        .filter(|e| filter.admits(e))
-                        .map(|e| json!(e.pro_tx_hash.to_string()))
-                        .collect(),
-                )
+                let entries: Vec<&MasternodeEntry> = s
+                    .chain()
+                    .mn()
+                    .entries()
+                    .filter(|e| filter.admits(e))
+                    .collect();
+                if detailed.unwrap_or(false) {
+                    let facts = entry_facts(s, &entries, operator.as_ref(), network);
+                    Value::Array(
+                        entries
+                            .iter()
+                            .zip(&facts)
+                            .map(|(e, f)| entry_json(e, f, network))
+                            .collect(),
+                    )
+                } else {
+                    Value::Array(
+                        entries
+                            .iter()
+                            .map(|e| json!(e.pro_tx_hash.to_string()))
+                            .collect(),
+                    )
+                }
             })
             .await
         }
         ProtxRequest::Info { pro_tx_hash } => {
             let pro = parse_hash(&pro_tx_hash, "proTxHash")?;
             let network = ctx.network;
+            let operator = operator_public_key(ctx);
             ctx.with_state(move |s| {
-                s.chain()
-                    .mn()
-                    .get(&pro)
-                    .map(|e| entry_json(e, network))
-                    .ok_or_else(not_found)
+                let e = s.chain().mn().get(&pro).ok_or_else(not_found)?;
+                let facts = entry_facts(s, &[e], operator.as_ref(), network)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                Ok::<_, ErrorObjectOwned>(entry_json(e, &facts, network))
             })
             .await?
         }

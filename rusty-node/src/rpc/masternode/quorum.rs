@@ -3,7 +3,7 @@
 //! quorum service.
 
 use jsonrpsee::{core::RpcResult, types::ErrorObjectOwned};
-use rusty_shared_types::Hash256;
+use rusty_shared_types::{masternode::MAX_QUORUM_SIZE, Hash256};
 use serde_json::{json, Value};
 
 use super::{llmq_snapshot, operator_public_key, QuorumRequest, NO_OPERATOR_KEY};
@@ -19,16 +19,18 @@ fn quorum_not_found() -> ErrorObjectOwned {
 
 pub(super) async fn quorum(ctx: &RpcContext, request: QuorumRequest) -> RpcResult<Value> {
     match request {
-        QuorumRequest::List => {
-            ctx.with_state(|s| {
-                Value::Array(
-                    s.chain()
-                        .mn()
-                        .quorums()
-                        .iter()
-                        .rev()
-                        .map(quorum_json)
-                        .collect(),
+        QuorumRequest::List { count } => {
+            ctx.with_state(move |s| {
+                let mp = &s.params().masternode;
+                // Without a count, as Dash: the active quorums, those that
+                // sign (the newest `signing_quorums`).
+                let count = count.map_or(mp.signing_quorums, |c| {
+                    usize::try_from(c).unwrap_or(usize::MAX)
+                });
+                quorum_list_json(
+                    &llmq_type_name(mp.quorum_size, mp.quorum_threshold),
+                    s.chain().mn().quorums(),
+                    count,
                 )
             })
             .await
@@ -100,7 +102,31 @@ pub(super) async fn best_chainlock(ctx: &RpcContext) -> RpcResult<Value> {
     .await?
 }
 
-/// `quorum list`: one mined quorum, members as counts.
+/// The chain's one quorum type in Dash's naming, `llmq_<size>_<threshold
+/// as a percentage of the size>`: `llmq_50_60` on main (Dash's name for
+/// the same 50-member quorum signing with 30), `llmq_10_60` on test,
+/// `llmq_5_60` on dev.
+pub fn llmq_type_name(size: usize, threshold: usize) -> String {
+    let size = size.clamp(1, MAX_QUORUM_SIZE);
+    format!("llmq_{size}_{}", threshold.saturating_mul(100) / size)
+}
+
+/// `quorum list`: Dash's object of quorum type → the hashes of its newest
+/// `count` mined quorums, newest first (`quorums` is oldest first, as the
+/// list keeps them).
+pub fn quorum_list_json(type_name: &str, quorums: &[MinedQuorum], count: usize) -> Value {
+    let hashes: Vec<Value> = quorums
+        .iter()
+        .rev()
+        .take(count)
+        .map(|q| json!(q.quorum_hash.to_string()))
+        .collect();
+    let mut map = serde_json::Map::new();
+    map.insert(type_name.to_string(), Value::Array(hashes));
+    Value::Object(map)
+}
+
+/// One mined quorum, members as counts (`quorum info` adds the members).
 pub fn quorum_json(q: &MinedQuorum) -> Value {
     json!({
         "quorumHash": q.quorum_hash.to_string(),
@@ -123,7 +149,7 @@ pub fn quorum_members_json(q: &MinedQuorum) -> Value {
     )
 }
 
-/// `quorum info`: as in the list, with the members and the verification
+/// `quorum info`: [`quorum_json`] with the members and the verification
 /// vector.
 pub fn quorum_info_json(q: &MinedQuorum) -> Value {
     let mut v = quorum_json(q);

@@ -170,7 +170,7 @@ fn result_shapes() {
         tip: rusty_shared_types::Hash256::default(),
         height: 42,
         chain_work: [0; 32],
-        blocks_in_flight: 5,
+        in_flight: vec![43, 44],
     };
     let v = peer_json(
         &PeerInfo {
@@ -184,7 +184,9 @@ fn result_shapes() {
     assert_eq!(v["connection_type"], "outbound-full-relay");
     assert_eq!(v["synced_headers"], 42);
     assert_eq!(v["synced_blocks"], 42);
-    assert_eq!(v["inflight"], 5);
+    assert_eq!(v["inflight"], json!([43, 44]));
+    assert_eq!(v["startingheight"], 42);
+    assert_eq!(v["version"], rusty_network::behaviour::PROTOCOL_VERSION);
     assert!(v.get("pingtime").is_none());
     assert!(v["tip"].is_string());
 
@@ -256,9 +258,13 @@ async fn methods_over_rpc() {
     let info = call(0, "getnetworkinfo", json!([])).await.expect("info");
     assert_eq!(info["networkactive"], true);
     assert_eq!(info["peerid"], p0.to_string());
-    assert_eq!(info["protocolversion"], "/rusty/dev/1");
+    assert_eq!(info["protocolversion"], 1);
+    assert_eq!(info["protocol"], "/rusty/dev/1");
     assert_eq!(info["mdns"], false);
-    let local = info["localaddresses"].as_array().expect("addresses");
+    let ip_port = &info["localaddresses"][0];
+    assert_eq!(ip_port["address"], "127.0.0.1");
+    assert!(ip_port["port"].as_u64().is_some_and(|p| p > 0), "{ip_port}");
+    let local = info["localmultiaddrs"].as_array().expect("addresses");
     assert_eq!(local.len(), 1);
     assert!(
         local[0]
