@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system packages the build needs when they are missing:
-# libclang (bindgen, for RocksDB's bindings) and a C++ compiler.
+# Installs the system packages the build and the tests need when they are
+# missing: libclang (bindgen, for RocksDB's bindings), a C++ compiler, and
+# python3 with a working venv module (the RPC client-compatibility test,
+# rusty-cli/tests/it/rpc_compat.rs, installs real Python RPC clients into a
+# virtual environment).
 #
 # The libclang check looks for exactly what bindgen's clang-sys loads:
 # `libclang.so`, `libclang.so.N`, `libclang-N.so` or `libclang-N.so.M`, in the
@@ -26,10 +29,31 @@ have_libclang() {
   return 1
 }
 
+# `python3 -m venv` works: Debian ships the venv module but leaves out
+# ensurepip (package python3-venv), so creating a venv is the only true
+# test. The test's own venv answering is proof enough and saves the few
+# seconds a throwaway one takes.
+have_python3_venv() {
+  command -v python3 >/dev/null 2>&1 || return 1
+  local cached="${HOME:-/nonexistent}/.cache/rusty-coin/rpc-compat-venv/bin/python"
+  if [ -x "$cached" ] && "$cached" -c 'import sys' >/dev/null 2>&1; then
+    return 0
+  fi
+  local tmp ok=1
+  tmp="$(mktemp -d)" || return 1
+  if python3 -m venv "$tmp/venv" >/dev/null 2>&1 && [ -x "$tmp/venv/bin/python" ]; then
+    ok=0
+  fi
+  rm -rf "$tmp"
+  return "$ok"
+}
+
 missing=()
 have_libclang || missing+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+have_python3_venv || missing+=(python3-venv)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -49,5 +73,10 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
 if [[ " ${missing[*]} " == *" libclang-dev "* ]] && ! have_libclang; then
   echo "error: installed libclang-dev but found no libclang.so that bindgen can load" >&2
+  exit 1
+fi
+
+if [[ " ${missing[*]} " == *" python3-venv "* ]] && ! have_python3_venv; then
+  echo "error: installed python3-venv but \`python3 -m venv\` still fails" >&2
   exit 1
 fi

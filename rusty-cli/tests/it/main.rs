@@ -6,5 +6,6 @@ mod cli;
 mod crash;
 mod harness;
 mod masternode_cli;
+mod rpc_compat;
 mod stream_cli;
 mod supervision;
