@@ -196,34 +196,35 @@ pub async fn run_media_bench(
         .broadcast_end(id)
         .await
         .map_err(|e| setup(format!("end: {e}")))?;
-    let cut = broadcaster
+    let cast = broadcaster
         .live_streams()
         .await
         .into_iter()
         .find(|s| s.id == id)
-        .map(|s| s.status())
         .ok_or_else(|| setup("broadcast vanished"))?;
+    let cut = cast.status().await;
     // Let the last segment reach everyone.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && streams.iter().any(|s| s.status().last_seq < cut.last_seq) {
+    while Instant::now() < deadline {
+        let mut behind = false;
+        for s in &streams {
+            behind |= s.status().await.last_seq < cut.last_seq;
+        }
+        if !behind {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut all = LatencyStats::default();
     let (mut played, mut skipped, mut received) = (0u64, 0u64, 0u64);
     for s in &streams {
-        let st = s.status();
+        let st = s.status().await;
         played += st.segments;
         skipped += st.skipped;
         received += st.received_bytes;
-        all.merge(&s.latencies());
+        all.merge(&s.latencies().await);
     }
-    let uploaded = broadcaster
-        .live_streams()
-        .await
-        .into_iter()
-        .find(|s| s.id == id)
-        .map(|s| s.status().uploaded_bytes)
-        .unwrap_or(0);
+    let uploaded = cast.status().await.uploaded_bytes;
     net.shutdown().await;
     Ok(MediaBenchReport {
         config,

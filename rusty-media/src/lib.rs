@@ -11,7 +11,8 @@
 //! - [`service`]: the node's media service: serving peers under the upload
 //!   limit, judging announcements, publishing; [`downloader`]: fetching a
 //!   file from every provider; [`broadcast`]: live streams (broadcaster and
-//!   viewers); [`live`]: segmenting and the jitter buffer.
+//!   viewers), each owned by a task of its own behind a `LiveStream`
+//!   handle; [`live`]: segmenting and the jitter buffer.
 //! - [`http`]: the local playback server (Range requests, HLS).
 //! - [`crypt`]: encryption of priced content and sealing its key to a
 //!   buyer.

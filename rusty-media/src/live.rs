@@ -301,22 +301,20 @@ impl Segmenter {
     }
 }
 
-/// What [`JitterBuffer::pop_ready`] hands out, in sequence order.
+/// What [`JitterBuffer::pop_ready`] hands out, in sequence order. `D` is
+/// the segment's bytes as the buffer was given them (a shared handle on a
+/// node, so a segment is never copied on its way through).
 #[derive(Clone, PartialEq, Eq)]
-pub enum Popped {
+pub enum Popped<D = Vec<u8>> {
     /// The next segment, `latency_ms` after it was captured
     /// (`now_ms - captured_ms`, 0 if the clocks disagree).
-    Segment {
-        seq: u64,
-        data: Vec<u8>,
-        latency_ms: u64,
-    },
+    Segment { seq: u64, data: D, latency_ms: u64 },
     /// Segments `from..to` (exclusive) will not be played: lost, too late,
     /// or the viewer fell too far behind the live edge.
     Skipped { from: u64, to: u64 },
 }
 
-impl fmt::Debug for Popped {
+impl<D: AsRef<[u8]>> fmt::Debug for Popped<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Popped::Segment {
@@ -326,7 +324,7 @@ impl fmt::Debug for Popped {
             } => f
                 .debug_struct("Segment")
                 .field("seq", seq)
-                .field("len", &data.len())
+                .field("len", &data.as_ref().len())
                 .field("latency_ms", latency_ms)
                 .finish(),
             Popped::Skipped { from, to } => f
@@ -384,8 +382,8 @@ impl JitterError {
 const MAX_REMEMBERED_SKIPS: usize = 1024;
 
 #[derive(Clone)]
-struct Held {
-    data: Vec<u8>,
+struct Held<D> {
+    data: D,
     captured_ms: u64,
     arrived_ms: u64,
 }
@@ -402,9 +400,10 @@ struct Held {
 /// order, even when the gaps around them are skipped.
 ///
 /// At most `window + 1` segments are held, so memory is bounded by
-/// `(window + 1) * MAX_SEGMENT_BYTES`.
+/// `(window + 1) * MAX_SEGMENT_BYTES`. `D` is how a segment's bytes are
+/// held (`Vec<u8>`, or a shared handle such as `Arc<[u8]>`).
 #[derive(Clone)]
-pub struct JitterBuffer {
+pub struct JitterBuffer<D = Vec<u8>> {
     window: u64,
     max_wait_ms: u64,
     /// Where playback started (the first insert).
@@ -414,7 +413,7 @@ pub struct JitterBuffer {
     /// The highest sequence number seen (inserted, refused as too far
     /// ahead, or reported by [`JitterBuffer::note_newest`]).
     newest: Option<u64>,
-    held: BTreeMap<u64, Held>,
+    held: BTreeMap<u64, Held<D>>,
     bytes: usize,
     /// Recent skipped ranges `(from, to)`, in order.
     skips: VecDeque<(u64, u64)>,
@@ -423,7 +422,7 @@ pub struct JitterBuffer {
     forgotten_below: u64,
 }
 
-impl fmt::Debug for JitterBuffer {
+impl<D> fmt::Debug for JitterBuffer<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JitterBuffer")
             .field("window", &self.window)
@@ -436,7 +435,7 @@ impl fmt::Debug for JitterBuffer {
     }
 }
 
-impl JitterBuffer {
+impl<D: AsRef<[u8]>> JitterBuffer<D> {
     /// `window`: how many segments behind the newest one a viewer may be
     /// before it skips ahead (and how far ahead of playback a segment may
     /// be buffered); `max_wait_ms`: how long a gap may hold back later
@@ -463,7 +462,7 @@ impl JitterBuffer {
     pub fn insert(
         &mut self,
         seq: u64,
-        data: Vec<u8>,
+        data: D,
         captured_ms: u64,
         now_ms: u64,
     ) -> Result<(), JitterError> {
@@ -484,7 +483,7 @@ impl JitterBuffer {
                 window: self.window,
             });
         }
-        self.bytes = self.bytes.saturating_add(data.len());
+        self.bytes = self.bytes.saturating_add(data.as_ref().len());
         self.held.insert(
             seq,
             Held {
@@ -507,7 +506,7 @@ impl JitterBuffer {
     /// gaps skipped that are older than `max_wait_ms` (counted from the
     /// arrival of the first segment after them) or that leave playback more
     /// than `window` behind the newest segment.
-    pub fn pop_ready(&mut self, now_ms: u64) -> Vec<Popped> {
+    pub fn pop_ready(&mut self, now_ms: u64) -> Vec<Popped<D>> {
         let mut out = Vec::new();
         let Some(mut next) = self.next else {
             return out;
@@ -527,7 +526,7 @@ impl JitterBuffer {
         let mut idx = 0;
         loop {
             if let Some(h) = self.held.remove(&next) {
-                self.bytes = self.bytes.saturating_sub(h.data.len());
+                self.bytes = self.bytes.saturating_sub(h.data.as_ref().len());
                 out.push(Popped::Segment {
                     seq: next,
                     data: h.data,

@@ -14,12 +14,14 @@
 //! # Tasks and state
 //!
 //! One task owns the service's mutable state (`actor`): the provider
-//! book, the downloads and live streams of this run, the upload token
-//! bucket, the announced-manifest fetches in flight, the set of content
-//! this node provides, and the content keys in memory. A [`MediaHandle`]
-//! is cheap to clone; its methods send that task a command and, when they
-//! need an answer, await it on a `oneshot`. The task never awaits anything
-//! itself, so the tasks it spawns (downloads, fetches) may ask it freely.
+//! book, the downloads of this run and the handles of its live streams,
+//! the upload token bucket, the announced-manifest fetches in flight, the
+//! set of content this node provides, and the content keys in memory. A
+//! [`MediaHandle`] is cheap to clone; its methods send that task a command
+//! and, when they need an answer, await it on a `oneshot`. The task never
+//! awaits anything itself, so the tasks it spawns (downloads, fetches,
+//! live streams) may ask it freely. Each live stream's state is owned by a
+//! task of its own, spawned once by this one (see [`crate::broadcast`]).
 //!
 //! Kept outside the task, in `Shared`, because they are read-mostly or
 //! synchronise themselves and are on hot paths:
@@ -59,7 +61,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc,
     },
     time::{Duration, Instant},
 };
@@ -233,12 +235,6 @@ impl std::fmt::Debug for MediaHandle {
             .field("peer", &self.shared.net.peer_id())
             .finish_non_exhaustive()
     }
-}
-
-/// Locks a per-stream state (a [`LiveStream`]'s window); a panic elsewhere
-/// does not poison it for good.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Milliseconds since the Unix epoch.
@@ -757,7 +753,7 @@ impl MediaHandle {
 
     // ---- live -----------------------------------------------------------
 
-    pub(crate) async fn live_stream(&self, id: &Hash256) -> Option<Arc<LiveStream>> {
+    pub(crate) async fn live_stream(&self, id: &Hash256) -> Option<LiveStream> {
         let id = *id;
         self.ask(|reply| MediaCommand::LiveStream { id, reply })
             .await
@@ -765,7 +761,7 @@ impl MediaHandle {
             .flatten()
     }
 
-    pub async fn live_streams(&self) -> Vec<Arc<LiveStream>> {
+    pub async fn live_streams(&self) -> Vec<LiveStream> {
         self.ask(|reply| MediaCommand::LiveStreams { reply })
             .await
             .unwrap_or_default()
@@ -837,20 +833,16 @@ impl crate::http::PlaybackSource for MediaSource {
     }
 
     async fn live_window(&self) -> Result<Vec<(u64, u32)>, String> {
-        Ok(self
-            .media
-            .live_stream(&self.id)
-            .await
-            .map(|s| s.window())
-            .unwrap_or_default())
+        Ok(match self.media.live_stream(&self.id).await {
+            Some(s) => s.window().await,
+            None => Vec::new(),
+        })
     }
 
     async fn live_segment(&self, seq: u64) -> Result<Option<Vec<u8>>, String> {
-        Ok(self
-            .media
-            .live_stream(&self.id)
-            .await
-            .and_then(|s| s.segment(seq))
-            .map(|d| d.as_ref().clone()))
+        Ok(match self.media.live_stream(&self.id).await {
+            Some(s) => s.segment(seq).await.map(|d| d.to_vec()),
+            None => None,
+        })
     }
 }

@@ -4,7 +4,9 @@
 //! it answers on `oneshot`s. Every command is handled without awaiting
 //! (no I/O, no network, never a reply from another task), so the loop
 //! cannot deadlock with the tasks it spawns (downloads, manifest fetches,
-//! live segment fetches), which in turn ask it for state.
+//! live streams), which in turn ask it for state. Live streams have tasks
+//! of their own ([`crate::broadcast`]); this one spawns each once, keeps
+//! its handle, and passes it gossip with `try_send` (never waiting on it).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,7 +24,7 @@ use super::{
     MediaHandle, Shared, MAX_ANNOUNCED_MANIFEST_BYTES,
 };
 use crate::{
-    broadcast::LiveStream,
+    broadcast::{LiveStream, Role, Running},
     downloader::{self, Download},
     manifest::SignedManifest,
     wire::SegmentAnnouncement,
@@ -95,25 +97,30 @@ pub(crate) enum MediaCommand {
     // ---- live streams --------------------------------------------------
     LiveStream {
         id: Hash256,
-        reply: oneshot::Sender<Option<Arc<LiveStream>>>,
+        reply: oneshot::Sender<Option<LiveStream>>,
     },
     LiveStreams {
-        reply: oneshot::Sender<Vec<Arc<LiveStream>>>,
+        reply: oneshot::Sender<Vec<LiveStream>>,
     },
-    /// A broadcast this node starts (replaces any stream of that id).
+    /// Starts the task of a broadcast of this node (a stream of that id
+    /// already here is let go, which ends it).
     Broadcast {
-        stream: Arc<LiveStream>,
+        id: Hash256,
+        manifest: Arc<SignedManifest>,
+        reply: oneshot::Sender<LiveStream>,
     },
-    /// Watch `id`: the running stream, else a new viewer over `manifest`;
-    /// either way the known providers become its first watchers.
+    /// Watch `id`: the running stream, else a new viewer over `manifest`
+    /// (its task started here, so once per id); either way the known
+    /// providers become its watchers.
     Watch {
         id: Hash256,
         manifest: Arc<SignedManifest>,
-        reply: oneshot::Sender<Arc<LiveStream>>,
+        reply: oneshot::Sender<LiveStream>,
     },
+    /// Lets go of stream `id` (which ends it); the reply is its handle.
     Unwatch {
         id: Hash256,
-        reply: oneshot::Sender<Option<Arc<LiveStream>>>,
+        reply: oneshot::Sender<Option<LiveStream>>,
     },
     // ---- serving -------------------------------------------------------
     /// Upload tokens for a reply of `bytes`: how long to wait, or `None`
@@ -150,7 +157,8 @@ pub(crate) struct Actor {
     commands: mpsc::Receiver<MediaCommand>,
     providers: ProviderBook,
     downloads: HashMap<Hash256, Arc<Download>>,
-    live: HashMap<Hash256, Arc<LiveStream>>,
+    /// Live streams by id; dropping an entry ends the stream's task.
+    live: HashMap<Hash256, Running>,
     upload: UploadLimiter,
     manifest_fetches: HashSet<Hash256>,
     /// Content this node announced and registered as provider of.
@@ -182,7 +190,8 @@ impl Actor {
     }
 
     /// The loop: until [`MediaHandle::stop`] or the last handle is gone.
-    /// Then every stream ends and every download is cancelled.
+    /// Then every stream ends (its entry dropped) and every download is
+    /// cancelled.
     pub(crate) async fn run(mut self) {
         let mut shutdown = self.shared.shutdown.subscribe();
         loop {
@@ -195,9 +204,7 @@ impl Actor {
                 },
             }
         }
-        for l in self.live.values() {
-            l.end();
-        }
+        self.live.clear();
         for d in self.downloads.values() {
             d.cancel();
         }
@@ -228,7 +235,7 @@ impl Actor {
             } => {
                 self.providers.add(id, author, Instant::now());
                 if let Some(l) = self.live.get(&id) {
-                    l.add_watcher(author);
+                    l.stream.add_watchers(vec![author]);
                 }
                 if fetch_manifest {
                     self.fetch_manifest(id, author);
@@ -238,15 +245,13 @@ impl Actor {
                 if let Some(a) = author.filter(|a| *a != self.shared.net.peer_id()) {
                     self.providers.add(ann.stream, a, Instant::now());
                 }
-                if let Some(l) = self.live.get(&ann.stream).cloned() {
-                    if let Some(h) = self.handle_for_task() {
-                        l.on_announcement(&h, ann, author);
-                    }
+                if let Some(l) = self.live.get(&ann.stream) {
+                    l.stream.on_announcement(ann, author);
                 }
             }
             MediaCommand::StreamEnd { stream, last_seq } => {
                 if let Some(l) = self.live.get(&stream) {
-                    l.on_end(last_seq);
+                    l.stream.on_end(last_seq);
                 }
             }
             MediaCommand::FetchManifest { id, from } => self.fetch_manifest(id, from),
@@ -263,31 +268,40 @@ impl Actor {
                 let _ = reply.send(self.downloads.get(&id).cloned());
             }
             MediaCommand::LiveStream { id, reply } => {
-                let _ = reply.send(self.live.get(&id).cloned());
+                let _ = reply.send(self.live.get(&id).map(|l| l.stream.clone()));
             }
             MediaCommand::LiveStreams { reply } => {
-                let _ = reply.send(self.live.values().cloned().collect());
+                let _ = reply.send(self.live.values().map(|l| l.stream.clone()).collect());
             }
-            MediaCommand::Broadcast { stream } => {
-                self.live.insert(stream.id, stream);
+            MediaCommand::Broadcast {
+                id,
+                manifest,
+                reply,
+            } => {
+                // No handle left to spawn with: the asker sees `Stopped`.
+                if let Some(h) = self.handle_for_task() {
+                    let running = Running::spawn(h, id, manifest, Role::Broadcaster, Vec::new());
+                    let _ = reply.send(running.stream.clone());
+                    self.live.insert(id, running);
+                }
             }
             MediaCommand::Watch {
                 id,
                 manifest,
                 reply,
             } => {
-                let stream = self
-                    .live
-                    .entry(id)
-                    .or_insert_with(|| Arc::new(LiveStream::viewer(id, manifest)))
-                    .clone();
-                for p in self.providers.get(&id) {
-                    stream.add_watcher(p);
+                let providers = self.providers.get(&id);
+                if let Some(l) = self.live.get(&id) {
+                    l.stream.add_watchers(providers);
+                    let _ = reply.send(l.stream.clone());
+                } else if let Some(h) = self.handle_for_task() {
+                    let running = Running::spawn(h, id, manifest, Role::Viewer, providers);
+                    let _ = reply.send(running.stream.clone());
+                    self.live.insert(id, running);
                 }
-                let _ = reply.send(stream);
             }
             MediaCommand::Unwatch { id, reply } => {
-                let _ = reply.send(self.live.remove(&id));
+                let _ = reply.send(self.live.remove(&id).map(|l| l.stream.clone()));
             }
             MediaCommand::ReserveUpload { bytes, reply } => {
                 let _ = reply.send(self.upload.reserve(bytes, Instant::now()));

@@ -5,9 +5,11 @@
 //! Each request is answered in its own task, bounded by a semaphore; the
 //! bytes never pass through the media task. Only two small questions go to
 //! it: which live stream a segment request is for, and (when an upload
-//! limit is set) how long the reply must wait for upload tokens.
+//! limit is set) how long the reply must wait for upload tokens. A segment
+//! request then asks that stream's task, which hands out a shared handle
+//! on the segment (the reply's copy is made here).
 
-use std::sync::{atomic::Ordering, Arc};
+use std::sync::atomic::Ordering;
 
 use rusty_network::{PeerAction, PeerId, Responder, Response};
 use rusty_shared_types::Encode;
@@ -69,7 +71,7 @@ impl MediaHandle {
         };
         let store = self.shared.store.clone();
         // The stream a segment came from, to count the upload against.
-        let mut stream: Option<Arc<LiveStream>> = None;
+        let mut stream: Option<LiveStream> = None;
         let resp = match req {
             MediaRequest::Manifest { id } => {
                 match blocking(move || Ok(store.manifest(&id)?)).await {
@@ -93,7 +95,7 @@ impl MediaHandle {
             MediaRequest::Segment { id, seq } => {
                 stream = self.live_stream(&id).await;
                 match &stream {
-                    Some(l) => l.serve_segment(seq, peer),
+                    Some(l) => l.serve_segment(seq, peer).await,
                     None => MediaResponse::NotFound,
                 }
             }
@@ -121,7 +123,7 @@ impl MediaHandle {
         c.uploaded_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         c.served_requests.fetch_add(1, Ordering::Relaxed);
         if let (MediaResponse::Segment { .. }, Some(l)) = (&resp, &stream) {
-            l.count_upload(bytes as u64);
+            l.count_upload(bytes as u64).await;
         }
         Some(resp)
     }

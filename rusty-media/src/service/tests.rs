@@ -210,16 +210,19 @@ mod two_nodes {
             .broadcast_start(fields("live"))
             .await
             .expect("broadcast");
-        let stream = tokio::time::timeout(TIMEOUT, b.media.watch(id))
-            .await
-            .expect("in time")
-            .expect("watching");
+        // Two viewers racing to start the watch share one stream (one
+        // task).
+        let (stream, racer) = tokio::time::timeout(
+            TIMEOUT,
+            futures::future::join(b.media.watch(id), b.media.watch(id)),
+        )
+        .await
+        .expect("in time");
+        let stream = stream.expect("watching");
+        assert!(stream.same_stream(&racer.expect("watching")));
         assert_eq!(b.media.live_streams().await.len(), 1);
         // Watching again joins the same stream.
-        assert!(Arc::ptr_eq(
-            &stream,
-            &b.media.watch(id).await.expect("joined")
-        ));
+        assert!(stream.same_stream(&b.media.watch(id).await.expect("joined")));
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         let mut played = Vec::new();
         let mut n: u8 = 0;

@@ -281,7 +281,7 @@ impl MediaApiServer for MediaRpc {
                 Ok(stream) => {
                     return Ok(Viewing {
                         live: true,
-                        status: json!(stream.status()),
+                        status: json!(stream.status().await),
                     })
                 }
                 Err(MediaError::NotLive(_)) => {}
@@ -306,13 +306,12 @@ impl MediaApiServer for MediaRpc {
             .filter(|d| id.is_none_or(|id| d.id == id.to_string()))
             .map(|d| json!(d))
             .collect();
-        let live: Vec<Value> = media
-            .live_streams()
-            .await
-            .into_iter()
-            .filter(|s| id.is_none_or(|id| s.id == id))
-            .map(|s| json!(s.status()))
-            .collect();
+        let mut live: Vec<Value> = Vec::new();
+        for s in media.live_streams().await {
+            if id.is_none_or(|id| s.id == id) {
+                live.push(json!(s.status().await));
+            }
+        }
         Ok(json!({
             "downloads": downloads,
             "live": live,
@@ -367,7 +366,7 @@ impl MediaApiServer for MediaRpc {
         let segments = got
             .iter()
             .map(|s| LiveSegment {
-                data: BASE64.encode(s.data.as_slice()),
+                data: BASE64.encode(&s.data[..]),
                 duration_ms: s.duration_ms,
                 latency_ms: s.latency_ms,
                 seq: s.seq,
@@ -377,7 +376,7 @@ impl MediaApiServer for MediaRpc {
             ended: stream.is_ended(),
             next,
             segments,
-            status: json!(stream.status()),
+            status: json!(stream.status().await),
         })
     }
 

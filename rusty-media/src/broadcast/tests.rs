@@ -1,0 +1,69 @@
+//! A stream's state without its task: seeding, shared segment bytes,
+//! one fetch per announced segment, the viewer's end.
+
+use std::{sync::Arc, time::Instant};
+
+use rusty_crypto::ed25519::SecretKey;
+use rusty_network::PeerId;
+use rusty_shared_types::Hash256;
+
+use super::{state::State, task::Served, Role, SEED_HOLD};
+use crate::wire::SegmentAnnouncement;
+
+fn segment(key: &SecretKey, id: Hash256, seq: u64) -> (SegmentAnnouncement, Arc<[u8]>) {
+    let data = vec![0x47; 1_000];
+    let ann = SegmentAnnouncement::sign(key, id, seq, &data, 0, 500).expect("signs");
+    (ann, data.into())
+}
+
+#[test]
+fn a_broadcaster_seeds_a_fresh_segment_to_one_watcher_and_serves_a_handle() {
+    let key = SecretKey::generate();
+    let id = Hash256([7; 32]);
+    let mut s = State::new(id, Role::Broadcaster);
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let now = Instant::now();
+    s.add_watcher(a, now);
+    s.add_watcher(b, now);
+    let (ann, data) = segment(&key, id, 0);
+    s.hold(ann, data.clone(), 0);
+    assert_eq!(s.window(), vec![(0, 500)]);
+
+    // The first asker gets it: the held bytes themselves, not a copy.
+    let Served::Segment { data: got, .. } = s.serve(0, a, Instant::now()) else {
+        panic!("the first asker is served");
+    };
+    assert!(Arc::ptr_eq(&got, &data));
+    assert!(s.segment(0).is_some_and(|d| Arc::ptr_eq(&d, &data)));
+    // While it is fresh, the others are sent to that one; later, served.
+    assert!(matches!(s.serve(0, b, Instant::now()), Served::Busy));
+    let later = Instant::now() + SEED_HOLD;
+    assert!(matches!(s.serve(0, b, later), Served::Segment { .. }));
+    assert!(matches!(s.serve(1, b, later), Served::NotFound));
+}
+
+#[test]
+fn a_viewer_fetches_an_announced_segment_once_and_ends_after_the_last() {
+    let key = SecretKey::generate();
+    let id = Hash256([8; 32]);
+    let mut s = State::new(id, Role::Viewer);
+    let w = PeerId::random();
+    let now = Instant::now();
+    s.add_watcher(w, now);
+
+    assert!(s.want(0));
+    assert!(!s.want(0), "one fetch per segment");
+    assert_eq!(s.fetch_peers(0), Some(vec![w]));
+    let (ann, data) = segment(&key, id, 0);
+    s.hold(ann, data, 1_000);
+    let played: Vec<u64> = s.played_from(0, 16).iter().map(|p| p.seq).collect();
+    assert_eq!(played, [0]);
+    assert_eq!(s.latencies().max(), Some(1_000));
+    // Played: no new fetch, and a fetch still running stops.
+    assert!(!s.want(0));
+    assert_eq!(s.fetch_peers(0), None);
+
+    assert!(!s.tick(now, 1_000).finished);
+    s.on_end(Some(0), now);
+    assert!(s.tick(now, 1_000).finished, "segment 0 was the last");
+}
