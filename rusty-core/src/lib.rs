@@ -18,6 +18,7 @@
 //! `rusty-storage`, `rusty-vm`. No libp2p, no JSON-RPC server, no media.
 
 pub mod chain;
+pub mod governance;
 pub mod masternode;
 pub mod mempool;
 pub mod pow;

@@ -125,6 +125,9 @@ pub enum ValidationError {
     /// A key release whose input 0 does not spend output 0 of its purchase.
     #[error("key release: input 0 must spend output 0 of purchase {0}")]
     BadKeyRelease(Hash256),
+    /// A governance payload before the governance rules are consensus.
+    #[error("{0} transactions are not valid yet: the governance rules are not active")]
+    GovernanceInactive(&'static str),
 }
 
 impl ValidationError {
@@ -193,6 +196,7 @@ impl ValidationError {
             BlockOnlyTx(_) | BadBlockOnlyTx(_) => "bad-txns-special",
             BadPurchase(_) => "bad-txns-purchase",
             BadKeyRelease(_) => "bad-txns-key-release",
+            GovernanceInactive(_) => "bad-txns-governance-inactive",
         }
     }
 }
@@ -265,6 +269,13 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
             size,
             max: params.max_tx_size,
         });
+    }
+    // Proposals and votes decode, but no rules admit them yet: until the
+    // governance rules (tally, treasury, superblocks) are consensus, a
+    // block or mempool carrying one is invalid, so nothing can depend on
+    // a half-built rule set.
+    if let Some(p @ (Payload::Proposal(_) | Payload::Vote(_))) = &tx.payload {
+        return Err(ValidationError::GovernanceInactive(p.kind()));
     }
     if let Some(p @ (Payload::QuorumCommitment(_) | Payload::ChainLock(_))) = &tx.payload {
         if !tx.is_block_special() {
@@ -786,6 +797,27 @@ mod tests {
         assert_eq!(check_block(&block, p), Err(ValidationError::NoInputs));
         block.txs[40].inputs.push(input(7, SEQUENCE_FINAL));
         assert_eq!(check_block(&block, p), Err(ValidationError::NoOutputs));
+    }
+
+    #[test]
+    fn governance_payloads_are_invalid_until_their_rules_are_active() {
+        use rusty_shared_types::governance::{VoteBatch, VoteOutcome};
+        let p = params();
+        let vote = Transaction {
+            version: 1,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            lock_time: 0,
+            payload: Some(Payload::Vote(VoteBatch {
+                pro_tx_hash: Hash256([1; 32]),
+                made_at: 5,
+                votes: vec![(Hash256([2; 32]), VoteOutcome::Yes)],
+                signature: [0; 64],
+            })),
+        };
+        let err = check_transaction(&vote, p).expect_err("inactive");
+        assert_eq!(err, ValidationError::GovernanceInactive("vote"));
+        assert_eq!(err.reject_reason(), "bad-txns-governance-inactive");
     }
 
     #[test]

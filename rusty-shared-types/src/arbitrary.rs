@@ -175,7 +175,80 @@ pub fn payload() -> impl Strategy<Value = Payload> {
                 })
             }
         ),
+        proposal().prop_map(Payload::Proposal),
+        vote_batch().prop_map(Payload::Vote),
     ]
+}
+
+pub fn param_change() -> impl Strategy<Value = crate::governance::ParamChange> {
+    use crate::governance::ParamChange;
+    prop_oneof![
+        (any::<u16>(), any::<u16>(), any::<u16>()).prop_map(|(m, n, t)| {
+            ParamChange::RewardSplit {
+                miner_bp: m,
+                masternode_bp: n,
+                treasury_bp: t,
+            }
+        }),
+        any::<u64>().prop_map(ParamChange::MaxBlockSize),
+        any::<u64>().prop_map(ParamChange::MinRelayFee),
+    ]
+}
+
+pub fn proposal() -> impl Strategy<Value = crate::governance::Proposal> {
+    use crate::governance::{Proposal, ProposalKind, MAX_PAYEE_SCRIPT_LEN};
+    let kind = prop_oneof![
+        (vec(any::<u8>(), 0..MAX_PAYEE_SCRIPT_LEN), any::<u64>()).prop_map(|(p, amount)| {
+            ProposalKind::TreasuryPayment {
+                payee: Script::new(p),
+                amount,
+            }
+        }),
+        param_change().prop_map(ProposalKind::ParamChange),
+    ];
+    (
+        "[ -~]{0,64}",
+        "[ -~]{0,128}",
+        hash(),
+        any::<u64>(),
+        any::<u16>(),
+        kind,
+    )
+        .prop_map(
+            |(title, url, doc_hash, first_superblock, superblocks, kind)| Proposal {
+                title,
+                url,
+                doc_hash,
+                first_superblock,
+                superblocks,
+                kind,
+            },
+        )
+}
+
+pub fn vote_batch() -> impl Strategy<Value = crate::governance::VoteBatch> {
+    use crate::governance::{VoteBatch, VoteOutcome, MAX_VOTES_PER_TX};
+    let outcome = prop_oneof![
+        Just(VoteOutcome::Yes),
+        Just(VoteOutcome::No),
+        Just(VoteOutcome::Abstain)
+    ];
+    (
+        hash(),
+        any::<u64>(),
+        proptest::collection::btree_map(hash(), outcome, 1..MAX_VOTES_PER_TX),
+        vec(any::<u8>(), 64),
+    )
+        .prop_map(|(pro_tx_hash, made_at, votes, sig)| {
+            let mut signature = [0u8; 64];
+            signature.copy_from_slice(&sig);
+            VoteBatch {
+                pro_tx_hash,
+                made_at,
+                votes: votes.into_iter().collect(),
+                signature,
+            }
+        })
 }
 
 pub fn transaction() -> impl Strategy<Value = Transaction> {

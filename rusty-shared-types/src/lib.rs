@@ -16,6 +16,7 @@ pub mod address;
 pub mod amount;
 pub mod block;
 pub mod encoding;
+pub mod governance;
 pub mod hash;
 pub mod masternode;
 pub mod media;

@@ -127,8 +127,8 @@ pub struct CoinbasePayload {
 }
 
 /// Typed payloads. Each kind has a fixed tag; unknown tags are rejected by the
-/// decoder, so a new kind is a consensus change by construction. Tags 7..
-/// are reserved for governance, contract, peg and media payloads.
+/// decoder, so a new kind is a consensus change by construction. Tags 11..
+/// are reserved for contract and peg payloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     /// Tag 0: marks the coinbase.
@@ -152,6 +152,11 @@ pub enum Payload {
     /// Tag 8: a content key sealed to a buyer (input 0 spends the
     /// purchase's output 0).
     KeyRelease(crate::media::KeyRelease),
+    /// Tag 9: a governance proposal (the transaction burns the fee).
+    Proposal(crate::governance::Proposal),
+    /// Tag 10: a masternode's votes, signed with its voting key; no inputs,
+    /// no outputs.
+    Vote(crate::governance::VoteBatch),
 }
 
 impl Payload {
@@ -166,6 +171,8 @@ impl Payload {
             Payload::ChainLock(_) => "chainlock",
             Payload::ContentPurchase(_) => "content_purchase",
             Payload::KeyRelease(_) => "key_release",
+            Payload::Proposal(_) => "proposal",
+            Payload::Vote(_) => "vote",
         }
     }
 
@@ -181,6 +188,8 @@ impl Payload {
             Payload::ChainLock(_) => 6,
             Payload::ContentPurchase(_) => 7,
             Payload::KeyRelease(_) => 8,
+            Payload::Proposal(_) => 9,
+            Payload::Vote(_) => 10,
         }
     }
 }
@@ -201,6 +210,8 @@ impl Encode for Payload {
             Payload::ChainLock(p) => p.encode_to(out),
             Payload::ContentPurchase(p) => p.encode_to(out),
             Payload::KeyRelease(p) => p.encode_to(out),
+            Payload::Proposal(p) => p.encode_to(out),
+            Payload::Vote(p) => p.encode_to(out),
         }
     }
 }
@@ -226,6 +237,10 @@ impl Decode for Payload {
             8 => Ok(Payload::KeyRelease(crate::media::KeyRelease::decode_from(
                 r,
             )?)),
+            9 => Ok(Payload::Proposal(crate::governance::Proposal::decode_from(
+                r,
+            )?)),
+            10 => Ok(Payload::Vote(crate::governance::VoteBatch::decode_from(r)?)),
             t => Err(DecodeError::InvalidTag {
                 what: "payload",
                 tag: u64::from(t),
