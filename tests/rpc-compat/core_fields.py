@@ -647,8 +647,6 @@ EXCEPTIONS = {
         "[].bytesrecv": NOT_COUNTED,
         "[].bytessent_per_msg": NOT_COUNTED,
         "[].bytesrecv_per_msg": NOT_COUNTED,
-        "[].last_transaction": "not tracked yet (when the peer last sent a new transaction)",
-        "[].last_block": "not tracked yet (when the peer last sent a new block)",
     },
     "protx info": {
         "metaInfo": "no CoinJoin (lastDSQ, mixingTxCount), and masternodes' outbound "

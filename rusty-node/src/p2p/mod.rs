@@ -32,10 +32,21 @@ pub struct PeerChain {
     pub in_flight: Vec<u64>,
 }
 
+/// When a peer last gave this node something new (`getpeerinfo`'s
+/// `last_block` and `last_transaction`), UNIX seconds; 0 for never.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerActivity {
+    /// A block the chain accepted (that it did not have).
+    pub last_block: u64,
+    /// A transaction the mempool accepted.
+    pub last_transaction: u64,
+}
+
 /// Sync progress shared with the RPC.
 #[derive(Debug, Default)]
 pub struct SyncView {
     peers: Mutex<HashMap<PeerId, PeerChain>>,
+    activity: Mutex<HashMap<PeerId, PeerActivity>>,
     /// Height of the best header chain known (≥ the active height while
     /// syncing).
     header_height: std::sync::atomic::AtomicU64,
@@ -44,6 +55,27 @@ pub struct SyncView {
 impl SyncView {
     pub fn peer(&self, peer: &PeerId) -> Option<PeerChain> {
         self.peers.lock().ok()?.get(peer).cloned()
+    }
+
+    /// When `peer` last gave us a new block or transaction.
+    pub fn activity(&self, peer: &PeerId) -> PeerActivity {
+        self.activity
+            .lock()
+            .ok()
+            .and_then(|m| m.get(peer).copied())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn note_block(&self, peer: PeerId, now: u64) {
+        if let Ok(mut m) = self.activity.lock() {
+            m.entry(peer).or_default().last_block = now;
+        }
+    }
+
+    pub(crate) fn note_transaction(&self, peer: PeerId, now: u64) {
+        if let Ok(mut m) = self.activity.lock() {
+            m.entry(peer).or_default().last_transaction = now;
+        }
     }
 
     pub fn header_height(&self) -> u64 {
@@ -59,6 +91,9 @@ impl SyncView {
                 }
                 None => {
                     m.remove(&peer);
+                    if let Ok(mut a) = self.activity.lock() {
+                        a.remove(&peer);
+                    }
                 }
             }
         }

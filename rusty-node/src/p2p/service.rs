@@ -656,7 +656,10 @@ impl Service {
                 };
                 self.remember_from_network(hash);
                 match self.chain.submit_block(block).await.ok().map(submitted) {
-                    Some(Submitted::Accepted) => self.net.validate(msg, peer, Acceptance::Accept),
+                    Some(Submitted::Accepted) => {
+                        self.view.note_block(peer, rusty_core::now());
+                        self.net.validate(msg, peer, Acceptance::Accept)
+                    }
                     Some(Submitted::Known) | None => {
                         self.net.validate(msg, peer, Acceptance::Ignore)
                     }
@@ -815,7 +818,8 @@ impl Service {
                 .map(|((hash, peer), r)| (hash, peer, submitted(r)));
             for (hash, peer, r) in results {
                 match r {
-                    Submitted::Accepted | Submitted::Known => {}
+                    Submitted::Accepted => self.view.note_block(peer, rusty_core::now()),
+                    Submitted::Known => {}
                     Submitted::Invalid(e) => {
                         warn!(target: "p2p", %peer, %hash, error = %e, "downloaded block is invalid");
                         self.sync.drop_from(&hash);
@@ -937,7 +941,10 @@ impl Service {
                 Err(_) => Err(None),
             });
         match r {
-            Some(Ok(())) => self.net.validate(id, source, Acceptance::Accept),
+            Some(Ok(())) => {
+                self.view.note_transaction(source, rusty_core::now());
+                self.net.validate(id, source, Acceptance::Accept)
+            }
             Some(Err(Some(e))) => {
                 self.net.validate(id, source, Acceptance::Reject);
                 self.net.report(

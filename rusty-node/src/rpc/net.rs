@@ -44,7 +44,13 @@ impl NetApiServer for NetRpc {
         let now = rusty_core::now();
         Ok(peers
             .iter()
-            .map(|p| peer_json(p, p2p.view.peer(&p.peer_id).as_ref(), now))
+            .map(|p| {
+                let mut v = peer_json(p, p2p.view.peer(&p.peer_id).as_ref(), now);
+                let activity = p2p.view.activity(&p.peer_id);
+                v["last_block"] = json!(activity.last_block);
+                v["last_transaction"] = json!(activity.last_transaction);
+                v
+            })
             .collect())
     }
 

@@ -294,6 +294,23 @@ async fn methods_over_rpc() {
     };
     assert_eq!(peers[0]["peerid"], p1.to_string());
     assert_eq!(peers[0]["inbound"], true);
+    assert_eq!(peers[0]["last_block"], 0, "nothing received yet");
+
+    // A block node 0 mines reaches node 1 from its peer: last_block is set.
+    net.mine(0, 1).await.expect("mined");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let peers = call(1, "getpeerinfo", json!([])).await.expect("peers");
+        if peers[0]["last_block"].as_u64().is_some_and(|t| t > 0) {
+            assert_eq!(peers[0]["last_transaction"], 0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 1 never noted a block from node 0: {peers}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Parameter errors.
     let stranger = PeerId::random().to_string();
