@@ -13,7 +13,7 @@
 //! `validation::check_transaction` refuses them
 //! (`bad-txns-governance-inactive`).
 
-use rusty_shared_types::{governance::ParamChange, Amount, Hash256, Network};
+use rusty_shared_types::{governance::ParamChange, Amount, ChainParams, Hash256, Network};
 
 /// Governance constants of a network. They change only by a software
 /// release, never by a proposal.
@@ -103,6 +103,31 @@ impl GovernanceParams {
         // At most the balance, so in range.
         Amount::from_units(cap).unwrap_or(Amount::ZERO)
     }
+}
+
+/// The treasury's share of every block from genesis to `height`
+/// inclusive: what the treasury holds before any superblock has paid (so
+/// far, always: governance is not active). Summed per halving era, so
+/// constant time; checked, saturating at the money range.
+pub fn accrued_treasury(params: &ChainParams, height: u64) -> Amount {
+    let interval = params.halving_interval.max(1);
+    let mut total: u128 = 0;
+    let mut start = 0u64;
+    while start <= height {
+        let era_end = start.saturating_add(interval - 1).min(height);
+        let blocks = u128::from(era_end - start) + 1;
+        let per_block = u128::from(params.treasury_reward(start).units());
+        if per_block == 0 {
+            break;
+        }
+        total = total.saturating_add(per_block.saturating_mul(blocks));
+        match era_end.checked_add(1) {
+            Some(next) => start = next,
+            None => break,
+        }
+    }
+    let units = u64::try_from(total).unwrap_or(u64::MAX);
+    Amount::from_units(units).unwrap_or(Amount::MAX)
 }
 
 /// A parameter's current values, what a change is judged against.
@@ -441,6 +466,26 @@ mod tests {
         );
         assert_eq!(g.budget(coins(1_000)), coins(100), "the floor");
         assert_eq!(g.budget(coins(10_000)), coins(400), "4% of the balance");
+    }
+
+    #[test]
+    fn the_treasury_accrues_every_block_s_share() {
+        let p = Network::Dev.params();
+        let by_block =
+            |h: u64| Amount::checked_sum((0..=h).map(|x| p.treasury_reward(x))).expect("in range");
+        for h in [0, 1, 47, 48, 1_000] {
+            assert_eq!(accrued_treasury(p, h), by_block(h), "height {h}");
+        }
+        // Across a halving, with the era sizes of a small interval.
+        let mut halving = p.clone();
+        halving.halving_interval = 10;
+        let by_block = |h: u64| {
+            Amount::checked_sum((0..=h).map(|x| halving.treasury_reward(x))).expect("in range")
+        };
+        for h in [9, 10, 25, 700] {
+            assert_eq!(accrued_treasury(&halving, h), by_block(h), "height {h}");
+        }
+        assert!(accrued_treasury(p, u64::MAX) > Amount::ZERO);
     }
 
     #[test]

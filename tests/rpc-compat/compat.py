@@ -597,6 +597,17 @@ def dash_bestchainlock(s):
         s.shape(t, cl)
 
 
+def dash_governance(s):
+    info = s.read("getgovernanceinfo", "getgovernanceinfo")
+    nxt = info.get("nextsuperblock") if isinstance(info, dict) else None
+    if isinstance(nxt, int):
+        s.equal("getgovernanceinfo", "nextsuperblock % superblockcycle", 0,
+                nxt % info["superblockcycle"])
+        budget = s.read("getsuperblockbudget", "getsuperblockbudget", nxt)
+        s.equal("getsuperblockbudget", "(result) = governancebudget",
+                info.get("governancebudget"), budget)
+
+
 def dash_register(s):
     addr = s.need("addr")
     service = s.args.service or service_from_networkinfo(s)
@@ -839,6 +850,7 @@ CHECKS = [
     ("getconnectioncount, getpeerinfo", read_peers),
     ("setban, listbanned", read_listbanned),
     ("Dash: getbestchainlock", dash_bestchainlock),
+    ("Dash: getgovernanceinfo, getsuperblockbudget", dash_governance),
     ("Dash: protx register (from the wallet), mined", dash_register),
     ("Dash: protx list, protx list registered true, protx info", dash_protx),
     ("Dash: masternode count, list, status, winners", dash_masternode),

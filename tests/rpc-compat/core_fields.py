@@ -599,6 +599,22 @@ table("masternode winners", f"{DASH}/remote-procedure-calls-dash.html#masternode
 table("quorum list", f"{DASH}/remote-procedure-calls-evo.html#quorum-list",
       Map(Arr(HEX), key=r"llmq_[0-9a-z_]+", key_doc="an LLMQ type name (llmq_50_60)"))
 
+# Dash Core 20+: the superblock schedule, thresholds and budget.
+table("getgovernanceinfo",
+      f"{DASH}/remote-procedure-calls-dash.html#getgovernanceinfo", Obj({
+          "governanceminquorum": INT,
+          "proposalfee": NUM,
+          "superblockcycle": INT,
+          "superblockmaturitywindow": INT,
+          "lastsuperblock": INT,
+          "nextsuperblock": INT,
+          "fundingthreshold": INT,
+          "governancebudget": NUM,
+      }))
+
+table("getsuperblockbudget",
+      f"{DASH}/remote-procedure-calls-dash.html#getsuperblockbudget", NUM)
+
 # ---- fields with no meaning on this chain ----
 
 NO_DESCRIPTORS = ("output descriptors describe Bitcoin Script; FerrisScript has no "

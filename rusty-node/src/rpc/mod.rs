@@ -11,6 +11,7 @@ pub mod api;
 pub mod blockchain;
 pub mod client;
 pub mod control;
+pub mod governance;
 pub mod http;
 pub mod json;
 pub mod masternode;
@@ -34,9 +35,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use self::api::{
-    blockchain::BlockchainApiServer, control::ControlApiServer, masternode::MasternodeApiServer,
-    media::MediaApiServer, mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer,
-    wallet::WalletApiServer,
+    blockchain::BlockchainApiServer, control::ControlApiServer, governance::GovernanceApiServer,
+    masternode::MasternodeApiServer, media::MediaApiServer, mining::MiningApiServer,
+    net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -151,9 +152,10 @@ pub fn parse_amount(v: &Value) -> Result<Amount, ErrorObjectOwned> {
 pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
     let ctx = Arc::new(ctx);
     let mut module = RpcModule::from_arc(ctx.clone());
-    let typed: [Methods; 8] = [
+    let typed: [Methods; 9] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
+        governance::GovernanceRpc(ctx.clone()).into_rpc().into(),
         rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
         mining::MiningRpc(ctx.clone()).into_rpc().into(),
         media::MediaRpc(ctx.clone()).into_rpc().into(),

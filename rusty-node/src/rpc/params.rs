@@ -35,6 +35,7 @@ pub enum Category {
     Blockchain,
     Control,
     Evo,
+    Governance,
     Media,
     Mining,
     Network,
@@ -48,6 +49,7 @@ impl Category {
             Category::Blockchain => "Blockchain",
             Category::Control => "Control",
             Category::Evo => "Evo (masternodes, quorums, ChainLocks)",
+            Category::Governance => "Governance",
             Category::Media => "Media",
             Category::Mining => "Mining",
             Category::Network => "Network",
@@ -129,6 +131,9 @@ signatures! {
     "masternode" Evo ["\"command\""] ["arg1"] "Masternode information: count, list, status, winners (Dash's subcommands).";
     "protx" Evo ["\"command\""] ["arg1", "arg2", "arg3", "arg4"] "Provider transactions: register, update_service, revoke, list [type] [detailed], info (Dash's subcommands).";
     "quorum" Evo ["\"command\""] ["arg1"] "Quorums: list [count], info, members, dkgstatus (Dash's subcommands).";
+    "getgovernanceinfo" Governance [] [] "Returns the governance schedule, thresholds and budget (Dash's keys).";
+    "getsuperblockbudget" Governance ["index"] [] "Returns what the superblock at a height may pay.";
+    "gov_treasury" Governance [] [] "Returns the treasury's balance and the next superblock's budget.";
     "stream_broadcast" Media [] ["options"] "Starts a live broadcast; returns its content id.";
     "stream_broadcast_end" Media ["\"id\""] [] "Ends a live broadcast.";
     "stream_broadcast_push" Media ["\"id\"", "\"data\""] [] "Pushes base64 input to a live broadcast.";

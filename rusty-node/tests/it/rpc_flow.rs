@@ -314,6 +314,25 @@ async fn core_fields_carry_real_values() {
     assert!(info["size_on_disk"].as_u64().is_some_and(|n| n > 0));
     assert_eq!(info["warnings"], json!([]));
 
+    // The treasury holds every block's share since genesis (dev: 5 of 50
+    // RSC), heights 0..=111; the dev superblock cycle is 48 blocks.
+    let treasury = node.rpc("gov_treasury", json!([])).await;
+    assert_eq!(treasury["balance"].as_f64(), Some(112.0 * 5.0));
+    assert_eq!(treasury["nextsuperblock"], 144);
+    assert_eq!(treasury["active"], false);
+    let gov = node.rpc("getgovernanceinfo", json!([])).await;
+    assert_eq!(gov["lastsuperblock"], 96);
+    assert_eq!(gov["nextsuperblock"], 144);
+    assert_eq!(gov["proposalfee"].as_f64(), Some(1.0));
+    // 144 blocks accrue 720 RSC: 4% is below the 100 RSC floor.
+    assert_eq!(gov["governancebudget"].as_f64(), Some(100.0));
+    let budget = node.rpc("getsuperblockbudget", json!([144])).await;
+    assert_eq!(budget.as_f64(), Some(100.0));
+    let off_cycle = node.rpc("getsuperblockbudget", json!([100])).await;
+    assert_eq!(off_cycle.as_f64(), Some(0.0));
+    let (code, _) = node.rpc_err("getsuperblockbudget", json!([0])).await;
+    assert_eq!(code, -8);
+
     // Core's parameter errors: arity (-1 with usage), type (-3), value (-8).
     let (code, message) = node.rpc_err("getblockcount", json!(["junk", 5])).await;
     assert_eq!(code, -1);

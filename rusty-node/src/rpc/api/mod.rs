@@ -13,6 +13,7 @@
 
 pub mod blockchain;
 pub mod control;
+pub mod governance;
 pub mod masternode;
 pub mod media;
 pub mod mining;
