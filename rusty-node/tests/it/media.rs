@@ -479,10 +479,7 @@ async fn a_seek_into_the_middle_is_served_before_the_file_is_complete() {
         json!("complete"),
         "served before the download completed: {d}"
     );
-    assert!(
-        d["bytes_present"].as_u64() < Some(data.len() as u64),
-        "{d}"
-    );
+    assert!(d["bytes_present"].as_u64() < Some(data.len() as u64), "{d}");
     let _ = stop.send(());
     let _ = server.await;
     n.shutdown().await;
