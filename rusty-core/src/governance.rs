@@ -89,6 +89,12 @@ impl GovernanceParams {
         (height / cycle).saturating_add(1).saturating_mul(cycle)
     }
 
+    /// The last superblock at or below `height` (0 before the first).
+    pub fn last_superblock(&self, height: u64) -> u64 {
+        let cycle = self.superblock_cycle.max(1);
+        height / cycle * cycle
+    }
+
     /// Where the tally for the superblock at `superblock` is taken.
     pub fn snapshot_height(&self, superblock: u64) -> u64 {
         superblock.saturating_sub(self.maturity_window)

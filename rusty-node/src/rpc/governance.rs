@@ -35,7 +35,6 @@ impl GovernanceApiServer for GovernanceRpc {
                 let gov = GovernanceParams::of(params.network);
                 let height = s.chain().height();
                 let next = gov.next_superblock(height);
-                let cycle = gov.superblock_cycle.max(1);
                 let eligible = s.chain().mn().valid_count() as u64;
                 GovernanceInfo {
                     governanceminquorum: gov.min_quorum,
@@ -44,7 +43,7 @@ impl GovernanceApiServer for GovernanceRpc {
                     ),
                     superblockcycle: gov.superblock_cycle,
                     superblockmaturitywindow: gov.maturity_window,
-                    lastsuperblock: height / cycle * cycle,
+                    lastsuperblock: gov.last_superblock(height),
                     nextsuperblock: next,
                     fundingthreshold: Tally::funding_threshold(eligible, gov.min_quorum),
                     governancebudget: render::amount(budget_at(&gov, params, next)),

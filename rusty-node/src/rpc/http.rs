@@ -463,7 +463,8 @@ where
         return Ok(json_response(400, refused));
     }
 
-    let Some(legacy) = LegacyRequest::rewrite(&body) else {
+    let notification = is_notification(&value);
+    let Some(legacy) = LegacyRequest::from_value(value) else {
         // JSON-RPC 2.0: jsonrpsee gets exactly what was sent; errors are
         // 200 with the error in the body, as Core 28+ answers 2.0 calls.
         let response = inner
@@ -472,7 +473,7 @@ where
                 HttpBody::new(Full::new(body)),
             ))
             .await?;
-        if is_notification(&value) && response.status().is_success() {
+        if notification && response.status().is_success() {
             return Ok(no_content());
         }
         return Ok(with_json_content_type(response));

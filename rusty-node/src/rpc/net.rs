@@ -23,7 +23,7 @@ use rusty_shared_types::Amount;
 use serde_json::{json, Value};
 
 use super::{api::net::NetApiServer, codes, json as render, rpc_error, RpcContext};
-use crate::p2p::{P2pHandle, PeerChain};
+use crate::p2p::{P2pHandle, PeerActivity, PeerChain};
 
 /// `setban` without a `bantime` (or with 0): 24 hours, as Bitcoin Core.
 pub const DEFAULT_BAN_SECS: u64 = 24 * 3600;
@@ -45,11 +45,9 @@ impl NetApiServer for NetRpc {
         Ok(peers
             .iter()
             .map(|p| {
-                let mut v = peer_json(p, p2p.view.peer(&p.peer_id).as_ref(), now);
-                let activity = p2p.view.activity(&p.peer_id);
-                v["last_block"] = json!(activity.last_block);
-                v["last_transaction"] = json!(activity.last_transaction);
-                v
+                let view = &p2p.view;
+                let chain = view.peer(&p.peer_id);
+                peer_json(p, chain.as_ref(), view.activity(&p.peer_id), now)
             })
             .collect())
     }
@@ -283,7 +281,7 @@ fn client_version(version: &str) -> u64 {
         .saturating_add(patch)
 }
 
-fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, now: u64) -> Value {
+fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, activity: PeerActivity, now: u64) -> Value {
     let mut v = json!({
         "id": p.id,
         "peerid": p.peer_id.to_string(),
@@ -294,6 +292,8 @@ fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, now: u64) -> Value {
         "relaytxes": true,
         "timeoffset": 0,
         "permissions": [],
+        "last_block": activity.last_block,
+        "last_transaction": activity.last_transaction,
         "inbound": p.inbound,
         "connection_type": if p.inbound { "inbound" } else { "outbound-full-relay" },
         "conntime": now.saturating_sub(p.connected_secs),

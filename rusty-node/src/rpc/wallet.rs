@@ -201,8 +201,8 @@ struct Listed<'a> {
     /// The fee, when the wallet paid it.
     fee: Option<Amount>,
     conf: u64,
-    /// Hash, height, time and position in the block, when confirmed.
-    block: Option<(String, u64, u64, Option<u32>)>,
+    /// Hash, height and time of its block, when confirmed.
+    block: Option<(String, u64, u64)>,
     /// When this node first saw it.
     received: u64,
 }
@@ -275,13 +275,10 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
                 v["generated"] = json!(true);
             }
             match &l.block {
-                Some((hash, h, time, index)) => {
+                Some((hash, h, time)) => {
                     v["blockhash"] = json!(hash);
                     v["blockheight"] = json!(h);
                     v["blocktime"] = json!(time);
-                    if let Some(i) = index {
-                        v["blockindex"] = json!(i);
-                    }
                 }
                 None => v["trusted"] = json!(l.debit_ours),
             }
@@ -292,18 +289,12 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
         let conf = height.saturating_sub(t.height).saturating_add(1);
         let debit_ours = t.debit.units() > 0;
         let paid = Amount::checked_sum(t.tx.outputs.iter().map(|o| o.value)).ok();
-        let index = s
-            .chain()
-            .tx_location(&t.txid)
-            .ok()
-            .flatten()
-            .map(|l| l.index);
         push_tx(Listed {
             tx: &t.tx,
             debit_ours,
             fee: paid.and_then(|p| t.debit.checked_sub(p).ok()),
             conf,
-            block: Some((t.block.to_string(), t.height, t.time, index)),
+            block: Some((t.block.to_string(), t.height, t.time)),
             received: t.time,
         });
     }
@@ -320,5 +311,20 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
     }
     let end = out.len().saturating_sub(skip);
     let start = end.saturating_sub(count);
-    out.drain(start..end).collect()
+    let mut listed: Vec<Value> = out.drain(start..end).collect();
+    // The position in the block costs a database read: only for the
+    // entries returned, not the whole history.
+    for v in &mut listed {
+        if v.get("blockhash").is_none() {
+            continue;
+        }
+        let location = v["txid"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .and_then(|txid| s.chain().tx_location(&txid).ok().flatten());
+        if let Some(l) = location {
+            v["blockindex"] = json!(l.index);
+        }
+    }
+    listed
 }

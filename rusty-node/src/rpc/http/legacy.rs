@@ -86,8 +86,13 @@ pub(super) enum LegacyShape {
 
 impl LegacyRequest {
     /// Rewrites `body` if it holds at least one legacy call; `None` leaves it to jsonrpsee.
+    #[cfg(test)]
     pub(super) fn rewrite(body: &[u8]) -> Option<Self> {
-        let mut value: Value = serde_json::from_slice(body).ok()?;
+        Self::from_value(serde_json::from_slice(body).ok()?)
+    }
+
+    /// [`LegacyRequest::rewrite`] of a body the caller already parsed.
+    pub(super) fn from_value(mut value: Value) -> Option<Self> {
         // A per-request nonce keeps our ids apart from those of 2.0 elements of the same batch.
         let prefix = format!("rusty-legacy-{:016x}-", rand::random::<u64>());
         let shape = match &mut value {

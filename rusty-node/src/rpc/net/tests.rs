@@ -157,7 +157,7 @@ fn result_shapes() {
         agent: Some("rusty-coin/0.1.0".into()),
         persistent: false,
     };
-    let v = peer_json(&info, None, 1_000);
+    let v = peer_json(&info, None, PeerActivity::default(), 1_000);
     assert_eq!(v["id"], 3);
     assert_eq!(v["peerid"], p.to_string());
     assert_eq!(v["addr"], "/ip4/127.0.0.1/tcp/5000");
@@ -179,6 +179,7 @@ fn result_shapes() {
             ..info
         },
         Some(&chain),
+        PeerActivity::default(),
         1_000,
     );
     assert_eq!(v["connection_type"], "outbound-full-relay");
