@@ -12,6 +12,7 @@ use tracing::{debug, info};
 
 use crate::{
     chain::{BlockAcceptance, Chain, ChainError, ChainEvent},
+    governance::{VotePool, VotePoolError},
     mempool::{fee_rate, Mempool, MempoolEntry, MempoolError},
     pow,
     tables::Coin,
@@ -31,6 +32,10 @@ pub enum TxRejection {
     #[error(transparent)]
     Chain(#[from] ChainError),
 }
+
+/// Most vote transactions a template carries (each is about 150 bytes
+/// plus 33 per proposal voted on).
+const MAX_VOTES_PER_BLOCK: usize = 2_000;
 
 /// A block to mine: everything but the nonce.
 #[derive(Debug, Clone)]
@@ -62,6 +67,8 @@ pub struct NodeState {
     mempool_file: Option<std::path::PathBuf>,
     /// Final DKG commitments waiting to be mined, by quorum hash.
     commitments: std::collections::HashMap<Hash256, rusty_shared_types::QuorumCommitment>,
+    /// Governance votes waiting to be mined (they pay no fee).
+    votes: VotePool,
 }
 
 /// A new active tip, as announced to subscribers.
@@ -92,6 +99,7 @@ impl NodeState {
             announcements: Vec::new(),
             mempool_file: None,
             commitments: std::collections::HashMap::new(),
+            votes: VotePool::default(),
         };
         state.rescan_wallet();
         state
@@ -159,6 +167,11 @@ impl NodeState {
     /// Where the mempool is saved by [`NodeState::close`].
     pub fn set_mempool_file(&mut self, path: std::path::PathBuf) {
         self.mempool_file = Some(path);
+    }
+
+    /// Governance votes waiting to be mined.
+    pub fn vote_pool(&self) -> &VotePool {
+        &self.votes
     }
 
     /// Final DKG commitments waiting to be mined, by quorum hash.
@@ -265,6 +278,14 @@ impl NodeState {
                 }
             }
         }
+        let next_height = self.chain.height().saturating_add(1);
+        self.votes.revalidate(
+            self.chain.params(),
+            self.chain.db(),
+            self.chain.gov(),
+            self.chain.mn(),
+            next_height,
+        );
         if reorged {
             // Revalidate everything against the new chain: disconnected
             // transactions first (oldest block first, block order within a
@@ -327,6 +348,9 @@ impl NodeState {
             return Err(TxRejection::AlreadyInChain(txid));
         }
         let next_height = self.chain.height().saturating_add(1);
+        if let Some(Payload::Vote(_)) = &tx.payload {
+            return self.accept_vote(tx, txid, next_height);
+        }
         let mtp = self.chain.median_time_past(&self.chain.tip());
         if !validation::is_final(&tx, next_height, mtp) {
             return Err(ValidationError::NonFinal(tx.lock_time).into());
@@ -340,11 +364,18 @@ impl NodeState {
         }
         let fee = validation::check_tx_inputs(&tx, &coins, next_height, params)?;
         validation::verify_scripts(&tx, &coins, &mut ImmediateChecker)?;
-        // Masternode special transactions must fit the list at the tip.
+        // Masternode special transactions must fit the list at the tip,
+        // proposals the governance state.
         self.chain
             .mn()
             .check_special_tx(params, &tx, txid, next_height)
             .map_err(ValidationError::from)?;
+        if let Some(Payload::Proposal(p)) = &tx.payload {
+            self.chain
+                .gov()
+                .check_proposal(params, p, next_height)
+                .map_err(ValidationError::from)?;
+        }
         let size = tx.size();
         let entry = MempoolEntry {
             txid,
@@ -364,6 +395,37 @@ impl NodeState {
         Ok(txid)
     }
 
+    /// A vote for the vote pool (checked against the tip), relayed once
+    /// accepted.
+    fn accept_vote(
+        &mut self,
+        tx: Transaction,
+        txid: Hash256,
+        next_height: u64,
+    ) -> Result<Hash256, TxRejection> {
+        let relay = tx.clone();
+        self.votes
+            .insert(
+                self.chain.params(),
+                self.chain.db(),
+                self.chain.gov(),
+                self.chain.mn(),
+                tx,
+                txid,
+                next_height,
+            )
+            .map_err(|e| match e {
+                VotePoolError::Chain(ChainError::Invalid(e)) => TxRejection::Invalid(e),
+                VotePoolError::Chain(e) => TxRejection::Chain(e),
+                VotePoolError::AlreadyKnown(t) => MempoolError::AlreadyKnown(t).into(),
+                VotePoolError::Full => MempoolError::MempoolFull.into(),
+            })?;
+        self.announcements
+            .push(Announcement::Transaction(Box::new(relay)));
+        debug!(target: "mempool", %txid, "accepted vote");
+        Ok(txid)
+    }
+
     /// A block template on the current tip paying `payout`.
     pub fn block_template(
         &self,
@@ -377,14 +439,19 @@ impl NodeState {
         let mtp = self.chain.median_time_past(&self.chain.tip());
         let time = now.max(mtp.saturating_add(1));
         let bits = self.chain.next_bits(parent);
-        // Leave room for the header and the coinbase.
-        let budget = params.max_block_size.saturating_sub(1_000);
+        let rewards = self.chain.gov().rewards(params, height);
+        let max_size = usize::try_from(rewards.values.max_block_size)
+            .unwrap_or(usize::MAX)
+            .min(validation::hard_max_block_size(params));
         let specials = self.block_specials(height);
+        // Leave room for the header, the coinbase and the specials.
+        let specials_size: usize = specials.iter().map(Transaction::size).sum();
+        let budget = max_size.saturating_sub(1_000).saturating_sub(specials_size);
         let selected = self.select_for_template(budget, height);
         let fees = Amount::checked_sum(selected.iter().map(|e| e.fee)).unwrap_or(Amount::ZERO);
-        let base = params.coinbase_subsidy(height);
+        let base = rewards.coinbase_subsidy();
         let reward = base.checked_add(fees).unwrap_or(base);
-        let mn_payments = self.chain.mn().expected_payments(params, height);
+        let mn_payments = self.chain.mn().expected_payments(rewards.masternode);
         let mn_total =
             Amount::checked_sum(mn_payments.iter().map(|o| o.value)).unwrap_or(Amount::ZERO);
         let mut outputs = vec![TxOut {
@@ -392,6 +459,8 @@ impl NodeState {
             lock: payout.clone(),
         }];
         outputs.extend(mn_payments);
+        // A superblock's coinbase ends with the treasury payouts.
+        outputs.extend(rewards.treasury_outputs());
         let coinbase = Transaction {
             version: 1,
             inputs: Vec::new(),
@@ -421,7 +490,7 @@ impl NodeState {
             bits,
             nonce: 0,
         };
-        header.mn_list_root = self.preview_mn_root(&header, &txs, height);
+        header.mn_list_root = self.preview_mn_root(&header, &txs, height, rewards.masternode);
         let target = pow::target_from_compact(bits).unwrap_or_default();
         BlockTemplate {
             block: Block { header, txs },
@@ -471,6 +540,14 @@ impl NodeState {
                 out.push(special(Payload::ChainLock(cl.clone())));
             }
         }
+        out.extend(self.votes.select_for_block(
+            params,
+            self.chain.db(),
+            self.chain.gov(),
+            mn,
+            height,
+            MAX_VOTES_PER_BLOCK,
+        ));
         out
     }
 
@@ -491,6 +568,13 @@ impl NodeState {
                 dropped.insert(e.txid);
                 continue;
             }
+            if let Some(Payload::Proposal(p)) = &e.tx.payload {
+                if let Err(err) = self.chain.gov().check_proposal(params, p, height) {
+                    debug!(target: "miner", txid = %e.txid, %err, "left out a proposal");
+                    dropped.insert(e.txid);
+                    continue;
+                }
+            }
             if e.tx.payload.is_some() {
                 let mn = scratch.get_or_insert_with(|| self.chain.mn().clone());
                 match mn.check_special_tx(params, &e.tx, e.txid, height) {
@@ -509,7 +593,13 @@ impl NodeState {
     }
 
     /// The masternode-list root after a block with `txs` on the tip.
-    fn preview_mn_root(&self, header: &BlockHeader, txs: &[Transaction], height: u64) -> Hash256 {
+    fn preview_mn_root(
+        &self,
+        header: &BlockHeader,
+        txs: &[Transaction],
+        height: u64,
+        masternode_reward: Amount,
+    ) -> Hash256 {
         let mut mn = self.chain.mn().clone();
         let block = Block {
             header: header.clone(),
@@ -523,6 +613,7 @@ impl NodeState {
             &txids,
             header.prev_hash,
             height,
+            masternode_reward,
             &|h| chain.hash_at(h),
         ) {
             Ok(_) => mn.list_root(),

@@ -6,11 +6,16 @@ use rusty_shared_types::{
 };
 
 /// Bumped whenever a table's layout changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Meta key of the masternode state at the `tip` record's block, written
 /// with every flush and disconnect.
 pub const META_MN_STATE: &str = "mn_state";
+
+/// Meta key of the governance state at the `tip` record's block (treasury,
+/// values in force, live proposals with their tallies), written with every
+/// flush and disconnect.
+pub const META_GOV_STATE: &str = "gov_state";
 
 /// Meta key of the best ChainLock this node has verified.
 pub const META_CHAINLOCK: &str = "best_chainlock";
@@ -36,6 +41,10 @@ rusty_storage::tables! {
     pub table TxIndex: Hash256 => TxLocation = "tx_index";
     /// Masternode-list changes a connected block made, to disconnect it.
     pub table MnUndoTable: Hash256 => crate::masternode::MnUndo = "mn_undo";
+    /// The counted vote of each (proposal, masternode) pair.
+    pub table GovVotes: crate::governance::VoteKey => crate::governance::VoteRecord = "gov_votes";
+    /// Governance changes a connected block made, to disconnect it.
+    pub table GovUndoTable: Hash256 => crate::governance::GovUndo = "gov_undo";
 }
 
 /// Validation state of a block in the index.

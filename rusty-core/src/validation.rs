@@ -125,9 +125,9 @@ pub enum ValidationError {
     /// A key release whose input 0 does not spend output 0 of its purchase.
     #[error("key release: input 0 must spend output 0 of purchase {0}")]
     BadKeyRelease(Hash256),
-    /// A governance payload before the governance rules are consensus.
-    #[error("{0} transactions are not valid yet: the governance rules are not active")]
-    GovernanceInactive(&'static str),
+    /// A governance rule (proposal, vote, treasury payout).
+    #[error(transparent)]
+    Governance(#[from] crate::governance::GovError),
 }
 
 impl ValidationError {
@@ -138,6 +138,9 @@ impl ValidationError {
     /// or with another clock can send them.
     pub fn is_peer_fault(&self) -> bool {
         use ValidationError::*;
+        if let Governance(e) = self {
+            return !e.depends_on_chain();
+        }
         !matches!(
             self,
             TimeTooNew { .. }
@@ -196,7 +199,7 @@ impl ValidationError {
             BlockOnlyTx(_) | BadBlockOnlyTx(_) => "bad-txns-special",
             BadPurchase(_) => "bad-txns-purchase",
             BadKeyRelease(_) => "bad-txns-key-release",
-            GovernanceInactive(_) => "bad-txns-governance-inactive",
+            Governance(e) => e.reject_reason(),
         }
     }
 }
@@ -257,6 +260,29 @@ fn check_media_payload(tx: &Transaction) -> Result<()> {
     }
 }
 
+/// A proposal burns the proposal fee in its own transaction: its
+/// provably unspendable (`OP_RETURN`) outputs carry at least the fee, so
+/// no one ever spends it and no miner collects it.
+fn check_proposal_burn(tx: &Transaction, params: &ChainParams) -> Result<()> {
+    let fee = crate::governance::GovernanceParams::of(params.network).proposal_fee;
+    let needed = Amount::from_units(fee).unwrap_or(Amount::MAX);
+    let burned = Amount::checked_sum(
+        tx.outputs
+            .iter()
+            .filter(|o| o.lock.is_unspendable())
+            .map(|o| o.value),
+    )
+    .map_err(|_| ValidationError::OutputValueOutOfRange)?;
+    if burned < needed {
+        return Err(crate::governance::GovError::ProposalFee {
+            needed,
+            paid: burned,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Context-free transaction checks.
 pub fn check_transaction(tx: &Transaction, params: &ChainParams) -> Result<()> {
     check_transaction_sized(tx, tx.size(), params)
@@ -270,12 +296,12 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
             max: params.max_tx_size,
         });
     }
-    // Proposals and votes decode, but no rules admit them yet: until the
-    // governance rules (tally, treasury, superblocks) are consensus, a
-    // block or mempool carrying one is invalid, so nothing can depend on
-    // a half-built rule set.
-    if let Some(p @ (Payload::Proposal(_) | Payload::Vote(_))) = &tx.payload {
-        return Err(ValidationError::GovernanceInactive(p.kind()));
+    // A vote is a bare signed payload: no coins move, no fee is paid.
+    if let Some(Payload::Vote(_)) = &tx.payload {
+        if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
+            return Err(crate::governance::GovError::BadVoteShape.into());
+        }
+        return Ok(());
     }
     if let Some(p @ (Payload::QuorumCommitment(_) | Payload::ChainLock(_))) = &tx.payload {
         if !tx.is_block_special() {
@@ -298,6 +324,9 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
         return Err(ValidationError::CoinbasePayloadOutsideCoinbase);
     }
     check_media_payload(tx)?;
+    if let Some(Payload::Proposal(_)) = &tx.payload {
+        check_proposal_burn(tx, params)?;
+    }
     let mut seen = HashSet::with_capacity(tx.inputs.len());
     for (i, input) in tx.inputs.iter().enumerate() {
         if !seen.insert(input.prevout) {
@@ -339,6 +368,29 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<()> {
     check_block_txids(block, params).map(|_| ())
 }
 
+/// The size no block may exceed whatever governance decides: the upper
+/// bound of the governed maximum, or the network's `max_block_size` when
+/// that is larger (benchmarks). The governed maximum in force is checked
+/// when the block connects.
+pub fn hard_max_block_size(params: &ChainParams) -> usize {
+    let bound = usize::try_from(crate::governance::BLOCK_SIZE_BOUNDS.1).unwrap_or(usize::MAX);
+    params.max_block_size.max(bound)
+}
+
+/// The encoded size of `block`, without encoding it.
+pub fn block_size(block: &Block) -> usize {
+    let count_len = match block.txs.len() {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    };
+    block.txs.iter().fold(
+        rusty_shared_types::HEADER_SIZE.saturating_add(count_len),
+        |acc, t| acc.saturating_add(t.size()),
+    )
+}
+
 /// [`check_block`], returning the txids it computed on the way so that
 /// connecting the block does not hash every transaction again.
 pub(crate) fn check_block_txids(block: &Block, params: &ChainParams) -> Result<Vec<Hash256>> {
@@ -376,11 +428,9 @@ pub(crate) fn check_block_txids(block: &Block, params: &ChainParams) -> Result<V
         rusty_shared_types::HEADER_SIZE.saturating_add(count_len),
         |acc, f| acc.saturating_add(f.size),
     );
-    if size > params.max_block_size {
-        return Err(ValidationError::BlockTooLarge {
-            size,
-            max: params.max_block_size,
-        });
+    let max = hard_max_block_size(params);
+    if size > max {
+        return Err(ValidationError::BlockTooLarge { size, max });
     }
     let wtxids: Vec<Hash256> = facts.iter().map(|f| f.wtxid).collect();
     if merkle_root(&wtxids) != h.merkle_root {
@@ -759,22 +809,25 @@ mod tests {
         use rusty_shared_types::Encode;
         let p = params();
         let mut block = p.genesis_block();
-        // Pad the coinbase until the block is exactly at the limit.
-        let mut small = p.clone();
         block.txs[0].outputs.push(out(1));
-        block.header.merkle_root = block_merkle_root(&block.txs);
-        small.max_block_size = block.encode().len();
-        small.pow_limit_bits = 0x207f_ffff;
-        let target = crate::pow::target_from_compact(block.header.bits).unwrap();
-        crate::pow::solve(&mut block.header, &target, u64::MAX).unwrap();
-        let small: &'static ChainParams = Box::leak(Box::new(small));
-        assert_eq!(check_block(&block, small), Ok(()));
-        let mut smaller = small.clone();
-        smaller.max_block_size -= 1;
-        let smaller: &'static ChainParams = Box::leak(Box::new(smaller));
+        assert_eq!(block_size(&block), block.encode().len());
+        // Past the hard cap (the governed maximum's upper bound, or a larger
+        // network maximum) no block is valid.
+        let mut big = p.clone();
+        big.max_block_size = 9_000_000;
+        assert_eq!(hard_max_block_size(&big), 9_000_000);
+        assert_eq!(
+            hard_max_block_size(p),
+            crate::governance::BLOCK_SIZE_BOUNDS.1 as usize
+        );
+        let mut many = block.clone();
+        let filler = many.txs[0].clone();
+        while block_size(&many) <= hard_max_block_size(p) {
+            many.txs.extend(std::iter::repeat_n(filler.clone(), 10_000));
+        }
         assert!(matches!(
-            check_block(&block, smaller),
-            Err(ValidationError::BlockTooLarge { .. })
+            check_block(&many, p),
+            Err(ValidationError::BlockTooLarge { .. }) | Err(ValidationError::HighHash)
         ));
     }
 
@@ -800,10 +853,10 @@ mod tests {
     }
 
     #[test]
-    fn governance_payloads_are_invalid_until_their_rules_are_active() {
+    fn a_vote_is_a_bare_payload() {
         use rusty_shared_types::governance::{VoteBatch, VoteOutcome};
         let p = params();
-        let vote = Transaction {
+        let mut vote = Transaction {
             version: 1,
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -815,9 +868,10 @@ mod tests {
                 signature: [0; 64],
             })),
         };
-        let err = check_transaction(&vote, p).expect_err("inactive");
-        assert_eq!(err, ValidationError::GovernanceInactive("vote"));
-        assert_eq!(err.reject_reason(), "bad-txns-governance-inactive");
+        assert_eq!(check_transaction(&vote, p), Ok(()));
+        vote.outputs.push(out(5));
+        let err = check_transaction(&vote, p).expect_err("a vote with an output");
+        assert_eq!(err.reject_reason(), "bad-gov-vote");
     }
 
     #[test]

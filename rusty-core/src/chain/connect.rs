@@ -22,6 +22,8 @@ pub(super) struct Connecting<'a> {
     pub(super) height: u64,
     /// Median time past of the parent (for lock times).
     pub(super) parent_mtp: u64,
+    /// What the coinbase may pay, by the governance state.
+    pub(super) rewards: &'a crate::governance::BlockRewards,
 }
 
 /// Validates `block` against the UTXO set in `db` for connection at `height`
@@ -46,6 +48,7 @@ pub(super) fn connect_block_into(
         txids,
         height,
         parent_mtp,
+        rewards,
     } = connecting;
     // Phase 1: coin sources and in-block double spends.
     let mut created: HashMap<OutPoint, Coin> = HashMap::new();
@@ -133,9 +136,25 @@ pub(super) fn connect_block_into(
         return Err(e);
     }
     let coinbase = &block.txs[0];
-    let max = params
-        .coinbase_subsidy(height)
+    // A superblock's coinbase ends with exactly its treasury payouts; no
+    // other block pays the treasury (its coinbase may not exceed the
+    // miner's and masternode's share plus fees).
+    let payouts = rewards.treasury_outputs();
+    if !payouts.is_empty()
+        && (coinbase.outputs.len() <= payouts.len()
+            || coinbase.outputs[coinbase.outputs.len() - payouts.len()..] != payouts[..])
+    {
+        return Err(
+            ValidationError::from(crate::governance::GovError::BadTreasuryOutputs(
+                payouts.len(),
+            ))
+            .into(),
+        );
+    }
+    let max = rewards
+        .coinbase_subsidy()
         .checked_add(fees)
+        .and_then(|m| m.checked_add(rewards.payout_total()))
         .map_err(|_| ValidationError::OutputValueOutOfRange)?;
     let paid = coinbase
         .output_value()

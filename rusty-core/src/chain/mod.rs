@@ -25,11 +25,12 @@ pub use coins::{CoinCache, CoinChanges, CoinView};
 use connect::{connect_block_into, Connecting};
 
 use crate::{
+    governance::{GovBlock, GovState},
     masternode::{MnError, MnState},
     pow,
     tables::{
-        ActiveChain, BlockIndex, BlockStatus, Blocks, Coin, IndexEntry, MnUndoTable, TxIndex,
-        TxLocation, Undo, Utxos, META_CHAINLOCK, META_MN_STATE, META_TIP,
+        ActiveChain, BlockIndex, BlockStatus, Blocks, Coin, GovUndoTable, IndexEntry, MnUndoTable,
+        TxIndex, TxLocation, Undo, Utxos, META_CHAINLOCK, META_GOV_STATE, META_MN_STATE, META_TIP,
     },
     validation::{self, ValidationError},
 };
@@ -94,6 +95,8 @@ pub struct Chain {
     unflushed_blocks: usize,
     /// The masternode list and quorums at the active tip.
     mn: MnState,
+    /// Treasury, governed values, live proposals and tallies at the tip.
+    gov: GovState,
     /// The highest verified ChainLock: no reorganisation below it.
     best_chainlock: Option<ChainLock>,
 }
@@ -133,6 +136,7 @@ impl Chain {
             coins: CoinCache::default(),
             unflushed_blocks: 0,
             mn: MnState::default(),
+            gov: GovState::genesis(params),
             best_chainlock: None,
         };
         match chain.db.get::<ActiveChain>(&0)? {
@@ -144,6 +148,19 @@ impl Chain {
         if let Some(bytes) = chain.db.get_meta(META_MN_STATE)? {
             chain.mn = decode_exact(&bytes)
                 .map_err(|e| ChainError::Inconsistent(format!("masternode state record: {e}")))?;
+        }
+        match chain.db.get_meta(META_GOV_STATE)? {
+            Some(bytes) => {
+                chain.gov = decode_exact(&bytes).map_err(|e| {
+                    ChainError::Inconsistent(format!("governance state record: {e}"))
+                })?;
+            }
+            None if chain.height() > 0 => {
+                return Err(ChainError::Inconsistent(
+                    "no governance state recorded above the genesis block".into(),
+                ))
+            }
+            None => {}
         }
         if let Some(bytes) = chain.db.get_meta(META_CHAINLOCK)? {
             chain.best_chainlock = Some(
@@ -295,9 +312,11 @@ impl Chain {
         self.coins.write_to(&mut batch);
         batch.put_meta(META_TIP, self.tip().encode());
         batch.put_meta(META_MN_STATE, self.mn.encode());
+        self.gov.write_to(&mut batch);
         let changes = self.coins.len();
         self.db.commit(batch)?;
         self.coins.clear();
+        self.gov.written();
         self.unflushed_blocks = 0;
         debug!(target: "chain", changes, tip = %self.tip(), "flushed coin cache");
         Ok(())
@@ -532,6 +551,11 @@ impl Chain {
         &self.mn
     }
 
+    /// The governance state at the active tip.
+    pub fn gov(&self) -> &GovState {
+        &self.gov
+    }
+
     /// The highest verified ChainLock.
     pub fn best_chainlock(&self) -> Option<&ChainLock> {
         self.best_chainlock.as_ref()
@@ -675,6 +699,12 @@ impl Chain {
         };
         let read = started.elapsed();
         let height = self.index[&hash].height;
+        let rewards = self.gov.rewards(self.params, height);
+        let size = validation::block_size(&block);
+        let max = usize::try_from(rewards.values.max_block_size).unwrap_or(usize::MAX);
+        if size > max {
+            return Err(ValidationError::BlockTooLarge { size, max }.into());
+        }
         let mut batch = self.db.batch();
         let changes = connect_block_into(
             self.coin_view(),
@@ -685,23 +715,52 @@ impl Chain {
                 txids: &txids,
                 height,
                 parent_mtp: self.median_time_past(&block.header.prev_hash),
+                rewards: &rewards,
             },
             &mut batch,
         )?;
         let active = &self.active;
         let mn_undo = self
             .mn
-            .apply_block(self.params, &block, &txids, hash, height, &|h| {
-                active.get(usize::try_from(h).ok()?).copied()
-            })
+            .apply_block(
+                self.params,
+                &block,
+                &txids,
+                hash,
+                height,
+                rewards.masternode,
+                &|h| active.get(usize::try_from(h).ok()?).copied(),
+            )
             .map_err(ValidationError::from)?;
         if block.header.mn_list_root != self.mn.list_root() {
             self.mn.undo(mn_undo);
             return Err(ValidationError::from(MnError::BadListRoot).into());
         }
+        let mn_before: Vec<(Hash256, bool)> = mn_undo
+            .entries
+            .iter()
+            .map(|(pro, before)| (*pro, before.as_ref().is_some_and(|e| e.is_valid())))
+            .collect();
+        let gov_undo = match self.gov.apply_block(&GovBlock {
+            params: self.params,
+            db: &self.db,
+            mn: &self.mn,
+            mn_before: &mn_before,
+            txs: &block.txs,
+            txids: &txids,
+            height,
+        }) {
+            Ok(u) => u,
+            Err(e) => {
+                self.mn.undo(mn_undo);
+                return Err(e);
+            }
+        };
         batch.put::<MnUndoTable>(&hash, &mn_undo);
+        batch.put::<GovUndoTable>(&hash, &gov_undo);
         let validated = started.elapsed();
         if let Err(e) = self.db.commit(batch) {
+            self.gov.undo(gov_undo);
             self.mn.undo(mn_undo);
             return Err(e.into());
         }
@@ -763,14 +822,23 @@ impl Chain {
         })?;
         let mut mn = self.mn.clone();
         mn.undo(mn_undo);
+        let gov_undo = self.db.get::<GovUndoTable>(&hash)?.ok_or_else(|| {
+            ChainError::Inconsistent(format!("governance undo data of {hash} missing"))
+        })?;
+        let mut gov = self.gov.clone();
+        gov.undo(gov_undo);
+        gov.write_to(&mut batch);
         batch.delete::<Undo>(&hash);
         batch.delete::<MnUndoTable>(&hash);
+        batch.delete::<GovUndoTable>(&hash);
         batch.delete::<ActiveChain>(&height);
         let prev = block.header.prev_hash;
         batch.put_meta(META_TIP, prev.encode());
         batch.put_meta(META_MN_STATE, mn.encode());
         self.db.commit(batch)?;
         self.mn = mn;
+        gov.written();
+        self.gov = gov;
         self.active.pop();
         debug!(target: "chain", %hash, height, "disconnected block");
         Ok(ChainEvent::Disconnected { block, height })

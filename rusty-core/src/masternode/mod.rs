@@ -305,10 +305,11 @@ impl MnState {
             .min_by_key(|e| (e.last_paid_height, e.pro_tx_hash))
     }
 
-    /// The masternode outputs the coinbase at `height` must contain.
-    pub fn expected_payments(&self, params: &ChainParams, height: u64) -> Vec<TxOut> {
+    /// The masternode outputs a coinbase paying the masternode share
+    /// `reward` must contain.
+    pub fn expected_payments(&self, reward: Amount) -> Vec<TxOut> {
         match self.next_payee() {
-            Some(e) => e.payments(params.masternode_reward(height)),
+            Some(e) => e.payments(reward),
             None => Vec::new(),
         }
     }
@@ -590,6 +591,7 @@ impl MnState {
     /// at a height below `height`. On error the state is unchanged. The
     /// caller checks the header's `mn_list_root` against [`Self::list_root`]
     /// afterwards (miners use this to compute it).
+    #[allow(clippy::too_many_arguments)]
     pub fn apply_block(
         &mut self,
         params: &ChainParams,
@@ -597,11 +599,12 @@ impl MnState {
         txids: &[Hash256],
         hash: Hash256,
         height: u64,
+        masternode_reward: Amount,
         ancestor_at: &dyn Fn(u64) -> Option<Hash256>,
     ) -> Result<MnUndo> {
         let mut undo = MnUndo::default();
-        let result =
-            self.apply_block_inner(params, block, txids, hash, height, ancestor_at, &mut undo);
+        let at = (hash, height, masternode_reward);
+        let result = self.apply_block_inner(params, block, txids, at, ancestor_at, &mut undo);
         match result {
             Ok(()) => Ok(undo),
             Err(e) => {
@@ -617,8 +620,7 @@ impl MnState {
         params: &ChainParams,
         block: &Block,
         txids: &[Hash256],
-        hash: Hash256,
-        height: u64,
+        (hash, height, masternode_reward): (Hash256, u64, Amount),
         ancestor_at: &dyn Fn(u64) -> Option<Hash256>,
         undo: &mut MnUndo,
     ) -> Result<()> {
@@ -629,7 +631,7 @@ impl MnState {
                 .first()
                 .map(|t| t.outputs.as_slice())
                 .unwrap_or(&[]);
-            for needed in payee.payments(params.masternode_reward(height)) {
+            for needed in payee.payments(masternode_reward) {
                 if !coinbase_outputs.contains(&needed) {
                     return Err(MnError::WrongPayee {
                         expected: payee.pro_tx_hash,
@@ -1170,7 +1172,7 @@ mod tests {
     /// `mn`, which it then applies to `mn`.
     fn side_block(s: &NodeState, parent: Hash256, height: u64, mn: &mut MnState) -> Block {
         let p = params();
-        let payments = mn.expected_payments(p, height);
+        let payments = mn.expected_payments(p.masternode_reward(height));
         let total: u64 = payments.iter().map(|o| o.value.units()).sum();
         let mut outputs = vec![TxOut {
             value: Amount::from_units(p.coinbase_subsidy(height).units() - total).unwrap(),
@@ -1207,8 +1209,16 @@ mod tests {
             txs: txs.clone(),
         };
         let txids: Vec<Hash256> = txs.iter().map(|t| t.txid()).collect();
-        mn.apply_block(p, &block, &txids, Hash256::ZERO, height, &|_| None)
-            .unwrap();
+        mn.apply_block(
+            p,
+            &block,
+            &txids,
+            Hash256::ZERO,
+            height,
+            p.masternode_reward(height),
+            &|_| None,
+        )
+        .unwrap();
         header.mn_list_root = mn.list_root();
         let target = crate::pow::target_from_compact(header.bits).unwrap();
         crate::pow::solve(&mut header, &target, u64::MAX).unwrap();

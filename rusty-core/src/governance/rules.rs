@@ -9,9 +9,7 @@
 //! exceed the budget, which never exceeds the balance.
 //!
 //! The payloads these rules judge are `rusty_shared_types::governance`;
-//! until the tally and the treasury are part of block connection,
-//! `validation::check_transaction` refuses them
-//! (`bad-txns-governance-inactive`).
+//! `super::apply` applies them block by block.
 
 use rusty_shared_types::{governance::ParamChange, Amount, ChainParams, Hash256, Network};
 
