@@ -96,6 +96,9 @@ pub enum Command {
     /// Masternodes: operator keys, registration, status.
     #[command(subcommand)]
     Masternode(MasternodeCommand),
+    /// Governance: submit and vote on proposals, the treasury, parameters.
+    #[command(subcommand)]
+    Gov(GovCommand),
     /// Call any RPC method: `rusty-cli rpc getblockhash 0`. Parameters that
     /// parse as JSON are sent as JSON, others as strings.
     Rpc { method: String, params: Vec<String> },
@@ -366,6 +369,77 @@ pub struct RegisterArgs {
     /// Pay rewards here [default: a new wallet address].
     #[arg(long, value_name = "ADDRESS")]
     pub payout: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GovCommand {
+    /// Submit a proposal from the node's wallet; the transaction burns the
+    /// proposal fee (1 RSC on dev, 5 on main). Prints its hash.
+    Submit(GovSubmitArgs),
+    /// Vote on a proposal with the voting keys the wallet holds.
+    Vote {
+        /// The proposal's hash.
+        proposal: String,
+        /// yes, no or abstain.
+        #[arg(value_parser = ["yes", "no", "abstain"])]
+        outcome: String,
+        /// Vote as every masternode whose voting key the wallet holds (the
+        /// default).
+        #[arg(long, conflicts_with = "masternode")]
+        all: bool,
+        /// Vote as this masternode only (its proTxHash).
+        #[arg(long, value_name = "PROTXHASH")]
+        masternode: Option<String>,
+    },
+    /// Live proposals with their tallies.
+    List {
+        /// Only proposals in this state.
+        #[arg(long, value_parser = ["all", "open", "closed", "passing", "failing"], default_value = "all")]
+        state: String,
+    },
+    /// One proposal: tally, threshold, margin, projected payout height.
+    Show { proposal: String },
+    /// The treasury's balance and the next superblock's budget.
+    Treasury,
+    /// Governed values in force, their bounds and pending changes.
+    Params,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["payment", "param"])))]
+pub struct GovSubmitArgs {
+    /// A treasury payment (with --payee and --amount).
+    #[arg(long, requires_all = ["payee", "amount"])]
+    pub payment: bool,
+    /// A parameter change: reward-split, max-block-size or min-relay-fee
+    /// (with --value).
+    #[arg(long, value_name = "NAME", requires = "value",
+          value_parser = ["reward-split", "max-block-size", "min-relay-fee"])]
+    pub param: Option<String>,
+    /// The new value: miner,masternode,treasury basis points for
+    /// reward-split (e.g. 4000,4500,1500); bytes; base units per 1000 bytes.
+    #[arg(long)]
+    pub value: Option<String>,
+    /// Who the treasury pays.
+    #[arg(long, value_name = "ADDRESS")]
+    pub payee: Option<String>,
+    /// Coins per superblock.
+    #[arg(long, value_name = "COINS")]
+    pub amount: Option<String>,
+    /// Superblocks to be paid at (1 to 12).
+    #[arg(long, default_value_t = 1)]
+    pub superblocks: u16,
+    /// The first superblock [default: the next one whose tally is ahead].
+    #[arg(long, value_name = "HEIGHT")]
+    pub first_superblock: Option<u64>,
+    /// At most 64 bytes.
+    #[arg(long)]
+    pub title: String,
+    #[arg(long, default_value = "")]
+    pub url: String,
+    /// BLAKE3 of the proposal document, hex.
+    #[arg(long, value_name = "HEX")]
+    pub doc_hash: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -92,6 +92,7 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
         | Command::Bench(_)
         | Command::Localnet(_)
         | Command::Masternode(_)
+        | Command::Gov(_)
         | Command::Augy(_)
         | Command::Stream(_) => {
             unreachable!("handled in main")

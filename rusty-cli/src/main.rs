@@ -8,6 +8,7 @@
 mod args;
 mod augy;
 mod client;
+mod gov;
 mod localnet;
 mod masternode;
 mod node;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => node::bench(b),
         Command::Localnet(l) => localnet::run(&cli.global, l),
         Command::Masternode(m) => masternode::run(&cli.global, m),
+        Command::Gov(c) => gov::run(&cli.global, c),
         Command::Augy(a) => augy::run(a),
         Command::Stream(s) => stream::run(&cli.global, s),
         other => client::run(&cli.global, other),

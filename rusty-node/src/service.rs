@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 
 use rusty_core::{
     chain::{BlockAcceptance, ChainError},
+    governance::{VoteError, VoteSent},
     masternode::MnError,
     state::{
         tip_info, Announcement, BlockTemplate, NodeState, PurchaseError, Registered, Registration,
@@ -92,6 +93,16 @@ enum Command {
         operator: Box<rusty_crypto::bls::SecretKey>,
         fee_rate: u64,
         reply: Reply<Result<Hash256, SendError>>,
+    },
+    SubmitProposal {
+        proposal: rusty_shared_types::governance::Proposal,
+        fee_rate: u64,
+        reply: Reply<Result<Hash256, SendError>>,
+    },
+    Vote {
+        votes: Vec<(Hash256, rusty_shared_types::governance::VoteOutcome)>,
+        masternode: Option<Hash256>,
+        reply: Reply<Result<Vec<VoteSent>, VoteError>>,
     },
     /// Fault injection for supervision tests.
     Panic,
@@ -347,6 +358,36 @@ impl ChainHandle {
             purchase,
             payment,
             fee_rate,
+            reply,
+        })
+        .await
+    }
+
+    /// Submits a governance proposal from the wallet (the transaction
+    /// burns the proposal fee).
+    pub async fn submit_proposal(
+        &self,
+        proposal: rusty_shared_types::governance::Proposal,
+        fee_rate: u64,
+    ) -> Result<Result<Hash256, SendError>, ServiceStopped> {
+        self.send(|reply| Command::SubmitProposal {
+            proposal,
+            fee_rate,
+            reply,
+        })
+        .await
+    }
+
+    /// Votes as `masternode`, or as every masternode whose voting key the
+    /// wallet holds.
+    pub async fn vote(
+        &self,
+        votes: Vec<(Hash256, rusty_shared_types::governance::VoteOutcome)>,
+        masternode: Option<Hash256>,
+    ) -> Result<Result<Vec<VoteSent>, VoteError>, ServiceStopped> {
+        self.send(|reply| Command::Vote {
+            votes,
+            masternode,
             reply,
         })
         .await
@@ -615,6 +656,20 @@ fn execute(s: &mut NodeState, command: Command) -> bool {
             reply,
         } => {
             let _ = reply.send(s.revoke_masternode(pro_tx_hash, reason, &operator, fee_rate, now));
+        }
+        Command::SubmitProposal {
+            proposal,
+            fee_rate,
+            reply,
+        } => {
+            let _ = reply.send(s.submit_proposal(proposal, fee_rate, now));
+        }
+        Command::Vote {
+            votes,
+            masternode,
+            reply,
+        } => {
+            let _ = reply.send(s.vote_from_wallet(votes, masternode, now));
         }
         Command::Panic => panic!("injected fault (--inject-panic chain)"),
         Command::Shutdown => return false,

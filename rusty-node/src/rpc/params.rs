@@ -133,7 +133,14 @@ signatures! {
     "quorum" Evo ["\"command\""] ["arg1"] "Quorums: list [count], info, members, dkgstatus (Dash's subcommands).";
     "getgovernanceinfo" Governance [] [] "Returns the governance schedule, thresholds and budget (Dash's keys).";
     "getsuperblockbudget" Governance ["index"] [] "Returns what the superblock at a height may pay.";
+    "gobject" Governance ["\"command\""] ["arg1", "arg2", "arg3", "arg4", "arg5"] "Governance objects: count, list, get, getcurrentvotes, check, prepare, submit, vote-many, vote-alias (Dash's subcommands).";
+    "gov_get" Governance ["\"proposal\""] [] "Returns a live proposal with its tally, threshold, margin and projected payout height.";
+    "gov_list" Governance [] ["\"state\""] "Returns the live proposals (state: all, open, closed, passing, failing).";
+    "gov_params" Governance [] [] "Returns the governed values in force, their bounds and pending changes.";
+    "gov_submit" Governance ["proposal"] [] "Submits a proposal from the wallet (burns the proposal fee); returns its hash.";
     "gov_treasury" Governance [] [] "Returns the treasury's balance and the next superblock's budget.";
+    "gov_vote" Governance ["\"proposal\"", "\"outcome\""] ["\"masternode\""] "Votes yes, no or abstain as one masternode or every one the wallet holds the voting key of.";
+    "subscribe_governance" Governance [] [] "Blocks carrying proposals or votes, snapshots and superblocks (WebSocket subscription).";
     "stream_broadcast" Media [] ["options"] "Starts a live broadcast; returns its content id.";
     "stream_broadcast_end" Media ["\"id\""] [] "Ends a live broadcast.";
     "stream_broadcast_push" Media ["\"id\"", "\"data\""] [] "Pushes base64 input to a live broadcast.";

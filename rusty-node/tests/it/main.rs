@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod governance;
 mod masternodes;
 mod media;
 mod net;

@@ -19,7 +19,7 @@ use rusty_shared_types::{
 use crate::net::{TestNet, SYNC_TIMEOUT};
 
 /// `nodes` dev nodes of which the last `masternodes` are masternodes.
-async fn spawn_masternode_net(nodes: usize, masternodes: usize) -> TestNet {
+pub(crate) async fn spawn_masternode_net(nodes: usize, masternodes: usize) -> TestNet {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -38,7 +38,7 @@ fn params() -> &'static rusty_shared_types::ChainParams {
 impl TestNet {
     /// Funds and registers every masternode, mining on node 0 between
     /// steps; returns node index → pro_tx_hash.
-    async fn register_masternodes(&self) -> Vec<(usize, Hash256)> {
+    pub(crate) async fn register_masternodes(&self) -> Vec<(usize, Hash256)> {
         let want = (0..self.net.len())
             .filter(|&i| self.net.config().is_masternode(i))
             .count();

@@ -1,0 +1,177 @@
+//! Governance on a dev network of real nodes (RocksDB datadirs, libp2p
+//! over loopback, JSON-RPC over HTTP): a payment proposal and a reward
+//! split change submitted from node 0's wallet, voted by four masternodes
+//! from their own nodes, paid and activated at the superblock on every
+//! node alike; an out-of-bounds change refused; a node that syncs from
+//! scratch and one restarted mid-cycle reach the same treasury, values
+//! and tallies.
+
+use rusty_shared_types::{Amount, Network};
+use serde_json::{json, Value};
+
+use crate::{masternodes::spawn_masternode_net, net::TestNet};
+
+const COIN: u64 = 100_000_000;
+
+/// What every node says about governance: treasury, values, the
+/// proposals' tallies.
+async fn gov_view(tn: &TestNet, i: usize) -> Value {
+    let treasury = tn.rpc(i, "gov_treasury", json!([])).await;
+    let params = tn.rpc(i, "gov_params", json!([])).await;
+    let list = tn.rpc(i, "gov_list", json!([])).await;
+    json!({
+        "balance": treasury["balance"],
+        "split": params["reward_split"],
+        "proposals": list.as_array().map(|l| l.iter().map(|p| json!([p["hash"], p["yes"], p["no"]])).collect::<Vec<_>>()),
+    })
+}
+
+async fn coinbase(tn: &TestNet, i: usize, height: u64) -> rusty_shared_types::Transaction {
+    tn.node(i)
+        .handle()
+        .query(move |s| {
+            let h = s.chain().hash_at(height).expect("height");
+            s.chain().block(&h).expect("db").expect("block").txs[0].clone()
+        })
+        .await
+        .expect("chain")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proposals_are_voted_paid_and_activated_on_every_node() {
+    let g = rusty_core::governance::GovernanceParams::of(Network::Dev);
+    // Node 0 mines; nodes 1..=6 are masternodes.
+    let tn = spawn_masternode_net(7, 6).await;
+    for i in 0..tn.net.len() {
+        tn.wait_peers(i, 2).await;
+    }
+    let mns = tn.register_masternodes().await;
+    assert_eq!(mns.len(), 6);
+
+    let payee = tn.address(0).await.to_string();
+    let pay = tn
+        .rpc(0, "gov_submit", json!([{"type": "payment", "title": "Docs", "url": "https://example.org/docs", "payee": payee, "amount": "7"}]))
+        .await;
+    let split = tn
+        .rpc(0, "gov_submit", json!([{"type": "param", "title": "More treasury", "param": "reward-split", "value": "4000,4500,1500"}]))
+        .await;
+    let (pay, split) = (
+        pay.as_str().unwrap().to_owned(),
+        split.as_str().unwrap().to_owned(),
+    );
+    // Out of bounds: refused by the mempool with the bound named.
+    for bad in ["4000,3500,2500", "4500,4500,1100", "3900,4600,1500"] {
+        let err = tn
+            .client(0)
+            .call(
+                "gov_submit",
+                json!([{"type": "param", "title": "bad", "param": "reward-split", "value": bad}]),
+            )
+            .expect_err("out of bounds");
+        assert!(err.to_string().contains("bad-gov-param"), "{err}");
+    }
+    tn.mine(0, 1).await;
+    tn.assert_synced().await;
+    let info = tn.rpc(1, "gov_get", json!([pay])).await;
+    let superblock = info["first_superblock"].as_u64().unwrap();
+    assert!(g.is_superblock(superblock));
+
+    // Four masternodes vote yes on both, each from its own node and key.
+    for (i, _) in &mns[..4] {
+        for p in [&pay, &split] {
+            let sent = tn.rpc(*i, "gov_vote", json!([p, "yes"])).await;
+            assert!(sent[0]["txid"].is_string(), "node {i}: {sent}");
+        }
+    }
+    // The votes travel to the miner and are mined; tallies agree.
+    let deadline = tokio::time::Instant::now() + crate::net::SYNC_TIMEOUT;
+    loop {
+        tn.mine(0, 1).await;
+        let p = tn.rpc(0, "gov_get", json!([pay])).await;
+        if p["yes"] == 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "votes never mined: {p}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    tn.mine(0, 1).await;
+    let (_, h) = tn.assert_synced().await;
+    assert!(
+        h < g.snapshot_height(superblock),
+        "votes mined after the snapshot ({h})"
+    );
+    let s = tn.rpc(3, "gov_get", json!([split])).await;
+    assert_eq!(
+        (s["yes"].as_u64(), s["passing"].as_bool()),
+        (Some(4), Some(true)),
+        "{s}"
+    );
+    let votes = tn.rpc(5, "gobject", json!(["getcurrentvotes", pay])).await;
+    assert_eq!(votes.as_object().unwrap().len(), 4);
+
+    // Through the superblock.
+    let (_, h) = tn.tip(0).await;
+    tn.mine(0, superblock + 1 - h).await;
+    tn.assert_synced().await;
+    let views = futures::future::join_all((0..tn.net.len()).map(|i| gov_view(&tn, i))).await;
+    assert!(views.windows(2).all(|w| w[0] == w[1]), "{views:?}");
+    assert_eq!(views[0]["split"], json!([4000, 4500, 1500]));
+    let params = rusty_shared_types::Network::Dev.params();
+    for i in 0..tn.net.len() {
+        let cb = coinbase(&tn, i, superblock).await;
+        let last = cb.outputs.last().unwrap();
+        assert_eq!(
+            last.value,
+            Amount::from_units(7 * COIN).unwrap(),
+            "node {i}"
+        );
+        // Paid once: no other block pays the payee 7 coins from the treasury.
+        let before = coinbase(&tn, i, superblock - 1).await;
+        assert_eq!(
+            before.outputs[0].value,
+            rusty_core::governance::basis_points(params.subsidy(1), 4_500)
+        );
+        assert_eq!(
+            cb.outputs[0].value,
+            rusty_core::governance::basis_points(params.subsidy(1), 4_000)
+        );
+    }
+    let accrued = rusty_core::governance::accrued_treasury(params, superblock);
+    let treasury = tn.rpc(0, "gov_treasury", json!([])).await;
+    let expected = rusty_core::governance::accrued_treasury(params, superblock - 1)
+        .checked_add(rusty_core::governance::basis_points(
+            params.subsidy(superblock),
+            1_500,
+        ))
+        .unwrap()
+        .checked_sub(Amount::from_units(7 * COIN).unwrap())
+        .unwrap()
+        // The block after the superblock (the tip) adds its 15% too.
+        .checked_add(rusty_core::governance::basis_points(
+            params.subsidy(superblock + 1),
+            1_500,
+        ))
+        .unwrap();
+    assert_ne!(
+        accrued, expected,
+        "the new split changed the superblock's share"
+    );
+    let balance = Amount::parse_coins(&treasury["balance"].to_string()).expect("coins");
+    assert_eq!(balance, expected, "{treasury}");
+
+    // A node that syncs from scratch, and one restarted mid-cycle, agree.
+    let mut tn = tn;
+    tn.net.add_node(false).await.expect("new node");
+    let fresh = tn.net.len() - 1;
+    tn.mine(0, 5).await;
+    tn.net.restart_node(2, false).await.expect("restart");
+    tn.mine(0, 1).await;
+    tn.assert_synced().await;
+    let reference = gov_view(&tn, 0).await;
+    assert_eq!(gov_view(&tn, fresh).await, reference);
+    assert_eq!(gov_view(&tn, 2).await, reference);
+    tn.shutdown().await;
+}
