@@ -94,6 +94,12 @@ impl Mempool {
         self.max_size
     }
 
+    /// Changes the relay floor (the governed default moved); entries
+    /// already in stay until mined or evicted.
+    pub fn set_min_fee_rate(&mut self, rate: u64) {
+        self.min_fee_rate = rate;
+    }
+
     pub fn min_fee_rate(&self) -> u64 {
         self.min_fee_rate
     }

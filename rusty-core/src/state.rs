@@ -69,6 +69,9 @@ pub struct NodeState {
     commitments: std::collections::HashMap<Hash256, rusty_shared_types::QuorumCommitment>,
     /// Governance votes waiting to be mined (they pay no fee).
     votes: VotePool,
+    /// The mempool's relay floor follows the governed default (the node
+    /// was started with the network's default, not its own).
+    relay_fee_governed: bool,
 }
 
 /// A new active tip, as announced to subscribers.
@@ -100,7 +103,11 @@ impl NodeState {
             mempool_file: None,
             commitments: std::collections::HashMap::new(),
             votes: VotePool::default(),
+            relay_fee_governed: false,
         };
+        state.relay_fee_governed =
+            state.mempool.min_fee_rate() == state.params().min_relay_fee_per_kb;
+        state.follow_governed_relay_fee();
         state.rescan_wallet();
         state
     }
@@ -167,6 +174,18 @@ impl NodeState {
     /// Where the mempool is saved by [`NodeState::close`].
     pub fn set_mempool_file(&mut self, path: std::path::PathBuf) {
         self.mempool_file = Some(path);
+    }
+
+    /// A node on the network's default relay fee follows the governed one.
+    fn follow_governed_relay_fee(&mut self) {
+        if self.relay_fee_governed {
+            let governed = self.chain.gov().values().min_relay_fee;
+            if governed != self.mempool.min_fee_rate() {
+                info!(target: "mempool", from = self.mempool.min_fee_rate(), to = governed,
+                      "minimum relay fee follows governance");
+                self.mempool.set_min_fee_rate(governed);
+            }
+        }
     }
 
     /// Governance votes waiting to be mined.
@@ -278,6 +297,7 @@ impl NodeState {
                 }
             }
         }
+        self.follow_governed_relay_fee();
         let next_height = self.chain.height().saturating_add(1);
         self.votes.revalidate(
             self.chain.params(),

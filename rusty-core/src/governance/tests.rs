@@ -172,14 +172,18 @@ fn signed_spend(
     tx
 }
 
-/// A mature coinbase coin of the wallet (the block at `height`).
-fn mature_coin(s: &NodeState, height: u64) -> (OutPoint, Amount) {
-    let hash = s.chain().hash_at(height).unwrap();
-    let block = s.chain().block(&hash).unwrap().unwrap();
-    (
-        OutPoint::new(block.txs[0].txid(), 0),
-        block.txs[0].outputs[0].value,
-    )
+/// A mature coinbase coin of the wallet, unspent and not spent in the
+/// mempool, from the block at `from` or later.
+fn mature_coin(s: &NodeState, from: u64) -> (OutPoint, Amount) {
+    for height in from..s.chain().height().saturating_sub(10) {
+        let hash = s.chain().hash_at(height).unwrap();
+        let block = s.chain().block(&hash).unwrap().unwrap();
+        let op = OutPoint::new(block.txs[0].txid(), 0);
+        if s.chain().coin(&op).unwrap().is_some() && s.mempool().spender(&op).is_none() {
+            return (op, block.txs[0].outputs[0].value);
+        }
+    }
+    panic!("no unspent mature coinbase from height {from}")
 }
 
 fn coinbase_of(s: &NodeState, height: u64) -> Transaction {
@@ -308,7 +312,7 @@ fn out_of_bounds_changes_are_refused_by_mempool_and_block() {
             ),
             "{err}"
         );
-        let (coin, value) = mature_coin(&s, 2);
+        let (coin, value) = mature_coin(&s, 1);
         let burn = TxOut {
             value: coins(1),
             lock: rusty_shared_types::Script::data_carrier(BURN_MARKER).unwrap(),
@@ -325,7 +329,7 @@ fn out_of_bounds_changes_are_refused_by_mempool_and_block() {
         );
     }
     // Without the burn, even a valid proposal is refused.
-    let (coin, value) = mature_coin(&s, 3);
+    let (coin, value) = mature_coin(&s, 1);
     let tx = signed_spend(
         &s,
         coin,

@@ -319,7 +319,7 @@ async fn core_fields_carry_real_values() {
     let treasury = node.rpc("gov_treasury", json!([])).await;
     assert_eq!(treasury["balance"].as_f64(), Some(112.0 * 5.0));
     assert_eq!(treasury["nextsuperblock"], 144);
-    assert_eq!(treasury["active"], false);
+    assert_eq!(treasury["active"], true);
     let gov = node.rpc("getgovernanceinfo", json!([])).await;
     assert_eq!(gov["lastsuperblock"], 96);
     assert_eq!(gov["nextsuperblock"], 144);
