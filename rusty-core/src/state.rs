@@ -468,6 +468,7 @@ impl NodeState {
         let specials_size: usize = specials.iter().map(Transaction::size).sum();
         let budget = max_size.saturating_sub(1_000).saturating_sub(specials_size);
         let selected = self.select_for_template(budget, height);
+        let specials = self.without_touched_voters(specials, &selected);
         let fees = Amount::checked_sum(selected.iter().map(|e| e.fee)).unwrap_or(Amount::ZERO);
         let base = rewards.coinbase_subsidy();
         let reward = base.checked_add(fees).unwrap_or(base);
@@ -569,6 +570,44 @@ impl NodeState {
             MAX_VOTES_PER_BLOCK,
         ));
         out
+    }
+
+    /// Leaves out the votes of masternodes that `selected` changes: a spent
+    /// collateral (the masternode leaves the list), a revocation or a new
+    /// voting key would make the vote, and so the block, invalid.
+    fn without_touched_voters(
+        &self,
+        specials: Vec<Transaction>,
+        selected: &[&MempoolEntry],
+    ) -> Vec<Transaction> {
+        let mn = self.chain.mn();
+        let mut touched = std::collections::HashSet::new();
+        for e in selected {
+            for input in &e.tx.inputs {
+                if let Some(entry) = mn.by_collateral(&input.prevout) {
+                    touched.insert(entry.pro_tx_hash);
+                }
+            }
+            match &e.tx.payload {
+                Some(Payload::ProUpdateRegistrar(p)) => {
+                    touched.insert(p.pro_tx_hash);
+                }
+                Some(Payload::ProRevoke(p)) => {
+                    touched.insert(p.pro_tx_hash);
+                }
+                _ => {}
+            }
+        }
+        if touched.is_empty() {
+            return specials;
+        }
+        specials
+            .into_iter()
+            .filter(|t| match &t.payload {
+                Some(Payload::Vote(v)) => !touched.contains(&v.pro_tx_hash),
+                _ => true,
+            })
+            .collect()
     }
 
     /// Mempool transactions for a block at `height`, leaving out masternode

@@ -137,3 +137,81 @@ fn a_node_killed_with_9_rejoins_from_its_peer_store_and_catches_up() {
     b.stop();
     a.stop();
 }
+
+/// Governance through the CLI on a node process, then `kill -9` mid-cycle
+/// (votes and a proposal since the last flush): the restarted node has the
+/// same tally, treasury and values, and pays the proposal at the
+/// superblock.
+#[test]
+fn governance_survives_kill_9_mid_cycle() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let key = dir.path().join("operator.key");
+    let k = key.to_str().expect("utf-8 path");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["masternode", "genkey", "--out", k])
+        .output()
+        .expect("genkey");
+    assert!(out.status.success());
+    let node = NodeProcess::start(dir.path(), port, &["--no-mine"]);
+    node.json(&["mine", "generate", "12"]);
+    let service = node.json(&["rpc", "getnetworkinfo"])["localmultiaddrs"][0]
+        .as_str()
+        .expect("a local address")
+        .to_string();
+    node.json(&[
+        "masternode",
+        "register",
+        "--operator-key",
+        k,
+        "--service",
+        &service,
+    ]);
+    node.json(&["mine", "generate", "1"]);
+    let payee = node.json(&["wallet", "address"]);
+    let payee = payee.as_str().expect("address");
+    let out = node.cli(&[
+        "gov",
+        "submit",
+        "--payment",
+        "--payee",
+        payee,
+        "--amount",
+        "3",
+        "--title",
+        "Crash test",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(hash.len(), 64, "{hash}");
+    node.json(&["mine", "generate", "1"]);
+    let voted = node.json(&["gov", "vote", &hash, "yes"]);
+    assert!(voted[0]["txid"].is_string(), "{voted}");
+    node.json(&["mine", "generate", "2"]);
+    let shown = node.json(&["gov", "show", &hash]);
+    assert_eq!(shown["yes"], 1, "{shown}");
+    assert_eq!(shown["passing"], true);
+    let treasury = node.json(&["gov", "treasury"]);
+    let params = node.json(&["gov", "params"]);
+    let listed = node.json(&["gov", "list", "--state", "passing"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+
+    node.kill9();
+    let node = NodeProcess::start(dir.path(), port, &["--no-mine"]);
+    assert_eq!(node.json(&["gov", "show", &hash]), shown);
+    assert_eq!(node.json(&["gov", "treasury"]), treasury);
+    assert_eq!(node.json(&["gov", "params"]), params);
+
+    // Through the superblock (48 on dev): paid once, from the treasury.
+    let h = node.height();
+    node.json(&["mine", "generate", &(48 - h).to_string()]);
+    let after = node.json(&["gov", "treasury"]);
+    let accrued = 49.0 * 5.0; // heights 0..=48, 10% of 50 RSC each
+    assert_eq!(after["balance"].as_f64(), Some(accrued - 3.0), "{after}");
+    assert_eq!(node.json(&["gov", "list"]), serde_json::json!([]));
+    node.stop();
+}

@@ -548,6 +548,37 @@ fn collateral_spent_at(height: u64) -> bool {
 }
 
 #[test]
+fn a_template_leaves_out_the_vote_of_a_masternode_leaving_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, pros, addr) = with_masternodes(dir.path(), 2);
+    let payee = s.wallet_mut().unwrap().new_address().unwrap();
+    let p = s
+        .submit_proposal(payment("p", &payee, 10, 1), 2_000, NOW)
+        .unwrap();
+    mine(&mut s, &addr, 1);
+    // Both wait: a vote of masternode 1 and the spend of its collateral.
+    vote(&mut s, pros[1], &[yes(p)]);
+    let collateral = s.chain().mn().get(&pros[1]).unwrap().collateral;
+    let value = s.chain().coin(&collateral).unwrap().unwrap().output.value;
+    let spend = signed_spend(
+        &s,
+        collateral,
+        vec![TxOut {
+            value: value.checked_sub(coins(1)).unwrap(),
+            lock: addr.lock_script(),
+        }],
+        None,
+    );
+    s.accept_transaction(spend, NOW).unwrap();
+    // The template is valid: the spend goes in, the vote stays out…
+    mine(&mut s, &addr, 1);
+    assert!(s.chain().mn().get(&pros[1]).is_none());
+    assert_eq!(s.chain().gov().proposal(&p).unwrap().tally.yes, 0);
+    // …and leaves the pool, which can never mine it now.
+    assert!(s.vote_pool().is_empty());
+}
+
+#[test]
 fn only_masternodes_valid_at_the_snapshot_count() {
     assert!(
         !collateral_spent_at(39),

@@ -158,3 +158,110 @@ async fn bad_blocks_are_rejected_without_side_effects() {
     assert_eq!(node.tip().await, hash);
     assert_eq!(submit(block).await, json!("duplicate"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_governance_input_is_rejected_without_side_effects() {
+    use rusty_shared_types::{
+        governance::{VoteBatch, VoteOutcome},
+        Payload, Transaction,
+    };
+    let (node, key, outpoint, out) = funded_node().await;
+    let before = node.snapshot().await;
+    let vote = |outputs: Vec<TxOut>| Transaction {
+        version: 1,
+        inputs: Vec::new(),
+        outputs,
+        lock_time: 0,
+        payload: Some(Payload::Vote(VoteBatch {
+            pro_tx_hash: Hash256([4; 32]),
+            made_at: 11,
+            votes: vec![(Hash256([5; 32]), VoteOutcome::Yes)],
+            signature: [7; 64],
+        })),
+    };
+    // A vote that moves coins, one from no masternode, one that does not
+    // decode (outcome tag 9).
+    let with_output = vote(vec![TxOut {
+        value: coins(1),
+        lock: key.address.lock_script(),
+    }]);
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&with_output)]))
+        .await;
+    assert_eq!(code, -26, "{msg}");
+    assert!(msg.contains("bad-gov-vote"), "{msg}");
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&vote(Vec::new()))]))
+        .await;
+    assert_eq!(code, -26, "{msg}");
+    assert!(msg.contains("bad-gov-vote-masternode"), "{msg}");
+    let mut bytes = hex::decode(hex_of(&vote(Vec::new()))).unwrap();
+    let tag = bytes.len() - 65;
+    bytes[tag] = 9;
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex::encode(&bytes)]))
+        .await;
+    assert_eq!(code, -22, "{msg}");
+
+    // A proposal that does not burn the fee.
+    let mut tx = key.spend(
+        outpoint,
+        &out,
+        vec![TxOut {
+            value: coins(out.value.units() - 10_000),
+            lock: key.address.lock_script(),
+        }],
+    );
+    tx.payload = Some(Payload::Proposal(
+        rusty_shared_types::governance::Proposal {
+            title: "no burn".into(),
+            url: String::new(),
+            doc_hash: Hash256::ZERO,
+            first_superblock: 48,
+            superblocks: 1,
+            kind: rusty_shared_types::governance::ProposalKind::TreasuryPayment {
+                payee: key.address.lock_script(),
+                amount: 1,
+            },
+        },
+    ));
+    let (code, msg) = node
+        .rpc_err("sendrawtransaction", json!([hex_of(&tx)]))
+        .await;
+    assert_eq!(code, -26, "{msg}");
+    assert!(msg.contains("bad-gov-fee"), "{msg}");
+
+    // Over RPC: out of bounds, unknown parameter, bad payee, long title,
+    // a superblock already too close, malformed gobject data.
+    let submit = |p: serde_json::Value| node.rpc_err("gov_submit", json!([p]));
+    let (code, msg) = submit(
+        json!({"type": "param", "title": "t", "param": "reward-split", "value": "4000,3500,2500"}),
+    )
+    .await;
+    assert_eq!(code, -26, "{msg}");
+    assert!(
+        msg.contains("bad-gov-param") && msg.contains("treasury"),
+        "{msg}"
+    );
+    let (code, msg) =
+        submit(json!({"type": "param", "title": "t", "param": "block-reward", "value": "1"})).await;
+    assert_eq!(code, -8, "{msg}");
+    let (code, msg) =
+        submit(json!({"type": "payment", "title": "t", "payee": "rsc1nope", "amount": 1})).await;
+    assert_eq!(code, -5, "{msg}");
+    let (code, msg) = submit(json!({"type": "payment", "title": "t".repeat(65), "payee": key.address.to_string(), "amount": 1})).await;
+    assert_eq!(code, -8, "{msg}");
+    let (code, msg) = submit(json!({"type": "payment", "title": "t", "payee": key.address.to_string(), "amount": 1, "first_superblock": 48, "superblocks": 13})).await;
+    assert_eq!(code, -26, "{msg}");
+    assert!(msg.contains("bad-gov-proposal"), "{msg}");
+    let (code, msg) = node.rpc_err("gobject", json!(["check", "zz"])).await;
+    assert_eq!(code, -8, "{msg}");
+    let (code, msg) = node.rpc_err("gobject", json!(["frobnicate"])).await;
+    assert_eq!(code, -8, "{msg}");
+    let (code, msg) = node
+        .rpc_err("gov_vote", json!([hex::encode([1u8; 32]), "maybe"]))
+        .await;
+    assert_eq!(code, -8, "{msg}");
+
+    assert_eq!(node.snapshot().await, before);
+}
