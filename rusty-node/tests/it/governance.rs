@@ -9,7 +9,7 @@
 use rusty_shared_types::{Amount, Network};
 use serde_json::{json, Value};
 
-use crate::{masternodes::spawn_masternode_net, net::TestNet};
+use crate::{common::TestKey, masternodes::spawn_masternode_net, net::TestNet};
 
 const COIN: u64 = 100_000_000;
 
@@ -174,4 +174,108 @@ async fn proposals_are_voted_paid_and_activated_on_every_node() {
     assert_eq!(gov_view(&tn, fresh).await, reference);
     assert_eq!(gov_view(&tn, 2).await, reference);
     tn.shutdown().await;
+}
+
+/// Copies the active blocks at `heights` from one node to another by
+/// `getblock`/`submitblock`.
+async fn copy_blocks(
+    from: &crate::common::TestNode,
+    to: &crate::common::TestNode,
+    heights: std::ops::RangeInclusive<u64>,
+) {
+    for h in heights {
+        let hash = from.rpc("getblockhash", json!([h])).await;
+        let hex = from.rpc("getblock", json!([hash, 0])).await;
+        let _ = to.rpc("submitblock", json!([hex])).await;
+    }
+}
+
+async fn views_of(n: &crate::common::TestNode) -> Value {
+    json!([
+        n.rpc("gov_treasury", json!([])).await["balance"],
+        n.rpc("gov_params", json!([])).await["reward_split"],
+        n.rpc("gov_list", json!([])).await,
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_across_a_superblock_restores_payouts_balance_and_parameters() {
+    use crate::common::TestNode;
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    let a_addr = a.new_address().await;
+    a.generate_to(12, &a_addr).await;
+    // One masternode, registered from a's wallet (which so holds its
+    // voting key); a valid peer id in its service address.
+    let operator = rusty_crypto::bls::SecretKey::from_bytes(&[3; 32]).unwrap();
+    let service = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    a.rpc(
+        "protx",
+        json!([
+            "register",
+            hex::encode(operator.public_key().to_bytes()),
+            service
+        ]),
+    )
+    .await;
+    a.generate_to(1, &a_addr).await;
+    let payee = a.new_address().await;
+    let pay = a
+        .rpc(
+            "gov_submit",
+            json!([{"type": "payment", "title": "p", "payee": payee, "amount": 3}]),
+        )
+        .await;
+    let split = a
+        .rpc("gov_submit", json!([{"type": "param", "title": "s", "param": "reward-split", "value": "4000,4500,1500"}]))
+        .await;
+    a.generate_to(1, &a_addr).await;
+    let fork = a.height().await;
+    copy_blocks(&a, &b, 1..=fork).await;
+    assert_eq!(a.tip().await, b.tip().await);
+    let at_fork = views_of(&a).await;
+
+    // a votes and goes through the superblock: paid and activated.
+    for p in [&pay, &split] {
+        let sent = a.rpc("gov_vote", json!([p, "yes"])).await;
+        assert!(sent[0]["txid"].is_string(), "{sent}");
+    }
+    a.generate_to(49 - fork, &a_addr).await;
+    let paid = a
+        .rpc(
+            "getblock",
+            json!([a.rpc("getblockhash", json!([48])).await, 2]),
+        )
+        .await;
+    let outs = paid["tx"][0]["vout"].as_array().unwrap().clone();
+    assert_eq!(outs.last().unwrap()["value"], 3.0, "{outs:?}");
+    assert_eq!(
+        a.rpc("gov_params", json!([])).await["reward_split"],
+        json!([4000, 4500, 1500])
+    );
+
+    // b's longer branch has no votes: nothing paid, nothing activated.
+    let b_addr = TestKey::new(4).address.to_string();
+    b.generate_to(50 - fork, &b_addr).await;
+    copy_blocks(&b, &a, fork + 1..=50).await;
+    assert_eq!(a.tip().await, b.tip().await);
+    let (va, vb) = (views_of(&a).await, views_of(&b).await);
+    assert_eq!(va, vb);
+    assert_eq!(va[1], json!([4500, 4500, 1000]));
+    assert_eq!(va[2], json!([]), "both proposals finished at 48 unpaid");
+    let coinbase = a
+        .rpc(
+            "getblock",
+            json!([a.rpc("getblockhash", json!([48])).await, 2]),
+        )
+        .await;
+    let outs = coinbase["tx"][0]["vout"].as_array().unwrap().clone();
+    assert!(outs.iter().all(|o| o["value"] != 3.0), "{outs:?}");
+    let balance = Amount::parse_coins(&va[0].to_string()).unwrap();
+    let params = Network::Dev.params();
+    assert_eq!(
+        balance,
+        rusty_core::governance::accrued_treasury(params, 50)
+    );
+    assert_ne!(at_fork, va);
 }
