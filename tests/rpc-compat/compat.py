@@ -32,6 +32,7 @@ any check failed.
 
 import argparse
 import decimal
+import json
 import os
 import signal
 import sys
@@ -667,6 +668,42 @@ def dash_quorum(s):
     s.read("quorum list", "quorum", "list")
 
 
+def dash_gobject(s):
+    """Dash's governance flow as its tools drive it: `gobject prepare` with
+    the hex of the proposal JSON, `gobject submit` with the returned txid,
+    then list, get, vote-many (the wallet holds the registered masternode's
+    voting key), getcurrentvotes and count."""
+    addr = s.need("addr")
+    s.need("pro")
+    data = json.dumps({"type": 1, "name": "compat", "url": "https://example.org/compat",
+                       "payment_address": addr, "payment_amount": 1})
+    data_hex = data.encode().hex()
+    now = int(time.time())
+    txid = s.call("gobject", "prepare", "0", 1, now, data_hex)
+    s.require("gobject prepare", "(result)", isinstance(txid, str) and len(txid) == 64,
+              "a txid", repr(txid))
+    h = s.call("gobject", "submit", "0", 1, now, data_hex, txid)
+    s.equal("gobject submit", "(result)", txid, h)
+    s.call("generatetoaddress", 1, addr)
+    objects = s.read("gobject list", "gobject", "list")
+    s.require("gobject list", "keys", txid in objects, f"contains {txid}", repr(list(objects)))
+    obj = s.read("gobject get", "gobject", "get", txid)
+    s.equal("gobject get", "Hash", txid, obj.get("Hash"))
+    s.equal("gobject get", "DataHex (decodes to the data)",
+            json.loads(data)["name"], json.loads(bytes.fromhex(obj.get("DataHex", "")).decode())["name"])
+    voted = s.call("gobject", "vote-many", txid, "funding", "yes")
+    s.equal("gobject vote-many", "overall",
+            "Voted successfully 1 time(s) and failed 0 time(s).", voted.get("overall"))
+    s.call("generatetoaddress", 1, addr)
+    votes = s.read("gobject getcurrentvotes", "gobject", "getcurrentvotes", txid)
+    s.equal("gobject getcurrentvotes", "(entries)", 1, len(votes))
+    s.equal("gobject get", "YesCount (after the vote is mined)", 1,
+            s.call("gobject", "get", txid).get("YesCount"))
+    count = s.call("gobject", "count")
+    s.require("gobject count", "(result)", isinstance(count, str) and count.startswith("Governance Objects: "),
+              "Dash's summary string", repr(count))
+
+
 # ---- errors ----
 
 def error_check(s, name, call, code, message=None, prefix=None, http=500):
@@ -855,6 +892,8 @@ CHECKS = [
     ("Dash: protx list, protx list registered true, protx info", dash_protx),
     ("Dash: masternode count, list, status, winners", dash_masternode),
     ("Dash: quorum list", dash_quorum),
+    ("Dash: gobject prepare (hex), submit, list, get, vote-many, getcurrentvotes, count",
+     dash_gobject),
     ("error: unknown method", error_unknown_method),
     ("error: wrong arity", error_arity),
     ("error: wrong type", error_type),

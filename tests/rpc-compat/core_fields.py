@@ -615,6 +615,32 @@ table("getgovernanceinfo",
 table("getsuperblockbudget",
       f"{DASH}/remote-procedure-calls-dash.html#getsuperblockbudget", NUM)
 
+# A governance object as `gobject get` and `gobject list` give it.
+GOBJECT = Obj({
+    "Hash": HEX,
+    "CollateralHash": HEX,
+    "ObjectType": INT,
+    "DataHex": HEX,
+    "DataString": STR,
+    "AbsoluteYesCount": INT,
+    "YesCount": INT,
+    "NoCount": INT,
+    "AbstainCount": INT,
+    "fBlockchainValidity": BOOL,
+    "IsValidReason": STR,
+    "fCachedValid": BOOL,
+    "fCachedFunding": BOOL,
+    "fCachedDelete": BOOL,
+    "fCachedEndorsed": BOOL,
+})
+
+table("gobject get", f"{DASH}/remote-procedure-calls-dash.html#gobject-get", GOBJECT)
+table("gobject list", f"{DASH}/remote-procedure-calls-dash.html#gobject-list",
+      Map(GOBJECT, key=r"[0-9a-f]{64}", key_doc="an object hash"))
+# Key: the voting masternode; value "hash:height:outcome:signal".
+table("gobject getcurrentvotes", f"{DASH}/remote-procedure-calls-dash.html#gobject-getcurrentvotes",
+      Map(STR, key=r"[0-9a-f]{64}", key_doc="a masternode"))
+
 # ---- fields with no meaning on this chain ----
 
 NO_DESCRIPTORS = ("output descriptors describe Bitcoin Script; FerrisScript has no "
