@@ -12,7 +12,7 @@ use tracing::{debug, info};
 
 use crate::{
     chain::{BlockAcceptance, Chain, ChainError, ChainEvent},
-    governance::{VotePool, VotePoolError},
+    governance::{GovError, VotePool, VotePoolError},
     mempool::{fee_rate, Mempool, MempoolEntry, MempoolError},
     pow,
     tables::Coin,
@@ -435,6 +435,12 @@ impl NodeState {
                 next_height,
             )
             .map_err(|e| match e {
+                // A proposal still in the mempool: say so, not "unknown".
+                VotePoolError::Chain(ChainError::Invalid(ValidationError::Governance(
+                    GovError::UnknownProposal(p),
+                ))) if self.mempool.contains(&p) => {
+                    TxRejection::Invalid(GovError::ProposalNotMined(p).into())
+                }
                 VotePoolError::Chain(ChainError::Invalid(e)) => TxRejection::Invalid(e),
                 VotePoolError::Chain(e) => TxRejection::Chain(e),
                 VotePoolError::AlreadyKnown(t) => MempoolError::AlreadyKnown(t).into(),

@@ -52,6 +52,8 @@ pub enum GovError {
     BadVoteSignature(Hash256),
     #[error("vote for unknown proposal {0}")]
     UnknownProposal(Hash256),
+    #[error("proposal {0} is waiting in the mempool: vote once a block carries it")]
+    ProposalNotMined(Hash256),
     #[error("voting on proposal {proposal} closed at height {closed}")]
     VotingClosed { proposal: Hash256, closed: u64 },
     #[error("masternode {masternode} votes on proposal {proposal} twice in one block")]
@@ -83,7 +85,7 @@ impl GovError {
             NotOnList(_) => "bad-gov-vote-masternode",
             VoteWindow { .. } => "bad-gov-vote-window",
             BadVoteSignature(_) => "bad-gov-vote-sig",
-            UnknownProposal(_) => "bad-gov-vote-proposal",
+            UnknownProposal(_) | ProposalNotMined(_) => "bad-gov-vote-proposal",
             VotingClosed { .. } => "bad-gov-vote-closed",
             DuplicateVote { .. } => "bad-gov-vote-duplicate",
             VoteCooldown { .. } => "bad-gov-vote-cooldown",
@@ -101,6 +103,7 @@ impl GovError {
             NotOnList(_)
                 | VoteWindow { .. }
                 | UnknownProposal(_)
+                | ProposalNotMined(_)
                 | VotingClosed { .. }
                 | VoteCooldown { .. }
                 | OutOfBounds(BoundsError::ShareStep { .. } | BoundsError::Step { .. })

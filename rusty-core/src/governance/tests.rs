@@ -358,6 +358,18 @@ fn vote_rules_duplicates_cooldown_window_and_signature() {
     let p = s
         .submit_proposal(payment("p", &payee, 10, 1), 2_000, NOW)
         .unwrap();
+    // Not mined yet: the error says so.
+    let sent = s
+        .vote_from_wallet(vec![yes(p)], Some(pros[0]), NOW)
+        .unwrap();
+    let err = sent.into_iter().next().unwrap().result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TxRejection::Invalid(ValidationError::Governance(GovError::ProposalNotMined(_)))
+        ),
+        "{err}"
+    );
     mine(&mut s, &addr, 1);
     let h = s.chain().height();
     // Two votes of one masternode on one proposal in one block.
