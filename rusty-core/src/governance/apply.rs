@@ -235,6 +235,21 @@ impl GovState {
         v: &VoteBatch,
         height: u64,
     ) -> Result<Vec<Option<VoteRecord>>, ChainError> {
+        self.check_vote_with(params, db, mn, v, height, true)
+    }
+
+    /// [`GovState::check_vote`], with the signature checked or not: the
+    /// vote pool verified it on entry and re-checks only that the
+    /// masternode's voting key is unchanged.
+    pub fn check_vote_with(
+        &self,
+        params: &ChainParams,
+        db: &Database,
+        mn: &MnState,
+        v: &VoteBatch,
+        height: u64,
+        verify_signature: bool,
+    ) -> Result<Vec<Option<VoteRecord>>, ChainError> {
         let g = GovernanceParams::of(params.network);
         let entry = mn
             .get(&v.pro_tx_hash)
@@ -250,13 +265,15 @@ impl GovState {
                 height,
             }));
         }
-        let msg = v.signing_hash(params.network.name());
-        rusty_crypto::ed25519::verify(
-            &rusty_crypto::ed25519::PublicKey(entry.voting_key),
-            &msg.0,
-            &rusty_crypto::ed25519::Signature(v.signature),
-        )
-        .map_err(|_| invalid(GovError::BadVoteSignature(v.pro_tx_hash)))?;
+        if verify_signature {
+            let msg = v.signing_hash(params.network.name());
+            rusty_crypto::ed25519::verify(
+                &rusty_crypto::ed25519::PublicKey(entry.voting_key),
+                &msg.0,
+                &rusty_crypto::ed25519::Signature(v.signature),
+            )
+            .map_err(|_| invalid(GovError::BadVoteSignature(v.pro_tx_hash)))?;
+        }
         let mut previous = Vec::with_capacity(v.votes.len());
         for (proposal, _) in &v.votes {
             let p = self

@@ -22,6 +22,27 @@ pub const MAX_POOLED_VOTES: usize = 50_000;
 struct Pooled {
     tx: Transaction,
     vote: VoteBatch,
+    /// The voting key the signature was verified with on entry.
+    voting_key: [u8; 32],
+}
+
+impl Pooled {
+    /// Still minable at `height`: the rules without the signature, which
+    /// was verified on entry against a voting key that has not changed.
+    fn still_valid(
+        &self,
+        params: &ChainParams,
+        db: &Database,
+        gov: &GovState,
+        mn: &MnState,
+        height: u64,
+    ) -> bool {
+        mn.get(&self.vote.pro_tx_hash)
+            .is_some_and(|e| e.voting_key == self.voting_key)
+            && gov
+                .check_vote_with(params, db, mn, &self.vote, height, false)
+                .is_ok()
+    }
 }
 
 /// Votes waiting to be mined, by txid.
@@ -107,10 +128,21 @@ impl VotePool {
         }
         gov.check_vote(params, db, mn, vote, height)?;
         let vote = vote.clone();
+        let voting_key = mn
+            .get(&vote.pro_tx_hash)
+            .map(|e| e.voting_key)
+            .unwrap_or_default();
         for key in pair_keys(&vote) {
             self.pairs.insert(key, txid);
         }
-        self.votes.insert(txid, Pooled { tx, vote });
+        self.votes.insert(
+            txid,
+            Pooled {
+                tx,
+                vote,
+                voting_key,
+            },
+        );
         Ok(())
     }
 
@@ -138,10 +170,7 @@ impl VotePool {
         let stale: Vec<Hash256> = self
             .votes
             .iter()
-            .filter(|(_, p)| {
-                gov.check_vote(params, db, mn, &p.vote, next_height)
-                    .is_err()
-            })
+            .filter(|(_, p)| !p.still_valid(params, db, gov, mn, next_height))
             .map(|(txid, _)| *txid)
             .collect();
         for txid in stale {
@@ -171,7 +200,7 @@ impl VotePool {
             if pair_keys(&p.vote).any(|k| used.contains(&k)) {
                 continue;
             }
-            if gov.check_vote(params, db, mn, &p.vote, height).is_err() {
+            if !p.still_valid(params, db, gov, mn, height) {
                 continue;
             }
             used.extend(pair_keys(&p.vote));

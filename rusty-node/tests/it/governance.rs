@@ -279,3 +279,87 @@ async fn a_reorg_across_a_superblock_restores_payouts_balance_and_parameters() {
     );
     assert_ne!(at_fork, va);
 }
+
+async fn next_event(sub: &mut jsonrpsee::core::client::Subscription<Value>) -> Value {
+    tokio::time::timeout(std::time::Duration::from_secs(10), sub.next())
+        .await
+        .expect("notified in time")
+        .expect("stream open")
+        .expect("valid notification")
+}
+
+/// The `governance` WebSocket subscription: the block carrying a proposal,
+/// the one carrying a vote, the snapshot and the superblock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_governance_subscription() {
+    use jsonrpsee::{
+        core::client::{Subscription, SubscriptionClientT},
+        rpc_params,
+        ws_client::{HeaderMap, HeaderValue, WsClientBuilder},
+    };
+    let node = crate::common::TestNode::start().await;
+    let addr = node.new_address().await;
+    node.generate_to(12, &addr).await;
+    let operator = rusty_crypto::bls::SecretKey::from_bytes(&[5; 32]).unwrap();
+    let service = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    node.rpc(
+        "protx",
+        json!([
+            "register",
+            hex::encode(operator.public_key().to_bytes()),
+            service
+        ]),
+    )
+    .await;
+    node.generate_to(1, &addr).await;
+
+    let cookie =
+        std::fs::read_to_string(node.node.as_ref().unwrap().cookie_path().unwrap()).unwrap();
+    let (user, pass) = cookie.trim().split_once(':').unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&rusty_node::rpc::http::basic_authorization(user, pass)).unwrap(),
+    );
+    let ws = WsClientBuilder::default()
+        .set_headers(headers)
+        .build(format!("ws://{}", node.addr))
+        .await
+        .expect("websocket connects");
+    let mut sub: Subscription<Value> = ws
+        .subscribe(
+            "subscribe_governance",
+            rpc_params![],
+            "unsubscribe_governance",
+        )
+        .await
+        .expect("subscribed");
+    let hash = node
+        .rpc(
+            "gov_submit",
+            json!([{"type": "payment", "title": "ws", "payee": addr, "amount": 2}]),
+        )
+        .await;
+    node.generate_to(1, &addr).await;
+    let ev = next_event(&mut sub).await;
+    assert_eq!(ev["proposals"], json!([hash]), "{ev}");
+    node.rpc("gov_vote", json!([hash, "yes"])).await;
+    node.generate_to(1, &addr).await;
+    let ev = next_event(&mut sub).await;
+    assert_eq!(
+        (ev["votes"].as_u64(), ev["snapshot"].as_bool()),
+        (Some(1), Some(false)),
+        "{ev}"
+    );
+    let h = node.height().await;
+    node.generate_to(48 - h, &addr).await;
+    let ev = next_event(&mut sub).await;
+    assert_eq!(
+        (ev["height"].as_u64(), ev["snapshot"].as_bool()),
+        (Some(40), Some(true)),
+        "{ev}"
+    );
+    let ev = next_event(&mut sub).await;
+    assert_eq!(ev["height"], 48, "{ev}");
+    assert_eq!(ev["payouts"], json!([hash]), "{ev}");
+}
