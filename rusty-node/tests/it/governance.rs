@@ -162,17 +162,70 @@ async fn proposals_are_voted_paid_and_activated_on_every_node() {
     let balance = Amount::parse_coins(&treasury["balance"].to_string()).expect("coins");
     assert_eq!(balance, expected, "{treasury}");
 
-    // A node that syncs from scratch, and one restarted mid-cycle, agree.
+    // Next cycle: a second proposal with a split vote, mid-cycle.
+    let second = tn
+        .rpc(
+            0,
+            "gov_submit",
+            json!([{"type": "payment", "title": "Second", "payee": payee, "amount": "1"}]),
+        )
+        .await;
+    let second = second.as_str().unwrap().to_owned();
+    tn.mine(0, 1).await;
+    tn.assert_synced().await;
+    for (i, outcome) in [(mns[0].0, "yes"), (mns[1].0, "yes"), (mns[2].0, "no")] {
+        let sent = tn.rpc(i, "gov_vote", json!([second, outcome])).await;
+        assert!(sent[0]["txid"].is_string(), "node {i}: {sent}");
+    }
+    let deadline = tokio::time::Instant::now() + crate::net::SYNC_TIMEOUT;
+    loop {
+        tn.mine(0, 1).await;
+        let p = tn.rpc(0, "gov_get", json!([second])).await;
+        if p["yes"] == 2 && p["no"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "votes never mined: {p}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    // A node that syncs from scratch, and one restarted mid-cycle, agree
+    // on the treasury, the values and the tallies.
     let mut tn = tn;
     tn.net.add_node(false).await.expect("new node");
     let fresh = tn.net.len() - 1;
-    tn.mine(0, 5).await;
     tn.net.restart_node(2, false).await.expect("restart");
     tn.mine(0, 1).await;
     tn.assert_synced().await;
     let reference = gov_view(&tn, 0).await;
+    assert_eq!(
+        reference["proposals"].as_array().map(Vec::len),
+        Some(1),
+        "{reference}"
+    );
     assert_eq!(gov_view(&tn, fresh).await, reference);
     assert_eq!(gov_view(&tn, 2).await, reference);
+
+    // The next superblock pays the second proposal, and the first once
+    // only: it is not paid again.
+    let next = superblock + g.superblock_cycle;
+    let (_, h) = tn.tip(0).await;
+    tn.mine(0, next + 1 - h).await;
+    tn.assert_synced().await;
+    for i in 0..tn.net.len() {
+        let cb = coinbase(&tn, i, next).await;
+        let seven = Amount::from_units(7 * COIN).unwrap();
+        assert!(
+            cb.outputs.iter().all(|o| o.value != seven),
+            "node {i}: paid twice"
+        );
+        assert_eq!(
+            cb.outputs.last().unwrap().value,
+            Amount::from_units(COIN).unwrap()
+        );
+    }
     tn.shutdown().await;
 }
 
