@@ -10,9 +10,12 @@
 //! - [`chainlock`]: ChainLock latency on a masternode localnet.
 //! - [`media`]: media transfer beside raw loopback TCP, live upload share and
 //!   latency.
+//! - [`superblock`]: connecting a governance superblock (and its snapshot
+//!   block) beside an ordinary block of the same size on the same chain.
 
 pub mod bls;
 pub mod chainlock;
 pub mod connect;
 pub mod media;
 pub mod network;
+pub mod superblock;

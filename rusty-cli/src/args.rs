@@ -514,6 +514,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         iterations: usize,
     },
+    /// A dev chain in RocksDB with masternodes registered, payment proposals
+    /// and every masternode's votes on chain: connecting the snapshot block
+    /// and the superblock (treasury payouts, pruning) beside ordinary blocks
+    /// of the same size, in fresh copies of the database.
+    Superblock {
+        /// Masternodes registered (each votes on every proposal).
+        #[arg(long, default_value_t = rusty_bench::superblock::SuperblockBenchConfig::default().masternodes)]
+        masternodes: usize,
+        /// Payment proposals, all paid at the superblock.
+        #[arg(long, default_value_t = rusty_bench::superblock::SuperblockBenchConfig::default().proposals)]
+        proposals: usize,
+        /// Pay-to-pubkey-hash transactions in every compared block.
+        #[arg(long, default_value_t = rusty_bench::superblock::SuperblockBenchConfig::default().txs_per_block)]
+        txs: usize,
+        /// Fresh copies of the database the measured blocks connect into.
+        #[arg(long, default_value_t = rusty_bench::superblock::SuperblockBenchConfig::default().runs)]
+        runs: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

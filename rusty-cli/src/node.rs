@@ -382,6 +382,22 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             println!("{report}");
             Ok(())
         }
+        BenchCommand::Superblock {
+            masternodes,
+            proposals,
+            txs,
+            runs,
+        } => {
+            init_logging();
+            let cfg = rusty_bench::superblock::SuperblockBenchConfig {
+                masternodes: *masternodes,
+                proposals: *proposals,
+                txs_per_block: *txs,
+                runs: *runs,
+            };
+            println!("{}", rusty_bench::superblock::run_superblock_bench(cfg)?);
+            Ok(())
+        }
     }
 }
 

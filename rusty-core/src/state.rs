@@ -33,9 +33,10 @@ pub enum TxRejection {
     Chain(#[from] ChainError),
 }
 
-/// Most vote transactions a template carries (each is about 150 bytes
-/// plus 33 per proposal voted on).
-const MAX_VOTES_PER_BLOCK: usize = 2_000;
+/// The share of a template's bytes votes may take (each vote transaction
+/// is about 150 bytes plus 33 per proposal voted on); fee-paying
+/// transactions get the rest.
+const VOTE_SHARE_DIVISOR: usize = 4;
 
 /// A block to mine: everything but the nonce.
 #[derive(Debug, Clone)]
@@ -469,7 +470,7 @@ impl NodeState {
         let max_size = usize::try_from(rewards.values.max_block_size)
             .unwrap_or(usize::MAX)
             .min(validation::hard_max_block_size(params));
-        let specials = self.block_specials(height);
+        let specials = self.block_specials(height, max_size / VOTE_SHARE_DIVISOR);
         // Leave room for the header, the coinbase and the specials.
         let specials_size: usize = specials.iter().map(Transaction::size).sum();
         let budget = max_size.saturating_sub(1_000).saturating_sub(specials_size);
@@ -533,8 +534,8 @@ impl NodeState {
     /// (a null commitment when its mining window closes at `height`). Pool
     /// commitments were checked against their DKG when they entered the
     /// pool, and a DKG is fixed by its quorum hash, so they are not checked
-    /// again here.
-    fn block_specials(&self, height: u64) -> Vec<Transaction> {
+    /// again here. Then pooled votes, up to `vote_bytes`.
+    fn block_specials(&self, height: u64, vote_bytes: usize) -> Vec<Transaction> {
         let params = self.params();
         let mn = self.chain.mn();
         let special = |payload| Transaction {
@@ -573,7 +574,7 @@ impl NodeState {
             self.chain.gov(),
             mn,
             height,
-            MAX_VOTES_PER_BLOCK,
+            vote_bytes,
         ));
         out
     }

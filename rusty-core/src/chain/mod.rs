@@ -103,6 +103,8 @@ pub struct Chain {
 
 /// Flush the coin cache once it holds this many changes…
 const MAX_UNFLUSHED_COINS: usize = 500_000;
+/// …or the governance vote cache this many records…
+const MAX_UNFLUSHED_VOTES: usize = 200_000;
 /// …or this many blocks were connected since the last flush (bounds the
 /// replay after a crash).
 const MAX_UNFLUSHED_BLOCKS: usize = 1_000;
@@ -767,7 +769,10 @@ impl Chain {
         self.coins.apply(changes);
         self.unflushed_blocks += 1;
         self.active.push(hash);
-        if self.coins.len() > MAX_UNFLUSHED_COINS || self.unflushed_blocks >= MAX_UNFLUSHED_BLOCKS {
+        if self.coins.len() > MAX_UNFLUSHED_COINS
+            || self.gov.cached_votes() > MAX_UNFLUSHED_VOTES
+            || self.unflushed_blocks >= MAX_UNFLUSHED_BLOCKS
+        {
             self.flush()?;
         }
         debug!(target: "chain", %hash, height, txs = block.txs.len(),

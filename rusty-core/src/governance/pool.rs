@@ -179,7 +179,7 @@ impl VotePool {
     }
 
     /// Votes for a block at `height`: each still valid, no two for one
-    /// pair, at most `max` of them, oldest vote first.
+    /// pair, at most `max_bytes` of them encoded, oldest vote first.
     pub fn select_for_block(
         &self,
         params: &ChainParams,
@@ -187,15 +187,17 @@ impl VotePool {
         gov: &GovState,
         mn: &MnState,
         height: u64,
-        max: usize,
+        max_bytes: usize,
     ) -> Vec<Transaction> {
         let mut pooled: Vec<&Pooled> = self.votes.values().collect();
         pooled.sort_by_key(|p| (p.vote.made_at, p.vote.pro_tx_hash));
         let mut used: HashSet<VoteKey> = HashSet::new();
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for p in pooled {
-            if out.len() >= max {
-                break;
+            let size = p.tx.size();
+            if bytes.saturating_add(size) > max_bytes {
+                continue;
             }
             if pair_keys(&p.vote).any(|k| used.contains(&k)) {
                 continue;
@@ -204,6 +206,7 @@ impl VotePool {
                 continue;
             }
             used.extend(pair_keys(&p.vote));
+            bytes = bytes.saturating_add(size);
             out.push(p.tx.clone());
         }
         out

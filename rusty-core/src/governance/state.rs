@@ -302,13 +302,21 @@ impl GovState {
     /// Writes the cached votes and the state record into `batch`; the
     /// caller clears the cache with [`GovState::written`] once committed.
     pub fn write_to(&self, batch: &mut WriteBatch) {
-        for (key, record) in &self.vote_cache {
+        // In key order: RocksDB takes sorted inserts far faster.
+        let mut cached: Vec<(&VoteKey, &Option<VoteRecord>)> = self.vote_cache.iter().collect();
+        cached.sort_unstable_by_key(|(k, _)| **k);
+        for (key, record) in cached {
             match record {
                 Some(r) => batch.put::<GovVotes>(key, r),
                 None => batch.delete::<GovVotes>(key),
             }
         }
         batch.put_meta(META_GOV_STATE, self.encode());
+    }
+
+    /// Vote records waiting for the next flush.
+    pub fn cached_votes(&self) -> usize {
+        self.vote_cache.len()
     }
 
     /// The cache was committed.

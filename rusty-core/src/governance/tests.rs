@@ -560,6 +560,35 @@ fn collateral_spent_at(height: u64) -> bool {
 }
 
 #[test]
+fn votes_fit_the_byte_budget_they_are_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, pros, addr) = with_masternodes(dir.path(), 3);
+    let payee = s.wallet_mut().unwrap().new_address().unwrap();
+    let p = s
+        .submit_proposal(payment("p", &payee, 10, 1), 2_000, NOW)
+        .unwrap();
+    mine(&mut s, &addr, 1);
+    for pro in &pros {
+        vote(&mut s, *pro, &[yes(p)]);
+    }
+    let one = s.vote_pool().transactions().next().unwrap().size();
+    let chain = s.chain();
+    let pick = |bytes| {
+        s.vote_pool().select_for_block(
+            params(),
+            chain.db(),
+            chain.gov(),
+            chain.mn(),
+            chain.height() + 1,
+            bytes,
+        )
+    };
+    assert_eq!(pick(one * 2 + one / 2).len(), 2);
+    assert_eq!(pick(one - 1).len(), 0);
+    assert_eq!(pick(usize::MAX).len(), 3);
+}
+
+#[test]
 fn a_template_leaves_out_the_vote_of_a_masternode_leaving_the_list() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, pros, addr) = with_masternodes(dir.path(), 2);

@@ -196,7 +196,7 @@ async fn proposals_are_voted_paid_and_activated_on_every_node() {
     let mut tn = tn;
     tn.net.add_node(false).await.expect("new node");
     let fresh = tn.net.len() - 1;
-    tn.net.restart_node(2, false).await.expect("restart");
+    tn.net.restart_node(2, true).await.expect("restart");
     tn.mine(0, 1).await;
     tn.assert_synced().await;
     let reference = gov_view(&tn, 0).await;
