@@ -391,7 +391,10 @@ impl Builder {
             &txids,
             block.header.prev_hash,
             height,
-            rewards.masternode,
+            rusty_core::masternode::CoinbaseReward {
+                masternode: rewards.masternode,
+                treasury_outputs: rewards.payouts.len(),
+            },
             &|h| chain.hash_at(h),
         )
         .map_err(|e| setup_err(format!("block {height} breaks a masternode rule: {e}")))?;

@@ -25,6 +25,10 @@ pub enum MempoolError {
     InsufficientReplacementFee { conflicts: usize, needed: Amount },
     #[error("mempool is full and the transaction's fee rate is too low to evict anything")]
     MempoolFull,
+    #[error(
+        "vote transaction {waiting} for the same masternode and proposal is waiting to be mined"
+    )]
+    ConflictingVote { waiting: Hash256 },
 }
 
 /// A transaction in the pool with what was learnt validating it.

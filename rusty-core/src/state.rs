@@ -445,6 +445,9 @@ impl NodeState {
                 VotePoolError::Chain(ChainError::Invalid(e)) => TxRejection::Invalid(e),
                 VotePoolError::Chain(e) => TxRejection::Chain(e),
                 VotePoolError::AlreadyKnown(t) => MempoolError::AlreadyKnown(t).into(),
+                VotePoolError::Conflict { waiting } => {
+                    MempoolError::ConflictingVote { waiting }.into()
+                }
                 VotePoolError::Full => MempoolError::MempoolFull.into(),
             })?;
         self.announcements
@@ -473,9 +476,16 @@ impl NodeState {
         let specials = self.block_specials(height, max_size / VOTE_SHARE_DIVISOR);
         // Leave room for the header, the coinbase and the specials.
         let specials_size: usize = specials.iter().map(Transaction::size).sum();
-        let budget = max_size.saturating_sub(1_000).saturating_sub(specials_size);
+        let payouts_size: usize = rewards
+            .treasury_outputs()
+            .iter()
+            .map(|o| rusty_shared_types::Encode::encode(o).len())
+            .sum();
+        let budget = max_size
+            .saturating_sub(1_000)
+            .saturating_sub(specials_size)
+            .saturating_sub(payouts_size);
         let selected = self.select_for_template(budget, height);
-        let specials = self.without_touched_voters(specials, &selected);
         let fees = Amount::checked_sum(selected.iter().map(|e| e.fee)).unwrap_or(Amount::ZERO);
         let base = rewards.coinbase_subsidy();
         let reward = base.checked_add(fees).unwrap_or(base);
@@ -518,7 +528,30 @@ impl NodeState {
             bits,
             nonce: 0,
         };
-        header.mn_list_root = self.preview_mn_root(&header, &txs, height, rewards.masternode);
+        let reward = crate::masternode::CoinbaseReward {
+            masternode: rewards.masternode,
+            treasury_outputs: rewards.payouts.len(),
+        };
+        let after = self.preview_mn(&header, &txs, height, reward);
+        // A vote must fit the list after the block: leave out the votes of
+        // masternodes it removes (spent collateral), revokes, bans (a DKG
+        // commitment) or gives a new voting key. Votes never change the
+        // list, so its root stays.
+        let before = self.chain.mn();
+        let kept = txs.len();
+        txs.retain(|t| match &t.payload {
+            Some(Payload::Vote(v)) => after.get(&v.pro_tx_hash).is_some_and(|e| {
+                e.is_valid()
+                    && before
+                        .get(&v.pro_tx_hash)
+                        .is_some_and(|b| b.voting_key == e.voting_key)
+            }),
+            _ => true,
+        });
+        if txs.len() != kept {
+            header.merkle_root = validation::block_merkle_root(&txs);
+        }
+        header.mn_list_root = after.list_root();
         let target = pow::target_from_compact(bits).unwrap_or_default();
         BlockTemplate {
             block: Block { header, txs },
@@ -579,44 +612,6 @@ impl NodeState {
         out
     }
 
-    /// Leaves out the votes of masternodes that `selected` changes: a spent
-    /// collateral (the masternode leaves the list), a revocation or a new
-    /// voting key would make the vote, and so the block, invalid.
-    fn without_touched_voters(
-        &self,
-        specials: Vec<Transaction>,
-        selected: &[&MempoolEntry],
-    ) -> Vec<Transaction> {
-        let mn = self.chain.mn();
-        let mut touched = std::collections::HashSet::new();
-        for e in selected {
-            for input in &e.tx.inputs {
-                if let Some(entry) = mn.by_collateral(&input.prevout) {
-                    touched.insert(entry.pro_tx_hash);
-                }
-            }
-            match &e.tx.payload {
-                Some(Payload::ProUpdateRegistrar(p)) => {
-                    touched.insert(p.pro_tx_hash);
-                }
-                Some(Payload::ProRevoke(p)) => {
-                    touched.insert(p.pro_tx_hash);
-                }
-                _ => {}
-            }
-        }
-        if touched.is_empty() {
-            return specials;
-        }
-        specials
-            .into_iter()
-            .filter(|t| match &t.payload {
-                Some(Payload::Vote(v)) => !touched.contains(&v.pro_tx_hash),
-                _ => true,
-            })
-            .collect()
-    }
-
     /// Mempool transactions for a block at `height`, leaving out masternode
     /// special transactions that conflict with earlier ones (and whatever
     /// spends their outputs).
@@ -658,14 +653,15 @@ impl NodeState {
         out
     }
 
-    /// The masternode-list root after a block with `txs` on the tip.
-    fn preview_mn_root(
+    /// The masternode list after a block with `txs` on the tip (the tip's
+    /// list if the block breaks a masternode rule).
+    fn preview_mn(
         &self,
         header: &BlockHeader,
         txs: &[Transaction],
         height: u64,
-        masternode_reward: Amount,
-    ) -> Hash256 {
+        reward: crate::masternode::CoinbaseReward,
+    ) -> crate::masternode::MnState {
         let mut mn = self.chain.mn().clone();
         let block = Block {
             header: header.clone(),
@@ -679,13 +675,13 @@ impl NodeState {
             &txids,
             header.prev_hash,
             height,
-            masternode_reward,
+            reward,
             &|h| chain.hash_at(h),
         ) {
-            Ok(_) => mn.list_root(),
+            Ok(_) => mn,
             Err(err) => {
                 tracing::warn!(target: "miner", %err, "block template breaks a masternode rule");
-                self.chain.mn().list_root()
+                self.chain.mn().clone()
             }
         }
     }

@@ -297,8 +297,17 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
         });
     }
     // A vote is a bare signed payload: no coins move, no fee is paid.
-    if let Some(Payload::Vote(_)) = &tx.payload {
-        if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
+    if let Some(Payload::Vote(v)) = &tx.payload {
+        // The decoder's limits, for votes built in memory too: 1 to 64
+        // proposals, ascending, each once.
+        let ascending = v.votes.windows(2).all(|w| w[0].0 < w[1].0);
+        if !tx.inputs.is_empty()
+            || !tx.outputs.is_empty()
+            || tx.lock_time != 0
+            || v.votes.is_empty()
+            || v.votes.len() > rusty_shared_types::governance::MAX_VOTES_PER_TX
+            || !ascending
+        {
             return Err(crate::governance::GovError::BadVoteShape.into());
         }
         return Ok(());

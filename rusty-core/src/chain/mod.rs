@@ -730,7 +730,10 @@ impl Chain {
                 &txids,
                 hash,
                 height,
-                rewards.masternode,
+                crate::masternode::CoinbaseReward {
+                    masternode: rewards.masternode,
+                    treasury_outputs: rewards.payouts.len(),
+                },
                 &|h| active.get(usize::try_from(h).ok()?).copied(),
             )
             .map_err(ValidationError::from)?;
@@ -738,10 +741,12 @@ impl Chain {
             self.mn.undo(mn_undo);
             return Err(ValidationError::from(MnError::BadListRoot).into());
         }
+        // Masternodes that were on the list before the block and changed:
+        // a new registration has no votes to count or uncount.
         let mn_before: Vec<(Hash256, bool)> = mn_undo
             .entries
             .iter()
-            .map(|(pro, before)| (*pro, before.as_ref().is_some_and(|e| e.is_valid())))
+            .filter_map(|(pro, before)| before.as_ref().map(|e| (*pro, e.is_valid())))
             .collect();
         let gov_undo = match self.gov.apply_block(&GovBlock {
             params: self.params,

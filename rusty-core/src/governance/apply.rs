@@ -37,7 +37,7 @@ pub enum GovError {
     BadProposal(String),
     #[error("parameter change out of bounds: {0}")]
     OutOfBounds(#[from] BoundsError),
-    #[error("a vote transaction has no inputs, no outputs and lock time 0")]
+    #[error("a vote transaction has no inputs, no outputs, lock time 0 and 1 to 64 votes on distinct proposals in ascending order")]
     BadVoteShape,
     #[error("masternode {0} is not on the list (or not valid) and cannot vote")]
     NotOnList(Hash256),
@@ -61,6 +61,8 @@ pub enum GovError {
         masternode: Hash256,
         proposal: Hash256,
     },
+    #[error("a vote made at {made_at} is older than the counted one, made at {counted}")]
+    StaleVote { made_at: u64, counted: u64 },
     #[error("masternode {masternode} may change its vote on {proposal} from height {from}")]
     VoteCooldown {
         masternode: Hash256,
@@ -89,6 +91,7 @@ impl GovError {
             VotingClosed { .. } => "bad-gov-vote-closed",
             DuplicateVote { .. } => "bad-gov-vote-duplicate",
             VoteCooldown { .. } => "bad-gov-vote-cooldown",
+            StaleVote { .. } => "bad-gov-vote-stale",
             BadTreasuryOutputs(_) => "bad-cb-treasury",
             TreasuryRange => "bad-gov-treasury",
         }
@@ -106,6 +109,9 @@ impl GovError {
                 | ProposalNotMined(_)
                 | VotingClosed { .. }
                 | VoteCooldown { .. }
+                | StaleVote { .. }
+                // The voting key may have changed since it was signed.
+                | BadVoteSignature(_)
                 | OutOfBounds(BoundsError::ShareStep { .. } | BoundsError::Step { .. })
                 | BadProposal(_)
         )
@@ -289,6 +295,14 @@ impl GovState {
             }
             let prev = self.vote(db, proposal, &v.pro_tx_hash)?;
             if let Some(prev) = prev {
+                // A vote newer than the counted one only: an old signed vote
+                // cannot be replayed over a later change of mind.
+                if v.made_at <= prev.made_at {
+                    return Err(invalid(GovError::StaleVote {
+                        made_at: v.made_at,
+                        counted: prev.made_at,
+                    }));
+                }
                 let from = prev.height.saturating_add(g.vote_cooldown);
                 if height < from {
                     return Err(invalid(GovError::VoteCooldown {
@@ -411,6 +425,7 @@ impl GovState {
                             Some(VoteRecord {
                                 outcome: *outcome,
                                 height: h,
+                                made_at: v.made_at,
                             }),
                         );
                     }
@@ -474,7 +489,10 @@ impl GovState {
                     });
                 }
                 ProposalKind::ParamChange(c) => {
-                    if p.tally.changes_param(eligible) {
+                    // Bounds are checked again here (and at activation):
+                    // a change that no longer fits never wins over one
+                    // that does.
+                    if p.tally.changes_param(eligible) && check_bounds(c, &self.values).is_ok() {
                         changes
                             .entry(c.name())
                             .or_default()

@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 use rusty_shared_types::{governance::VoteBatch, ChainParams, Hash256, Payload, Transaction};
 use rusty_storage::Database;
 
-use super::{GovError, GovState, VoteKey};
-use crate::{chain::ChainError, masternode::MnState, validation::ValidationError};
+use super::{GovState, VoteKey};
+use crate::{chain::ChainError, masternode::MnState};
 
 /// Most votes the pool holds (far more than one cycle of a large list
 /// voting on every open proposal needs at once).
@@ -62,6 +62,12 @@ pub enum VotePoolError {
     AlreadyKnown(Hash256),
     #[error("the vote pool is full ({MAX_POOLED_VOTES} votes)")]
     Full,
+    /// Another vote of the pair waits: a policy refusal, not the sender's
+    /// fault (it may have seen the other vote first).
+    #[error(
+        "vote transaction {waiting} for the same masternode and proposal is waiting to be mined"
+    )]
+    Conflict { waiting: Hash256 },
 }
 
 fn pair_keys(vote: &VoteBatch) -> impl Iterator<Item = VoteKey> + '_ {
@@ -116,14 +122,8 @@ impl VotePool {
             return Err(VotePoolError::Full);
         }
         for key in pair_keys(vote) {
-            if self.pairs.contains_key(&key) {
-                return Err(ChainError::Invalid(ValidationError::Governance(
-                    GovError::DuplicateVote {
-                        masternode: key.masternode,
-                        proposal: key.proposal,
-                    },
-                ))
-                .into());
+            if let Some(waiting) = self.pairs.get(&key) {
+                return Err(VotePoolError::Conflict { waiting: *waiting });
             }
         }
         gov.check_vote(params, db, mn, vote, height)?;
@@ -195,6 +195,10 @@ impl VotePool {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for p in pooled {
+            // The smallest vote transaction is about 150 bytes.
+            if max_bytes.saturating_sub(bytes) < 150 {
+                break;
+            }
             let size = p.tx.size();
             if bytes.saturating_add(size) > max_bytes {
                 continue;

@@ -35,6 +35,11 @@ pub struct GovernanceParams {
     pub budget_share_bp: u64,
 }
 
+/// Most payouts one superblock makes (in payment order; the rest are
+/// skipped like those over budget), so its coinbase stays far below the
+/// transaction size limit however many small proposals pass.
+pub const MAX_SUPERBLOCK_PAYOUTS: usize = 200;
+
 /// One coin in base units.
 const COIN: u64 = 100_000_000;
 

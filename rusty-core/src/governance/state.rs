@@ -26,6 +26,8 @@ pub struct VoteRecord {
     pub outcome: VoteOutcome,
     /// The height of the block that carried it (the cooldown runs from it).
     pub height: u64,
+    /// The height the vote was made at: a later vote must be newer.
+    pub made_at: u64,
 }
 
 /// Key of a vote record: the proposal, then the masternode, so one
@@ -235,6 +237,9 @@ impl GovState {
                 let budget = g.budget(balance);
                 let mut left = budget;
                 for p in &d.payments {
+                    if payouts.len() >= super::MAX_SUPERBLOCK_PAYOUTS {
+                        break;
+                    }
                     if let Ok(rest) = left.checked_sub(p.amount) {
                         left = rest;
                         payouts.push(p.clone());
@@ -386,6 +391,7 @@ impl Encode for VoteRecord {
     fn encode_to(&self, out: &mut Vec<u8>) {
         out.push(self.outcome.tag());
         self.height.encode_to(out);
+        self.made_at.encode_to(out);
     }
 }
 
@@ -394,6 +400,7 @@ impl Decode for VoteRecord {
         Ok(VoteRecord {
             outcome: outcome_from(r.u8()?)?,
             height: r.u64()?,
+            made_at: r.u64()?,
         })
     }
 }

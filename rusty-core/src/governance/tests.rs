@@ -459,6 +459,55 @@ fn vote_rules_duplicates_cooldown_window_and_signature() {
 }
 
 #[test]
+fn an_old_vote_cannot_be_replayed_over_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, pros, addr) = with_masternodes(dir.path(), 2);
+    let payee = s.wallet_mut().unwrap().new_address().unwrap();
+    let p = s
+        .submit_proposal(payment("p", &payee, 10, 1), 2_000, NOW)
+        .unwrap();
+    mine(&mut s, &addr, 1);
+    let first = vote_tx(&s, pros[0], s.chain().height(), vec![yes(p)]);
+    s.accept_transaction(first.clone(), NOW).unwrap();
+    mine(&mut s, &addr, 10);
+    vote(&mut s, pros[0], &[(p, VoteOutcome::No)]);
+    mine(&mut s, &addr, 10);
+    // The first (yes) is still inside its window and past the cooldown,
+    // but older than the counted no.
+    let err = submit_edited(&mut s, |b| b.txs.push(first)).unwrap_err();
+    assert!(
+        matches!(gov_err(&err), Some(GovError::StaleVote { .. })),
+        "{err}"
+    );
+    assert_eq!(s.chain().gov().proposal(&p).unwrap().tally.no, 1);
+}
+
+#[test]
+fn a_superblock_pays_at_most_its_payout_limit() {
+    let mut g = GovState::genesis(params());
+    g.treasury = coins(1_000_000);
+    g.decision = Some(Decision {
+        superblock: 48,
+        eligible: 1,
+        payments: (0..MAX_SUPERBLOCK_PAYOUTS + 50)
+            .map(|i| DecidedPayment {
+                proposal: Hash256([i as u8; 32]),
+                net_yes: 1,
+                payee: rusty_shared_types::Script::new(vec![0x51]),
+                amount: Amount::from_units(1).unwrap(),
+            })
+            .collect(),
+        changes: Vec::new(),
+    });
+    let r = g.rewards(params(), 48);
+    assert_eq!(r.payouts.len(), MAX_SUPERBLOCK_PAYOUTS);
+    assert_eq!(
+        r.payout_total(),
+        Amount::from_units(MAX_SUPERBLOCK_PAYOUTS as u64).unwrap()
+    );
+}
+
+#[test]
 fn treasury_outputs_are_exact_and_only_in_superblocks() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, pros, addr) = with_masternodes(dir.path(), 2);

@@ -5,7 +5,7 @@
 
 use rusty_crypto::ed25519::pubkey_hash;
 use rusty_shared_types::{
-    governance::{Proposal, VoteBatch, VoteOutcome},
+    governance::{Proposal, VoteBatch, VoteOutcome, MAX_VOTES_PER_TX},
     Amount, Hash256, Payload, Script, Transaction, TxOut,
 };
 
@@ -26,6 +26,8 @@ pub enum VoteError {
     NoVotingKey(Hash256),
     #[error("the wallet holds the voting key of no masternode on the list")]
     NoMasternodes,
+    #[error("no proposal to vote on")]
+    NoVotes,
 }
 
 /// One masternode's vote sent from the wallet, or why it was refused.
@@ -75,8 +77,8 @@ impl NodeState {
     }
 
     /// Votes `votes` (proposal, outcome; any order) as `masternode`, or as
-    /// every masternode whose voting key the wallet holds. Each vote is a
-    /// transaction of its own, made at the tip height and accepted to the
+    /// every masternode whose voting key the wallet holds. Each masternode's
+    /// votes go in transactions of up to 64 proposals, made at the tip height and accepted to the
     /// vote pool; one refused does not stop the others.
     pub fn vote_from_wallet(
         &mut self,
@@ -86,6 +88,9 @@ impl NodeState {
     ) -> Result<Vec<VoteSent>, VoteError> {
         votes.sort_by_key(|(p, _)| *p);
         votes.dedup_by_key(|(p, _)| *p);
+        if votes.is_empty() {
+            return Err(VoteError::NoVotes);
+        }
         let voters = match masternode {
             Some(m) => {
                 if self.chain().mn().get(&m).is_none() {
@@ -102,22 +107,24 @@ impl NodeState {
         let made_at = self.chain().height();
         let mut signed = Vec::with_capacity(voters.len());
         for pro in voters {
-            let wallet = self.wallet().ok_or(VoteError::NoWallet)?;
-            let entry = self
-                .chain()
-                .mn()
-                .get(&pro)
-                .ok_or(VoteError::UnknownMasternode(pro))?;
-            let pkh = pubkey_hash(&rusty_crypto::ed25519::PublicKey(entry.voting_key));
-            let key = wallet.key_for(&pkh).ok_or(VoteError::NoVotingKey(pro))?;
-            let mut batch = VoteBatch {
-                pro_tx_hash: pro,
-                made_at,
-                votes: votes.clone(),
-                signature: [0; 64],
-            };
-            batch.signature = key.sign(&batch.signing_hash(chain_name).0).0;
-            signed.push((pro, batch));
+            for chunk in votes.chunks(MAX_VOTES_PER_TX) {
+                let wallet = self.wallet().ok_or(VoteError::NoWallet)?;
+                let entry = self
+                    .chain()
+                    .mn()
+                    .get(&pro)
+                    .ok_or(VoteError::UnknownMasternode(pro))?;
+                let pkh = pubkey_hash(&rusty_crypto::ed25519::PublicKey(entry.voting_key));
+                let key = wallet.key_for(&pkh).ok_or(VoteError::NoVotingKey(pro))?;
+                let mut batch = VoteBatch {
+                    pro_tx_hash: pro,
+                    made_at,
+                    votes: chunk.to_vec(),
+                    signature: [0; 64],
+                };
+                batch.signature = key.sign(&batch.signing_hash(chain_name).0).0;
+                signed.push((pro, batch));
+            }
         }
         Ok(signed
             .into_iter()

@@ -599,11 +599,11 @@ impl MnState {
         txids: &[Hash256],
         hash: Hash256,
         height: u64,
-        masternode_reward: Amount,
+        reward: CoinbaseReward,
         ancestor_at: &dyn Fn(u64) -> Option<Hash256>,
     ) -> Result<MnUndo> {
         let mut undo = MnUndo::default();
-        let at = (hash, height, masternode_reward);
+        let at = (hash, height, reward);
         let result = self.apply_block_inner(params, block, txids, at, ancestor_at, &mut undo);
         match result {
             Ok(()) => Ok(undo),
@@ -620,7 +620,7 @@ impl MnState {
         params: &ChainParams,
         block: &Block,
         txids: &[Hash256],
-        (hash, height, masternode_reward): (Hash256, u64, Amount),
+        (hash, height, reward): (Hash256, u64, CoinbaseReward),
         ancestor_at: &dyn Fn(u64) -> Option<Hash256>,
         undo: &mut MnUndo,
     ) -> Result<()> {
@@ -631,7 +631,12 @@ impl MnState {
                 .first()
                 .map(|t| t.outputs.as_slice())
                 .unwrap_or(&[]);
-            for needed in payee.payments(masternode_reward) {
+            // Not the treasury payouts a superblock's coinbase ends with:
+            // one of them must not stand in for the masternode's payment.
+            let coinbase_outputs = &coinbase_outputs[..coinbase_outputs
+                .len()
+                .saturating_sub(reward.treasury_outputs)];
+            for needed in payee.payments(reward.masternode) {
                 if !coinbase_outputs.contains(&needed) {
                     return Err(MnError::WrongPayee {
                         expected: payee.pro_tx_hash,
@@ -802,6 +807,24 @@ impl MnState {
         if let Some((pending, quorums)) = undo.quorums {
             self.pending = pending;
             self.quorums = quorums;
+        }
+    }
+}
+
+/// What a block's coinbase pays the masternode payee, and how many
+/// treasury payouts it ends with (a superblock's; 0 elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoinbaseReward {
+    pub masternode: Amount,
+    pub treasury_outputs: usize,
+}
+
+impl CoinbaseReward {
+    /// A block without treasury payouts.
+    pub fn masternode_only(masternode: Amount) -> CoinbaseReward {
+        CoinbaseReward {
+            masternode,
+            treasury_outputs: 0,
         }
     }
 }
@@ -1215,7 +1238,7 @@ mod tests {
             &txids,
             Hash256::ZERO,
             height,
-            p.masternode_reward(height),
+            CoinbaseReward::masternode_only(p.masternode_reward(height)),
             &|_| None,
         )
         .unwrap();

@@ -109,8 +109,8 @@ impl MiningApiServer for MiningRpc {
                         .map(String::from)
                         .to_vec(),
                     noncerange: "0000000000000000ffffffffffffffff".to_owned(),
-                    sizelimit: s.params().max_block_size,
-                    weightlimit: s.params().max_block_size.saturating_mul(4),
+                    sizelimit: governed_size_limit(s, t.height),
+                    weightlimit: governed_size_limit(s, t.height).saturating_mul(4),
                     bits: format!("{:08x}", t.block.header.bits),
                     height: t.height,
                 }
@@ -199,4 +199,13 @@ impl MiningApiServer for MiningRpc {
 /// reject reason as a string rather than an error.
 fn submit_reason(v: &ValidationError) -> String {
     v.reject_reason().to_string()
+}
+
+/// The largest block at `height`: the governed value in force, within the
+/// hard cap.
+fn governed_size_limit(s: &rusty_core::state::NodeState, height: u64) -> usize {
+    let governed = s.chain().gov().values_at(height).max_block_size;
+    usize::try_from(governed)
+        .unwrap_or(usize::MAX)
+        .min(rusty_core::validation::hard_max_block_size(s.params()))
 }

@@ -83,6 +83,7 @@ pub(crate) fn vote_error(e: VoteError) -> jsonrpsee::types::ErrorObjectOwned {
             "No wallet is loaded: votes are signed with the voting keys the wallet holds.",
         ),
         VoteError::UnknownMasternode(_) => rpc_error(codes::INVALID_ADDRESS_OR_KEY, e.to_string()),
+        VoteError::NoVotes => rpc_error(codes::INVALID_PARAMETER, e.to_string()),
         VoteError::NoVotingKey(_) | VoteError::NoMasternodes => {
             rpc_error(codes::WALLET_ERROR, e.to_string())
         }
