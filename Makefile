@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test lint bench bench-connect bench-network bench-bls bench-chainlock bench-media fmt
+.PHONY: deps build run test lint bench bench-connect bench-network bench-bls bench-chainlock bench-media bench-superblock fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -36,7 +36,7 @@ fmt:
 	cargo fmt --all
 
 ## Benchmarks (dev profile with optimised dependencies): all of them.
-bench: bench-connect bench-network bench-bls bench-chainlock bench-media
+bench: bench-connect bench-network bench-bls bench-chainlock bench-media bench-superblock
 
 ## Block connection into RocksDB beside raw Ed25519 batch verification.
 bench-connect: deps
@@ -58,3 +58,8 @@ bench-chainlock: deps
 # Media: transfer throughput beside raw loopback TCP; live upload share and latency with 8 viewers.
 bench-media: deps
 	cargo run --bin rusty-cli -- bench media
+
+## A governance superblock (5,000 masternodes, 200 proposals, a million
+## votes) and its snapshot beside ordinary blocks of the same size.
+bench-superblock: deps
+	cargo run --bin rusty-cli -- bench superblock
