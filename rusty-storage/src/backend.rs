@@ -50,6 +50,8 @@ impl Default for RocksOptions {
 pub struct RocksBackend {
     db: DB,
     sync_writes: bool,
+    /// The column families it was opened with (flushed together).
+    tables: Vec<&'static str>,
 }
 
 impl fmt::Debug for RocksBackend {
@@ -90,6 +92,7 @@ impl RocksBackend {
         Ok(RocksBackend {
             db,
             sync_writes: opts.sync_writes,
+            tables: tables.to_vec(),
         })
     }
 
@@ -144,6 +147,11 @@ impl Backend for RocksBackend {
     }
 
     fn flush(&self) -> Result<()> {
+        // Every column family, not only the default one: what is left in a
+        // memtable is replayed from the write-ahead log at the next open.
+        for table in &self.tables {
+            self.db.flush_cf(self.cf(table)?).map_err(backend_err)?;
+        }
         self.db.flush().map_err(backend_err)?;
         self.db.flush_wal(true).map_err(backend_err)
     }
