@@ -121,3 +121,43 @@ impl crate::state::NodeState {
         Ok(hashes)
     }
 }
+
+/// A dev state with a wallet in `dir`, mature coins and `n` masternodes
+/// registered from that wallet (which so holds their owner and voting
+/// keys); returns the state, the registrations, the operator keys and the
+/// wallet's mining address.
+pub fn with_masternodes(
+    dir: &std::path::Path,
+    n: usize,
+) -> (
+    NodeState,
+    Vec<rusty_shared_types::Hash256>,
+    Vec<rusty_crypto::bls::SecretKey>,
+    Address,
+) {
+    let mut s = memory_state(Some(dir));
+    let addr = s
+        .wallet_mut()
+        .expect("wallet")
+        .new_address()
+        .expect("address");
+    s.generate(12 + n as u64, &addr, u64::MAX, NOW)
+        .expect("mined");
+    let mut keys = Vec::new();
+    let mut pros = Vec::new();
+    for i in 0..n {
+        let key = rusty_crypto::bls::SecretKey::from_bytes(&[i as u8 + 1; 32]).expect("bls key");
+        let reg = crate::state::Registration {
+            operator_key: key.public_key().to_bytes(),
+            service: format!("/ip4/127.0.0.1/tcp/{}/p2p/12D3KooWtest{i}", 30_000 + i),
+            operator_reward_bps: 0,
+            payout: None,
+        };
+        let r = s.register_masternode(reg, 2_000, NOW).expect("registered");
+        pros.push(r.pro_tx_hash);
+        keys.push(key);
+    }
+    s.generate(1, &addr, u64::MAX, NOW).expect("mined");
+    assert_eq!(s.chain().mn().valid_count(), n);
+    (s, pros, keys, addr)
+}

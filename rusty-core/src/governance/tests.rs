@@ -14,7 +14,7 @@ use rusty_shared_types::{
 use super::*;
 use crate::{
     chain::{Chain, ChainError},
-    state::{NodeState, Registration, SendError, TxRejection},
+    state::{NodeState, SendError, TxRejection},
     test_utils::{memory_state, NOW},
     validation::ValidationError,
 };
@@ -31,22 +31,7 @@ fn coins(c: u64) -> Amount {
 
 /// A dev state whose wallet registered `n` masternodes.
 fn with_masternodes(dir: &std::path::Path, n: usize) -> (NodeState, Vec<Hash256>, Address) {
-    let mut s = memory_state(Some(dir));
-    let addr = s.wallet_mut().unwrap().new_address().unwrap();
-    s.generate(12 + n as u64, &addr, u64::MAX, NOW).unwrap();
-    let mut pros = Vec::new();
-    for i in 0..n {
-        let key = rusty_crypto::bls::SecretKey::from_bytes(&[i as u8 + 1; 32]).unwrap();
-        let reg = Registration {
-            operator_key: key.public_key().to_bytes(),
-            service: format!("/ip4/127.0.0.1/tcp/{}/p2p/12D3KooWtest{i}", 30_000 + i),
-            operator_reward_bps: 0,
-            payout: None,
-        };
-        pros.push(s.register_masternode(reg, 2_000, NOW).unwrap().pro_tx_hash);
-    }
-    s.generate(1, &addr, u64::MAX, NOW).unwrap();
-    assert_eq!(s.chain().mn().valid_count(), n);
+    let (s, pros, _, addr) = crate::test_utils::with_masternodes(dir, n);
     (s, pros, addr)
 }
 

@@ -899,42 +899,20 @@ mod tests {
 
     use super::*;
     use crate::{
-        chain::ChainError,
-        state::{NodeState, Registration},
-        test_utils::{memory_state, NOW},
-        validation::ValidationError,
+        chain::ChainError, state::NodeState, test_utils::NOW, validation::ValidationError,
     };
 
     fn params() -> &'static ChainParams {
         Network::Dev.params()
     }
 
-    /// A dev state with a wallet, mature coins and `n` masternodes
-    /// registered from it; returns the state, the registrations and the
-    /// operator keys.
+    /// A dev state whose wallet registered `n` masternodes: the state,
+    /// the registrations and the operator keys.
     fn with_masternodes(
         dir: &std::path::Path,
         n: usize,
     ) -> (NodeState, Vec<Hash256>, Vec<bls::SecretKey>) {
-        let mut s = memory_state(Some(dir));
-        let addr = s.wallet_mut().unwrap().new_address().unwrap();
-        s.generate(12 + n as u64, &addr, u64::MAX, NOW).unwrap();
-        let mut keys = Vec::new();
-        let mut pros = Vec::new();
-        for i in 0..n {
-            let key = bls::SecretKey::from_bytes(&[i as u8 + 1; 32]).unwrap();
-            let reg = Registration {
-                operator_key: key.public_key().to_bytes(),
-                service: format!("/ip4/127.0.0.1/tcp/{}/p2p/12D3KooWtest{i}", 30000 + i),
-                operator_reward_bps: 0,
-                payout: None,
-            };
-            let r = s.register_masternode(reg, 2_000, NOW).unwrap();
-            pros.push(r.pro_tx_hash);
-            keys.push(key);
-        }
-        s.generate(1, &addr, u64::MAX, NOW).unwrap();
-        assert_eq!(s.chain().mn().len(), n);
+        let (s, pros, keys, _) = crate::test_utils::with_masternodes(dir, n);
         (s, pros, keys)
     }
 

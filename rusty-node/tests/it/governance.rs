@@ -229,6 +229,21 @@ async fn proposals_are_voted_paid_and_activated_on_every_node() {
     tn.shutdown().await;
 }
 
+/// A node whose wallet mined 13 blocks and registered one masternode over
+/// RPC (so the wallet holds its voting key); returns it and the mining
+/// address. The service address carries a valid peer id; nothing dials it.
+async fn with_one_masternode() -> (crate::common::TestNode, String) {
+    let node = crate::common::TestNode::start().await;
+    let addr = node.new_address().await;
+    node.generate_to(12, &addr).await;
+    let operator = rusty_crypto::bls::SecretKey::from_bytes(&[3; 32]).expect("bls key");
+    let service = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    let key = hex::encode(operator.public_key().to_bytes());
+    node.rpc("protx", json!(["register", key, service])).await;
+    node.generate_to(1, &addr).await;
+    (node, addr)
+}
+
 /// Copies the active blocks at `heights` from one node to another by
 /// `getblock`/`submitblock`.
 async fn copy_blocks(
@@ -254,24 +269,8 @@ async fn views_of(n: &crate::common::TestNode) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorg_across_a_superblock_restores_payouts_balance_and_parameters() {
     use crate::common::TestNode;
-    let a = TestNode::start().await;
+    let (a, a_addr) = with_one_masternode().await;
     let b = TestNode::start().await;
-    let a_addr = a.new_address().await;
-    a.generate_to(12, &a_addr).await;
-    // One masternode, registered from a's wallet (which so holds its
-    // voting key); a valid peer id in its service address.
-    let operator = rusty_crypto::bls::SecretKey::from_bytes(&[3; 32]).unwrap();
-    let service = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
-    a.rpc(
-        "protx",
-        json!([
-            "register",
-            hex::encode(operator.public_key().to_bytes()),
-            service
-        ]),
-    )
-    .await;
-    a.generate_to(1, &a_addr).await;
     let payee = a.new_address().await;
     let pay = a
         .rpc(
@@ -350,21 +349,7 @@ async fn websocket_governance_subscription() {
         rpc_params,
         ws_client::{HeaderMap, HeaderValue, WsClientBuilder},
     };
-    let node = crate::common::TestNode::start().await;
-    let addr = node.new_address().await;
-    node.generate_to(12, &addr).await;
-    let operator = rusty_crypto::bls::SecretKey::from_bytes(&[5; 32]).unwrap();
-    let service = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
-    node.rpc(
-        "protx",
-        json!([
-            "register",
-            hex::encode(operator.public_key().to_bytes()),
-            service
-        ]),
-    )
-    .await;
-    node.generate_to(1, &addr).await;
+    let (node, addr) = with_one_masternode().await;
 
     let cookie =
         std::fs::read_to_string(node.node.as_ref().unwrap().cookie_path().unwrap()).unwrap();
