@@ -334,12 +334,18 @@ impl GovState {
         }
     }
 
-    fn save_tally(&self, proposal: &Hash256, undo: &mut GovUndo) {
-        if let Some(p) = self.proposals.get(proposal) {
-            if !undo.tallies.iter().any(|(h, _)| h == proposal) {
-                undo.tallies.push((*proposal, p.tally));
-            }
+    /// Records `proposal`'s tally before its first change in the block;
+    /// `saved` holds the proposals already recorded (when the caller keeps
+    /// it; an empty set falls back to scanning the record).
+    fn save_tally(&self, proposal: &Hash256, undo: &mut GovUndo, saved: &mut HashSet<Hash256>) {
+        let Some(p) = self.proposals.get(proposal) else {
+            return;
+        };
+        if saved.contains(proposal) || undo.tallies.iter().any(|(h, _)| h == proposal) {
+            return;
         }
+        saved.insert(*proposal);
+        undo.tallies.push((*proposal, p.tally));
     }
 
     fn apply_inner(&mut self, b: &GovBlock<'_>, undo: &mut GovUndo) -> Result<(), ChainError> {
@@ -368,7 +374,7 @@ impl GovState {
             let live: Vec<Hash256> = self.proposals.keys().copied().collect();
             for proposal in live {
                 if let Some(v) = self.vote(b.db, &proposal, pro)? {
-                    self.save_tally(&proposal, undo);
+                    self.save_tally(&proposal, undo, &mut HashSet::new());
                     if let Some(p) = self.proposals.get_mut(&proposal) {
                         add_vote(&mut p.tally, v.outcome, now_valid);
                     }
@@ -378,6 +384,11 @@ impl GovState {
 
         // 3. Proposals and votes, in block order.
         let mut voted: HashSet<VoteKey> = HashSet::new();
+        let mut saved: HashSet<Hash256> = undo.tallies.iter().map(|(h, _)| *h).collect();
+        let mut signatures = rusty_crypto::ed25519::BatchVerifier::new();
+        // (masternode, voting key, message, signature) of each vote, to name
+        // the culprit when the batch fails.
+        let mut signed = Vec::new();
         for (tx, txid) in b.txs.iter().zip(b.txids).skip(1) {
             match &tx.payload {
                 Some(Payload::Proposal(p)) => {
@@ -406,14 +417,24 @@ impl GovState {
                             }));
                         }
                     }
-                    let previous = self.check_vote(b.params, b.db, b.mn, v, h)?;
+                    // The rules now, the signatures in one batch below.
+                    let previous = self.check_vote_with(b.params, b.db, b.mn, v, h, false)?;
+                    if let Some(e) = b.mn.get(&v.pro_tx_hash) {
+                        let msg = v.signing_hash(b.params.network.name());
+                        signatures.queue(
+                            &rusty_crypto::ed25519::PublicKey(e.voting_key),
+                            &msg.0,
+                            &rusty_crypto::ed25519::Signature(v.signature),
+                        );
+                        signed.push((v.pro_tx_hash, e.voting_key, msg, v.signature));
+                    }
                     for ((proposal, outcome), prev) in v.votes.iter().zip(previous) {
                         let key = VoteKey {
                             proposal: *proposal,
                             masternode: v.pro_tx_hash,
                         };
                         undo.votes.push((key, prev));
-                        self.save_tally(proposal, undo);
+                        self.save_tally(proposal, undo, &mut saved);
                         if let Some(p) = self.proposals.get_mut(proposal) {
                             if let Some(prev) = prev {
                                 add_vote(&mut p.tally, prev.outcome, false);
@@ -432,6 +453,21 @@ impl GovState {
                 }
                 _ => {}
             }
+        }
+
+        if signatures.verify().is_err() {
+            let bad = signed
+                .iter()
+                .find(|(_, key, msg, sig)| {
+                    rusty_crypto::ed25519::verify(
+                        &rusty_crypto::ed25519::PublicKey(*key),
+                        &msg.0,
+                        &rusty_crypto::ed25519::Signature(*sig),
+                    )
+                    .is_err()
+                })
+                .map_or(Hash256::ZERO, |(pro, ..)| *pro);
+            return Err(invalid(GovError::BadVoteSignature(bad)));
         }
 
         // 4. The snapshot of the next superblock: the tally decides.

@@ -413,12 +413,21 @@ fn vote_rules_duplicates_cooldown_window_and_signature() {
     if let Some(Payload::Vote(v)) = &mut forged.payload {
         v.signature = voting_key(&s, &pros[0]).sign(&v.signing_hash("dev").0).0;
     }
-    let err = s.accept_transaction(forged, NOW).unwrap_err();
+    let err = s.accept_transaction(forged.clone(), NOW).unwrap_err();
     assert!(
         matches!(
             err,
             TxRejection::Invalid(ValidationError::Governance(GovError::BadVoteSignature(_)))
         ),
+        "{err}"
+    );
+    // In a block beside a good vote, the batch check names the forger.
+    mine(&mut s, &addr, 2);
+    let now = s.chain().height();
+    let good = vote_tx(&s, pros[0], now, vec![(p, VoteOutcome::Abstain)]);
+    let err = submit_edited(&mut s, |b| b.txs.extend([good, forged])).unwrap_err();
+    assert!(
+        matches!(gov_err(&err), Some(GovError::BadVoteSignature(m)) if *m == pros[1]),
         "{err}"
     );
     let unknown = vote_tx(&s, pros[1], h, vec![yes(Hash256([9; 32]))]);
