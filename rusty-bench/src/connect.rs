@@ -108,7 +108,8 @@ fn make_block(
     Ok(Block { header, txs })
 }
 
-fn coinbase(height: u64, outputs: Vec<TxOut>) -> Transaction {
+/// A coinbase at `height` paying `outputs`.
+pub(crate) fn coinbase(height: u64, outputs: Vec<TxOut>) -> Transaction {
     Transaction {
         version: 1,
         inputs: Vec::new(),

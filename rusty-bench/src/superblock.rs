@@ -45,8 +45,8 @@ use rusty_shared_types::{
     governance::{Proposal, ProposalKind, VoteBatch, VoteOutcome, MAX_VOTES_PER_TX},
     masternode::ProRegister,
     transaction::SEQUENCE_FINAL,
-    Amount, Block, BlockHeader, ChainParams, CoinbasePayload, Encode, Hash256, Network, OutPoint,
-    Payload, QuorumCommitment, Script, Transaction, TxIn, TxOut,
+    Amount, Block, BlockHeader, ChainParams, Encode, Hash256, Network, OutPoint, Payload,
+    QuorumCommitment, Script, Transaction, TxIn, TxOut,
 };
 use rusty_storage::{Database, RocksOptions};
 
@@ -343,16 +343,7 @@ impl Builder {
         outputs.extend_from_slice(fill);
         outputs.extend(rewards.treasury_outputs());
         let mut all = Vec::with_capacity(txs.len() + 2);
-        all.push(Transaction {
-            version: 1,
-            inputs: Vec::new(),
-            outputs,
-            lock_time: 0,
-            payload: Some(Payload::Coinbase(CoinbasePayload {
-                height,
-                extra: Vec::new(),
-            })),
-        });
+        all.push(crate::connect::coinbase(height, outputs));
         let window = params.masternode.dkg_mining_window;
         for dkg in chain.mn().pending_dkgs() {
             if dkg.quorum_height.saturating_add(window) <= height {
@@ -391,10 +382,7 @@ impl Builder {
             &txids,
             block.header.prev_hash,
             height,
-            rusty_core::masternode::CoinbaseReward {
-                masternode: rewards.masternode,
-                treasury_outputs: rewards.payouts.len(),
-            },
+            rewards.coinbase_reward(),
             &|h| chain.hash_at(h),
         )
         .map_err(|e| setup_err(format!("block {height} breaks a masternode rule: {e}")))?;

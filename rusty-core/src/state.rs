@@ -476,8 +476,8 @@ impl NodeState {
         let specials = self.block_specials(height, max_size / VOTE_SHARE_DIVISOR);
         // Leave room for the header, the coinbase and the specials.
         let specials_size: usize = specials.iter().map(Transaction::size).sum();
-        let payouts_size: usize = rewards
-            .treasury_outputs()
+        let payouts = rewards.treasury_outputs();
+        let payouts_size: usize = payouts
             .iter()
             .map(|o| rusty_shared_types::Encode::encode(o).len())
             .sum();
@@ -498,7 +498,7 @@ impl NodeState {
         }];
         outputs.extend(mn_payments);
         // A superblock's coinbase ends with the treasury payouts.
-        outputs.extend(rewards.treasury_outputs());
+        outputs.extend(payouts);
         let coinbase = Transaction {
             version: 1,
             inputs: Vec::new(),
@@ -528,11 +528,7 @@ impl NodeState {
             bits,
             nonce: 0,
         };
-        let reward = crate::masternode::CoinbaseReward {
-            masternode: rewards.masternode,
-            treasury_outputs: rewards.payouts.len(),
-        };
-        let after = self.preview_mn(&header, &txs, height, reward);
+        let after = self.preview_mn(&header, &txs, height, rewards.coinbase_reward());
         // A vote must fit the list after the block: leave out the votes of
         // masternodes it removes (spent collateral), revokes, bans (a DKG
         // commitment) or gives a new voting key. Votes never change the

@@ -63,26 +63,38 @@ impl Key {
     /// directly rather than through the wallet signer (which refuses a key
     /// that does not match the output), so tests can also forge wrong signers.
     pub fn spend(&self, prevout: OutPoint, spent: &TxOut, outputs: Vec<TxOut>) -> Transaction {
-        let mut tx = Transaction {
-            version: 1,
-            inputs: vec![TxIn {
-                prevout,
-                unlock: Default::default(),
-                sequence: SEQUENCE_FINAL,
-            }],
-            outputs,
-            lock_time: 0,
-            payload: None,
-        };
-        let sig = {
-            let cache = rusty_vm::SighashCache::new(&tx, std::slice::from_ref(spent))
-                .expect("one spent output per input");
-            rusty_vm::signer::sign_input(&cache, 0, rusty_vm::SighashType::default(), &self.secret)
-                .expect("signs")
-        };
-        tx.inputs[0].unlock = rusty_vm::templates::p2pkh_unlock(&sig, &self.secret.public_key());
-        tx
+        sign_spend(&self.secret, prevout, spent, outputs, None)
     }
+}
+
+/// A transaction spending the one coin `prevout` (which is `spent`) into
+/// `outputs`, with `payload`, signed by `secret` (pay-to-pubkey-hash).
+pub fn sign_spend(
+    secret: &SecretKey,
+    prevout: OutPoint,
+    spent: &TxOut,
+    outputs: Vec<TxOut>,
+    payload: Option<rusty_shared_types::Payload>,
+) -> Transaction {
+    let mut tx = Transaction {
+        version: 1,
+        inputs: vec![TxIn {
+            prevout,
+            unlock: Default::default(),
+            sequence: SEQUENCE_FINAL,
+        }],
+        outputs,
+        lock_time: 0,
+        payload,
+    };
+    let sig = {
+        let cache = rusty_vm::SighashCache::new(&tx, std::slice::from_ref(spent))
+            .expect("one spent output per input");
+        rusty_vm::signer::sign_input(&cache, 0, rusty_vm::SighashType::default(), secret)
+            .expect("signs")
+    };
+    tx.inputs[0].unlock = rusty_vm::templates::p2pkh_unlock(&sig, &secret.public_key());
+    tx
 }
 
 /// The coinbase output of the active block at `height`.

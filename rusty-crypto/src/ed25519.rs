@@ -234,6 +234,21 @@ pub fn verify_batch_parallel(
     })
 }
 
+/// Batch-verifies `items`; on failure (rare: an invalid block) checks them
+/// one by one and returns the index of the first invalid signature, so the
+/// caller can name its transaction. `None`: all valid.
+pub fn first_invalid(items: &[(PublicKey, [u8; 32], Signature)]) -> Option<usize> {
+    if verify_chunk(items).is_ok() {
+        return None;
+    }
+    Some(
+        items
+            .iter()
+            .position(|(pk, msg, sig)| verify(pk, msg, sig).is_err())
+            .unwrap_or(0),
+    )
+}
+
 fn verify_chunk(chunk: &[(PublicKey, [u8; 32], Signature)]) -> Result<()> {
     let mut batch = BatchVerifier::with_capacity(chunk.len());
     for (pk, msg, sig) in chunk {

@@ -32,7 +32,8 @@ pub mod keystore;
 pub mod merkle;
 
 pub use ed25519::{
-    pubkey_hash, verify, verify_batch_parallel, BatchVerifier, PublicKey, SecretKey, Signature,
+    first_invalid, pubkey_hash, verify, verify_batch_parallel, BatchVerifier, PublicKey, SecretKey,
+    Signature,
 };
 pub use hd::{ExtendedSecretKey, Mnemonic};
 pub use keystore::{KdfParams, KeystoreFile};

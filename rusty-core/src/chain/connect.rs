@@ -232,17 +232,7 @@ fn check_run(
         spent.extend(coins);
     }
     let scripts_done = started.elapsed();
-    let items = checker.into_items();
-    let mut batch = rusty_crypto::ed25519::BatchVerifier::with_capacity(items.len());
-    for (pk, msg, sig) in &items {
-        batch.queue(pk, msg, sig);
-    }
-    if batch.verify().is_err() {
-        // Rare (an invalid block): find the culprit for a precise error.
-        let bad = items
-            .iter()
-            .position(|(pk, msg, sig)| rusty_crypto::ed25519::verify(pk, msg, sig).is_err())
-            .unwrap_or(0);
+    if let Some(bad) = rusty_crypto::ed25519::first_invalid(&checker.into_items()) {
         let i = sigs_after.partition_point(|&end| end <= bad);
         let txid = txs.get(i).map(Transaction::txid).unwrap_or_default();
         return Err((offset + i, ValidationError::BadSignature(txid).into()));

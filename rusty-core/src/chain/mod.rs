@@ -730,10 +730,7 @@ impl Chain {
                 &txids,
                 hash,
                 height,
-                crate::masternode::CoinbaseReward {
-                    masternode: rewards.masternode,
-                    treasury_outputs: rewards.payouts.len(),
-                },
+                rewards.coinbase_reward(),
                 &|h| active.get(usize::try_from(h).ok()?).copied(),
             )
             .map_err(ValidationError::from)?;
@@ -756,6 +753,7 @@ impl Chain {
             txs: &block.txs,
             txids: &txids,
             height,
+            rewards: &rewards,
         }) {
             Ok(u) => u,
             Err(e) => {

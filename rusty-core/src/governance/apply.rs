@@ -18,8 +18,8 @@ use rusty_shared_types::{
 use rusty_storage::Database;
 
 use super::{
-    check_bounds, state::payment_of, BoundsError, DecidedPayment, Decision, GovState,
-    GovernanceParams, GovernedValues, LiveProposal, Tally, VoteKey, VoteRecord,
+    check_bounds, BlockRewards, BoundsError, DecidedPayment, Decision, GovState, GovernanceParams,
+    GovernedValues, LiveProposal, Tally, VoteKey, VoteRecord,
 };
 use crate::{chain::ChainError, masternode::MnState, validation::ValidationError};
 
@@ -150,6 +150,9 @@ pub struct GovBlock<'a> {
     pub txs: &'a [Transaction],
     pub txids: &'a [Hash256],
     pub height: u64,
+    /// What the block pays, as [`GovState::rewards`] gave it for `height`
+    /// (the coinbase was checked against it).
+    pub rewards: &'a BlockRewards,
 }
 
 fn add_vote(t: &mut Tally, outcome: VoteOutcome, count: bool) {
@@ -317,9 +320,8 @@ impl GovState {
         Ok(previous)
     }
 
-    /// Applies a block's governance effects (`rewards` as
-    /// [`GovState::rewards`] gave them for its height). On error the state
-    /// is unchanged.
+    /// Applies a block's governance effects. On error the state is
+    /// unchanged.
     pub fn apply_block(&mut self, b: &GovBlock<'_>) -> Result<GovUndo, ChainError> {
         let mut undo = GovUndo {
             treasury: self.treasury,
@@ -335,17 +337,13 @@ impl GovState {
     }
 
     /// Records `proposal`'s tally before its first change in the block;
-    /// `saved` holds the proposals already recorded (when the caller keeps
-    /// it; an empty set falls back to scanning the record).
+    /// `saved` holds the proposals already recorded.
     fn save_tally(&self, proposal: &Hash256, undo: &mut GovUndo, saved: &mut HashSet<Hash256>) {
-        let Some(p) = self.proposals.get(proposal) else {
-            return;
-        };
-        if saved.contains(proposal) || undo.tallies.iter().any(|(h, _)| h == proposal) {
-            return;
+        if let Some(p) = self.proposals.get(proposal) {
+            if saved.insert(*proposal) {
+                undo.tallies.push((*proposal, p.tally));
+            }
         }
-        saved.insert(*proposal);
-        undo.tallies.push((*proposal, p.tally));
     }
 
     fn apply_inner(&mut self, b: &GovBlock<'_>, undo: &mut GovUndo) -> Result<(), ChainError> {
@@ -353,7 +351,7 @@ impl GovState {
         let h = b.height;
         // 1. The block's rewards: a superblock's changes activate, the
         //    treasury takes its share and pays the superblock's payouts.
-        let rewards = self.rewards(b.params, h);
+        let rewards = b.rewards;
         if rewards.values != self.values {
             undo.values = Some(self.values);
             self.values = rewards.values;
@@ -366,6 +364,7 @@ impl GovState {
 
         // 2. Masternodes that joined or left the valid set: their votes
         //    start or stop counting.
+        let mut saved: HashSet<Hash256> = HashSet::new();
         for (pro, was_valid) in b.mn_before {
             let now_valid = b.mn.get(pro).is_some_and(|e| e.is_valid());
             if now_valid == *was_valid {
@@ -374,7 +373,7 @@ impl GovState {
             let live: Vec<Hash256> = self.proposals.keys().copied().collect();
             for proposal in live {
                 if let Some(v) = self.vote(b.db, &proposal, pro)? {
-                    self.save_tally(&proposal, undo, &mut HashSet::new());
+                    self.save_tally(&proposal, undo, &mut saved);
                     if let Some(p) = self.proposals.get_mut(&proposal) {
                         add_vote(&mut p.tally, v.outcome, now_valid);
                     }
@@ -384,11 +383,10 @@ impl GovState {
 
         // 3. Proposals and votes, in block order.
         let mut voted: HashSet<VoteKey> = HashSet::new();
-        let mut saved: HashSet<Hash256> = undo.tallies.iter().map(|(h, _)| *h).collect();
-        let mut signatures = rusty_crypto::ed25519::BatchVerifier::new();
-        // (masternode, voting key, message, signature) of each vote, to name
-        // the culprit when the batch fails.
-        let mut signed = Vec::new();
+        // Every vote's (voting key, message, signature), verified in one
+        // batch below, and its masternode, to name a forger.
+        let mut signatures = Vec::new();
+        let mut signers = Vec::new();
         for (tx, txid) in b.txs.iter().zip(b.txids).skip(1) {
             match &tx.payload {
                 Some(Payload::Proposal(p)) => {
@@ -420,13 +418,12 @@ impl GovState {
                     // The rules now, the signatures in one batch below.
                     let previous = self.check_vote_with(b.params, b.db, b.mn, v, h, false)?;
                     if let Some(e) = b.mn.get(&v.pro_tx_hash) {
-                        let msg = v.signing_hash(b.params.network.name());
-                        signatures.queue(
-                            &rusty_crypto::ed25519::PublicKey(e.voting_key),
-                            &msg.0,
-                            &rusty_crypto::ed25519::Signature(v.signature),
-                        );
-                        signed.push((v.pro_tx_hash, e.voting_key, msg, v.signature));
+                        signatures.push((
+                            rusty_crypto::ed25519::PublicKey(e.voting_key),
+                            v.signing_hash(b.params.network.name()).0,
+                            rusty_crypto::ed25519::Signature(v.signature),
+                        ));
+                        signers.push(v.pro_tx_hash);
                     }
                     for ((proposal, outcome), prev) in v.votes.iter().zip(previous) {
                         let key = VoteKey {
@@ -455,19 +452,9 @@ impl GovState {
             }
         }
 
-        if signatures.verify().is_err() {
-            let bad = signed
-                .iter()
-                .find(|(_, key, msg, sig)| {
-                    rusty_crypto::ed25519::verify(
-                        &rusty_crypto::ed25519::PublicKey(*key),
-                        &msg.0,
-                        &rusty_crypto::ed25519::Signature(*sig),
-                    )
-                    .is_err()
-                })
-                .map_or(Hash256::ZERO, |(pro, ..)| *pro);
-            return Err(invalid(GovError::BadVoteSignature(bad)));
+        if let Some(bad) = rusty_crypto::ed25519::first_invalid(&signatures) {
+            let forger = signers.get(bad).copied().unwrap_or_default();
+            return Err(invalid(GovError::BadVoteSignature(forger)));
         }
 
         // 4. The snapshot of the next superblock: the tally decides.
@@ -507,14 +494,11 @@ impl GovState {
             BTreeMap::new();
         for p in self.proposals.values().filter(|p| p.covers(g, superblock)) {
             match &p.proposal.kind {
-                ProposalKind::TreasuryPayment { .. } => {
+                ProposalKind::TreasuryPayment { payee, amount } => {
                     if !p.tally.funds(eligible, g.min_quorum) {
                         continue;
                     }
-                    let Some((payee, amount)) = payment_of(&p.proposal) else {
-                        continue;
-                    };
-                    let Ok(amount) = Amount::from_units(amount) else {
+                    let Ok(amount) = Amount::from_units(*amount) else {
                         continue;
                     };
                     payments.push(DecidedPayment {
@@ -537,11 +521,7 @@ impl GovState {
                 }
             }
         }
-        payments.sort_by(|a, b| {
-            b.net_yes
-                .cmp(&a.net_yes)
-                .then_with(|| a.proposal.cmp(&b.proposal))
-        });
+        super::payment_order(&mut payments);
         let changes = changes
             .values()
             .filter_map(|c| super::winning_change(c))

@@ -20,7 +20,7 @@ pub use apply::{GovBlock, GovError, GovUndo, MAX_LEAD_CYCLES};
 pub use pool::{VotePool, VotePoolError, MAX_POOLED_VOTES};
 pub use rules::*;
 pub use state::{
-    basis_points, initial_values, load, BlockRewards, DecidedPayment, Decision, GovState,
-    LiveProposal, VoteKey, VoteRecord,
+    basis_points, initial_values, BlockRewards, DecidedPayment, Decision, GovState, LiveProposal,
+    VoteKey, VoteRecord,
 };
 pub use wallet::{vote_transaction, VoteError, VoteSent, BURN_MARKER};

@@ -275,6 +275,11 @@ fn check_scalar(
     Ok(())
 }
 
+/// Share of the votes cast a parameter change needs as yes, percent.
+const CHANGE_YES_PERCENT: u128 = 75;
+/// Share of the eligible masternodes that must vote on a change, percent.
+const CHANGE_PARTICIPATION_PERCENT: u128 = 20;
+
 /// Votes counted for one proposal at a snapshot (only masternodes valid at
 /// the snapshot, each one's last vote).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -307,31 +312,41 @@ impl Tally {
     pub fn changes_param(&self, eligible: u64) -> bool {
         let cast = u128::from(self.yes) + u128::from(self.no) + u128::from(self.abstain);
         cast > 0
-            && u128::from(self.yes) * 100 >= cast * 75
-            && cast * 100 >= u128::from(eligible) * 20
+            && u128::from(self.yes) * 100 >= cast * CHANGE_YES_PERCENT
+            && cast * 100 >= u128::from(eligible) * CHANGE_PARTICIPATION_PERCENT
+    }
+
+    /// The yes votes a parameter change needs now: 75% of the votes cast,
+    /// counting at least the 20% of `eligible` that must take part.
+    pub fn change_yes_needed(&self, eligible: u64) -> u64 {
+        let cast = u128::from(self.yes) + u128::from(self.no) + u128::from(self.abstain);
+        let quorum = (u128::from(eligible) * CHANGE_PARTICIPATION_PERCENT).div_ceil(100);
+        let needed = (cast.max(quorum) * CHANGE_YES_PERCENT).div_ceil(100);
+        u64::try_from(needed).unwrap_or(u64::MAX)
     }
 }
 
-/// A payment proposal that passed, as the superblock considers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PassingPayment {
-    pub proposal: Hash256,
-    pub net_yes: i128,
-    pub amount: Amount,
-}
-
-/// The payments a superblock makes, in payment order: passing proposals by
-/// net yes (then lower hash), each paid if it still fits the budget, else
-/// skipped, and the next one tried. The total never exceeds `budget`.
-pub fn select_payments(mut passing: Vec<PassingPayment>, budget: Amount) -> Vec<PassingPayment> {
+/// Sorts passing payments into payment order: most net yes first, then
+/// the lower proposal hash.
+pub fn payment_order(passing: &mut [super::DecidedPayment]) {
     passing.sort_by(|a, b| {
         b.net_yes
             .cmp(&a.net_yes)
             .then_with(|| a.proposal.cmp(&b.proposal))
     });
+}
+
+/// The payments a superblock makes from `passing` (in payment order):
+/// each paid if it still fits the budget, else skipped and the next one
+/// tried, at most [`MAX_SUPERBLOCK_PAYOUTS`]. The total never exceeds
+/// `budget`.
+pub fn select_payments(
+    passing: &[super::DecidedPayment],
+    budget: Amount,
+) -> Vec<super::DecidedPayment> {
     let mut left = budget;
     passing
-        .into_iter()
+        .iter()
         .filter(|p| match left.checked_sub(p.amount) {
             Ok(rest) => {
                 left = rest;
@@ -339,6 +354,8 @@ pub fn select_payments(mut passing: Vec<PassingPayment>, budget: Amount) -> Vec<
             }
             Err(_) => false,
         })
+        .take(MAX_SUPERBLOCK_PAYOUTS)
+        .cloned()
         .collect()
 }
 
@@ -358,6 +375,16 @@ mod tests {
 
     fn coins(c: u64) -> Amount {
         Amount::from_units(c * COIN).expect("in range")
+    }
+
+    /// A passing payment of proposal `[b; 32]`.
+    fn passing(b: u8, net_yes: i64, amount: Amount) -> crate::governance::DecidedPayment {
+        crate::governance::DecidedPayment {
+            proposal: Hash256([b; 32]),
+            net_yes,
+            payee: rusty_shared_types::Script::new(vec![0x51]),
+            amount,
+        }
     }
 
     fn current() -> GovernedValues {
@@ -454,15 +481,10 @@ mod tests {
 
     #[test]
     fn over_budget_payments_are_skipped_in_order() {
-        let p = |b: u8, net_yes: i128, amount: u64| PassingPayment {
-            proposal: Hash256([b; 32]),
-            net_yes,
-            amount: coins(amount),
-        };
-        let paid = select_payments(
-            vec![p(1, 5, 60), p(2, 9, 50), p(3, 7, 45), p(4, 7, 30)],
-            coins(100),
-        );
+        let p = |b: u8, net_yes: i64, amount: u64| passing(b, net_yes, coins(amount));
+        let mut asks = vec![p(1, 5, 60), p(2, 9, 50), p(3, 7, 45), p(4, 7, 30)];
+        payment_order(&mut asks);
+        let paid = select_payments(&asks, coins(100));
         // By net yes: 2 (50) fits, then 3 and 4 tie at 7 (lower hash first):
         // 3 (45) fits, 4 (30) does not, then 1 (60) does not.
         let order: Vec<u8> = paid.iter().map(|p| p.proposal.0[0]).collect();
@@ -512,21 +534,20 @@ mod tests {
         #[test]
         fn payments_never_exceed_the_budget_or_the_balance(
             balance in 0u64..(21_000_000 * COIN),
-            asks in proptest::collection::vec((any::<u8>(), -50i128..50, 0u64..(5_000 * COIN)), 0..40),
+            asks in proptest::collection::vec((any::<u8>(), -50i64..50, 0u64..(5_000 * COIN)), 0..40),
         ) {
             let g = GovernanceParams::of(Network::Main);
             let balance = Amount::from_units(balance).expect("in range");
             let budget = g.budget(balance);
             prop_assert!(budget <= balance);
-            let passing = asks
+            let mut asks: Vec<_> = asks
                 .into_iter()
-                .map(|(b, net_yes, amount)| PassingPayment {
-                    proposal: Hash256([b; 32]),
-                    net_yes,
-                    amount: Amount::from_units(amount).expect("in range"),
+                .map(|(b, net_yes, amount)| {
+                    passing(b, net_yes, Amount::from_units(amount).expect("in range"))
                 })
                 .collect();
-            let paid = select_payments(passing, budget);
+            payment_order(&mut asks);
+            let paid = select_payments(&asks, budget);
             let total = Amount::checked_sum(paid.iter().map(|p| p.amount)).expect("no overflow");
             prop_assert!(total <= budget);
         }

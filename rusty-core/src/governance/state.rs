@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rusty_shared_types::{
     encoding::{write_option, write_vec, Decode, DecodeError, DecodeResult, Encode, Reader},
-    governance::{ParamChange, Proposal, ProposalKind, VoteOutcome},
+    governance::{ParamChange, Proposal, VoteOutcome},
     Amount, ChainParams, Hash256, Script, TxOut,
 };
 use rusty_storage::{Database, StorageError, TableKey, WriteBatch};
@@ -131,6 +131,14 @@ impl BlockRewards {
             .collect()
     }
 
+    /// What the masternode-list rules check the coinbase against.
+    pub fn coinbase_reward(&self) -> crate::masternode::CoinbaseReward {
+        crate::masternode::CoinbaseReward {
+            masternode: self.masternode,
+            treasury_outputs: self.payouts.len(),
+        }
+    }
+
     pub fn payout_total(&self) -> Amount {
         Amount::checked_sum(self.payouts.iter().map(|p| p.amount)).unwrap_or(Amount::MAX)
     }
@@ -227,26 +235,16 @@ impl GovState {
         let [_, mn_bp, treasury_bp] = values.reward_split_bp;
         let treasury_share = basis_points(subsidy, treasury_bp);
         let masternode = basis_points(subsidy, mn_bp);
-        let mut payouts = Vec::new();
-        if let Some(d) = self.decision.as_ref().filter(|d| d.superblock == height) {
-            if g.is_superblock(height) {
+        let payouts = match self.decision.as_ref() {
+            Some(d) if d.superblock == height && g.is_superblock(height) => {
                 let balance = self
                     .treasury
                     .checked_add(treasury_share)
                     .unwrap_or(self.treasury);
-                let budget = g.budget(balance);
-                let mut left = budget;
-                for p in &d.payments {
-                    if payouts.len() >= super::MAX_SUPERBLOCK_PAYOUTS {
-                        break;
-                    }
-                    if let Ok(rest) = left.checked_sub(p.amount) {
-                        left = rest;
-                        payouts.push(p.clone());
-                    }
-                }
+                super::select_payments(&d.payments, g.budget(balance))
             }
-        }
+            _ => Vec::new(),
+        };
         BlockRewards {
             values,
             subsidy,
@@ -340,14 +338,6 @@ pub(super) fn apply_change(values: &mut GovernedValues, change: &ParamChange) {
         } => values.reward_split_bp = [miner_bp, masternode_bp, treasury_bp],
         ParamChange::MaxBlockSize(v) => values.max_block_size = v,
         ParamChange::MinRelayFee(v) => values.min_relay_fee = v,
-    }
-}
-
-/// A proposal's payment, if it is one.
-pub(super) fn payment_of(p: &Proposal) -> Option<(&Script, u64)> {
-    match &p.kind {
-        ProposalKind::TreasuryPayment { payee, amount } => Some((payee, *amount)),
-        ProposalKind::ParamChange(_) => None,
     }
 }
 
@@ -547,20 +537,5 @@ impl Decode for GovState {
             decision,
             vote_cache: HashMap::new(),
         })
-    }
-}
-
-impl std::fmt::Display for VoteKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.proposal, self.masternode)
-    }
-}
-
-/// Loads the state record, or the genesis state when there is none.
-pub fn load(db: &Database, params: &ChainParams) -> Result<GovState, String> {
-    match db.get_meta(META_GOV_STATE).map_err(|e| e.to_string())? {
-        Some(bytes) => rusty_shared_types::decode_exact(&bytes)
-            .map_err(|e| format!("governance state record: {e}")),
-        None => Ok(GovState::genesis(params)),
     }
 }

@@ -6,9 +6,7 @@
 use rusty_crypto::ed25519::{pubkey_hash, SecretKey};
 use rusty_shared_types::{
     governance::{ParamChange, Proposal, ProposalKind, VoteBatch, VoteOutcome},
-    transaction::SEQUENCE_FINAL,
-    Address, Amount, Block, ChainParams, Hash256, Network, OutPoint, Payload, Transaction, TxIn,
-    TxOut,
+    Address, Amount, Block, ChainParams, Hash256, Network, OutPoint, Payload, Transaction, TxOut,
 };
 
 use super::*;
@@ -137,24 +135,13 @@ fn signed_spend(
     payload: Option<Payload>,
 ) -> Transaction {
     let coin = s.chain().coin(&prevout).unwrap().unwrap();
-    let pkh = Hash256(coin.output.lock.as_bytes()[3..35].try_into().unwrap());
-    let key = s.wallet().unwrap().key_for(&pkh).expect("a wallet coin");
-    let mut tx = Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prevout,
-            unlock: Default::default(),
-            sequence: SEQUENCE_FINAL,
-        }],
-        outputs,
-        lock_time: 0,
-        payload,
-    };
-    let cache = rusty_vm::SighashCache::new(&tx, std::slice::from_ref(&coin.output)).unwrap();
-    let sig =
-        rusty_vm::signer::sign_input(&cache, 0, rusty_vm::SighashType::default(), &key).unwrap();
-    tx.inputs[0].unlock = rusty_vm::templates::p2pkh_unlock(&sig, &key.public_key());
-    tx
+    let owner = Address::from_lock_script(Network::Dev, &coin.output.lock).expect("p2pkh");
+    let key = s
+        .wallet()
+        .unwrap()
+        .key_for(&owner.pubkey_hash)
+        .expect("a wallet coin");
+    crate::test_utils::sign_spend(&key, prevout, &coin.output, outputs, payload)
 }
 
 /// A mature coinbase coin of the wallet, unspent and not spent in the
@@ -778,11 +765,7 @@ fn state_and_undo_records_round_trip() {
     mine_to(&mut s, &addr, 41);
     let mut state = s.chain().gov().clone();
     state.written();
-    let bytes = rusty_shared_types::Encode::encode(&state);
-    assert_eq!(
-        rusty_shared_types::decode_exact::<GovState>(&bytes).unwrap(),
-        state
-    );
+    rusty_shared_types::arbitrary::assert_round_trip(&state);
     for h in [21, 22, 40] {
         let hash = s.chain().hash_at(h).unwrap();
         let undo = s
@@ -791,11 +774,7 @@ fn state_and_undo_records_round_trip() {
             .get::<crate::tables::GovUndoTable>(&hash)
             .unwrap()
             .unwrap();
-        let bytes = rusty_shared_types::Encode::encode(&undo);
-        assert_eq!(
-            rusty_shared_types::decode_exact::<GovUndo>(&bytes).unwrap(),
-            undo
-        );
+        rusty_shared_types::arbitrary::assert_round_trip(&undo);
     }
 }
 

@@ -129,11 +129,6 @@ pub fn proposal_from(req: &ProposalRequest, s: &NodeState) -> Result<Proposal, E
     })
 }
 
-/// The yes votes a parameter change needs with `cast` votes cast (75%).
-fn yes_needed(cast: u64) -> u64 {
-    (cast.saturating_mul(75)).div_ceil(100)
-}
-
 /// A live proposal as the RPC shows it.
 pub fn proposal_info(s: &NodeState, p: &LiveProposal) -> ProposalInfo {
     let params = s.params();
@@ -142,13 +137,10 @@ pub fn proposal_info(s: &NodeState, p: &LiveProposal) -> ProposalInfo {
     let eligible = s.chain().mn().valid_count() as u64;
     let t: Tally = p.tally;
     let net_yes = i64::try_from(t.net_yes()).unwrap_or(i64::MIN);
-    let cast = t.yes.saturating_add(t.no).saturating_add(t.abstain);
     let (kind, payee, amount, param, value, threshold, passing, margin) = match &p.proposal.kind {
         ProposalKind::TreasuryPayment { payee, amount } => {
             let threshold = Tally::funding_threshold(eligible, g.min_quorum);
-            let payee = Address::from_lock_script(params.network, payee)
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| hex::encode(payee.as_bytes()));
+            let payee = super::super::masternode::script_address_string(payee, params.network);
             let amount = rusty_shared_types::Amount::from_units(*amount).unwrap_or_default();
             (
                 "payment",
@@ -163,7 +155,7 @@ pub fn proposal_info(s: &NodeState, p: &LiveProposal) -> ProposalInfo {
         }
         ProposalKind::ParamChange(c) => {
             let (name, value) = change_text(c);
-            let needed = yes_needed(cast.max(eligible.div_ceil(5)));
+            let needed = t.change_yes_needed(eligible);
             (
                 "param",
                 None,

@@ -188,7 +188,8 @@ pub fn script_address(script: &Script, network: Network) -> Value {
     json!(script_address_string(script, network))
 }
 
-fn script_address_string(script: &Script, network: Network) -> String {
+/// [`script_address`] as a string.
+pub fn script_address_string(script: &Script, network: Network) -> String {
     match Address::from_lock_script(network, script) {
         Some(a) => a.to_string(),
         None => hex::encode(script.as_bytes()),
