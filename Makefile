@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test lint bench bench-connect bench-network bench-bls bench-chainlock bench-media bench-superblock fmt
+.PHONY: deps build run test chaos chaos-short lint bench bench-connect bench-network bench-bls bench-chainlock bench-media bench-superblock fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -20,13 +20,24 @@ build: deps
 run: deps
 	cargo run --bin rusty-cli -- --dev --datadir $(DATADIR) node $(ARGS)
 
-## The whole test suite.
+## The whole test suite, then a short chaos soak (fixed seed, about three
+## minutes with set-up): real node processes under faults, invariants
+## checked over RPC (docs/reliability.md).
 test: deps
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \
 		cargo test --workspace; \
 	fi
+	$(MAKE) chaos-short
+
+## The short soak alone.
+chaos-short: deps
+	cargo run --bin rusty-cli -- chaos --minutes 2 --seed 1
+
+## A 30-minute soak with a random seed (the report is printed and kept).
+chaos: deps
+	cargo run --bin rusty-cli -- chaos --minutes 30 --keep $(ARGS)
 
 lint: deps
 	cargo fmt --all --check

@@ -115,6 +115,15 @@ pub enum Command {
     /// `.augy` audio files: pack, inspect, unpack. Needs no running node.
     #[command(subcommand)]
     Augy(AugyCommand),
+    /// A chaos soak: a local network of real node processes (2 miners, 7
+    /// masternodes, 2 plain nodes) under load, with faults from a seeded
+    /// schedule and invariants checked over RPC all along.
+    ///
+    /// Always the dev network. Files go to --datadir (which must be empty) or
+    /// a new directory under the system's temp dir, removed after a clean
+    /// run unless --keep. A failure prints the seed and the fault schedule;
+    /// the same --seed and --minutes replay the same schedule.
+    Chaos(ChaosArgs),
     /// Media on the network (needs a running node): publish files, broadcast
     /// live, find, view and play content.
     #[command(subcommand)]
@@ -285,6 +294,10 @@ pub struct P2pArgs {
     /// node is up, to show that supervision stops the node.
     #[arg(long, value_name = "TASK", hide = true, value_parser = ["chain"])]
     pub inject_panic: Option<String>,
+    /// Testing only (dev network): run the node's clock this many seconds
+    /// ahead (negative: behind) of the system clock (`rusty-cli chaos`).
+    #[arg(long, value_name = "SECS", hide = true, allow_negative_numbers = true)]
+    pub clock_skew: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +319,34 @@ pub struct LocalnetArgs {
     /// (--nodes grows to fit N plus the miners).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub masternodes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Length of the fault phase, in minutes (set-up comes on top).
+    #[arg(long, default_value_t = 30.0)]
+    pub minutes: f64,
+    /// Seed of the fault schedule and the load [default: random, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep the nodes' files after a clean run.
+    #[arg(long)]
+    pub keep: bool,
+    /// A node whose resident memory passes this breaks an invariant.
+    #[arg(long, value_name = "MB", default_value_t = 1024)]
+    pub max_rss_mb: u64,
+    /// After a heal, every node must be on one tip within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    pub converge_secs: u64,
+    /// Also write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Let partitions split the masternodes too (by default every
+    /// masternode stays on the side of miner 1). Known to break "one
+    /// ChainLock per height" when a partition spans a DKG: see
+    /// docs/reliability.md.
+    #[arg(long)]
+    pub split_masternodes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -91,6 +91,7 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
         Command::Node(_)
         | Command::Bench(_)
         | Command::Localnet(_)
+        | Command::Chaos(_)
         | Command::Masternode(_)
         | Command::Gov(_)
         | Command::Augy(_)

@@ -7,6 +7,7 @@
 
 mod args;
 mod augy;
+mod chaos;
 mod client;
 mod gov;
 mod localnet;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Node(n) => node::run(&cli.global, n),
         Command::Bench(b) => node::bench(b),
         Command::Localnet(l) => localnet::run(&cli.global, l),
+        Command::Chaos(c) => chaos::run(&cli.global, c),
         Command::Masternode(m) => masternode::run(&cli.global, m),
         Command::Gov(c) => gov::run(&cli.global, c),
         Command::Augy(a) => augy::run(a),

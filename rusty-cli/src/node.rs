@@ -18,9 +18,14 @@ pub(crate) fn init_logging() {
     // RUST_LOG asks.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=error"));
+    // A log line that cannot be written (stderr on a full disk) is lost,
+    // never a panic: by default tracing-subscriber reports such a failure
+    // with `eprintln!`, which panics when stderr is what failed, and took
+    // down whichever task was logging (found by `rusty-cli chaos`).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
 
@@ -47,6 +52,12 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
             anyhow::bail!("--inject-panic is a test of the dev network only");
         }
         c.inject_chain_panic = true;
+    }
+    if let Some(secs) = a.p2p.clock_skew {
+        if network != Network::Dev {
+            anyhow::bail!("--clock-skew is a test of the dev network only");
+        }
+        rusty_core::set_clock_skew(secs);
     }
     c.masternode = masternode_config(a, &file, c.p2p.is_some())?;
     if let Some(mb) = a.media_cache_size.or(file.media_cache_size) {

@@ -29,10 +29,23 @@ pub mod test_utils;
 pub mod validation;
 pub mod wallet;
 
-/// Seconds since the UNIX epoch by the system clock.
+/// Seconds added to the system clock by [`now`]: zero except on a dev node
+/// started with `--clock-skew` (the chaos soak's clock fault).
+static CLOCK_SKEW_SECS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Makes [`now`] run `secs` ahead of (or, negative, behind) the system
+/// clock, for the whole process.
+pub fn set_clock_skew(secs: i64) {
+    CLOCK_SKEW_SECS.store(secs, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Seconds since the UNIX epoch by the system clock, plus the clock skew
+/// (zero unless [`set_clock_skew`] was called).
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
+    let system = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let skew = CLOCK_SKEW_SECS.load(std::sync::atomic::Ordering::Relaxed);
+    system.saturating_add_signed(skew)
 }

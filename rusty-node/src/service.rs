@@ -550,6 +550,13 @@ impl ChainLoop {
         while let Some(command) = rx.blocking_recv() {
             let go_on = execute(&mut state, command);
             notifier.publish(&mut state);
+            // A database write failed (a full disk): the state in memory
+            // may be ahead of the disk, and RocksDB takes no more writes.
+            // Stop the node (Bitcoin Core's AbortNode); a restart reopens
+            // at the last good write.
+            if let Some(e) = state.chain().db().write_failure() {
+                panic!("database write failed ({e}); free disk space, then restart the node");
+            }
             if !go_on {
                 break;
             }

@@ -198,7 +198,10 @@ impl TaskExecutor {
             Err(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
         };
         let failure = CriticalFailure { task, reason };
-        error!(target: "node", task, "{failure}");
+        // Record and stop first, log last: a log line that cannot be
+        // written (a full disk) must not lose the failure (the chaos soak
+        // found a node that kept running without its p2p task that way).
+        let line = failure.to_string();
         {
             let mut first = self.failure.lock().unwrap_or_else(|p| p.into_inner());
             if first.is_none() {
@@ -207,6 +210,7 @@ impl TaskExecutor {
         }
         self.failed.send_replace(true);
         self.token.cancel();
+        error!(target: "node", task, "{line}");
     }
 }
 

@@ -131,7 +131,9 @@ pub struct MasternodeParams {
     /// height; the block at the last height carries a null commitment if
     /// none was mined.
     pub dkg_mining_window: u64,
-    /// The most recent quorums that sign (ChainLocks pick one of them).
+    /// The most recent quorums that sign (ChainLocks pick one of them by
+    /// height). 1 on every network: see `docs/masternodes.md`, "Signing and
+    /// ChainLocks".
     pub signing_quorums: usize,
     /// PoSe penalty for a member missing from a DKG's valid members.
     pub pose_miss_penalty: u32,
@@ -174,7 +176,6 @@ pub static DEV: ChainParams = ChainParams {
         collateral: Amount::from_coins_const(10),
         quorum_size: 5,
         quorum_threshold: 3,
-        signing_quorums: 2,
         ..MAIN_BASE.masternode
     },
     ..MAIN_BASE
@@ -211,7 +212,11 @@ const MAIN_BASE: ChainParams = ChainParams {
         quorum_interval: 24,
         dkg_phase_blocks: 2,
         dkg_mining_window: 18,
-        signing_quorums: 4,
+        // One: any two thresholds of one quorum share a member, so two
+        // sides of a partition cannot both lock. With several quorums
+        // taking turns by height, each side could hold a threshold of a
+        // different one and lock its own fork (`rusty-cli chaos` did).
+        signing_quorums: 1,
         pose_miss_penalty: 34,
         pose_ban_threshold: 100,
     },

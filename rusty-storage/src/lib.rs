@@ -106,6 +106,10 @@ const SCHEMA_KEY: &[u8] = b"schema_version";
 #[derive(Clone, Debug)]
 pub struct Database {
     backend: Arc<dyn Backend>,
+    /// The first write that failed (a full disk, an I/O error). RocksDB
+    /// refuses further writes after one, and the in-memory state above it
+    /// can no longer be trusted to match the disk: the owner stops.
+    write_failure: Arc<std::sync::OnceLock<String>>,
 }
 
 impl Database {
@@ -128,7 +132,10 @@ impl Database {
     }
 
     fn with_backend(backend: Arc<dyn Backend>, schema_version: u32) -> Result<Database> {
-        let db = Database { backend };
+        let db = Database {
+            backend,
+            write_failure: Arc::default(),
+        };
         match db.backend.get(META_TABLE, SCHEMA_KEY)? {
             None => {
                 let mut batch = RawBatch::default();
@@ -177,6 +184,11 @@ impl Database {
         self.iter_raw::<T>(Some(from.encode_key()), false)
     }
 
+    /// All entries in key order.
+    pub fn iter_all<T: Table>(&self) -> impl Iterator<Item = Result<(T::Key, T::Value)>> + '_ {
+        self.iter_raw::<T>(None, false)
+    }
+
     /// All entries in reverse key order.
     pub fn iter_rev<T: Table>(&self) -> impl Iterator<Item = Result<(T::Key, T::Value)>> + '_ {
         self.iter_raw::<T>(None, true)
@@ -208,12 +220,25 @@ impl Database {
 
     /// Applies every write of `batch` atomically.
     pub fn commit(&self, batch: WriteBatch) -> Result<()> {
-        self.backend.write(batch.raw)
+        self.backend
+            .write(batch.raw)
+            .inspect_err(|e| self.note_write_failure(e))
     }
 
     /// Flushes memtables to disk (clean shutdown).
     pub fn flush(&self) -> Result<()> {
-        self.backend.flush()
+        self.backend
+            .flush()
+            .inspect_err(|e| self.note_write_failure(e))
+    }
+
+    fn note_write_failure(&self, e: &StorageError) {
+        let _ = self.write_failure.set(e.to_string());
+    }
+
+    /// The first write or flush that failed, if any did.
+    pub fn write_failure(&self) -> Option<&str> {
+        self.write_failure.get().map(String::as_str)
     }
 }
 

@@ -69,3 +69,61 @@ fn inject_panic_is_refused_outside_dev() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Found by `rusty-cli chaos`: with stderr on a full disk, every log line
+/// made tracing-subscriber `eprintln!` its write error, which panics; the
+/// task that logged died, and a supervisor that logged before recording
+/// the failure left the node running without it. Log lines that cannot be
+/// written are now dropped: a node whose stderr is `/dev/full` (every write
+/// fails with ENOSPC) starts, mines, answers and stops cleanly.
+#[test]
+fn a_node_whose_log_cannot_be_written_keeps_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: this system has no /dev/full");
+        return;
+    };
+    let mut child = Command::new(BIN)
+        .args(["--dev", "--datadir"])
+        .arg(dir.path())
+        .args(["node", "--no-network", "--no-mine", "--rpc-bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(full)
+        .spawn()
+        .expect("spawn node");
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--dev", "--datadir"])
+            .arg(dir.path())
+            .args(["--rpc-url", &format!("http://127.0.0.1:{port}")])
+            .args(args)
+            .output()
+            .expect("run rusty-cli")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cli(&["rpc", "getblockcount"]).status.success() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the node exited while starting"
+        );
+        assert!(Instant::now() < deadline, "no RPC within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mined = cli(&["mine", "generate", "20"]);
+    assert!(mined.status.success(), "{mined:?}");
+    let height = cli(&["rpc", "getblockcount"]);
+    assert_eq!(String::from_utf8_lossy(&height.stdout).trim(), "20");
+    assert!(cli(&["rpc", "stop"]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the node did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -85,6 +85,39 @@ impl CoinView<'_> {
     }
 }
 
+/// Count and value of the whole UTXO set (`gettxoutsetinfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UtxoTotals {
+    pub txouts: u64,
+    /// Base units; a u128 so that no set of coins can overflow it.
+    pub total: u128,
+}
+
+impl CoinView<'_> {
+    /// Walks the database's coins, overlaid by the cache's changes. Reads
+    /// every coin: a diagnostic (and the chaos soak's supply check), not a
+    /// path any block takes.
+    pub fn totals(&self) -> Result<UtxoTotals> {
+        let mut t = UtxoTotals::default();
+        let mut add = |coin: &Coin| {
+            t.txouts += 1;
+            t.total += u128::from(coin.output.value.units());
+        };
+        for item in self.db.iter_all::<Utxos>() {
+            let (outpoint, coin) = item?;
+            // The cache's answer wins for every coin it knows (spent, or
+            // counted from the cache below).
+            if self.cache.lookup(&outpoint).is_none() {
+                add(&coin);
+            }
+        }
+        for coin in self.cache.changes.values().filter_map(|(c, _)| c.as_ref()) {
+            add(coin);
+        }
+        Ok(t)
+    }
+}
+
 /// What connecting a block does to the UTXO set.
 #[derive(Debug, Default)]
 pub struct CoinChanges {

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 mod coins;
 mod connect;
 
-pub use coins::{CoinCache, CoinChanges, CoinView};
+pub use coins::{CoinCache, CoinChanges, CoinView, UtxoTotals};
 use connect::{connect_block_into, Connecting};
 
 use crate::{
@@ -289,6 +289,11 @@ impl Chain {
 
     pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>> {
         self.coin_view().get(outpoint)
+    }
+
+    /// Count and value of the UTXO set at the tip (reads every coin).
+    pub fn utxo_totals(&self) -> Result<UtxoTotals> {
+        self.coin_view().totals()
     }
 
     fn coin_view(&self) -> CoinView<'_> {

@@ -723,9 +723,17 @@ impl LlmqService {
                     let _ = self.on_chainlock(cl, false).await;
                 }
                 Ok(Err(e)) => {
-                    warn!(target: "llmq", %source, err = %e, "invalid ChainLock (received early)");
-                    self.net
-                        .report(source, PeerAction::Fatal, format!("invalid ChainLock: {e}"));
+                    if self.locks_our_chain(&cl).await {
+                        warn!(target: "llmq", %source, err = %e, "invalid ChainLock (received early)");
+                        self.net.report(
+                            source,
+                            PeerAction::Fatal,
+                            format!("invalid ChainLock: {e}"),
+                        );
+                    } else {
+                        debug!(target: "llmq", %source, err = %e, height = cl.height,
+                               "ChainLock of a block off our chain does not verify here");
+                    }
                 }
                 Err(_) => return,
             }
@@ -755,9 +763,33 @@ impl LlmqService {
             Ok(Err(ValidationError::Masternode(
                 rusty_core::masternode::MnError::NoSigningQuorum(_),
             ))) => Ok(Acceptance::Ignore),
-            Ok(Err(e)) => Err(format!("invalid ChainLock: {e}")),
+            // Forged only if it names a block of our own chain: the quorums
+            // that sign a height are those of the chain that holds the
+            // block, and a fork's (one that mined a different DKG
+            // commitment during a partition) are not ours to judge. Found
+            // by `rusty-cli chaos`: nodes banned honest peers after a heal.
+            Ok(Err(e)) if local || self.locks_our_chain_at(height, block_hash).await => {
+                Err(format!("invalid ChainLock: {e}"))
+            }
+            Ok(Err(e)) => {
+                debug!(target: "llmq", height, %block_hash, err = %e,
+                       "ChainLock of a block off our chain does not verify here");
+                Ok(Acceptance::Ignore)
+            }
             Err(_) => Ok(Acceptance::Ignore),
         }
+    }
+
+    async fn locks_our_chain(&self, cl: &ChainLock) -> bool {
+        self.locks_our_chain_at(cl.height, cl.block_hash).await
+    }
+
+    /// Whether `block_hash` is our active chain's block at `height`.
+    async fn locks_our_chain_at(&self, height: u64, block_hash: Hash256) -> bool {
+        self.chain
+            .query(move |s: &NodeState| s.chain().hash_at(height) == Some(block_hash))
+            .await
+            .unwrap_or(false)
     }
 
     /// Signs our share of the tip's ChainLock if we are in its quorum.

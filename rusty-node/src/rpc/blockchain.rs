@@ -8,14 +8,14 @@ use jsonrpsee::{
     PendingSubscriptionSink, SubscriptionMessage,
 };
 use rusty_core::mempool::{Mempool, MempoolEntry};
-use rusty_shared_types::{Encode, Hash256, OutPoint};
+use rusty_shared_types::{Amount, Encode, Hash256, OutPoint};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     api::blockchain::{
         BlockchainApiServer, BlockchainInfo, MempoolEntryInfo, MempoolFees, MempoolInfo, NewBlock,
-        RawMempool, TxOutInfo,
+        RawMempool, TxOutInfo, TxOutSetInfo,
     },
     codes, json as render, parse_hash, rpc_error, RpcContext,
 };
@@ -266,6 +266,37 @@ impl BlockchainApiServer for BlockchainRpc {
                     }
                 }
                 Ok(None)
+            })
+            .await?
+    }
+
+    async fn get_tx_out_set_info(&self) -> RpcResult<TxOutSetInfo> {
+        self.0
+            .with_state(|s| {
+                let chain = s.chain();
+                let totals = chain
+                    .utxo_totals()
+                    .map_err(|e| rpc_error(codes::DATABASE_ERROR, e.to_string()))?;
+                let total = u64::try_from(totals.total)
+                    .ok()
+                    .and_then(|u| Amount::from_units(u).ok())
+                    .ok_or_else(|| {
+                        rpc_error(
+                            codes::DATABASE_ERROR,
+                            format!(
+                                "the UTXO set totals {} base units, more than can exist",
+                                totals.total
+                            ),
+                        )
+                    })?;
+                Ok(TxOutSetInfo {
+                    height: chain.height(),
+                    bestblock: chain.tip().to_string(),
+                    txouts: totals.txouts,
+                    total_amount: render::amount(total),
+                    total_amount_units: total.units(),
+                    treasury_units: chain.gov().treasury().units(),
+                })
             })
             .await?
     }

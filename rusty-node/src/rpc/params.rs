@@ -122,6 +122,7 @@ signatures! {
     "getblockheader" Blockchain ["\"blockhash\""] ["verbose"] "Returns the header, decoded (verbose, the default) or as hex.";
     "getmempoolinfo" Blockchain [] [] "Returns details on the active state of the transaction memory pool.";
     "getrawmempool" Blockchain [] ["verbose"] "Returns the txids in the mempool, or with verbose an object of entries by txid.";
+    "gettxoutsetinfo" Blockchain [] [] "Returns the UTXO set's size and total value, and the treasury balance.";
     "gettxout" Blockchain ["\"txid\"", "n"] ["include_mempool"] "Returns details about an unspent transaction output, or null.";
     "subscribe_newblocks" Blockchain [] [] "Every new tip, as it becomes the tip (WebSocket subscription).";
     "help" Control [] ["\"command\""] "Lists every method, or the usage of one.";

@@ -337,10 +337,25 @@ async fn six_masternodes_form_a_quorum_and_chainlock_every_block() {
     lone.shutdown().await;
     assert_eq!(tn.tip(1).await.0, locked_hash);
 
-    // A forged ChainLock (a random key's signature) is rejected and its
-    // sender banned.
+    // A forged ChainLock (a random key's signature) of our own next block
+    // is rejected and its sender banned. (One naming a block off our chain
+    // is only ignored: it may be an honest lock of another fork, whose
+    // quorums are not ours to judge.)
     let forger = bls::SecretKey::generate(&mut rand::rngs::OsRng);
-    let next = Hash256([0xab; 32]);
+    let handle0 = tn.node(0).handle().clone();
+    let to = handle0
+        .new_address()
+        .await
+        .expect("chain")
+        .expect("address");
+    let mut next_block = handle0
+        .block_template(to.lock_script(), Vec::new())
+        .await
+        .expect("chain")
+        .block;
+    let target = rusty_core::pow::target_from_compact(next_block.header.bits).expect("bits");
+    rusty_core::pow::solve(&mut next_block.header, &target, u64::MAX).expect("solved");
+    let next = next_block.header.hash();
     let forged = ChainLock {
         height: locked_height + 1,
         block_hash: next,
@@ -399,7 +414,12 @@ async fn six_masternodes_form_a_quorum_and_chainlock_every_block() {
 
     let honest: Vec<usize> = (3..tn.net.len()).chain([0]).collect();
     // Both claim the next height: they are judged once the tip gets there.
-    let next_tip = tn.mine(0, 1).await;
+    handle0
+        .submit_block(next_block)
+        .await
+        .expect("chain")
+        .expect("our next block is valid");
+    let next_tip = next;
     tn.wait_chainlock(&honest, locked_height + 1, next_tip)
         .await;
     let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;

@@ -1,5 +1,5 @@
 //! Chain queries: `getblockchaininfo`, `getblockcount`, `getbestblockhash`,
-//! `getblockhash`, `getblockheader`, `getblock`, `gettxout`,
+//! `getblockhash`, `getblockheader`, `getblock`, `gettxout`, `gettxoutsetinfo`,
 //! `getmempoolinfo`, `getrawmempool`, and the `newblocks` subscription.
 
 use jsonrpsee::{
@@ -43,6 +43,22 @@ pub struct TxOutInfo {
     #[serde(rename = "scriptPubKey")]
     pub script_pub_key: Value,
     pub coinbase: bool,
+}
+
+/// `gettxoutsetinfo`'s result: Core's fields, plus the exact amounts in
+/// base units and the treasury balance read at the same tip (coins outside
+/// the UTXO set), so that supply can be checked from outside in one call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxOutSetInfo {
+    pub height: u64,
+    pub bestblock: String,
+    pub txouts: u64,
+    /// Coins, as a JSON number.
+    pub total_amount: Value,
+    /// The same, in base units.
+    pub total_amount_units: u64,
+    /// The governance treasury's balance at this tip, in base units.
+    pub treasury_units: u64,
 }
 
 /// `getmempoolinfo`'s result.
@@ -148,6 +164,11 @@ pub trait BlockchainApi {
         n: u32,
         include_mempool: Option<bool>,
     ) -> RpcResult<Option<TxOutInfo>>;
+
+    /// Count and total value of the UTXO set at the tip, and the treasury
+    /// balance at the same tip. Reads every coin.
+    #[method(name = "gettxoutsetinfo")]
+    async fn get_tx_out_set_info(&self) -> RpcResult<TxOutSetInfo>;
 
     #[method(name = "getmempoolinfo")]
     async fn get_mempool_info(&self) -> RpcResult<MempoolInfo>;
