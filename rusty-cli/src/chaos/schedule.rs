@@ -353,15 +353,14 @@ mod tests {
                 })
                 .collect();
             for (i, a) in spans.iter().enumerate() {
+                // At the moment each fault starts, at most two hold nodes.
+                let holding = spans.iter().filter(|b| b.0 <= a.0 && a.0 < b.1).count();
+                assert!(holding <= MAX_CONCURRENT_NODE_FAULTS, "seed {seed}");
                 let overlapping: Vec<_> = spans
                     .iter()
                     .enumerate()
                     .filter(|(j, b)| *j != i && b.0 < a.1 && a.0 < b.1)
                     .collect();
-                assert!(
-                    overlapping.len() < MAX_CONCURRENT_NODE_FAULTS + 1,
-                    "seed {seed}"
-                );
                 assert!(overlapping.iter().all(|(_, b)| b.2 != a.2), "seed {seed}");
             }
         }
@@ -371,7 +370,7 @@ mod tests {
     fn every_kind_of_fault_is_drawn_in_a_long_soak() {
         let s = generate(1, Duration::from_secs(1800), &targets());
         let kinds: std::collections::BTreeSet<_> = s.iter().map(|x| x.fault.kind()).collect();
-        assert_eq!(kinds.len(), 12, "{kinds:?}");
+        assert_eq!(kinds.len(), 11, "{kinds:?}");
         // Partition sides hold one miner, never both.
         for x in &s {
             if let Fault::Partition { side, .. } = &x.fault {
