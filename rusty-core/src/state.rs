@@ -11,7 +11,7 @@ use rusty_vm::ImmediateChecker;
 use tracing::{debug, info};
 
 use crate::{
-    chain::{BlockAcceptance, Chain, ChainError, ChainEvent},
+    chain::{BlockAcceptance, Chain, ChainError, ChainEvent, LockOutcome},
     governance::{GovError, VotePool, VotePoolError},
     mempool::{fee_rate, Mempool, MempoolEntry, MempoolError},
     pow,
@@ -265,11 +265,15 @@ impl NodeState {
     ) -> Result<bool, ValidationError> {
         let now = crate::now();
         match self.chain.apply_chainlock(cl, now) {
-            Ok(Some(events)) => {
+            Ok(LockOutcome::Applied(events)) => {
                 self.apply_events(events, now);
                 Ok(true)
             }
-            Ok(None) => Ok(false),
+            Ok(LockOutcome::Stale) => Ok(false),
+            Ok(LockOutcome::Rejected { error, events }) => {
+                self.apply_events(events, now);
+                Err(error)
+            }
             Err(ChainError::Invalid(e)) => Err(e),
             Err(e) => {
                 tracing::error!(target: "chain", err = %e, "storing a ChainLock failed");

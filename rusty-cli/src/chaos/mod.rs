@@ -318,6 +318,19 @@ impl Soak {
                 continue;
             }
             let tail = self.log_tail(i);
+            // Stopped by the full disk, but only after the fault was healed
+            // (its shutdown can outlast a short fault): restart it.
+            if Some(i) == self.disk_node && tail.contains("database write failed") {
+                self.log(&format!(
+                    "t+{at} s  node {i} stopped for its full disk ({status}); restarting"
+                ));
+                self.notes.disk_full_node_exited += 1;
+                self.notes.disk_full_node_kept_running =
+                    self.notes.disk_full_node_kept_running.saturating_sub(1);
+                self.restart_after_kill(i, 0);
+                self.watch_convergence(format!("node {i} restarted after its disk was full"));
+                continue;
+            }
             self.checker.violate(
                 at,
                 CRASH,

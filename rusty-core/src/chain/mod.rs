@@ -76,6 +76,22 @@ pub enum BlockAcceptance {
     SideBranch,
 }
 
+/// What [`Chain::apply_chainlock`] did.
+#[derive(Debug)]
+pub enum LockOutcome {
+    /// No newer than the best ChainLock: nothing to do.
+    Stale,
+    /// The new best ChainLock, and the active-chain changes it caused.
+    Applied(Vec<ChainEvent>),
+    /// Invalid; `events` are the active-chain changes of judging it on its
+    /// own branch (there and back), which the wallet and mempool must
+    /// still hear of.
+    Rejected {
+        error: ValidationError,
+        events: Vec<ChainEvent>,
+    },
+}
+
 /// The block tree and the active chain over the database.
 #[derive(Debug)]
 pub struct Chain {
@@ -99,6 +115,9 @@ pub struct Chain {
     gov: GovState,
     /// The highest verified ChainLock: no reorganisation below it.
     best_chainlock: Option<ChainLock>,
+    /// Blocks whose ChainLock was judged on their own branch
+    /// ([`Chain::adopt_branch_chainlock`]), each tried once.
+    tried_branch_locks: std::collections::HashSet<Hash256>,
 }
 
 /// Flush the coin cache once it holds this many changes…
@@ -140,6 +159,7 @@ impl Chain {
             mn: MnState::default(),
             gov: GovState::genesis(params),
             best_chainlock: None,
+            tried_branch_locks: Default::default(),
         };
         match chain.db.get::<ActiveChain>(&0)? {
             None => chain.init_genesis(&genesis)?,
@@ -572,25 +592,85 @@ impl Chain {
     /// than the best one, makes it the best: the chain moves onto the
     /// locked block's branch if needed and never reorganises below it.
     /// `Ok(None)` for a ChainLock that is valid but not new.
-    pub fn apply_chainlock(&mut self, cl: ChainLock, now: u64) -> Result<Option<Vec<ChainEvent>>> {
+    pub fn apply_chainlock(&mut self, cl: ChainLock, now: u64) -> Result<LockOutcome> {
         if self
             .best_chainlock
             .as_ref()
             .is_some_and(|best| best.height >= cl.height)
         {
-            return Ok(None);
+            return Ok(LockOutcome::Stale);
         }
-        self.mn
-            .verify_chainlock(self.params, &cl)
-            .map_err(ValidationError::from)?;
+        if let Err(e) = self.mn.verify_chainlock(self.params, &cl) {
+            return self.adopt_branch_chainlock(cl, ValidationError::from(e), now);
+        }
+        let mut events = Vec::new();
+        self.set_best_chainlock(cl, now, &mut events)?;
+        Ok(LockOutcome::Applied(events))
+    }
+
+    fn set_best_chainlock(
+        &mut self,
+        cl: ChainLock,
+        now: u64,
+        events: &mut Vec<ChainEvent>,
+    ) -> Result<()> {
         let mut batch = self.db.batch();
         batch.put_meta(META_CHAINLOCK, cl.encode());
         self.db.commit(batch)?;
         info!(target: "chainlock", height = cl.height, block = %cl.block_hash, "new best ChainLock");
         self.best_chainlock = Some(cl);
         self.most_work = self.scan_most_work();
-        let (events, _) = self.activate_best_chain(now, None)?;
-        Ok(Some(events))
+        let (more, _) = self.activate_best_chain(now, None)?;
+        events.extend(more);
+        Ok(())
+    }
+
+    /// A ChainLock that does not verify against our quorums may be valid on
+    /// its own branch: the quorums that sign a height are those the chain
+    /// holding the block mined, and a branch that mined a different DKG
+    /// commitment (a partition across a DKG) signs with a quorum our chain
+    /// does not know. If the locked block is stored, valid and on a chain
+    /// containing our best ChainLock, move to it and judge the lock there:
+    /// valid, it becomes the best ChainLock (fork choice then stays); not
+    /// valid, fork choice takes us back and the lock is rejected. Each
+    /// block is tried once. Without this, a node that mined alone through a
+    /// DKG stayed on its own fork for good once the network's locks moved
+    /// to the new quorum (found by `rusty-cli chaos`).
+    fn adopt_branch_chainlock(
+        &mut self,
+        cl: ChainLock,
+        error: ValidationError,
+        now: u64,
+    ) -> Result<LockOutcome> {
+        let triable = self.index.get(&cl.block_hash).is_some_and(|e| {
+            e.status == BlockStatus::Valid
+                && e.height == cl.height
+                && !self.is_active(&cl.block_hash)
+        }) && self.is_lock_compatible(&cl.block_hash)
+            && self.tried_branch_locks.insert(cl.block_hash);
+        if !triable {
+            return Ok(LockOutcome::Rejected {
+                error,
+                events: Vec::new(),
+            });
+        }
+        let mut events = Vec::new();
+        let mut failures = Vec::new();
+        info!(target: "chainlock", height = cl.height, block = %cl.block_hash,
+              "a ChainLock of another branch: judging it on its branch");
+        self.reorganise_to(cl.block_hash, &mut events, &mut failures)?;
+        if self.tip() == cl.block_hash && self.mn.verify_chainlock(self.params, &cl).is_ok() {
+            self.set_best_chainlock(cl, now, &mut events)?;
+            return Ok(LockOutcome::Applied(events));
+        }
+        // Not valid there either: back to the best chain, and the wallet and
+        // mempool still hear of both moves.
+        self.most_work = self.scan_most_work();
+        let (back, _) = self.activate_best_chain(now, None)?;
+        events.extend(back);
+        warn!(target: "chainlock", height = cl.height, block = %cl.block_hash,
+              "the ChainLock does not verify on its own branch either");
+        Ok(LockOutcome::Rejected { error, events })
     }
 
     /// Full scan for the valid block with the most work (at open and after
@@ -628,35 +708,47 @@ impl Chain {
             if best == self.tip() {
                 break;
             }
-            // Path from the fork point up to `best`.
-            let mut path = Vec::new();
-            let mut cursor = best;
-            while !self.is_active(&cursor) {
-                path.push(cursor);
-                cursor = self.index[&cursor].header.prev_hash;
-            }
-            let fork_height = self.index[&cursor].height;
-            if fork_height < self.height() {
-                info!(target: "chain", from = %self.tip(), to = %best, fork_height,
-                      depth = self.height() - fork_height, "reorganising");
-            }
-            while self.height() > fork_height {
-                events.push(self.disconnect_tip()?);
-            }
-            for hash in path.into_iter().rev() {
-                match self.connect(hash) {
-                    Ok(ev) => events.push(ev),
-                    Err(ChainError::Invalid(err)) => {
-                        warn!(target: "chain", %hash, %err, "block failed to connect");
-                        self.mark_invalid(hash)?;
-                        failures.push((hash, err));
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            self.reorganise_to(best, &mut events, &mut failures)?;
         }
         Ok((events, failures))
+    }
+
+    /// Makes the stored block `best` the tip: disconnects to the fork point
+    /// and connects up to it, stopping at (and marking) a block that fails.
+    fn reorganise_to(
+        &mut self,
+        best: Hash256,
+        events: &mut Vec<ChainEvent>,
+        failures: &mut Vec<ConnectFailure>,
+    ) -> Result<()> {
+        // Path from the fork point up to `best`.
+        let mut path = Vec::new();
+        let mut cursor = best;
+        while !self.is_active(&cursor) {
+            path.push(cursor);
+            cursor = self.index[&cursor].header.prev_hash;
+        }
+        let fork_height = self.index[&cursor].height;
+        if fork_height < self.height() {
+            info!(target: "chain", from = %self.tip(), to = %best, fork_height,
+                  depth = self.height() - fork_height, "reorganising");
+        }
+        while self.height() > fork_height {
+            events.push(self.disconnect_tip()?);
+        }
+        for hash in path.into_iter().rev() {
+            match self.connect(hash) {
+                Ok(ev) => events.push(ev),
+                Err(ChainError::Invalid(err)) => {
+                    warn!(target: "chain", %hash, %err, "block failed to connect");
+                    self.mark_invalid(hash)?;
+                    failures.push((hash, err));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn mark_invalid(&mut self, bad: Hash256) -> Result<()> {

@@ -731,8 +731,11 @@ impl LlmqService {
                             format!("invalid ChainLock: {e}"),
                         );
                     } else {
+                        // It may be valid on its own branch: the chain
+                        // judges it there (Chain::apply_chainlock).
                         debug!(target: "llmq", %source, err = %e, height = cl.height,
                                "ChainLock of a block off our chain does not verify here");
+                        let _ = self.on_chainlock(cl, false).await;
                     }
                 }
                 Err(_) => return,
