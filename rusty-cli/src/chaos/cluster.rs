@@ -90,6 +90,24 @@ impl NodeProc {
             .with_context(|| format!("node {}: {method}", self.index))
     }
 
+    /// Calls `method` with a longer timeout (mining on demand waits for the
+    /// chain thread, which may be busy with a reorganisation).
+    pub fn call_slow(&self, method: &str, params: Value) -> Result<Value> {
+        let Some(client) = &self.client else {
+            bail!("node {} is not running", self.index);
+        };
+        client
+            .clone()
+            .with_timeout(Duration::from_secs(120))
+            .call(method, params)
+            .with_context(|| format!("node {}: {method}", self.index))
+    }
+
+    /// Its tip height, if it answers.
+    pub fn height(&self) -> Option<u64> {
+        self.call("getblockcount", json!([])).ok()?.as_u64()
+    }
+
     /// Resident memory of the process, from `/proc` (Linux).
     pub fn rss_kib(&self) -> Option<u64> {
         let pid = self.pid()?;

@@ -216,13 +216,7 @@ impl Soak {
     }
 
     fn kill(&mut self, node: usize, in_dkg: bool) -> State {
-        let height = self
-            .cluster
-            .node(node)
-            .call("getblockcount", json!([]))
-            .ok()
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+        let height = self.cluster.node(node).height().unwrap_or(0);
         if in_dkg {
             self.notes.kills_in_dkg += 1;
         }
@@ -250,13 +244,7 @@ impl Soak {
             Ok(()) => {
                 self.checker.count(CLEAN_RESTART);
                 self.reapply_partition();
-                let h = self
-                    .cluster
-                    .node(node)
-                    .call("getblockcount", json!([]))
-                    .ok()
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0);
+                let h = self.cluster.node(node).height().unwrap_or(0);
                 if h < height_before {
                     self.checker.violate(
                         at,
@@ -346,11 +334,7 @@ impl Soak {
             .and_then(Value::as_str)
             .and_then(|h| node.call("getblock", json!([h, 0])).ok())
             .and_then(|v| v.as_str().and_then(|s| hex::decode(s).ok()));
-        let tip_height = node
-            .call("getblockcount", json!([]))
-            .ok()
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+        let tip_height = node.height().unwrap_or(0);
         let quorum = node
             .call("quorum", json!(["list"]))
             .ok()

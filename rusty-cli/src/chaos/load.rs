@@ -40,6 +40,16 @@ pub struct Download {
     pub started: Instant,
 }
 
+/// A live broadcast (`stream broadcast --live`) and one viewer saving it.
+pub struct Live {
+    pub broadcaster: Child,
+    pub viewer: Child,
+    pub input: blake3::Hash,
+    pub len: usize,
+    pub out: PathBuf,
+    pub started: Instant,
+}
+
 /// What became of the downloads.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct MediaTally {
@@ -49,6 +59,10 @@ pub struct MediaTally {
     pub differing: usize,
     /// Ended without a file (the viewer was killed, or timed out).
     pub unfinished: usize,
+    pub live_streams: usize,
+    pub live_identical: usize,
+    pub live_differing: usize,
+    pub live_unfinished: usize,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -71,6 +85,8 @@ pub struct Load {
     pub publisher: usize,
     pub media: Vec<Published>,
     pub downloads: Vec<Download>,
+    pub live: Option<Live>,
+    last_live: Instant,
     pub media_tally: MediaTally,
     pub gov: GovTally,
     /// Proposals waiting for their votes: (hash, votes still to cast by
@@ -92,6 +108,11 @@ const DOWNLOAD_EVERY: Duration = Duration::from_secs(40);
 const PROPOSAL_EVERY: Duration = Duration::from_secs(90);
 /// A download that has not finished by then is given up.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(180);
+/// A live stream of this many bytes at this rate (about 40 s) every
+/// `LIVE_EVERY`.
+const LIVE_BYTES: usize = 320 * 1024;
+const LIVE_KBPS: u64 = 64;
+const LIVE_EVERY: Duration = Duration::from_secs(150);
 
 impl Load {
     pub fn new(seed: u64, work_dir: PathBuf, publisher: usize, masternodes: Vec<usize>) -> Load {
@@ -105,6 +126,8 @@ impl Load {
             publisher,
             media: Vec::new(),
             downloads: Vec::new(),
+            live: None,
+            last_live: long_ago,
             media_tally: MediaTally::default(),
             gov: GovTally::default(),
             pending_votes: Vec::new(),
@@ -133,6 +156,112 @@ impl Load {
             self.publish_and_fetch(cluster, usable);
         }
         self.reap_downloads();
+        if self.live.is_none() && self.last_live.elapsed() >= LIVE_EVERY {
+            self.last_live = Instant::now();
+            self.start_live(cluster, usable);
+        }
+        self.reap_live(false);
+    }
+
+    /// The publisher broadcasts a random file paced like a capture; a
+    /// random node saves the stream from its start.
+    fn start_live(&mut self, cluster: &Cluster, usable: &dyn Fn(usize) -> bool) {
+        let viewers: Vec<usize> = (0..cluster.len())
+            .filter(|&i| i != self.publisher && usable(i))
+            .collect();
+        if !usable(self.publisher) || viewers.is_empty() {
+            return;
+        }
+        let viewer = viewers[self.rng.gen_range(0..viewers.len())];
+        let n = self.media_tally.live_streams;
+        let mut bytes = vec![0u8; LIVE_BYTES];
+        self.rng.fill_bytes(&mut bytes);
+        let input = self.work_dir.join(format!("live-{n}.ts"));
+        if std::fs::write(&input, &bytes).is_err() {
+            return;
+        }
+        let spawned = self
+            .cli_command(cluster.node(self.publisher))
+            .args([
+                "stream",
+                "broadcast",
+                "--live",
+                "--bitrate",
+                &LIVE_KBPS.to_string(),
+            ])
+            .args(["--title", &format!("chaos live {n}")])
+            .arg(&input)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut broadcaster) = spawned else { return };
+        // Its first line is the stream's id.
+        let id = broadcaster.stdout.take().and_then(|out| {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).ok()?;
+            Some(line.trim().to_string())
+        });
+        let Some(id) = id.filter(|i| i.len() == 64) else {
+            let _ = broadcaster.kill();
+            let _ = broadcaster.wait();
+            return;
+        };
+        let out = self.work_dir.join(format!("live-{n}-node{viewer}.ts"));
+        let spawned = self
+            .cli_command(cluster.node(viewer))
+            .args(["stream", "view", &id, "--output"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(viewer) = spawned else {
+            let _ = broadcaster.kill();
+            let _ = broadcaster.wait();
+            return;
+        };
+        self.media_tally.live_streams += 1;
+        self.live = Some(Live {
+            broadcaster,
+            viewer,
+            input: blake3::hash(&bytes),
+            len: bytes.len(),
+            out,
+            started: Instant::now(),
+        });
+    }
+
+    /// A live stream whose viewer ended: the saved bytes must be the
+    /// broadcast's. With `force`, gives up on one still running.
+    fn reap_live(&mut self, force: bool) {
+        let Some(live) = &mut self.live else { return };
+        let viewer_done = matches!(live.viewer.try_wait(), Ok(Some(_)));
+        let overdue = live.started.elapsed() > DOWNLOAD_TIMEOUT;
+        if !(viewer_done || overdue || force) {
+            return;
+        }
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        let ended_ok = match live.viewer.try_wait() {
+            Ok(Some(status)) => status.success(),
+            _ => {
+                let _ = live.viewer.kill();
+                let _ = live.viewer.wait();
+                false
+            }
+        };
+        let _ = live.broadcaster.kill();
+        let _ = live.broadcaster.wait();
+        match std::fs::read(&live.out) {
+            Ok(bytes) if ended_ok => {
+                if bytes.len() == live.len && blake3::hash(&bytes) == live.input {
+                    self.media_tally.live_identical += 1;
+                } else {
+                    self.media_tally.live_differing += 1;
+                }
+            }
+            _ => self.media_tally.live_unfinished += 1,
+        }
     }
 
     fn pay(&mut self, cluster: &Cluster, usable: &dyn Fn(usize) -> bool) {
@@ -320,6 +449,12 @@ impl Load {
         }
         self.media_tally.unfinished += self.downloads.len();
         self.downloads.clear();
+        let deadline = Instant::now() + limit;
+        while self.live.is_some() && Instant::now() < deadline {
+            self.reap_live(false);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        self.reap_live(true);
     }
 
     fn cli_command(&self, node: &NodeProc) -> Command {

@@ -25,7 +25,6 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use self::{
     cluster::{Cluster, Role},
@@ -385,8 +384,7 @@ impl Soak {
             .cluster
             .live()
             .first()
-            .and_then(|&i| self.cluster.node(i).call("getblockcount", json!([])).ok())
-            .and_then(|v| v.as_u64())
+            .and_then(|&i| self.cluster.node(i).height())
             .unwrap_or(0);
         let line = format!(
             "t+{at} s  height {height}, {} ChainLocks, {} payments, {} faults, {} violations",

@@ -72,7 +72,9 @@ impl Soak {
 
     fn generate(&self, i: usize, n: u64) -> Result<()> {
         let addr = self.call(i, "getnewaddress", json!([]))?;
-        self.call(i, "generatetoaddress", json!([n, addr]))?;
+        self.cluster
+            .node(i)
+            .call_slow("generatetoaddress", json!([n, addr]))?;
         Ok(())
     }
 
@@ -243,10 +245,14 @@ impl Soak {
             }
         }
         let bound = self.converge_bound;
-        let synced = wait_until("every node on one tip", bound, || self.all_synced(0)).is_ok();
-        // Mine until every mempool is empty: each payment confirms or is
-        // dropped back into its wallet.
-        for _ in 0..10 {
+        // Mine until every node is on one tip with an empty mempool: each
+        // payment confirms or is dropped back into its wallet.
+        let mut synced = false;
+        for _ in 0..20 {
+            synced = wait_until("every node on one tip", bound, || self.all_synced(0)).is_ok();
+            if !synced {
+                break;
+            }
             let pending: u64 = self
                 .cluster
                 .live()
@@ -257,13 +263,8 @@ impl Soak {
             if pending == 0 {
                 break;
             }
-            let _ = self.generate(0, 1);
-            if wait_until("the block to spread", Duration::from_secs(30), || {
-                self.all_synced(0)
-            })
-            .is_err()
-            {
-                break;
+            if self.generate(0, 1).is_err() {
+                std::thread::sleep(Duration::from_secs(1));
             }
         }
         self.load.finish_downloads(Duration::from_secs(120));
@@ -283,24 +284,22 @@ impl Soak {
             self.checker.honest_bans(at, self.cluster.node(i));
         }
         self.checker.memory(at, &self.cluster);
-        self.final_height_seen = self
-            .call(0, "getblockcount", json!([]))
-            .ok()
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+        self.final_height_seen = self.cluster.node(0).height().unwrap_or(0);
         self.final_locks(at);
         self.final_wallets(at);
         self.final_payments(at);
         let m = self.load.media_tally.clone();
         self.checker.count(MEDIA);
-        if m.differing > 0 {
+        if m.differing > 0 || m.live_differing > 0 {
             self.checker.violate(
                 at,
                 MEDIA,
                 format!(
-                    "{} of {} finished downloads differ from the published bytes",
+                    "{} of {} finished downloads and {} of {} saved live streams differ from the published bytes",
                     m.differing,
-                    m.differing + m.identical
+                    m.differing + m.identical,
+                    m.live_differing,
+                    m.live_differing + m.live_identical
                 ),
             );
         }
@@ -314,16 +313,30 @@ impl Soak {
             .iter()
             .map(|(h, x)| (*h, x.clone()))
             .collect();
+        // The highest node's chain (they should all be one by now).
+        let Some(top) = self
+            .cluster
+            .live()
+            .into_iter()
+            .max_by_key(|&i| self.cluster.node(i).height().unwrap_or(0))
+        else {
+            return;
+        };
         for (h, hash) in locks {
             self.checker.count(LOCKED_REORG);
-            match self.call(0, "getblockhash", json!([h])) {
+            match self.call(top, "getblockhash", json!([h])) {
                 Ok(Value::String(active)) if active == hash => {}
-                other => self.checker.violate(
+                Ok(other) => self.checker.violate(
                     at,
                     LOCKED_REORG,
                     format!(
-                        "the final chain has {other:?} at height {h}, where {hash} was ChainLocked"
+                        "the final chain has {other} at height {h}, where {hash} was ChainLocked"
                     ),
+                ),
+                Err(e) => self.checker.violate(
+                    at,
+                    LOCKED_REORG,
+                    format!("node {top} cannot say which block is at locked height {h}: {e:#}"),
                 ),
             }
         }

@@ -100,6 +100,8 @@ pub(super) struct Service {
     /// waiting for [`ANNOUNCE_SPACING`] to pass.
     last_announced: Option<Instant>,
     deferred_tip: Option<Hash256>,
+    /// Height of the last tip the chain announced.
+    last_tip_height: Option<u64>,
     /// Announced blocks being fetched (so a second announcement waits).
     fetching: HashSet<Hash256>,
     /// Transactions that arrived by gossip (not published again).
@@ -259,6 +261,7 @@ impl Service {
                 recent_blocks: RecentSet::default(),
                 last_announced: None,
                 deferred_tip: None,
+                last_tip_height: None,
                 fetching: HashSet::new(),
                 recent_txs: RecentSet::default(),
                 llmq,
@@ -295,9 +298,21 @@ impl Service {
                         // A burst of tips (a batch mined or submitted at
                         // once) is announced by its last header only;
                         // peers fetch the rest by header sync.
+                        let mut lowest = tip.height;
                         while let Ok(next) = tips.try_recv() {
+                            lowest = lowest.min(next.height);
                             tip = next;
                         }
+                        // The chain moved back (a ChainLock took it to
+                        // another branch): headers queued against the old
+                        // branch would hold the sync; start over from the
+                        // new tip (found by `rusty-cli chaos`: a node stayed
+                        // at the locked block while its peers were ahead).
+                        if self.last_tip_height.is_some_and(|h| lowest < h) {
+                            self.sync.clear_pending();
+                            self.header_sync = None;
+                        }
+                        self.last_tip_height = Some(tip.height);
                         self.deferred_tip = Some(tip.hash);
                         if self.last_announced.is_none_or(|t| t.elapsed() >= ANNOUNCE_SPACING) {
                             self.announce_deferred_tip().await;
