@@ -252,15 +252,16 @@ impl Load {
         };
         let _ = live.broadcaster.kill();
         let _ = live.broadcaster.wait();
-        match std::fs::read(&live.out) {
-            Ok(bytes) if ended_ok => {
-                if bytes.len() == live.len && blake3::hash(&bytes) == live.input {
-                    self.media_tally.live_identical += 1;
-                } else {
-                    self.media_tally.live_differing += 1;
-                }
-            }
-            _ => self.media_tally.live_unfinished += 1,
+        // Every byte saved counts even if the viewer then failed (its node
+        // was killed after the end); a short file from a failed viewer is
+        // unfinished, not wrong.
+        let bytes = std::fs::read(&live.out).unwrap_or_default();
+        if bytes.len() == live.len && blake3::hash(&bytes) == live.input {
+            self.media_tally.live_identical += 1;
+        } else if ended_ok {
+            self.media_tally.live_differing += 1;
+        } else {
+            self.media_tally.live_unfinished += 1;
         }
     }
 
