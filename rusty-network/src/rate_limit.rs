@@ -1,6 +1,11 @@
 //! Per-peer, per-kind token buckets. Every inbound request and gossip message
-//! costs one token of its kind; a peer out of tokens is refused (and
-//! penalised by the caller).
+//! costs one token of its kind; a peer out of tokens is refused, and
+//! penalised by the caller at most once a second per kind unless the
+//! refusals of that second pass four bursts: a backlog that arrives at once
+//! (our node was paused, a link stalled) costs an honest peer one penalty,
+//! not one per message (the chaos soak saw a node ban an honest peer after
+//! a seven-second stall), while a flood, or a trickle over quota that goes
+//! on, still ends in a ban.
 
 use std::{
     collections::HashMap,
@@ -59,7 +64,27 @@ impl Kind {
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// When a refusal of this bucket was last penalised.
+    penalised: Option<Instant>,
+    /// Refusals since `penalised`.
+    refused: u32,
 }
+
+/// What [`RateLimiter::check`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Over quota; `penalise` at most once a second per peer and kind.
+    Refused {
+        penalise: bool,
+    },
+}
+
+/// Refusals of one peer and kind are penalised at most this often...
+const PENALTY_SPACING: Duration = Duration::from_secs(1);
+/// ...unless more than this many bursts' worth come within the spacing:
+/// a flood, not a backlog.
+const FLOOD_BURSTS: f64 = 4.0;
 
 /// Token buckets of every connected peer.
 #[derive(Debug, Default)]
@@ -70,19 +95,36 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// Takes one token; false if the peer is over its quota.
     pub fn allow(&mut self, peer: PeerId, kind: Kind, now: Instant) -> bool {
+        self.check(peer, kind, now) == Verdict::Allowed
+    }
+
+    /// Takes one token, or says whether this refusal is to be penalised.
+    pub fn check(&mut self, peer: PeerId, kind: Kind, now: Instant) -> Verdict {
         let (rate, burst) = kind.quota();
         let b = self.buckets.entry((peer, kind)).or_insert(Bucket {
             tokens: burst,
             updated: now,
+            penalised: None,
+            refused: 0,
         });
         let dt = now.saturating_duration_since(b.updated).as_secs_f64();
         b.tokens = (b.tokens + dt * rate).min(burst);
         b.updated = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            true
-        } else {
-            false
+            return Verdict::Allowed;
+        }
+        let spaced = b
+            .penalised
+            .is_none_or(|t| now.saturating_duration_since(t) >= PENALTY_SPACING);
+        if spaced {
+            b.penalised = Some(now);
+            b.refused = 0;
+        }
+        b.refused = b.refused.saturating_add(1);
+        let flood = f64::from(b.refused) > FLOOD_BURSTS * burst;
+        Verdict::Refused {
+            penalise: spaced || flood,
         }
     }
 
@@ -121,5 +163,45 @@ mod tests {
         let later = now + Duration::from_secs_f64(1.0 / rate);
         assert!(rl.allow(p, Kind::StatusRequest, later));
         assert!(!rl.allow(p, Kind::StatusRequest, later));
+    }
+
+    /// A backlog arriving at once costs one penalty a second, however many
+    /// messages are over the quota.
+    #[test]
+    fn refusals_are_penalised_at_most_once_a_second() {
+        let mut rl = RateLimiter::default();
+        let p = PeerId::random();
+        let now = Instant::now();
+        let (_, burst) = Kind::ChainLockGossip.quota();
+        for _ in 0..burst as usize {
+            assert_eq!(rl.check(p, Kind::ChainLockGossip, now), Verdict::Allowed);
+        }
+        // A backlog of up to four bursts in a second: one penalty.
+        let backlog = 4 * burst as usize;
+        let penalties = (0..backlog)
+            .filter(|_| {
+                rl.check(p, Kind::ChainLockGossip, now) == Verdict::Refused { penalise: true }
+            })
+            .count();
+        assert_eq!(penalties, 1);
+        // Beyond that it is a flood: every message costs.
+        let flood = (0..100)
+            .filter(|_| {
+                rl.check(p, Kind::ChainLockGossip, now) == Verdict::Refused { penalise: true }
+            })
+            .count();
+        assert_eq!(flood, 100);
+        // A trickle over quota that goes on is penalised again each second.
+        let mut t = now;
+        let mut more = 0;
+        for _ in 0..10 {
+            t += Duration::from_millis(1001);
+            for _ in 0..(burst as usize + 50) {
+                if rl.check(p, Kind::ChainLockGossip, t) == (Verdict::Refused { penalise: true }) {
+                    more += 1;
+                }
+            }
+        }
+        assert_eq!(more, 10);
     }
 }

@@ -45,6 +45,7 @@ pub struct Live {
     pub broadcaster: Child,
     pub viewer: Child,
     pub input: blake3::Hash,
+    pub bytes: Vec<u8>,
     pub len: usize,
     pub out: PathBuf,
     pub started: Instant,
@@ -62,6 +63,8 @@ pub struct MediaTally {
     pub live_streams: usize,
     pub live_identical: usize,
     pub live_differing: usize,
+    /// Exited cleanly with correct bytes but missing segments.
+    pub live_gapped: usize,
     pub live_unfinished: usize,
 }
 
@@ -225,6 +228,7 @@ impl Load {
             viewer,
             input: blake3::hash(&bytes),
             len: bytes.len(),
+            bytes,
             out,
             started: Instant::now(),
         });
@@ -258,8 +262,13 @@ impl Load {
         let bytes = std::fs::read(&live.out).unwrap_or_default();
         if bytes.len() == live.len && blake3::hash(&bytes) == live.input {
             self.media_tally.live_identical += 1;
-        } else if ended_ok {
+        } else if !in_order_pieces_of(&bytes, &live.bytes) {
             self.media_tally.live_differing += 1;
+        } else if ended_ok {
+            // Every saved byte is right, but pieces are missing: the viewer
+            // lost segments while its node was down or cut off, and
+            // `stream view --output` did not say so.
+            self.media_tally.live_gapped += 1;
         } else {
             self.media_tally.live_unfinished += 1;
         }
@@ -475,6 +484,24 @@ impl Load {
     }
 }
 
+/// Whether `saved` is pieces of `input` in order: each 64 KiB piece (the
+/// broadcaster pushes 64 KiB at a time) found at a later 64 KiB-aligned
+/// offset than the one before.
+fn in_order_pieces_of(saved: &[u8], input: &[u8]) -> bool {
+    const PIECE: usize = 64 * 1024;
+    let mut next = 0;
+    for piece in saved.chunks(PIECE) {
+        let found = (next..input.len().div_ceil(PIECE)).find(|&k| {
+            input.get(k * PIECE..(k * PIECE + piece.len()).min(input.len())) == Some(piece)
+        });
+        match found {
+            Some(k) => next = k + 1,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// The outpoints a transaction in `node`'s mempool spends.
 fn inputs_of(node: &NodeProc, txid: &str) -> Vec<(String, u64)> {
     let Ok(tx) = node.call("getrawtransaction", json!([txid, true])) else {
@@ -488,4 +515,24 @@ fn inputs_of(node: &NodeProc, txid: &str) -> Vec<(String, u64)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_order_pieces_of;
+
+    #[test]
+    fn saved_live_bytes_are_judged_piece_by_piece() {
+        let input: Vec<u8> = (0..5 * 64 * 1024).map(|i| (i / 64 / 1024) as u8).collect();
+        let piece = |k: usize| &input[k * 65536..(k + 1) * 65536];
+        assert!(in_order_pieces_of(&input, &input));
+        assert!(in_order_pieces_of(&[], &input));
+        // Segments 0 and 4: a gap, every byte right.
+        assert!(in_order_pieces_of(&[piece(0), piece(4)].concat(), &input));
+        // Out of order, or a byte wrong: differing.
+        assert!(!in_order_pieces_of(&[piece(2), piece(1)].concat(), &input));
+        let mut bad = piece(3).to_vec();
+        bad[7] ^= 1;
+        assert!(!in_order_pieces_of(&bad, &input));
+    }
 }

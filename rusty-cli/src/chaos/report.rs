@@ -146,9 +146,9 @@ impl Report {
         let m = &self.media;
         let _ = writeln!(
             s,
-            "media: {} files published, {} downloads: {} byte-identical, {} differing, {} unfinished (viewer killed or stalled); {} live streams saved by a viewer: {} byte-identical, {} differing, {} unfinished",
+            "media: {} files published, {} downloads: {} byte-identical, {} differing, {} unfinished (viewer killed or stalled); {} live streams saved by a viewer: {} byte-identical, {} with correct bytes but missing segments, {} differing, {} unfinished",
             m.published, m.started, m.identical, m.differing, m.unfinished,
-            m.live_streams, m.live_identical, m.live_differing, m.live_unfinished
+            m.live_streams, m.live_identical, m.live_gapped, m.live_differing, m.live_unfinished
         );
         let peak = self.peak_rss_mib.values().max().copied().unwrap_or(0);
         let _ = writeln!(

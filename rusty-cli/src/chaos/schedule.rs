@@ -193,6 +193,18 @@ pub fn generate(seed: u64, length: Duration, t: &Targets) -> Vec<Scheduled> {
     let mut rng = StdRng::seed_from_u64(seed);
     let end = length.as_secs();
     let mut out = Vec::new();
+    // The disk: full for 10–20 s, every 60–120 s.
+    if t.disk_node.is_some() {
+        let mut at = rng.gen_range(30..=60);
+        while at < end {
+            let secs = rng.gen_range(10..=20);
+            out.push(Scheduled {
+                at: Duration::from_secs(at),
+                fault: Fault::DiskFull { secs },
+            });
+            at += secs + rng.gen_range(60..=120);
+        }
+    }
     // Node faults: a new one every 4–12 s, on a node no other fault holds.
     let mut busy: Vec<(u64, u64, usize)> = Vec::new(); // (from, to, node)
     let mut at = 5;
@@ -200,8 +212,16 @@ pub fn generate(seed: u64, length: Duration, t: &Targets) -> Vec<Scheduled> {
         let fault = node_fault(&mut rng, t);
         let node = fault.node().unwrap_or(0);
         let to = at + fault.duration().as_secs() + 5;
+        // The disk node is left alone while its disk is full and for a
+        // minute after (a node stopped by a full disk takes a while to go).
+        let disk_busy = Some(node) == t.disk_node
+            && out.iter().any(|d: &Scheduled| {
+                let from = d.at.as_secs();
+                from < to && at < from + d.fault.duration().as_secs() + 60
+            });
         let overlapping: Vec<_> = busy.iter().filter(|b| b.0 < to && at < b.1).collect();
-        if overlapping.len() < MAX_CONCURRENT_NODE_FAULTS
+        if !disk_busy
+            && overlapping.len() < MAX_CONCURRENT_NODE_FAULTS
             && !overlapping.iter().any(|b| b.2 == node)
         {
             busy.push((at, to, node));
@@ -244,18 +264,6 @@ pub fn generate(seed: u64, length: Duration, t: &Targets) -> Vec<Scheduled> {
             },
         });
         at += secs + rng.gen_range(10..=25);
-    }
-    // The disk: full for 10–20 s, every 60–120 s.
-    if t.disk_node.is_some() {
-        let mut at = rng.gen_range(30..=60);
-        while at < end {
-            let secs = rng.gen_range(10..=20);
-            out.push(Scheduled {
-                at: Duration::from_secs(at),
-                fault: Fault::DiskFull { secs },
-            });
-            at += secs + rng.gen_range(60..=120);
-        }
     }
     out.sort_by_key(|s| s.at);
     out
@@ -375,6 +383,36 @@ mod tests {
         for x in &s {
             if let Fault::Partition { side, .. } = &x.fault {
                 assert!(side.contains(&0) && !side.contains(&1), "{side:?}");
+            }
+        }
+    }
+
+    /// The soak's 30-minute run restarted the disk node for a clock fault
+    /// while its disk was full; node faults now leave it alone then.
+    #[test]
+    fn the_disk_node_gets_no_node_fault_while_its_disk_is_full() {
+        for seed in 0..50 {
+            let s = generate(seed, Duration::from_secs(1800), &targets());
+            let disk: Vec<(u64, u64)> = s
+                .iter()
+                .filter(|x| matches!(x.fault, Fault::DiskFull { .. }))
+                .map(|x| {
+                    (
+                        x.at.as_secs(),
+                        x.at.as_secs() + x.fault.duration().as_secs() + 60,
+                    )
+                })
+                .collect();
+            assert!(!disk.is_empty());
+            for x in s.iter().filter(|x| x.fault.node() == Some(10)) {
+                let (from, to) = (
+                    x.at.as_secs(),
+                    x.at.as_secs() + x.fault.duration().as_secs() + 5,
+                );
+                assert!(
+                    disk.iter().all(|d| !(d.0 < to && from < d.1)),
+                    "seed {seed}: {x}"
+                );
             }
         }
     }

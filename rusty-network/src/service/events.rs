@@ -202,13 +202,15 @@ impl Task {
             // Governance is not subscribed yet.
             Topic::Txs | Topic::Governance => Kind::TxGossip,
         };
-        if !self.limiter.allow(source, kind, Instant::now()) {
+        if let Verdict::Refused { penalise } = self.limiter.check(source, kind, Instant::now()) {
             self.verdict(&id, &source, Acceptance::Ignore);
-            self.report(
-                source,
-                PeerAction::HighTolerance,
-                "gossip rate limit exceeded",
-            );
+            if penalise {
+                self.report(
+                    source,
+                    PeerAction::HighTolerance,
+                    "gossip rate limit exceeded",
+                );
+            }
             return;
         }
         let event = NetworkEvent::Gossip {
@@ -262,14 +264,18 @@ impl Task {
                     Protocol::Direct => Kind::DirectRequest,
                     Protocol::Media => Kind::MediaRequest,
                 };
-                if !self.limiter.allow(peer, kind, Instant::now()) {
+                if let Verdict::Refused { penalise } =
+                    self.limiter.check(peer, kind, Instant::now())
+                {
                     // Dropping the channel tells the peer nothing; it times
                     // out, as a flood deserves.
-                    self.report(
-                        peer,
-                        PeerAction::MidTolerance,
-                        "request rate limit exceeded",
-                    );
+                    if penalise {
+                        self.report(
+                            peer,
+                            PeerAction::MidTolerance,
+                            "request rate limit exceeded",
+                        );
+                    }
                     return;
                 }
                 // Media requests never delay blocks: low priority, shed

@@ -34,7 +34,7 @@ use crate::{
         ip_of, peer_id_of, unix_now, with_peer_id, without_peer_id, Ban, BanTarget, PeerAction,
         ScoreOutcome,
     },
-    rate_limit::{Kind, RateLimiter},
+    rate_limit::{Kind, RateLimiter, Verdict},
     store::{load_or_create_key, KeyError, PeerStoreFile, StoredBan, StoredPeer},
     topic::{Priority, Topic},
 };
