@@ -155,6 +155,7 @@ pub fn spawn(
         key_shares: HashMap::new(),
         share_sets: BTreeMap::new(),
         signed: BTreeMap::new(),
+        share_matches: HashMap::new(),
         published: HashSet::new(),
         member_peers: HashMap::new(),
         last_resend: Instant::now(),
@@ -213,6 +214,9 @@ struct LlmqService {
     share_sets: BTreeMap<(u64, Hash256), ShareSet>,
     /// Heights we signed, and the block we signed at each.
     signed: BTreeMap<u64, Hash256>,
+    /// Whether our key share of a quorum matches its mined verification
+    /// vector (checked once per quorum before signing).
+    share_matches: HashMap<Hash256, bool>,
     published: HashSet<Hash256>,
     member_peers: HashMap<Hash256, PeerId>,
     last_resend: Instant,
@@ -811,6 +815,26 @@ impl LlmqService {
             return;
         };
         if !quorum.valid_members.get(member) {
+            return;
+        }
+        // Our key share must be the one the mined commitment implies: a
+        // member whose own DKG result differed from the mined commitment
+        // (killed and restarted mid-DKG, found by `rusty-cli chaos`) would
+        // sign shares that fail everywhere and get banned as a forger.
+        // Checked once per quorum; a share that does not match signs
+        // nothing; recomputing it from the mined valid set is the full fix.
+        let quorum_hash = quorum.quorum_hash;
+        let matches = *self.share_matches.entry(quorum_hash).or_insert_with(|| {
+            let ok = quorum.verification_vector().is_some_and(|v| {
+                v.verify_share(bls::MemberId::from_identity(&me.0), key)
+            });
+            if !ok {
+                warn!(target: "llmq", quorum = %quorum_hash,
+                      "our key share does not match the mined commitment: not signing with this quorum");
+            }
+            ok
+        });
+        if !matches {
             return;
         }
         // Never sign two blocks at one height.
