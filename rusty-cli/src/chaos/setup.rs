@@ -246,19 +246,13 @@ impl Soak {
         }
         let bound = self.converge_bound;
         // Mine until every node is on one tip with an empty mempool: each
-        // payment confirms or is dropped back into its wallet. Blocks come
-        // from miner 1, which partitions never cut off from the
-        // masternodes, so they extend the locked chain: a node left on a
-        // heavier fork of its own catches up once the locked chain outgrows
-        // it (it does not fetch a lighter locked chain before; see
-        // docs/reliability.md).
+        // payment confirms or is dropped back into its wallet.
         let mut synced = false;
-        let started = Instant::now();
-        while started.elapsed() < bound.saturating_mul(2) {
-            let one_tip = wait_until("every node on one tip", Duration::from_secs(20), || {
-                self.all_synced(0)
-            })
-            .is_ok();
+        for _ in 0..20 {
+            synced = wait_until("every node on one tip", bound, || self.all_synced(0)).is_ok();
+            if !synced {
+                break;
+            }
             let pending: u64 = self
                 .cluster
                 .live()
@@ -266,11 +260,10 @@ impl Soak {
                 .filter_map(|&i| self.call(i, "getmempoolinfo", json!([])).ok())
                 .filter_map(|v| v["size"].as_u64())
                 .sum();
-            if one_tip && pending == 0 {
-                synced = true;
+            if pending == 0 {
                 break;
             }
-            if self.generate(1, 1).is_err() {
+            if self.generate(0, 1).is_err() {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
