@@ -176,31 +176,23 @@ mod tests {
         for _ in 0..burst as usize {
             assert_eq!(rl.check(p, Kind::ChainLockGossip, now), Verdict::Allowed);
         }
+        let mut penalties = |n: usize, at: Instant| {
+            (0..n)
+                .filter(|_| {
+                    rl.check(p, Kind::ChainLockGossip, at) == Verdict::Refused { penalise: true }
+                })
+                .count()
+        };
         // A backlog of up to four bursts in a second: one penalty.
-        let backlog = 4 * burst as usize;
-        let penalties = (0..backlog)
-            .filter(|_| {
-                rl.check(p, Kind::ChainLockGossip, now) == Verdict::Refused { penalise: true }
-            })
-            .count();
-        assert_eq!(penalties, 1);
+        assert_eq!(penalties(4 * burst as usize, now), 1);
         // Beyond that it is a flood: every message costs.
-        let flood = (0..100)
-            .filter(|_| {
-                rl.check(p, Kind::ChainLockGossip, now) == Verdict::Refused { penalise: true }
-            })
-            .count();
-        assert_eq!(flood, 100);
+        assert_eq!(penalties(100, now), 100);
         // A trickle over quota that goes on is penalised again each second.
         let mut t = now;
         let mut more = 0;
         for _ in 0..10 {
             t += Duration::from_millis(1001);
-            for _ in 0..(burst as usize + 50) {
-                if rl.check(p, Kind::ChainLockGossip, t) == (Verdict::Refused { penalise: true }) {
-                    more += 1;
-                }
-            }
+            more += penalties(burst as usize + 50, t);
         }
         assert_eq!(more, 10);
     }

@@ -82,25 +82,24 @@ impl NodeProc {
     /// Calls `method` on this node (10 s timeout: a node that hangs must
     /// not stall the soak's clock).
     pub fn call(&self, method: &str, params: Value) -> Result<Value> {
-        let Some(client) = &self.client else {
-            bail!("node {} is not running", self.index);
-        };
-        client
-            .call(method, params)
-            .with_context(|| format!("node {}: {method}", self.index))
+        self.call_with(method, params, None)
     }
 
     /// Calls `method` with a longer timeout (mining on demand waits for the
     /// chain thread, which may be busy with a reorganisation).
     pub fn call_slow(&self, method: &str, params: Value) -> Result<Value> {
+        self.call_with(method, params, Some(Duration::from_secs(120)))
+    }
+
+    fn call_with(&self, method: &str, params: Value, timeout: Option<Duration>) -> Result<Value> {
         let Some(client) = &self.client else {
             bail!("node {} is not running", self.index);
         };
-        client
-            .clone()
-            .with_timeout(Duration::from_secs(120))
-            .call(method, params)
-            .with_context(|| format!("node {}: {method}", self.index))
+        let reply = match timeout {
+            Some(t) => client.clone().with_timeout(t).call(method, params),
+            None => client.call(method, params),
+        };
+        reply.with_context(|| format!("node {}: {method}", self.index))
     }
 
     /// Its tip height, if it answers.

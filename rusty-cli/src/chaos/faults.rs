@@ -281,17 +281,16 @@ impl Soak {
         self.cluster.stop(node);
         self.cluster.nodes[node].clock_skew = skew;
         let at = self.elapsed_secs();
-        let started = self.cluster.start(node);
-        if started.is_ok() {
-            self.reapply_partition();
-        }
-        if let Err(e) = started {
-            let tail = self.log_tail(node);
-            self.checker.violate(
-                at,
-                CRASH,
-                format!("node {node} did not start with clock skew {skew}: {e:#}; {tail}"),
-            );
+        match self.cluster.start(node) {
+            Ok(()) => self.reapply_partition(),
+            Err(e) => {
+                let tail = self.log_tail(node);
+                self.checker.violate(
+                    at,
+                    CRASH,
+                    format!("node {node} did not start with clock skew {skew}: {e:#}; {tail}"),
+                );
+            }
         }
     }
 

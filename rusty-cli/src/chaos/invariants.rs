@@ -260,13 +260,10 @@ impl Checker {
     }
 }
 
-/// Coins as a JSON number → base units (exact for the amounts a chain
-/// holds: 8 decimals).
+/// Coins as RPC renders them (a JSON number) → base units, read the way
+/// the node reads amounts (`rusty_node::rpc::parse_amount`).
 pub fn coins_to_units(v: &Value) -> Option<u64> {
-    let s = v.to_string();
-    rusty_shared_types::Amount::parse_coins(&s)
-        .ok()
-        .map(|a| a.units())
+    rusty_node::rpc::parse_amount(v).ok().map(|a| a.units())
 }
 
 /// What blocks 0 through `height` of the dev chain issued: the genesis

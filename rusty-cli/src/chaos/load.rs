@@ -89,7 +89,7 @@ pub struct Load {
     pub media: Vec<Published>,
     pub downloads: Vec<Download>,
     pub live: Option<Live>,
-    last_live: Instant,
+    last_live: Option<Instant>,
     pub media_tally: MediaTally,
     pub gov: GovTally,
     /// Proposals waiting for their votes: (hash, votes still to cast by
@@ -98,9 +98,9 @@ pub struct Load {
     masternodes: Vec<usize>,
     work_dir: PathBuf,
     binary: PathBuf,
-    last_payment: Instant,
-    last_download: Instant,
-    last_proposal: Instant,
+    last_payment: Option<Instant>,
+    last_download: Option<Instant>,
+    last_proposal: Option<Instant>,
 }
 
 /// A payment every this often.
@@ -119,7 +119,6 @@ const LIVE_EVERY: Duration = Duration::from_secs(150);
 
 impl Load {
     pub fn new(seed: u64, work_dir: PathBuf, publisher: usize, masternodes: Vec<usize>) -> Load {
-        let long_ago = Instant::now() - Duration::from_secs(3600);
         Load {
             rng: rand::SeedableRng::seed_from_u64(seed ^ 0x10ad),
             addresses: Vec::new(),
@@ -130,37 +129,33 @@ impl Load {
             media: Vec::new(),
             downloads: Vec::new(),
             live: None,
-            last_live: long_ago,
+            last_live: None,
             media_tally: MediaTally::default(),
             gov: GovTally::default(),
             pending_votes: Vec::new(),
             masternodes,
             work_dir,
             binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rusty-cli")),
-            last_payment: long_ago,
-            last_download: long_ago,
-            last_proposal: Instant::now(),
+            last_payment: None,
+            last_download: None,
+            last_proposal: Some(Instant::now()),
         }
     }
 
     /// One step of load; `usable(i)` says whether node `i` may be used now.
     pub fn step(&mut self, cluster: &Cluster, usable: &dyn Fn(usize) -> bool) {
-        if self.last_payment.elapsed() >= PAYMENT_EVERY {
-            self.last_payment = Instant::now();
+        if due(&mut self.last_payment, PAYMENT_EVERY) {
             self.pay(cluster, usable);
         }
-        if self.last_proposal.elapsed() >= PROPOSAL_EVERY {
-            self.last_proposal = Instant::now();
+        if due(&mut self.last_proposal, PROPOSAL_EVERY) {
             self.propose(cluster, usable);
         }
         self.vote(cluster, usable);
-        if self.last_download.elapsed() >= DOWNLOAD_EVERY {
-            self.last_download = Instant::now();
+        if due(&mut self.last_download, DOWNLOAD_EVERY) {
             self.publish_and_fetch(cluster, usable);
         }
         self.reap_downloads();
-        if self.live.is_none() && self.last_live.elapsed() >= LIVE_EVERY {
-            self.last_live = Instant::now();
+        if self.live.is_none() && due(&mut self.last_live, LIVE_EVERY) {
             self.start_live(cluster, usable);
         }
         self.reap_live(false);
@@ -482,6 +477,17 @@ impl Load {
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
+}
+
+/// Whether an action last done at `last` (never: `None`) is due again
+/// after `every`; if so, stamps it now. (No `Instant` in the past is made up:
+/// `Instant::now() - 1 h` panics on a machine up for less than an hour.)
+fn due(last: &mut Option<Instant>, every: Duration) -> bool {
+    if last.is_some_and(|t| t.elapsed() < every) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
 }
 
 /// Whether `saved` is pieces of `input` in order: each 64 KiB piece (the

@@ -126,13 +126,13 @@ impl Soak {
         }
         // A registration may reach node 0's mempool after a block: mine
         // until every one is in.
-        let mut last_block = Instant::now() - Duration::from_secs(10);
+        let mut last_block: Option<Instant> = None;
         wait_until(
             "six masternodes on every node",
             Duration::from_secs(120),
             || {
-                if last_block.elapsed() > Duration::from_secs(2) {
-                    last_block = Instant::now();
+                if last_block.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+                    last_block = Some(Instant::now());
                     let _ = self.generate(0, 1);
                 }
                 self.cluster.live().iter().all(|&i| {

@@ -591,7 +591,9 @@ impl Chain {
     /// Verifies `cl` against the quorums at the tip and, if it is higher
     /// than the best one, makes it the best: the chain moves onto the
     /// locked block's branch if needed and never reorganises below it.
-    /// `Ok(None)` for a ChainLock that is valid but not new.
+    /// [`LockOutcome::Stale`] for a ChainLock no higher than the best one
+    /// (not verified); one that fails against our quorums is judged on its
+    /// own branch ([`Chain::adopt_branch_chainlock`]).
     pub fn apply_chainlock(&mut self, cl: ChainLock, now: u64) -> Result<LockOutcome> {
         if self
             .best_chainlock
