@@ -14,7 +14,7 @@
 
 use rusty_shared_types::{
     encoding::{write_bytes, write_vec, Reader},
-    Block, BlockHeader, Decode, DecodeError, Encode, Hash256, HEADER_SIZE,
+    Block, BlockHeader, ChainLock, Decode, DecodeError, Encode, Hash256, HEADER_SIZE,
 };
 
 /// Headers in one `headers` reply, at most (Bitcoin's 2,000).
@@ -75,7 +75,7 @@ impl Protocol {
     /// The largest request frame accepted, in bytes.
     pub fn max_request(self) -> usize {
         match self {
-            Protocol::Status => 256,
+            Protocol::Status => STATUS_MAX,
             Protocol::Headers => 8 + 33 * MAX_LOCATOR + 33,
             Protocol::Blocks => 8 + 33 * MAX_BLOCKS_PER_REQUEST,
             // The kind byte and a CompactSize length (5 bytes at most for
@@ -89,7 +89,7 @@ impl Protocol {
     /// The largest response frame accepted, in bytes.
     pub fn max_response(self, max_block_size: usize) -> usize {
         match self {
-            Protocol::Status => 256,
+            Protocol::Status => STATUS_MAX,
             Protocol::Headers => 16 + HEADER_SIZE * MAX_HEADERS_PER_REPLY,
             // A reply stops after the soft limit, so it can exceed it by one
             // block at most.
@@ -100,6 +100,10 @@ impl Protocol {
     }
 }
 
+/// The largest status frame: 104 bytes of chain view and a ChainLock of
+/// 137 bytes with its tag, with room to spare.
+const STATUS_MAX: usize = 512;
+
 /// A node's view of its best chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -108,6 +112,11 @@ pub struct Status {
     pub height: u64,
     /// Cumulative proof of work of the tip, big-endian.
     pub chain_work: [u8; 32],
+    /// The node's best ChainLock. A peer on a heavier fork of its own (cut
+    /// off by a partition while it mined) follows it to the locked chain,
+    /// which sync by work alone never does.
+    /// Boxed: a status is small next to the lock's signature.
+    pub best_chainlock: Option<Box<ChainLock>>,
 }
 
 /// An opaque message from one node to another on the `direct` protocol.
@@ -291,6 +300,13 @@ impl Encode for Status {
         self.tip.encode_to(out);
         self.height.encode_to(out);
         self.chain_work.encode_to(out);
+        match &self.best_chainlock {
+            None => out.push(0),
+            Some(cl) => {
+                out.push(1);
+                cl.encode_to(out);
+            }
+        }
     }
 }
 
@@ -301,6 +317,7 @@ impl Decode for Status {
             tip: Hash256::decode_from(r)?,
             height: r.u64()?,
             chain_work: r.array()?,
+            best_chainlock: r.option::<ChainLock>("status ChainLock")?.map(Box::new),
         })
     }
 }
@@ -354,14 +371,40 @@ mod tests {
     use rusty_shared_types::arbitrary::{block, hash, header};
 
     fn status() -> impl Strategy<Value = Status> {
-        (hash(), hash(), any::<u64>(), any::<[u8; 32]>()).prop_map(
-            |(genesis, tip, height, chain_work)| Status {
-                genesis,
-                tip,
-                height,
-                chain_work,
-            },
+        let lock = (
+            any::<u64>(),
+            hash(),
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
         )
+            .prop_map(|(height, block_hash, a, b, c)| {
+                let mut signature = [0u8; 96];
+                signature[..32].copy_from_slice(&a);
+                signature[32..64].copy_from_slice(&b);
+                signature[64..].copy_from_slice(&c);
+                ChainLock {
+                    height,
+                    block_hash,
+                    signature,
+                }
+            });
+        (
+            hash(),
+            hash(),
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            proptest::option::of(lock.prop_map(Box::new)),
+        )
+            .prop_map(
+                |(genesis, tip, height, chain_work, best_chainlock)| Status {
+                    genesis,
+                    tip,
+                    height,
+                    chain_work,
+                    best_chainlock,
+                },
+            )
     }
 
     fn request() -> impl Strategy<Value = Request> {

@@ -27,6 +27,7 @@ fn status(height: u64) -> Status {
         tip: Hash256::ZERO,
         height,
         chain_work: [0; 32],
+        best_chainlock: None,
     }
 }
 

@@ -173,12 +173,51 @@ impl DkgSession {
         self.result.as_ref().map(|(_, _, v)| v)
     }
 
-    /// Our key share of the new quorum, once the DKG finalized.
-    pub fn key_share(&self) -> Option<&bls::SecretKey> {
+    /// Our key share of the quorum our commitment describes, once the DKG
+    /// finalized. Computed for the commitment's valid set, not for our own
+    /// view of it: a member that restarted mid-DKG may have judged a member
+    /// invalid whose contribution reached it only later, and a share
+    /// summed over its own set would not match the quorum's vector.
+    pub fn key_share(&self) -> Option<bls::SecretKey> {
         match self.phase {
-            Phase::Finalized => self.result.as_ref().map(|(s, _, _)| s),
+            Phase::Finalized => self
+                .commitment
+                .as_ref()
+                .and_then(|qc| self.share_for(&qc.valid_members)),
             _ => None,
         }
+    }
+
+    /// Our key share of the quorum whose valid members are `valid`: the
+    /// sum of the shares each of them dealt us. `None` if one of those
+    /// shares is missing or does not verify (we cannot sign for it then).
+    pub fn share_for(&self, valid: &BitSet) -> Option<bls::SecretKey> {
+        if valid.len() != self.members.len() {
+            return None;
+        }
+        let shares = valid
+            .ones()
+            .map(|j| self.share_from(j))
+            .collect::<Option<Vec<_>>>()?;
+        bls::sum_shares(&shares).ok()
+    }
+
+    /// The share member `j` dealt us, verified against its vector: from its
+    /// contribution, or revealed in its answer to a complaint of ours.
+    fn share_from(&self, j: usize) -> Option<bls::SecretKey> {
+        let c = self.contributions.get(j)?.as_ref()?;
+        if let Some(share) = &c.share {
+            return Some(share.clone());
+        }
+        let me = u16::try_from(self.my_index).ok()?;
+        let (_, bytes) = self.justifications[j]
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| *k == me)?;
+        let share = bls::SecretKey::from_bytes(bytes).ok()?;
+        c.vvec
+            .verify_share(self.ids[self.my_index], &share)
+            .then_some(share)
     }
 
     fn sign(&self, body: DkgBody) -> DkgMessage {
@@ -446,52 +485,42 @@ impl DkgSession {
     }
 
     /// Valid members, our key share and the quorum vector from everything
-    /// received: a member is valid if it contributed and answered every
-    /// complaint against it with a share that verifies.
+    /// received: a member is valid if it contributed, answered every
+    /// complaint against it with a share that verifies, and we hold a
+    /// verified share from it.
     fn compute_result(&mut self) {
         let n = self.members.len();
         let mut valid = vec![false; n];
-        let mut my_shares = Vec::new();
         let mut vvecs = Vec::new();
         for (j, slot) in valid.iter_mut().enumerate() {
             let Some(c) = &self.contributions[j] else {
                 continue;
             };
-            let mut ok = true;
-            let mut revealed_for_me = None;
-            for (i, complaint) in self.complaints.iter().enumerate() {
+            let answered = |(i, complaint): (usize, &Option<BitSet>)| {
                 if !complaint.as_ref().is_some_and(|b| b.get(j)) {
-                    continue;
+                    return true;
                 }
-                let share = self.justifications[j]
+                self.justifications[j]
                     .as_ref()
                     .and_then(|s| s.iter().find(|(k, _)| usize::from(*k) == i))
-                    .and_then(|(_, bytes)| bls::SecretKey::from_bytes(bytes).ok());
-                match share {
-                    Some(s) if c.vvec.verify_share(self.ids[i], &s) => {
-                        if i == self.my_index {
-                            revealed_for_me = Some(s);
-                        }
-                    }
-                    _ => ok = false,
-                }
-            }
-            let mine = c.share.clone().or(revealed_for_me);
-            if let (true, Some(share)) = (ok, mine) {
+                    .and_then(|(_, bytes)| bls::SecretKey::from_bytes(bytes).ok())
+                    .is_some_and(|s| c.vvec.verify_share(self.ids[i], &s))
+            };
+            if self.complaints.iter().enumerate().all(answered) && self.share_from(j).is_some() {
                 *slot = true;
-                my_shares.push(share);
                 vvecs.push(c.vvec.clone());
             }
         }
         if valid.iter().filter(|v| **v).count() < self.threshold {
             return;
         }
-        let (Ok(share), Ok(vvec)) = (bls::sum_shares(&my_shares), VerificationVector::sum(&vvecs))
+        let valid = BitSet::from_bools(&valid);
+        let (Some(share), Ok(vvec)) = (self.share_for(&valid), VerificationVector::sum(&vvecs))
         else {
             return;
         };
         let vvec_bytes = vvec.commitments().iter().map(|p| p.to_bytes()).collect();
-        self.result = Some((share, vvec_bytes, BitSet::from_bools(&valid)));
+        self.result = Some((share, vvec_bytes, valid));
     }
 
     fn premature(&self) -> Option<DkgMessage> {
@@ -718,6 +747,89 @@ mod tests {
             .expect("finalized without member 4");
         assert_eq!(qc.valid_members.count(), 4);
         assert!(!qc.valid_members.get(4));
+    }
+
+    /// Member 4 never gets member 3's contribution before the justify phase
+    /// ends (as after a kill between the contributions and the commitment):
+    /// its own view excludes member 3, the others' commitment includes it.
+    /// Once the contribution arrives late, member 4 adopts the majority's
+    /// commitment, and its key share is the one that commitment implies.
+    #[test]
+    fn a_member_that_missed_a_contribution_gets_the_share_of_the_mined_quorum() {
+        let mut net = setup(5);
+        let late = net.sessions[3].advance(24);
+        let late_contribution = late[0].clone();
+        assert!(matches!(
+            late_contribution.body,
+            DkgBody::Contribution { .. }
+        ));
+        for (i, s) in net.sessions.iter_mut().enumerate() {
+            if i != 3 && i != 4 {
+                s.receive(&late_contribution).unwrap();
+            }
+        }
+        for h in [24, 26, 28, 30] {
+            run_dropping(&mut net, h, |msg, to| {
+                to == 4 && msg.sender == late_contribution.sender && msg.body.phase() == 0
+            });
+        }
+        let qc = net.sessions[0]
+            .commitment
+            .clone()
+            .expect("the majority finalized");
+        assert_eq!(qc.valid_members.count(), 5);
+        let own_view = net.sessions[4]
+            .valid_members()
+            .cloned()
+            .expect("member 4 has a result");
+        assert!(!own_view.get(3), "member 4 judged member 3 invalid");
+        assert!(
+            net.sessions[4].key_share().is_none(),
+            "no share while member 3's is missing"
+        );
+
+        net.sessions[4].receive(&late_contribution).unwrap();
+        run(&mut net, &[true; 5], 32);
+        let session = &net.sessions[4];
+        assert_eq!(session.phase(), Phase::Finalized);
+        let adopted = session
+            .commitment
+            .as_ref()
+            .expect("member 4 built a commitment");
+        assert_eq!(adopted.signing_hash(), qc.signing_hash());
+        let vvec = VerificationVector::new(
+            qc.quorum_vvec
+                .iter()
+                .map(|p| bls::PublicKey::from_bytes(p).unwrap())
+                .collect(),
+        )
+        .unwrap();
+        let share = session.key_share().expect("a key share");
+        assert!(vvec.verify_share(session.ids[4], &share));
+        // The share of its own view would not have matched.
+        let own = session.share_for(&own_view).expect("own view's share");
+        assert!(!vvec.verify_share(session.ids[4], &own));
+    }
+
+    /// As `run` with everyone online, but `drop(msg, recipient)` messages
+    /// are lost.
+    fn run_dropping(net: &mut Net, height: u64, drop: impl Fn(&DkgMessage, usize) -> bool) {
+        loop {
+            let mut outbox = Vec::new();
+            for s in net.sessions.iter_mut() {
+                outbox.extend(s.advance(height));
+            }
+            if outbox.is_empty() {
+                return;
+            }
+            for msg in outbox {
+                for (i, s) in net.sessions.iter_mut().enumerate() {
+                    if !drop(&msg, i) {
+                        let _ = s.receive(&msg);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub enum LlmqInput {
         msg: DirectMessage,
         responder: Responder,
     },
+    /// The best ChainLock in a peer's status, above ours, of a block we
+    /// hold: judged as if gossiped.
+    PeerChainLock { peer: PeerId, cl: ChainLock },
 }
 
 /// A masternode's operator identity.
@@ -251,6 +254,12 @@ impl LlmqService {
                         let ack = self.on_direct(peer, msg).await;
                         self.net.respond(responder, Response::Direct(ack)).await;
                     }
+                    Some(LlmqInput::PeerChainLock { peer, cl }) => {
+                        if let Err(reason) = self.on_chainlock_gossip(cl, peer).await {
+                            warn!(target: "llmq", %peer, %reason, "invalid ChainLock in a status");
+                            self.net.report(peer, PeerAction::Fatal, reason);
+                        }
+                    }
                     None => break,
                 },
                 Some(ack) = acks.recv() => {
@@ -323,9 +332,19 @@ impl LlmqService {
             }
         }
         self.start_sessions(&tip);
-        // Sessions whose DKG was mined (or abandoned) are over.
-        self.sessions
-            .retain(|q, _| tip.pending.iter().any(|d| &d.quorum_hash == q));
+        // Sessions whose DKG was mined (or abandoned) are over; a mined one
+        // leaves us the key share of the quorum as mined.
+        let over: Vec<Hash256> = self
+            .sessions
+            .keys()
+            .filter(|q| !tip.pending.iter().any(|d| &d.quorum_hash == *q))
+            .copied()
+            .collect();
+        for quorum in over {
+            if let Some(session) = self.sessions.remove(&quorum) {
+                self.settle_key_share(session).await;
+            }
+        }
         self.advance_all(tip.height).await;
         self.sign_tip(&tip).await;
         self.judge_pending_chainlocks(tip.height).await;
@@ -386,7 +405,7 @@ impl LlmqService {
         let out = session.advance(height);
         let after = session.phase();
         let commitment = session.commitment.clone();
-        let share = session.key_share().cloned();
+        let share = session.key_share();
         if before != after {
             info!(target: "llmq", %quorum, from = before.name(), to = after.name(), "DKG phase");
         }
@@ -407,6 +426,44 @@ impl LlmqService {
                 }
                 let _ = self.net.publish(Topic::Quorum, qc.encode()).await;
             }
+        }
+    }
+
+    /// Keeps our key share of a DKG that was mined: the share for the mined
+    /// valid set, if it verifies against the mined vector. It replaces one
+    /// saved earlier from our own commitment (which may name another valid
+    /// set, or have been built before a late contribution reached us).
+    async fn settle_key_share(&mut self, session: DkgSession) {
+        let quorum_hash = session.quorum_hash;
+        let Ok(Some(mined)) = self
+            .chain
+            .query(move |s: &NodeState| s.chain().mn().quorum(&quorum_hash).cloned())
+            .await
+        else {
+            return; // abandoned, or mined on a branch we left
+        };
+        let me = session.my_pro_tx_hash();
+        if !mined
+            .index_of(&me)
+            .is_some_and(|i| mined.valid_members.get(i))
+        {
+            return;
+        }
+        let share = session.share_for(&mined.valid_members).filter(|share| {
+            mined
+                .verification_vector()
+                .is_some_and(|v| v.verify_share(bls::MemberId::from_identity(&me.0), share))
+        });
+        let Some(share) = share else {
+            warn!(target: "llmq", quorum = %quorum_hash,
+                  "no key share of ours matches the mined quorum: not signing with it");
+            return;
+        };
+        if self.key_shares.get(&quorum_hash).map(|k| k.to_bytes()) != Some(share.to_bytes()) {
+            info!(target: "llmq", quorum = %quorum_hash, "key share settled for the mined quorum");
+            self.save_key_share(&quorum_hash, &share);
+            self.key_shares.insert(quorum_hash, share);
+            self.share_matches.remove(&quorum_hash);
         }
     }
 
@@ -821,8 +878,9 @@ impl LlmqService {
         // member whose own DKG result differed from the mined commitment
         // (killed and restarted mid-DKG, found by `rusty-cli chaos`) would
         // sign shares that fail everywhere and get banned as a forger.
-        // Checked once per quorum; a share that does not match signs
-        // nothing; recomputing it from the mined valid set is the full fix.
+        // Shares are settled for the mined valid set when the DKG is mined
+        // (`settle_key_share`); this check, once per quorum, covers a share
+        // saved before a restart that could not be settled.
         let quorum_hash = quorum.quorum_hash;
         let matches = *self.share_matches.entry(quorum_hash).or_insert_with(|| {
             let ok = quorum.verification_vector().is_some_and(|v| {

@@ -17,7 +17,9 @@ use rusty_network::{
     Acceptance, DirectAck, MessageId, NetworkEvent, NetworkEvents, NetworkHandle, PeerAction,
     PeerId, Request, RequestError, Response, Status, Topic,
 };
-use rusty_shared_types::{decode_exact, Block, BlockHeader, Encode, Hash256, Transaction};
+use rusty_shared_types::{
+    decode_exact, Block, BlockHeader, ChainLock, Encode, Hash256, Transaction,
+};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
@@ -77,6 +79,9 @@ struct PeerEntry {
     /// Not asked for headers before this (it stalled, or claimed more
     /// work than its headers showed).
     headers_not_before: Option<Instant>,
+    /// The block of the last ChainLock from its status handed to the
+    /// quorum service (each once).
+    lock_forwarded: Option<Hash256>,
 }
 
 /// How long a peer that stalled a `headers` request (or sent none while
@@ -146,6 +151,7 @@ fn local_status(s: &NodeState) -> Status {
         tip: s.chain().tip(),
         height: s.chain().height(),
         chain_work: tip.chain_work,
+        best_chainlock: s.chain().best_chainlock().cloned().map(Box::new),
     }
 }
 
@@ -392,6 +398,7 @@ impl Service {
                         status: None,
                         last_status_request: None,
                         headers_not_before: None,
+                        lock_forwarded: None,
                     },
                 );
                 self.sync.add_peer(peer);
@@ -507,6 +514,7 @@ impl Service {
             return;
         };
         entry.status = Some(status.clone());
+        let peer_lock = status.best_chainlock.clone();
         self.sync.set_peer_height(peer, status.height);
         self.view.set_peer(
             peer,
@@ -518,6 +526,54 @@ impl Service {
             }),
         );
         self.maybe_sync_headers().await;
+        if let Some(cl) = peer_lock {
+            self.follow_peer_chainlock(peer, *cl).await;
+        }
+    }
+
+    /// A peer's best ChainLock above ours. Without its block, fetch the
+    /// peer's headers whatever its work: a node cut off by a partition mines
+    /// a heavier fork of its own, and sync by work never leaves it (found by
+    /// `rusty-cli chaos`). With the block, hand the lock to the quorum
+    /// service, which judges it as if gossiped; a valid lock moves the
+    /// chain to the locked branch.
+    async fn follow_peer_chainlock(&mut self, peer: PeerId, cl: ChainLock) {
+        let block = cl.block_hash;
+        let Some((our_lock, known)) = self
+            .query(move |s| {
+                (
+                    s.chain().best_chainlock().map(|c| c.height),
+                    s.chain().entry(&block).is_some(),
+                )
+            })
+            .await
+        else {
+            return;
+        };
+        if our_lock.is_some_and(|h| h >= cl.height) {
+            return;
+        }
+        let now = Instant::now();
+        let Some(entry) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if known {
+            if entry.lock_forwarded != Some(block) {
+                entry.lock_forwarded = Some(block);
+                debug!(target: "p2p", %peer, height = cl.height, %block,
+                       "judging a peer's ChainLock above ours");
+                let _ = self.llmq.try_send(LlmqInput::PeerChainLock { peer, cl });
+            }
+            return;
+        }
+        if self.header_sync.is_none()
+            && !self.sync.is_pending(&block)
+            && entry.headers_not_before.is_none_or(|t| t <= now)
+        {
+            debug!(target: "p2p", %peer, height = cl.height, %block,
+                   "fetching the chain of a peer's ChainLock");
+            self.request_headers(peer).await;
+        }
     }
 
     /// Starts a `headers` request to the peer with the most work, if it has

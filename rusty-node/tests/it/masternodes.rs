@@ -659,3 +659,80 @@ async fn dkg_survives_an_absent_member_and_a_restart() {
     assert!(entry.pose_ban_height.is_none());
     tn.shutdown().await;
 }
+
+/// A node cut off by a partition mines a heavier fork of its own while the
+/// rest of the network ChainLocks a lighter one. After the heal, with no
+/// new block or lock anywhere, it learns the lock from its peers' status,
+/// fetches the lighter chain and moves to it (found by `rusty-cli chaos`:
+/// sync by work alone left such a node on its fork for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_on_a_heavier_fork_of_its_own_follows_the_chainlocked_chain() {
+    // Node 0 mines; node 1 is the one cut off; nodes 2..=7 are masternodes.
+    let tn = spawn_masternode_net(8, 6).await;
+    for i in 0..tn.net.len() {
+        tn.wait_peers(i, 2).await;
+    }
+    tn.register_masternodes().await;
+    let q_height = tn.mine_to_next_dkg().await;
+    tn.wait_commitment(q_height, None).await;
+    tn.mine(0, 1).await;
+    let all: Vec<usize> = (0..tn.net.len()).collect();
+    let tip = tn.mine(0, 1).await;
+    let (_, h) = tn.tip(0).await;
+    tn.wait_chainlock(&all, h, tip).await;
+    tn.assert_synced().await;
+
+    // Partition node 1 from everyone.
+    let ids: Vec<String> = (0..tn.net.len())
+        .map(|i| tn.net.peer_id(i).expect("peer id").to_string())
+        .collect();
+    for i in 2..tn.net.len() {
+        tn.rpc(1, "setban", serde_json::json!([ids[i], "add", 3600]))
+            .await;
+        tn.rpc(i, "setban", serde_json::json!([ids[1], "add", 3600]))
+            .await;
+    }
+    tn.rpc(1, "setban", serde_json::json!([ids[0], "add", 3600]))
+        .await;
+    tn.rpc(0, "setban", serde_json::json!([ids[1], "add", 3600]))
+        .await;
+    assert_eq!(tn.peer_count(1).await, 0);
+
+    // The rest locks two blocks; node 1 mines six of its own.
+    let rest: Vec<usize> = all.iter().copied().filter(|&i| i != 1).collect();
+    let locked = tn.mine(0, 2).await;
+    let (_, locked_height) = tn.tip(0).await;
+    tn.wait_chainlock(&rest, locked_height, locked).await;
+    let fork = tn.mine(1, 6).await;
+    let mut work = Vec::new();
+    for i in [0, 1] {
+        let w = tn
+            .node(i)
+            .handle()
+            .query(|s| s.chain().tip_entry().chain_work)
+            .await
+            .expect("chain");
+        work.push(w);
+    }
+    // Big-endian bytes compare as the numbers they encode.
+    assert!(work[1] > work[0], "node 1's fork is heavier");
+
+    // Let the announcements and locks age out of gossipsub's message cache
+    // (5 heartbeats of 0.7 s), so the heal re-gossips none of them, as
+    // after a long partition. Heal, and mine nothing more.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for i in 0..tn.net.len() {
+        tn.rpc(i, "clearbanned", serde_json::json!([])).await;
+    }
+    let addr0 = tn.node(0).p2p().expect("p2p").net.listen_addrs()[0].to_string();
+    tn.rpc(1, "addnode", serde_json::json!([addr0, "add"]))
+        .await;
+    tn.wait_chainlock(&[1], locked_height, locked).await;
+    let (tip, _) = tn.assert_synced().await;
+    assert_eq!(tip, locked);
+    let gone = tn
+        .rpc(1, "getblockheader", serde_json::json!([fork.to_string()]))
+        .await;
+    assert_eq!(gone["confirmations"], serde_json::json!(-1), "{gone}");
+    tn.shutdown().await;
+}

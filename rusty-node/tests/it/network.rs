@@ -245,6 +245,7 @@ async fn a_stalling_peer_is_passed_over_and_its_blocks_fetched_elsewhere() {
             tip: s.chain().tip(),
             height: s.chain().height(),
             chain_work: s.chain().tip_entry().chain_work,
+            best_chainlock: s.chain().best_chainlock().cloned().map(Box::new),
         })
         .await
         .expect("chain service");
@@ -333,6 +334,7 @@ async fn a_peer_flooding_requests_is_rate_limited_then_banned() {
         tip: genesis,
         height: 0,
         chain_work: [0; 32],
+        best_chainlock: None,
     };
     let mut answered = 0;
     for _ in 0..60 {
@@ -371,6 +373,7 @@ async fn nodes_of_another_chain_never_exchange_chain_data() {
         tip: rusty_shared_types::Hash256::ZERO,
         height: 0,
         chain_work: [0; 32],
+        best_chainlock: None,
     };
     // Its `/rusty/test/...` protocols are not the node's `/rusty/dev/...`.
     for _ in 0..5 {
