@@ -6,7 +6,7 @@ use rusty_shared_types::{
 };
 
 /// Bumped whenever a table's layout changes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Meta key of the masternode state at the `tip` record's block, written
 /// with every flush and disconnect.

@@ -119,6 +119,7 @@ impl Encode for MinedQuorum {
         write_vec(out, &self.members);
         self.valid_members.encode_to(out);
         write_vec(out, &self.vvec);
+        write_option(out, &self.active_from);
     }
 }
 
@@ -131,6 +132,7 @@ impl Decode for MinedQuorum {
             members: r.vec("members", MAX_QUORUM_SIZE, 32)?,
             valid_members: BitSet::decode_from(r)?,
             vvec: r.vec("vvec", MAX_QUORUM_SIZE, 48)?,
+            active_from: r.option("quorum activation height")?,
         })
     }
 }

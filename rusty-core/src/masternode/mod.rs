@@ -199,6 +199,10 @@ pub struct MinedQuorum {
     pub valid_members: BitSet,
     /// The quorum verification vector; its first point is the public key.
     pub vvec: Vec<BlsPublicKeyBytes>,
+    /// The height of the block that made it the signing quorum (it signs
+    /// the heights above): the first quorum at once; a later one by a
+    /// handover (see [`MnState::hand_over`]). `None` while it waits.
+    pub active_from: Option<u64>,
 }
 
 impl MinedQuorum {
@@ -340,8 +344,8 @@ impl MnState {
     }
 
     /// The quorum that signs request `request_id` at `height`: among the
-    /// newest `signing_quorums` quorums mined before `height`, the one with
-    /// the lowest `hash(quorum_hash, request_id)`.
+    /// newest `signing_quorums` quorums active before `height`, the one
+    /// with the lowest `hash(quorum_hash, request_id)`.
     pub fn signing_quorum(
         &self,
         params: &ChainParams,
@@ -351,7 +355,7 @@ impl MnState {
         self.quorums
             .iter()
             .rev()
-            .filter(|q| q.mined_height < height)
+            .filter(|q| q.active_from.is_some_and(|a| a < height))
             .take(params.masternode.signing_quorums)
             .min_by_key(|q| member_score(&q.quorum_hash, request_id))
     }
@@ -690,6 +694,8 @@ impl MnState {
         if block.header.chainlock_hash != expected_cl_hash {
             return Err(MnError::BadChainLockHash);
         }
+        let embedded_lock = chainlock.map(|cl| cl.height);
+        self.hand_over(params, embedded_lock, height, undo);
         // A DKG whose mining window closes here must have been committed.
         let window = params.masternode.dkg_mining_window;
         if let Some(open) = self
@@ -748,6 +754,7 @@ impl MnState {
             }
             self.put(e, undo);
         }
+        let first = !self.quorums.iter().any(|q| q.active_from.is_some());
         self.quorums.push(MinedQuorum {
             quorum_hash: qc.quorum_hash,
             quorum_height: qc.quorum_height,
@@ -755,9 +762,43 @@ impl MnState {
             members: dkg.members.into_iter().map(|(p, _)| p).collect(),
             valid_members: qc.valid_members.clone(),
             vvec: qc.quorum_vvec.clone(),
+            active_from: first.then_some(height),
         });
         if self.quorums.len() > KEEP_QUORUMS {
             self.quorums.remove(0);
+        }
+    }
+
+    /// Activates the quorums whose handover is due at `height`: those whose
+    /// commitment block a ChainLock embedded in this block covers (signed
+    /// by the quorum signing before them), and those that waited two quorum
+    /// intervals. A partition that splits the masternodes across a DKG may
+    /// let each side mine a quorum of its own; only the side that holds a
+    /// threshold of the signing quorum can lock past its commitment, so
+    /// only that side's new quorum starts signing, and the two sides never
+    /// lock different blocks (found by `rusty-cli chaos
+    /// --split-masternodes`). The timeout keeps a signing quorum that lost
+    /// its threshold for good from ending ChainLocks; a partition that
+    /// outlasts it can lock both sides again.
+    fn hand_over(
+        &mut self,
+        params: &ChainParams,
+        embedded_lock: Option<u64>,
+        height: u64,
+        undo: &mut MnUndo,
+    ) {
+        let timeout = params.masternode.quorum_interval.saturating_mul(2);
+        let due = |q: &MinedQuorum| {
+            q.active_from.is_none()
+                && (embedded_lock.is_some_and(|h| h >= q.mined_height)
+                    || height >= q.mined_height.saturating_add(timeout))
+        };
+        if !self.quorums.iter().any(due) {
+            return;
+        }
+        self.save_quorums(undo);
+        for q in self.quorums.iter_mut().filter(|q| due(q)) {
+            q.active_from = Some(height);
         }
     }
 
@@ -1027,6 +1068,59 @@ mod tests {
             &mut undo,
         );
         assert_eq!(mn.get(&pros[0]).unwrap().pose_penalty, before);
+    }
+
+    /// The first quorum signs at once; a later one only once a block embeds
+    /// a ChainLock covering its commitment (signed by the quorum before
+    /// it), or after two quorum intervals without one.
+    #[test]
+    fn a_new_quorum_signs_only_after_its_handover() {
+        let p = params();
+        let mut mn = MnState::default();
+        let members = vec![(Hash256([1; 32]), [0; 48]); 3];
+        let mine = |mn: &mut MnState, round: u8, at: u64| {
+            let q = Hash256([round; 32]);
+            mn.pending.push(PendingDkg {
+                quorum_hash: q,
+                quorum_height: at - 5,
+                members: members.clone(),
+            });
+            let mut qc = QuorumCommitment::null(q, at - 5, 3);
+            qc.valid_members = BitSet::from_bools(&[true, true, true]);
+            qc.quorum_vvec = vec![[round; 48]; p.masternode.quorum_threshold];
+            mn.apply_commitment(p, &qc, at, &mut MnUndo::default());
+            q
+        };
+        let signer = |mn: &MnState, h: u64| {
+            mn.signing_quorum(p, h, &ChainLock::request_id(h))
+                .map(|q| q.quorum_hash)
+        };
+        let first = mine(&mut mn, 1, 29);
+        assert_eq!(signer(&mn, 29), None);
+        assert_eq!(signer(&mn, 30), Some(first));
+
+        let second = mine(&mut mn, 2, 53);
+        assert_eq!(signer(&mn, 60), Some(first), "waits for its handover");
+        // A lock below its commitment block hands nothing over.
+        mn.hand_over(p, Some(52), 54, &mut MnUndo::default());
+        assert_eq!(signer(&mn, 60), Some(first));
+        // A lock of its commitment block, embedded at 55, does.
+        let mut undo = MnUndo::default();
+        mn.hand_over(p, Some(53), 55, &mut undo);
+        assert_eq!(mn.quorum(&second).unwrap().active_from, Some(55));
+        assert_eq!(signer(&mn, 55), Some(first));
+        assert_eq!(signer(&mn, 56), Some(second));
+        // The undo record restores the waiting quorum.
+        let (_, before) = undo.quorums.clone().expect("quorums saved");
+        assert_eq!(before[1].active_from, None);
+
+        // Without any lock, the third takes over two intervals after.
+        let third = mine(&mut mn, 3, 77);
+        let timeout = 2 * p.masternode.quorum_interval;
+        mn.hand_over(p, None, 77 + timeout - 1, &mut MnUndo::default());
+        assert_eq!(signer(&mn, 77 + timeout), Some(second));
+        mn.hand_over(p, None, 77 + timeout, &mut MnUndo::default());
+        assert_eq!(signer(&mn, 77 + timeout + 1), Some(third));
     }
 
     #[test]

@@ -23,13 +23,21 @@ pub(super) async fn quorum(ctx: &RpcContext, request: QuorumRequest) -> RpcResul
             ctx.with_state(move |s| {
                 let mp = &s.params().masternode;
                 // Without a count, as Dash: the active quorums, those that
-                // sign (the newest `signing_quorums`).
-                let count = count.map_or(mp.signing_quorums, |c| {
-                    usize::try_from(c).unwrap_or(usize::MAX)
-                });
+                // sign (the newest `signing_quorums` handed over to).
+                let all = s.chain().mn().quorums();
+                let (quorums, count) = match count {
+                    Some(c) => (all.to_vec(), usize::try_from(c).unwrap_or(usize::MAX)),
+                    None => (
+                        all.iter()
+                            .filter(|q| q.active_from.is_some())
+                            .cloned()
+                            .collect(),
+                        mp.signing_quorums,
+                    ),
+                };
                 quorum_list_json(
                     &llmq_type_name(mp.quorum_size, mp.quorum_threshold),
-                    s.chain().mn().quorums(),
+                    &quorums,
                     count,
                 )
             })
@@ -132,6 +140,7 @@ pub fn quorum_json(q: &MinedQuorum) -> Value {
         "quorumHash": q.quorum_hash.to_string(),
         "quorumHeight": q.quorum_height,
         "minedHeight": q.mined_height,
+        "activeFrom": q.active_from,
         "members": q.members.len(),
         "validMembers": q.valid_members.count(),
         "publicKey": q.vvec.first().map(hex::encode),

@@ -584,11 +584,13 @@ fn quorum_and_session_shapes() {
         members: vec![hash(1), hash(2), hash(3)],
         valid_members: BitSet::from_bools(&[true, false, true]),
         vvec: vec![[1; 48], [2; 48]],
+        active_from: Some(30),
     };
     let v = quorum_json(&q);
     assert_eq!(v["quorumHash"], hash(9).to_string());
     assert_eq!(v["quorumHeight"], 24);
     assert_eq!(v["minedHeight"], 30);
+    assert_eq!(v["activeFrom"], 30);
     assert_eq!(v["members"], 3);
     assert_eq!(v["validMembers"], 2);
     assert_eq!(v["publicKey"], hex::encode([1u8; 48]));
