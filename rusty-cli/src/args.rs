@@ -341,12 +341,10 @@ pub struct ChaosArgs {
     /// Also write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Let partitions split the masternodes too (by default every
-    /// masternode stays on the side of miner 1). Known to break "one
-    /// ChainLock per height" when a partition spans a DKG: see
-    /// docs/reliability.md.
+    /// Keep every masternode on the side of miner 1 in partitions (by
+    /// default partitions split the masternodes too, across DKGs).
     #[arg(long)]
-    pub split_masternodes: bool,
+    pub masternodes_together: bool,
 }
 
 #[derive(Debug, Subcommand)]

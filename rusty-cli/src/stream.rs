@@ -300,7 +300,10 @@ fn view_file(c: &Remote, a: &ViewArgs) -> Result<()> {
 }
 
 /// Writes segments of a live stream in order to `--output` until it ends
-/// (or Ctrl-C when only serving).
+/// (or Ctrl-C when only serving). Segments that went by while the node
+/// could not fetch them (it was down or cut off) are skipped, counted and
+/// reported at the end: with `--output`, a stream saved with gaps exits
+/// non-zero, the file keeping what arrived.
 fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
     let mut out = match &a.output {
         Some(p) if p.as_os_str() == "-" => None,
@@ -313,6 +316,7 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
     let mut progress = Progress::new();
     let mut next = 0u64;
     let mut first = true;
+    let mut gaps = Gaps::default();
     loop {
         let r = c
             .run(c.api().stream_segments(a.id.clone(), next, Some(5_000)))
@@ -322,10 +326,12 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
             let data = BASE64
                 .decode(&s.data)
                 .context("the node sent bytes that are not base64")?;
-            if first && seq > next {
-                // Joined mid-stream: start at the live edge.
-                first = false;
+            // Joined mid-stream, the first segment starts at the live edge;
+            // after that, a jump is segments lost.
+            if !first && seq > next {
+                gaps.add(next, seq);
             }
+            first = false;
             source.keep(seq, s.duration_ms, data.clone());
             if let Some(f) = out.as_mut() {
                 f.write_all(&data).context("writing the output")?;
@@ -349,9 +355,46 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
             false,
         );
         if r.ended && r.segments.is_empty() {
-            progress.done("live stream ended");
+            // Segments at the end that never came.
+            if let Some(last) = st["final_seq"].as_u64() {
+                if last >= next {
+                    gaps.add(next, last.saturating_add(1));
+                }
+            }
+            if gaps.missing == 0 {
+                progress.done("live stream ended");
+                return Ok(());
+            }
+            progress.done(&format!(
+                "live stream ended with {} segment(s) missing, first at segment {}",
+                gaps.missing, gaps.first
+            ));
+            if a.output.is_some() {
+                bail!(
+                    "{} segment(s) of the live stream went by before this node could fetch them (first: segment {}); the output has every segment that arrived, in order",
+                    gaps.missing,
+                    gaps.first
+                );
+            }
             return Ok(());
         }
+    }
+}
+
+/// Live segments a viewer never got.
+#[derive(Default)]
+struct Gaps {
+    missing: u64,
+    first: u64,
+}
+
+impl Gaps {
+    /// Segments `from..to` are missing.
+    fn add(&mut self, from: u64, to: u64) {
+        if self.missing == 0 {
+            self.first = from;
+        }
+        self.missing = self.missing.saturating_add(to.saturating_sub(from));
     }
 }
 

@@ -260,11 +260,11 @@ impl Load {
         } else if !in_order_pieces_of(&bytes, &live.bytes) {
             self.media_tally.live_differing += 1;
         } else if ended_ok {
-            // Every saved byte is right, but pieces are missing: the viewer
-            // lost segments while its node was down or cut off, and
-            // `stream view --output` did not say so.
+            // Every saved byte is right, but pieces are missing and the
+            // viewer exited 0: `stream view --output` must say so.
             self.media_tally.live_gapped += 1;
         } else {
+            // Killed, stalled, or it reported the segments it missed.
             self.media_tally.live_unfinished += 1;
         }
     }

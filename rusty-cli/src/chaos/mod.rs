@@ -102,8 +102,8 @@ pub fn run(g: &GlobalArgs, a: &ChaosArgs) -> Result<()> {
     let replay = format!(
         "rusty-cli chaos --seed {seed} --minutes {}{}",
         a.minutes,
-        if a.split_masternodes {
-            " --split-masternodes"
+        if a.masternodes_together {
+            " --masternodes-together"
         } else {
             ""
         }
@@ -130,7 +130,7 @@ pub fn run(g: &GlobalArgs, a: &ChaosArgs) -> Result<()> {
         miners: vec![0, 1],
         masternodes: (2..=SPARE_MASTERNODE).collect(),
         disk_node,
-        split_masternodes: a.split_masternodes,
+        split_masternodes: !a.masternodes_together,
     };
     let schedule = schedule::generate(seed, length, &targets);
     let schedule_text: String = schedule.iter().map(|s| format!("{s}\n")).collect();

@@ -146,7 +146,7 @@ impl Report {
         let m = &self.media;
         let _ = writeln!(
             s,
-            "media: {} files published, {} downloads: {} byte-identical, {} differing, {} unfinished (viewer killed or stalled); {} live streams saved by a viewer: {} byte-identical, {} with correct bytes but missing segments, {} differing, {} unfinished",
+            "media: {} files published, {} downloads: {} byte-identical, {} differing, {} unfinished (viewer killed or stalled); {} live streams saved by a viewer: {} byte-identical, {} with missing segments and exit 0, {} differing, {} unfinished or with missing segments reported",
             m.published, m.started, m.identical, m.differing, m.unfinished,
             m.live_streams, m.live_identical, m.live_gapped, m.live_differing, m.live_unfinished
         );

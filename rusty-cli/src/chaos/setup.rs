@@ -290,6 +290,16 @@ impl Soak {
         self.final_payments(at);
         let m = self.load.media_tally.clone();
         self.checker.count(MEDIA);
+        if m.live_gapped > 0 {
+            self.checker.violate(
+                at,
+                MEDIA,
+                format!(
+                    "{} saved live streams miss segments and their viewer exited 0",
+                    m.live_gapped
+                ),
+            );
+        }
         if m.differing > 0 || m.live_differing > 0 {
             self.checker.violate(
                 at,

@@ -117,6 +117,9 @@ pub struct LiveStatus {
     pub ended: bool,
     /// The newest segment played (viewer) or cut (broadcaster).
     pub last_seq: Option<u64>,
+    /// The stream's last segment, once its signed end is known (`None`
+    /// before, or if it ended before any segment).
+    pub final_seq: Option<u64>,
     pub segments: u64,
     pub skipped: u64,
     /// Segments waiting in the jitter buffer.
@@ -314,6 +317,7 @@ impl LiveStream {
             role: self.role,
             ended: true,
             last_seq: None,
+            final_seq: None,
             segments: 0,
             skipped: 0,
             buffered: 0,

@@ -291,6 +291,7 @@ impl State {
             role: self.role,
             ended,
             last_seq: self.played.keys().next_back().copied(),
+            final_seq: self.end.and_then(|(last, _)| last),
             segments: self.segments,
             skipped: self.skipped,
             buffered: self.jitter.buffered(),
