@@ -11,6 +11,7 @@
 //! Everything here runs in one tokio task ([`P2pService`]); the RPC reaches
 //! it through a [`P2pHandle`].
 
+mod rebroadcast;
 mod service;
 pub mod sync;
 

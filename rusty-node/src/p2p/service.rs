@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info, warn};
 
 use super::{
+    rebroadcast::OwnTxs,
     sync::{BlockSync, STALL_TIMEOUT},
     PeerChain, SyncView,
 };
@@ -111,6 +112,9 @@ pub(super) struct Service {
     fetching: HashSet<Hash256>,
     /// Transactions that arrived by gossip (not published again).
     recent_txs: RecentSet,
+    /// Transactions this node published itself, published again while
+    /// they wait in the mempool.
+    own_txs: OwnTxs,
     /// DKG messages and quorum gossip go to the quorum service.
     llmq: mpsc::Sender<LlmqInput>,
     /// Media announcements and requests go to the media service.
@@ -270,6 +274,7 @@ impl Service {
                 last_tip_height: None,
                 fetching: HashSet::new(),
                 recent_txs: RecentSet::default(),
+                own_txs: OwnTxs::default(),
                 llmq,
                 media,
             },
@@ -330,8 +335,10 @@ impl Service {
                 tx = txs.recv() => match tx {
                     Ok(tx) => {
                         // Transactions from gossip are forwarded by gossip.
-                        if !self.recent_txs.contains(&tx.txid()) {
+                        let txid = tx.txid();
+                        if !self.recent_txs.contains(&txid) {
                             let _ = self.net.publish(Topic::Txs, tx.encode()).await;
+                            self.own_txs.published(txid, Instant::now());
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -1091,5 +1098,36 @@ impl Service {
         self.connect_ready().await;
         self.maybe_sync_headers().await;
         self.schedule().await;
+        self.rebroadcast_own_txs(now).await;
+    }
+
+    /// Publishes again our own transactions still in the mempool a while
+    /// after their last publish (see [`super::rebroadcast`]).
+    async fn rebroadcast_own_txs(&mut self, now: Instant) {
+        let due = self.own_txs.due(now);
+        if due.is_empty() {
+            return;
+        }
+        let ids = due.clone();
+        let Some(waiting) = self
+            .query(move |s| {
+                ids.iter()
+                    .map(|id| s.mempool().get(id).map(|e| e.tx.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .await
+        else {
+            return;
+        };
+        for (txid, tx) in due.into_iter().zip(waiting) {
+            match tx {
+                Some(tx) => {
+                    debug!(target: "p2p", %txid, "publishing our unconfirmed transaction again");
+                    let _ = self.net.publish(Topic::Txs, tx.encode()).await;
+                    self.own_txs.published(txid, now);
+                }
+                None => self.own_txs.forget(&txid),
+            }
+        }
     }
 }
