@@ -189,6 +189,12 @@ pub struct ViewArgs {
     /// Serve it over HTTP at this address for a player.
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<SocketAddr>,
+    /// A live stream is meant to be saved from its first segment (started
+    /// with the broadcast): segments before the first one received count
+    /// as missing. By default a viewer joins at the live edge, and only
+    /// segments lost after that count.
+    #[arg(long)]
+    pub from_start: bool,
 }
 
 #[derive(Debug, Args)]

@@ -315,8 +315,7 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
     let to_stdout = a.output.as_deref() == Some(Path::new("-"));
     let mut progress = Progress::new();
     let mut next = 0u64;
-    let mut first = true;
-    let mut gaps = Gaps::default();
+    let mut gaps = Gaps::new(a.from_start);
     loop {
         let r = c
             .run(c.api().stream_segments(a.id.clone(), next, Some(5_000)))
@@ -326,12 +325,7 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
             let data = BASE64
                 .decode(&s.data)
                 .context("the node sent bytes that are not base64")?;
-            // Joined mid-stream, the first segment starts at the live edge;
-            // after that, a jump is segments lost.
-            if !first && seq > next {
-                gaps.add(next, seq);
-            }
-            first = false;
+            gaps.received(seq);
             source.keep(seq, s.duration_ms, data.clone());
             if let Some(f) = out.as_mut() {
                 f.write_all(&data).context("writing the output")?;
@@ -355,11 +349,8 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
             false,
         );
         if r.ended && r.segments.is_empty() {
-            // Segments at the end that never came.
             if let Some(last) = st["final_seq"].as_u64() {
-                if last >= next {
-                    gaps.add(next, last.saturating_add(1));
-                }
+                gaps.ended(last);
             }
             if gaps.missing == 0 {
                 progress.done("live stream ended");
@@ -382,19 +373,50 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
 }
 
 /// Live segments a viewer never got.
-#[derive(Default)]
+#[derive(Debug)]
 struct Gaps {
+    /// The next segment expected, once one arrived (or from the start).
+    next: Option<u64>,
     missing: u64,
+    /// The first missing segment.
     first: u64,
 }
 
 impl Gaps {
-    /// Segments `from..to` are missing.
-    fn add(&mut self, from: u64, to: u64) {
+    /// With `from_start`, segment 0 is expected first; otherwise the first
+    /// segment received is the viewer's live edge.
+    fn new(from_start: bool) -> Gaps {
+        Gaps {
+            next: from_start.then_some(0),
+            missing: 0,
+            first: 0,
+        }
+    }
+
+    /// Segment `seq` arrived (segments arrive in order).
+    fn received(&mut self, seq: u64) {
+        if let Some(next) = self.next {
+            self.missing_range(next, seq);
+        }
+        self.next = Some(seq.saturating_add(1));
+    }
+
+    /// The stream ended with segment `last`: what did not come is missing
+    /// (the whole stream, with `from_start` and nothing received).
+    fn ended(&mut self, last: u64) {
+        if let Some(next) = self.next {
+            self.missing_range(next, last.saturating_add(1));
+        }
+    }
+
+    fn missing_range(&mut self, from: u64, to: u64) {
+        if to <= from {
+            return;
+        }
         if self.missing == 0 {
             self.first = from;
         }
-        self.missing = self.missing.saturating_add(to.saturating_sub(from));
+        self.missing = self.missing.saturating_add(to - from);
     }
 }
 
@@ -574,4 +596,40 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
         .map_err(rpc_error)?;
     progress.done(&format!("broadcast ended after {}", human(sent)));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gaps;
+
+    #[test]
+    fn a_viewer_joining_at_the_live_edge_counts_only_later_losses() {
+        let mut g = Gaps::new(false);
+        for seq in [4, 5, 7, 8] {
+            g.received(seq);
+        }
+        g.ended(9);
+        assert_eq!((g.missing, g.first), (2, 6), "6 and 9 are missing");
+        let mut whole = Gaps::new(false);
+        (3..=9).for_each(|s| whole.received(s));
+        whole.ended(9);
+        assert_eq!(whole.missing, 0);
+    }
+
+    #[test]
+    fn a_viewer_from_the_start_counts_the_segments_before_its_first() {
+        let mut g = Gaps::new(true);
+        (4..=9).for_each(|s| g.received(s));
+        g.ended(9);
+        assert_eq!((g.missing, g.first), (4, 0));
+        let mut nothing = Gaps::new(true);
+        nothing.ended(9);
+        assert_eq!(nothing.missing, 10);
+        let mut not_started = Gaps::new(false);
+        not_started.ended(9);
+        assert_eq!(
+            not_started.missing, 0,
+            "joined after the end: nothing expected"
+        );
+    }
 }

@@ -205,9 +205,11 @@ impl Load {
             return;
         };
         let out = self.work_dir.join(format!("live-{n}-node{viewer}.ts"));
+        // Started with the broadcast: the file should hold it from its first
+        // segment, and a viewer that missed the first ones must say so.
         let spawned = self
             .cli_command(cluster.node(viewer))
-            .args(["stream", "view", &id, "--output"])
+            .args(["stream", "view", &id, "--from-start", "--output"])
             .arg(&out)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -716,13 +716,7 @@ mod tests {
             );
         }
         // Any threshold of key shares signs for the quorum key.
-        let vvec = VerificationVector::new(
-            qc.quorum_vvec
-                .iter()
-                .map(|p| bls::PublicKey::from_bytes(p).unwrap())
-                .collect(),
-        )
-        .unwrap();
+        let vvec = vvec_of(&qc);
         let msg = b"clsig";
         let shares: Vec<_> = net.sessions[2..]
             .iter()
@@ -797,18 +791,21 @@ mod tests {
             .as_ref()
             .expect("member 4 built a commitment");
         assert_eq!(adopted.signing_hash(), qc.signing_hash());
-        let vvec = VerificationVector::new(
-            qc.quorum_vvec
-                .iter()
-                .map(|p| bls::PublicKey::from_bytes(p).unwrap())
-                .collect(),
-        )
-        .unwrap();
+        let vvec = vvec_of(&qc);
         let share = session.key_share().expect("a key share");
         assert!(vvec.verify_share(session.ids[4], &share));
         // The share of its own view would not have matched.
         let own = session.share_for(&own_view).expect("own view's share");
         assert!(!vvec.verify_share(session.ids[4], &own));
+    }
+
+    fn vvec_of(qc: &QuorumCommitment) -> VerificationVector {
+        let points = qc
+            .quorum_vvec
+            .iter()
+            .map(|p| bls::PublicKey::from_bytes(p).unwrap())
+            .collect();
+        VerificationVector::new(points).unwrap()
     }
 
     /// As `run` with everyone online, but `drop(msg, recipient)` messages
