@@ -368,33 +368,15 @@ impl Decode for DirectAck {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use rusty_shared_types::arbitrary::{block, hash, header};
+    use rusty_shared_types::arbitrary::{block, chainlock, hash, header};
 
     fn status() -> impl Strategy<Value = Status> {
-        let lock = (
-            any::<u64>(),
-            hash(),
-            any::<[u8; 32]>(),
-            any::<[u8; 32]>(),
-            any::<[u8; 32]>(),
-        )
-            .prop_map(|(height, block_hash, a, b, c)| {
-                let mut signature = [0u8; 96];
-                signature[..32].copy_from_slice(&a);
-                signature[32..64].copy_from_slice(&b);
-                signature[64..].copy_from_slice(&c);
-                ChainLock {
-                    height,
-                    block_hash,
-                    signature,
-                }
-            });
         (
             hash(),
             hash(),
             any::<u64>(),
             any::<[u8; 32]>(),
-            proptest::option::of(lock.prop_map(Box::new)),
+            proptest::option::of(chainlock().prop_map(Box::new)),
         )
             .prop_map(
                 |(genesis, tip, height, chain_work, best_chainlock)| Status {

@@ -54,6 +54,15 @@ fn bytes48() -> impl Strategy<Value = [u8; 48]> {
     })
 }
 
+/// Any ChainLock (the signature need not verify).
+pub fn chainlock() -> impl Strategy<Value = ChainLock> {
+    (any::<u64>(), hash(), bytes96()).prop_map(|(height, block_hash, signature)| ChainLock {
+        height,
+        block_hash,
+        signature,
+    })
+}
+
 fn bytes96() -> impl Strategy<Value = [u8; 96]> {
     (bytes48(), bytes48()).prop_map(|(a, b)| {
         let mut out = [0u8; 96];
@@ -148,13 +157,7 @@ pub fn payload() -> impl Strategy<Value = Payload> {
                     })
                 }
             ),
-        (any::<u64>(), hash(), bytes96()).prop_map(|(height, block_hash, signature)| {
-            Payload::ChainLock(ChainLock {
-                height,
-                block_hash,
-                signature,
-            })
-        }),
+        chainlock().prop_map(Payload::ChainLock),
         (hash(), any::<[u8; 32]>(), any::<u64>(), any::<[u8; 32]>()).prop_map(
             |(content_id, creator, price, buyer_key)| {
                 Payload::ContentPurchase(crate::media::ContentPurchase {

@@ -682,24 +682,7 @@ mod tests {
 
     /// Delivers messages among the `online` members until nothing moves.
     fn run(net: &mut Net, online: &[bool], height: u64) {
-        loop {
-            let mut outbox = Vec::new();
-            for (i, s) in net.sessions.iter_mut().enumerate() {
-                if online[i] {
-                    outbox.extend(s.advance(height));
-                }
-            }
-            if outbox.is_empty() {
-                return;
-            }
-            for msg in outbox {
-                for (i, s) in net.sessions.iter_mut().enumerate() {
-                    if online[i] {
-                        let _ = s.receive(&msg);
-                    }
-                }
-            }
-        }
+        deliver(net, online, height, |_, _| false);
     }
 
     #[test]
@@ -811,17 +794,31 @@ mod tests {
     /// As `run` with everyone online, but `drop(msg, recipient)` messages
     /// are lost.
     fn run_dropping(net: &mut Net, height: u64, drop: impl Fn(&DkgMessage, usize) -> bool) {
+        let online = vec![true; net.sessions.len()];
+        deliver(net, &online, height, drop);
+    }
+
+    /// Advances the `online` members and delivers their messages to each
+    /// other (except those `drop` loses) until nothing moves.
+    fn deliver(
+        net: &mut Net,
+        online: &[bool],
+        height: u64,
+        drop: impl Fn(&DkgMessage, usize) -> bool,
+    ) {
         loop {
             let mut outbox = Vec::new();
-            for s in net.sessions.iter_mut() {
-                outbox.extend(s.advance(height));
+            for (i, s) in net.sessions.iter_mut().enumerate() {
+                if online[i] {
+                    outbox.extend(s.advance(height));
+                }
             }
             if outbox.is_empty() {
                 return;
             }
             for msg in outbox {
                 for (i, s) in net.sessions.iter_mut().enumerate() {
-                    if !drop(&msg, i) {
+                    if online[i] && !drop(&msg, i) {
                         let _ = s.receive(&msg);
                     }
                 }
