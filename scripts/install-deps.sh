@@ -3,7 +3,10 @@
 # missing: libclang (bindgen, for RocksDB's bindings), a C++ compiler, and
 # python3 with a working venv module (the RPC client-compatibility test,
 # rusty-cli/tests/it/rpc_compat.rs, installs real Python RPC clients into a
-# virtual environment).
+# virtual environment), and for the web UI's browser test
+# (rusty-cli/tests/it/ui_browser.rs) Debian's Chromium and ChromeDriver, driven
+# by Selenium from PyPI (nothing downloads a browser), and ffmpeg, which makes
+# the clip and the live stream the test plays.
 #
 # The libclang check looks for exactly what bindgen's clang-sys loads:
 # `libclang.so`, `libclang.so.N`, `libclang-N.so` or `libclang-N.so.M`, in the
@@ -54,6 +57,11 @@ command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 have_python3_venv || missing+=(python3-venv)
+# The browser test starts exactly these paths (Debian's packages put them
+# there; chromium's own launcher script is /usr/bin/chromium).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -80,3 +88,10 @@ if [[ " ${missing[*]} " == *" python3-venv "* ]] && ! have_python3_venv; then
   echo "error: installed python3-venv but \`python3 -m venv\` still fails" >&2
   exit 1
 fi
+
+for tool in /usr/bin/chromium /usr/bin/chromedriver; do
+  if [[ " ${missing[*]} " == *" chromium"* ]] && ! [ -x "$tool" ]; then
+    echo "error: installed Debian's chromium packages but $tool is missing" >&2
+    exit 1
+  fi
+done

@@ -271,6 +271,21 @@ pub struct NodeArgs {
     /// Blocks and transactions are never held back by media traffic.
     #[arg(long, value_name = "KBPS", help_heading = "Media")]
     pub media_upload_limit: Option<u64>,
+    /// Serve the web UI (explorer, media, masternodes, governance, wallet)
+    /// here: an address, a port, or nothing for 127.0.0.1 on the network's
+    /// UI port (main 8480, test 18480, dev 28480). Off by default; a
+    /// non-loopback address needs --rpc-user/--rpc-password (docs/ui.md).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "", help_heading = "Web UI and metrics")]
+    pub ui_bind: Option<String>,
+    /// Another `Host` the UI answers to (as host:port), when it is reached
+    /// by a name other than its address; repeatable.
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Web UI and metrics")]
+    pub ui_allow_host: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics: an address, a port,
+    /// or nothing for 127.0.0.1 on the network's metrics port (main 9480,
+    /// test 19480, dev 29480). Off by default.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "", help_heading = "Web UI and metrics")]
+    pub metrics_bind: Option<String>,
 }
 
 /// Peer-to-peer flags of `node`.

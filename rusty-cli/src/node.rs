@@ -73,6 +73,19 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
     }
+    let (ui_port, metrics_port) = http_ports(network);
+    if let Some(bind) = a.ui_bind.clone().or(file.ui_bind.clone()) {
+        let mut allow_hosts = a.ui_allow_host.clone();
+        allow_hosts.extend(file.ui_allow_host.clone().unwrap_or_default());
+        c.ui = Some(rusty_node::ui::UiConfig {
+            bind: parse_http_bind(&bind, ui_port).context("--ui-bind (ui_bind)")?,
+            allow_hosts,
+        });
+    }
+    if let Some(bind) = a.metrics_bind.clone().or(file.metrics_bind.clone()) {
+        c.metrics_bind =
+            Some(parse_http_bind(&bind, metrics_port).context("--metrics-bind (metrics_bind)")?);
+    }
     let user = g.rpc_user.clone().or(file.rpc_user);
     let password = g.rpc_password.clone().or(file.rpc_password);
     match (user, password) {
@@ -230,6 +243,36 @@ pub struct FileConfig {
     pub media_cache_size: Option<u64>,
     /// KB/s (as `--media-upload-limit`).
     pub media_upload_limit: Option<u64>,
+    /// As `--ui-bind` ("" for the default address).
+    pub ui_bind: Option<String>,
+    /// As `--ui-allow-host`.
+    pub ui_allow_host: Option<Vec<String>>,
+    /// As `--metrics-bind` ("" for the default address).
+    pub metrics_bind: Option<String>,
+}
+
+/// The web UI's and the metrics' default ports on `network`.
+pub fn http_ports(network: Network) -> (u16, u16) {
+    match network {
+        Network::Dev => (28480, 29480),
+        Network::Test => (18480, 19480),
+        Network::Main => (8480, 9480),
+    }
+}
+
+/// `--ui-bind`/`--metrics-bind`: empty for 127.0.0.1 on `default_port`, a
+/// port alone for 127.0.0.1 on it, or a whole socket address.
+pub fn parse_http_bind(s: &str, default_port: u16) -> Result<SocketAddr> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], default_port)));
+    }
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| {
+        anyhow::anyhow!("\"{s}\" is not an address (127.0.0.1:8480), a port, or empty")
+    })
 }
 
 impl FileConfig {

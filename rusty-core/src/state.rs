@@ -73,6 +73,8 @@ pub struct NodeState {
     /// The mempool's relay floor follows the governed default (the node
     /// was started with the network's default, not its own).
     relay_fee_governed: bool,
+    /// Reorganisations since the state was opened (metrics).
+    reorgs: u64,
 }
 
 /// A new active tip, as announced to subscribers.
@@ -105,6 +107,7 @@ impl NodeState {
             commitments: std::collections::HashMap::new(),
             votes: VotePool::default(),
             relay_fee_governed: false,
+            reorgs: 0,
         };
         state.relay_fee_governed =
             state.mempool.min_fee_rate() == state.params().min_relay_fee_per_kb;
@@ -137,6 +140,12 @@ impl NodeState {
     }
 
     /// The pool of unconfirmed transactions.
+    /// Reorganisations (a block of the active chain disconnected) since
+    /// the state was opened.
+    pub fn reorg_count(&self) -> u64 {
+        self.reorgs
+    }
+
     pub fn mempool(&self) -> &Mempool {
         &self.mempool
     }
@@ -312,6 +321,7 @@ impl NodeState {
             next_height,
         );
         if reorged {
+            self.reorgs = self.reorgs.saturating_add(1);
             // Revalidate everything against the new chain: disconnected
             // transactions first (oldest block first, block order within a
             // block, so parents precede children), then the old pool.
@@ -746,6 +756,39 @@ impl NodeState {
     /// A wallet transaction paying `payment` (plus a payload of at most
     /// `payload_size` bytes), never spending a masternode collateral,
     /// accepted to the mempool.
+    /// A signed payment of `amount` to `to`, built by the wallet but not
+    /// sent (the web UI's confirmation step shows its exact fee, then
+    /// sends these very bytes), with its fee. Its coins stay spendable
+    /// until it is sent.
+    pub fn prepare_payment(
+        &mut self,
+        to: &Address,
+        amount: Amount,
+        fee_rate: u64,
+    ) -> Result<(Transaction, Amount), SendError> {
+        let payment = vec![TxOut {
+            value: amount,
+            lock: to.lock_script(),
+        }];
+        let tx = self.build_from_wallet(payment, 0, |_| None, fee_rate)?;
+        let next = self.chain.height().saturating_add(1);
+        let mut inputs = Vec::with_capacity(tx.inputs.len());
+        for input in &tx.inputs {
+            let coin = self
+                .lookup_coin(&input.prevout, next)
+                .ok()
+                .flatten()
+                .ok_or(SendError::Wallet(crate::wallet::WalletError::InvalidAmount))?;
+            inputs.push(coin.output.value);
+        }
+        let fee = Amount::checked_sum(inputs)
+            .ok()
+            .zip(Amount::checked_sum(tx.outputs.iter().map(|o| o.value)).ok())
+            .and_then(|(i, o)| i.checked_sub(o).ok())
+            .ok_or(SendError::Wallet(crate::wallet::WalletError::InvalidAmount))?;
+        Ok((tx, fee))
+    }
+
     fn send_from_wallet(
         &mut self,
         payment: Vec<TxOut>,
@@ -754,6 +797,17 @@ impl NodeState {
         fee_rate: u64,
         now: u64,
     ) -> Result<Hash256, SendError> {
+        let tx = self.build_from_wallet(payment, payload_size, payload, fee_rate)?;
+        Ok(self.accept_transaction(tx, now)?)
+    }
+
+    fn build_from_wallet(
+        &mut self,
+        payment: Vec<TxOut>,
+        payload_size: usize,
+        payload: impl FnOnce(&[rusty_shared_types::TxIn]) -> Option<Payload>,
+        fee_rate: u64,
+    ) -> Result<rusty_shared_types::Transaction, SendError> {
         let height = self.chain.height();
         let maturity = self.params().coinbase_maturity;
         let wallet = self.wallet.as_mut().ok_or(SendError::NoWallet)?;
@@ -765,8 +819,7 @@ impl NodeState {
             mempool: &self.mempool,
             locked: &|op| mn.by_collateral(op).is_some(),
         };
-        let tx = wallet.create_transaction(payment, payload_size, payload, spend)?;
-        Ok(self.accept_transaction(tx, now)?)
+        Ok(wallet.create_transaction(payment, payload_size, payload, spend)?)
     }
 }
 

@@ -753,6 +753,10 @@ async fn on_outcome(
             for r in results {
                 match r {
                     Ok((index, new, len)) => {
+                        svc.shared
+                            .counters
+                            .chunks_ok
+                            .fetch_add(1, Ordering::Relaxed);
                         if picker.mark_have(index) && new {
                             bytes += len;
                             dl.update(|s| s.chunks_fetched += 1);
@@ -793,6 +797,10 @@ async fn on_outcome(
             bytes
         }
         Ok(MediaResponse::NotFound) => {
+            svc.shared
+                .counters
+                .replies_not_found
+                .fetch_add(1, Ordering::Relaxed);
             for i in f.start..f.start.saturating_add(u64::from(f.count)) {
                 p.lacks.insert(i);
             }
@@ -800,6 +808,10 @@ async fn on_outcome(
             0
         }
         Ok(MediaResponse::Busy) => {
+            svc.shared
+                .counters
+                .busy_replies_received
+                .fetch_add(1, Ordering::Relaxed);
             p.cooldown_until = Some(now + Duration::from_secs(1));
             picker.requeue(f.start, f.count);
             0
@@ -812,6 +824,10 @@ async fn on_outcome(
         }
         Err(e) => {
             debug!(target: "media", %id, peer = %f.peer, error = %e, "chunk request failed");
+            svc.shared
+                .counters
+                .requests_failed
+                .fetch_add(1, Ordering::Relaxed);
             p.strikes += 1;
             p.cooldown_until =
                 Some(now + Duration::from_secs(2u64.saturating_mul(u64::from(p.strikes))));

@@ -43,8 +43,8 @@ mod request;
 mod response;
 
 use request::{find_head_end, parse_head, HeadError, Method, Request};
-pub(crate) use request::{parse_range, RangeOutcome};
-pub(crate) use response::hls_playlist;
+pub use request::{parse_range, RangeOutcome};
+pub use response::hls_playlist;
 use response::{content_disposition, content_type, reason, render_head, Route};
 
 /// Largest request head (request line, headers and the blank line).

@@ -182,6 +182,15 @@ pub struct Counters {
     pub bad_chunks: AtomicU64,
     /// Announcements rejected as malformed or forged.
     pub bad_announcements: AtomicU64,
+    /// Chunks a download received that verified.
+    pub chunks_ok: AtomicU64,
+    /// Chunk requests a provider answered "not found".
+    pub replies_not_found: AtomicU64,
+    /// Chunk requests a provider answered "busy".
+    pub busy_replies_received: AtomicU64,
+    /// Chunk requests that timed out or failed (a stall: the provider is
+    /// backed off).
+    pub requests_failed: AtomicU64,
 }
 
 /// A snapshot of [`Counters`] and the store, for `stream_status`.
@@ -194,6 +203,10 @@ pub struct ServiceStats {
     pub downloaded_bytes: u64,
     pub bad_chunks: u64,
     pub bad_announcements: u64,
+    pub chunks_ok: u64,
+    pub replies_not_found: u64,
+    pub busy_replies_received: u64,
+    pub requests_failed: u64,
     pub upload_limit: u64,
     pub store_bytes: u64,
     pub pinned_bytes: u64,
@@ -486,6 +499,10 @@ impl MediaHandle {
             downloaded_bytes: get(&c.downloaded_bytes),
             bad_chunks: get(&c.bad_chunks),
             bad_announcements: get(&c.bad_announcements),
+            chunks_ok: get(&c.chunks_ok),
+            replies_not_found: get(&c.replies_not_found),
+            busy_replies_received: get(&c.busy_replies_received),
+            requests_failed: get(&c.requests_failed),
             upload_limit: self.shared.upload_limit,
             store_bytes: s.total_bytes,
             pinned_bytes: s.pinned_bytes,

@@ -35,7 +35,7 @@ pub use message::{
 };
 pub use peers::{BanTarget, PeerAction};
 pub use service::{
-    start, Acceptance, BanInfo, NetworkError, NetworkEvent, NetworkEvents, NetworkHandle,
-    NetworkInfo, PeerInfo, RequestError, Responder,
+    start, start_with_metrics, Acceptance, BanInfo, NetworkError, NetworkEvent, NetworkEvents,
+    NetworkHandle, NetworkInfo, PeerInfo, RequestError, Responder,
 };
 pub use topic::{Priority, Topic};

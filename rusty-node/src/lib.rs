@@ -20,6 +20,7 @@
 pub mod llmq;
 pub mod localnet;
 pub mod media_pay;
+pub mod metrics;
 pub mod miner;
 pub mod node;
 pub mod p2p;
@@ -27,3 +28,4 @@ pub mod rpc;
 pub mod service;
 pub mod tasks;
 pub mod testkit;
+pub mod ui;

@@ -87,6 +87,10 @@ pub struct NodeConfig {
     /// Fault injection for supervision tests (dev only): the chain thread
     /// panics once the node is up.
     pub inject_chain_panic: bool,
+    /// The web UI (`--ui-bind`); off when `None`.
+    pub ui: Option<crate::ui::UiConfig>,
+    /// Prometheus metrics (`--metrics-bind`); off when `None`.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -114,6 +118,8 @@ impl NodeConfig {
             media_cache_bytes: rusty_media::service::DEFAULT_CACHE_BYTES,
             media_upload_limit: 0,
             inject_chain_panic: false,
+            ui: None,
+            metrics_bind: None,
         }
     }
 }
@@ -147,6 +153,10 @@ pub enum NodeError {
     Network(#[from] rusty_network::NetworkError),
     #[error("media: {0}")]
     Media(#[from] rusty_media::service::MediaError),
+    #[error(transparent)]
+    Ui(#[from] crate::ui::UiError),
+    #[error("could not serve metrics: {0}")]
+    Metrics(std::io::Error),
 }
 
 /// A running node.
@@ -174,6 +184,20 @@ impl Node {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        // The HTTP listeners first: a taken port or a refused public bind
+        // fails before anything else has started.
+        let metrics_listener = match config.metrics_bind {
+            Some(bind) => Some(
+                crate::metrics::bind(bind)
+                    .await
+                    .map_err(NodeError::Metrics)?,
+            ),
+            None => None,
+        };
+        let ui_listener = match &config.ui {
+            Some(ui) => Some(crate::ui::bind(ui, config.rpc_user.is_some()).await?),
+            None => None,
+        };
         let params = config.network.params();
         let db =
             Database::open_rocksdb(&dir.join("db"), TABLES, SCHEMA_VERSION, config.db.clone())?;
@@ -212,7 +236,9 @@ impl Node {
 
         let tasks = TaskManager::new();
         let executor = tasks.executor();
+        let mut metrics = crate::metrics::Metrics::new();
         let (handle, chain_loop) = chain_service(state);
+        let chain_loop = chain_loop.with_metrics(metrics.chain.clone());
         let chain_thread = executor
             .spawn_critical_thread("chain", move || chain_loop.run())
             .map_err(NodeError::Thread)?;
@@ -222,15 +248,18 @@ impl Node {
                 let mut net_config = net_config.clone();
                 net_config.chain = config.network.name().to_owned();
                 net_config.max_block_size = params.max_block_size;
-                let (net, events) = match rusty_network::start(net_config).await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tasks.cancel();
-                        handle.shutdown().await;
-                        let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
-                        return Err(e.into());
-                    }
-                };
+                let (net, events) =
+                    match rusty_network::start_with_metrics(net_config, metrics.libp2p_registry())
+                        .await
+                    {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tasks.cancel();
+                            handle.shutdown().await;
+                            let _ = tokio::task::spawn_blocking(move || chain_thread.join()).await;
+                            return Err(e.into());
+                        }
+                    };
                 let media_config = rusty_media::service::MediaConfig {
                     dir: dir.clone(),
                     cache_bytes: config.media_cache_bytes,
@@ -294,12 +323,17 @@ impl Node {
             media: p2p.as_ref().and_then(|h| h.media.clone()),
             datadir: Some(dir.to_path_buf()),
         };
+        let ctx = Arc::new(ctx);
+        let module = rpc::build_module_shared(ctx.clone());
+        // The web UI calls the same methods in-process.
+        let methods: jsonrpsee::Methods = module.clone();
         let rpc_config = RpcConfig {
             bind: config.rpc_bind,
-            auth,
+            auth: auth.clone(),
             max_body_bytes: 32 << 20,
+            metrics: Some(metrics.rpc.clone()),
         };
-        let (rpc, rpc_addr) = rpc::start_server(&rpc_config, rpc::build_module(ctx))
+        let (rpc, rpc_addr) = rpc::start_server(&rpc_config, module)
             .await
             .map_err(|source| NodeError::Rpc {
                 addr: config.rpc_bind,
@@ -310,6 +344,31 @@ impl Node {
         // (not through shutdown) leaves the node unreachable: critical.
         let server = rpc.clone();
         executor.spawn_critical("rpc", async move { server.stopped().await });
+
+        let metrics = Arc::new(metrics);
+        if let Some((listener, addr)) = metrics_listener {
+            info!(target: "node", metrics = %addr, "Prometheus metrics on http://{addr}/metrics");
+            let token = tasks.token();
+            let (metrics, ctx) = (metrics.clone(), ctx.clone());
+            executor.spawn_critical("metrics", async move {
+                let stop = async move { token.cancelled().await };
+                if let Err(e) = crate::metrics::serve(listener, metrics, ctx, stop).await {
+                    tracing::error!(target: "node", error = %e, "metrics server failed");
+                }
+            });
+        }
+        if let (Some((listener, addr)), Some(ui)) = (ui_listener, &config.ui) {
+            info!(target: "node", ui = %addr, "web UI on http://{addr}/");
+            let token = tasks.token();
+            let ui = ui.clone();
+            let (module, ctx, auth) = (methods.clone(), ctx.clone(), auth.clone());
+            executor.spawn_critical("ui", async move {
+                let stop = async move { token.cancelled().await };
+                if let Err(e) = crate::ui::serve(listener, &ui, module, ctx, auth, stop).await {
+                    tracing::error!(target: "node", error = %e, "web UI server failed");
+                }
+            });
+        }
 
         let miner_shutdown = Arc::new(AtomicBool::new(false));
         let miner_thread = match (payout, miner_stats) {

@@ -63,6 +63,12 @@ enum Command {
         fee_rate: u64,
         reply: Reply<Result<Hash256, SendError>>,
     },
+    PreparePayment {
+        to: Address,
+        amount: Amount,
+        fee_rate: u64,
+        reply: Reply<Result<(Transaction, Amount), SendError>>,
+    },
     SendSpecial {
         payment: Vec<TxOut>,
         payload: PayloadFn,
@@ -314,6 +320,23 @@ impl ChainHandle {
 
     /// Pays `amount` to `to` from the wallet; the transaction is accepted
     /// to the mempool.
+    /// A signed wallet payment, not sent: see
+    /// [`NodeState::prepare_payment`].
+    pub async fn prepare_payment(
+        &self,
+        to: Address,
+        amount: Amount,
+        fee_rate: u64,
+    ) -> Result<Result<(Transaction, Amount), SendError>, ServiceStopped> {
+        self.send(|reply| Command::PreparePayment {
+            to,
+            amount,
+            fee_rate,
+            reply,
+        })
+        .await
+    }
+
     pub async fn send_to_address(
         &self,
         to: Address,
@@ -525,6 +548,7 @@ pub struct ChainLoop {
     state: NodeState,
     rx: mpsc::Receiver<Command>,
     notifier: Notifier,
+    metrics: Option<crate::metrics::ChainMetrics>,
 }
 
 impl std::fmt::Debug for ChainLoop {
@@ -536,6 +560,13 @@ impl std::fmt::Debug for ChainLoop {
 }
 
 impl ChainLoop {
+    /// Records block validation times into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: crate::metrics::ChainMetrics) -> ChainLoop {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Runs commands until a shutdown command or until every handle is
     /// gone, then flushes the state to disk.
     pub fn run(self) {
@@ -543,12 +574,26 @@ impl ChainLoop {
             mut state,
             mut rx,
             notifier,
+            metrics,
         } = self;
         // Changes made before the service existed (the mempool reloaded at
         // start) had no listeners, as before the split: not announced.
         drop(state.take_announcements());
         while let Some(command) = rx.blocking_recv() {
+            let blocks = match &command {
+                Command::SubmitBlock(..) => 1,
+                Command::SubmitBlocks(blocks, _) => blocks.len(),
+                _ => 0,
+            };
+            let started = std::time::Instant::now();
             let go_on = execute(&mut state, command);
+            if let (Some(m), true) = (&metrics, blocks > 0) {
+                // A batch from sync: its blocks share the time evenly.
+                let each = started.elapsed().as_secs_f64() / blocks as f64;
+                for _ in 0..blocks {
+                    m.block_validation_seconds.observe(each);
+                }
+            }
             notifier.publish(&mut state);
             // A database write failed (a full disk): the state in memory
             // may be ahead of the disk, and RocksDB takes no more writes.
@@ -616,6 +661,14 @@ fn execute(s: &mut NodeState, command: Command) -> bool {
             reply,
         } => {
             let _ = reply.send(s.send_to_address(&to, amount, fee_rate, now));
+        }
+        Command::PreparePayment {
+            to,
+            amount,
+            fee_rate,
+            reply,
+        } => {
+            let _ = reply.send(s.prepare_payment(&to, amount, fee_rate));
         }
         Command::SendSpecial {
             payment,
@@ -701,6 +754,7 @@ pub fn chain_service(state: NodeState) -> (ChainHandle, ChainLoop) {
             state,
             rx,
             notifier,
+            metrics: None,
         },
     )
 }

@@ -6,6 +6,8 @@ mod cli;
 mod crash;
 mod harness;
 mod masternode_cli;
+mod pyvenv;
 mod rpc_compat;
 mod stream_cli;
 mod supervision;
+mod ui_browser;

@@ -94,26 +94,34 @@ pub struct UtxoTotals {
 }
 
 impl CoinView<'_> {
-    /// Walks the database's coins, overlaid by the cache's changes. Reads
-    /// every coin: a diagnostic (and the chaos soak's supply check), not a
-    /// path any block takes.
-    pub fn totals(&self) -> Result<UtxoTotals> {
-        let mut t = UtxoTotals::default();
-        let mut add = |coin: &Coin| {
-            t.txouts += 1;
-            t.total += u128::from(coin.output.value.units());
-        };
+    /// Calls `f` on every unspent coin: the database's, overlaid by the
+    /// cache's changes. Reads every coin: a diagnostic (`gettxoutsetinfo`,
+    /// the chaos soak's supply check, `getaddressutxos`), not a path any
+    /// block takes.
+    pub fn for_each(&self, mut f: impl FnMut(&OutPoint, &Coin)) -> Result<()> {
         for item in self.db.iter_all::<Utxos>() {
             let (outpoint, coin) = item?;
             // The cache's answer wins for every coin it knows (spent, or
-            // counted from the cache below).
+            // visited from the cache below).
             if self.cache.lookup(&outpoint).is_none() {
-                add(&coin);
+                f(&outpoint, &coin);
             }
         }
-        for coin in self.cache.changes.values().filter_map(|(c, _)| c.as_ref()) {
-            add(coin);
+        for (outpoint, (coin, _)) in &self.cache.changes {
+            if let Some(coin) = coin {
+                f(outpoint, coin);
+            }
         }
+        Ok(())
+    }
+
+    /// Count and value of the whole set.
+    pub fn totals(&self) -> Result<UtxoTotals> {
+        let mut t = UtxoTotals::default();
+        self.for_each(|_, coin| {
+            t.txouts += 1;
+            t.total += u128::from(coin.output.value.units());
+        })?;
         Ok(t)
     }
 }

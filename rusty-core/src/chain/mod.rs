@@ -316,6 +316,23 @@ impl Chain {
         self.coin_view().totals()
     }
 
+    /// The unspent coins locked by `script` at the tip, at most `limit`
+    /// (Dash's `getaddressutxos` without an address index: it reads every
+    /// coin, so callers bound how often it runs).
+    pub fn coins_of_script(
+        &self,
+        script: &rusty_shared_types::Script,
+        limit: usize,
+    ) -> Result<Vec<(OutPoint, Coin)>> {
+        let mut found = Vec::new();
+        self.coin_view().for_each(|outpoint, coin| {
+            if found.len() < limit && &coin.output.lock == script {
+                found.push((*outpoint, coin.clone()));
+            }
+        })?;
+        Ok(found)
+    }
+
     fn coin_view(&self) -> CoinView<'_> {
         CoinView {
             db: &self.db,

@@ -261,7 +261,7 @@ fn parse_digits(s: &str) -> Option<u64> {
 
 /// What a `Range` header asks of content of a given size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RangeOutcome {
+pub enum RangeOutcome {
     /// Serve the whole content (200): not a single valid `bytes` range.
     Ignore,
     /// Serve bytes `[start, end)` (206); `start < end <= size`.
@@ -278,7 +278,7 @@ pub(crate) enum RangeOutcome {
 /// range of empty content are unsatisfiable. Anything else — another unit,
 /// bad syntax (spaces around `=` or `-`, signs, `b < a`, no digits), several
 /// ranges — is ignored. Numbers too large for a `u64` count as `u64::MAX`.
-pub(crate) fn parse_range(value: &str, size: u64) -> RangeOutcome {
+pub fn parse_range(value: &str, size: u64) -> RangeOutcome {
     let Some((unit, set)) = value.split_once('=') else {
         return RangeOutcome::Ignore;
     };

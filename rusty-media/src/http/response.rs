@@ -18,7 +18,7 @@ use super::{MIME_FALLBACK, SERVER};
 /// playlist numbers its segments from `#EXT-X-MEDIA-SEQUENCE` on, so a gap
 /// cannot be expressed, and segments after it wait until it is filled or
 /// drops out of the window (the media sequence never goes backwards).
-pub(crate) fn hls_playlist(window: &[(u64, u32)]) -> Option<String> {
+pub fn hls_playlist(window: &[(u64, u32)]) -> Option<String> {
     let mut segments = window.to_vec();
     segments.sort_by_key(|&(seq, _)| seq);
     segments.dedup_by_key(|&mut (seq, _)| seq);

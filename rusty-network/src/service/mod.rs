@@ -558,6 +558,16 @@ impl NetworkEvents {
 
 /// Builds the swarm, listens, and spawns the network task.
 pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvents), NetworkError> {
+    start_with_metrics(config, &mut libp2p::metrics::Registry::default()).await
+}
+
+/// [`start`], with libp2p's own metrics (bandwidth by protocol and
+/// direction, connections, gossipsub, Kademlia, identify, ping) registered
+/// into `registry`.
+pub async fn start_with_metrics(
+    config: NetworkConfig,
+    registry: &mut libp2p::metrics::Registry,
+) -> Result<(NetworkHandle, NetworkEvents), NetworkError> {
     let key = match &config.data_dir {
         Some(dir) => load_or_create_key(&dir.join("node.key"))?,
         None => libp2p::identity::Keypair::generate_ed25519(),
@@ -574,6 +584,7 @@ pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvent
         )
         .map_err(|e| build(&e))?
         .with_quic()
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|key| Behaviour::new(key, &behaviour_config))
         .map_err(|e| build(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))

@@ -14,8 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     api::blockchain::{
-        BlockchainApiServer, BlockchainInfo, MempoolEntryInfo, MempoolFees, MempoolInfo, NewBlock,
-        RawMempool, TxOutInfo, TxOutSetInfo,
+        AddressUtxo, BlockchainApiServer, BlockchainInfo, MempoolEntryInfo, MempoolFees,
+        MempoolInfo, NewBlock, RawMempool, TxOutInfo, TxOutSetInfo,
     },
     codes, json as render, parse_hash, rpc_error, RpcContext,
 };
@@ -266,6 +266,59 @@ impl BlockchainApiServer for BlockchainRpc {
                     }
                 }
                 Ok(None)
+            })
+            .await?
+    }
+
+    async fn get_address_utxos(&self, addresses: Value) -> RpcResult<Vec<AddressUtxo>> {
+        let listed = match &addresses {
+            Value::String(one) => vec![one.clone()],
+            Value::Object(o) => match o.get("addresses") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if listed.is_empty() || listed.len() > 16 {
+            return Err(rpc_error(
+                codes::INVALID_PARAMETER,
+                "addresses must be an address or {\"addresses\": [1 to 16 addresses]}",
+            ));
+        }
+        let network = self.0.network;
+        let mut parsed = Vec::with_capacity(listed.len());
+        for a in &listed {
+            let address = rusty_shared_types::Address::parse_for(a, network).map_err(|e| {
+                rpc_error(
+                    codes::INVALID_ADDRESS_OR_KEY,
+                    format!("invalid address {a}: {e}"),
+                )
+            })?;
+            parsed.push(address);
+        }
+        self.0
+            .with_state(move |s| {
+                let mut out = Vec::new();
+                for address in parsed {
+                    let left = super::api::blockchain::ADDRESS_UTXOS_LIMIT - out.len();
+                    let coins = s
+                        .chain()
+                        .coins_of_script(&address.lock_script(), left)
+                        .map_err(|e| rpc_error(codes::DATABASE_ERROR, e.to_string()))?;
+                    out.extend(coins.into_iter().map(|(outpoint, coin)| AddressUtxo {
+                        address: address.to_string(),
+                        txid: outpoint.txid.to_string(),
+                        output_index: outpoint.vout,
+                        script: hex::encode(coin.output.lock.as_bytes()),
+                        satoshis: coin.output.value.units(),
+                        height: coin.height,
+                    }));
+                }
+                Ok(out)
             })
             .await?
     }

@@ -214,7 +214,17 @@ impl RpcAuth {
             return None;
         }
         let decoded = BASE64.decode(encoded.trim_ascii()).ok()?;
-        let digest = blake3::hash(&decoded);
+        self.verify_user_password(&decoded)
+    }
+
+    /// Checks `user:password` (the web UI's login form; the RPC cookie's
+    /// user is `__cookie__`); returns the authenticated user.
+    pub fn verify_credentials(&self, user: &str, password: &str) -> Option<&str> {
+        self.verify_user_password(format!("{user}:{password}").as_bytes())
+    }
+
+    fn verify_user_password(&self, user_colon_password: &[u8]) -> Option<&str> {
+        let digest = blake3::hash(user_colon_password);
         // `blake3::Hash` compares in constant time; look at every entry so the time taken
         // does not depend on which one matched.
         let mut user = None;

@@ -150,7 +150,11 @@ pub fn parse_amount(v: &Value) -> Result<Amount, ErrorObjectOwned> {
 /// Builds the module with every method: the typed namespaces of [`api`]
 /// merged in.
 pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
-    let ctx = Arc::new(ctx);
+    build_module_shared(Arc::new(ctx))
+}
+
+/// [`build_module`] over a context shared with others (the web UI).
+pub fn build_module_shared(ctx: Arc<RpcContext>) -> RpcModule<RpcContext> {
     let mut module = RpcModule::from_arc(ctx.clone());
     let typed: [Methods; 9] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
@@ -179,6 +183,8 @@ pub struct RpcConfig {
     pub bind: SocketAddr,
     pub auth: http::RpcAuth,
     pub max_body_bytes: u32,
+    /// Where calls are counted by method (`/metrics`).
+    pub metrics: Option<crate::metrics::RpcMetrics>,
 }
 
 /// Starts the server; returns its handle and the bound address.
@@ -192,7 +198,11 @@ pub async fn start_server(
     let server = Server::builder()
         .max_request_body_size(config.max_body_bytes)
         .set_http_middleware(middleware)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer(params::CoreParamsLayer))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new()
+                .layer(crate::metrics::RpcMetricsLayer(config.metrics.clone()))
+                .layer(params::CoreParamsLayer),
+        )
         .build(config.bind)
         .await?;
     let addr = server.local_addr()?;

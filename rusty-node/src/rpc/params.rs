@@ -114,6 +114,7 @@ macro_rules! signatures {
 }
 
 signatures! {
+    "getaddressutxos" Blockchain ["addresses"] [] "Returns the unspent outputs paying the addresses (reads the whole UTXO set; no address index).";
     "getbestblockhash" Blockchain [] [] "Returns the hash of the best (tip) block in the most-work fully-validated chain.";
     "getblock" Blockchain ["\"blockhash\""] ["verbosity"] "Returns the block: hex (verbosity 0), decoded with txids (1, the default) or with decoded transactions (2).";
     "getblockchaininfo" Blockchain [] [] "Returns an object with the state of the block chain.";

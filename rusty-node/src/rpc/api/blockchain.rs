@@ -45,6 +45,23 @@ pub struct TxOutInfo {
     pub coinbase: bool,
 }
 
+/// Most outputs `getaddressutxos` returns.
+pub const ADDRESS_UTXOS_LIMIT: usize = 1000;
+
+/// One entry of `getaddressutxos` (Dash Core's fields).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressUtxo {
+    pub address: String,
+    pub txid: String,
+    pub output_index: u32,
+    /// The lock script, hex.
+    pub script: String,
+    /// Base units (Dash's `satoshis`).
+    pub satoshis: u64,
+    pub height: u64,
+}
+
 /// `gettxoutsetinfo`'s result: Core's fields, plus the exact amounts in
 /// base units and the treasury balance read at the same tip (coins outside
 /// the UTXO set), so that supply can be checked from outside in one call.
@@ -169,6 +186,13 @@ pub trait BlockchainApi {
     /// balance at the same tip. Reads every coin.
     #[method(name = "gettxoutsetinfo")]
     async fn get_tx_out_set_info(&self) -> RpcResult<TxOutSetInfo>;
+
+    /// The unspent outputs paying `addresses` (Dash's shape; without an
+    /// address index it reads the whole UTXO set, at most
+    /// [`ADDRESS_UTXOS_LIMIT`] outputs). `addresses` is `{"addresses":
+    /// [..]}` or one address string.
+    #[method(name = "getaddressutxos")]
+    async fn get_address_utxos(&self, addresses: Value) -> RpcResult<Vec<AddressUtxo>>;
 
     #[method(name = "getmempoolinfo")]
     async fn get_mempool_info(&self) -> RpcResult<MempoolInfo>;
