@@ -460,6 +460,24 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn http_binds_default_to_loopback_on_the_networks_port() {
+        assert_eq!(
+            parse_http_bind("", 28480).unwrap(),
+            "127.0.0.1:28480".parse().unwrap()
+        );
+        assert_eq!(
+            parse_http_bind("8080", 1).unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_http_bind("0.0.0.0:9", 1).unwrap(),
+            "0.0.0.0:9".parse().unwrap()
+        );
+        assert!(parse_http_bind("nowhere", 1).is_err());
+        assert!(parse_http_bind("70000", 1).is_err());
+    }
     use crate::args::{Cli, Command};
 
     fn config_for(args: &[&str]) -> Result<NodeConfig> {

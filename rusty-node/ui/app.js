@@ -48,9 +48,17 @@ async function route() {
   show(errorBox(new Error(`no page ${path}`)));
 }
 
+let events = null;
+
+// One stream per tab. It is closed when the page is hidden for good or put
+// in the back/forward cache: over HTTP/1.1 a browser keeps at most six
+// connections to a host, and streams left open by cached pages would hold
+// them and stall the next page's requests.
 function connect() {
   const state = document.getElementById('live-state');
+  if (events) events.close();
   const es = new EventSource('/api/v1/events');
+  events = es;
   es.onopen = () => { state.textContent = 'live'; state.className = 'ok'; };
   es.onerror = () => { state.textContent = 'reconnecting…'; state.className = 'error'; };
   for (const name of ['block', 'mempool', 'resync']) {
@@ -67,6 +75,7 @@ document.getElementById('search').addEventListener('submit', async (ev) => {
   if (!q) return;
   try {
     const found = await get(`search?q=${encodeURIComponent(q)}`);
+    document.getElementById('search-input').value = '';
     location.hash = `#/${found.kind}/${found.id}`;
   } catch (e) {
     show(errorBox(e));
@@ -74,4 +83,6 @@ document.getElementById('search').addEventListener('submit', async (ev) => {
 });
 
 window.addEventListener('hashchange', route);
+window.addEventListener('pagehide', () => { if (events) { events.close(); events = null; } });
+window.addEventListener('pageshow', (ev) => { if (ev.persisted) connect(); });
 session().finally(() => { route(); connect(); });

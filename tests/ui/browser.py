@@ -27,8 +27,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
+STARTED = time.time()
+
+
 def log(msg):
-    print(msg, flush=True)
+    print(f"[{time.time() - STARTED:6.1f} s] {msg}", flush=True)
 
 
 class Rpc:
@@ -82,7 +85,7 @@ def browser(profile_dir):
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-        "--window-size=1280,900", f"--user-data-dir={profile_dir}",
+        "--window-size=1280,1000", f"--user-data-dir={profile_dir}",
     ]:
         opts.add_argument(flag)
     # Selenium Manager is never asked to fetch a browser or a driver.
@@ -173,7 +176,10 @@ def check_media(driver, args):
     driver.get(args.ui + "/#/media")
     wait("the catalog to list the clip",
          lambda: driver.find_elements(By.CSS_SELECTOR, f'a.media-link[data-id="{args.clip}"]'), 30)
-    log("ok  the catalog lists the published clip")
+    link = driver.find_element(By.CSS_SELECTOR, f'a.media-link[data-id="{args.clip}"]')
+    assert link.text == "<img src=x onerror=alert(1)> UI test clip", link.text
+    assert not driver.find_elements(By.CSS_SELECTOR, "#catalog img"), "a title became HTML"
+    log("ok  the catalog lists the published clip, its hostile title shown as text")
     shot(driver, args, "media-catalog")
     driver.get(f"{args.ui}/#/media/{args.clip}")
     playing(driver, "the published clip")
@@ -259,6 +265,11 @@ def check_pages(driver, args):
         errors = driver.find_elements(By.ID, "error")
         assert not errors, f"{page}: {errors[0].text}"
         log(f"ok  the {page} page renders")
+        if page == "governance":
+            cell = driver.find_element(By.CSS_SELECTOR, "#proposals tbody tr td")
+            assert cell.text == "<b>Fund</b> the explorer", cell.text
+            assert not driver.find_elements(By.CSS_SELECTOR, "#proposals b"), "a title became HTML"
+            log("ok  the proposal and its tally are listed, its title shown as text")
         shot(driver, args, page)
 
 
@@ -361,6 +372,9 @@ def main():
             check_wallet(driver, args, rpc, peer_rpc)
             check_pages(driver, args)
             check_metrics(args, rpc)
+            # The live broadcast (ffmpeg encoding in real time) would load
+            # the machine while pages are timed.
+            peer_rpc("stream_broadcast_end", args.live)
             measure_pages(driver, args, rpc, mine_to)
             logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
             for e in logs:

@@ -143,6 +143,9 @@ fn live_id(peer: &NodeProcess, started: Instant) -> String {
     }
 }
 
+/// A title a hostile publisher might choose (the page must show it as text).
+const HOSTILE_TITLE: &str = "<img src=x onerror=alert(1)> UI test clip";
+
 #[test]
 fn the_web_ui_works_in_a_real_browser() {
     for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
@@ -183,12 +186,22 @@ fn the_web_ui_works_in_a_real_browser() {
     );
     // Mature coins for the wallet's send.
     let addr = node.json(&["rpc", "getnewaddress"]);
+    let addr = addr.as_str().expect("address");
+    node.json(&["rpc", "generatetoaddress", "110", addr]);
+    // A proposal for the governance page's tally; its title must be shown
+    // as text.
     node.json(&[
-        "rpc",
-        "generatetoaddress",
-        "110",
-        addr.as_str().expect("address"),
+        "gov",
+        "submit",
+        "--payment",
+        "--payee",
+        addr,
+        "--amount",
+        "100",
+        "--title",
+        "<b>Fund</b> the explorer",
     ]);
+    node.json(&["rpc", "generatetoaddress", "1", addr]);
 
     let media_dir = tempfile::tempdir().expect("tempdir");
     let clip = clip(media_dir.path());
@@ -197,7 +210,8 @@ fn the_web_ui_works_in_a_real_browser() {
         "publish",
         clip.to_str().expect("utf-8 path"),
         "--title",
-        "UI test clip",
+        // Peers' text is shown as text: this must not become an element.
+        HOSTILE_TITLE,
         "--tag",
         "test",
     ]);

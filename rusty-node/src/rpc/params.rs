@@ -430,7 +430,12 @@ mod tests {
         let s = signature("getblockcount").expect("served");
         assert_eq!(s.usage_line(), "getblockcount");
         assert!(s.accepts(0) && !s.accepts(2));
-        assert!(help_listing().starts_with("== Blockchain ==\ngetbestblockhash\n"));
+        let listing = help_listing();
+        assert!(
+            listing.starts_with("== Blockchain ==\ngetaddressutxos addresses\n"),
+            "{listing}"
+        );
+        assert!(listing.contains("\ngetbestblockhash\n"));
     }
 
     #[test]

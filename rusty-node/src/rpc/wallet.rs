@@ -213,8 +213,9 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
     let network = s.params().network;
     let height = s.chain().height();
     let maturity = s.params().coinbase_maturity;
-    let mut out = Vec::new();
-    let mut push_tx = |l: Listed<'_>| {
+    // Entries of one transaction, in output order.
+    let entries_of = |l: Listed<'_>| {
+        let mut out = Vec::new();
         let tx = l.tx;
         let txid = tx.txid().to_string();
         // As Core's: when the wallet paid, every output but change is a
@@ -284,23 +285,21 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
             }
             out.push(v);
         }
+        out
     };
-    for t in w.history() {
-        let conf = height.saturating_sub(t.height).saturating_add(1);
-        let debit_ours = t.debit.units() > 0;
-        let paid = Amount::checked_sum(t.tx.outputs.iter().map(|o| o.value)).ok();
-        push_tx(Listed {
-            tx: &t.tx,
-            debit_ours,
-            fee: paid.and_then(|p| t.debit.checked_sub(p).ok()),
-            conf,
-            block: Some((t.block.to_string(), t.height, t.time)),
-            received: t.time,
-        });
-    }
-    for e in s.mempool().entries() {
+    // The list is the history then the mempool, oldest first; the result
+    // is its last `count` entries before the last `skip`. Walk it from the
+    // newest end and stop once those are found, so a wallet with a long
+    // history (every coinbase of a miner) answers as fast as a new one.
+    let needed = skip.saturating_add(count);
+    let mut newest_first: Vec<Value> = Vec::new();
+    let pool: Vec<_> = s.mempool().entries().collect();
+    for e in pool.iter().rev() {
+        if newest_first.len() >= needed {
+            break;
+        }
         let ours = !e.spent.is_empty() && e.spent.iter().all(|o| w.is_mine(&o.lock));
-        push_tx(Listed {
+        let entries = entries_of(Listed {
             tx: &e.tx,
             debit_ours: ours,
             fee: Some(e.fee),
@@ -308,10 +307,27 @@ fn list_transactions(s: &NodeState, w: &Wallet, count: usize, skip: usize) -> Ve
             block: None,
             received: e.time,
         });
+        newest_first.extend(entries.into_iter().rev());
     }
-    let end = out.len().saturating_sub(skip);
-    let start = end.saturating_sub(count);
-    let mut listed: Vec<Value> = out.drain(start..end).collect();
+    for t in w.history().iter().rev() {
+        if newest_first.len() >= needed {
+            break;
+        }
+        let conf = height.saturating_sub(t.height).saturating_add(1);
+        let debit_ours = t.debit.units() > 0;
+        let paid = Amount::checked_sum(t.tx.outputs.iter().map(|o| o.value)).ok();
+        let entries = entries_of(Listed {
+            tx: &t.tx,
+            debit_ours,
+            fee: paid.and_then(|p| t.debit.checked_sub(p).ok()),
+            conf,
+            block: Some((t.block.to_string(), t.height, t.time)),
+            received: t.time,
+        });
+        newest_first.extend(entries.into_iter().rev());
+    }
+    let mut listed: Vec<Value> = newest_first.into_iter().skip(skip).take(count).collect();
+    listed.reverse();
     // The position in the block costs a database read: only for the
     // entries returned, not the whole history.
     for v in &mut listed {

@@ -289,6 +289,26 @@ mod tests {
         assert_eq!(session_cookie(&HeaderMap::new()), None);
     }
 
+    proptest::proptest! {
+        /// Any `Cookie` header: no panic, and a session cookie among other
+        /// cookies is found.
+        #[test]
+        fn any_cookie_header_is_parsed_without_panic(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+            id in "[0-9a-f]{64}",
+            before in "[a-z]{1,8}=[a-z0-9]{0,8}",
+        ) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&raw) {
+                h.insert(header::COOKIE, v);
+                let _ = session_cookie(&h);
+            }
+            let mut h = HeaderMap::new();
+            h.insert(header::COOKIE, HeaderValue::from_str(&format!("{before}; rusty_session={id}")).unwrap());
+            proptest::prop_assert_eq!(session_cookie(&h), Some(id.as_str()));
+        }
+    }
+
     #[tokio::test]
     async fn a_public_bind_without_a_password_is_refused() {
         let config = UiConfig {

@@ -69,6 +69,16 @@ async fn mine_pay_confirm() {
         .collect();
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0]["amount"].as_f64(), Some(-12.5));
+    // count and skip take windows from the newest end, oldest first in each.
+    let all = list.as_array().expect("list");
+    assert!(all.len() > 6, "{}", all.len());
+    let newest = node.rpc("listtransactions", json!(["*", 3])).await;
+    let before = node.rpc("listtransactions", json!(["*", 3, 3])).await;
+    assert_eq!(newest.as_array().unwrap().as_slice(), &all[all.len() - 3..]);
+    assert_eq!(
+        before.as_array().unwrap().as_slice(),
+        &all[all.len() - 6..all.len() - 3]
+    );
 
     // The paid output is in the UTXO set.
     let out = node.rpc("gettxout", json!([txid, 0])).await;

@@ -1,34 +1,38 @@
 // Governance: the schedule, the treasury, proposals with their tallies, and
 // voting (with a session) as this node's masternode.
 import { get, post } from '../api.js';
-import { h, show, table, coins, errorBox } from '../dom.js';
+import { h, show, table, errorBox } from '../dom.js';
 
 export async function render() {
   const g = await get('governance');
-  const proposals = Array.isArray(g.proposals) ? g.proposals : Object.values(g.proposals || {});
-  const result = h('p', { id: 'vote-result' });
+  const proposals = g.proposals || [];
+  const info = g.info || {};
+  const t = g.treasury || {};
+  const result = h('div', { id: 'vote-result' });
   const vote = (hash, outcome) => async () => {
     try {
       await post('governance/vote', { proposal: hash, outcome });
-      result.textContent = `voted ${outcome}`;
-      result.className = 'ok';
+      result.replaceChildren(h('p', { class: 'ok' }, `voted ${outcome}`));
     } catch (e) {
-      result.replaceWith(errorBox(e));
+      result.replaceChildren(errorBox(e));
     }
   };
-  const info = g.info || {};
   show(
     h('h1', {}, 'Governance'),
     h('dl', {},
-      h('dt', {}, 'Next superblock'), h('dd', {}, String(info.nextsuperblock ?? '—')),
-      h('dt', {}, 'Superblock cycle'), h('dd', {}, `${info.superblockcycle ?? '—'} blocks`),
-      h('dt', {}, 'Treasury'), h('dd', {}, g.treasury && g.treasury.balance_units !== undefined ? coins(g.treasury.balance_units) : JSON.stringify(g.treasury ?? '—'))),
+      h('dt', {}, 'Next superblock'), h('dd', {}, `#${info.nextsuperblock} (every ${info.superblockcycle} blocks)`),
+      h('dt', {}, 'Treasury'), h('dd', { id: 'treasury' }, `${t.balance ?? '–'} RSC, budget ${t.budget ?? info.governancebudget} RSC per superblock`),
+      h('dt', {}, 'Proposal fee'), h('dd', {}, `${info.proposalfee} RSC (burned)`),
+      h('dt', {}, 'Funding threshold'), h('dd', {}, `net yes ≥ ${info.fundingthreshold}`)),
     h('h2', {}, `${proposals.length} proposals`),
-    table(['name', 'amount', 'yes', 'no', 'abstain', 'funded', 'vote'], proposals.map((p) => {
-      const t = p.tally || p;
-      return [p.name || p.hash, p.amount !== undefined ? String(p.amount) : '', String(t.yes ?? t.YesCount ?? ''), String(t.no ?? t.NoCount ?? ''), String(t.abstain ?? t.AbstainCount ?? ''), String(p.funded ?? p.fCachedFunding ?? ''),
-        h('span', {}, h('button', { onclick: vote(p.hash, 'yes') }, 'yes'), ' ', h('button', { onclick: vote(p.hash, 'no') }, 'no'))];
-    }), { id: 'proposals' }),
+    proposals.length ? table(['title', 'kind', 'amount', 'yes', 'no', 'abstain', 'net / threshold', 'state', 'closes', 'vote'], proposals.map((p) => [
+      p.url ? h('a', { href: p.url, rel: 'noopener noreferrer', target: '_blank' }, p.title) : p.title,
+      p.kind, p.amount !== undefined ? `${p.amount} RSC` : '–',
+      String(p.yes), String(p.no), String(p.abstain),
+      h('span', { class: p.passing ? 'ok' : 'muted' }, `${p.net_yes} / ${p.threshold}`),
+      p.state, `#${p.voting_closes}`,
+      h('span', {}, h('button', { onclick: vote(p.hash, 'yes') }, 'yes'), ' ', h('button', { onclick: vote(p.hash, 'no') }, 'no'), ' ', h('button', { onclick: vote(p.hash, 'abstain') }, 'abstain')),
+    ]), { id: 'proposals' }) : h('p', { class: 'muted', id: 'proposals' }, 'no proposal: submit one with `rusty-cli gov submit`'),
     result,
   );
 }

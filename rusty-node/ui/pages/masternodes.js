@@ -1,37 +1,44 @@
-// Masternodes: the list with status and payouts, quorums, this node's DKG
-// sessions and the best ChainLock.
+// Masternodes: the list with status and payouts, next payees, quorums, this
+// node's DKG state and sessions, and the best ChainLock.
 import { get } from '../api.js';
 import { h, show, table, short, card } from '../dom.js';
+
+function status(s) {
+  if (s.revocationReason && s.PoSeBanHeight !== -1) return 'revoked';
+  if (s.PoSeBanHeight !== undefined && s.PoSeBanHeight !== -1) return 'PoSe banned';
+  return 'valid';
+}
 
 export async function render() {
   const m = await get('masternodes');
   const list = Array.isArray(m.list) ? m.list : [];
-  const state = (e) => {
-    const s = e.state || {};
-    if (s.revoked || e.revoked) return 'revoked';
-    if ((s.PoSeBanHeight !== undefined && s.PoSeBanHeight !== -1) || s.poseBanned) return 'PoSe banned';
-    return 'valid';
-  };
-  const quorums = m.quorums ? Object.entries(m.quorums).flatMap(([type, hashes]) => (Array.isArray(hashes) ? hashes.map((q) => [type, h('span', { class: 'mono' }, short(q))]) : [])) : [];
-  const dkg = Array.isArray(m.dkg) ? m.dkg : (m.dkg && Array.isArray(m.dkg.sessions) ? m.dkg.sessions : []);
   const count = m.count || {};
+  const dkg = m.dkg || {};
+  const sessions = dkg.activeSessions || [];
+  const quorums = Object.entries(m.quorums || {}).flatMap(([type, hashes]) => (hashes || []).map((q) => [type, h('span', { class: 'mono' }, q)]));
+  const winners = Object.entries(m.winners || {}).sort((a, b) => Number(b[0]) - Number(a[0])).slice(0, 6);
   show(
     h('h1', {}, 'Masternodes'),
     h('div', { class: 'cards' },
       card('Registered', String(count.total ?? list.length), 'mn-total'),
-      card('Enabled', String(count.enabled ?? ''), 'mn-enabled'),
+      card('Enabled', String(count.enabled ?? '–'), 'mn-enabled'),
+      card('Quorums', String(quorums.length), 'mn-quorums'),
+      card('Next DKG', dkg.nextDkgHeight !== undefined ? `#${dkg.nextDkgHeight} (in ${dkg.blocksUntilNextDkg})` : '–', 'mn-dkg'),
       card('ChainLock', m.chainlock ? `#${m.chainlock.height}` : 'none', 'mn-chainlock')),
-    table(['proTxHash', 'status', 'service', 'registered', 'last paid', 'PoSe penalty'], list.map((e) => {
-      const s = e.state || {};
-      return [h('span', { class: 'mono' }, short(e.proTxHash)), state(e), s.service || '', String(s.registeredHeight ?? ''), String(s.lastPaidHeight ?? ''), String(s.PoSePenalty ?? '')];
-    }), { id: 'mn-list' }),
-    h('h2', {}, 'Next payees'),
-    h('pre', { class: 'mono' }, m.winners ? JSON.stringify(m.winners, null, 1) : '—'),
+    list.length
+      ? table(['proTxHash', 'status', 'service', 'registered', 'last paid', 'PoSe penalty', 'payout'], list.map((e) => {
+        const s = e.state || {};
+        return [h('span', { class: 'mono' }, short(e.proTxHash)), status(s), s.service || '', String(s.registeredHeight ?? ''), String(s.lastPaidHeight ?? ''), String(s.PoSePenalty ?? ''), h('span', { class: 'mono' }, short(s.payoutAddress || ''))];
+      }), { id: 'mn-list' })
+      : h('p', { class: 'muted', id: 'mn-list' }, 'no masternode registered'),
+    h('h2', {}, 'Payees of recent blocks'),
+    table(['height', 'payee'], winners.map(([height, payee]) => [height, h('span', { class: 'mono' }, payee)])),
     h('h2', {}, 'Quorums'),
-    table(['type', 'quorum hash'], quorums),
-    h('h2', {}, 'DKG sessions of this node'),
-    dkg.length ? table(['quorum height', 'phase', 'members', 'contributions', 'complaints', 'commitment ready'], dkg.map((d) => [
-      String(d.quorumHeight ?? d.quorum_height ?? ''), String(d.phase ?? ''), String(d.members ?? ''), String(d.contributions ?? ''), String(d.complaints ?? ''), String(d.commitmentReady ?? d.commitment_ready ?? ''),
-    ])) : h('p', { class: 'muted' }, 'none (not a masternode, or no DKG running)'),
+    quorums.length ? table(['type', 'quorum hash'], quorums) : h('p', { class: 'muted' }, 'no quorum mined yet'),
+    h('h2', {}, 'DKG of this node'),
+    h('p', { class: 'muted' }, dkg.note || (dkg.masternode ? `masternode ${short(dkg.proTxHash || '')}` : '')),
+    sessions.length ? table(['quorum height', 'phase', 'members', 'contributions', 'complaints', 'justifications', 'commitment ready'], sessions.map((d) => [
+      String(d.quorumHeight), d.phase, String(d.members), String(d.contributions), String(d.complaints), String(d.justifications), d.commitmentReady ? 'yes' : 'no',
+    ]), { id: 'dkg-sessions' }) : h('p', { class: 'muted' }, 'no DKG session running'),
   );
 }
