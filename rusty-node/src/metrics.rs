@@ -139,7 +139,7 @@ impl Metrics {
     /// The whole page: the instrumented series, then a snapshot of the
     /// node read now.
     pub async fn render(&self, ctx: &RpcContext) -> String {
-        let snapshot = snapshot(ctx).await;
+        let snapshot = registry_of(&health(ctx).await);
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail.
         let _ = text::encode_registry(&mut out, &self.registry);
@@ -169,16 +169,64 @@ struct ResultLabel {
     result: &'static str,
 }
 
-/// What the chain service reports in one query.
-struct ChainSnapshot {
-    height: u64,
-    reorgs: u64,
-    mempool_txs: usize,
-    mempool_bytes: usize,
-    chainlock_height: Option<u64>,
-    masternodes_valid: usize,
-    masternodes_banned: usize,
-    masternodes_revoked: usize,
+/// The node's health, read now: what `/metrics` shows beside the
+/// instrumented series, and what RPC `getnodehealth` returns as JSON.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    /// `None` when the chain service did not answer (shutting down).
+    pub chain: Option<ChainHealth>,
+    /// `None` without P2P.
+    pub peers: Option<PeersHealth>,
+    /// This node's DKG sessions by phase.
+    pub dkg_sessions: std::collections::BTreeMap<String, u64>,
+    /// `None` without the media layer.
+    pub media: Option<MediaHealth>,
+    pub process: ProcessHealth,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ChainHealth {
+    pub height: u64,
+    pub reorgs: u64,
+    pub mempool_transactions: usize,
+    pub mempool_bytes: usize,
+    pub chainlock_height: Option<u64>,
+    /// Blocks between the tip and the best ChainLock (the height when none).
+    pub chainlock_lag_blocks: u64,
+    pub masternodes_valid: usize,
+    pub masternodes_banned: usize,
+    pub masternodes_revoked: usize,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct PeersHealth {
+    pub inbound: usize,
+    pub outbound: usize,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct MediaHealth {
+    pub chunks_ok: u64,
+    pub chunks_bad: u64,
+    pub replies_not_found: u64,
+    pub replies_busy: u64,
+    /// Chunk requests that timed out or failed: stalls.
+    pub requests_failed: u64,
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    pub requests_shed: u64,
+    pub store_bytes: u64,
+    pub live_streams: u64,
+    /// The largest 95th-percentile segment delay over the live streams.
+    pub live_segment_lag_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ProcessHealth {
+    pub cpu_seconds: Option<f64>,
+    pub resident_memory_bytes: Option<u64>,
+    pub threads: Option<u64>,
+    pub open_fds: Option<u64>,
 }
 
 fn gauge(v: impl TryInto<i64>) -> ConstGauge<i64> {
@@ -207,19 +255,22 @@ where
     family
 }
 
-/// A registry of what the node keeps anyway, read now.
-async fn snapshot(ctx: &RpcContext) -> Registry {
-    let mut r = Registry::with_prefix("rusty");
+/// Reads the node's health: one chain query, one network question, the
+/// quorum view, the media counters and live streams, `/proc/self`.
+pub async fn health(ctx: &RpcContext) -> Health {
     let chain = ctx
         .with_state(|s| {
             let chain = s.chain();
             let mn = chain.mn();
-            ChainSnapshot {
-                height: chain.height(),
+            let height = chain.height();
+            let chainlock_height = chain.best_chainlock().map(|cl| cl.height);
+            ChainHealth {
+                height,
                 reorgs: s.reorg_count(),
-                mempool_txs: s.mempool().len(),
+                mempool_transactions: s.mempool().len(),
                 mempool_bytes: s.mempool().total_size(),
-                chainlock_height: chain.best_chainlock().map(|cl| cl.height),
+                chainlock_height,
+                chainlock_lag_blocks: height.saturating_sub(chainlock_height.unwrap_or(0)),
                 masternodes_valid: mn.valid_count(),
                 masternodes_banned: mn
                     .entries()
@@ -228,216 +279,188 @@ async fn snapshot(ctx: &RpcContext) -> Registry {
                 masternodes_revoked: mn.entries().filter(|e| e.revoked).count(),
             }
         })
-        .await;
-    if let Ok(c) = chain {
-        r.register(
-            "chain_height",
-            "Height of the active chain's tip",
-            gauge(c.height),
-        );
+        .await
+        .ok();
+    let mut h = Health {
+        chain,
+        process: process(),
+        ..Health::default()
+    };
+    if let Some(p2p) = &ctx.p2p {
+        if let Ok(info) = p2p.net.info().await {
+            h.peers = Some(PeersHealth {
+                inbound: info.inbound,
+                outbound: info.outbound,
+            });
+        }
+        if let Ok(sessions) = p2p.llmq.view.sessions.lock() {
+            for s in sessions.iter() {
+                *h.dkg_sessions.entry(s.phase.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    if let Some(media) = &ctx.media {
+        let s = media.stats();
+        let mut m = MediaHealth {
+            chunks_ok: s.chunks_ok,
+            chunks_bad: s.bad_chunks,
+            replies_not_found: s.replies_not_found,
+            replies_busy: s.busy_replies_received,
+            requests_failed: s.requests_failed,
+            bytes_down: s.downloaded_bytes,
+            bytes_up: s.uploaded_bytes,
+            requests_shed: s.shed_requests,
+            store_bytes: s.store_bytes,
+            ..MediaHealth::default()
+        };
+        let mut lag_ms = 0u64;
+        for stream in media.live_streams().await {
+            let status = stream.status().await;
+            m.live_streams += 1;
+            lag_ms = lag_ms.max(status.latency_p95_ms.unwrap_or(0));
+        }
+        m.live_segment_lag_seconds = lag_ms as f64 / 1000.0;
+        h.media = Some(m);
+    }
+    h
+}
+
+/// `health` as Prometheus series.
+fn registry_of(h: &Health) -> Registry {
+    let mut r = Registry::with_prefix("rusty");
+    if let Some(c) = &h.chain {
+        r.register("chain_height", "Height of the active chain's tip", gauge(c.height));
         r.register(
             "chain_reorgs",
             "Reorganisations (a block of the active chain disconnected) since start",
             ConstCounter::new(c.reorgs),
         );
-        r.register(
-            "mempool_transactions",
-            "Transactions in the mempool",
-            gauge(c.mempool_txs),
-        );
-        r.register(
-            "mempool_bytes",
-            "Serialized size of the mempool's transactions",
-            gauge(c.mempool_bytes),
-        );
+        r.register("mempool_transactions", "Transactions in the mempool", gauge(c.mempool_transactions));
+        r.register("mempool_bytes", "Serialized size of the mempool's transactions", gauge(c.mempool_bytes));
         r.register(
             "chainlock_lag_blocks",
             "Blocks between the tip and the best ChainLock (the height when none)",
-            gauge(c.height.saturating_sub(c.chainlock_height.unwrap_or(0))),
+            gauge(c.chainlock_lag_blocks),
         );
         r.register(
             "chainlock_height",
             "Height of the best ChainLock (-1 when none)",
-            ConstGauge::new(
-                c.chainlock_height
-                    .map_or(-1, |h| i64::try_from(h).unwrap_or(i64::MAX)),
-            ),
+            ConstGauge::new(c.chainlock_height.map_or(-1, |h| i64::try_from(h).unwrap_or(i64::MAX))),
         );
         r.register(
             "masternodes",
             "Registered masternodes by status",
             gauge_family([
                 (StatusLabel { status: "valid" }, c.masternodes_valid as i64),
-                (
-                    StatusLabel { status: "banned" },
-                    c.masternodes_banned as i64,
-                ),
-                (
-                    StatusLabel { status: "revoked" },
-                    c.masternodes_revoked as i64,
-                ),
+                (StatusLabel { status: "banned" }, c.masternodes_banned as i64),
+                (StatusLabel { status: "revoked" }, c.masternodes_revoked as i64),
             ]),
         );
     }
-
-    if let Some(p2p) = &ctx.p2p {
-        if let Ok(info) = p2p.net.info().await {
-            r.register(
-                "peers",
-                "Connected peers by direction",
-                gauge_family([
-                    (
-                        DirectionLabel {
-                            direction: "inbound",
-                        },
-                        info.inbound as i64,
-                    ),
-                    (
-                        DirectionLabel {
-                            direction: "outbound",
-                        },
-                        info.outbound as i64,
-                    ),
-                ]),
-            );
-        }
-        let mut phases = std::collections::BTreeMap::<String, i64>::new();
-        if let Ok(sessions) = p2p.llmq.view.sessions.lock() {
-            for s in sessions.iter() {
-                *phases.entry(s.phase.to_owned()).or_default() += 1;
-            }
-        }
+    if let Some(p) = &h.peers {
         r.register(
-            "dkg_sessions",
-            "This node's DKG sessions by phase",
-            gauge_family(
-                phases
-                    .into_iter()
-                    .map(|(phase, n)| (PhaseLabel { phase }, n)),
-            ),
+            "peers",
+            "Connected peers by direction",
+            gauge_family([
+                (DirectionLabel { direction: "inbound" }, p.inbound as i64),
+                (DirectionLabel { direction: "outbound" }, p.outbound as i64),
+            ]),
         );
     }
-
-    if let Some(media) = &ctx.media {
-        let s = media.stats();
+    r.register(
+        "dkg_sessions",
+        "This node's DKG sessions by phase",
+        gauge_family(
+            h.dkg_sessions
+                .iter()
+                .map(|(phase, n)| (PhaseLabel { phase: phase.clone() }, *n as i64)),
+        ),
+    );
+    if let Some(m) = &h.media {
         r.register(
             "media_chunks",
             "Chunk replies a download received, by result (failed: timed out or refused; a stall)",
             counter_family([
-                (ResultLabel { result: "ok" }, s.chunks_ok),
-                (ResultLabel { result: "bad" }, s.bad_chunks),
-                (
-                    ResultLabel {
-                        result: "not_found",
-                    },
-                    s.replies_not_found,
-                ),
-                (ResultLabel { result: "busy" }, s.busy_replies_received),
-                (ResultLabel { result: "failed" }, s.requests_failed),
+                (ResultLabel { result: "ok" }, m.chunks_ok),
+                (ResultLabel { result: "bad" }, m.chunks_bad),
+                (ResultLabel { result: "not_found" }, m.replies_not_found),
+                (ResultLabel { result: "busy" }, m.replies_busy),
+                (ResultLabel { result: "failed" }, m.requests_failed),
             ]),
         );
         r.register(
             "media_stalls",
             "Chunk requests that timed out or failed (the provider is backed off)",
-            ConstCounter::new(s.requests_failed),
+            ConstCounter::new(m.requests_failed),
         );
         r.register(
             "media_bytes",
             "Verified media bytes received (down) and sent (up)",
             counter_family([
-                (DirectionLabel { direction: "down" }, s.downloaded_bytes),
-                (DirectionLabel { direction: "up" }, s.uploaded_bytes),
+                (DirectionLabel { direction: "down" }, m.bytes_down),
+                (DirectionLabel { direction: "up" }, m.bytes_up),
             ]),
         );
         r.register(
             "media_requests_shed",
             "Media requests dropped because every serving slot was taken",
-            ConstCounter::new(s.shed_requests),
+            ConstCounter::new(m.requests_shed),
         );
-        r.register(
-            "media_store_bytes",
-            "Bytes in the content store",
-            gauge(s.store_bytes),
-        );
-        let mut lag_ms = 0u64;
-        let mut live = 0i64;
-        for stream in media.live_streams().await {
-            let status = stream.status().await;
-            live += 1;
-            lag_ms = lag_ms.max(status.latency_p95_ms.unwrap_or(0));
-        }
-        r.register(
-            "media_live_streams",
-            "Live streams broadcast or watched",
-            ConstGauge::new(live),
-        );
+        r.register("media_store_bytes", "Bytes in the content store", gauge(m.store_bytes));
+        r.register("media_live_streams", "Live streams broadcast or watched", gauge(m.live_streams));
         r.register(
             "media_live_segment_lag_seconds",
             "The largest 95th-percentile delay of a live segment (cut to arrival) over the streams",
-            ConstGauge::new(lag_ms as f64 / 1000.0),
+            ConstGauge::new(m.live_segment_lag_seconds),
         );
     }
-
-    process(&mut r);
+    let p = &h.process;
+    if let Some(v) = p.cpu_seconds {
+        r.register("process_cpu_seconds", "User and system CPU time of the node process", ConstCounter::new(v));
+    }
+    if let Some(v) = p.resident_memory_bytes {
+        r.register("process_resident_memory_bytes", "Resident memory of the node process", gauge(v));
+    }
+    if let Some(v) = p.threads {
+        r.register("process_threads", "Threads of the node process", gauge(v));
+    }
+    if let Some(v) = p.open_fds {
+        r.register("process_open_fds", "Open file descriptors", gauge(v));
+    }
     r
 }
 
-/// The process's CPU time, memory and open files, from `/proc/self`
-/// (Linux; elsewhere these series are left out).
-fn process(r: &mut Registry) {
+/// The process's CPU time, memory, threads and open files, from
+/// `/proc/self` (Linux; elsewhere `None`s).
+fn process() -> ProcessHealth {
     // USER_HZ, the unit of /proc's CPU times: 100 on every Linux ABI.
     const USER_HZ: f64 = 100.0;
+    let mut p = ProcessHealth::default();
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the command name (which may hold spaces): state is
-        // field 3, utime 14, stime 15.
-        if let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) {
+        // After the command name (which may hold spaces and parentheses):
+        // utime and stime are the 12th and 13th fields.
+        if let Some((_, rest)) = stat.rsplit_once(')') {
             let fields: Vec<&str> = rest.split_whitespace().collect();
             let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
             if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
-                r.register(
-                    "process_cpu_seconds",
-                    "User and system CPU time of the node process",
-                    ConstCounter::new((user + system) as f64 / USER_HZ),
-                );
+                p.cpu_seconds = Some((user + system) as f64 / USER_HZ);
             }
         }
     }
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        let kib = |key: &str| {
+        let field = |key: &str| {
             status.lines().find_map(|l| {
-                l.strip_prefix(key)?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
+                let v = l.strip_prefix(key)?.trim();
+                v.strip_suffix("kB").unwrap_or(v).trim().parse::<u64>().ok()
             })
         };
-        if let Some(rss) = kib("VmRSS:") {
-            r.register(
-                "process_resident_memory_bytes",
-                "Resident memory of the node process",
-                gauge(rss.saturating_mul(1024)),
-            );
-        }
-        if let Some(threads) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:")?.trim().parse::<u64>().ok())
-        {
-            r.register(
-                "process_threads",
-                "Threads of the node process",
-                gauge(threads),
-            );
-        }
+        p.resident_memory_bytes = field("VmRSS:").map(|kib| kib.saturating_mul(1024));
+        p.threads = field("Threads:");
     }
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        r.register(
-            "process_open_fds",
-            "Open file descriptors",
-            gauge(dir.count()),
-        );
+        p.open_fds = Some(dir.count() as u64);
     }
+    p
 }
 
 /// Binds the metrics listener (`--metrics-bind`).

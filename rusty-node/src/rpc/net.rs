@@ -52,6 +52,10 @@ impl NetApiServer for NetRpc {
             .collect())
     }
 
+    async fn get_node_health(&self) -> RpcResult<crate::metrics::Health> {
+        Ok(crate::metrics::health(&self.0).await)
+    }
+
     async fn get_network_info(&self) -> RpcResult<Value> {
         let ctx = &self.0;
         let relay_fee = ctx.with_state(|s| s.mempool().min_fee_rate()).await?;

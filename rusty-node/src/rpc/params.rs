@@ -165,6 +165,7 @@ signatures! {
     "disconnectnode" Network [] ["\"address\"", "nodeid"] "Disconnects a peer by address or id.";
     "getconnectioncount" Network [] [] "Returns the number of connections.";
     "getnetworkinfo" Network [] [] "Returns P2P networking state.";
+    "getnodehealth" Network [] [] "Returns the node's health: chain, mempool, peers, masternodes, ChainLock lag, DKG, media, process (as /metrics).";
     "getpeerinfo" Network [] [] "Returns data about each connected peer.";
     "listbanned" Network [] [] "Lists banned peers.";
     "setban" Network ["\"subnet\"", "\"command\""] ["bantime", "absolute"] "Adds or removes a ban.";

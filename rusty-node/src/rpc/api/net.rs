@@ -1,4 +1,4 @@
-//! Network methods: `getpeerinfo`, `getnetworkinfo`, `getconnectioncount`,
+//! Network methods: `getpeerinfo`, `getnetworkinfo`, `getnodehealth`, `getconnectioncount`,
 //! `addnode`, `disconnectnode`, `setban`, `listbanned`, `clearbanned`.
 //!
 //! Result shapes follow Bitcoin Core; addresses are libp2p multiaddrs and
@@ -16,6 +16,12 @@ pub trait NetApi {
 
     #[method(name = "getnetworkinfo")]
     async fn get_network_info(&self) -> RpcResult<Value>;
+
+    /// The node's health in one object: what `/metrics` shows beside its
+    /// instrumented series (chain, mempool, peers, masternodes, ChainLock
+    /// lag, DKG sessions by phase, media counters and live lag, process).
+    #[method(name = "getnodehealth")]
+    async fn get_node_health(&self) -> RpcResult<crate::metrics::Health>;
 
     #[method(name = "getconnectioncount")]
     async fn get_connection_count(&self) -> RpcResult<usize>;
