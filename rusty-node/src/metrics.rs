@@ -329,14 +329,26 @@ pub async fn health(ctx: &RpcContext) -> Health {
 fn registry_of(h: &Health) -> Registry {
     let mut r = Registry::with_prefix("rusty");
     if let Some(c) = &h.chain {
-        r.register("chain_height", "Height of the active chain's tip", gauge(c.height));
+        r.register(
+            "chain_height",
+            "Height of the active chain's tip",
+            gauge(c.height),
+        );
         r.register(
             "chain_reorgs",
             "Reorganisations (a block of the active chain disconnected) since start",
             ConstCounter::new(c.reorgs),
         );
-        r.register("mempool_transactions", "Transactions in the mempool", gauge(c.mempool_transactions));
-        r.register("mempool_bytes", "Serialized size of the mempool's transactions", gauge(c.mempool_bytes));
+        r.register(
+            "mempool_transactions",
+            "Transactions in the mempool",
+            gauge(c.mempool_transactions),
+        );
+        r.register(
+            "mempool_bytes",
+            "Serialized size of the mempool's transactions",
+            gauge(c.mempool_bytes),
+        );
         r.register(
             "chainlock_lag_blocks",
             "Blocks between the tip and the best ChainLock (the height when none)",
@@ -345,15 +357,24 @@ fn registry_of(h: &Health) -> Registry {
         r.register(
             "chainlock_height",
             "Height of the best ChainLock (-1 when none)",
-            ConstGauge::new(c.chainlock_height.map_or(-1, |h| i64::try_from(h).unwrap_or(i64::MAX))),
+            ConstGauge::new(
+                c.chainlock_height
+                    .map_or(-1, |h| i64::try_from(h).unwrap_or(i64::MAX)),
+            ),
         );
         r.register(
             "masternodes",
             "Registered masternodes by status",
             gauge_family([
                 (StatusLabel { status: "valid" }, c.masternodes_valid as i64),
-                (StatusLabel { status: "banned" }, c.masternodes_banned as i64),
-                (StatusLabel { status: "revoked" }, c.masternodes_revoked as i64),
+                (
+                    StatusLabel { status: "banned" },
+                    c.masternodes_banned as i64,
+                ),
+                (
+                    StatusLabel { status: "revoked" },
+                    c.masternodes_revoked as i64,
+                ),
             ]),
         );
     }
@@ -362,19 +383,32 @@ fn registry_of(h: &Health) -> Registry {
             "peers",
             "Connected peers by direction",
             gauge_family([
-                (DirectionLabel { direction: "inbound" }, p.inbound as i64),
-                (DirectionLabel { direction: "outbound" }, p.outbound as i64),
+                (
+                    DirectionLabel {
+                        direction: "inbound",
+                    },
+                    p.inbound as i64,
+                ),
+                (
+                    DirectionLabel {
+                        direction: "outbound",
+                    },
+                    p.outbound as i64,
+                ),
             ]),
         );
     }
     r.register(
         "dkg_sessions",
         "This node's DKG sessions by phase",
-        gauge_family(
-            h.dkg_sessions
-                .iter()
-                .map(|(phase, n)| (PhaseLabel { phase: phase.clone() }, *n as i64)),
-        ),
+        gauge_family(h.dkg_sessions.iter().map(|(phase, n)| {
+            (
+                PhaseLabel {
+                    phase: phase.clone(),
+                },
+                *n as i64,
+            )
+        })),
     );
     if let Some(m) = &h.media {
         r.register(
@@ -383,7 +417,12 @@ fn registry_of(h: &Health) -> Registry {
             counter_family([
                 (ResultLabel { result: "ok" }, m.chunks_ok),
                 (ResultLabel { result: "bad" }, m.chunks_bad),
-                (ResultLabel { result: "not_found" }, m.replies_not_found),
+                (
+                    ResultLabel {
+                        result: "not_found",
+                    },
+                    m.replies_not_found,
+                ),
                 (ResultLabel { result: "busy" }, m.replies_busy),
                 (ResultLabel { result: "failed" }, m.requests_failed),
             ]),
@@ -406,8 +445,16 @@ fn registry_of(h: &Health) -> Registry {
             "Media requests dropped because every serving slot was taken",
             ConstCounter::new(m.requests_shed),
         );
-        r.register("media_store_bytes", "Bytes in the content store", gauge(m.store_bytes));
-        r.register("media_live_streams", "Live streams broadcast or watched", gauge(m.live_streams));
+        r.register(
+            "media_store_bytes",
+            "Bytes in the content store",
+            gauge(m.store_bytes),
+        );
+        r.register(
+            "media_live_streams",
+            "Live streams broadcast or watched",
+            gauge(m.live_streams),
+        );
         r.register(
             "media_live_segment_lag_seconds",
             "The largest 95th-percentile delay of a live segment (cut to arrival) over the streams",
@@ -416,10 +463,18 @@ fn registry_of(h: &Health) -> Registry {
     }
     let p = &h.process;
     if let Some(v) = p.cpu_seconds {
-        r.register("process_cpu_seconds", "User and system CPU time of the node process", ConstCounter::new(v));
+        r.register(
+            "process_cpu_seconds",
+            "User and system CPU time of the node process",
+            ConstCounter::new(v),
+        );
     }
     if let Some(v) = p.resident_memory_bytes {
-        r.register("process_resident_memory_bytes", "Resident memory of the node process", gauge(v));
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the node process",
+            gauge(v),
+        );
     }
     if let Some(v) = p.threads {
         r.register("process_threads", "Threads of the node process", gauge(v));
