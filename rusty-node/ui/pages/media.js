@@ -62,7 +62,7 @@ function providerTable(status) {
     h('p', {}, `${d.state} · ${bytes(d.bytes_present)} of ${bytes(d.size)} · ${bytes(d.rate)}/s · ${d.bad_chunks} bad chunks`),
     table(['provider', 'received', 'in flight', 'rate', 'state'], (d.peers || []).map((p) => [
       h('span', { class: 'mono' }, short(p.peer)), bytes(p.bytes), String(p.in_flight), `${bytes(p.rate)}/s`,
-      h('span', { class: p.state === 'ok' ? 'ok' : 'error' }, p.state),
+      h('span', { class: p.state === 'active' ? 'ok' : 'error' }, p.state),
     ]), { id: 'providers' }));
 }
 
