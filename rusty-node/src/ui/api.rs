@@ -149,33 +149,41 @@ fn login_user(user: &str) -> &str {
     }
 }
 
-async fn login(
-    State(ui): Shared,
-    Extension(s): Extension<CurrentSession>,
-    Json(form): Json<Login>,
-) -> Response {
+/// Checks a user and password against the RPC credentials, within the
+/// failed-login limit; `wrong` is the answer's message when they do not
+/// match.
+async fn check_password(ui: &Ui, user: &str, password: &str, wrong: &str) -> Result<(), ApiError> {
     if !ui.sessions.login_allowed() {
-        return error(
+        return Err(ApiError::from(error(
             StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins; wait a minute",
-        );
+            "too many failed passwords; wait a minute",
+        )));
     }
     if ui
         .auth
-        .verify_credentials(login_user(&form.user), &form.password)
+        .verify_credentials(login_user(user), password)
         .is_none()
     {
         ui.sessions.login_failed();
         // As the RPC server does: a wrong password waits before its answer.
         tokio::time::sleep(crate::rpc::http::AUTH_FAILURE_DELAY).await;
-        return error(StatusCode::UNAUTHORIZED, "wrong user or password");
+        return Err(ApiError::from(error(StatusCode::UNAUTHORIZED, wrong)));
     }
+    Ok(())
+}
+
+async fn login(
+    State(ui): Shared,
+    Extension(s): Extension<CurrentSession>,
+    Json(form): Json<Login>,
+) -> Result<Response, ApiError> {
+    check_password(&ui, &form.user, &form.password, "wrong user or password").await?;
     let view = ui.sessions.authenticate(&s.0.id);
     let mut response = Json(json!({ "authenticated": true, "csrf": view.csrf })).into_response();
     response
         .headers_mut()
         .append(axum::http::header::SET_COOKIE, set_cookie(&view.id));
-    response
+    Ok(response)
 }
 
 async fn logout(State(ui): Shared, Extension(s): Extension<CurrentSession>) -> Json<Value> {
@@ -498,24 +506,13 @@ async fn wallet_send(
     Json(form): Json<Send>,
 ) -> ApiResult {
     require_login(&s)?;
-    if !ui.sessions.login_allowed() {
-        return Err(ApiError::from(error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed passwords; wait a minute",
-        )));
-    }
-    if ui
-        .auth
-        .verify_credentials(login_user(&form.user), &form.password)
-        .is_none()
-    {
-        ui.sessions.login_failed();
-        tokio::time::sleep(crate::rpc::http::AUTH_FAILURE_DELAY).await;
-        return Err(ApiError::from(error(
-            StatusCode::UNAUTHORIZED,
-            "wrong password; nothing was sent",
-        )));
-    }
+    check_password(
+        &ui,
+        &form.user,
+        &form.password,
+        "wrong password; nothing was sent",
+    )
+    .await?;
     let pending = ui
         .sessions
         .take_pending(&s.0.id, &form.confirmation)
