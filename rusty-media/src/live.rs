@@ -15,6 +15,8 @@ use std::{
 
 use crate::wire::{MAX_SEGMENT_BYTES, MAX_SEGMENT_DURATION_MS};
 
+pub mod ts;
+
 /// Bytes of one MPEG transport stream packet.
 pub const TS_PACKET_LEN: usize = 188;
 /// The first byte of every MPEG-TS packet.
@@ -24,6 +26,10 @@ pub const TS_SYNC_BYTE: u8 = 0x47;
 pub const TS_DETECT_PACKETS: u64 = 4;
 /// Default target duration of a segment.
 pub const DEFAULT_TARGET_MS: u32 = 500;
+/// With video in an MPEG-TS input, a segment is cut only before a
+/// random-access point, so segments follow the GOP; if none comes within
+/// this many target durations, it is cut by time anyway.
+pub const MAX_GOP_TARGETS: u32 = 10;
 
 /// How the [`Segmenter`] cuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +122,16 @@ pub struct Segmenter {
     marks: VecDeque<(usize, u64)>,
     next_seq: u64,
     last_cut_ms: Option<u64>,
+    /// MPEG-TS: the tables and the video stream's random-access points.
+    ts: ts::TsScanner,
+    /// Bytes of `pending` looked at by `ts` (whole packets).
+    scanned: usize,
+    /// Offsets (> 0, on packet boundaries) in `pending` of packets that
+    /// start a random-access point.
+    keyframes: VecDeque<usize>,
+    /// `pending` starts at a random-access point: its segment gets the
+    /// PAT and PMT before it.
+    starts_at_keyframe: bool,
 }
 
 impl Segmenter {
@@ -129,6 +145,10 @@ impl Segmenter {
             marks: VecDeque::new(),
             next_seq: 0,
             last_cut_ms: None,
+            ts: ts::TsScanner::new(),
+            scanned: 0,
+            keyframes: VecDeque::new(),
+            starts_at_keyframe: false,
         }
     }
 
@@ -157,10 +177,25 @@ impl Segmenter {
     /// (its first byte, or the previous cut if its first bytes were left
     /// over from that). For MPEG-TS only whole packets are cut: with less
     /// than one packet pending nothing is cut yet.
+    ///
+    /// An MPEG-TS input with a video stream is cut only before a
+    /// random-access point (the last one pending), so that every segment
+    /// starts where a player can: segments follow the GOP. Without one
+    /// after [`MAX_GOP_TARGETS`] target durations, it is cut by time.
     pub fn tick(&mut self, now_ms: u64) -> Option<CutSegment> {
         let start = self.segment_start_ms()?;
-        if now_ms.saturating_sub(start) < u64::from(self.target_ms) {
+        let elapsed = now_ms.saturating_sub(start);
+        if elapsed < u64::from(self.target_ms) {
             return None;
+        }
+        if self.format == InputFormat::MpegTs && self.ts.video().is_some() {
+            if let Some(&at) = self.keyframes.back() {
+                return Some(self.cut(at, now_ms));
+            }
+            let wait = u64::from(self.target_ms).saturating_mul(u64::from(MAX_GOP_TARGETS));
+            if elapsed < wait.min(u64::from(MAX_SEGMENT_DURATION_MS)) {
+                return None;
+            }
         }
         let len = match self.format {
             InputFormat::Raw => self.pending.len(),
@@ -198,13 +233,35 @@ impl Segmenter {
         self.format
     }
 
-    /// The size at which `push` cuts.
+    /// The size at which `push` cuts (with video, room is kept for the two
+    /// table packets put before a segment).
     fn limit(&self) -> usize {
         match self.format {
             InputFormat::Raw => self.max_bytes,
             InputFormat::Detecting | InputFormat::MpegTs => {
-                (self.max_bytes / TS_PACKET_LEN * TS_PACKET_LEN).max(TS_PACKET_LEN)
+                let room = if self.ts.video().is_some() {
+                    2 * TS_PACKET_LEN
+                } else {
+                    0
+                };
+                (self.max_bytes.saturating_sub(room) / TS_PACKET_LEN * TS_PACKET_LEN)
+                    .max(TS_PACKET_LEN)
             }
+        }
+    }
+
+    /// Looks at the whole packets appended since the last call.
+    fn scan(&mut self) {
+        while self.scanned + TS_PACKET_LEN <= self.pending.len() {
+            let packet = &self.pending[self.scanned..self.scanned + TS_PACKET_LEN];
+            if self.ts.packet(packet) == ts::PacketKind::RandomAccess {
+                if self.scanned == 0 {
+                    self.starts_at_keyframe = true;
+                } else {
+                    self.keyframes.push_back(self.scanned);
+                }
+            }
+            self.scanned += TS_PACKET_LEN;
         }
     }
 
@@ -242,6 +299,9 @@ impl Segmenter {
         }
         self.pending.extend_from_slice(head);
         self.read = self.read.saturating_add(len);
+        if self.format == InputFormat::MpegTs {
+            self.scan();
+        }
         match self.format {
             // Every cut takes all that is pending: only the first mark
             // matters.
@@ -260,6 +320,20 @@ impl Segmenter {
 
     /// Cuts the first `len` pending bytes (`1 <= len <= pending.len()`).
     fn cut(&mut self, len: usize, now_ms: u64) -> CutSegment {
+        // The remainder starts at a random-access point when one is at `len`.
+        let next_starts_at_keyframe = self.keyframes.contains(&len);
+        while self.keyframes.front().is_some_and(|&k| k <= len) {
+            self.keyframes.pop_front();
+        }
+        for k in &mut self.keyframes {
+            *k -= len;
+        }
+        self.scanned = self.scanned.saturating_sub(len);
+        let tables = if mem::replace(&mut self.starts_at_keyframe, next_starts_at_keyframe) {
+            self.ts.tables()
+        } else {
+            None
+        };
         let captured_ms = self.marks.front().map_or(now_ms, |m| m.1);
         let start_ms = self.segment_start_ms().unwrap_or(now_ms);
         let data = if len >= self.pending.len() {
@@ -284,6 +358,14 @@ impl Segmenter {
                 self.marks.push_front((0, ms));
             }
             mem::replace(&mut self.pending, rest)
+        };
+        // A player joining at this segment has seen no table yet.
+        let data = match tables {
+            Some(mut t) => {
+                t.extend_from_slice(&data);
+                t
+            }
+            None => data,
         };
         let duration = now_ms
             .saturating_sub(start_ms)
