@@ -1109,21 +1109,44 @@ impl Service {
             return;
         }
         let ids = due.clone();
+        // Each waiting transaction with its unconfirmed ancestors, parents
+        // first: a transaction that came back from a block orphaned by a
+        // reorg may spend the output of one we got by gossip and never
+        // publish ourselves; a peer that never saw that parent (it was on
+        // the other side of a partition) would refuse the child.
         let Some(waiting) = self
             .query(move |s| {
+                let pool = s.mempool();
                 ids.iter()
-                    .map(|id| s.mempool().get(id).map(|e| e.tx.clone()))
+                    .map(|id| {
+                        let entry = pool.get(id)?;
+                        let mut ancestors: Vec<(usize, Hash256)> = pool
+                            .ancestors(id)
+                            .into_iter()
+                            .map(|a| (pool.ancestors(&a).len(), a))
+                            .collect();
+                        // A parent has fewer ancestors than its child.
+                        ancestors.sort();
+                        let mut txs: Vec<Transaction> = ancestors
+                            .iter()
+                            .filter_map(|(_, a)| pool.get(a).map(|e| e.tx.clone()))
+                            .collect();
+                        txs.push(entry.tx.clone());
+                        Some(txs)
+                    })
                     .collect::<Vec<_>>()
             })
             .await
         else {
             return;
         };
-        for (txid, tx) in due.into_iter().zip(waiting) {
-            match tx {
-                Some(tx) => {
-                    debug!(target: "p2p", %txid, "publishing our unconfirmed transaction again");
-                    let _ = self.net.publish(Topic::Txs, tx.encode()).await;
+        for (txid, txs) in due.into_iter().zip(waiting) {
+            match txs {
+                Some(txs) => {
+                    debug!(target: "p2p", %txid, ancestors = txs.len() - 1, "publishing our unconfirmed transaction again");
+                    for tx in txs {
+                        let _ = self.net.publish(Topic::Txs, tx.encode()).await;
+                    }
                     self.own_txs.published(txid, now);
                 }
                 None => self.own_txs.forget(&txid),
