@@ -178,6 +178,9 @@ fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
         .run(c.api().stream_view(a.id.clone()))
         .map_err(rpc_error)?;
     let live = started.live;
+    if let Some(url) = &started.playback_url {
+        eprintln!("the node plays it directly, bytes as they are: {url}");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -322,6 +322,9 @@ impl Node {
             operator: config.masternode.clone(),
             media: p2p.as_ref().and_then(|h| h.media.clone()),
             datadir: Some(dir.to_path_buf()),
+            ui_url: ui_listener
+                .as_ref()
+                .map(|(_, addr)| format!("http://{addr}")),
         };
         let ctx = Arc::new(ctx);
         let module = rpc::build_module_shared(ctx.clone());

@@ -172,6 +172,23 @@ def check_block_click(driver, args, rpc, height):
     log(f"ok  searching {height} opens that block")
 
 
+def check_direct_playback(args, rpc):
+    """stream_view names the node's own playback URL; a Range request there
+    returns the content's bytes as they are (no JSON, no base64), equal to
+    what stream_read returns in base64 over RPC."""
+    viewing = rpc("stream_view", args.clip)
+    url = viewing.get("playback_url")
+    assert url == f"{args.ui}/media/{args.clip}/content", viewing
+    status, body = http(url, headers={"Range": "bytes=100-4195"})
+    assert status == 206, status
+    assert len(body) == 4096, len(body)
+    via_rpc = base64.b64decode(rpc("stream_read", args.clip, 100, 4096)["data"])
+    assert body == via_rpc, "the node's playback bytes differ from stream_read's"
+    status, _ = http(f"{args.ui}/media/{'0' * 64}/content")
+    assert status == 404, status
+    log("ok  stream_view names the node's playback URL; its Range bytes equal stream_read's, without JSON")
+
+
 def check_media(driver, args):
     driver.get(args.ui + "/#/media")
     wait("the catalog to list the clip",
@@ -406,6 +423,7 @@ def main():
             height = check_home_follows_blocks(driver, args, rpc, mine_to)
             check_block_click(driver, args, rpc, height)
             check_media(driver, args)
+            check_direct_playback(args, rpc)
             check_wallet(driver, args, rpc, peer_rpc)
             check_pages(driver, args)
             check_metrics(args, rpc)

@@ -282,6 +282,10 @@ impl MediaApiServer for MediaRpc {
                     return Ok(Viewing {
                         live: true,
                         status: json!(stream.status().await),
+                        playback_url: ctx
+                            .ui_url
+                            .as_ref()
+                            .map(|u| format!("{u}/media/{id}/live.m3u8")),
                     })
                 }
                 Err(MediaError::NotLive(_)) => {}
@@ -292,6 +296,10 @@ impl MediaApiServer for MediaRpc {
         Ok(Viewing {
             live: false,
             status: json!(d.status()),
+            playback_url: ctx
+                .ui_url
+                .as_ref()
+                .map(|u| format!("{u}/media/{id}/content")),
         })
     }
 

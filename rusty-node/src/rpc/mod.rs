@@ -95,6 +95,9 @@ pub struct RpcContext {
     pub media: Option<rusty_media::service::MediaHandle>,
     /// The node's datadir (`getblockchaininfo`'s `size_on_disk`).
     pub datadir: Option<std::path::PathBuf>,
+    /// `http://<addr>` of the web UI (`--ui-bind`), which also serves
+    /// playback: `stream_view` names the URL a player can open.
+    pub ui_url: Option<String>,
 }
 
 impl RpcContext {
@@ -234,6 +237,7 @@ mod tests {
             operator: None,
             media: None,
             datadir: None,
+            ui_url: None,
         });
         let registered: BTreeSet<&str> = module
             .method_names()

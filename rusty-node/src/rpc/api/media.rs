@@ -35,6 +35,11 @@ pub struct Viewing {
     pub live: bool,
     /// The live stream's or the download's status.
     pub status: Value,
+    /// Where a player reads it straight from the node, bytes as they are
+    /// (`…/media/<id>/content` with Range, or `…/media/<id>/live.m3u8`),
+    /// when the node serves the web UI (`--ui-bind`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback_url: Option<String>,
 }
 
 /// `stream_read`'s result.

@@ -767,6 +767,7 @@ async fn methods_in_process() {
             operator,
             media: None,
             datadir: None,
+            ui_url: None,
         })
     };
     let module = make(Some(Operator {
