@@ -9,7 +9,8 @@
 //!   protocol and direction, connections, gossipsub, Kademlia, identify,
 //!   ping), which `rusty_network::start_with_metrics` registers under
 //!   `rusty_libp2p_*`.
-//! * **Read at scrape time** from what the node already keeps ([`snapshot`]):
+//! * **Read at scrape time** from what the node already keeps ([`health`], also
+//!   RPC `getnodehealth`):
 //!   height, reorgs, mempool, peers by direction, masternodes by status,
 //!   ChainLock lag, DKG sessions by phase, media counters and live lag, and
 //!   the process's CPU, memory and file descriptors. A scrape asks the chain
@@ -563,7 +564,7 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
     fn layer(&self, inner: S) -> RpcMetricsService<S> {
         RpcMetricsService {
             inner,
-            metrics: self.0.clone().map(Arc::new),
+            metrics: self.0.clone(),
         }
     }
 }
@@ -572,7 +573,8 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
 #[derive(Clone, Debug)]
 pub struct RpcMetricsService<S> {
     inner: S,
-    metrics: Option<Arc<RpcMetrics>>,
+    /// Cheap to clone: the families are shared handles.
+    metrics: Option<RpcMetrics>,
 }
 
 impl<'a, S> RpcServiceT<'a> for RpcMetricsService<S>

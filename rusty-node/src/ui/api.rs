@@ -71,6 +71,21 @@ impl From<Response> for ApiError {
     }
 }
 
+impl ApiError {
+    /// `{"error": message}` with `status`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError::from(error(status, message))
+    }
+}
+
+/// A height, if `s` is all digits and fits.
+fn height_of(s: &str) -> Option<u64> {
+    s.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
 impl From<MethodsError> for ApiError {
     fn from(e: MethodsError) -> Self {
         match e {
@@ -98,7 +113,7 @@ impl From<MethodsError> for ApiError {
                         .into_response(),
                 )
             }
-            other => ApiError::from(error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }
 }
@@ -110,9 +125,8 @@ impl Ui {
     pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, ApiError> {
         let mut p = ArrayParams::new();
         for v in params {
-            p.insert(v).map_err(|e| {
-                ApiError::from(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-            })?;
+            p.insert(v)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         }
         Ok(self.rpc.call::<_, Value>(method, p).await?)
     }
@@ -122,10 +136,10 @@ fn require_login(s: &CurrentSession) -> Result<(), ApiError> {
     if s.0.authenticated {
         Ok(())
     } else {
-        Err(ApiError::from(error(
+        Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "log in first (with the RPC cookie or password)",
-        )))
+        ))
     }
 }
 
@@ -154,10 +168,10 @@ fn login_user(user: &str) -> &str {
 /// match.
 async fn check_password(ui: &Ui, user: &str, password: &str, wrong: &str) -> Result<(), ApiError> {
     if !ui.sessions.login_allowed() {
-        return Err(ApiError::from(error(
+        return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed passwords; wait a minute",
-        )));
+        ));
     }
     if ui
         .auth
@@ -167,7 +181,7 @@ async fn check_password(ui: &Ui, user: &str, password: &str, wrong: &str) -> Res
         ui.sessions.login_failed();
         // As the RPC server does: a wrong password waits before its answer.
         tokio::time::sleep(crate::rpc::http::AUTH_FAILURE_DELAY).await;
-        return Err(ApiError::from(error(StatusCode::UNAUTHORIZED, wrong)));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, wrong));
     }
     Ok(())
 }
@@ -227,13 +241,9 @@ async fn recent_blocks(State(ui): Shared, Query(q): Query<Count>) -> ApiResult {
 
 /// A block by hash or height, with its transactions decoded.
 async fn block(State(ui): Shared, Path(id): Path<String>) -> ApiResult {
-    let hash = if id.len() < 20 && id.bytes().all(|b| b.is_ascii_digit()) {
-        let height: u64 = id
-            .parse()
-            .map_err(|_| ApiError::from(error(StatusCode::BAD_REQUEST, "bad height")))?;
-        ui.call("getblockhash", vec![json!(height)]).await?
-    } else {
-        json!(id)
+    let hash = match height_of(&id) {
+        Some(height) => ui.call("getblockhash", vec![json!(height)]).await?,
+        None => json!(id),
     };
     Ok(Json(ui.call("getblock", vec![hash, json!(2)]).await?))
 }
@@ -248,21 +258,21 @@ async fn transaction(State(ui): Shared, Path(txid): Path<String>) -> ApiResult {
 async fn address(State(ui): Shared, Path(address): Path<String>) -> ApiResult {
     let validation = ui.call("validateaddress", vec![json!(address)]).await?;
     if validation["isvalid"] != json!(true) {
-        return Err(ApiError::from(error(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
                 "not an address of this network: {}",
                 validation["error"].as_str().unwrap_or("invalid")
             ),
-        )));
+        ));
     }
     // The scan reads the whole UTXO set: one at a time, and a busy answer
     // rather than a queue of them.
     let Ok(_permit) = ui.scans.try_acquire() else {
-        return Err(ApiError::from(error(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "another address lookup is running; try again",
-        )));
+        ));
     };
     let utxos = ui.call("getaddressutxos", vec![json!(address)]).await?;
     let total: u64 = utxos
@@ -285,17 +295,13 @@ struct Search {
 /// What a search term names: `{"kind": "block"|"tx"|"address", "id"}`.
 async fn search(State(ui): Shared, Query(q): Query<Search>) -> ApiResult {
     let q = q.q.trim().to_owned();
-    if !q.is_empty() && q.len() < 20 && q.bytes().all(|b| b.is_ascii_digit()) {
-        let hash = ui.call(
-            "getblockhash",
-            vec![json!(q.parse::<u64>().unwrap_or(u64::MAX))],
-        );
-        return match hash.await {
+    if let Some(height) = height_of(&q) {
+        return match ui.call("getblockhash", vec![json!(height)]).await {
             Ok(h) => Ok(Json(json!({ "kind": "block", "id": h }))),
-            Err(_) => Err(ApiError::from(error(
+            Err(_) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "no block at that height",
-            ))),
+            )),
         };
     }
     if q.len() == 64 && q.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -313,19 +319,19 @@ async fn search(State(ui): Shared, Query(q): Query<Search>) -> ApiResult {
         {
             return Ok(Json(json!({ "kind": "tx", "id": q })));
         }
-        return Err(ApiError::from(error(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no block or transaction with that hash",
-        )));
+        ));
     }
     let v = ui.call("validateaddress", vec![json!(q)]).await?;
     if v["isvalid"] == json!(true) {
         return Ok(Json(json!({ "kind": "address", "id": q })));
     }
-    Err(ApiError::from(error(
+    Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "not a height, block hash, txid or address",
-    )))
+    ))
 }
 
 async fn mempool(State(ui): Shared) -> ApiResult {
@@ -457,7 +463,7 @@ async fn wallet_prepare(
     Json(p): Json<Prepare>,
 ) -> ApiResult {
     require_login(&s)?;
-    let bad = |m: String| ApiError::from(error(StatusCode::BAD_REQUEST, m));
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let address = rusty_shared_types::Address::parse_for(p.address.trim(), ui.ctx.network)
         .map_err(|e| bad(format!("invalid address: {e}")))?;
     let amount = rusty_shared_types::Amount::parse_coins(p.amount.trim())
@@ -468,12 +474,7 @@ async fn wallet_prepare(
             .prepare_payment(address, amount, ui.ctx.wallet_fee_rate)
             .await,
     )
-    .map_err(|e| {
-        ApiError::from(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            e.message().to_owned(),
-        ))
-    })?
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.message().to_owned()))?
     .map_err(|e| bad(e.to_string()))?;
     let fee = fee.units();
     let raw = hex::encode(rusty_shared_types::Encode::encode(&tx));
@@ -517,10 +518,10 @@ async fn wallet_send(
         .sessions
         .take_pending(&s.0.id, &form.confirmation)
         .ok_or_else(|| {
-            ApiError::from(error(
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown or expired confirmation; prepare the send again",
-            ))
+            )
         })?;
     let txid = ui
         .call("sendrawtransaction", vec![json!(pending.raw_tx)])

@@ -142,7 +142,7 @@ impl Sessions {
     /// session when there is none (or it expired).
     pub fn touch(&self, id: Option<&str>) -> SessionView {
         let now = Instant::now();
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table();
         if let Some(id) = id {
             match table.get_mut(id) {
                 Some(s) if !s.expired(now) => {
@@ -160,17 +160,33 @@ impl Sessions {
                 None => {}
             }
         }
-        Self::make_room(&mut table, now);
+        Self::insert_new(&mut table, now, false)
+    }
+
+    /// A new session in `table`, authenticated or a visitor.
+    fn insert_new(
+        table: &mut HashMap<String, Session>,
+        now: Instant,
+        authenticated: bool,
+    ) -> SessionView {
+        Self::make_room(table, now);
         let id = random_token();
-        let s = Session::visitor(now);
+        let mut s = Session::visitor(now);
+        s.authenticated_at = authenticated.then_some(now);
         let view = SessionView {
             id: id.clone(),
             csrf: s.csrf.clone(),
-            authenticated: false,
+            authenticated,
             created: true,
         };
         table.insert(id, s);
         view
+    }
+
+    /// The table; a panic elsewhere while it was held leaves it usable
+    /// (every change is a single insert or remove).
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn make_room(table: &mut HashMap<String, Session>, now: Instant) {
@@ -209,31 +225,19 @@ impl Sessions {
     /// Replaces session `old` by a new authenticated one (a new id, so a
     /// session id planted before the login is worthless after it).
     pub fn authenticate(&self, old: &str) -> SessionView {
-        let now = Instant::now();
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table();
         table.remove(old);
-        Self::make_room(&mut table, now);
-        let id = random_token();
-        let mut s = Session::visitor(now);
-        s.authenticated_at = Some(now);
-        let view = SessionView {
-            id: id.clone(),
-            csrf: s.csrf.clone(),
-            authenticated: true,
-            created: true,
-        };
-        table.insert(id, s);
-        view
+        Self::insert_new(&mut table, Instant::now(), true)
     }
 
     pub fn end(&self, id: &str) {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table();
         table.remove(id);
     }
 
     /// Holds a prepared send for session `id`; returns its confirmation id.
     pub fn add_pending(&self, id: &str, send: PendingSend) -> Option<String> {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table();
         let s = table.get_mut(id)?;
         s.pending.retain(|_, p| p.created.elapsed() < PENDING_TTL);
         if s.pending.len() >= MAX_PENDING {
@@ -247,7 +251,7 @@ impl Sessions {
     /// Takes (once) the prepared send `token` of session `id`, if it is
     /// still fresh.
     pub fn take_pending(&self, id: &str, token: &str) -> Option<PendingSend> {
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table();
         let p = table.get_mut(id)?.pending.remove(token)?;
         (p.created.elapsed() < PENDING_TTL).then_some(p)
     }
