@@ -22,6 +22,7 @@ pub mod codec;
 pub mod config;
 pub mod message;
 pub mod peers;
+pub mod port;
 pub mod rate_limit;
 pub mod service;
 pub mod store;

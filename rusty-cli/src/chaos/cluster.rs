@@ -4,7 +4,6 @@
 
 use std::{
     fs::OpenOptions,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -127,9 +126,10 @@ impl NodeProc {
     }
 }
 
-/// A loopback port nobody listens on (released right before use).
+/// A loopback port nobody listens on, below the ephemeral range, so no outgoing connection
+/// of an already running node can take it before this node binds it.
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(rusty_network::port::unused_loopback_port()?)
 }
 
 /// The soak's nodes.

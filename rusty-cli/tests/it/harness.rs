@@ -1,7 +1,6 @@
 //! Starts `rusty-cli node` as a child process and runs client commands.
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
@@ -11,12 +10,9 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rusty-cli");
 
-/// A free loopback port (released right before the node binds it).
+/// A loopback port nobody listens on, below the ephemeral range (see `rusty_network::port`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    rusty_network::port::unused_loopback_port().expect("free port")
 }
 
 pub struct NodeProcess {
