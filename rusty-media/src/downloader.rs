@@ -35,11 +35,12 @@ use tracing::{debug, info};
 use crate::{
     manifest::SignedManifest,
     service::{blocking, MediaError, MediaHandle},
+    store::{PutChunks, StoreError},
     wire::{MediaRequest, MediaResponse, MAX_CHUNKS_PER_REQUEST},
 };
 
 /// Requests in flight per provider, at most.
-const MAX_IN_FLIGHT: usize = 4;
+const MAX_IN_FLIGHT: usize = 16;
 /// How often providers are looked up again.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// How long a provider lookup in the DHT may take.
@@ -441,6 +442,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
     let mut providers: HashMap<PeerId, Provider> = HashMap::new();
     let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
     let mut futures = FuturesUnordered::new();
+    let mut writes = FuturesUnordered::new();
     let mut next_req: u64 = 0;
     let mut durations: Vec<Duration> = Vec::new();
     let mut last_refresh: Option<Instant> = None;
@@ -595,7 +597,10 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             futures.push(send(svc.clone(), r, other, id, s, n));
         }
 
-        if futures.is_empty() && now.duration_since(last_provider_seen) > NO_PROVIDER_TIMEOUT {
+        if futures.is_empty()
+            && writes.is_empty()
+            && now.duration_since(last_provider_seen) > NO_PROVIDER_TIMEOUT
+        {
             return Err(MediaError::Download {
                 id,
                 reason: format!(
@@ -613,7 +618,16 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 if let Some(p) = providers.get_mut(&f.peer) {
                     p.in_flight = p.in_flight.saturating_sub(1);
                 }
-                let got = on_outcome(svc, dl, &mut picker, &mut providers, &f, out.result).await;
+                // A run of chunks is verified and written on a blocking
+                // thread while this loop keeps requests flowing; anything
+                // else is handled here and now.
+                if let Some(run) = on_reply(svc, id, &mut picker, &mut providers, &f, out.result) {
+                    writes.push(store_run(svc.clone(), id, f, run, elapsed));
+                }
+            }
+            Some(stored) = writes.next(), if !writes.is_empty() => {
+                let (f, elapsed) = (stored.request, stored.elapsed);
+                let got = on_stored(svc, dl, &mut picker, &mut providers, &f, stored.sent, stored.result).await;
                 if got > 0 {
                     durations.push(elapsed);
                     if durations.len() > 64 {
@@ -711,130 +725,160 @@ async fn send(
     Outcome { req, result }
 }
 
-/// Stores what a reply brought; returns the verified bytes stored.
-async fn on_outcome(
+/// A reply's chunks on their way to the store.
+struct Stored {
+    request: InFlight,
+    elapsed: Duration,
+    /// Chunks the reply carried.
+    sent: u64,
+    result: Result<PutChunks, MediaError>,
+}
+
+/// Verifies and writes a run of chunks on a blocking thread.
+async fn store_run(
+    svc: MediaHandle,
+    id: Hash256,
+    request: InFlight,
+    chunks: Vec<Vec<u8>>,
+    elapsed: Duration,
+) -> Stored {
+    let store = svc.store().clone();
+    let start = request.start;
+    let sent = chunks.len() as u64;
+    let result = blocking(move || {
+        let runs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        Ok(store.put_chunks(&id, start, &runs)?)
+    })
+    .await;
+    Stored {
+        request,
+        elapsed,
+        sent,
+        result,
+    }
+}
+
+/// Handles a reply: a run of chunks that fits the request is returned for
+/// storing; anything else (not found, busy, an error, a wrong answer) is
+/// dealt with here and the range goes back to the picker.
+fn on_reply(
+    svc: &MediaHandle,
+    id: Hash256,
+    picker: &mut Picker,
+    providers: &mut HashMap<PeerId, Provider>,
+    f: &InFlight,
+    result: Result<MediaResponse, String>,
+) -> Option<Vec<Vec<u8>>> {
+    let now = Instant::now();
+    let Some(p) = providers.get_mut(&f.peer) else {
+        picker.requeue(f.start, f.count);
+        return None;
+    };
+    let counters = &svc.shared.counters;
+    match result {
+        Ok(MediaResponse::Chunks { start, chunks })
+            if start == f.start && !chunks.is_empty() && chunks.len() <= f.count as usize =>
+        {
+            return Some(chunks);
+        }
+        Ok(MediaResponse::NotFound) => {
+            counters.replies_not_found.fetch_add(1, Ordering::Relaxed);
+            for i in f.start..f.start.saturating_add(u64::from(f.count)) {
+                p.lacks.insert(i);
+            }
+        }
+        Ok(MediaResponse::Busy) => {
+            counters
+                .busy_replies_received
+                .fetch_add(1, Ordering::Relaxed);
+            p.cooldown_until = Some(now + Duration::from_secs(1));
+        }
+        Ok(_) => {
+            p.bad = true;
+            svc.penalise(f.peer, "answered a chunk request with other data");
+        }
+        Err(e) => {
+            debug!(target: "media", %id, peer = %f.peer, error = %e, "chunk request failed");
+            counters.requests_failed.fetch_add(1, Ordering::Relaxed);
+            p.strikes += 1;
+            p.cooldown_until =
+                Some(now + Duration::from_secs(2u64.saturating_mul(u64::from(p.strikes))));
+        }
+    }
+    picker.requeue(f.start, f.count);
+    None
+}
+
+/// Accounts for a stored run: marks what arrived, penalises a provider
+/// whose chunk did not verify, notes what it did not send; returns the
+/// verified bytes newly stored.
+async fn on_stored(
     svc: &MediaHandle,
     dl: &Arc<Download>,
     picker: &mut Picker,
     providers: &mut HashMap<PeerId, Provider>,
     f: &InFlight,
-    result: Result<MediaResponse, String>,
+    sent: u64,
+    result: Result<PutChunks, MediaError>,
 ) -> u64 {
     let id = dl.id;
-    let now = Instant::now();
-    let Some(p) = providers.get_mut(&f.peer) else {
-        picker.requeue(f.start, f.count);
-        return 0;
-    };
+    let counters = &svc.shared.counters;
+    let mut bytes = 0;
     match result {
-        Ok(MediaResponse::Chunks { start, chunks })
-            if start == f.start && !chunks.is_empty() && chunks.len() <= f.count as usize =>
-        {
-            let n = chunks.len() as u64;
-            let store = svc.store().clone();
-            // Verify and write them all; stop at the first bad one.
-            let results = blocking(move || {
-                let mut out = Vec::new();
-                for (i, bytes) in chunks.iter().enumerate() {
-                    let index = start + i as u64;
-                    match store.put_chunk(&id, index, bytes) {
-                        Ok(new) => out.push(Ok((index, new, bytes.len() as u64))),
-                        Err(e) => {
-                            out.push(Err((index, e)));
-                            break;
-                        }
-                    }
-                }
-                Ok(out)
-            })
-            .await
-            .unwrap_or_default();
-            let mut bytes = 0;
-            for r in results {
-                match r {
-                    Ok((index, new, len)) => {
-                        svc.shared
-                            .counters
-                            .chunks_ok
-                            .fetch_add(1, Ordering::Relaxed);
-                        if picker.mark_have(index) && new {
-                            bytes += len;
-                            dl.update(|s| s.chunks_fetched += 1);
-                        }
-                    }
-                    Err((index, e)) if e.is_bad_data() => {
+        Ok(put) => {
+            // Only this call wrote them, so they count as fetched once.
+            bytes = put.new_bytes;
+            let fetched = put.new.len() as u64;
+            if fetched > 0 {
+                dl.update(|s| s.chunks_fetched += fetched);
+            }
+            let verified = put
+                .rejected
+                .as_ref()
+                .map_or(sent, |(i, _)| i.saturating_sub(f.start));
+            counters.chunks_ok.fetch_add(verified, Ordering::Relaxed);
+            // Verified chunks the store already held (a raced copy won)
+            // are had all the same.
+            for i in f.start..f.start.saturating_add(verified) {
+                picker.mark_have(i);
+            }
+            match put.rejected {
+                Some((index, e)) if e.is_bad_data() => {
+                    if let Some(p) = providers.get_mut(&f.peer) {
                         p.bad = true;
-                        svc.shared
-                            .counters
-                            .bad_chunks
-                            .fetch_add(1, Ordering::Relaxed);
-                        dl.update(|s| s.bad_chunks += 1);
-                        svc.forget_provider(&id, &f.peer).await;
-                        svc.penalise(
-                            f.peer,
-                            &format!("chunk {index} of {id} does not match its hash"),
-                        );
                     }
-                    Err((_, crate::store::StoreError::UnknownContent(_))) => {
-                        dl.evicted.store(true, Ordering::Relaxed);
-                    }
-                    Err((index, e)) => {
-                        debug!(target: "media", %id, index, error = %e, "chunk not stored");
-                    }
+                    counters.bad_chunks.fetch_add(1, Ordering::Relaxed);
+                    dl.update(|s| s.bad_chunks += 1);
+                    svc.forget_provider(&id, &f.peer).await;
+                    svc.penalise(
+                        f.peer,
+                        &format!("chunk {index} of {id} does not match its hash"),
+                    );
                 }
+                Some((index, e)) => {
+                    debug!(target: "media", %id, index, error = %e, "chunk not stored");
+                }
+                None => {}
             }
-            svc.shared
-                .counters
-                .downloaded_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
-            // What it did not send, it lacks (for now).
-            let end = f.start.saturating_add(u64::from(f.count));
-            for i in f.start.saturating_add(n)..end {
-                p.lacks.insert(i);
-            }
-            p.strikes = 0;
-            picker.requeue(f.start, f.count);
-            bytes
         }
-        Ok(MediaResponse::NotFound) => {
-            svc.shared
-                .counters
-                .replies_not_found
-                .fetch_add(1, Ordering::Relaxed);
-            for i in f.start..f.start.saturating_add(u64::from(f.count)) {
-                p.lacks.insert(i);
-            }
-            picker.requeue(f.start, f.count);
-            0
+        Err(MediaError::Store(StoreError::UnknownContent(_))) => {
+            dl.evicted.store(true, Ordering::Relaxed)
         }
-        Ok(MediaResponse::Busy) => {
-            svc.shared
-                .counters
-                .busy_replies_received
-                .fetch_add(1, Ordering::Relaxed);
-            p.cooldown_until = Some(now + Duration::from_secs(1));
-            picker.requeue(f.start, f.count);
-            0
-        }
-        Ok(_) => {
-            p.bad = true;
-            svc.penalise(f.peer, "answered a chunk request with other data");
-            picker.requeue(f.start, f.count);
-            0
-        }
-        Err(e) => {
-            debug!(target: "media", %id, peer = %f.peer, error = %e, "chunk request failed");
-            svc.shared
-                .counters
-                .requests_failed
-                .fetch_add(1, Ordering::Relaxed);
-            p.strikes += 1;
-            p.cooldown_until =
-                Some(now + Duration::from_secs(2u64.saturating_mul(u64::from(p.strikes))));
-            picker.requeue(f.start, f.count);
-            0
-        }
+        Err(e) => debug!(target: "media", %id, error = %e, "chunks not stored"),
     }
+    counters
+        .downloaded_bytes
+        .fetch_add(bytes, Ordering::Relaxed);
+    if let Some(p) = providers.get_mut(&f.peer) {
+        // What it did not send, it lacks (for now).
+        let end = f.start.saturating_add(u64::from(f.count));
+        for i in f.start.saturating_add(sent)..end {
+            p.lacks.insert(i);
+        }
+        p.strikes = 0;
+    }
+    picker.requeue(f.start, f.count);
+    bytes
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ use tracing::{info, warn};
 use crate::manifest::{ManifestError, SignedManifest};
 
 mod chunks;
+pub use chunks::PutChunks;
 mod records;
 
 use records::{

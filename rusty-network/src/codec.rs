@@ -109,7 +109,7 @@ impl libp2p::request_response::Codec for SyncCodec {
         T: AsyncRead + Unpin + Send,
     {
         let body = read_frame(io, p.kind.max_response(self.max_block_size)).await?;
-        Response::decode_body(p.kind, &body).map_err(invalid)
+        Response::decode_frame(p.kind, body).map_err(invalid)
     }
 
     async fn write_request<T>(

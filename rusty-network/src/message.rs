@@ -259,6 +259,15 @@ impl Response {
         out
     }
 
+    /// Decodes a response frame, taking ownership: a media body (a megabyte
+    /// of chunks) is moved, not copied.
+    pub fn decode_frame(protocol: Protocol, body: Vec<u8>) -> Result<Response, DecodeError> {
+        match protocol {
+            Protocol::Media if body.len() <= MAX_MEDIA_RESPONSE => Ok(Response::Media(body)),
+            _ => Response::decode_body(protocol, &body),
+        }
+    }
+
     /// Decodes a response of `protocol`; the whole frame must be consumed.
     pub fn decode_body(protocol: Protocol, bytes: &[u8]) -> Result<Response, DecodeError> {
         let mut r = Reader::new(bytes);
@@ -446,9 +455,15 @@ mod tests {
                 if let Ok(req) = Request::decode_body(p, &bytes) {
                     prop_assert_eq!(req.encode_body(), bytes.clone());
                 }
-                if let Ok(resp) = Response::decode_body(p, &bytes) {
+                let by_ref = Response::decode_body(p, &bytes);
+                if let Ok(resp) = &by_ref {
                     prop_assert_eq!(resp.encode_body(), bytes.clone());
                 }
+                // Decoding an owned frame agrees with decoding a borrowed one.
+                prop_assert_eq!(
+                    Response::decode_frame(p, bytes.clone()).ok(),
+                    by_ref.ok()
+                );
             }
         }
     }

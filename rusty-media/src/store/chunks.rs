@@ -90,15 +90,33 @@ impl ContentStore {
 
     /// Records chunks whose verified bytes are already on disk.
     fn mark_chunks(&self, id: &Hash256, m: &SignedManifest, indices: &[u64]) -> Result<()> {
+        self.write_and_mark(id, m, indices.iter().map(|&i| (i, None)))?;
+        Ok(())
+    }
+
+    /// Under the store lock, in one database commit: writes the bytes given
+    /// (already verified) of chunks not yet marked, then marks every listed
+    /// chunk present. The bytes go first, then the record saying they are
+    /// there; holding the lock keeps an eviction from removing the file in
+    /// between. Returns the indices that were newly marked and their bytes.
+    fn write_and_mark<'a>(
+        &self,
+        id: &Hash256,
+        m: &SignedManifest,
+        chunks: impl IntoIterator<Item = (u64, Option<&'a [u8]>)>,
+    ) -> Result<(Vec<u64>, u64)> {
         let mut inner = self.lock();
         let mut state = self
             .db
             .get::<States>(id)?
             .ok_or(StoreError::UnknownContent(*id))?;
         let mut segments: HashMap<u32, ChunkBits> = HashMap::new();
+        let mut file: Option<File> = None;
+        let path = self.content_path(id);
         let mut added = 0u64;
-        for &index in indices {
-            let (_, len) = m.chunk_range(index)?;
+        let mut marked = Vec::new();
+        for (index, bytes) in chunks {
+            let (offset, len) = m.chunk_range(index)?;
             let key = SegmentKey::of(*id, index);
             let bits = match segments.entry(key.segment) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -106,12 +124,23 @@ impl ContentStore {
                     e.insert(self.load_segment(&key, m.chunk_count())?)
                 }
             };
-            if !bits.get(index) {
-                bits.set(index, true);
-                state.chunks_present = state.chunks_present.saturating_add(1);
-                state.bytes_present = state.bytes_present.saturating_add(len);
-                added = added.saturating_add(len);
+            if bits.get(index) {
+                continue;
             }
+            if let Some(bytes) = bytes {
+                let f = match &mut file {
+                    Some(f) => f,
+                    None => file.insert(open_for_write(&path)?),
+                };
+                f.seek(SeekFrom::Start(offset))
+                    .and_then(|_| f.write_all(bytes))
+                    .map_err(io_err(&path))?;
+            }
+            bits.set(index, true);
+            state.chunks_present = state.chunks_present.saturating_add(1);
+            state.bytes_present = state.bytes_present.saturating_add(len);
+            added = added.saturating_add(len);
+            marked.push(index);
         }
         state.access_seq = inner.tick();
         state.accessed_at = now();
@@ -128,7 +157,7 @@ impl ContentStore {
         batch.put::<States>(id, &state);
         self.db.commit(batch)?;
         inner.add_bytes(added, state.pinned);
-        Ok(())
+        Ok((marked, added))
     }
 
     fn load_segment(&self, key: &SegmentKey, chunk_count: u64) -> Result<ChunkBits> {
@@ -151,42 +180,45 @@ impl ContentStore {
     /// error naming its index ([`StoreError::is_bad_data`]) and nothing is
     /// written.
     pub fn put_chunk(&self, id: &Hash256, index: u64, bytes: &[u8]) -> Result<bool> {
+        let put = self.put_chunks(id, index, &[bytes])?;
+        match put.rejected {
+            Some((_, e)) => Err(e),
+            None => Ok(!put.new.is_empty()),
+        }
+    }
+
+    /// Stores a run of chunks of `id` starting at `start`, as a reply to a
+    /// range request brings them: each is verified against the manifest,
+    /// and those before the first that fails are written with one file open
+    /// and one database commit. The failing chunk and everything after it
+    /// are not written; [`PutChunks::rejected`] says which and why.
+    pub fn put_chunks(&self, id: &Hash256, start: u64, chunks: &[&[u8]]) -> Result<PutChunks> {
         let m = self.require_manifest(id)?;
         if m.manifest.live {
             return Err(StoreError::Live(*id));
         }
-        m.verify_chunk(index, bytes)?;
-        let (offset, len) = m.chunk_range(index)?;
-        {
-            let mut inner = self.lock();
-            let mut state = self
-                .db
-                .get::<States>(id)?
-                .ok_or(StoreError::UnknownContent(*id))?;
-            let key = SegmentKey::of(*id, index);
-            let mut bits = self.load_segment(&key, m.chunk_count())?;
-            if bits.get(index) {
-                return Ok(false);
+        let mut rejected = None;
+        let mut verified = Vec::with_capacity(chunks.len());
+        for (i, &bytes) in chunks.iter().enumerate() {
+            let index = start.saturating_add(i as u64);
+            if let Err(e) = m.verify_chunk(index, bytes) {
+                rejected = Some((index, e.into()));
+                break;
             }
-            // The bytes first, then the record saying they are there.
-            let path = self.content_path(id);
-            let mut file = open_for_write(&path)?;
-            file.seek(SeekFrom::Start(offset))
-                .and_then(|_| file.write_all(bytes))
-                .map_err(io_err(&path))?;
-            bits.set(index, true);
-            state.chunks_present = state.chunks_present.saturating_add(1);
-            state.bytes_present = state.bytes_present.saturating_add(len);
-            state.access_seq = inner.tick();
-            state.accessed_at = now();
-            let mut batch = self.db.batch();
-            batch.put::<ChunkMaps>(&key, &bits);
-            batch.put::<States>(id, &state);
-            self.db.commit(batch)?;
-            inner.add_bytes(len, state.pinned);
+            verified.push((index, Some(bytes)));
         }
-        self.evict_except(Some(id))?;
-        Ok(true)
+        let (new, new_bytes) = if verified.is_empty() {
+            (Vec::new(), 0)
+        } else {
+            let new = self.write_and_mark(id, &m, verified)?;
+            self.evict_except(Some(id))?;
+            new
+        };
+        Ok(PutChunks {
+            new,
+            new_bytes,
+            rejected,
+        })
     }
 
     /// The stored chunks of `id` from `start` on, at most `count`, up to the
@@ -195,12 +227,33 @@ impl ContentStore {
     pub fn read_chunks(&self, id: &Hash256, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
         let m = self.require_manifest(id)?;
         let end = start.saturating_add(count).min(m.chunk_count());
+        let path = self.content_path(id);
+        // One open and sequential reads for the run: a range request's
+        // chunks are adjacent in the file.
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
         let mut out = Vec::new();
+        let mut position = None;
         for index in start..end {
-            match self.read_verified(id, &m, index)? {
-                Some(bytes) => out.push(bytes),
-                None => break,
+            let (offset, len) = m.chunk_range(index)?;
+            if !self.is_marked(id, index)? {
+                break;
             }
+            if position != Some(offset) {
+                file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
+            }
+            let bytes = read_exactly(&mut file, len).map_err(io_err(&path))?;
+            match bytes {
+                Some(bytes) if m.verify_chunk(index, &bytes).is_ok() => out.push(bytes),
+                _ => {
+                    self.unmark_if_bad(id, &m, index)?;
+                    break;
+                }
+            }
+            position = Some(offset.saturating_add(len));
         }
         if !out.is_empty() {
             self.touch(id)?;
@@ -291,14 +344,8 @@ impl ContentStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        // Chunk lengths are at most `CHUNK_SIZE`, a u32.
-        let mut buf = vec![0u8; len as usize];
         file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
-        match file.read_exact(&mut buf) {
-            Ok(()) => Ok(Some(buf)),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        read_exactly(&mut file, len).map_err(io_err(&path))
     }
 
     /// Bytes `start..end` (half-open) of `id`, for HTTP Range requests: an
@@ -396,6 +443,27 @@ fn open_for_write(path: &Path) -> Result<File> {
         .truncate(false)
         .open(path)
         .map_err(io_err(path))
+}
+
+/// What [`ContentStore::put_chunks`] did.
+#[derive(Debug)]
+pub struct PutChunks {
+    /// Indices written and marked by this call (not those already present).
+    pub new: Vec<u64>,
+    /// Their bytes.
+    pub new_bytes: u64,
+    /// The first chunk that did not verify, and why; nothing from it on was
+    /// written.
+    pub rejected: Option<(u64, StoreError)>,
+}
+
+/// The next `len` bytes of `file` (a chunk, at most `CHUNK_SIZE`), or `None`
+/// if it ends first. Read into fresh capacity: nothing is zero-filled first.
+fn read_exactly(file: &mut File, len: u64) -> io::Result<Option<Vec<u8>>> {
+    // `len` is a chunk's length, at most `CHUNK_SIZE`, a u32.
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 == len).then_some(buf))
 }
 
 /// Reads until `buf` is full or the reader ends; returns the bytes read.
