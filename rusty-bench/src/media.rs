@@ -4,21 +4,31 @@
 //! 1. Transfer: a file published on one node is downloaded by another
 //!    (libp2p, verified chunks written to RocksDB-backed stores); MB/s as a
 //!    ratio to one raw loopback TCP connection.
-//! 2. Live: one broadcaster and N viewers (all connected); input is pushed
+//! 2. Three providers: the same kind of file held by three nodes (one
+//!    published it, two downloaded it first), downloaded by a fourth.
+//! 3. Blocks beside media: node 0 mines blocks and the viewer's arrival
+//!    time of each is taken from both nodes' block events, first with the
+//!    network idle, then while the viewer downloads a file of the same size
+//!    from node 0 (goal: within noise; media never delays blocks).
+//! 4. Live: one broadcaster and N viewers (all connected); input is pushed
 //!    at a fixed bitrate; reports the share of the bytes the viewers
 //!    received that the broadcaster uploaded (goal ≤ 25% with 8 viewers)
 //!    and the latency from input (the segment's first byte) to playable on
 //!    a viewer, p50/p95 over every segment of every viewer (goal p50 ≤ 2 s).
 
 use std::{
+    collections::HashMap,
     fmt,
     path::Path,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use rusty_media::{live::LatencyStats, manifest::ManifestFields, service::MediaHandle};
+use rusty_shared_types::Hash256;
 
 use crate::{
+    chainlock::Percentiles,
     connect::BenchError,
     network::{loopback_tcp_mb_per_sec, setup, wait_peers},
 };
@@ -29,6 +39,8 @@ use rusty_node::localnet::{LocalNet, LocalNetConfig};
 pub struct MediaBenchConfig {
     /// Size of the transferred file, MiB.
     pub file_mib: usize,
+    /// Blocks timed in each block-latency phase.
+    pub blocks: usize,
     /// Live viewers.
     pub viewers: usize,
     /// Seconds of live input.
@@ -40,7 +52,8 @@ pub struct MediaBenchConfig {
 impl Default for MediaBenchConfig {
     fn default() -> Self {
         MediaBenchConfig {
-            file_mib: 64,
+            file_mib: 200,
+            blocks: 20,
             viewers: 8,
             live_secs: 20,
             live_kbps: 2_000,
@@ -55,6 +68,14 @@ pub struct MediaBenchReport {
     pub tcp_mb_per_sec: f64,
     pub transfer_secs: f64,
     pub transfer_mb_per_sec: f64,
+    pub three_secs: f64,
+    pub three_mb_per_sec: f64,
+    /// Bytes each of the three providers sent.
+    pub three_shares: Vec<u64>,
+    /// Block arrival node 0 → viewer with the network idle.
+    pub blocks_idle: Percentiles,
+    /// The same while the viewer downloads from node 0.
+    pub blocks_busy: Percentiles,
     pub segments_cut: u64,
     /// Segments played, summed over viewers.
     pub segments_played: u64,
@@ -89,6 +110,34 @@ impl fmt::Display for MediaBenchReport {
             self.transfer_secs,
             self.transfer_mb_per_sec / self.tcp_mb_per_sec
         )?;
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        writeln!(
+            f,
+            "  transfer {} MiB, 3 providers → 1 viewer: {:>7.1} MB/s in {:.2} s  ({:.3} × TCP; {} MiB from each)",
+            c.file_mib,
+            self.three_mb_per_sec,
+            self.three_secs,
+            self.three_mb_per_sec / self.tcp_mb_per_sec,
+            self.three_shares
+                .iter()
+                .map(|b| format!("{:.0}", mib(*b)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        )?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        for (what, p) in [
+            ("network idle", &self.blocks_idle),
+            ("beside the transfer", &self.blocks_busy),
+        ] {
+            writeln!(
+                f,
+                "  block node 0 → viewer, {what:<20} p50 {:>6.2} ms  p95 {:>6.2} ms  max {:>6.2} ms  ({} blocks)",
+                ms(p.p50),
+                ms(p.p95),
+                ms(p.max),
+                p.samples
+            )?;
+        }
         writeln!(
             f,
             "  live {} s at {} kbit/s, 1 broadcaster + {} viewers: {} segments cut, {} played, {} skipped",
@@ -138,24 +187,49 @@ pub async fn run_media_bench(
     // 1. Transfer.
     let net = LocalNet::start(LocalNetConfig::new(dir.join("transfer"), 2)).await?;
     wait_peers(&net, 1).await?;
-    let mut data = vec![0u8; config.file_mib << 20];
-    blake3::Hasher::new().finalize_xof().fill(&mut data);
-    let size = data.len();
+    let size = config.file_mib << 20;
     let id = media(&net, 0)?
-        .publish_bytes(data, fields("bench file"))
+        .publish_bytes(random_file(size, 1), fields("bench file"))
         .await
         .map_err(|e| setup(format!("publish: {e}")))?;
-    let viewer = media(&net, 1)?;
-    let start = Instant::now();
-    let status = viewer.download(id).await.finished().await;
-    let transfer_secs = start.elapsed().as_secs_f64();
-    if status.chunks_present != status.chunks_total {
-        return Err(setup(format!("transfer did not complete: {status:?}")));
-    }
+    let transfer_secs = timed_download(&net, 1, id).await?;
     net.shutdown().await;
     let transfer_mb_per_sec = size as f64 / 1e6 / transfer_secs;
 
-    // 2. Live.
+    // 2. Three providers, then blocks beside a transfer, on one network.
+    let net = LocalNet::start(LocalNetConfig::new(dir.join("three"), 4)).await?;
+    wait_peers(&net, 3).await?;
+    let id = media(&net, 0)?
+        .publish_bytes(random_file(size, 2), fields("bench file"))
+        .await
+        .map_err(|e| setup(format!("publish: {e}")))?;
+    let (a, b) = (media(&net, 1)?, media(&net, 2)?);
+    let (da, db) = tokio::join!(a.download(id), b.download(id));
+    let (sa, sb) = tokio::join!(da.finished(), db.finished());
+    if sa.chunks_present != sa.chunks_total || sb.chunks_present != sb.chunks_total {
+        return Err(setup("the second and third providers did not get the file"));
+    }
+    let viewer = media(&net, 3)?;
+    let start = Instant::now();
+    let status = viewer.download(id).await.finished().await;
+    let three_secs = start.elapsed().as_secs_f64();
+    if status.chunks_present != status.chunks_total {
+        return Err(setup(format!(
+            "3-provider transfer did not complete: {status:?}"
+        )));
+    }
+    let three_shares = status.peers.iter().map(|p| p.bytes).collect();
+    let three_mb_per_sec = size as f64 / 1e6 / three_secs;
+
+    let blocks_idle = block_latencies(&net, config.blocks, None).await?;
+    let other = media(&net, 0)?
+        .publish_bytes(random_file(size, 3), fields("bench file beside blocks"))
+        .await
+        .map_err(|e| setup(format!("publish: {e}")))?;
+    let blocks_busy = block_latencies(&net, config.blocks, Some(other)).await?;
+    net.shutdown().await;
+
+    // 3. Live.
     let nodes = config.viewers + 1;
     let net = LocalNet::start(LocalNetConfig::new(dir.join("live"), nodes)).await?;
     wait_peers(&net, nodes - 1).await?;
@@ -231,6 +305,11 @@ pub async fn run_media_bench(
         tcp_mb_per_sec,
         transfer_secs,
         transfer_mb_per_sec,
+        three_secs,
+        three_mb_per_sec,
+        three_shares,
+        blocks_idle,
+        blocks_busy,
         segments_cut: cut.segments,
         segments_played: played,
         skipped,
@@ -240,4 +319,92 @@ pub async fn run_media_bench(
         latency_p95_ms: all.percentile(95.0),
         latency_max_ms: all.max(),
     })
+}
+
+/// `len` pseudo-random bytes (distinct per `seed`, so files never share an id).
+fn random_file(len: usize, seed: u8) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    blake3::Hasher::new()
+        .update(&[seed])
+        .finalize_xof()
+        .fill(&mut data);
+    data
+}
+
+/// Node `i` downloads `id`; seconds until it holds every chunk.
+async fn timed_download(net: &LocalNet, i: usize, id: Hash256) -> Result<f64, BenchError> {
+    let start = Instant::now();
+    let status = media(net, i)?.download(id).await.finished().await;
+    let secs = start.elapsed().as_secs_f64();
+    if status.chunks_present != status.chunks_total {
+        return Err(setup(format!("transfer did not complete: {status:?}")));
+    }
+    Ok(secs)
+}
+
+/// Mines blocks on node 0, one every 100 ms, and takes each block's arrival
+/// on the last node (the viewer) minus its connection on node 0, from both
+/// nodes' block events. With `beside`, the viewer downloads that content
+/// from node 0 meanwhile, and mining stops when the download ends (at least
+/// `count` blocks are wanted; fewer if the download is quicker).
+async fn block_latencies(
+    net: &LocalNet,
+    count: usize,
+    beside: Option<Hash256>,
+) -> Result<Percentiles, BenchError> {
+    let viewer = net.len() - 1;
+    // Each node's block events are stamped by their own task, as they come.
+    let stamp = |i: usize| {
+        let mut blocks = net.node(i).handle().subscribe_blocks();
+        let stamps: Arc<Mutex<HashMap<Hash256, Instant>>> = Arc::default();
+        let s = stamps.clone();
+        let task = tokio::spawn(async move {
+            while let Ok(tip) = blocks.recv().await {
+                if let Ok(mut m) = s.lock() {
+                    m.entry(tip.hash).or_insert_with(Instant::now);
+                }
+            }
+        });
+        (stamps, task)
+    };
+    let (connected, miner_task) = stamp(0);
+    let (arrived, viewer_task) = stamp(viewer);
+    let download = match beside {
+        Some(id) => Some(media(net, viewer)?.download(id).await),
+        None => None,
+    };
+    let mut mined = Vec::new();
+    while mined.len() < count && !download.as_ref().is_some_and(|d| d.is_finished()) {
+        mined.push(net.mine(0, 1).await?);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The last block's arrival.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && !mined
+            .iter()
+            .all(|h| arrived.lock().is_ok_and(|m| m.contains_key(h)))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Some(d) = download {
+        d.finished().await;
+    }
+    miner_task.abort();
+    viewer_task.abort();
+    let (connected, arrived) = (
+        connected.lock().map(|m| m.clone()).unwrap_or_default(),
+        arrived.lock().map(|m| m.clone()).unwrap_or_default(),
+    );
+    let latencies = mined
+        .iter()
+        .filter_map(|h| {
+            Some(
+                arrived
+                    .get(h)?
+                    .saturating_duration_since(*connected.get(h)?),
+            )
+        })
+        .collect();
+    Ok(Percentiles::of(latencies))
 }

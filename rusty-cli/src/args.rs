@@ -551,12 +551,17 @@ pub enum BenchCommand {
         blocks: usize,
     },
     /// The media layer on dev nodes over loopback: file transfer throughput
-    /// beside raw loopback TCP, then a live stream to N viewers: the
+    /// from one and from three providers beside raw loopback TCP, block
+    /// propagation with and without a transfer beside it, then a live stream to N viewers: the
     /// broadcaster's upload share and input → viewer latency (p50/p95).
     Media {
         /// Transferred file size, MiB.
         #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().file_mib)]
         file_mib: usize,
+        /// Blocks timed with the network idle, and at most as many beside
+        /// a transfer.
+        #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().blocks)]
+        blocks: usize,
         /// Live viewers.
         #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().viewers)]
         viewers: usize,

@@ -411,6 +411,7 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
         }
         BenchCommand::Media {
             file_mib,
+            blocks,
             viewers,
             live_secs,
             kbps,
@@ -420,6 +421,7 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             }
             let cfg = rusty_bench::media::MediaBenchConfig {
                 file_mib: (*file_mib).max(1),
+                blocks: (*blocks).max(1),
                 viewers: (*viewers).max(1),
                 live_secs: (*live_secs).max(1),
                 live_kbps: (*kbps).max(8),
