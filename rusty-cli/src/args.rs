@@ -177,6 +177,12 @@ pub struct PublishArgs {
     /// released to each buyer on chain.
     #[arg(long, value_name = "COINS")]
     pub price: Option<String>,
+    /// Transcode a video into a ladder of renditions (240p … 1080p, none
+    /// taller than the source, keyframes aligned) with the system's ffmpeg,
+    /// and publish each with an HLS master playlist; prints the master
+    /// playlist's id.
+    #[arg(long)]
+    pub transcode: bool,
 }
 
 #[derive(Debug, Args)]

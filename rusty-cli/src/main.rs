@@ -14,6 +14,7 @@ mod localnet;
 mod masternode;
 mod node;
 mod stream;
+mod transcode;
 
 use std::process::ExitCode;
 

@@ -37,6 +37,7 @@ const READ_PIECE: u64 = 1 << 20;
 pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
     let c = connect(g)?;
     match cmd {
+        StreamCommand::Publish(a) if a.transcode => crate::transcode::publish_ladder(&c, a),
         StreamCommand::Publish(a) => publish(&c, a),
         StreamCommand::List => {
             print(&c.run(c.api().stream_list()).map_err(rpc_error)?);

@@ -26,6 +26,7 @@ pub mod broadcast;
 pub mod crypt;
 pub mod downloader;
 pub mod http;
+pub mod ladder;
 pub mod live;
 pub mod manifest;
 pub mod service;

@@ -10,4 +10,5 @@ mod pyvenv;
 mod rpc_compat;
 mod stream_cli;
 mod supervision;
+mod transcode_cli;
 mod ui_browser;

@@ -1,0 +1,314 @@
+//! The transcoding ladder: which renditions a source gets, the `ffmpeg`
+//! command that makes them, and the HLS playlists that tie them together.
+//!
+//! `ffmpeg` is an external program, run by `rusty-cli stream publish
+//! --transcode`; nothing here links it. One `ffmpeg` run decodes the source
+//! once and encodes every rendition with the same keyframe times (a keyframe
+//! forced every [`SEGMENT_SECS`], scene-cut keyframes off), so segment `n` of
+//! every rendition covers the same span and a player can switch between
+//! them at any segment boundary. Its HLS muxer writes each rendition as one
+//! MPEG-TS file with a media playlist of byte ranges, and a master playlist.
+//!
+//! Each rendition's TS file and each playlist is then published as content
+//! of its own (its own id and verified chunks); the playlists' URIs are
+//! rewritten to the node's playback paths (`../<id>/content`, relative to
+//! the playlist's own `/media/<id>/content`), so a player given the master
+//! playlist's URL finds everything on the node, byte ranges included.
+//!
+//! Rungs follow PeerTube's shape: 240p, 360p, 480p, 720p, 1080p, none
+//! taller than the source, each at a bitrate from bits per pixel.
+
+/// Rung heights, shortest first.
+pub const HEIGHTS: [u32; 5] = [240, 360, 480, 720, 1080];
+/// Bits per pixel per frame for H.264 at these sizes (about 1 Mbit/s at
+/// 480p30, 2.2 at 720p30).
+pub const BITS_PER_PIXEL: f64 = 0.08;
+/// Segment and keyframe interval, seconds: within LL-HLS's 1–3 s part.
+pub const SEGMENT_SECS: u32 = 1;
+/// Audio bitrate of every rendition that has audio, kbit/s.
+pub const AUDIO_KBPS: u32 = 128;
+
+/// A source video's shape, as `ffprobe` reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Source {
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub audio: bool,
+}
+
+/// One rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    pub width: u32,
+    pub height: u32,
+    pub video_kbps: u32,
+}
+
+impl Rung {
+    /// `480p`.
+    pub fn name(&self) -> String {
+        format!("{}p", self.height)
+    }
+}
+
+/// Why a source cannot be transcoded.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LadderError {
+    #[error("the source has no usable video size ({width}×{height})")]
+    NoVideo { width: u32, height: u32 },
+    #[error("the source frame rate {0} is not usable")]
+    BadFrameRate(f64),
+}
+
+/// The rungs for `source`: every standard height not above the source's
+/// (the source's own height when it is shorter than the first), widths
+/// keeping the aspect ratio rounded to even numbers (H.264 needs them).
+pub fn plan(source: &Source) -> Result<Vec<Rung>, LadderError> {
+    let (w, h) = (source.width, source.height);
+    if w < 2 || h < 2 || w > 16_384 || h > 16_384 {
+        return Err(LadderError::NoVideo {
+            width: w,
+            height: h,
+        });
+    }
+    if !(source.fps.is_finite() && source.fps > 0.0 && source.fps <= 1000.0) {
+        return Err(LadderError::BadFrameRate(source.fps));
+    }
+    let mut heights: Vec<u32> = HEIGHTS.iter().copied().filter(|&x| x <= h).collect();
+    if heights.is_empty() {
+        heights.push(h & !1);
+    }
+    Ok(heights
+        .into_iter()
+        .map(|height| {
+            // The nearest even width; at most 16,384, so it fits.
+            let (w, h, height) = (u64::from(w), u64::from(h), u64::from(height));
+            let width = ((w * height + h) / (2 * h) * 2) as u32;
+            let height = height as u32;
+            let pixels = f64::from(width) * f64::from(height);
+            let video_kbps = (pixels * source.fps.min(60.0) * BITS_PER_PIXEL / 1000.0) as u32;
+            Rung {
+                width,
+                height,
+                video_kbps: video_kbps.max(100),
+            }
+        })
+        .collect())
+}
+
+/// File names `ffmpeg` writes in its output directory for rendition `i`.
+pub fn rendition_files(i: usize) -> (String, String) {
+    (format!("stream_{i}.ts"), format!("stream_{i}.m3u8"))
+}
+
+/// The master playlist's file name.
+pub const MASTER: &str = "master.m3u8";
+
+/// `ffmpeg`'s arguments: one decode of `input`, every rung encoded with
+/// keyframes on the same times, HLS output in `out_dir` (see the module
+/// documentation).
+pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) -> Vec<String> {
+    let n = rungs.len();
+    let mut filter = format!("[0:v]split={n}");
+    for i in 0..n {
+        filter.push_str(&format!("[s{i}]"));
+    }
+    for (i, r) in rungs.iter().enumerate() {
+        filter.push_str(&format!(";[s{i}]scale={}:{}[v{i}]", r.width, r.height));
+    }
+    let gop = (source.fps * f64::from(SEGMENT_SECS)).round().max(1.0) as u32;
+    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(input.into());
+    args.extend(["-filter_complex".into(), filter]);
+    let mut streams = Vec::new();
+    for (i, r) in rungs.iter().enumerate() {
+        args.extend([
+            "-map".into(),
+            format!("[v{i}]"),
+            format!("-c:v:{i}"),
+            "libx264".into(),
+            format!("-b:v:{i}"),
+            format!("{}k", r.video_kbps),
+            format!("-maxrate:v:{i}"),
+            format!("{}k", r.video_kbps * 3 / 2),
+            format!("-bufsize:v:{i}"),
+            format!("{}k", r.video_kbps * 2),
+        ]);
+        if source.audio {
+            args.extend(["-map".into(), "0:a:0".into()]);
+            streams.push(format!("v:{i},a:{i}"));
+        } else {
+            streams.push(format!("v:{i}"));
+        }
+    }
+    if source.audio {
+        args.extend(["-c:a".into(), "aac".into(), "-b:a".into()]);
+        args.push(format!("{AUDIO_KBPS}k"));
+    }
+    args.extend([
+        "-preset".into(),
+        "veryfast".into(),
+        "-pix_fmt".into(),
+        "yuv420p".into(),
+        // The same keyframe times in every rendition: a fixed GOP, forced
+        // keyframes on the segment grid, no extra keyframes at scene cuts.
+        "-g".into(),
+        gop.to_string(),
+        "-keyint_min".into(),
+        gop.to_string(),
+        "-sc_threshold".into(),
+        "0".into(),
+        "-force_key_frames".into(),
+        format!("expr:gte(t,n_forced*{SEGMENT_SECS})"),
+        "-f".into(),
+        "hls".into(),
+        "-hls_time".into(),
+        SEGMENT_SECS.to_string(),
+        "-hls_playlist_type".into(),
+        "vod".into(),
+        "-hls_segment_type".into(),
+        "mpegts".into(),
+        "-hls_flags".into(),
+        "single_file+independent_segments".into(),
+        "-hls_segment_filename".into(),
+        format!("{out_dir}/stream_%v.ts"),
+        "-master_pl_name".into(),
+        MASTER.into(),
+        "-var_stream_map".into(),
+        streams.join(" "),
+        format!("{out_dir}/stream_%v.m3u8"),
+    ]);
+    args
+}
+
+/// A playlist with every URI line equal to a key of `uris` replaced by its
+/// value (the node's path of the published file). Tags are kept as they
+/// are; a URI line not in `uris` is an error naming it, so nothing is
+/// published that points at a file the node does not have.
+pub fn rewrite_playlist(text: &str, uris: &[(String, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 64 * uris.len());
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            out.push_str(line);
+        } else {
+            let to = uris
+                .iter()
+                .find(|(from, _)| from == t)
+                .map(|(_, to)| to)
+                .ok_or_else(|| format!("the playlist names {t:?}, which was not produced"))?;
+            out.push_str(to);
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The node's playback path of content `id`, relative to a playlist that is
+/// itself served at `/media/<its id>/content`.
+pub fn content_uri(id: &str) -> String {
+    format!("../{id}/content")
+}
+
+/// The byte ranges and durations of a media playlist's segments, in order
+/// (`#EXTINF` seconds, `#EXT-X-BYTERANGE` length and offset): what a player
+/// fetches, and what must line up across renditions.
+pub fn segments(text: &str) -> Vec<(f64, u64, u64)> {
+    let mut out = Vec::new();
+    let mut duration = None;
+    let mut next_offset = 0u64;
+    for line in text.lines().map(str::trim) {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.split(',').next().and_then(|d| d.parse::<f64>().ok());
+        } else if let Some(r) = line.strip_prefix("#EXT-X-BYTERANGE:") {
+            let mut parts = r.split('@');
+            let len = parts.next().and_then(|l| l.parse::<u64>().ok());
+            let offset = parts
+                .next()
+                .and_then(|o| o.parse::<u64>().ok())
+                .unwrap_or(next_offset);
+            if let (Some(d), Some(len)) = (duration.take(), len) {
+                out.push((d, offset, len));
+                next_offset = offset.saturating_add(len);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(w: u32, h: u32) -> Source {
+        Source {
+            width: w,
+            height: h,
+            fps: 30.0,
+            audio: true,
+        }
+    }
+
+    #[test]
+    fn rungs_stop_at_the_source_height_and_keep_the_aspect_ratio() {
+        let r = plan(&source(1920, 1080)).unwrap();
+        assert_eq!(r.iter().map(|r| r.height).collect::<Vec<_>>(), HEIGHTS);
+        assert_eq!((r[0].width, r[2].width, r[4].width), (426, 854, 1920));
+        assert!(r.windows(2).all(|w| w[0].video_kbps < w[1].video_kbps));
+        let r = plan(&source(854, 480)).unwrap();
+        assert_eq!(
+            r.iter().map(Rung::name).collect::<Vec<_>>(),
+            ["240p", "360p", "480p"]
+        );
+        // Portrait, and shorter than the first rung.
+        let r = plan(&source(720, 1280)).unwrap();
+        assert_eq!((r[0].width, r[0].height), (136, 240));
+        let r = plan(&source(320, 180)).unwrap();
+        assert_eq!((r.len(), r[0].height, r[0].width), (1, 180, 320));
+        assert!(r.iter().all(|r| r.width % 2 == 0 && r.height % 2 == 0));
+    }
+
+    #[test]
+    fn unusable_sources_are_refused() {
+        assert!(matches!(
+            plan(&source(0, 480)),
+            Err(LadderError::NoVideo { .. })
+        ));
+        let mut s = source(640, 480);
+        s.fps = f64::NAN;
+        assert!(matches!(plan(&s), Err(LadderError::BadFrameRate(_))));
+    }
+
+    #[test]
+    fn the_ffmpeg_command_forces_the_same_keyframes_in_every_rendition() {
+        let s = source(854, 480);
+        let args = ffmpeg_args("in.mp4", "/out", &s, &plan(&s).unwrap());
+        let joined = args.join(" ");
+        assert!(joined.contains("split=3[s0][s1][s2]"), "{joined}");
+        assert!(
+            joined.contains("-g 30 -keyint_min 30 -sc_threshold 0"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("-var_stream_map v:0,a:0 v:1,a:1 v:2,a:2"),
+            "{joined}"
+        );
+        assert_eq!(args.last().map(String::as_str), Some("/out/stream_%v.m3u8"));
+    }
+
+    #[test]
+    fn playlists_are_rewritten_to_node_paths_and_unknown_uris_refused() {
+        let media = "#EXTM3U\n#EXTINF:1.000000,\n#EXT-X-BYTERANGE:1000@0\nstream_0.ts\n#EXTINF:0.5,\n#EXT-X-BYTERANGE:500\nstream_0.ts\n#EXT-X-ENDLIST\n";
+        let map = [("stream_0.ts".to_string(), content_uri("ab"))];
+        let out = rewrite_playlist(media, &map).unwrap();
+        assert_eq!(out.matches("../ab/content").count(), 2);
+        assert_eq!(segments(&out), vec![(1.0, 0, 1000), (0.5, 1000, 500)]);
+        assert!(rewrite_playlist("#EXTM3U\nother.ts\n", &map)
+            .unwrap_err()
+            .contains("other.ts"));
+    }
+}
