@@ -13,6 +13,7 @@
 //! - [`superblock`]: connecting a governance superblock (and its snapshot
 //!   block) beside an ordinary block of the same size on the same chain.
 
+pub mod abr;
 pub mod bls;
 pub mod chainlock;
 pub mod connect;

@@ -547,6 +547,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = rusty_bench::network::NetBenchConfig::default().gossip_txs)]
         gossip_txs: usize,
     },
+    /// Adaptive bitrate: a throughput rule, BBA and BOLA-E over seeded
+    /// bandwidth traces, scored with MPC's QoE beside the offline optimum.
+    Abr {
+        /// Traces.
+        #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().traces)]
+        traces: u64,
+        /// First trace's seed (the others follow it).
+        #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().seed)]
+        seed: u64,
+        /// Segments per trace.
+        #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().segments)]
+        segments: usize,
+    },
     /// BLS threshold recovery and aggregate verification beside raw blst,
     /// then a dev localnet of 1 miner and 6 masternodes: forms a quorum and
     /// measures block arrival → verified ChainLock on every node (p50/p95),

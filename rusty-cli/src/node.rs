@@ -433,6 +433,20 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             println!("{report}");
             Ok(())
         }
+        BenchCommand::Abr {
+            traces,
+            seed,
+            segments,
+        } => {
+            let report = rusty_bench::abr::run_abr_bench(rusty_bench::abr::AbrBenchConfig {
+                traces: (*traces).max(1),
+                seed: *seed,
+                segments: (*segments).max(1),
+                ..Default::default()
+            });
+            println!("{report}");
+            Ok(())
+        }
         BenchCommand::Bls { iterations } => {
             let report = rusty_bench::bls::run_bls_bench(&[3, 30, 240], &[50, 400], *iterations)?;
             println!("{report}");

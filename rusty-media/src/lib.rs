@@ -21,6 +21,7 @@
 //!
 //! See `docs/media.md`.
 
+pub mod abr;
 pub mod augy;
 pub mod broadcast;
 pub mod crypt;
