@@ -188,9 +188,21 @@ fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let source = Arc::new(RpcSource::new(Arc::new(for_server), a.id.clone(), live));
-    let server = match a.serve {
-        Some(addr) => Some(rt.block_on(start_server(addr, source.clone(), live))?),
-        None => None,
+    // When the node serves playback itself, --serve only points players
+    // there (307): the bytes go node → player untouched. Otherwise they
+    // come through this process from `stream_read`, as base64 in JSON.
+    let node_base = started
+        .playback_url
+        .as_deref()
+        .and_then(|u| u.rsplit_once('/'))
+        .map(|(base, _)| base.to_owned());
+    let server = match (a.serve, node_base) {
+        (Some(addr), Some(base)) => Some(rt.block_on(start_redirect(addr, base))?),
+        (Some(addr), None) => {
+            eprintln!("(the node does not serve playback: start it with --ui-bind to play straight from it)");
+            Some(rt.block_on(start_server(addr, source.clone(), live))?)
+        }
+        (None, _) => None,
     };
     let result = if live {
         view_live(&c, a, &source)
@@ -211,6 +223,62 @@ fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
         let _ = rt.block_on(task);
     }
     result
+}
+
+/// A server on `addr` that answers every request with a `307` to the same
+/// path under `base` (the node's `…/media/<id>`), so `/content`,
+/// `/live.m3u8` and `/live/<n>.ts` keep working for players told this
+/// address, and Range headers go to the node with the retried request.
+async fn start_redirect(
+    addr: SocketAddr,
+    base: String,
+) -> Result<(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} for --serve"))?;
+    eprintln!(
+        "serving on http://{}/ (redirects to the node: {base}/…)",
+        listener.local_addr().unwrap_or(addr)
+    );
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = &mut rx => return,
+            };
+            let Ok((mut conn, _)) = accepted else {
+                continue;
+            };
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut head = vec![0u8; 8192];
+                let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_secs(10), conn.read(&mut head)).await
+                else {
+                    return;
+                };
+                let line = String::from_utf8_lossy(head.get(..n).unwrap_or_default());
+                let path = line
+                    .lines()
+                    .next()
+                    .and_then(|l| l.split(' ').nth(1))
+                    .filter(|p| p.starts_with('/') && !p.contains(['\r', '\n']));
+                let reply = match path {
+                    Some(path) => format!(
+                        "HTTP/1.1 307 Temporary Redirect\r\nLocation: {base}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
+                    None => "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+                };
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    Ok((tx, task))
 }
 
 async fn start_server(

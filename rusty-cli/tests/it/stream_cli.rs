@@ -55,6 +55,34 @@ fn spawn_view(node: &NodeProcess, args: &[&str]) -> Viewer {
     )
 }
 
+/// One HTTP/1.1 GET to `addr` (retried until something listens): the head
+/// and the body.
+fn http_get(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("nothing listens on {addr}: {e}"),
+        }
+    };
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut resp = Vec::new();
+    conn.read_to_end(&mut resp).expect("response");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |p| p + 4);
+    (
+        String::from_utf8_lossy(&resp[..split]).into_owned(),
+        resp[split..].to_vec(),
+    )
+}
+
 fn status(node: &NodeProcess, id: &str) -> Value {
     node.json(&["stream", "status", id])["downloads"][0].clone()
 }
@@ -63,6 +91,7 @@ fn status(node: &NodeProcess, id: &str) -> Value {
 fn publish_find_view_serve_and_resume_after_kill_9() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (rpc_a, rpc_b, p2p_a, p2p_b) = (free_port(), free_port(), free_port(), free_port());
+    let ui_b = free_port().to_string();
     let (la, lb) = (listen(p2p_a), listen(p2p_b));
     // The publisher uploads at 1 MB/s so the 6 MB download takes seconds.
     let a = NodeProcess::start_raw(
@@ -81,7 +110,16 @@ fn publish_find_view_serve_and_resume_after_kill_9() {
         NodeProcess::start_raw(
             dir_b.path(),
             rpc_b,
-            &["--no-mine", "--no-mdns", "--listen", &lb, "--bootnode", &la],
+            &[
+                "--no-mine",
+                "--no-mdns",
+                "--listen",
+                &lb,
+                "--bootnode",
+                &la,
+                "--ui-bind",
+                &ui_b,
+            ],
         )
     };
     let b = start_b();
@@ -165,37 +203,39 @@ fn publish_find_view_serve_and_resume_after_kill_9() {
     assert_eq!(s["state"], "complete");
     assert_eq!(s["chunks_fetched"].as_u64(), Some(total - present), "{s}");
 
-    // Play it over HTTP: a Range request into the middle.
+    // Play it over HTTP: --serve sends the player to the node (307), and a
+    // Range request into the middle is answered there, bytes untouched.
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let _server = spawn_view(&b, &[&id, "--serve", &addr]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut conn = loop {
-        match std::net::TcpStream::connect(&addr) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("--serve never listened: {e}"),
-        }
-    };
-    conn.write_all(
-        b"GET /content HTTP/1.1\r\nHost: x\r\nRange: bytes=3000000-3000999\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    let mut resp = Vec::new();
-    conn.read_to_end(&mut resp).unwrap();
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("head")
-        + 4;
-    let head = String::from_utf8_lossy(&resp[..split]);
+    let head = http_get(&addr, "/content", "");
+    assert!(head.0.starts_with("HTTP/1.1 307"), "{}", head.0);
+    let location = head
+        .0
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .expect("a Location")
+        .trim()
+        .to_owned();
+    let node_ui = format!("http://127.0.0.1:{ui_b}/media/{id}/content");
+    assert_eq!(location, node_ui);
+    let (head, body) = http_get(
+        &format!("127.0.0.1:{ui_b}"),
+        &format!("/media/{id}/content"),
+        "Range: bytes=3000000-3000999\r\n",
+    );
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
-    assert!(head.contains("Content-Type: video/mp4"), "{head}");
     assert!(
-        head.contains("Content-Range: bytes 3000000-3000999/6000000"),
+        head.to_ascii_lowercase()
+            .contains("content-type: video/mp4"),
         "{head}"
     );
-    assert!(resp[split..] == data[3_000_000..3_001_000]);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-range: bytes 3000000-3000999/6000000"),
+        "{head}"
+    );
+    assert!(body == data[3_000_000..3_001_000]);
 
     // Bad input: a clear error, nothing changes.
     let bad = b.cli(&["stream", "view", "not-an-id", "--output", "/tmp/x"]);
