@@ -6,7 +6,9 @@
 # virtual environment), and for the web UI's browser test
 # (rusty-cli/tests/it/ui_browser.rs) Debian's Chromium and ChromeDriver, driven
 # by Selenium from PyPI (nothing downloads a browser), and ffmpeg, which makes
-# the clip and the live stream the test plays.
+# the clip and the live stream the test plays (and the transcoding ladder's
+# test), and aria2, the BitTorrent client `rusty-cli bench media` measures
+# beside ours.
 #
 # The libclang check looks for exactly what bindgen's clang-sys loads:
 # `libclang.so`, `libclang.so.N`, `libclang-N.so` or `libclang-N.so.M`, in the
@@ -62,6 +64,8 @@ have_python3_venv || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+# The BitTorrent client `rusty-cli bench media` measures beside ours.
+command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -20,3 +20,4 @@ pub mod connect;
 pub mod media;
 pub mod network;
 pub mod superblock;
+pub mod torrent;

@@ -68,6 +68,8 @@ pub struct MediaBenchReport {
     pub tcp_mb_per_sec: f64,
     pub transfer_secs: f64,
     pub transfer_mb_per_sec: f64,
+    /// The same size between two aria2c clients (None: not installed).
+    pub aria2c_secs: Option<f64>,
     pub three_secs: f64,
     pub three_mb_per_sec: f64,
     /// Bytes each of the three providers sent.
@@ -110,6 +112,19 @@ impl fmt::Display for MediaBenchReport {
             self.transfer_secs,
             self.transfer_mb_per_sec / self.tcp_mb_per_sec
         )?;
+        match self.aria2c_secs {
+            Some(secs) => writeln!(
+                f,
+                "  BitTorrent (aria2c → aria2c, same size):     {:>7.1} MB/s in {:.2} s  (ours took {:.2} × as long)",
+                (c.file_mib << 20) as f64 / 1e6 / secs,
+                secs,
+                self.transfer_secs / secs
+            )?,
+            None => writeln!(
+                f,
+                "  BitTorrent yardstick skipped: aria2c is not installed (scripts/install-deps.sh installs it)"
+            )?,
+        }
         let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
         writeln!(
             f,
@@ -195,6 +210,15 @@ pub async fn run_media_bench(
     let transfer_secs = timed_download(&net, 1, id).await?;
     net.shutdown().await;
     let transfer_mb_per_sec = size as f64 / 1e6 / transfer_secs;
+    // The same size between two aria2c clients, if aria2c is here.
+    let aria2c_secs = if crate::torrent::aria2c_installed() {
+        Some(
+            crate::torrent::aria2c_transfer_secs(&dir.join("aria2c"), &random_file(size, 4))
+                .await?,
+        )
+    } else {
+        None
+    };
 
     // 2. Three providers, then blocks beside a transfer, on one network.
     let net = LocalNet::start(LocalNetConfig::new(dir.join("three"), 4)).await?;
@@ -305,6 +329,7 @@ pub async fn run_media_bench(
         tcp_mb_per_sec,
         transfer_secs,
         transfer_mb_per_sec,
+        aria2c_secs,
         three_secs,
         three_mb_per_sec,
         three_shares,
