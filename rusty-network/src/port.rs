@@ -5,6 +5,11 @@
 //! the machine may be given that very port as its local end, and the child then fails with
 //! "address in use" (a chaos soak lost a node at start-up exactly so). Ports below the
 //! ephemeral range are only ever taken by an explicit bind, so that race cannot happen there.
+//!
+//! Each candidate is checked by binding it without `SO_REUSEADDR` (std's `TcpListener` sets
+//! it): a port that a stopped server left in `TIME_WAIT` binds with the option and fails
+//! without it, as the child's server (jsonrpsee, axum) would fail. Ports handed out in
+//! earlier test processes come back round in a test run, so this matters.
 
 use std::{
     collections::hash_map::RandomState,
@@ -26,14 +31,14 @@ static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
 /// each candidate is checked by binding it, so two of them rarely meet and never silently.
 pub fn unused_loopback_port() -> std::io::Result<u16> {
     let span = u32::from(ephemeral_low().saturating_sub(FLOOR).max(1));
-    let start = NEXT
-        .compare_exchange(
-            u32::MAX,
-            random_below(span),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        )
-        .unwrap_or_else(|current| current);
+    // The first call in a process starts at a random place; later ones go on
+    // from where the last stopped.
+    let random = random_below(span);
+    let start = match NEXT.compare_exchange(u32::MAX, random, Ordering::Relaxed, Ordering::Relaxed)
+    {
+        Ok(_) => random,
+        Err(current) => current % span,
+    };
     if let Some(offset) = first_unused(start, span) {
         NEXT.store((offset + 1) % span, Ordering::Relaxed);
         return Ok(FLOOR + offset as u16);
@@ -47,8 +52,19 @@ pub fn unused_loopback_port() -> std::io::Result<u16> {
 /// The first offset from `start` (wrapping within `span`) whose port can be bound now.
 fn first_unused(start: u32, span: u32) -> Option<u32> {
     (0..span)
-        .map(|step| (start + step) % span)
-        .find(|&offset| TcpListener::bind((Ipv4Addr::LOCALHOST, FLOOR + offset as u16)).is_ok())
+        .map(|step| (start % span + step) % span)
+        .find(|&offset| bindable(FLOOR + offset as u16))
+}
+
+/// Whether a server could bind `port` now: bound without `SO_REUSEADDR`, so a
+/// `TIME_WAIT` left on it counts as taken.
+fn bindable(port: u16) -> bool {
+    tokio::net::TcpSocket::new_v4()
+        .and_then(|socket| {
+            socket.set_reuseaddr(false)?;
+            socket.bind((Ipv4Addr::LOCALHOST, port).into())
+        })
+        .is_ok()
 }
 
 /// The first port of the ephemeral range (Linux's `ip_local_port_range`, else IANA's 49152).
@@ -84,9 +100,18 @@ mod tests {
     }
 
     #[test]
+    fn searches_start_at_random_places() {
+        // Each process's first call draws once; a fixed start would make
+        // parallel test processes collide on the same ports.
+        let starts: std::collections::HashSet<u32> = (0..8).map(|_| random_below(20_000)).collect();
+        assert!(starts.len() > 1, "{starts:?}");
+    }
+
+    #[test]
     fn a_port_someone_listens_on_is_skipped() {
         let port = unused_loopback_port().unwrap();
         let _held = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap();
+        assert!(!bindable(port));
         let span = u32::from(ephemeral_low() - FLOOR);
         let offset = first_unused(u32::from(port - FLOOR), span).unwrap();
         assert_ne!(FLOOR + offset as u16, port);
