@@ -19,5 +19,6 @@ pub mod chainlock;
 pub mod connect;
 pub mod media;
 pub mod network;
+pub mod player;
 pub mod superblock;
 pub mod torrent;

@@ -229,17 +229,9 @@ fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
 /// path under `base` (the node's `…/media/<id>`), so `/content`,
 /// `/live.m3u8` and `/live/<n>.ts` keep working for players told this
 /// address, and Range headers go to the node with the retried request.
-async fn start_redirect(
-    addr: SocketAddr,
-    base: String,
-) -> Result<(
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-)> {
+async fn start_redirect(addr: SocketAddr, base: String) -> Result<Serving> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr} for --serve"))?;
+    let listener = listen_for_serve(addr).await?;
     eprintln!(
         "serving on http://{}/ (redirects to the node: {base}/…)",
         listener.local_addr().unwrap_or(addr)
@@ -281,17 +273,20 @@ async fn start_redirect(
     Ok((tx, task))
 }
 
-async fn start_server(
-    addr: SocketAddr,
-    source: Arc<RpcSource>,
-    live: bool,
-) -> Result<(
+/// A `--serve` server: the sender stops it, the task ends then.
+type Serving = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
-)> {
-    let listener = tokio::net::TcpListener::bind(addr)
+);
+
+async fn listen_for_serve(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("listening on {addr} for --serve"))?;
+        .with_context(|| format!("listening on {addr} for --serve"))
+}
+
+async fn start_server(addr: SocketAddr, source: Arc<RpcSource>, live: bool) -> Result<Serving> {
+    let listener = listen_for_serve(addr).await?;
     let bound = listener.local_addr().unwrap_or(addr);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
