@@ -22,3 +22,14 @@ pub mod network;
 pub mod player;
 pub mod superblock;
 pub mod torrent;
+
+/// Whether an outside program a benchmark compares against (aria2c, ffmpeg)
+/// is installed: it runs and exits 0 when asked its version.
+pub(crate) fn tool_runs(program: &str, version_flag: &str) -> bool {
+    std::process::Command::new(program)
+        .arg(version_flag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -32,12 +32,7 @@ use crate::{connect::BenchError, network::setup};
 
 /// Whether `ffmpeg` can run here.
 pub fn ffmpeg_installed() -> bool {
-    Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::tool_runs("ffmpeg", "-version")
 }
 
 /// One measurement (see the module documentation).

@@ -30,12 +30,7 @@ const PIECE: usize = 1 << 20;
 
 /// Whether `aria2c` can run here.
 pub fn aria2c_installed() -> bool {
-    Command::new("aria2c")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::tool_runs("aria2c", "--version")
 }
 
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
