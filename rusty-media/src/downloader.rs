@@ -40,7 +40,7 @@ use crate::{
 };
 
 /// Requests in flight per provider, at most.
-const MAX_IN_FLIGHT: usize = 16;
+const MAX_IN_FLIGHT: usize = 4;
 /// How often providers are looked up again.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// How long a provider lookup in the DHT may take.
