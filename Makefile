@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test chaos chaos-short lint bench bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-superblock fmt
+.PHONY: deps build run test chaos chaos-short lint bench bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-select bench-superblock fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -47,7 +47,7 @@ fmt:
 	cargo fmt --all
 
 ## Benchmarks (dev profile with optimised dependencies): all of them.
-bench: bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-superblock
+bench: bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-select bench-superblock
 
 ## Block connection into RocksDB beside raw Ed25519 batch verification.
 bench-connect: deps
@@ -74,6 +74,10 @@ bench-media: deps
 ## Adaptive-bitrate rules over seeded traces beside the offline optimum.
 bench-abr:
 	cargo run --bin rusty-cli -- bench abr
+
+## Provider policies (classic, learned) beside an oracle, simulated.
+bench-select:
+	cargo run --bin rusty-cli -- bench select
 
 ## A governance superblock (5,000 masternodes, 200 proposals, a million
 ## votes) and its snapshot beside ordinary blocks of the same size.

@@ -20,6 +20,7 @@ pub mod connect;
 pub mod media;
 pub mod network;
 pub mod player;
+pub mod select;
 pub mod superblock;
 pub mod torrent;
 

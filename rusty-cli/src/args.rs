@@ -277,6 +277,13 @@ pub struct NodeArgs {
     /// Blocks and transactions are never held back by media traffic.
     #[arg(long, value_name = "KBPS", help_heading = "Media")]
     pub media_upload_limit: Option<u64>,
+    /// How downloads choose and load providers: `classic` (lifetime
+    /// average rates, 4 requests each) or `learned` (forgetting rate
+    /// estimates, windows sized to the bandwidth-delay product,
+    /// expected-completion-time assignment, a bandit when there are more
+    /// providers than 8) [default: classic]; see `rusty-cli bench select`.
+    #[arg(long, value_name = "POLICY", help_heading = "Media")]
+    pub media_provider_policy: Option<rusty_media::selection::PolicyKind>,
     /// Serve the web UI (explorer, media, masternodes, governance, wallet)
     /// here: an address, a port, or nothing for 127.0.0.1 on the network's
     /// UI port (main 8480, test 18480, dev 28480). Off by default; a
@@ -559,6 +566,14 @@ pub enum BenchCommand {
         /// Segments per trace.
         #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().segments)]
         segments: usize,
+    },
+    /// Provider policies (the classic heuristic, the learner) beside an
+    /// oracle that knows the true schedule, over seeded simulations of
+    /// throttled providers: fetch time, stream start-up and stalls.
+    Select {
+        /// Seeds per scenario.
+        #[arg(long, default_value_t = rusty_bench::select::SelectBenchConfig::default().seeds)]
+        seeds: u64,
     },
     /// BLS threshold recovery and aggregate verification beside raw blst,
     /// then a dev localnet of 1 miner and 6 masternodes: forms a quorum and

@@ -70,6 +70,9 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
             anyhow::anyhow!("--media-upload-limit (media_upload_limit) {kbps} KB/s is too large")
         })?;
     }
+    if let Some(policy) = a.media_provider_policy.or(file.media_provider_policy) {
+        c.media_provider_policy = policy;
+    }
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
     }
@@ -243,6 +246,8 @@ pub struct FileConfig {
     pub media_cache_size: Option<u64>,
     /// KB/s (as `--media-upload-limit`).
     pub media_upload_limit: Option<u64>,
+    /// As `--media-provider-policy` (`classic` or `learned`).
+    pub media_provider_policy: Option<rusty_media::selection::PolicyKind>,
     /// As `--ui-bind` ("" for the default address).
     pub ui_bind: Option<String>,
     /// As `--ui-allow-host`.
@@ -444,6 +449,15 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
                 segments: (*segments).max(1),
                 ..Default::default()
             });
+            println!("{report}");
+            Ok(())
+        }
+        BenchCommand::Select { seeds } => {
+            let report =
+                rusty_bench::select::run_select_bench(rusty_bench::select::SelectBenchConfig {
+                    seeds: (*seeds).max(1),
+                    ..Default::default()
+                });
             println!("{report}");
             Ok(())
         }

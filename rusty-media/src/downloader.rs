@@ -8,6 +8,11 @@
 //! - Requests of up to 16 chunks go to several providers at once, a few in
 //!   flight per provider (pipelining). Chunks are picked from the playhead
 //!   (where a player reads) onward, then from the start.
+//! - Which providers (at most [`MAX_ACTIVE_PROVIDERS`] at once), how many
+//!   requests each and whether a critical range (at a reader's playhead, or
+//!   one of the last) may go to a provider is the provider policy's call
+//!   ([`crate::selection`]: `classic` by default, `learned` with
+//!   `--media-provider-policy learned`).
 //! - Every chunk is verified by the store before it is written. A provider
 //!   that sends a bad chunk is penalised (banned by the network layer) and
 //!   dropped; its chunks are fetched elsewhere.
@@ -34,13 +39,17 @@ use tracing::{debug, info};
 
 use crate::{
     manifest::SignedManifest,
+    selection::ProviderPolicy,
     service::{blocking, MediaError, MediaHandle},
     store::{PutChunks, StoreError},
     wire::{MediaRequest, MediaResponse, MAX_CHUNKS_PER_REQUEST},
 };
 
-/// Requests in flight per provider, at most.
-const MAX_IN_FLIGHT: usize = 4;
+/// Providers a download uses at once, at most; with more, the provider
+/// policy chooses (see [`crate::selection`]).
+pub const MAX_ACTIVE_PROVIDERS: usize = 8;
+/// Chunks ahead of a reader's playhead whose requests count as critical.
+const CRITICAL_CHUNKS: u64 = 2 * MAX_CHUNKS_PER_REQUEST as u64;
 /// How often providers are looked up again.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// How long a provider lookup in the DHT may take.
@@ -107,6 +116,8 @@ pub struct Download {
     status: watch::Sender<DownloadStatus>,
     /// The chunk a reader waits for; picking starts there.
     playhead: AtomicU64,
+    /// A reader has asked for a chunk: ranges at its playhead are critical.
+    reading: AtomicBool,
     cancelled: AtomicBool,
     /// The store dropped the content (cache full of other content).
     evicted: AtomicBool,
@@ -133,6 +144,7 @@ impl Download {
                 peers: Vec::new(),
             }),
             playhead: AtomicU64::new(0),
+            reading: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             progress: Notify::new(),
@@ -180,6 +192,7 @@ impl Download {
     /// Fetch from chunk `index` onward first (a player seeked there).
     pub fn prioritise(&self, index: u64) {
         self.playhead.store(index, Ordering::Relaxed);
+        self.reading.store(true, Ordering::Relaxed);
         self.progress.notify_waiters();
     }
 
@@ -273,11 +286,12 @@ pub(crate) async fn obtain_manifest(
 #[derive(Debug)]
 struct Provider {
     in_flight: usize,
-    max_in_flight: usize,
+    /// Bytes asked of it and not answered yet.
+    queued: u64,
+    /// Verified bytes it delivered first.
     bytes: u64,
-    /// Sum of bytes and time over completed requests, for its rate.
-    busy_time: Duration,
     bad: bool,
+    /// Held to one request at a time (a request of its was raced).
     slow: bool,
     cooldown_until: Option<Instant>,
     strikes: u32,
@@ -290,9 +304,8 @@ impl Provider {
     fn new() -> Provider {
         Provider {
             in_flight: 0,
-            max_in_flight: MAX_IN_FLIGHT,
+            queued: 0,
             bytes: 0,
-            busy_time: Duration::ZERO,
             bad: false,
             slow: false,
             cooldown_until: None,
@@ -304,14 +317,30 @@ impl Provider {
     fn usable(&self, now: Instant) -> bool {
         !self.bad && self.cooldown_until.is_none_or(|t| t <= now)
     }
+}
 
-    fn rate(&self) -> u64 {
-        let secs = self.busy_time.as_secs_f64();
-        if secs <= 0.0 {
-            0
+/// The policy's view of a download's providers, on the download's clock.
+struct Policy {
+    inner: Box<dyn ProviderPolicy<PeerId> + Send>,
+    epoch: Instant,
+    range_bytes: u64,
+}
+
+impl Policy {
+    fn secs(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.epoch).as_secs_f64()
+    }
+
+    fn window(&self, k: PeerId, p: &Provider, now: Instant) -> usize {
+        if p.slow {
+            1
         } else {
-            (self.bytes as f64 / secs) as u64
+            self.inner.window(k, self.range_bytes, self.secs(now))
         }
+    }
+
+    fn rate(&self, k: PeerId, now: Instant) -> f64 {
+        self.inner.rate(k, self.secs(now))
     }
 }
 
@@ -386,13 +415,32 @@ impl Picker {
     /// A run of up to [`MAX_CHUNKS_PER_REQUEST`] pending chunks, from the
     /// playhead onward (else from the start), skipping what `lacks` says
     /// the provider does not have. Removes it from `pending`.
+    #[cfg(test)]
     fn take(&mut self, playhead: u64, lacks: &BTreeSet<u64>) -> Option<(u64, u32)> {
-        let first = self
-            .pending
+        let first = self.first(playhead, lacks)?;
+        Some(self.take_from(first, lacks))
+    }
+
+    /// The first pending chunk from `playhead` onward (else from the
+    /// start) that the provider is not known to lack.
+    fn first(&self, playhead: u64, lacks: &BTreeSet<u64>) -> Option<u64> {
+        self.pending
             .range(playhead..)
             .chain(self.pending.range(..playhead))
             .find(|i| !lacks.contains(i))
-            .copied()?;
+            .copied()
+    }
+
+    /// The first such chunk at or after `from`, without wrapping.
+    fn first_after(&self, from: u64, lacks: &BTreeSet<u64>) -> Option<u64> {
+        self.pending
+            .range(from..)
+            .find(|i| !lacks.contains(i))
+            .copied()
+    }
+
+    /// The run of pending chunks from `first`.
+    fn take_from(&mut self, first: u64, lacks: &BTreeSet<u64>) -> (u64, u32) {
         let mut count: u32 = 0;
         while count < MAX_CHUNKS_PER_REQUEST {
             let i = first.saturating_add(u64::from(count));
@@ -402,7 +450,7 @@ impl Picker {
             self.pending.remove(&i);
             count += 1;
         }
-        Some((first, count))
+        (first, count)
     }
 
     /// The still-missing part of a range (for racing it elsewhere).
@@ -439,6 +487,11 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
         return Ok(());
     }
     let mut picker = Picker::new(count, &missing);
+    let mut policy = Policy {
+        inner: svc.provider_policy().build::<PeerId>(),
+        epoch: Instant::now(),
+        range_bytes: u64::from(MAX_CHUNKS_PER_REQUEST) * chunk_size,
+    };
     let mut providers: HashMap<PeerId, Provider> = HashMap::new();
     let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
     let mut futures = FuturesUnordered::new();
@@ -473,6 +526,16 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             for p in svc.known_providers(&id).await {
                 providers.entry(p).or_insert_with(Provider::new);
             }
+            // Round trips as libp2p's ping measured them (the learned
+            // policy sizes windows with them).
+            if let Ok(peers) = svc.shared.net.peers().await {
+                let t = policy.secs(now);
+                for info in peers {
+                    if let (Some(rtt), true) = (info.ping, providers.contains_key(&info.peer_id)) {
+                        policy.inner.on_rtt(info.peer_id, rtt.as_secs_f64(), t);
+                    }
+                }
+            }
             for p in providers.values_mut() {
                 p.lacks.clear();
                 if p.strikes >= 3 && p.cooldown_until.is_none_or(|t| t <= now) {
@@ -496,29 +559,79 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             }
         }
 
-        // Hand out work.
+        // Hand out work: to the providers the policy makes active, least
+        // loaded first, then by estimated rate.
         let playhead = dl.playhead.load(Ordering::Relaxed);
-        let mut order: Vec<PeerId> = providers
+        let reading = dl.reading.load(Ordering::Relaxed);
+        let mut usable: Vec<PeerId> = providers
             .iter()
-            .filter(|(_, p)| p.usable(now) && p.in_flight < p.max_in_flight)
+            .filter(|(_, p)| p.usable(now))
             .map(|(k, _)| *k)
             .collect();
-        order.sort_by_key(|k| {
-            let p = &providers[k];
-            (p.in_flight, std::cmp::Reverse(p.rate()))
+        usable.sort();
+        let active = policy
+            .inner
+            .active(&usable, MAX_ACTIVE_PROVIDERS, policy.secs(now));
+        let mut order: Vec<PeerId> = active
+            .iter()
+            .filter(|k| {
+                let p = &providers[*k];
+                p.in_flight < policy.window(**k, p, now)
+            })
+            .copied()
+            .collect();
+        order.sort_by(|a, b| {
+            providers[a]
+                .in_flight
+                .cmp(&providers[b].in_flight)
+                .then(policy.rate(*b, now).total_cmp(&policy.rate(*a, now)))
         });
         if !order.is_empty() {
             last_provider_seen = now;
         }
         for peer in order {
-            while let Some(p) = providers.get_mut(&peer) {
-                if p.in_flight >= p.max_in_flight {
+            while let Some(p) = providers.get(&peer) {
+                if p.in_flight >= policy.window(peer, p, now) {
                     break;
                 }
-                let Some((start, n)) = picker.take(playhead, &p.lacks) else {
+                let Some(mut first) = picker.first(playhead, &p.lacks) else {
+                    break;
+                };
+                // A critical range (at a reader's playhead, or one of the
+                // last) goes here only if this provider would finish it no
+                // later than another would after its own queue.
+                let endgame = (picker.pending.len() as u64)
+                    <= active.len() as u64 * u64::from(MAX_CHUNKS_PER_REQUEST);
+                let critical = |i: u64| {
+                    endgame || (reading && i >= playhead && i < playhead + CRITICAL_CHUNKS)
+                };
+                if critical(first) {
+                    let others: Vec<(PeerId, u64)> =
+                        active.iter().map(|o| (*o, providers[o].queued)).collect();
+                    let range = policy.range_bytes;
+                    if !policy.inner.may_take_critical(
+                        peer,
+                        p.queued,
+                        &others,
+                        range,
+                        policy.secs(now),
+                    ) {
+                        match picker
+                            .first_after(playhead.saturating_add(CRITICAL_CHUNKS), &p.lacks)
+                            .filter(|i| !critical(*i))
+                        {
+                            Some(later) => first = later,
+                            None => break,
+                        }
+                    }
+                }
+                let lacks = p.lacks.clone();
+                let (start, n) = picker.take_from(first, &lacks);
+                let Some(p) = providers.get_mut(&peer) else {
                     break;
                 };
                 p.in_flight += 1;
+                p.queued += u64::from(n) * chunk_size;
                 let req = next_req;
                 next_req += 1;
                 in_flight.insert(
@@ -561,14 +674,15 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             };
             // Slow requests go to a provider with nothing in flight; at the
             // end, to any with a free slot.
-            let idle = providers
-                .iter()
-                .filter(|(k, p)| {
-                    let cap = if endgame { p.max_in_flight } else { 1 };
-                    **k != orig_peer && p.usable(now) && p.in_flight < cap && !p.lacks.contains(&s)
-                })
-                .map(|(k, _)| *k)
-                .next();
+            let idle = active.iter().copied().find(|k| {
+                let p = &providers[k];
+                let cap = if endgame {
+                    policy.window(*k, p, now)
+                } else {
+                    1
+                };
+                *k != orig_peer && p.usable(now) && p.in_flight < cap && !p.lacks.contains(&s)
+            });
             let Some(other) = idle else { continue };
             if let Some(f) = in_flight.get_mut(&req) {
                 f.raced = true;
@@ -576,11 +690,11 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             if now.duration_since(sent) >= slow_after {
                 if let Some(p) = providers.get_mut(&orig_peer) {
                     p.slow = true;
-                    p.max_in_flight = 1;
                 }
             }
             if let Some(p) = providers.get_mut(&other) {
                 p.in_flight += 1;
+                p.queued += u64::from(n) * chunk_size;
             }
             let r = next_req;
             next_req += 1;
@@ -617,6 +731,16 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 let elapsed = f.sent.elapsed();
                 if let Some(p) = providers.get_mut(&f.peer) {
                     p.in_flight = p.in_flight.saturating_sub(1);
+                    p.queued = p.queued.saturating_sub(u64::from(f.count) * chunk_size);
+                }
+                let t = policy.secs(Instant::now());
+                match &out.result {
+                    Ok(MediaResponse::Chunks { chunks, .. }) => {
+                        let bytes = chunks.iter().map(|c| c.len() as u64).sum();
+                        policy.inner.on_done(f.peer, bytes, policy.secs(f.sent), t);
+                    }
+                    Ok(_) => {}
+                    Err(_) => policy.inner.on_failed(f.peer, t),
                 }
                 // A run of chunks is verified and written on a blocking
                 // thread while this loop keeps requests flowing; anything
@@ -635,10 +759,8 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                     }
                     if let Some(p) = providers.get_mut(&f.peer) {
                         p.bytes += got;
-                        p.busy_time += elapsed;
                         if p.slow && elapsed < slow_after {
                             p.slow = false;
-                            p.max_in_flight = MAX_IN_FLIGHT;
                         }
                     }
                     rate_window.1 += got;
@@ -670,7 +792,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 peer: k.to_string(),
                 bytes: p.bytes,
                 in_flight: p.in_flight,
-                rate: p.rate(),
+                rate: policy.rate(*k, now) as u64,
                 state: if p.bad {
                     "penalised"
                 } else if p.slow {

@@ -30,6 +30,7 @@ pub mod http;
 pub mod ladder;
 pub mod live;
 pub mod manifest;
+pub mod selection;
 pub mod service;
 pub mod store;
 pub mod wire;

@@ -60,7 +60,7 @@ use std::{
     future::Future,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicU8, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -77,6 +77,7 @@ use crate::{
     broadcast::LiveStream,
     downloader::{self, Download, DownloadStatus},
     manifest::{Manifest, ManifestError, ManifestFields, SignedManifest},
+    selection::PolicyKind,
     store::{ContentInfo, ContentStore, StoreError},
 };
 
@@ -114,6 +115,9 @@ pub struct MediaConfig {
     /// Upload limit for media replies, bytes per second; 0 = none
     /// (`--media-upload-limit`).
     pub upload_limit: u64,
+    /// How downloads choose and load providers
+    /// (`--media-provider-policy`).
+    pub provider_policy: PolicyKind,
 }
 
 impl MediaConfig {
@@ -122,6 +126,7 @@ impl MediaConfig {
             dir: dir.into(),
             cache_bytes: DEFAULT_CACHE_BYTES,
             upload_limit: 0,
+            provider_policy: PolicyKind::default(),
         }
     }
 }
@@ -233,6 +238,8 @@ pub(crate) struct Shared {
     /// Where content keys of priced content live, one owner-only file per
     /// content; `None`: kept in the task's memory only.
     keys_dir: Option<PathBuf>,
+    /// The downloads' provider policy: 0 classic, 1 learned.
+    provider_policy: AtomicU8,
 }
 
 /// The media service. Cheap to clone.
@@ -318,13 +325,31 @@ impl MediaHandle {
     ) -> Result<(MediaHandle, impl Future<Output = ()> + Send + 'static), MediaError> {
         let store = ContentStore::open(&config.dir, config.cache_bytes)?;
         let key = load_or_create_creator_key(&config.dir.join(CREATOR_KEY_FILE))?;
-        Ok(Self::new_task(
+        let (handle, task) = Self::new_task(
             Arc::new(store),
             key,
             net,
             config.upload_limit,
             Some(config.dir.join(KEYS_DIR)),
-        ))
+        );
+        handle.set_provider_policy(config.provider_policy);
+        Ok((handle, task))
+    }
+
+    /// The provider policy downloads started from now on use.
+    pub fn set_provider_policy(&self, policy: PolicyKind) {
+        let v = match policy {
+            PolicyKind::Classic => 0,
+            PolicyKind::Learned => 1,
+        };
+        self.shared.provider_policy.store(v, Ordering::Relaxed);
+    }
+
+    pub fn provider_policy(&self) -> PolicyKind {
+        match self.shared.provider_policy.load(Ordering::Relaxed) {
+            1 => PolicyKind::Learned,
+            _ => PolicyKind::Classic,
+        }
     }
 
     /// A service over an open store (content keys in memory only); spawns
@@ -360,6 +385,7 @@ impl MediaHandle {
             counters: Counters::default(),
             shutdown: watch::Sender::new(false),
             keys_dir,
+            provider_policy: AtomicU8::new(0),
         });
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let actor = Actor::new(shared.clone(), tx.downgrade(), rx);

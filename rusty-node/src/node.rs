@@ -84,6 +84,9 @@ pub struct NodeConfig {
     /// Media upload limit, bytes per second; 0 = none
     /// (`--media-upload-limit`).
     pub media_upload_limit: u64,
+    /// How downloads choose and load providers
+    /// (`--media-provider-policy`).
+    pub media_provider_policy: rusty_media::selection::PolicyKind,
     /// Fault injection for supervision tests (dev only): the chain thread
     /// panics once the node is up.
     pub inject_chain_panic: bool,
@@ -117,6 +120,7 @@ impl NodeConfig {
             masternode: None,
             media_cache_bytes: rusty_media::service::DEFAULT_CACHE_BYTES,
             media_upload_limit: 0,
+            media_provider_policy: Default::default(),
             inject_chain_panic: false,
             ui: None,
             metrics_bind: None,
@@ -264,6 +268,7 @@ impl Node {
                     dir: dir.clone(),
                     cache_bytes: config.media_cache_bytes,
                     upload_limit: config.media_upload_limit,
+                    provider_policy: config.media_provider_policy,
                 };
                 let opened =
                     rusty_media::service::MediaHandle::open_task(&media_config, net.clone());

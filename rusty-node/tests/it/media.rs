@@ -870,3 +870,63 @@ async fn priced_content_is_unreadable_before_the_purchase_and_readable_after() {
     assert!(spent.is_none(), "the release spent the payment");
     n.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_learned_policy_fetches_from_two_throttled_providers_and_a_seek_comes_first() {
+    let mut n = Nodes::new(3);
+    // Two providers at different upload limits; the viewer (2) runs the
+    // learned provider policy.
+    n.start(0, &[], 50, 2_000_000).await;
+    n.start(1, &[0], 50, 500_000).await;
+    n.start(2, &[0, 1], 50, 0).await;
+    n.wait_peers(2, 2).await;
+    let data = content(8 << 20, 5);
+    let id = n.publish(0, "eight.bin", &data).await;
+    n.ok(1, "stream_view", json!([id.to_string()])).await;
+    n.wait_download(1, id).await;
+    n.media(2)
+        .set_provider_policy(rusty_media::selection::PolicyKind::Learned);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while n.media(2).providers(&id).await.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two providers never announced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    n.ok(2, "stream_view", json!([id.to_string()])).await;
+    // A reader in the middle: those chunks are critical from now on.
+    let mid = n
+        .ok(
+            2,
+            "stream_read",
+            json!([id.to_string(), 6 << 20, 65_536, 20_000]),
+        )
+        .await;
+    let mid = BASE64
+        .decode(mid["data"].as_str().expect("data"))
+        .expect("base64");
+    assert!(
+        mid == data[6 << 20..(6 << 20) + 65_536],
+        "the seeked bytes differ"
+    );
+    let done = n.wait_download(2, id).await;
+    assert_eq!(done["bad_chunks"], json!(0));
+    let peers = done["peers"].as_array().expect("peers");
+    let delivered: u64 = peers.iter().filter_map(|p| p["bytes"].as_u64()).sum();
+    assert_eq!(
+        delivered,
+        data.len() as u64,
+        "every byte came from a provider once: {done}"
+    );
+    assert!(
+        peers
+            .iter()
+            .filter(|p| p["bytes"].as_u64() > Some(0))
+            .all(|p| p["rate"].as_u64() > Some(0)),
+        "the learner has a rate for each provider that delivered: {done}"
+    );
+    let got = n.read_all(2, id, data.len() as u64).await;
+    assert!(got == data, "the copy differs");
+    n.shutdown().await;
+}

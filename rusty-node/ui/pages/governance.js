@@ -3,6 +3,17 @@
 import { get, post } from '../api.js';
 import { h, show, table, errorBox } from '../dom.js';
 
+// A proposal's URL comes from whoever submitted it: only http(s) becomes a
+// link (a javascript: or data: URL stays plain text; the CSP would block
+// it too, this does not rely on that).
+function safeUrl(url) {
+  try {
+    return ['http:', 'https:'].includes(new URL(url).protocol);
+  } catch {
+    return false;
+  }
+}
+
 export async function render() {
   const g = await get('governance');
   const proposals = g.proposals || [];
@@ -26,7 +37,7 @@ export async function render() {
       h('dt', {}, 'Funding threshold'), h('dd', {}, `net yes ≥ ${info.fundingthreshold}`)),
     h('h2', {}, `${proposals.length} proposals`),
     proposals.length ? table(['title', 'kind', 'amount', 'yes', 'no', 'abstain', 'net / threshold', 'state', 'closes', 'vote'], proposals.map((p) => [
-      p.url ? h('a', { href: p.url, rel: 'noopener noreferrer', target: '_blank' }, p.title) : p.title,
+      safeUrl(p.url) ? h('a', { href: p.url, rel: 'noopener noreferrer', target: '_blank' }, p.title) : p.title,
       p.kind, p.amount !== undefined ? `${p.amount} RSC` : '–',
       String(p.yes), String(p.no), String(p.abstain),
       h('span', { class: p.passing ? 'ok' : 'muted' }, `${p.net_yes} / ${p.threshold}`),

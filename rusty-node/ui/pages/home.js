@@ -86,9 +86,17 @@ export async function render() {
     }
     get('mempool').then(drawPool).catch(() => {});
   };
+  let poolSeen = `${pool.info.size}/${pool.info.bytes}`;
   live.handlers.mempool = (info) => {
     if (!info) return;
     document.getElementById('mempool').textContent = `${info.size} tx · ${bytes(info.bytes)}`;
+    // The projected blocks and fee tiers follow the mempool too, not only
+    // new blocks: redrawn when its size changed (events come every 2 s).
+    const seen = `${info.size}/${info.bytes}`;
+    if (seen !== poolSeen) {
+      poolSeen = seen;
+      get('mempool').then(drawPool).catch(() => {});
+    }
   };
   live.handlers.resync = () => render();
   void short;

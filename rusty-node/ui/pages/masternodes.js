@@ -3,10 +3,12 @@
 import { get } from '../api.js';
 import { h, show, table, short, card } from '../dom.js';
 
-function status(s) {
-  if (s.revocationReason && s.PoSeBanHeight !== -1) return 'revoked';
-  if (s.PoSeBanHeight !== undefined && s.PoSeBanHeight !== -1) return 'PoSe banned';
-  return 'valid';
+// The node's own status (ENABLED, POSE_BANNED, REVOKED): derived from the
+// state fields here, a revoked entry with reason 0 ("not specified") or no
+// ban height showed as valid.
+const STATUS = { ENABLED: 'valid', POSE_BANNED: 'PoSe banned', REVOKED: 'revoked' };
+function status(e) {
+  return STATUS[e.status] || String(e.status || 'unknown');
 }
 
 export async function render() {
@@ -28,7 +30,7 @@ export async function render() {
     list.length
       ? table(['proTxHash', 'status', 'service', 'registered', 'last paid', 'PoSe penalty', 'payout'], list.map((e) => {
         const s = e.state || {};
-        return [h('span', { class: 'mono' }, short(e.proTxHash)), status(s), s.service || '', String(s.registeredHeight ?? ''), String(s.lastPaidHeight ?? ''), String(s.PoSePenalty ?? ''), h('span', { class: 'mono' }, short(s.payoutAddress || ''))];
+        return [h('span', { class: 'mono' }, short(e.proTxHash)), status(e), s.service || '', String(s.registeredHeight ?? ''), String(s.lastPaidHeight ?? ''), String(s.PoSePenalty ?? ''), h('span', { class: 'mono' }, short(s.payoutAddress || ''))];
       }), { id: 'mn-list' })
       : h('p', { class: 'muted', id: 'mn-list' }, 'no masternode registered'),
     h('h2', {}, 'Payees of recent blocks'),
