@@ -7,8 +7,8 @@
 # (rusty-cli/tests/it/ui_browser.rs) Debian's Chromium and ChromeDriver, driven
 # by Selenium from PyPI (nothing downloads a browser), and ffmpeg, which makes
 # the clip and the live stream the test plays (and the transcoding ladder's
-# test), and aria2, the BitTorrent client `rusty-cli bench media` measures
-# beside ours.
+# test), aria2, the BitTorrent client `rusty-cli bench media` measures
+# beside ours, and iptables for the NAT lab test's routers.
 #
 # The libclang check looks for exactly what bindgen's clang-sys loads:
 # `libclang.so`, `libclang.so.N`, `libclang-N.so` or `libclang-N.so.M`, in the
@@ -66,6 +66,10 @@ have_python3_venv || missing+=(python3-venv)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 # The BitTorrent client `rusty-cli bench media` measures beside ours.
 command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
+# The NAT lab test (rusty-cli/tests/it/nat_lab.rs) builds NAT routers in
+# network namespaces with ip (iproute2) and iptables.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+[ -x /usr/sbin/iptables ] || missing+=(iptables)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -86,7 +86,7 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a full node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Wallet of a running node.
     #[command(subcommand)]
     Wallet(WalletCommand),
@@ -324,6 +324,16 @@ pub struct P2pArgs {
     /// Run without P2P networking: the node stays alone on its chain.
     #[arg(long)]
     pub no_network: bool,
+    /// The address others reach this node at (a public node's or a
+    /// masternode's), taken as confirmed without testing; repeatable, e.g.
+    /// /ip4/203.0.113.5/tcp/8433. Without it AutoNAT finds out.
+    #[arg(long = "external-addr", value_name = "MULTIADDR")]
+    pub external_addrs: Vec<String>,
+    /// Relay circuits for peers behind NAT: on by default, advertised only
+    /// while this node is reachable (limits: 128 reservations, 16 circuits,
+    /// each 2 min and 128 KiB per direction).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub relay_server: Option<bool>,
     /// Testing only (dev network): the named critical task panics once the
     /// node is up, to show that supervision stops the node.
     #[arg(long, value_name = "TASK", hide = true, value_parser = ["chain"])]

@@ -193,6 +193,16 @@ fn p2p_config(
         );
     }
     n.mdns = !a.no_mdns && file.mdns.unwrap_or(n.mdns);
+    let external_example = format!("/ip4/203.0.113.5/tcp/{port}");
+    if !a.external_addrs.is_empty() {
+        n.external_addrs = parse_addrs("--external-addr", &a.external_addrs, &external_example)?;
+    } else if let Some(e) = &file.external_addrs {
+        n.external_addrs = parse_addrs("config file: external_addrs", e, &external_example)?;
+    }
+    n.relay_server = a
+        .relay_server
+        .or(file.relay_server)
+        .unwrap_or(n.relay_server);
     Ok(Some(n))
 }
 
@@ -238,6 +248,10 @@ pub struct FileConfig {
     pub bootnodes: Option<Vec<String>>,
     pub max_peers: Option<usize>,
     pub mdns: Option<bool>,
+    /// As `--external-addr`.
+    pub external_addrs: Option<Vec<String>>,
+    /// As `--relay-server`.
+    pub relay_server: Option<bool>,
     /// Run as a masternode (with `operator_key`).
     pub masternode: Option<bool>,
     /// The operator key file (as `--operator-key`).

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use libp2p::{
-    gossipsub, identify,
+    autonat, dcutr, gossipsub, identify,
     identity::Keypair,
-    kad, mdns, ping, request_response,
+    kad, mdns, ping, relay, request_response,
     swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
     StreamProtocol,
 };
@@ -40,6 +40,15 @@ pub struct Behaviour {
     /// longer timeout ([`media_request_timeout`]) and fewer concurrent
     /// streams per connection ([`MEDIA_MAX_STREAMS`]).
     pub media: request_response::Behaviour<SyncCodec>,
+    /// NAT traversal (see `service::nat`): reservations and circuits
+    /// through relays, relaying for others (only advertised while this node
+    /// has a confirmed external address), hole punching, and reachability
+    /// tests in both roles.
+    pub relay_client: relay::client::Behaviour,
+    pub relay_server: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat_client: autonat::v2::client::Behaviour,
+    pub autonat_server: autonat::v2::server::Behaviour,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -103,6 +112,7 @@ fn message_id(m: &gossipsub::Message) -> gossipsub::MessageId {
 impl Behaviour {
     pub fn new(
         key: &Keypair,
+        relay_client: relay::client::Behaviour,
         config: &NetworkConfig,
     ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
         let chain = config.chain.as_str();
@@ -194,6 +204,17 @@ impl Behaviour {
                 media_request_timeout(config),
                 MEDIA_MAX_STREAMS,
             ),
+            relay_client,
+            // libp2p's defaults, which docs/network.md states: 128
+            // reservations of 1 h (4 per peer), 16 circuits (4 per peer),
+            // each closed after 2 min or 128 KiB each way.
+            relay_server: config
+                .relay_server
+                .then(|| relay::Behaviour::new(peer_id, relay::Config::default()))
+                .into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat_client: autonat::v2::client::Behaviour::default(),
+            autonat_server: autonat::v2::server::Behaviour::default(),
         })
     }
 }

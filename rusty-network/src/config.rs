@@ -33,6 +33,13 @@ pub struct NetworkConfig {
     pub max_block_size: usize,
     /// Identify agent string, e.g. `rusty-coin/0.1.0`.
     pub agent: String,
+    /// Relay circuits for nodes behind NAT (`--relay-server`); advertised
+    /// only while the node has a confirmed external address.
+    pub relay_server: bool,
+    /// Addresses others reach this node at, confirmed without testing
+    /// (`--external-addr`, as bitcoind's `-externalip`): a public node's
+    /// or masternode's address.
+    pub external_addrs: Vec<Multiaddr>,
 }
 
 impl NetworkConfig {
@@ -57,6 +64,8 @@ impl NetworkConfig {
             request_timeout: Duration::from_secs(30),
             max_block_size: 2_000_000,
             agent: DEFAULT_AGENT.to_owned(),
+            relay_server: true,
+            external_addrs: Vec::new(),
         }
     }
 

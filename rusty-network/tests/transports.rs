@@ -103,3 +103,38 @@ async fn request_response_and_gossip_over_quic() {
 async fn request_response_and_gossip_over_tcp() {
     round_trip("/ip4/127.0.0.1/tcp/0").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootnode_given_by_dns_name_is_resolved_and_connected() {
+    use rusty_network::multiaddr::Protocol;
+    let (server, server_events) = peer("/ip4/127.0.0.1/tcp/0", Vec::new()).await;
+    let _gossip = serve(server.clone(), server_events);
+    // /ip4/127.0.0.1/tcp/N → /dns4/localhost/tcp/N/p2p/<id>
+    let port = server
+        .listen_addrs()
+        .iter()
+        .flat_map(|a| a.iter())
+        .find_map(|p| match p {
+            Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .expect("tcp port");
+    let by_name: rusty_network::Multiaddr =
+        format!("/dns4/localhost/tcp/{port}/p2p/{}", server.peer_id())
+            .parse()
+            .expect("multiaddr");
+    let (client, _events) = peer("/ip4/127.0.0.1/tcp/0", vec![by_name]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while client.peers().await.expect("peers").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never connected to localhost by name"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let peers = client.peers().await.expect("peers");
+    assert_eq!(peers[0].peer_id, server.peer_id());
+    assert!(!peers[0].relayed);
+    client.shutdown().await;
+    server.shutdown().await;
+}

@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod harness;
 mod masternode_cli;
+mod nat_lab;
 mod pyvenv;
 mod rpc_compat;
 mod stream_cli;

@@ -216,10 +216,14 @@ pub struct Ban {
 
 /// The `/p2p/<id>` suffix of an address.
 pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| match p {
-        Mp::P2p(id) => Some(id),
-        _ => None,
-    })
+    // The last one: in a relay circuit address
+    // (`…/p2p/<relay>/p2p-circuit/p2p/<peer>`) the first names the relay.
+    addr.iter()
+        .filter_map(|p| match p {
+            Mp::P2p(id) => Some(id),
+            _ => None,
+        })
+        .last()
 }
 
 /// The IP address of an address, if it has one.
@@ -231,9 +235,14 @@ pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
-/// `addr` without its `/p2p/...` suffix.
+/// `addr` without its `/p2p/...` suffix (a relay's `/p2p/<relay>` inside
+/// a circuit address stays: it is part of the way there).
 pub fn without_peer_id(addr: &Multiaddr) -> Multiaddr {
-    addr.iter().filter(|p| !matches!(p, Mp::P2p(_))).collect()
+    let mut out = addr.clone();
+    if matches!(out.iter().last(), Some(Mp::P2p(_))) {
+        out.pop();
+    }
+    out
 }
 
 /// `addr` ending in `/p2p/<peer>` (added unless already there).
@@ -521,6 +530,29 @@ mod tests {
 
     fn addr(port: u16) -> Multiaddr {
         format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    #[test]
+    fn a_circuit_address_names_the_peer_last_and_keeps_the_relay() {
+        let relay = PeerId::random();
+        let peer = PeerId::random();
+        let circuit: Multiaddr =
+            format!("/ip4/17.0.0.10/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{peer}")
+                .parse()
+                .expect("multiaddr");
+        assert_eq!(peer_id_of(&circuit), Some(peer));
+        let base = without_peer_id(&circuit);
+        assert_eq!(
+            base.to_string(),
+            format!("/ip4/17.0.0.10/tcp/4001/p2p/{relay}/p2p-circuit")
+        );
+        assert_eq!(with_peer_id(&base, peer), circuit);
+        // A plain address is unchanged by the rule.
+        let plain: Multiaddr = format!("/ip4/1.2.3.4/tcp/1/p2p/{peer}")
+            .parse()
+            .expect("multiaddr");
+        assert_eq!(peer_id_of(&plain), Some(peer));
+        assert_eq!(without_peer_id(&plain).to_string(), "/ip4/1.2.3.4/tcp/1");
     }
 
     #[test]

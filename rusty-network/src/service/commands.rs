@@ -231,11 +231,17 @@ impl Task {
                         PeerInfo {
                             id: self.conn_ids.get(p).copied().unwrap_or(0),
                             peer_id: *p,
-                            addr: r.remote.clone().unwrap_or_else(Multiaddr::empty),
+                            // A direct connection's address once there is
+                            // one (a peer first reached through a relay).
+                            addr: self
+                                .direct_addr(p)
+                                .or_else(|| r.remote.clone())
+                                .unwrap_or_else(Multiaddr::empty),
                             inbound,
                             connected_secs: now.saturating_duration_since(since).as_secs(),
                             score: r.score,
                             ping: r.ping,
+                            relayed: self.only_relayed(p),
                             agent: r.agent.clone(),
                             persistent: r.persistent,
                         }
@@ -259,6 +265,7 @@ impl Task {
                     mdns: self.swarm.behaviour().mdns.is_enabled(),
                     shed_medium: self.shed_medium,
                     shed_low: self.shed_low,
+                    nat: self.nat_info(),
                 };
                 let _ = reply.send(info);
             }
@@ -347,6 +354,15 @@ impl Task {
     /// behaviour dials it.
     pub(super) fn send_request(&mut self, peer: PeerId, request: Request, reply: RequestReply) {
         let p = request.protocol();
+        // A relayed circuit is for control traffic and small requests: bulk
+        // transfers wait for a direct connection (the caller goes to other
+        // peers meanwhile), or they would hit the relay's byte limit.
+        if matches!(p, Protocol::Media | Protocol::Blocks) && self.only_relayed(&peer) {
+            let _ = reply.send(Err(RequestError::Other(
+                "the peer is reachable only through a relay; bulk transfers wait for a direct connection".into(),
+            )));
+            return;
+        }
         // Not connected: the swarm dials with these addresses and any its
         // behaviours know (Kademlia, earlier connections).
         let mut addrs = self.direct_addrs.get(&peer);

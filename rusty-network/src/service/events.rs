@@ -6,6 +6,10 @@ use super::*;
 
 impl Task {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        {
+            use libp2p::metrics::Recorder;
+            self.metrics.record(&event);
+        }
         match event {
             SwarmEvent::Behaviour(b) => self.on_behaviour_event(b),
             SwarmEvent::NewListenAddr {
@@ -27,6 +31,7 @@ impl Task {
             } => {
                 self.dial_ended(peer_id, connection_id);
                 let addr = endpoint.get_remote_address().clone();
+                self.on_nat_connection(peer_id, connection_id, &addr, true);
                 if endpoint.is_dialer() {
                     let base = without_peer_id(&addr);
                     if let Some(pos) = self
@@ -60,10 +65,32 @@ impl Task {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } if num_established > 0 => {
+                self.on_nat_connection(
+                    peer_id,
+                    connection_id,
+                    endpoint.get_remote_address(),
+                    false,
+                );
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                endpoint,
                 num_established: 0,
                 cause,
                 ..
             } => {
+                self.on_nat_connection(
+                    peer_id,
+                    connection_id,
+                    endpoint.get_remote_address(),
+                    false,
+                );
                 debug!(target: "net", peer = %peer_id, ?cause, "disconnected");
                 self.conn_ids.remove(&peer_id);
                 self.limiter.remove_peer(&peer_id);
@@ -98,6 +125,16 @@ impl Task {
     }
 
     pub(super) fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        {
+            use libp2p::metrics::Recorder;
+            match &event {
+                BehaviourEvent::Gossipsub(e) => self.metrics.record(e),
+                BehaviourEvent::Kad(e) => self.metrics.record(e),
+                BehaviourEvent::Identify(e) => self.metrics.record(e),
+                BehaviourEvent::Ping(e) => self.metrics.record(e),
+                _ => {}
+            }
+        }
         match event {
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -140,8 +177,14 @@ impl Task {
                     Some(info.agent_version.chars().take(128).collect()),
                     None,
                 );
+                self.consider_relay(peer_id, &info.protocols);
             }
             BehaviourEvent::Identify(_) => {}
+            BehaviourEvent::RelayClient(e) => self.on_relay_client_event(e),
+            BehaviourEvent::RelayServer(e) => self.on_relay_server_event(e),
+            BehaviourEvent::Dcutr(e) => self.on_dcutr_event(e),
+            BehaviourEvent::AutonatClient(e) => self.on_autonat_event(e),
+            BehaviourEvent::AutonatServer(_) => {}
             BehaviourEvent::Ping(ping::Event { peer, result, .. }) => {
                 if let Ok(rtt) = result {
                     self.swarm

@@ -41,6 +41,7 @@ use crate::{
 
 mod commands;
 mod events;
+pub mod nat;
 mod upkeep;
 
 use upkeep::is_dialable;
@@ -147,6 +148,8 @@ pub struct PeerInfo {
     pub connected_secs: u64,
     pub score: f64,
     pub ping: Option<Duration>,
+    /// Every connection to it goes through a relay (no direct one yet).
+    pub relayed: bool,
     pub agent: Option<String>,
     /// A bootnode or `addnode` peer.
     pub persistent: bool,
@@ -177,6 +180,8 @@ pub struct NetworkInfo {
     /// was busy, by priority.
     pub shed_medium: u64,
     pub shed_low: u64,
+    /// Reachability, relays and hole punching.
+    pub nat: nat::NatInfo,
 }
 
 enum Command {
@@ -584,11 +589,18 @@ pub async fn start_with_metrics(
         )
         .map_err(|e| build(&e))?
         .with_quic()
+        .with_dns()
+        .map_err(|e| build(&e))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| build(&e))?
         .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| Behaviour::new(key, &behaviour_config))
+        .with_behaviour(|key, relay_client| Behaviour::new(key, relay_client, &behaviour_config))
         .map_err(|e| build(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
+    // Connections, gossipsub, Kademlia, identify and ping, recorded from the
+    // events the task sees (bandwidth is counted by the transport above).
+    let metrics = libp2p::metrics::Metrics::new(registry);
 
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -607,8 +619,13 @@ pub async fn start_with_metrics(
     let (ev_med_tx, ev_med_rx) = mpsc::channel(MEDIUM_EVENTS);
     let (ev_low_tx, ev_low_rx) = mpsc::channel(LOW_EVENTS);
 
+    for addr in &config.external_addrs {
+        swarm.add_external_address(addr.clone());
+    }
     let mut task = Task {
         swarm,
+        nat: nat::NatState::default(),
+        metrics,
         chain: config.chain.clone(),
         store_path: config.data_dir.as_ref().map(|d| d.join("peers.json")),
         config,
@@ -791,6 +808,9 @@ struct AnonymousPeer {
 
 struct Task {
     swarm: Swarm<Behaviour>,
+    nat: nat::NatState,
+    /// libp2p's own metrics (`rusty_libp2p_*` on `/metrics`).
+    metrics: libp2p::metrics::Metrics,
     chain: String,
     config: NetworkConfig,
     store_path: Option<std::path::PathBuf>,

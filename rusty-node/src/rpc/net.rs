@@ -120,6 +120,9 @@ impl NetApiServer for NetRpc {
                 "localmultiaddrs": local,
                 "mdns": info.mdns,
                 "shed": { "medium": info.shed_medium, "low": info.shed_low },
+                "nat": nat_json(&info.nat),
+                // Bitcoin Core's flag, from AutoNAT (see `nat`).
+                "reachability": info.nat.reachability.as_str(),
             });
             if let (Value::Object(base), Value::Object(extra)) = (&mut v, extra) {
                 base.extend(extra);
@@ -285,6 +288,20 @@ fn client_version(version: &str) -> u64 {
         .saturating_add(patch)
 }
 
+/// Reachability, relays and hole punching, for `getnetworkinfo`.
+fn nat_json(n: &rusty_network::service::nat::NatInfo) -> Value {
+    json!({
+        "reachability": n.reachability.as_str(),
+        "externaladdresses": n.external_addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "relayserver": n.relay_server,
+        "relayreservations": n.relay_reservations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "relayedconnections": n.relayed_connections,
+        "directconnections": n.direct_connections,
+        "holepunches": { "succeeded": n.hole_punches_succeeded, "failed": n.hole_punches_failed },
+        "lastholepunchms": n.last_hole_punch_ms,
+    })
+}
+
 fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, activity: PeerActivity, now: u64) -> Value {
     let mut v = json!({
         "id": p.id,
@@ -304,6 +321,9 @@ fn peer_json(p: &PeerInfo, chain: Option<&PeerChain>, activity: PeerActivity, no
         "subver": p.agent.clone().unwrap_or_default(),
         "score": p.score,
         "persistent": p.persistent,
+        // Every connection to it goes through a relay circuit (small
+        // requests only until a hole punch gives a direct one).
+        "relayed": p.relayed,
         // Bitcoin Core's -1: not known yet (the peer's status has not
         // arrived).
         "synced_headers": chain.map_or(-1, |c| i64::try_from(c.height).unwrap_or(i64::MAX)),

@@ -154,6 +154,7 @@ fn result_shapes() {
         connected_secs: 10,
         score: 1.5,
         ping: Some(Duration::from_millis(250)),
+        relayed: false,
         agent: Some("rusty-coin/0.1.0".into()),
         persistent: false,
     };
@@ -183,6 +184,7 @@ fn result_shapes() {
         1_000,
     );
     assert_eq!(v["connection_type"], "outbound-full-relay");
+    assert_eq!(v["relayed"], false);
     assert_eq!(v["synced_headers"], 42);
     assert_eq!(v["synced_blocks"], 42);
     assert_eq!(v["inflight"], json!([43, 44]));
