@@ -132,9 +132,11 @@ impl Metrics {
         }
     }
 
-    /// Where libp2p registers its own metrics (`rusty_libp2p_*`).
+    /// Where libp2p registers its own metrics: the top registry, since
+    /// libp2p adds its own `libp2p` prefix (`rusty_libp2p_*`; a sub-registry
+    /// here made them `rusty_libp2p_libp2p_*`).
     pub fn libp2p_registry(&mut self) -> &mut Registry {
-        self.registry.sub_registry_with_prefix("libp2p")
+        &mut self.registry
     }
 
     /// The whole page: the instrumented series, then a snapshot of the

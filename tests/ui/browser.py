@@ -312,6 +312,10 @@ def check_metrics(args, rpc):
         "rusty_process_cpu_seconds": "counter",
         "rusty_process_resident_memory_bytes": "gauge",
         "rusty_process_open_fds": "gauge",
+        # libp2p's own, under the node's prefix (once, not rusty_libp2p_libp2p_).
+        "rusty_libp2p_bandwidth_bytes": "counter",
+        "rusty_libp2p_swarm_connections_established": "counter",
+        "rusty_libp2p_ping_rtt_seconds": "histogram",
     }
     for name, kind in want.items():
         assert name in families, f"/metrics lacks {name}"
