@@ -133,6 +133,12 @@ def check_home_follows_blocks(driver, args, rpc, mine_to):
     count = rpc("getblockcount")
     wait("home height = getblockcount", lambda: text(driver, "#height") == str(count))
     log(f"ok  home shows height {count} = getblockcount")
+    # Reachability is AutoNAT's finding, as getnetworkinfo reports it (it
+    # may move from unknown to public between the page and the call, so
+    # the page's value is checked against the possible ones).
+    shown = text(driver, "#reachability").split(" · ")[0]
+    assert shown in ("unknown", "public", "private"), f"reachability card shows {shown!r}"
+    assert rpc("getnetworkinfo")["reachability"] in ("unknown", "public", "private")
     rpc("generatetoaddress", 1, mine_to)
     count2 = rpc("getblockcount")
     wait("home to follow a new block", lambda: text(driver, "#height") == str(count2), 15)

@@ -45,7 +45,10 @@ export async function render() {
   const net = status.network || {};
   const inbound = peers.filter((p) => p.inbound).length;
   const syncing = chain.initialblockdownload ? 'syncing' : 'synced';
-  const reach = net.localaddresses && net.localaddresses.length ? 'listening' : (net.networkactive === false ? 'offline' : 'outbound only');
+  // AutoNAT's finding (public / private / unknown), and whether others
+  // reach this node through a relay.
+  const relayed = net.nat && Array.isArray(net.nat.relayreservations) && net.nat.relayreservations.length ? ' · via relay' : '';
+  const reach = net.networkactive === false || !net.reachability ? 'offline' : `${net.reachability}${relayed}`;
 
   const strip = h('div', { class: 'strip', id: 'blocks-strip' }, recent.map(blockTile));
   const projected = h('div', { class: 'strip', id: 'mempool-strip' });
