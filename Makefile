@@ -77,7 +77,7 @@ bench-abr:
 
 ## Provider policies (classic, learned) beside an oracle, simulated.
 bench-select:
-	cargo run --bin rusty-cli -- bench select
+	cargo run --bin rusty-cli -- bench select --node-trials 5
 
 ## A governance superblock (5,000 masternodes, 200 proposals, a million
 ## votes) and its snapshot beside ordinary blocks of the same size.

@@ -188,3 +188,166 @@ impl fmt::Display for SelectBenchReport {
         )
     }
 }
+
+/// The same comparison on real nodes: six providers on loopback, each
+/// throttled by `--media-upload-limit` to a different rate, one viewer per
+/// policy. Each trial publishes two files on node 0 and spreads them to
+/// the other providers; viewer 6 (classic) fetches one and viewer 7
+/// (learned) the other, one after the other, so no viewer ever holds what
+/// the other fetches.
+pub mod nodes {
+    use std::{fmt, path::Path, time::Instant};
+
+    use rusty_media::{manifest::ManifestFields, selection::PolicyKind, service::MediaHandle};
+    use rusty_node::localnet::{LocalNet, LocalNetConfig};
+
+    use crate::{
+        connect::BenchError,
+        network::{setup, wait_peers},
+    };
+
+    /// Providers' upload limits, bytes/s: one fast, a spread, one very slow.
+    pub const PROVIDER_LIMITS: [u64; 6] =
+        [4_000_000, 2_000_000, 1_000_000, 500_000, 250_000, 100_000];
+    const VIEWERS: usize = 2;
+
+    #[derive(Debug, Clone)]
+    pub struct NodesReport {
+        pub file_mib: usize,
+        pub trials: usize,
+        /// Seconds per trial.
+        pub classic: Vec<f64>,
+        pub learned: Vec<f64>,
+        /// The sum of the providers' limits: no download can beat
+        /// size / this.
+        pub capacity: f64,
+    }
+
+    impl fmt::Display for NodesReport {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let floor = (self.file_mib << 20) as f64 / self.capacity;
+            let list = |v: &[f64]| {
+                v.iter()
+                    .map(|s| format!("{s:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            writeln!(
+                f,
+                "real nodes: {} MiB from 6 providers throttled to 4 / 2 / 1 / 0.5 / 0.25 / 0.1 MB/s ({:.2} s at their summed rate), {} trials",
+                self.file_mib, floor, self.trials
+            )?;
+            writeln!(
+                f,
+                "  classic: {} s  (median {:.2})",
+                list(&self.classic),
+                super::median(&self.classic)
+            )?;
+            write!(
+                f,
+                "  learned: {} s  (median {:.2}; learned ÷ classic {:.3})",
+                list(&self.learned),
+                super::median(&self.learned),
+                super::median(&self.learned) / super::median(&self.classic)
+            )
+        }
+    }
+
+    fn media(net: &LocalNet, i: usize) -> Result<MediaHandle, BenchError> {
+        net.node(i)
+            .p2p()
+            .and_then(|p| p.media.clone())
+            .ok_or_else(|| setup(format!("node {i} has no media service")))
+    }
+
+    async fn fetch(m: &MediaHandle, id: rusty_shared_types::Hash256) -> Result<f64, BenchError> {
+        let start = Instant::now();
+        let s = m.download(id).await.finished().await;
+        if s.chunks_present != s.chunks_total {
+            return Err(setup(format!("download did not complete: {s:?}")));
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    pub async fn run(
+        dir: &Path,
+        file_mib: usize,
+        trials: usize,
+    ) -> Result<NodesReport, BenchError> {
+        let providers = PROVIDER_LIMITS.len();
+        let mut config = LocalNetConfig::new(dir, providers + VIEWERS);
+        config.upload_limits = PROVIDER_LIMITS.to_vec();
+        let net = LocalNet::start(config).await?;
+        let result = trials_on(&net, file_mib, trials).await;
+        net.shutdown().await;
+        result
+    }
+
+    async fn trials_on(
+        net: &LocalNet,
+        file_mib: usize,
+        trials: usize,
+    ) -> Result<NodesReport, BenchError> {
+        let providers = PROVIDER_LIMITS.len();
+        wait_peers(net, providers + VIEWERS - 1).await?;
+        let (classic, learned) = (media(net, providers)?, media(net, providers + 1)?);
+        classic.set_provider_policy(PolicyKind::Classic);
+        learned.set_provider_policy(PolicyKind::Learned);
+        let mut report = NodesReport {
+            file_mib,
+            trials,
+            classic: Vec::new(),
+            learned: Vec::new(),
+            capacity: PROVIDER_LIMITS.iter().sum::<u64>() as f64,
+        };
+        for t in 0..trials {
+            let mut ids = Vec::new();
+            for k in 0..2u8 {
+                let mut data = vec![0u8; file_mib << 20];
+                blake3::Hasher::new()
+                    .update(&[t as u8, k, 0x5e])
+                    .finalize_xof()
+                    .fill(&mut data);
+                let id = media(net, 0)?
+                    .publish_bytes(
+                        data,
+                        ManifestFields {
+                            title: format!("select bench {t}/{k}"),
+                            mime: "application/octet-stream".into(),
+                            created: rusty_core::now(),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| setup(format!("publish: {e}")))?;
+                // Every other provider holds it before a viewer starts.
+                let mut spread = Vec::new();
+                for i in 1..providers {
+                    spread.push(media(net, i)?);
+                }
+                // Started together, then awaited: they fetch side by side.
+                let mut started = Vec::new();
+                for m in &spread {
+                    started.push(m.download(id).await);
+                }
+                for d in started {
+                    let s = d.finished().await;
+                    if s.chunks_present != s.chunks_total {
+                        return Err(setup("a provider did not get the file"));
+                    }
+                }
+                ids.push(id);
+            }
+            // Alternate who goes first, so neither always meets fresher
+            // token buckets.
+            if t % 2 == 0 {
+                report.classic.push(fetch(&classic, ids[0]).await?);
+                report.learned.push(fetch(&learned, ids[1]).await?);
+            } else {
+                report.learned.push(fetch(&learned, ids[1]).await?);
+                report.classic.push(fetch(&classic, ids[0]).await?);
+            }
+        }
+        Ok(report)
+    }
+}

@@ -584,6 +584,10 @@ pub enum BenchCommand {
         /// Seeds per scenario.
         #[arg(long, default_value_t = rusty_bench::select::SelectBenchConfig::default().seeds)]
         seeds: u64,
+        /// Also on real nodes: 6 providers throttled by --media-upload-limit,
+        /// this many trials of each policy (0: simulation only).
+        #[arg(long, default_value_t = 0)]
+        node_trials: usize,
     },
     /// BLS threshold recovery and aggregate verification beside raw blst,
     /// then a dev localnet of 1 miner and 6 masternodes: forms a quorum and

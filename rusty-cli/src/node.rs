@@ -466,13 +466,23 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             println!("{report}");
             Ok(())
         }
-        BenchCommand::Select { seeds } => {
+        BenchCommand::Select { seeds, node_trials } => {
             let report =
                 rusty_bench::select::run_select_bench(rusty_bench::select::SelectBenchConfig {
                     seeds: (*seeds).max(1),
                     ..Default::default()
                 });
             println!("{report}");
+            if *node_trials > 0 {
+                let dir = rusty_bench::connect::TempDir::new("selectbench")
+                    .context("creating a temporary directory")?;
+                let nodes = runtime()?.block_on(rusty_bench::select::nodes::run(
+                    dir.path(),
+                    16,
+                    *node_trials,
+                ))?;
+                println!("{nodes}");
+            }
             Ok(())
         }
         BenchCommand::Bls { iterations } => {

@@ -44,6 +44,9 @@ pub struct LocalNetConfig {
     pub mine_threads: usize,
     /// The last `masternodes` nodes are masternodes.
     pub masternodes: usize,
+    /// Media upload limit of node `i`, bytes per second (missing or 0:
+    /// none), as `--media-upload-limit`.
+    pub upload_limits: Vec<u64>,
 }
 
 impl LocalNetConfig {
@@ -57,6 +60,7 @@ impl LocalNetConfig {
             p2p_base_port: None,
             mine_threads: 1,
             masternodes: 0,
+            upload_limits: Vec::new(),
         }
     }
 
@@ -113,6 +117,7 @@ impl LocalNetConfig {
         c.mine = i < self.miners;
         c.mine_threads = self.mine_threads.max(1);
         c.create_wallet = true;
+        c.media_upload_limit = self.upload_limits.get(i).copied().unwrap_or(0);
         // Throwaway dev wallets with an empty passphrase: a slow KDF would
         // only slow the start down.
         c.wallet_kdf = KdfParams::insecure_fast_for_tests();
