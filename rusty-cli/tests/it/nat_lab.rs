@@ -58,7 +58,10 @@ fn unavailable() -> Option<String> {
     if unsafe_geteuid() != 0 {
         return Some("not root (network namespaces need root)".into());
     }
-    let probe = format!("rcprobe{}", std::process::id());
+    // Unique per call: tests may share a process (`cargo test` threads).
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("rcprobe{}x{n}", std::process::id() % 100_000);
     let made = Command::new("ip").args(["netns", "add", &probe]).output();
     match made {
         Ok(o) if o.status.success() => {
