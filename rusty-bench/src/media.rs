@@ -208,14 +208,14 @@ impl fmt::Display for MediaBenchReport {
     }
 }
 
-fn media(net: &LocalNet, i: usize) -> Result<MediaHandle, BenchError> {
+pub(crate) fn media(net: &LocalNet, i: usize) -> Result<MediaHandle, BenchError> {
     net.node(i)
         .p2p()
         .and_then(|p| p.media.clone())
         .ok_or_else(|| setup(format!("node {i} has no media service")))
 }
 
-fn fields(title: &str) -> ManifestFields {
+pub(crate) fn fields(title: &str) -> ManifestFields {
     ManifestFields {
         title: title.into(),
         mime: "application/octet-stream".into(),
@@ -414,7 +414,7 @@ pub async fn run_media_bench(
 }
 
 /// `len` pseudo-random bytes (distinct per `seed`, so files never share an id).
-fn random_file(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn random_file(len: usize, seed: u8) -> Vec<u8> {
     let mut data = vec![0u8; len];
     blake3::Hasher::new()
         .update(&[seed])
@@ -424,7 +424,11 @@ fn random_file(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Node `i` downloads `id`; seconds until it holds every chunk.
-async fn timed_download(net: &LocalNet, i: usize, id: Hash256) -> Result<f64, BenchError> {
+pub(crate) async fn timed_download(
+    net: &LocalNet,
+    i: usize,
+    id: Hash256,
+) -> Result<f64, BenchError> {
     let start = Instant::now();
     let status = media(net, i)?.download(id).await.finished().await;
     let secs = start.elapsed().as_secs_f64();

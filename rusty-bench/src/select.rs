@@ -196,13 +196,14 @@ impl fmt::Display for SelectBenchReport {
 /// (learned) the other, one after the other, so no viewer ever holds what
 /// the other fetches.
 pub mod nodes {
-    use std::{fmt, path::Path, time::Instant};
+    use std::{fmt, path::Path};
 
-    use rusty_media::{manifest::ManifestFields, selection::PolicyKind, service::MediaHandle};
+    use rusty_media::selection::PolicyKind;
     use rusty_node::localnet::{LocalNet, LocalNetConfig};
 
     use crate::{
         connect::BenchError,
+        media::{fields, media, random_file, timed_download},
         network::{setup, wait_peers},
     };
 
@@ -253,22 +254,6 @@ pub mod nodes {
         }
     }
 
-    fn media(net: &LocalNet, i: usize) -> Result<MediaHandle, BenchError> {
-        net.node(i)
-            .p2p()
-            .and_then(|p| p.media.clone())
-            .ok_or_else(|| setup(format!("node {i} has no media service")))
-    }
-
-    async fn fetch(m: &MediaHandle, id: rusty_shared_types::Hash256) -> Result<f64, BenchError> {
-        let start = Instant::now();
-        let s = m.download(id).await.finished().await;
-        if s.chunks_present != s.chunks_total {
-            return Err(setup(format!("download did not complete: {s:?}")));
-        }
-        Ok(start.elapsed().as_secs_f64())
-    }
-
     pub async fn run(
         dir: &Path,
         file_mib: usize,
@@ -290,9 +275,9 @@ pub mod nodes {
     ) -> Result<NodesReport, BenchError> {
         let providers = PROVIDER_LIMITS.len();
         wait_peers(net, providers + VIEWERS - 1).await?;
-        let (classic, learned) = (media(net, providers)?, media(net, providers + 1)?);
-        classic.set_provider_policy(PolicyKind::Classic);
-        learned.set_provider_policy(PolicyKind::Learned);
+        let (classic, learned) = (providers, providers + 1);
+        media(net, classic)?.set_provider_policy(PolicyKind::Classic);
+        media(net, learned)?.set_provider_policy(PolicyKind::Learned);
         let mut report = NodesReport {
             file_mib,
             trials,
@@ -303,20 +288,13 @@ pub mod nodes {
         for t in 0..trials {
             let mut ids = Vec::new();
             for k in 0..2u8 {
-                let mut data = vec![0u8; file_mib << 20];
-                blake3::Hasher::new()
-                    .update(&[t as u8, k, 0x5e])
-                    .finalize_xof()
-                    .fill(&mut data);
+                // A fresh file per trial and viewer (seeds 10 and up: the
+                // media bench uses the low ones).
+                let seed = 10u8.wrapping_add((t as u8).wrapping_mul(2)).wrapping_add(k);
                 let id = media(net, 0)?
                     .publish_bytes(
-                        data,
-                        ManifestFields {
-                            title: format!("select bench {t}/{k}"),
-                            mime: "application/octet-stream".into(),
-                            created: rusty_core::now(),
-                            ..Default::default()
-                        },
+                        random_file(file_mib << 20, seed),
+                        fields(&format!("select bench {t}/{k}")),
                     )
                     .await
                     .map_err(|e| setup(format!("publish: {e}")))?;
@@ -341,11 +319,19 @@ pub mod nodes {
             // Alternate who goes first, so neither always meets fresher
             // token buckets.
             if t % 2 == 0 {
-                report.classic.push(fetch(&classic, ids[0]).await?);
-                report.learned.push(fetch(&learned, ids[1]).await?);
+                report
+                    .classic
+                    .push(timed_download(net, classic, ids[0]).await?);
+                report
+                    .learned
+                    .push(timed_download(net, learned, ids[1]).await?);
             } else {
-                report.learned.push(fetch(&learned, ids[1]).await?);
-                report.classic.push(fetch(&classic, ids[0]).await?);
+                report
+                    .learned
+                    .push(timed_download(net, learned, ids[1]).await?);
+                report
+                    .classic
+                    .push(timed_download(net, classic, ids[0]).await?);
             }
         }
         Ok(report)

@@ -49,17 +49,17 @@ use crate::{
 /// policy chooses (see [`crate::selection`]).
 pub const MAX_ACTIVE_PROVIDERS: usize = 8;
 /// Chunks ahead of a reader's playhead whose requests count as critical.
-const CRITICAL_CHUNKS: u64 = 2 * MAX_CHUNKS_PER_REQUEST as u64;
+const CRITICAL_CHUNKS: u64 = crate::selection::sim::CRITICAL_RANGES * MAX_CHUNKS_PER_REQUEST as u64;
 /// How often providers are looked up again.
-const REFRESH_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// How long a provider lookup in the DHT may take.
 const DHT_LOOKUP: Duration = Duration::from_secs(4);
 /// Give up when no provider has turned up for this long.
 const NO_PROVIDER_TIMEOUT: Duration = Duration::from_secs(60);
 /// A request is slow after this many times the median request time...
-const SLOW_FACTOR: u32 = 4;
+pub(crate) const SLOW_FACTOR: u32 = 4;
 /// ...but never before this.
-const SLOW_MIN: Duration = Duration::from_secs(2);
+pub(crate) const SLOW_MIN: Duration = Duration::from_secs(2);
 
 /// Where a download is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -625,8 +625,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                         }
                     }
                 }
-                let lacks = p.lacks.clone();
-                let (start, n) = picker.take_from(first, &lacks);
+                let (start, n) = picker.take_from(first, &p.lacks);
                 let Some(p) = providers.get_mut(&peer) else {
                     break;
                 };

@@ -106,6 +106,22 @@ pub trait ProviderPolicy<K: Copy + Eq + Hash + Ord> {
     fn active(&mut self, candidates: &[K], budget: usize, now: f64) -> Vec<K>;
 }
 
+/// The expected-completion-time rule: `k`, with `queued` bytes asked of
+/// it, finishes a range no later than every other provider in `others`
+/// would after its own queue, by `completion(provider, queued)`.
+pub(crate) fn finishes_first<K: Copy + PartialEq>(
+    k: K,
+    queued: u64,
+    others: &[(K, u64)],
+    completion: impl Fn(K, u64) -> f64,
+) -> bool {
+    let mine = completion(k, queued);
+    others
+        .iter()
+        .filter(|(o, _)| *o != k)
+        .all(|(o, q)| mine <= completion(*o, *q))
+}
+
 /// Which policy a download runs. The classic one is the default: the
 /// learner wins on median in `bench select` but not on every seed (see
 /// `docs/performance.md`), which is the bar for making it the default.
@@ -326,7 +342,23 @@ impl<K: Copy + Eq + Hash + Ord> Learned<K> {
         self.rtt_or_prior(k) + (queued.saturating_add(extra)) as f64 / self.rate_or_prior(k)
     }
 
-    fn ucb(&self, k: K, now: f64, best: f64) -> f64 {
+    /// Rate samples of the last [`UCB_WINDOW`] seconds, over every
+    /// provider (the bandit's `t`).
+    fn recent_samples(&self, now: f64) -> f64 {
+        self.models
+            .values()
+            .map(|m| {
+                m.rewards
+                    .iter()
+                    .filter(|(t, _)| now - t <= UCB_WINDOW)
+                    .count()
+            })
+            .sum::<usize>() as f64
+    }
+
+    /// The sliding-window UCB score of `k`; `best` normalises rates,
+    /// `total` is [`Self::recent_samples`].
+    fn ucb(&self, k: K, now: f64, best: f64, total: f64) -> f64 {
         let Some(m) = self.models.get(&k) else {
             return f64::INFINITY;
         };
@@ -346,16 +378,6 @@ impl<K: Copy + Eq + Hash + Ord> Learned<K> {
             };
         }
         let n = recent.len() as f64;
-        let total: f64 = self
-            .models
-            .values()
-            .map(|m| {
-                m.rewards
-                    .iter()
-                    .filter(|(t, _)| now - t <= UCB_WINDOW)
-                    .count()
-            })
-            .sum::<usize>() as f64;
         let mean = recent.iter().sum::<f64>() / n;
         mean + UCB_C * (total.max(1.0).ln().max(0.0) / n).sqrt()
     }
@@ -428,11 +450,9 @@ impl<K: Copy + Eq + Hash + Ord> ProviderPolicy<K> for Learned<K> {
         range_bytes: u64,
         _now: f64,
     ) -> bool {
-        let mine = self.completion_time(k, queued, range_bytes);
-        others
-            .iter()
-            .filter(|(o, _)| *o != k)
-            .all(|(o, q)| mine <= self.completion_time(*o, *q, range_bytes))
+        finishes_first(k, queued, others, |o, q| {
+            self.completion_time(o, q, range_bytes)
+        })
     }
 
     fn active(&mut self, candidates: &[K], budget: usize, now: f64) -> Vec<K> {
@@ -460,12 +480,11 @@ impl<K: Copy + Eq + Hash + Ord> ProviderPolicy<K> for Learned<K> {
             // Exploring one at a time: the worst of the current set (by the
             // bandit's score) gives its place to a provider never tried, so
             // the good ones found so far keep working meanwhile.
-            let best = self.best_rate(candidates);
-            let worst = self
-                .chosen
-                .iter()
-                .copied()
-                .min_by(|a, b| self.ucb(*a, now, best).total_cmp(&self.ucb(*b, now, best)));
+            let (best, total) = (self.best_rate(candidates), self.recent_samples(now));
+            let worst = self.chosen.iter().copied().min_by(|a, b| {
+                self.ucb(*a, now, best, total)
+                    .total_cmp(&self.ucb(*b, now, best, total))
+            });
             let fresh = candidates
                 .iter()
                 .copied()
@@ -482,12 +501,12 @@ impl<K: Copy + Eq + Hash + Ord> ProviderPolicy<K> for Learned<K> {
                 return self.choose(chosen, now);
             }
         }
-        let best = self.best_rate(candidates);
+        let (best, total) = (self.best_rate(candidates), self.recent_samples(now));
         // All but one place by UCB; unmeasured providers score infinity,
         // so each is tried once early on.
         let mut ranked: Vec<(K, f64)> = candidates
             .iter()
-            .map(|k| (*k, self.ucb(*k, now, best)))
+            .map(|k| (*k, self.ucb(*k, now, best, total)))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let exploit = if budget > 1 { budget - 1 } else { budget };

@@ -27,18 +27,17 @@ use super::{Classic, Learned, ProviderPolicy, MAX_WINDOW};
 
 /// Bytes per requested range (16 chunks of 64 KiB, as the downloader asks).
 pub const RANGE_BYTES: u64 = 1 << 20;
-/// Ranges ahead of the playhead that count as critical.
+/// Ranges ahead of a reader's playhead that count as critical (the
+/// downloader's too).
 pub const CRITICAL_RANGES: u64 = 2;
 /// Ranges buffered before playback starts.
 const STARTUP_RANGES: u64 = 2;
 /// How often the downloader loop looks around without an answer, seconds.
 const TICK: f64 = 0.2;
-/// The downloader's race thresholds (as in `downloader.rs`).
-const SLOW_FACTOR: f64 = 4.0;
-const SLOW_MIN: f64 = 2.0;
-/// The downloader refreshes providers (and their pinged round trips) this
-/// often, seconds.
-const REFRESH: f64 = 5.0;
+/// The downloader's race thresholds and provider refresh, in seconds.
+const SLOW_FACTOR: f64 = crate::downloader::SLOW_FACTOR as f64;
+const SLOW_MIN: f64 = crate::downloader::SLOW_MIN.as_secs_f64();
+const REFRESH: f64 = crate::downloader::REFRESH_EVERY.as_secs_f64();
 /// The simulation gives up after this much virtual time, seconds.
 const HORIZON: f64 = 3_600.0;
 
@@ -265,11 +264,9 @@ impl ProviderPolicy<usize> for Oracle<'_> {
         range_bytes: u64,
         now: f64,
     ) -> bool {
-        let mine = self.completion(k, queued, range_bytes, now);
-        others
-            .iter()
-            .filter(|(o, _)| *o != k)
-            .all(|(o, q)| mine <= self.completion(*o, *q, range_bytes, now))
+        super::finishes_first(k, queued, others, |o, q| {
+            self.completion(o, q, range_bytes, now)
+        })
     }
     fn active(&mut self, candidates: &[usize], budget: usize, now: f64) -> Vec<usize> {
         let mut ranked = candidates.to_vec();

@@ -2,14 +2,13 @@
 //! validation verdicts, and the request-response protocols (sync, direct,
 //! media) with their rate limits.
 
+use libp2p::metrics::Recorder;
+
 use super::*;
 
 impl Task {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        {
-            use libp2p::metrics::Recorder;
-            self.metrics.record(&event);
-        }
+        self.metrics.record(&event);
         match event {
             SwarmEvent::Behaviour(b) => self.on_behaviour_event(b),
             SwarmEvent::NewListenAddr {
@@ -68,20 +67,6 @@ impl Task {
                 connection_id,
                 endpoint,
                 num_established,
-                ..
-            } if num_established > 0 => {
-                self.on_nat_connection(
-                    peer_id,
-                    connection_id,
-                    endpoint.get_remote_address(),
-                    false,
-                );
-            }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                connection_id,
-                endpoint,
-                num_established: 0,
                 cause,
                 ..
             } => {
@@ -91,13 +76,15 @@ impl Task {
                     endpoint.get_remote_address(),
                     false,
                 );
-                debug!(target: "net", peer = %peer_id, ?cause, "disconnected");
-                self.conn_ids.remove(&peer_id);
-                self.limiter.remove_peer(&peer_id);
-                self.emit(
-                    Priority::High,
-                    NetworkEvent::PeerDisconnected { peer: peer_id },
-                );
+                if num_established == 0 {
+                    debug!(target: "net", peer = %peer_id, ?cause, "disconnected");
+                    self.conn_ids.remove(&peer_id);
+                    self.limiter.remove_peer(&peer_id);
+                    self.emit(
+                        Priority::High,
+                        NetworkEvent::PeerDisconnected { peer: peer_id },
+                    );
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id,
@@ -125,15 +112,12 @@ impl Task {
     }
 
     pub(super) fn on_behaviour_event(&mut self, event: BehaviourEvent) {
-        {
-            use libp2p::metrics::Recorder;
-            match &event {
-                BehaviourEvent::Gossipsub(e) => self.metrics.record(e),
-                BehaviourEvent::Kad(e) => self.metrics.record(e),
-                BehaviourEvent::Identify(e) => self.metrics.record(e),
-                BehaviourEvent::Ping(e) => self.metrics.record(e),
-                _ => {}
-            }
+        match &event {
+            BehaviourEvent::Gossipsub(e) => self.metrics.record(e),
+            BehaviourEvent::Kad(e) => self.metrics.record(e),
+            BehaviourEvent::Identify(e) => self.metrics.record(e),
+            BehaviourEvent::Ping(e) => self.metrics.record(e),
+            _ => {}
         }
         match event {
             BehaviourEvent::Gossipsub(gossipsub::Event::Message {

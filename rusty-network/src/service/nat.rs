@@ -57,7 +57,6 @@ impl Reachability {
 /// What the task knows of NAT traversal, for `getnetworkinfo`.
 #[derive(Debug, Default)]
 pub(super) struct NatState {
-    pub(super) autonat_passed: u64,
     pub(super) autonat_failed: u64,
     /// Relay addresses (`…/p2p/<relay>/p2p-circuit`) reserved or asked.
     pub(super) reservations: BTreeSet<Multiaddr>,
@@ -220,7 +219,6 @@ impl Task {
     pub(super) fn on_autonat_event(&mut self, e: autonat::v2::client::Event) {
         match e.result {
             Ok(()) => {
-                self.nat.autonat_passed += 1;
                 info!(target: "net", addr = %e.tested_addr, server = %e.server, "reachable: dialed back");
             }
             Err(err) => {
