@@ -185,6 +185,18 @@ impl Task {
                 self.nat.connections.remove(&peer);
                 self.nat.relayed_since.remove(&peer);
                 self.nat.relays.remove(&peer);
+                // A relay that went away holds no reservation of ours any
+                // more: forget it, so this node can reserve elsewhere (else
+                // two lost relays would leave it unreachable for good).
+                let was_relay = |a: &Multiaddr| peer_id_of(a) == Some(peer);
+                if self.nat.reservations.iter().any(was_relay) {
+                    self.nat.reservations.retain(|a| !was_relay(a));
+                    self.nat.reserved.retain(|a| !was_relay(a));
+                    let relays: Vec<PeerId> = self.nat.relays.iter().copied().collect();
+                    for r in relays {
+                        self.reserve_on(r);
+                    }
+                }
             }
         }
     }
