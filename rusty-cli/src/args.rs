@@ -221,6 +221,12 @@ pub struct BroadcastArgs {
     /// Pace a file to this many kbit/s, as a capture device would deliver it.
     #[arg(long, value_name = "KBPS")]
     pub bitrate: Option<u64>,
+    /// Transcode with the system's ffmpeg into a ladder of renditions
+    /// (240p… up to the source's height), each a live stream of its own,
+    /// tied by a master playlist whose id is printed. ffmpeg paces the
+    /// input by its timestamps.
+    #[arg(long, conflicts_with_all = ["bitrate", "mime"])]
+    pub transcode: bool,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,7 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
         // The playback server gets a connection of its own: a client's
         // pooled connections run on the runtime that opened them.
         StreamCommand::View(a) => view(c, connect(g)?, a),
+        StreamCommand::Broadcast(a) if a.transcode => crate::transcode::broadcast_ladder(g, &c, a),
         StreamCommand::Broadcast(a) => broadcast(&c, a),
         StreamCommand::Buy { id } => {
             let r = c.run(c.api().stream_buy(id.clone())).map_err(rpc_error)?;
@@ -95,7 +96,7 @@ fn publish(c: &Remote, a: &PublishArgs) -> Result<()> {
 }
 
 /// Human-readable bytes.
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

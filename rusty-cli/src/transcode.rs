@@ -3,21 +3,43 @@
 //! playlist is published as content of its own; the id printed is the
 //! master playlist's, which a player opens at the node's
 //! `/media/<id>/content`.
+//!
+//! `rusty-cli stream broadcast --live --transcode`: the same ladder live.
+//! `ffmpeg` reads the input at its own pace and writes each rendition as
+//! MPEG-TS to a loopback TCP connection this process listens on; each is
+//! pushed to a broadcast of its own, and a master playlist naming their
+//! live playlists is published first, so its id can be handed out at once.
 
 use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::Command,
-    time::Instant,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
+use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
 use rusty_media::ladder::{self, Rung, Source};
 use rusty_node::rpc::{
     api::media::{MediaApiClient, PublishOptions},
     remote::Remote,
 };
 
-use crate::{args::PublishArgs, client::rpc_error};
+use crate::{
+    args::{BroadcastArgs, GlobalArgs, PublishArgs},
+    client::{connect, rpc_error},
+};
+
+/// How much of a live input on stdin is read ahead for ffprobe.
+const PROBE_BYTES: usize = 4 << 20;
+/// How long ffmpeg gets to open its outputs (it opens them before the
+/// first frame is encoded).
+const OUTPUT_OPEN: Duration = Duration::from_secs(20);
+/// A rendition's bytes are pushed to the node once this many have come, or
+/// once [`PUSH_AFTER`] has passed with some waiting.
+const PUSH_BYTES: usize = 64 * 1024;
+const PUSH_AFTER: Duration = Duration::from_millis(20);
 
 /// Transcodes `a.file` and publishes the ladder; prints the master
 /// playlist's id on stdout and each rendition on stderr.
@@ -106,6 +128,10 @@ fn publish_file(
         mime: Some(mime.into()),
         price: None,
     };
+    publish_with(c, path, opts)
+}
+
+fn publish_with(c: &Remote, path: &Path, opts: PublishOptions) -> Result<String> {
     let r = c
         .run(
             c.api()
@@ -116,6 +142,232 @@ fn publish_file(
         .as_str()
         .map(str::to_owned)
         .context("stream_publish answered without an id")
+}
+
+/// Transcodes a live input into a ladder of live streams; prints the
+/// master playlist's id on stdout and each rendition on stderr, and runs
+/// until the input ends (then ends every broadcast).
+pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result<()> {
+    if !a.live {
+        bail!("only live broadcasts exist: pass --live <file | ->  (to transcode a file for on-demand viewing, use `stream publish --transcode`)");
+    }
+    let work = WorkDir::new()?;
+    let from_stdin = a.input.as_os_str() == "-";
+    // On stdin the first bytes are read ahead into a file ffprobe can open,
+    // and fed to ffmpeg before the rest.
+    let (probe_path, head) = if from_stdin {
+        let mut head = Vec::with_capacity(PROBE_BYTES);
+        std::io::stdin()
+            .lock()
+            .take(PROBE_BYTES as u64)
+            .read_to_end(&mut head)
+            .context("reading the live input")?;
+        let path = work.0.join("head.ts");
+        std::fs::write(&path, &head).with_context(|| format!("{}", path.display()))?;
+        (path, Some(head))
+    } else {
+        let path =
+            std::fs::canonicalize(&a.input).with_context(|| format!("{}", a.input.display()))?;
+        (path, None)
+    };
+    let source = probe(&probe_path)?;
+    let rungs = ladder::plan(&source).context("planning the ladder")?;
+    let title = a.title.clone().unwrap_or_else(|| "live".into());
+
+    let mut ids = Vec::new();
+    for rung in &rungs {
+        let opts = PublishOptions {
+            title: Some(format!("{title} ({})", rung.name())),
+            tags: a.tags.clone(),
+            mime: Some("video/mp2t".into()),
+            ..PublishOptions::default()
+        };
+        ids.push(
+            c.run(c.api().stream_broadcast(Some(opts)))
+                .map_err(rpc_error)?
+                .id,
+        );
+    }
+    let master = work.0.join(ladder::MASTER);
+    std::fs::write(
+        &master,
+        ladder::live_master_playlist(&rungs, source.audio, &ids),
+    )
+    .with_context(|| format!("{}", master.display()))?;
+    let master_id = publish_with(
+        c,
+        &master,
+        PublishOptions {
+            title: Some(title.clone()),
+            tags: a.tags.clone(),
+            mime: Some("application/vnd.apple.mpegurl".into()),
+            ..PublishOptions::default()
+        },
+    )?;
+    println!("{master_id}");
+    for (rung, id) in rungs.iter().zip(&ids) {
+        eprintln!(
+            "  {:>5}  {}×{} at {} kbit/s: live stream {id}",
+            rung.name(),
+            rung.width,
+            rung.height,
+            rung.video_kbps
+        );
+    }
+    eprintln!("play: the node's /media/{master_id}/content (HLS master playlist), or one rendition's /media/<id>/live.m3u8");
+
+    let listeners = (0..rungs.len())
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("listening for ffmpeg's outputs on loopback")?;
+    let outputs = listeners
+        .iter()
+        .map(|l| Ok(format!("tcp://{}", l.local_addr()?)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let input = if from_stdin {
+        "pipe:0".to_string()
+    } else {
+        probe_path.to_string_lossy().into_owned()
+    };
+    let args = ladder::ffmpeg_live_args(&input, &source, &rungs, &outputs);
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(&args)
+        .stdin(if from_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .map_err(|e| not_found("ffmpeg", e))?;
+    if let (Some(head), Some(mut to_ffmpeg)) = (head, ffmpeg.stdin.take()) {
+        std::thread::spawn(move || {
+            // A write error means ffmpeg stopped; its exit status says why.
+            let _ = to_ffmpeg
+                .write_all(&head)
+                .and_then(|()| std::io::copy(&mut std::io::stdin().lock(), &mut to_ffmpeg));
+        });
+    }
+    let connections = match accept_all(&listeners, &mut ffmpeg) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ffmpeg.kill();
+            let _ = ffmpeg.wait();
+            return Err(e);
+        }
+    };
+    eprintln!("broadcasting {} renditions…", rungs.len());
+    let pumps: Vec<_> = connections
+        .into_iter()
+        .zip(ids)
+        .map(|(conn, id)| {
+            let remote = connect(g);
+            std::thread::spawn(move || pump(remote?, conn, &id))
+        })
+        .collect();
+    let mut failed = None;
+    let mut sent = 0u64;
+    for p in pumps {
+        match p.join() {
+            Ok(Ok(n)) => sent += n,
+            Ok(Err(e)) => failed = failed.or(Some(e)),
+            Err(_) => failed = failed.or(Some(anyhow::anyhow!("a rendition's pump panicked"))),
+        }
+    }
+    if failed.is_some() {
+        let _ = ffmpeg.kill();
+    }
+    let status = ffmpeg.wait().context("waiting for ffmpeg")?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if !status.success() {
+        bail!("ffmpeg failed ({status}); its messages are above");
+    }
+    eprintln!(
+        "broadcast ended: {} pushed over {} renditions",
+        crate::stream::human(sent),
+        rungs.len()
+    );
+    Ok(())
+}
+
+/// ffmpeg's connections, one per listener in order; an error if ffmpeg
+/// exits or takes longer than [`OUTPUT_OPEN`] to open them.
+fn accept_all(listeners: &[TcpListener], ffmpeg: &mut Child) -> Result<Vec<TcpStream>> {
+    let deadline = Instant::now() + OUTPUT_OPEN;
+    let mut out = Vec::new();
+    for l in listeners {
+        l.set_nonblocking(true)?;
+        loop {
+            match l.accept() {
+                Ok((conn, _)) => {
+                    conn.set_nonblocking(false)?;
+                    out.push(conn);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e).context("accepting ffmpeg's output connection"),
+            }
+            if let Some(status) = ffmpeg.try_wait()? {
+                bail!(
+                    "ffmpeg exited ({status}) before opening its outputs; its messages are above"
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("ffmpeg did not open its outputs within {OUTPUT_OPEN:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(out)
+}
+
+/// Pushes one rendition's MPEG-TS to its broadcast until ffmpeg closes the
+/// connection, then ends the broadcast. Returns the bytes pushed.
+fn pump(c: Remote, mut conn: TcpStream, id: &str) -> Result<u64> {
+    conn.set_read_timeout(Some(PUSH_AFTER))?;
+    let mut buf = vec![0u8; PUSH_BYTES];
+    let (mut filled, mut sent) = (0usize, 0u64);
+    let mut push = |data: &[u8]| -> Result<()> {
+        c.run(
+            c.api()
+                .stream_broadcast_push(id.to_string(), BASE64.encode(data)),
+        )
+        .map_err(rpc_error)?;
+        sent += data.len() as u64;
+        Ok(())
+    };
+    loop {
+        // Push when the buffer is full, when the input was quiet for
+        // PUSH_AFTER (a read timeout), and at the end.
+        let (ended, quiet) = match conn.read(buf.get_mut(filled..).unwrap_or_default()) {
+            Ok(0) => (true, false),
+            Ok(n) => {
+                filled += n;
+                (false, false)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                (false, true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading ffmpeg's output"),
+        };
+        if filled > 0 && (filled == buf.len() || ended || quiet) {
+            push(buf.get(..filled).unwrap_or_default())?;
+            filled = 0;
+        }
+        if ended {
+            break;
+        }
+    }
+    c.run(c.api().stream_broadcast_end(id.to_string()))
+        .map_err(rpc_error)?;
+    Ok(sent)
 }
 
 fn read_text(path: &Path) -> Result<String> {

@@ -68,6 +68,8 @@ pub struct Chooser {
     previous: Option<usize>,
     /// BOLA-E's virtual buffer, seconds.
     placeholder: f64,
+    /// BOLA-E has not yet chosen with a throughput sample in hand.
+    startup: bool,
 }
 
 impl Chooser {
@@ -81,6 +83,7 @@ impl Chooser {
             samples: Vec::new(),
             previous: None,
             placeholder: 0.0,
+            startup: true,
         }
     }
 
@@ -168,7 +171,16 @@ impl Chooser {
             best.0
         };
         let safe = self.by_throughput();
-        let Some(previous) = self.previous else {
+        // Start-up lasts until a throughput sample exists: before it,
+        // "what throughput carries" is only the lowest rendition, and a
+        // placeholder set from that would leave BOLA crawling up from the
+        // bottom as the buffer fills.
+        let previous = match self.previous {
+            Some(p) if !self.startup => Some(p),
+            _ => None,
+        };
+        let Some(previous) = previous else {
+            self.startup = self.samples.is_empty();
             // Start-up: follow throughput, and set the placeholder so that
             // BOLA would have chosen the same with it.
             let needed = (0..)

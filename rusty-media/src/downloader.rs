@@ -48,6 +48,9 @@ use crate::{
 /// Providers a download uses at once, at most; with more, the provider
 /// policy chooses (see [`crate::selection`]).
 pub const MAX_ACTIVE_PROVIDERS: usize = 8;
+/// [`Download::horizon`] of a download of the whole file.
+const WHOLE: u64 = u64::MAX;
+
 /// Chunks ahead of a reader's playhead whose requests count as critical.
 const CRITICAL_CHUNKS: u64 = crate::selection::sim::CRITICAL_RANGES * MAX_CHUNKS_PER_REQUEST as u64;
 /// How often providers are looked up again.
@@ -118,6 +121,10 @@ pub struct Download {
     playhead: AtomicU64,
     /// A reader has asked for a chunk: ranges at its playhead are critical.
     reading: AtomicBool,
+    /// Chunks at or past this are not fetched, nor any before the
+    /// playhead: a sparse download fetches only what a reader asks for
+    /// ([`Download::fetch_range`]). `u64::MAX`: the whole file.
+    horizon: AtomicU64,
     cancelled: AtomicBool,
     /// The store dropped the content (cache full of other content).
     evicted: AtomicBool,
@@ -145,6 +152,7 @@ impl Download {
             }),
             playhead: AtomicU64::new(0),
             reading: AtomicBool::new(false),
+            horizon: AtomicU64::new(WHOLE),
             cancelled: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             progress: Notify::new(),
@@ -194,6 +202,33 @@ impl Download {
         self.playhead.store(index, Ordering::Relaxed);
         self.reading.store(true, Ordering::Relaxed);
         self.progress.notify_waiters();
+    }
+
+    /// A reader needs chunks `first..end`: fetch from `first` first; a
+    /// sparse download fetches only those.
+    pub fn fetch_range(&self, first: u64, end: u64) {
+        if self.is_sparse() {
+            self.horizon.store(end.max(first), Ordering::Relaxed);
+        }
+        self.prioritise(first);
+    }
+
+    /// Fetches only what readers ask for (see [`Download::fetch_range`]).
+    pub fn is_sparse(&self) -> bool {
+        self.horizon.load(Ordering::Relaxed) != WHOLE
+    }
+
+    /// From now on fetch the whole file (someone wants all of it).
+    pub(crate) fn make_whole(&self) {
+        self.horizon.store(WHOLE, Ordering::Relaxed);
+        self.progress.notify_waiters();
+    }
+
+    /// A download that fetches nothing until a reader asks for a range.
+    pub(crate) fn new_sparse(id: Hash256) -> Download {
+        let d = Download::new(id);
+        d.horizon.store(0, Ordering::Relaxed);
+        d
     }
 
     pub fn cancel(&self) {
@@ -417,34 +452,37 @@ impl Picker {
     /// the provider does not have. Removes it from `pending`.
     #[cfg(test)]
     fn take(&mut self, playhead: u64, lacks: &BTreeSet<u64>) -> Option<(u64, u32)> {
-        let first = self.first(playhead, lacks)?;
-        Some(self.take_from(first, lacks))
+        let first = self.first(playhead, WHOLE, lacks)?;
+        Some(self.take_from(first, WHOLE, lacks))
     }
 
     /// The first pending chunk from `playhead` onward (else from the
-    /// start) that the provider is not known to lack.
-    fn first(&self, playhead: u64, lacks: &BTreeSet<u64>) -> Option<u64> {
+    /// start) that the provider is not known to lack; with a `horizon`
+    /// (a sparse download), only from `playhead` up to it.
+    fn first(&self, playhead: u64, horizon: u64, lacks: &BTreeSet<u64>) -> Option<u64> {
+        let before = if horizon == WHOLE { playhead } else { 0 };
         self.pending
-            .range(playhead..)
-            .chain(self.pending.range(..playhead))
+            .range(playhead..horizon.max(playhead))
+            .chain(self.pending.range(..before))
             .find(|i| !lacks.contains(i))
             .copied()
     }
 
-    /// The first such chunk at or after `from`, without wrapping.
-    fn first_after(&self, from: u64, lacks: &BTreeSet<u64>) -> Option<u64> {
+    /// The first such chunk at or after `from` and before `horizon`,
+    /// without wrapping.
+    fn first_after(&self, from: u64, horizon: u64, lacks: &BTreeSet<u64>) -> Option<u64> {
         self.pending
-            .range(from..)
+            .range(from..horizon.max(from))
             .find(|i| !lacks.contains(i))
             .copied()
     }
 
     /// The run of pending chunks from `first`.
-    fn take_from(&mut self, first: u64, lacks: &BTreeSet<u64>) -> (u64, u32) {
+    fn take_from(&mut self, first: u64, horizon: u64, lacks: &BTreeSet<u64>) -> (u64, u32) {
         let mut count: u32 = 0;
         while count < MAX_CHUNKS_PER_REQUEST {
             let i = first.saturating_add(u64::from(count));
-            if !self.pending.contains(&i) || lacks.contains(&i) {
+            if i >= horizon || !self.pending.contains(&i) || lacks.contains(&i) {
                 break;
             }
             self.pending.remove(&i);
@@ -563,6 +601,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
         // loaded first, then by estimated rate.
         let playhead = dl.playhead.load(Ordering::Relaxed);
         let reading = dl.reading.load(Ordering::Relaxed);
+        let horizon = dl.horizon.load(Ordering::Relaxed);
         let mut usable: Vec<PeerId> = providers
             .iter()
             .filter(|(_, p)| p.usable(now))
@@ -594,7 +633,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 if p.in_flight >= policy.window(peer, p, now) {
                     break;
                 }
-                let Some(mut first) = picker.first(playhead, &p.lacks) else {
+                let Some(mut first) = picker.first(playhead, horizon, &p.lacks) else {
                     break;
                 };
                 // A critical range (at a reader's playhead, or one of the
@@ -617,7 +656,11 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                         policy.secs(now),
                     ) {
                         match picker
-                            .first_after(playhead.saturating_add(CRITICAL_CHUNKS), &p.lacks)
+                            .first_after(
+                                playhead.saturating_add(CRITICAL_CHUNKS),
+                                horizon,
+                                &p.lacks,
+                            )
                             .filter(|i| !critical(*i))
                         {
                             Some(later) => first = later,
@@ -625,7 +668,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                         }
                     }
                 }
-                let (start, n) = picker.take_from(first, &p.lacks);
+                let (start, n) = picker.take_from(first, horizon, &p.lacks);
                 let Some(p) = providers.get_mut(&peer) else {
                     break;
                 };
@@ -1027,5 +1070,31 @@ mod tests {
         let lacks: BTreeSet<u64> = [5].into_iter().collect();
         assert_eq!(p.take(0, &lacks), Some((2, 3)));
         assert_eq!(p.remaining, 38);
+    }
+
+    #[test]
+    fn a_sparse_download_picks_only_between_the_playhead_and_its_horizon() {
+        let missing: Vec<u64> = (0..100).collect();
+        let mut p = Picker::new(100, &missing);
+        let none = BTreeSet::new();
+        // Nothing asked for yet: nothing to fetch.
+        assert_eq!(p.first(0, 0, &none), None);
+        // A segment at chunks 40..45: that run only, no wrap to the start.
+        let first = p.first(40, 45, &none);
+        assert_eq!(first, Some(40));
+        assert_eq!(p.take_from(40, 45, &none), (40, 5));
+        assert_eq!(p.first(40, 45, &none), None);
+        assert_eq!(p.first_after(42, 45, &none), None);
+        // A whole download from the same playhead wraps.
+        assert_eq!(p.first(40, WHOLE, &none), Some(45));
+        assert_eq!(p.first(99, WHOLE, &none), Some(99));
+        let d = Download::new_sparse(Hash256([0; 32]));
+        assert!(d.is_sparse());
+        d.fetch_range(7, 9);
+        assert_eq!(d.horizon.load(Ordering::Relaxed), 9);
+        d.make_whole();
+        assert!(!d.is_sparse());
+        d.fetch_range(3, 4);
+        assert_eq!(d.horizon.load(Ordering::Relaxed), WHOLE);
     }
 }

@@ -15,8 +15,16 @@
 //! the playlist's own `/media/<id>/content`), so a player given the master
 //! playlist's URL finds everything on the node, byte ranges included.
 //!
+//! A live ladder (`rusty-cli stream broadcast --live --transcode`) uses the
+//! same rungs and keyframe rule, but `ffmpeg` writes each rendition as a
+//! live MPEG-TS stream of its own, each pushed to a broadcast of its own;
+//! the master playlist names their live playlists
+//! ([`live_master_playlist`]).
+//!
 //! Rungs follow PeerTube's shape: 240p, 360p, 480p, 720p, 1080p, none
 //! taller than the source, each at a bitrate from bits per pixel.
+
+pub mod play;
 
 /// Rung heights, shortest first.
 pub const HEIGHTS: [u32; 5] = [240, 360, 480, 720, 1080];
@@ -109,35 +117,11 @@ pub const MASTER: &str = "master.m3u8";
 /// keyframes on the same times, HLS output in `out_dir` (see the module
 /// documentation).
 pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) -> Vec<String> {
-    let n = rungs.len();
-    let mut filter = format!("[0:v]split={n}");
-    for i in 0..n {
-        filter.push_str(&format!("[s{i}]"));
-    }
-    for (i, r) in rungs.iter().enumerate() {
-        filter.push_str(&format!(";[s{i}]scale={}:{}[v{i}]", r.width, r.height));
-    }
-    let gop = (source.fps * f64::from(SEGMENT_SECS)).round().max(1.0) as u32;
-    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(input.into());
-    args.extend(["-filter_complex".into(), filter]);
+    let mut args = input_args(&[], input, rungs);
     let mut streams = Vec::new();
     for (i, r) in rungs.iter().enumerate() {
-        args.extend([
-            "-map".into(),
-            format!("[v{i}]"),
-            format!("-c:v:{i}"),
-            "libx264".into(),
-            format!("-b:v:{i}"),
-            format!("{}k", r.video_kbps),
-            format!("-maxrate:v:{i}"),
-            format!("{}k", r.video_kbps * 3 / 2),
-            format!("-bufsize:v:{i}"),
-            format!("{}k", r.video_kbps * 2),
-        ]);
+        args.extend(["-map".into(), format!("[v{i}]")]);
+        args.extend(video_codec(&format!(":{i}"), r));
         if source.audio {
             args.extend(["-map".into(), "0:a:0".into()]);
             streams.push(format!("v:{i},a:{i}"));
@@ -146,24 +130,10 @@ pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) 
         }
     }
     if source.audio {
-        args.extend(["-c:a".into(), "aac".into(), "-b:a".into()]);
-        args.push(format!("{AUDIO_KBPS}k"));
+        args.extend(audio_codec());
     }
+    args.extend(common_video(source));
     args.extend([
-        "-preset".into(),
-        "veryfast".into(),
-        "-pix_fmt".into(),
-        "yuv420p".into(),
-        // The same keyframe times in every rendition: a fixed GOP, forced
-        // keyframes on the segment grid, no extra keyframes at scene cuts.
-        "-g".into(),
-        gop.to_string(),
-        "-keyint_min".into(),
-        gop.to_string(),
-        "-sc_threshold".into(),
-        "0".into(),
-        "-force_key_frames".into(),
-        format!("expr:gte(t,n_forced*{SEGMENT_SECS})"),
         "-f".into(),
         "hls".into(),
         "-hls_time".into(),
@@ -183,6 +153,125 @@ pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) 
         format!("{out_dir}/stream_%v.m3u8"),
     ]);
     args
+}
+
+/// `ffmpeg`'s arguments for a live ladder: `input` read at its own pace
+/// (`-re`: a file plays out as a capture would), decoded once, and each
+/// rung written as its own MPEG-TS stream to `outputs[i]` (the CLI passes
+/// `tcp://127.0.0.1:<port>` URLs it listens on and pushes each to a
+/// broadcast of its own). Keyframes as in [`ffmpeg_args`], so the node's
+/// segmenter, which cuts before keyframes, cuts every rendition at the same
+/// media times; x264's `zerolatency` tuning keeps frames from waiting for
+/// look-ahead.
+pub fn ffmpeg_live_args(
+    input: &str,
+    source: &Source,
+    rungs: &[Rung],
+    outputs: &[String],
+) -> Vec<String> {
+    let mut args = input_args(&["-re"], input, rungs);
+    for (i, (r, out)) in rungs.iter().zip(outputs).enumerate() {
+        args.extend(["-map".into(), format!("[v{i}]")]);
+        if source.audio {
+            args.extend(["-map".into(), "0:a:0".into()]);
+            args.extend(audio_codec());
+        }
+        args.extend(video_codec("", r));
+        args.extend(common_video(source));
+        args.extend(["-tune".into(), "zerolatency".into()]);
+        args.extend(["-f".into(), "mpegts".into(), out.clone()]);
+    }
+    args
+}
+
+/// Up to the filter graph: quiet, `input` (after `before_input`), one
+/// decode split and scaled into `[v0]`, `[v1]`, ... per rung.
+fn input_args(before_input: &[&str], input: &str, rungs: &[Rung]) -> Vec<String> {
+    let n = rungs.len();
+    let mut filter = format!("[0:v]split={n}");
+    for i in 0..n {
+        filter.push_str(&format!("[s{i}]"));
+    }
+    for (i, r) in rungs.iter().enumerate() {
+        filter.push_str(&format!(";[s{i}]scale={}:{}[v{i}]", r.width, r.height));
+    }
+    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+        .iter()
+        .chain(before_input)
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["-i".into(), input.into(), "-filter_complex".into(), filter]);
+    args
+}
+
+/// libx264 at the rung's bitrate; `spec` is the output stream specifier
+/// (`:2` when one output holds every rung, empty for an output of its own).
+fn video_codec(spec: &str, r: &Rung) -> Vec<String> {
+    vec![
+        format!("-c:v{spec}"),
+        "libx264".into(),
+        format!("-b:v{spec}"),
+        format!("{}k", r.video_kbps),
+        format!("-maxrate:v{spec}"),
+        format!("{}k", r.video_kbps * 3 / 2),
+        format!("-bufsize:v{spec}"),
+        format!("{}k", r.video_kbps * 2),
+    ]
+}
+
+fn audio_codec() -> Vec<String> {
+    vec![
+        "-c:a".into(),
+        "aac".into(),
+        "-b:a".into(),
+        format!("{AUDIO_KBPS}k"),
+    ]
+}
+
+/// The same keyframe times in every rendition: a fixed GOP, forced
+/// keyframes on the segment grid, no extra keyframes at scene cuts.
+fn common_video(source: &Source) -> Vec<String> {
+    let gop = (source.fps * f64::from(SEGMENT_SECS)).round().max(1.0) as u32;
+    vec![
+        "-preset".into(),
+        "veryfast".into(),
+        "-pix_fmt".into(),
+        "yuv420p".into(),
+        "-g".into(),
+        gop.to_string(),
+        "-keyint_min".into(),
+        gop.to_string(),
+        "-sc_threshold".into(),
+        "0".into(),
+        "-force_key_frames".into(),
+        format!("expr:gte(t,n_forced*{SEGMENT_SECS})"),
+    ]
+}
+
+/// The master playlist of a live ladder: one variant per rung, its URI the
+/// node's live playlist of that rung's broadcast (`../<id>/live.m3u8`,
+/// relative to the master's own `/media/<master id>/content`). BANDWIDTH is
+/// the rung's peak (the encoder's maxrate) plus audio, as HLS asks.
+pub fn live_master_playlist(rungs: &[Rung], audio: bool, ids: &[String]) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for (r, id) in rungs.iter().zip(ids) {
+        let audio_kbps = if audio { AUDIO_KBPS } else { 0 };
+        let peak = (r.video_kbps * 3 / 2 + audio_kbps) * 1000;
+        let average = (r.video_kbps + audio_kbps) * 1000;
+        out.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},RESOLUTION={}x{}\n{}\n",
+            r.width,
+            r.height,
+            live_uri(id)
+        ));
+    }
+    out
+}
+
+/// The node's live playlist of broadcast `id`, relative to a playlist served
+/// at `/media/<its id>/content`.
+pub fn live_uri(id: &str) -> String {
+    format!("../{id}/live.m3u8")
 }
 
 /// A playlist with every URI line equal to a key of `uris` replaced by its
@@ -298,6 +387,28 @@ mod tests {
             "{joined}"
         );
         assert_eq!(args.last().map(String::as_str), Some("/out/stream_%v.m3u8"));
+    }
+
+    #[test]
+    fn the_live_command_writes_each_rung_to_its_own_output_with_the_same_keyframes() {
+        let s = source(854, 480);
+        let rungs = plan(&s).unwrap();
+        let outs: Vec<String> = (0..3).map(|i| format!("tcp://127.0.0.1:{i}")).collect();
+        let args = ffmpeg_live_args("-", &s, &rungs, &outs);
+        let joined = args.join(" ");
+        assert!(joined.contains("-re -i - -filter_complex"), "{joined}");
+        assert_eq!(joined.matches("-f mpegts tcp://").count(), 3, "{joined}");
+        assert_eq!(joined.matches("-sc_threshold 0").count(), 3, "{joined}");
+        assert!(joined.contains("-map [v2] -map 0:a:0"), "{joined}");
+        assert_eq!(args.last(), outs.last());
+        let ids: Vec<String> = ["aa", "bb", "cc"].iter().map(|s| s.to_string()).collect();
+        let master = live_master_playlist(&rungs, true, &ids);
+        assert!(master.starts_with("#EXTM3U\n"), "{master}");
+        assert!(
+            master.contains("RESOLUTION=854x480\n../cc/live.m3u8\n"),
+            "{master}"
+        );
+        assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 3);
     }
 
     #[test]

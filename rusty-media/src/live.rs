@@ -189,11 +189,21 @@ impl Segmenter {
             return None;
         }
         if self.format == InputFormat::MpegTs && self.ts.video().is_some() {
+            let wait = u64::from(self.target_ms)
+                .saturating_mul(u64::from(MAX_GOP_TARGETS))
+                .min(u64::from(MAX_SEGMENT_DURATION_MS));
             if let Some(&at) = self.keyframes.back() {
-                return Some(self.cut(at, now_ms));
+                // The input's lead-in before its first keyframe (tables,
+                // audio, an encoder's slow start) has nothing a decoder can
+                // start from: it goes with the first GOP instead of making
+                // a segment of its own.
+                let lead_in = self.next_seq == 0 && !self.starts_at_keyframe;
+                if !(lead_in && self.keyframes.len() == 1) || elapsed >= wait {
+                    return Some(self.cut(at, now_ms));
+                }
+                return None;
             }
-            let wait = u64::from(self.target_ms).saturating_mul(u64::from(MAX_GOP_TARGETS));
-            if elapsed < wait.min(u64::from(MAX_SEGMENT_DURATION_MS)) {
+            if elapsed < wait {
                 return None;
             }
         }

@@ -76,6 +76,7 @@ use self::actor::{Actor, MediaCommand, COMMAND_QUEUE};
 use crate::{
     broadcast::LiveStream,
     downloader::{self, Download, DownloadStatus},
+    ladder::play::{LadderPlayError, LadderPlayer},
     manifest::{Manifest, ManifestError, ManifestFields, SignedManifest},
     selection::PolicyKind,
     store::{ContentInfo, ContentStore, StoreError},
@@ -647,7 +648,11 @@ impl MediaHandle {
     /// Starts (or joins) the download of `id` and returns its handle (once
     /// the service stopped: a download already cancelled).
     pub async fn download(&self, id: Hash256) -> Arc<Download> {
-        self.ask(|reply| MediaCommand::Download { id, reply })
+        self.start_download(id, false).await
+    }
+
+    async fn start_download(&self, id: Hash256, sparse: bool) -> Arc<Download> {
+        self.ask(|reply| MediaCommand::Download { id, sparse, reply })
             .await
             .unwrap_or_else(|_| Download::stopped(id))
     }
@@ -682,12 +687,36 @@ impl MediaHandle {
         end: u64,
         timeout: Duration,
     ) -> Result<Vec<u8>, MediaError> {
+        self.read_as(id, start, end, timeout, false).await
+    }
+
+    /// [`MediaHandle::read`], but a download this starts is sparse: it
+    /// fetches only the ranges read, not the rest of the file (a node
+    /// prefetching one rendition of a ladder segment by segment).
+    pub async fn read_sparse(
+        &self,
+        id: Hash256,
+        start: u64,
+        end: u64,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, MediaError> {
+        self.read_as(id, start, end, timeout, true).await
+    }
+
+    async fn read_as(
+        &self,
+        id: Hash256,
+        start: u64,
+        end: u64,
+        timeout: Duration,
+        sparse: bool,
+    ) -> Result<Vec<u8>, MediaError> {
         let m = match self.shared.store.manifest(&id)? {
             Some(m) => m,
             None => self.manifest(id).await?,
         };
         if !m.manifest.encrypted {
-            return self.read_stored(id, start, end, timeout).await;
+            return self.read_stored_as(id, start, end, timeout, sparse).await;
         }
         let key = self
             .content_key(&id)
@@ -703,7 +732,7 @@ impl MediaHandle {
         let (first, _) = m.chunk_range(chunks.start)?;
         let (last, last_len) = m.chunk_range(chunks.end.saturating_sub(1))?;
         let cipher = self
-            .read_stored(id, first, last.saturating_add(last_len), timeout)
+            .read_stored_as(id, first, last.saturating_add(last_len), timeout, sparse)
             .await?;
         let mut plain = Vec::with_capacity(cipher.len());
         let mut at = 0usize;
@@ -736,6 +765,17 @@ impl MediaHandle {
         end: u64,
         timeout: Duration,
     ) -> Result<Vec<u8>, MediaError> {
+        self.read_stored_as(id, start, end, timeout, false).await
+    }
+
+    async fn read_stored_as(
+        &self,
+        id: Hash256,
+        start: u64,
+        end: u64,
+        timeout: Duration,
+        sparse: bool,
+    ) -> Result<Vec<u8>, MediaError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut dl: Option<Arc<Download>> = None;
         loop {
@@ -747,25 +787,25 @@ impl MediaHandle {
                 if m.manifest.live {
                     return Err(MediaError::IsLive(id));
                 }
-                Ok(Some(
-                    store.first_missing(&id, m.chunks_for_range(start, end))?,
-                ))
+                let chunks = m.chunks_for_range(start, end);
+                let end_chunk = chunks.end;
+                Ok(Some((store.first_missing(&id, chunks)?, end_chunk)))
             })
             .await?;
             let missing = match present {
-                Some(None) => {
+                Some((None, _)) => {
                     let store = self.shared.store.clone();
                     return blocking(move || Ok(store.read_range(&id, start, end)?)).await;
                 }
-                Some(Some(chunk)) => Some(chunk),
+                Some((Some(chunk), end_chunk)) => Some((chunk, end_chunk)),
                 None => None,
             };
             let d = match dl.clone() {
                 Some(d) => d,
-                None => dl.insert(self.download(id).await).clone(),
+                None => dl.insert(self.start_download(id, sparse).await).clone(),
             };
-            if let Some(chunk) = missing {
-                d.prioritise(chunk);
+            if let Some((chunk, end_chunk)) = missing {
+                d.fetch_range(chunk, end_chunk);
             }
             if let Some(e) = d.error() {
                 return Err(MediaError::Download { id, reason: e });
@@ -792,6 +832,14 @@ impl MediaHandle {
             .manifest(id)?
             .ok_or(StoreError::UnknownContent(*id))?;
         Ok((self.shared.store.info(id)?, m))
+    }
+
+    /// The node's player of the on-demand ladder whose master playlist is
+    /// `master` (see [`crate::ladder::play`]).
+    pub async fn ladder_player(&self, master: Hash256) -> Result<LadderPlayer, LadderPlayError> {
+        self.ask(|reply| MediaCommand::LadderPlayer { master, reply })
+            .await
+            .map_err(|_| LadderPlayError::Stopped)
     }
 
     // ---- live -----------------------------------------------------------

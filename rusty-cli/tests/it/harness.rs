@@ -1,6 +1,7 @@
 //! Starts `rusty-cli node` as a child process and runs client commands.
 
 use std::{
+    io::{Read, Write},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
@@ -9,6 +10,34 @@ use std::{
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rusty-cli");
+
+/// One HTTP/1.1 GET to `addr` (retried until something listens): the head
+/// and the body.
+pub fn http_get(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("nothing listens on {addr}: {e}"),
+        }
+    };
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut resp = Vec::new();
+    conn.read_to_end(&mut resp).expect("response");
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |p| p + 4);
+    (
+        String::from_utf8_lossy(&resp[..split]).into_owned(),
+        resp[split..].to_vec(),
+    )
+}
 
 /// A loopback port nobody listens on, below the ephemeral range (see `rusty_network::port`).
 pub fn free_port() -> u16 {

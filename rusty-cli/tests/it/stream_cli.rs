@@ -4,14 +4,13 @@
 //! resumes without fetching its verified chunks again.
 
 use std::{
-    io::{Read, Write},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use crate::harness::{free_port, NodeProcess, BIN};
+use crate::harness::{free_port, http_get, NodeProcess, BIN};
 
 fn listen(p: u16) -> String {
     format!("/ip4/127.0.0.1/tcp/{p}")
@@ -52,34 +51,6 @@ fn spawn_view(node: &NodeProcess, args: &[&str]) -> Viewer {
             .stderr(std::fs::File::create(node.datadir.join("view.log")).expect("view log"))
             .spawn()
             .expect("spawn stream view"),
-    )
-}
-
-/// One HTTP/1.1 GET to `addr` (retried until something listens): the head
-/// and the body.
-fn http_get(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut conn = loop {
-        match std::net::TcpStream::connect(addr) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("nothing listens on {addr}: {e}"),
-        }
-    };
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut resp = Vec::new();
-    conn.read_to_end(&mut resp).expect("response");
-    let split = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(resp.len(), |p| p + 4);
-    (
-        String::from_utf8_lossy(&resp[..split]).into_owned(),
-        resp[split..].to_vec(),
     )
 }
 

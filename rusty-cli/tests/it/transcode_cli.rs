@@ -1,13 +1,19 @@
-//! `rusty-cli stream publish --transcode` with the system's ffmpeg: a 6 s
-//! test-source clip (854×480, a 3 s GOP of its own) becomes three
-//! renditions whose keyframes and segments line up, tied by a master
-//! playlist, all published on a real node and read back from it.
+//! `rusty-cli stream publish --transcode` and `stream broadcast --live
+//! --transcode` with the system's ffmpeg: a 6 s test-source clip (854×480,
+//! a 3 s GOP of its own) becomes three renditions whose keyframes and
+//! segments line up, tied by a master playlist, all on a real node and read
+//! back from it (the live ladder over the node's HTTP playback routes).
 
-use std::{path::Path, process::Command};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
 
 use rusty_media::ladder;
 
-use crate::harness::{free_port, NodeProcess};
+use crate::harness::{free_port, http_get, NodeProcess, BIN};
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
@@ -59,16 +65,19 @@ fn keyframes(ts: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_transcoded_clip_has_three_keyframe_aligned_renditions_and_a_master_playlist() {
-    if !have("ffmpeg") || !have("ffprobe") {
+/// False (with a message saying so) where ffmpeg is missing.
+fn ffmpeg_present() -> bool {
+    let present = have("ffmpeg") && have("ffprobe");
+    if !present {
         eprintln!(
             "SKIPPED: ffmpeg/ffprobe are not installed (make test installs them via scripts/install-deps.sh)"
         );
-        return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip.mp4");
+    present
+}
+
+/// A 6 s 854×480 test card with a 440 Hz tone and a keyframe every 3 s.
+fn test_clip(path: &Path) {
     let made = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc=size=854x480:rate=30"])
@@ -77,10 +86,20 @@ fn a_transcoded_clip_has_three_keyframe_aligned_renditions_and_a_master_playlist
             "-t", "6", "-c:v", "libx264", "-g", "90", "-pix_fmt", "yuv420p",
         ])
         .args(["-c:a", "aac", "-shortest"])
-        .arg(&clip)
+        .arg(path)
         .status()
-        .unwrap();
+        .expect("ffmpeg runs");
     assert!(made.success());
+}
+
+#[test]
+fn a_transcoded_clip_has_three_keyframe_aligned_renditions_and_a_master_playlist() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    test_clip(&clip);
 
     let node = NodeProcess::start(dir.path(), free_port(), &["--no-mine"]);
     let r = node.cli(&[
@@ -140,5 +159,302 @@ fn a_transcoded_clip_has_three_keyframe_aligned_renditions_and_a_master_playlist
         let durations = |s: &[(f64, u64, u64)]| s.iter().map(|x| x.0).collect::<Vec<_>>();
         assert_eq!(durations(other_segments), durations(segments));
         assert_eq!(other_keys, keys, "keyframes differ between renditions");
+    }
+}
+
+/// One rendition of a live ladder as the node serves it: every segment seen
+/// in its live playlist while the broadcast ran: bytes by sequence number.
+type LiveSegments = BTreeMap<u64, Vec<u8>>;
+
+/// Polls the live playlist `/media/<id>/live.m3u8` and fetches each new
+/// segment.
+fn collect_live(ui: &str, id: &str, into: &mut LiveSegments) {
+    let (head, body) = http_get(ui, &format!("/media/{id}/live.m3u8"), "");
+    if !head.starts_with("HTTP/1.1 200") {
+        return; // no segment yet
+    }
+    let text = String::from_utf8(body).expect("a playlist is text");
+    for line in text.lines() {
+        if let Some(seq) = line
+            .strip_prefix("live/")
+            .and_then(|l| l.strip_suffix(".ts"))
+        {
+            let seq: u64 = seq.parse().expect("segment names are <seq>.ts");
+            if into.contains_key(&seq) {
+                continue;
+            }
+            let (head, bytes) = http_get(ui, &format!("/media/{id}/live/{seq}.ts"), "");
+            if head.starts_with("HTTP/1.1 200") {
+                into.insert(seq, bytes);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_live_transcode_broadcasts_three_keyframe_aligned_renditions_under_a_master_playlist() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.ts");
+    test_clip(&clip);
+    let ui = format!("127.0.0.1:{}", free_port());
+    let node = NodeProcess::start(dir.path(), free_port(), &["--no-mine", "--ui-bind", &ui]);
+    // The input comes on stdin, as from a capture: the CLI reads ahead to
+    // probe it and feeds ffmpeg the rest.
+    let mut broadcast = Command::new(BIN)
+        .args(["--dev", "--datadir"])
+        .arg(&node.datadir)
+        .args(["--rpc-url", &format!("http://127.0.0.1:{}", node.port)])
+        .args([
+            "stream",
+            "broadcast",
+            "--live",
+            "-",
+            "--transcode",
+            "--title",
+            "live card",
+        ])
+        .stdin(std::fs::File::open(&clip).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = broadcast.stdout.take().unwrap();
+    let mut first_line = Vec::new();
+    // The master playlist's id is printed before ffmpeg starts.
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(&mut stdout, &mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        first_line.push(byte[0]);
+    }
+    let master_id = String::from_utf8(first_line).unwrap();
+    assert_eq!(master_id.len(), 64, "{master_id:?}");
+    let (head, master) = http_get(&ui, &format!("/media/{master_id}/content"), "");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let master = String::from_utf8(master).unwrap();
+    for size in ["428x240", "640x360", "854x480"] {
+        assert!(master.contains(&format!("RESOLUTION={size}")), "{master}");
+    }
+    let ids: Vec<String> = uris(&master)
+        .iter()
+        .map(|u| {
+            assert!(u.starts_with("../") && u.ends_with("/live.m3u8"), "{u}");
+            u.trim_start_matches("../")
+                .trim_end_matches("/live.m3u8")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "{master}");
+
+    let mut renditions: Vec<LiveSegments> = vec![LiveSegments::new(); 3];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        for (id, seen) in ids.iter().zip(renditions.iter_mut()) {
+            collect_live(&ui, id, seen);
+        }
+        if let Some(status) = broadcast.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the live transcode never ended");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut broadcast.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    for (id, seen) in ids.iter().zip(renditions.iter_mut()) {
+        collect_live(&ui, id, seen);
+    }
+
+    let mut keys = Vec::new();
+    let mut starts = Vec::new();
+    for (i, seen) in renditions.iter().enumerate() {
+        assert!(
+            seen.len() >= 5,
+            "rendition {i}: {} segments; {stderr}",
+            seen.len()
+        );
+        // Each segment decodes on its own: its first video frame is a
+        // keyframe (the node cut before it); where it starts in media time
+        // is what must line up across renditions.
+        let mut at = Vec::new();
+        for (seq, bytes) in seen {
+            assert_eq!(bytes.first(), Some(&0x47), "rendition {i} segment {seq}");
+            let path = dir.path().join(format!("live_{i}_{seq}.ts"));
+            std::fs::write(&path, bytes).unwrap();
+            let (pts, key) = first_frame(&path);
+            assert!(
+                key,
+                "rendition {i} segment {seq} ({} bytes) starts with a frame that is not a keyframe (at {pts:?}); segments: {:?}",
+                bytes.len(),
+                seen.iter().map(|(q, b)| (*q, b.len())).collect::<Vec<_>>()
+            );
+            at.push(pts);
+        }
+        starts.push(at);
+        let path = dir.path().join(format!("live_{i}.ts"));
+        let joined: Vec<u8> = seen.values().flat_map(|b| b.iter().copied()).collect();
+        std::fs::write(&path, joined).unwrap();
+        keys.push(keyframes(&path));
+    }
+    // The same keyframe times and segment starts in every rendition, so a
+    // player can switch at any segment.
+    for i in 1..3 {
+        assert_eq!(keys[i], keys[0], "keyframes of rendition {i}");
+        assert_eq!(starts[i], starts[0], "segment starts of rendition {i}");
+    }
+    assert!(keys[0].len() >= 5, "{:?}", keys[0]);
+}
+
+/// The first video frame of a TS file: its presentation time and whether
+/// it is a keyframe.
+fn first_frame(ts: &Path) -> (String, bool) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args([
+            "-show_entries",
+            "frame=pts_time,key_frame",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(ts)
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches(',');
+    let mut fields = line.split(',');
+    let key = fields.next() == Some("1");
+    (fields.next().unwrap_or_default().to_string(), key)
+}
+
+/// A viewer node plays a ladder published on another node through its own
+/// ABR (`/media/<master>/abr.m3u8`): ffmpeg, as the player, decodes every
+/// segment without an error, the node says which rendition each segment
+/// came in, and it fetched only those segments (sparse downloads), not
+/// whole renditions.
+#[test]
+fn a_viewer_node_chooses_renditions_for_a_player_and_fetches_only_those() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clip = dir_a.path().join("clip.mp4");
+    test_clip(&clip);
+    let listen_a = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let a = NodeProcess::start_raw(
+        dir_a.path(),
+        free_port(),
+        &["--no-mine", "--no-mdns", "--listen", &listen_a],
+    );
+    let r = a.cli(&["stream", "publish", &clip.to_string_lossy(), "--transcode"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let master = String::from_utf8_lossy(&r.stdout).trim().to_string();
+
+    let ui = format!("127.0.0.1:{}", free_port());
+    let listen_b = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let b = NodeProcess::start_raw(
+        dir_b.path(),
+        free_port(),
+        &[
+            "--no-mine",
+            "--no-mdns",
+            "--listen",
+            &listen_b,
+            "--bootnode",
+            &listen_a,
+            "--ui-bind",
+            &ui,
+        ],
+    );
+    // The viewer learns the master playlist (a small file) as a user would.
+    let master_copy = dir_b.path().join("master.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = b.cli(&[
+            "stream",
+            "view",
+            &master,
+            "--output",
+            &master_copy.to_string_lossy(),
+        ]);
+        if r.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never fetched the master: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let url = format!("http://{ui}/media/{master}/abr.m3u8");
+    let played = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            &url,
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&played.stderr);
+    assert!(played.status.success(), "ffmpeg: {errors}");
+    assert!(
+        errors.trim().is_empty(),
+        "decode errors playing the node's ABR stream: {errors}"
+    );
+
+    let (head, body) = http_get(&ui, &format!("/api/v1/media/{master}/abr"), "");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    eprintln!("the node's choices: {status}");
+    let segments = status["segments"].as_u64().unwrap();
+    assert!(segments >= 5, "{status}");
+    assert_eq!(status["position"].as_u64(), Some(segments), "{status}");
+    assert_eq!(status["rule"], "BOLA-E");
+    let chosen = status["chosen"].as_array().unwrap();
+    assert!(
+        chosen.iter().all(|c| c.is_u64()),
+        "a segment without a rendition: {status}"
+    );
+    let renditions = status["renditions"].as_array().unwrap();
+    assert_eq!(renditions.len(), 3, "{status}");
+    let fetched: u64 = renditions
+        .iter()
+        .map(|r| r["segments"].as_u64().unwrap())
+        .sum();
+    assert!(fetched >= segments, "{status}");
+    // Sparse: what B holds of each rendition is what it fetched for the
+    // player, give or take the 64 KiB chunks at each segment's ends.
+    for r in renditions {
+        let content = r["content"].as_str().unwrap();
+        let held = b.json(&["stream", "status", content])["downloads"][0]["bytes_present"]
+            .as_u64()
+            .unwrap_or(0);
+        let bytes = r["bytes"].as_u64().unwrap();
+        let slack = r["segments"].as_u64().unwrap() * 2 * 64 * 1024;
+        assert!(
+            held <= bytes + slack,
+            "B holds {held} bytes of {content} but fetched {bytes} for the player: {status}"
+        );
     }
 }

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     broadcast::{LiveStream, Role, Running},
     downloader::{self, Download},
+    ladder::play::LadderPlayer,
     manifest::SignedManifest,
     wire::SegmentAnnouncement,
 };
@@ -37,6 +38,8 @@ pub(crate) const COMMAND_QUEUE: usize = 1_024;
 const MAX_MANIFEST_FETCHES: usize = 8;
 /// Finished downloads are forgotten once this many are remembered.
 const MAX_DOWNLOADS: usize = 256;
+/// Ladders played by the node at once (each a task with a little state).
+const MAX_LADDERS: usize = 32;
 
 /// What a [`MediaHandle`] asks of the media task.
 pub(crate) enum MediaCommand {
@@ -82,9 +85,11 @@ pub(crate) enum MediaCommand {
         id: Hash256,
     },
     // ---- downloads -----------------------------------------------------
-    /// Starts or joins the download of `id`.
+    /// Starts or joins the download of `id`; `sparse`: fetching only what
+    /// readers ask for (a running download is made whole when not).
     Download {
         id: Hash256,
+        sparse: bool,
         reply: oneshot::Sender<Arc<Download>>,
     },
     Downloads {
@@ -93,6 +98,12 @@ pub(crate) enum MediaCommand {
     DownloadOf {
         id: Hash256,
         reply: oneshot::Sender<Option<Arc<Download>>>,
+    },
+    /// The node's player of the on-demand ladder under `master`
+    /// (started on first use, again if its task ended).
+    LadderPlayer {
+        master: Hash256,
+        reply: oneshot::Sender<LadderPlayer>,
     },
     // ---- live streams --------------------------------------------------
     LiveStream {
@@ -159,6 +170,9 @@ pub(crate) struct Actor {
     downloads: HashMap<Hash256, Arc<Download>>,
     /// Live streams by id; dropping an entry ends the stream's task.
     live: HashMap<Hash256, Running>,
+    /// Ladders the node plays for players ([`crate::ladder::play`]);
+    /// dropping an entry (shutdown) ends its task.
+    ladders: HashMap<Hash256, LadderPlayer>,
     upload: UploadLimiter,
     manifest_fetches: HashSet<Hash256>,
     /// Content this node announced and registered as provider of.
@@ -182,6 +196,7 @@ impl Actor {
             providers: ProviderBook::default(),
             downloads: HashMap::new(),
             live: HashMap::new(),
+            ladders: HashMap::new(),
             upload,
             manifest_fetches: HashSet::new(),
             providing: HashSet::new(),
@@ -205,6 +220,7 @@ impl Actor {
             }
         }
         self.live.clear();
+        self.ladders.clear();
         for d in self.downloads.values() {
             d.cancel();
         }
@@ -258,14 +274,19 @@ impl Actor {
             MediaCommand::ManifestFetched { id } => {
                 self.manifest_fetches.remove(&id);
             }
-            MediaCommand::Download { id, reply } => {
-                let _ = reply.send(self.download(id));
+            MediaCommand::Download { id, sparse, reply } => {
+                let _ = reply.send(self.download(id, sparse));
             }
             MediaCommand::Downloads { reply } => {
                 let _ = reply.send(self.downloads.values().cloned().collect());
             }
             MediaCommand::DownloadOf { id, reply } => {
                 let _ = reply.send(self.downloads.get(&id).cloned());
+            }
+            MediaCommand::LadderPlayer { master, reply } => {
+                if let Some(p) = self.ladder_player(master) {
+                    let _ = reply.send(p);
+                }
             }
             MediaCommand::LiveStream { id, reply } => {
                 let _ = reply.send(self.live.get(&id).map(|l| l.stream.clone()));
@@ -320,16 +341,23 @@ impl Actor {
 
     /// The running download of `id`, else a new one (a failed or
     /// cancelled one starts over).
-    fn download(&mut self, id: Hash256) -> Arc<Download> {
+    fn download(&mut self, id: Hash256, sparse: bool) -> Arc<Download> {
         if let Some(d) = self.downloads.get(&id) {
             if !d.is_finished_with_error() {
+                if !sparse {
+                    d.make_whole();
+                }
                 return d.clone();
             }
         }
         let Some(handle) = self.handle_for_task() else {
             return Download::stopped(id);
         };
-        let d = Arc::new(Download::new(id));
+        let d = Arc::new(if sparse {
+            Download::new_sparse(id)
+        } else {
+            Download::new(id)
+        });
         self.downloads.insert(id, d.clone());
         if self.downloads.len() > MAX_DOWNLOADS {
             self.downloads.retain(|_, d| !d.is_finished());
@@ -338,6 +366,21 @@ impl Actor {
         // its own, never awaited here.
         tokio::spawn(downloader::run(handle, d.clone()));
         d
+    }
+
+    fn ladder_player(&mut self, master: Hash256) -> Option<LadderPlayer> {
+        if let Some(p) = self.ladders.get(&master).filter(|p| !p.is_closed()) {
+            return Some(p.clone());
+        }
+        let player = LadderPlayer::spawn(self.handle_for_task()?, master);
+        self.ladders.retain(|_, p| !p.is_closed());
+        if self.ladders.len() >= MAX_LADDERS {
+            // The oldest is not known; any one goes (its players reopen it).
+            let any = self.ladders.keys().next().copied();
+            any.map(|k| self.ladders.remove(&k));
+        }
+        self.ladders.insert(master, player.clone());
+        Some(player)
     }
 
     /// Fetches an announced manifest into the catalog (so `stream list`

@@ -6,7 +6,11 @@
 //!   in pieces of at most 1 MiB, each read (and fetched first, with
 //!   priority, when missing) through [`MediaSource`];
 //! * `GET /media/<id>/live.m3u8` and `/media/<id>/live/<seq>.ts`: a live
-//!   stream's HLS playlist and segments.
+//!   stream's HLS playlist and segments;
+//! * `GET /media/<master>/abr.m3u8` and `/media/<master>/abr/<n>.ts`: an
+//!   on-demand ladder as one media playlist whose segments' renditions the
+//!   node chooses (`rusty_media::ladder::play`), and
+//!   `GET /api/v1/media/<master>/abr`: what it chose.
 //!
 //! Only content the node already knows (its manifest is in the store, after
 //! `POST /api/v1/media/<id>/view` or a publish) is served: a GET never
@@ -24,6 +28,7 @@ use axum::{
 };
 use rusty_media::{
     http::{hls_playlist, parse_range, PlaybackSource, RangeOutcome, MAX_PIECE},
+    ladder::play::{LadderPlayError, LadderPlayer},
     service::MediaSource,
 };
 use rusty_shared_types::Hash256;
@@ -35,6 +40,9 @@ pub fn router() -> Router<Arc<Ui>> {
         .route("/media/:id/content", get(content))
         .route("/media/:id/live.m3u8", get(playlist))
         .route("/media/:id/live/:segment", get(segment))
+        .route("/media/:id/abr.m3u8", get(abr_playlist))
+        .route("/media/:id/abr/:segment", get(abr_segment))
+        .route("/api/v1/media/:id/abr", get(abr_status))
 }
 
 /// The media source of `id`, if the node has its manifest.
@@ -159,5 +167,72 @@ async fn segment(
     match source.live_segment(seq).await {
         Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "video/mp2t")], bytes).into_response(),
         _ => error(StatusCode::NOT_FOUND, "segment not in the live window"),
+    }
+}
+
+/// The node's player of the ladder under `id` (a known master playlist).
+async fn ladder(ui: &Ui, id: &str) -> Result<LadderPlayer, Response> {
+    let source = source(ui, id).map_err(IntoResponse::into_response)?;
+    source
+        .media
+        .ladder_player(source.id)
+        .await
+        .map_err(|e| ladder_error(&e))
+}
+
+fn ladder_error(e: &LadderPlayError) -> Response {
+    let status = match e {
+        LadderPlayError::NotAMaster(_) | LadderPlayError::Live | LadderPlayError::BadLadder(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        LadderPlayError::NoSegment(_) => StatusCode::NOT_FOUND,
+        LadderPlayError::Media(_) | LadderPlayError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, e.to_string())
+}
+
+async fn abr_playlist(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
+    let player = match ladder(&ui, &id).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match player.playlist().await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
+            text,
+        )
+            .into_response(),
+        Err(e) => ladder_error(&e),
+    }
+}
+
+async fn abr_segment(
+    State(ui): State<Arc<Ui>>,
+    Path((id, segment)): Path<(String, String)>,
+) -> Response {
+    let Some(n) = segment
+        .strip_suffix(".ts")
+        .and_then(|s| s.parse::<usize>().ok())
+    else {
+        return error(StatusCode::NOT_FOUND, "segments are <n>.ts");
+    };
+    let player = match ladder(&ui, &id).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match player.segment(n).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "video/mp2t")], bytes).into_response(),
+        Err(e) => ladder_error(&e),
+    }
+}
+
+async fn abr_status(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
+    let player = match ladder(&ui, &id).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match player.status().await {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(e) => ladder_error(&e),
     }
 }
