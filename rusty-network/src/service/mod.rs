@@ -21,7 +21,7 @@ use libp2p::{
     identify, kad, mdns, noise, ping,
     request_response::{self, OutboundRequestId, ResponseChannel},
     swarm::{dial_opts::DialOpts, ConnectionId, NetworkBehaviour, SwarmEvent},
-    tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
+    yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -42,6 +42,7 @@ use crate::{
 mod commands;
 mod events;
 pub mod nat;
+mod transport;
 mod upkeep;
 
 use upkeep::is_dialable;
@@ -582,13 +583,9 @@ pub async fn start_with_metrics(
     let behaviour_config = config.clone();
     let mut swarm = SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| build(&e))?
         .with_quic()
+        .with_other_transport(transport::tcp_transport)
+        .map_err(|e| build(&e))?
         .with_dns()
         .map_err(|e| build(&e))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
