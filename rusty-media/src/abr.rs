@@ -103,7 +103,7 @@ impl Chooser {
     }
 
     /// Harmonic mean of the recent throughputs, kbit/s.
-    fn throughput(&self) -> Option<f64> {
+    pub fn throughput(&self) -> Option<f64> {
         if self.samples.is_empty() {
             return None;
         }

@@ -100,13 +100,18 @@ impl NodeProcess {
 
     /// Runs a client subcommand against this node.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(["--dev", "--datadir"])
+        self.command(args).output().expect("run rusty-cli")
+    }
+
+    /// `rusty-cli <args>` aimed at this node, not started yet (for a
+    /// client that runs beside the test, with its own stdio).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["--dev", "--datadir"])
             .arg(&self.datadir)
             .args(["--rpc-url", &format!("http://127.0.0.1:{}", self.port)])
-            .args(args)
-            .output()
-            .expect("run rusty-cli")
+            .args(args);
+        c
     }
 
     /// A client call that must succeed, parsed as JSON (bare strings too).

@@ -4,13 +4,13 @@
 //! resumes without fetching its verified chunks again.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use crate::harness::{free_port, http_get, NodeProcess, BIN};
+use crate::harness::{free_port, http_get, NodeProcess};
 
 fn listen(p: u16) -> String {
     format!("/ip4/127.0.0.1/tcp/{p}")
@@ -41,11 +41,7 @@ impl Drop for Viewer {
 
 fn spawn_view(node: &NodeProcess, args: &[&str]) -> Viewer {
     Viewer(
-        Command::new(BIN)
-            .args(["--dev", "--datadir"])
-            .arg(&node.datadir)
-            .args(["--rpc-url", &format!("http://127.0.0.1:{}", node.port)])
-            .args(["stream", "view"])
+        node.command(&["stream", "view"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(node.datadir.join("view.log")).expect("view log"))

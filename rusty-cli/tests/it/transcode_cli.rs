@@ -13,7 +13,7 @@ use std::{
 
 use rusty_media::ladder;
 
-use crate::harness::{free_port, http_get, NodeProcess, BIN};
+use crate::harness::{free_port, http_get, NodeProcess};
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
@@ -203,11 +203,8 @@ fn a_live_transcode_broadcasts_three_keyframe_aligned_renditions_under_a_master_
     let node = NodeProcess::start(dir.path(), free_port(), &["--no-mine", "--ui-bind", &ui]);
     // The input comes on stdin, as from a capture: the CLI reads ahead to
     // probe it and feeds ffmpeg the rest.
-    let mut broadcast = Command::new(BIN)
-        .args(["--dev", "--datadir"])
-        .arg(&node.datadir)
-        .args(["--rpc-url", &format!("http://127.0.0.1:{}", node.port)])
-        .args([
+    let mut broadcast = node
+        .command(&[
             "stream",
             "broadcast",
             "--live",

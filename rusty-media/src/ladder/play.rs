@@ -313,7 +313,6 @@ struct Ladder {
     position: usize,
     rebuffers: u64,
     fetched: Vec<(u64, u64)>,
-    throughputs: Vec<f64>,
 }
 
 async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command>) {
@@ -347,7 +346,6 @@ async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command
         waiting: HashMap::new(),
         position: 0,
         rebuffers: 0,
-        throughputs: Vec::new(),
     };
     let mut fetches = FuturesUnordered::new();
     loop {
@@ -400,17 +398,30 @@ impl Ladder {
         Some((next, self.chooser.choose(buffer)))
     }
 
-    fn fetch(&mut self, segment: usize, rendition: usize) -> FetchFuture {
-        self.fetching.insert(segment, rendition);
+    /// Reads `segment` of `rendition` through a sparse download (from the
+    /// store when it is held).
+    fn read(
+        &self,
+        segment: usize,
+        rendition: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, LadderPlayError>> + Send + 'static {
         let media = self.media.clone();
         let r = &self.renditions[rendition];
         let (ts, (_, offset, len)) = (r.ts, r.ranges[segment]);
-        Box::pin(async move {
-            let started = Instant::now();
-            let result = media
+        async move {
+            media
                 .read_sparse(ts, offset, offset.saturating_add(len), SEGMENT_TIMEOUT)
                 .await
-                .map_err(LadderPlayError::from);
+                .map_err(LadderPlayError::from)
+        }
+    }
+
+    fn fetch(&mut self, segment: usize, rendition: usize) -> FetchFuture {
+        self.fetching.insert(segment, rendition);
+        let read = self.read(segment, rendition);
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = read.await;
             Fetched {
                 segment,
                 rendition,
@@ -438,15 +449,9 @@ impl Ladder {
                 self.position = n + 1;
                 if let Some(&rendition) = self.held.get(&n) {
                     // Held: read it from the store off this task.
-                    let media = self.media.clone();
-                    let r = &self.renditions[rendition];
-                    let (ts, (_, offset, len)) = (r.ts, r.ranges[n]);
+                    let read = self.read(n, rendition);
                     tokio::spawn(async move {
-                        let bytes = media
-                            .read_sparse(ts, offset, offset.saturating_add(len), SEGMENT_TIMEOUT)
-                            .await
-                            .map_err(LadderPlayError::from);
-                        let _ = reply.send(bytes);
+                        let _ = reply.send(read.await);
                     });
                     return None;
                 }
@@ -471,10 +476,6 @@ impl Ladder {
                 let kbits = bytes.len() as f64 * 8.0 / 1000.0;
                 let secs = done.secs.max(0.001);
                 self.chooser.record(kbits, secs);
-                self.throughputs.push(kbits / secs);
-                if self.throughputs.len() > 5 {
-                    self.throughputs.remove(0);
-                }
                 let f = &mut self.fetched[done.rendition];
                 f.0 += 1;
                 f.1 += bytes.len() as u64;
@@ -490,16 +491,13 @@ impl Ladder {
     }
 
     fn status(&self) -> LadderStatus {
-        let throughput = (!self.throughputs.is_empty()).then(|| {
-            self.throughputs.len() as f64 / self.throughputs.iter().map(|t| 1.0 / t).sum::<f64>()
-        });
         LadderStatus {
             master: self.master.to_string(),
             rule: Rule::BolaE.name(),
             segments: self.durations.len(),
             position: self.position,
             buffer_secs: self.buffer(),
-            throughput_kbps: throughput,
+            throughput_kbps: self.chooser.throughput(),
             rebuffers: self.rebuffers,
             renditions: self
                 .renditions
