@@ -42,10 +42,14 @@ impl Kind {
             // Quorum members send each other a burst of DKG messages per
             // phase (contributions, complaints, justifications).
             Kind::DirectRequest => (50.0, 200.0),
-            // A viewer fetching chunks (16 per request) from a peer, or
-            // many viewers behind one relay; each request is small and
-            // answered at low priority.
-            Kind::MediaRequest => (200.0, 400.0),
+            // A viewer fetching chunk ranges from a peer at line rate, or
+            // many viewers behind one relay. The media service bounds what
+            // it serves itself (concurrent replies, bytes held, the upload
+            // limit) and answers `Busy` beyond that, so this only stops a
+            // flood: at 200 a second it capped one viewer at 200 requests'
+            // worth of bytes (39 MB/s with 192 KiB ranges) and penalised it
+            // for asking faster.
+            Kind::MediaRequest => (4_000.0, 8_000.0),
             Kind::BlockGossip => (20.0, 100.0),
             Kind::TxGossip => (500.0, 2_000.0),
             // Signature shares of every quorum member, then the recovered
@@ -195,5 +199,25 @@ mod tests {
             more += penalties(burst as usize + 50, t);
         }
         assert_eq!(more, 10);
+    }
+
+    /// A viewer downloading at line rate in the smallest ranges the
+    /// downloader asks for is never refused (at 200 requests a second a
+    /// 400 MiB download in 192 KiB ranges was refused and penalised from
+    /// its 400th request on, and ran at a tenth of its speed).
+    #[test]
+    fn a_viewer_at_line_rate_is_not_refused() {
+        let mut rl = RateLimiter::default();
+        let p = PeerId::random();
+        let start = Instant::now();
+        // 1 GB/s in 256 KiB ranges for ten seconds: ~3,815 requests a second.
+        let per_sec = 1_000_000_000 / (256 * 1024);
+        let gap = Duration::from_secs(1) / per_sec;
+        for i in 0..(10 * per_sec) {
+            assert!(
+                rl.allow(p, Kind::MediaRequest, start + gap * i),
+                "request {i} refused"
+            );
+        }
     }
 }
