@@ -22,11 +22,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Network and data")]
 pub struct GlobalArgs {
-    /// Network: main, test or dev.
+    /// Network: main, test or dev (Rusty Coin); par or par-dev (Paradigm);
+    /// arc or arc-dev (Arceon).
     #[arg(long, global = true, env = "RUSTY_NETWORK", default_value = "main")]
     pub network: Network,
-    /// Use the dev network (shorthand for --network dev; for `node`: also mine
-    /// and create a wallet on first start).
+    /// Use the dev network of the chosen chain (shorthand for --network dev,
+    /// or par-dev with --network par; for `node`: also mine and create a
+    /// wallet on first start).
     #[arg(long, global = true)]
     pub dev: bool,
     /// Root data directory; the network's files live in `<datadir>/<network>/`.
@@ -70,7 +72,7 @@ pub fn default_root() -> PathBuf {
 impl GlobalArgs {
     pub fn network(&self) -> Network {
         if self.dev {
-            Network::Dev
+            self.network.dev()
         } else {
             self.network
         }

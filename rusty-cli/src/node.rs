@@ -48,13 +48,13 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     let mut c = NodeConfig::new(network, dir);
     c.p2p = p2p_config(network, &c.data_dir, &a.p2p, &file)?;
     if a.p2p.inject_panic.is_some() {
-        if network != Network::Dev {
+        if !network.is_dev() {
             anyhow::bail!("--inject-panic is a test of the dev network only");
         }
         c.inject_chain_panic = true;
     }
     if let Some(secs) = a.p2p.clock_skew {
-        if network != Network::Dev {
+        if !network.is_dev() {
             anyhow::bail!("--clock-skew is a test of the dev network only");
         }
         rusty_core::set_clock_skew(secs);
@@ -107,7 +107,7 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
             Some(Address::parse_for(&s, network).with_context(|| format!("mine address {s}"))?);
     }
     c.wallet = !a.no_wallet && file.wallet.unwrap_or(true);
-    c.create_wallet = a.create_wallet || file.create_wallet.unwrap_or(network == Network::Dev);
+    c.create_wallet = a.create_wallet || file.create_wallet.unwrap_or(network.is_dev());
     if let Some(f) = a
         .wallet_passphrase_file
         .clone()
@@ -276,6 +276,10 @@ pub fn http_ports(network: Network) -> (u16, u16) {
         Network::Dev => (28480, 29480),
         Network::Test => (18480, 19480),
         Network::Main => (8480, 9480),
+        Network::ParDev => (28580, 29580),
+        Network::Par => (8580, 9580),
+        Network::ArcDev => (28680, 29680),
+        Network::Arc => (8680, 9680),
     }
 }
 

@@ -34,9 +34,10 @@ use rusty_core::state::NodeState;
 
 /// Blocks a purchase must be under (without a ChainLock) to be final.
 fn final_depth(network: Network) -> u64 {
-    match network {
-        Network::Dev => 1,
-        _ => 6,
+    if network.is_dev() {
+        1
+    } else {
+        6
     }
 }
 

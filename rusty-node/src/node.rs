@@ -109,7 +109,7 @@ impl NodeConfig {
             mine_threads: 1,
             mine_address: None,
             wallet: true,
-            create_wallet: network == Network::Dev,
+            create_wallet: network.is_dev(),
             wallet_passphrase: String::new(),
             wallet_kdf: KdfParams::default(),
             wallet_fee_rate: p.min_relay_fee_per_kb.saturating_mul(2),
@@ -406,7 +406,7 @@ impl Node {
             }
         }
 
-        if config.inject_chain_panic && config.network == Network::Dev {
+        if config.inject_chain_panic && config.network.is_dev() {
             let h = handle.clone();
             tokio::spawn(async move { h.inject_panic().await });
         }

@@ -30,7 +30,7 @@ pub use block::{Block, BlockHeader, HEADER_SIZE};
 pub use encoding::{decode_exact, Decode, DecodeError, Encode};
 pub use hash::{Domain, Hash256};
 pub use masternode::{BitSet, ChainLock, QuorumCommitment};
-pub use params::{ChainParams, Network};
+pub use params::{Chain, ChainParams, Network};
 pub use script::Script;
 pub use transaction::{CoinbasePayload, OutPoint, Payload, Transaction, TxIn, TxOut};
 

@@ -8,23 +8,95 @@ use crate::{
     Amount, Block, BlockHeader, CoinbasePayload, Hash256, Payload, Script, Transaction, TxOut, COIN,
 };
 
-/// The networks this software runs.
+/// The networks this software runs: Rusty Coin's main, test and dev
+/// networks, and the PAR (Paradigm) and ARC (Arceon) chains with a dev
+/// network each. Every network has its own genesis, protocol namespace
+/// (`/rusty/<name>/…`), ports and address prefix, so a node of one never
+/// talks to a node of another (the bridge swaps value between them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     Main,
     Test,
     Dev,
+    Par,
+    #[serde(rename = "par-dev")]
+    ParDev,
+    Arc,
+    #[serde(rename = "arc-dev")]
+    ArcDev,
+}
+
+/// The chains this software runs; each has one or more [`Network`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Chain {
+    /// Rusty Coin.
+    Rsc,
+    /// Paradigm.
+    Par,
+    /// Arceon.
+    Arc,
+}
+
+impl Chain {
+    /// The coin's ticker, as the bridge and the CLI print it.
+    pub fn ticker(self) -> &'static str {
+        match self {
+            Chain::Rsc => "RSC",
+            Chain::Par => "PAR",
+            Chain::Arc => "ARC",
+        }
+    }
+
+    /// The network of this chain with regtest rules (trivial proof of
+    /// work, blocks on demand).
+    pub fn dev_network(self) -> Network {
+        match self {
+            Chain::Rsc => Network::Dev,
+            Chain::Par => Network::ParDev,
+            Chain::Arc => Network::ArcDev,
+        }
+    }
+}
+
+impl fmt::Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.ticker().to_ascii_lowercase())
+    }
+}
+
+impl FromStr for Chain {
+    type Err = UnknownNetwork;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "rsc" | "rusty" => Ok(Chain::Rsc),
+            "par" | "paradigm" => Ok(Chain::Par),
+            "arc" | "arceon" => Ok(Chain::Arc),
+            _ => Err(UnknownNetwork(s.to_string())),
+        }
+    }
 }
 
 impl Network {
-    pub const ALL: [Network; 3] = [Network::Main, Network::Test, Network::Dev];
+    pub const ALL: [Network; 7] = [
+        Network::Main,
+        Network::Test,
+        Network::Dev,
+        Network::Par,
+        Network::ParDev,
+        Network::Arc,
+        Network::ArcDev,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Network::Main => "main",
             Network::Test => "test",
             Network::Dev => "dev",
+            Network::Par => "par",
+            Network::ParDev => "par-dev",
+            Network::Arc => "arc",
+            Network::ArcDev => "arc-dev",
         }
     }
 
@@ -33,7 +105,31 @@ impl Network {
             Network::Main => &MAIN,
             Network::Test => &TEST,
             Network::Dev => &DEV,
+            Network::Par => &PAR,
+            Network::ParDev => &PAR_DEV,
+            Network::Arc => &ARC,
+            Network::ArcDev => &ARC_DEV,
         }
+    }
+
+    /// The chain this network belongs to.
+    pub fn chain(self) -> Chain {
+        match self {
+            Network::Main | Network::Test | Network::Dev => Chain::Rsc,
+            Network::Par | Network::ParDev => Chain::Par,
+            Network::Arc | Network::ArcDev => Chain::Arc,
+        }
+    }
+
+    /// Whether this network has regtest rules: trivial proof of work,
+    /// blocks on demand, the dev-only test switches.
+    pub fn is_dev(self) -> bool {
+        self == self.chain().dev_network()
+    }
+
+    /// This network's chain with regtest rules (`--dev` with `--network`).
+    pub fn dev(self) -> Network {
+        self.chain().dev_network()
     }
 
     /// The network whose addresses use `hrp`.
@@ -50,7 +146,7 @@ impl fmt::Display for Network {
 
 /// An unknown network name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown network `{0}` (expected main, test or dev)")]
+#[error("unknown network `{0}` (expected main, test, dev, par, par-dev, arc or arc-dev)")]
 pub struct UnknownNetwork(pub String);
 
 impl FromStr for Network {
@@ -60,6 +156,10 @@ impl FromStr for Network {
             "main" | "mainnet" => Ok(Network::Main),
             "test" | "testnet" => Ok(Network::Test),
             "dev" | "devnet" | "regtest" => Ok(Network::Dev),
+            "par" | "paradigm" => Ok(Network::Par),
+            "par-dev" | "pardev" => Ok(Network::ParDev),
+            "arc" | "arceon" => Ok(Network::Arc),
+            "arc-dev" | "arcdev" => Ok(Network::ArcDev),
             other => Err(UnknownNetwork(other.to_string())),
         }
     }
@@ -178,6 +278,78 @@ pub static DEV: ChainParams = ChainParams {
         quorum_threshold: 3,
         ..MAIN_BASE.masternode
     },
+    ..MAIN_BASE
+};
+
+/// Paradigm: one-minute blocks, a 25-coin subsidy halving every two years.
+pub static PAR: ChainParams = PAR_BASE;
+
+/// Paradigm with regtest rules.
+pub static PAR_DEV: ChainParams = ChainParams {
+    network: Network::ParDev,
+    hrp: "dpar",
+    target_spacing: 1,
+    pow_limit_bits: 0x207f_ffff,
+    pow_no_retargeting: true,
+    genesis_time: 1_767_225_612,
+    coinbase_maturity: 10,
+    rpc_port: 28532,
+    p2p_port: 28533,
+    masternode: MasternodeParams {
+        collateral: Amount::from_coins_const(10),
+        quorum_size: 5,
+        quorum_threshold: 3,
+        ..MAIN_BASE.masternode
+    },
+    ..PAR_BASE
+};
+
+const PAR_BASE: ChainParams = ChainParams {
+    network: Network::Par,
+    hrp: "par",
+    target_spacing: 60,
+    asert_half_life_blocks: 360,
+    genesis_time: 1_767_225_610,
+    initial_subsidy: Amount::from_coins_const(25),
+    halving_interval: 1_051_200,
+    rpc_port: 8532,
+    p2p_port: 8533,
+    ..MAIN_BASE
+};
+
+/// Arceon: five-minute blocks, a 100-coin subsidy halving every four years.
+pub static ARC: ChainParams = ARC_BASE;
+
+/// Arceon with regtest rules.
+pub static ARC_DEV: ChainParams = ChainParams {
+    network: Network::ArcDev,
+    hrp: "darc",
+    target_spacing: 3,
+    pow_limit_bits: 0x207f_ffff,
+    pow_no_retargeting: true,
+    genesis_time: 1_767_225_622,
+    coinbase_maturity: 10,
+    rpc_port: 28632,
+    p2p_port: 28633,
+    masternode: MasternodeParams {
+        collateral: Amount::from_coins_const(10),
+        quorum_size: 5,
+        quorum_threshold: 3,
+        ..MAIN_BASE.masternode
+    },
+    ..ARC_BASE
+};
+
+const ARC_BASE: ChainParams = ChainParams {
+    network: Network::Arc,
+    hrp: "arc",
+    target_spacing: 300,
+    asert_half_life_blocks: 72,
+    genesis_time: 1_767_225_620,
+    initial_subsidy: Amount::from_coins_const(100),
+    halving_interval: 420_000,
+    rpc_port: 8632,
+    p2p_port: 8633,
     ..MAIN_BASE
 };
 
@@ -369,12 +541,32 @@ mod tests {
 
     #[test]
     fn genesis_differs_per_network() {
-        let hashes: Vec<_> = Network::ALL
+        let hashes: std::collections::HashSet<_> = Network::ALL
             .iter()
             .map(|n| n.params().genesis_block().hash())
             .collect();
-        assert_ne!(hashes[0], hashes[1]);
-        assert_ne!(hashes[1], hashes[2]);
+        assert_eq!(hashes.len(), Network::ALL.len());
+    }
+
+    #[test]
+    fn networks_do_not_share_names_ports_or_prefixes() {
+        let distinct = |f: &dyn Fn(&ChainParams) -> String| {
+            let all: std::collections::HashSet<_> =
+                Network::ALL.iter().map(|n| f(n.params())).collect();
+            all.len() == Network::ALL.len()
+        };
+        assert!(distinct(&|p| p.network.name().to_string()));
+        assert!(distinct(&|p| p.hrp.to_string()));
+        assert!(distinct(&|p| p.rpc_port.to_string()));
+        assert!(distinct(&|p| p.p2p_port.to_string()));
+        for n in Network::ALL {
+            assert_eq!(n.params().network, n, "{n}'s params name another network");
+            assert_eq!(n.dev().chain(), n.chain());
+            assert!(n.dev().is_dev());
+            assert_eq!(n.chain().to_string().parse::<Chain>().unwrap(), n.chain());
+        }
+        assert_eq!(PAR.initial_subsidy.units(), 25 * COIN);
+        assert_eq!(ARC_DEV.initial_subsidy.units(), 100 * COIN);
     }
 
     #[test]

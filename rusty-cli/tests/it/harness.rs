@@ -48,6 +48,8 @@ pub struct NodeProcess {
     pub child: Child,
     pub datadir: PathBuf,
     pub port: u16,
+    /// `--network` (with `--dev`, so `par` means the PAR dev network).
+    pub network: &'static str,
 }
 
 impl NodeProcess {
@@ -61,12 +63,23 @@ impl NodeProcess {
 
     /// A node with exactly these `node` arguments.
     pub fn start_raw(datadir: &Path, port: u16, extra: &[&str]) -> NodeProcess {
+        Self::start_on("dev", datadir, port, extra)
+    }
+
+    /// A dev node of the chain of `network` (`dev`, `par` or `arc`) with
+    /// exactly these `node` arguments.
+    pub fn start_on(
+        network: &'static str,
+        datadir: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> NodeProcess {
         let log = std::fs::File::create(
             datadir.join(format!("node-{}.log", Instant::now().elapsed().as_nanos())),
         )
         .expect("log file");
         let child = Command::new(BIN)
-            .args(["--dev", "--datadir"])
+            .args(["--network", network, "--dev", "--datadir"])
             .arg(datadir)
             .args(["node", "--rpc-bind", &format!("127.0.0.1:{port}")])
             .args(extra)
@@ -79,6 +92,7 @@ impl NodeProcess {
             child,
             datadir: datadir.to_path_buf(),
             port,
+            network,
         };
         node.wait_ready();
         node
@@ -107,7 +121,7 @@ impl NodeProcess {
     /// client that runs beside the test, with its own stdio).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.args(["--dev", "--datadir"])
+        c.args(["--network", self.network, "--dev", "--datadir"])
             .arg(&self.datadir)
             .args(["--rpc-url", &format!("http://127.0.0.1:{}", self.port)])
             .args(args);

@@ -2,6 +2,7 @@
 //! datadirs, real HTTP.
 
 mod augy_cli;
+mod chains;
 mod cli;
 mod crash;
 mod harness;

@@ -48,7 +48,7 @@ impl GovernanceParams {
     pub fn of(network: Network) -> GovernanceParams {
         match network {
             // About a month of 2.5-minute blocks; a 3-day window.
-            Network::Main => GovernanceParams {
+            Network::Main | Network::Par | Network::Arc => GovernanceParams {
                 superblock_cycle: 17_280,
                 maturity_window: 1_728,
                 min_quorum: 10,
@@ -68,7 +68,7 @@ impl GovernanceParams {
                 budget_floor: 100 * COIN,
                 budget_share_bp: 400,
             },
-            Network::Dev => GovernanceParams {
+            Network::Dev | Network::ParDev | Network::ArcDev => GovernanceParams {
                 superblock_cycle: 48,
                 maturity_window: 8,
                 min_quorum: 1,
