@@ -47,8 +47,14 @@ pub(crate) fn print(v: &Value) {
     }
 }
 
-/// A command-line parameter: JSON if it parses, else a string.
+/// A command-line parameter: JSON if it parses, else a string. A run of
+/// more than 18 digits stays a string: no number the RPC takes is that
+/// long, and hex (a hash or HTLC secret of digits only) would lose its
+/// digits as a JSON number.
 fn param(s: &str) -> Value {
+    if s.len() > 18 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Value::String(s.to_string());
+    }
     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
 }
 
@@ -100,4 +106,18 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_json_except_long_digit_runs() {
+        assert_eq!(param("40"), Value::from(40));
+        assert_eq!(param("true"), Value::Bool(true));
+        assert_eq!(param("drsc1xyz"), Value::from("drsc1xyz"));
+        let hex_of_digits = "42".repeat(32);
+        assert_eq!(param(&hex_of_digits), Value::from(hex_of_digits.as_str()));
+    }
 }

@@ -19,6 +19,7 @@
 
 pub mod chain;
 pub mod governance;
+pub mod htlc;
 pub mod masternode;
 pub mod mempool;
 pub mod pow;

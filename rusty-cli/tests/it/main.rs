@@ -6,6 +6,7 @@ mod chains;
 mod cli;
 mod crash;
 mod harness;
+mod htlc_swap;
 mod masternode_cli;
 mod nat_lab;
 mod pyvenv;

@@ -3,7 +3,7 @@
 //! Method names and result shapes follow Bitcoin Core; errors use its codes
 //! ([`codes`]); the masternode methods follow Dash. One file per namespace:
 //! [`blockchain`], [`rawtx`], [`mining`], [`wallet`], [`net`],
-//! [`masternode`], [`control`]. [`http`] adds cookie/Basic auth and
+//! [`masternode`], [`control`], [`htlc`]. [`http`] adds cookie/Basic auth and
 //! legacy JSON-RPC 1.0 compatibility in front of jsonrpsee; [`client`] is
 //! the small blocking client `rusty-cli` uses.
 
@@ -12,6 +12,7 @@ pub mod blockchain;
 pub mod client;
 pub mod control;
 pub mod governance;
+pub mod htlc;
 pub mod http;
 pub mod json;
 pub mod masternode;
@@ -36,8 +37,8 @@ use tokio::sync::watch;
 
 use self::api::{
     blockchain::BlockchainApiServer, control::ControlApiServer, governance::GovernanceApiServer,
-    masternode::MasternodeApiServer, media::MediaApiServer, mining::MiningApiServer,
-    net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
+    htlc::HtlcApiServer, masternode::MasternodeApiServer, media::MediaApiServer,
+    mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -159,10 +160,11 @@ pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
 /// [`build_module`] over a context shared with others (the web UI).
 pub fn build_module_shared(ctx: Arc<RpcContext>) -> RpcModule<RpcContext> {
     let mut module = RpcModule::from_arc(ctx.clone());
-    let typed: [Methods; 9] = [
+    let typed: [Methods; 10] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         governance::GovernanceRpc(ctx.clone()).into_rpc().into(),
+        htlc::HtlcRpc(ctx.clone()).into_rpc().into(),
         rawtx::RawTxRpc(ctx.clone()).into_rpc().into(),
         mining::MiningRpc(ctx.clone()).into_rpc().into(),
         media::MediaRpc(ctx.clone()).into_rpc().into(),

@@ -33,6 +33,7 @@ use super::codes;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
     Blockchain,
+    Bridge,
     Control,
     Evo,
     Governance,
@@ -47,6 +48,7 @@ impl Category {
     fn title(self) -> &'static str {
         match self {
             Category::Blockchain => "Blockchain",
+            Category::Bridge => "Bridge (hash-time-locked contracts)",
             Category::Control => "Control",
             Category::Evo => "Evo (masternodes, quorums, ChainLocks)",
             Category::Governance => "Governance",
@@ -143,6 +145,11 @@ signatures! {
     "gov_treasury" Governance [] [] "Returns the treasury's balance and the next superblock's budget.";
     "gov_vote" Governance ["\"proposal\"", "\"outcome\""] ["\"masternode\""] "Votes yes, no or abstain as one masternode or every one the wallet holds the voting key of.";
     "subscribe_governance" Governance [] [] "Blocks carrying proposals or votes, snapshots and superblocks (WebSocket subscription).";
+    "htlc_fund" Bridge ["\"recipient\"", "amount", "\"secret_hash\"", "\"hash_alg\"", "locktime"] [] "Pays coins from the wallet into an HTLC; returns the outpoint, script and the refund signed in advance.";
+    "htlc_audit" Bridge ["\"txid\"", "vout"] [] "Returns an HTLC output's amount, hash, keys, lock, confirmations, ChainLock and spent state.";
+    "htlc_redeem" Bridge ["\"txid\"", "vout", "\"secret\""] ["broadcast"] "Redeems an HTLC with its secret to the recipient's address (the wallet's key).";
+    "htlc_refund" Bridge ["\"txid\"", "vout"] ["broadcast"] "Refunds an HTLC to its refund address once the tip reaches its lock; refused before, with the height.";
+    "htlc_findspend" Bridge ["\"txid\"", "vout"] [] "Returns how an HTLC was spent (redeem with its secret, or refund), or null while unspent.";
     "stream_broadcast" Media [] ["options"] "Starts a live broadcast; returns its content id.";
     "stream_broadcast_end" Media ["\"id\""] [] "Ends a live broadcast.";
     "stream_broadcast_push" Media ["\"id\"", "\"data\""] [] "Pushes base64 input to a live broadcast.";

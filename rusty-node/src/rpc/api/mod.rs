@@ -14,6 +14,7 @@
 pub mod blockchain;
 pub mod control;
 pub mod governance;
+pub mod htlc;
 pub mod masternode;
 pub mod media;
 pub mod mining;
