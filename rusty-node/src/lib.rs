@@ -17,6 +17,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the tasks of a running
 //! node and who talks to whom.
 
+pub mod bridge;
 pub mod llmq;
 pub mod localnet;
 pub mod media_pay;

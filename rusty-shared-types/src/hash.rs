@@ -108,6 +108,8 @@ pub enum Domain {
     /// A live media segment: its stream's content id, its sequence number and
     /// its bytes.
     MediaSegment,
+    /// A bridge swap message (what its sender's key signs).
+    SwapMessage,
 }
 
 impl Domain {
@@ -130,6 +132,7 @@ impl Domain {
             Domain::ContentManifest => "rusty-coin content-manifest v1",
             Domain::MediaChunk => "rusty-coin media-chunk v1",
             Domain::MediaSegment => "rusty-coin media-segment v1",
+            Domain::SwapMessage => "rusty-coin swap-message v1",
         }
     }
 
