@@ -130,6 +130,41 @@ pub enum Command {
     /// live, find, view and play content.
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// Atomic swaps with a peer holding another chain's coin (needs a
+    /// running node; docs/bridge.md).
+    #[command(subcommand)]
+    Bridge(BridgeCommand),
+}
+
+/// `rusty-cli bridge …`.
+#[derive(Debug, Subcommand)]
+pub enum BridgeCommand {
+    /// Offer GIVE for WANT ("<amount> <network>", e.g. "5 dev" "10 par-dev")
+    /// to PEER (a peer id of this chain's network), and follow the swap.
+    Swap {
+        peer: String,
+        give: String,
+        want: String,
+        /// Return once the offer is sent instead of following the swap.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Take a received offer (see `bridge offers`) and follow the swap.
+    Accept {
+        id: String,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// One swap: state, txids, when a refund becomes possible, the deadline
+    /// to redeem.
+    Status { id: String },
+    /// Every swap, or those in one state (e.g. funded) or status (e.g.
+    /// processing).
+    List { state: Option<String> },
+    /// Refund our HTLC now (refused before its lock, with the height).
+    Refund { id: String },
+    /// Offers received and not taken.
+    Offers,
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +342,11 @@ pub struct NodeArgs {
     /// test 19480, dev 29480). Off by default.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "", help_heading = "Web UI and metrics")]
     pub metrics_bind: Option<String>,
+    /// A node of another chain the bridge swaps on, by its RPC:
+    /// NETWORK=URL[,cookie=PATH] (e.g. par-dev=http://127.0.0.1:28532,cookie=/home/me/.rusty/par-dev/.cookie);
+    /// repeatable. This node's own chain needs none (docs/bridge.md).
+    #[arg(long, value_name = "NETWORK=URL", help_heading = "Bridge")]
+    pub bridge_chain: Vec<String>,
 }
 
 /// Peer-to-peer flags of `node`.

@@ -101,7 +101,8 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
         | Command::Masternode(_)
         | Command::Gov(_)
         | Command::Augy(_)
-        | Command::Stream(_) => {
+        | Command::Stream(_)
+        | Command::Bridge(_) => {
             unreachable!("handled in main")
         }
     }

@@ -7,6 +7,7 @@
 
 mod args;
 mod augy;
+mod bridge;
 mod chaos;
 mod client;
 mod gov;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Gov(c) => gov::run(&cli.global, c),
         Command::Augy(a) => augy::run(a),
         Command::Stream(s) => stream::run(&cli.global, s),
+        Command::Bridge(b) => bridge::run(&cli.global, b),
         other => client::run(&cli.global, other),
     };
     match result {

@@ -85,6 +85,10 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
             allow_hosts,
         });
     }
+    for spec in &a.bridge_chain {
+        c.bridge_chains
+            .push(parse_bridge_chain(spec).context("--bridge-chain")?);
+    }
     if let Some(bind) = a.metrics_bind.clone().or(file.metrics_bind.clone()) {
         c.metrics_bind =
             Some(parse_http_bind(&bind, metrics_port).context("--metrics-bind (metrics_bind)")?);
@@ -513,6 +517,27 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
     }
 }
 
+/// `NETWORK=URL[,cookie=PATH]`.
+fn parse_bridge_chain(spec: &str) -> Result<rusty_node::node::BridgeChain> {
+    let (network, rest) = spec
+        .split_once('=')
+        .context("expected NETWORK=URL[,cookie=PATH]")?;
+    let network: Network = network.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (url, cookie) = match rest.split_once(",cookie=") {
+        Some((url, path)) => (url, Some(std::path::PathBuf::from(path))),
+        None => (rest, None),
+    };
+    anyhow::ensure!(
+        url.starts_with("http://"),
+        "the URL must start with http:// (got `{url}`)"
+    );
+    Ok(rusty_node::node::BridgeChain {
+        network: network.name().to_string(),
+        url: url.to_string(),
+        cookie,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -827,5 +852,22 @@ mod tests {
         assert!(err.contains("mien"), "{err}");
         assert!(FileConfig::parse("mine_threads = \"many\"\n").is_err());
         assert!(FileConfig::parse("rpc_bind = \"nowhere\"\n").is_err());
+    }
+
+    #[test]
+    fn bridge_chains_parse_with_and_without_a_cookie() {
+        let c = parse_bridge_chain("par-dev=http://127.0.0.1:28532,cookie=/tmp/.cookie")
+            .expect("parses");
+        assert_eq!(c.network, "par-dev");
+        assert_eq!(c.url, "http://127.0.0.1:28532");
+        assert_eq!(
+            c.cookie.as_deref(),
+            Some(std::path::Path::new("/tmp/.cookie"))
+        );
+        let c = parse_bridge_chain("arc=http://10.0.0.2:8632").expect("parses");
+        assert_eq!(c.cookie, None);
+        assert!(parse_bridge_chain("moon=http://x").is_err());
+        assert!(parse_bridge_chain("par").is_err());
+        assert!(parse_bridge_chain("par=ftp://x").is_err());
     }
 }

@@ -94,6 +94,18 @@ pub struct NodeConfig {
     pub ui: Option<crate::ui::UiConfig>,
     /// Prometheus metrics (`--metrics-bind`); off when `None`.
     pub metrics_bind: Option<SocketAddr>,
+    /// Nodes of other chains the bridge swaps on (`--bridge-chain`).
+    pub bridge_chains: Vec<BridgeChain>,
+}
+
+/// A node of another chain the bridge reaches by RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeChain {
+    /// Its network's name (`par-dev`).
+    pub network: String,
+    pub url: String,
+    /// Its cookie file (credentials are never put in the URL).
+    pub cookie: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -124,6 +136,7 @@ impl NodeConfig {
             inject_chain_panic: false,
             ui: None,
             metrics_bind: None,
+            bridge_chains: Vec::new(),
         }
     }
 }
@@ -247,6 +260,9 @@ impl Node {
             .spawn_critical_thread("chain", move || chain_loop.run())
             .map_err(NodeError::Thread)?;
 
+        // The bridge needs P2P (messages) and a wallet (its own chain's
+        // HTLCs); it starts once the RPC its own adapter calls is up.
+        let bridge = (config.p2p.is_some() && config.wallet).then(crate::bridge::service::channel);
         let p2p = match &config.p2p {
             Some(net_config) => {
                 let mut net_config = net_config.clone();
@@ -296,7 +312,10 @@ impl Node {
                     events,
                     config.masternode.clone(),
                     Some(dir.clone()),
-                    Some(media),
+                    crate::p2p::Services {
+                        media: Some(media),
+                        bridge: bridge.as_ref().map(|b| b.0.clone()),
+                    },
                 );
                 Some(p2p)
             }
@@ -330,6 +349,7 @@ impl Node {
             ui_url: ui_listener
                 .as_ref()
                 .map(|(_, addr)| format!("http://{addr}")),
+            bridge: bridge.as_ref().map(|b| b.0.clone()),
         };
         let ctx = Arc::new(ctx);
         let module = rpc::build_module_shared(ctx.clone());
@@ -352,6 +372,18 @@ impl Node {
         // (not through shutdown) leaves the node unreachable: critical.
         let server = rpc.clone();
         executor.spawn_critical("rpc", async move { server.stopped().await });
+
+        if let (Some((_, service)), Some(p2p)) = (bridge, p2p.as_ref()) {
+            match bridge_config(&config, dir, rpc_addr, cookie.as_deref()) {
+                Ok(bridge_config) => {
+                    let (net, token) = (p2p.net.clone(), tasks.token());
+                    executor.spawn_critical_graceful("bridge", async move {
+                        service.run(bridge_config, net, token).await
+                    });
+                }
+                Err(e) => warn!(target: "bridge", error = %e, "the bridge is off"),
+            }
+        }
 
         let metrics = Arc::new(metrics);
         if let Some((listener, addr)) = metrics_listener {
@@ -528,4 +560,71 @@ impl Drop for Node {
             let _ = std::fs::remove_file(c);
         }
     }
+}
+
+/// The bridge's configuration: its key (`<datadir>/bridge.key`, made on
+/// first start), this node's chain through its own RPC, and the other
+/// chains' nodes from `--bridge-chain`.
+fn bridge_config(
+    config: &NodeConfig,
+    dir: &std::path::Path,
+    rpc_addr: SocketAddr,
+    cookie: Option<&std::path::Path>,
+) -> Result<crate::bridge::service::BridgeConfig, String> {
+    use crate::bridge::adapter::{ChainAdapter, RpcChain};
+    use crate::rpc::client::RpcClient;
+    let key_path = dir.join("bridge.key");
+    let key = match std::fs::read(&key_path) {
+        Ok(bytes) => <[u8; 32]>::try_from(bytes)
+            .map_err(|_| format!("{} is not a 32-byte key", key_path.display()))?,
+        Err(_) => {
+            let key: [u8; 32] = rand::random();
+            std::fs::write(&key_path, key).map_err(|e| e.to_string())?;
+            key
+        }
+    };
+    let depth = |network: &str| {
+        if network
+            .parse::<Network>()
+            .is_ok_and(|n: Network| n.is_dev())
+        {
+            1
+        } else {
+            6
+        }
+    };
+    let mut chains: std::collections::HashMap<String, Arc<dyn ChainAdapter>> =
+        std::collections::HashMap::new();
+    let own_url = format!("http://{rpc_addr}");
+    let mut own = RpcClient::new(&own_url).map_err(|e| e.to_string())?;
+    own = match (cookie, &config.rpc_user) {
+        (Some(path), _) => own.with_cookie_file(path).map_err(|e| e.to_string())?,
+        (None, Some((u, p))) => own.with_basic_auth(u.clone(), p.clone()),
+        (None, None) => own,
+    };
+    let name = config.network.name();
+    chains.insert(
+        name.to_string(),
+        Arc::new(RpcChain::new(name, own, depth(name))),
+    );
+    for c in &config.bridge_chains {
+        let mut client = RpcClient::new(&c.url).map_err(|e| e.to_string())?;
+        if let Some(path) = &c.cookie {
+            client = client.with_cookie_file(path).map_err(|e| e.to_string())?;
+        }
+        chains.insert(
+            c.network.clone(),
+            Arc::new(RpcChain::new(&c.network, client, depth(&c.network))),
+        );
+    }
+    Ok(crate::bridge::service::BridgeConfig {
+        dir: dir.join("bridge"),
+        key: rusty_crypto::SecretKey::from_bytes(key),
+        chains,
+        step_interval: if config.network.is_dev() {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(5)
+        },
+    })
 }

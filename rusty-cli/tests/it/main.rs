@@ -2,6 +2,7 @@
 //! datadirs, real HTTP.
 
 mod augy_cli;
+mod bridge_swap;
 mod chains;
 mod cli;
 mod crash;

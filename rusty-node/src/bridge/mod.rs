@@ -9,6 +9,7 @@
 
 pub mod adapter;
 pub mod messages;
+pub mod service;
 pub mod swap;
 
 #[cfg(test)]

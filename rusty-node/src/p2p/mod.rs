@@ -121,6 +121,15 @@ pub struct P2pHandle {
 ///
 /// The quorum service starts with it; `operator` makes this node a
 /// masternode, and `data_dir` is where its DKG state survives restarts.
+/// The services the P2P task hands messages to.
+#[derive(Debug, Clone, Default)]
+pub struct Services {
+    /// Media announcements and requests.
+    pub media: Option<rusty_media::service::MediaHandle>,
+    /// Swap messages (`direct` kind 2).
+    pub bridge: Option<crate::bridge::service::BridgeHandle>,
+}
+
 pub fn spawn(
     executor: &crate::tasks::TaskExecutor,
     chain: crate::service::ChainHandle,
@@ -128,8 +137,9 @@ pub fn spawn(
     events: rusty_network::NetworkEvents,
     operator: Option<crate::llmq::Operator>,
     data_dir: Option<std::path::PathBuf>,
-    media: Option<rusty_media::service::MediaHandle>,
+    services: Services,
 ) -> P2pHandle {
+    let Services { media, bridge } = services;
     let view = Arc::new(SyncView::default());
     let llmq = crate::llmq::spawn(executor, chain.clone(), net.clone(), operator, data_dir);
     let handle = P2pHandle {
@@ -138,7 +148,8 @@ pub fn spawn(
         llmq: llmq.clone(),
         media: media.clone(),
     };
-    let (service, internal) = service::Service::new(chain, net, view, llmq.input, media.clone());
+    let (service, internal) =
+        service::Service::new(chain, net, view, llmq.input, media.clone(), bridge);
     // The p2p task ends when the network's event stream closes (the swarm
     // task stopped); while the node runs, that is a critical failure.
     executor.spawn_critical("p2p", async move {

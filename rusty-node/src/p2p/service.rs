@@ -119,6 +119,8 @@ pub(super) struct Service {
     llmq: mpsc::Sender<LlmqInput>,
     /// Media announcements and requests go to the media service.
     media: Option<rusty_media::service::MediaHandle>,
+    /// Where swap messages (`direct` kind 2) go.
+    bridge: Option<crate::bridge::service::BridgeHandle>,
 }
 
 /// A bounded set that forgets its oldest entries.
@@ -256,6 +258,7 @@ impl Service {
         view: Arc<SyncView>,
         llmq: mpsc::Sender<LlmqInput>,
         media: Option<rusty_media::service::MediaHandle>,
+        bridge: Option<crate::bridge::service::BridgeHandle>,
     ) -> (Self, mpsc::UnboundedReceiver<Internal>) {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         (
@@ -277,6 +280,7 @@ impl Service {
                 own_txs: OwnTxs::default(),
                 llmq,
                 media,
+                bridge,
             },
             internal_rx,
         )
@@ -483,6 +487,22 @@ impl Service {
                             return;
                         };
                         Response::Blocks(b)
+                    }
+                    Request::Direct(msg)
+                        if msg.kind == crate::bridge::messages::DIRECT_KIND_SWAP =>
+                    {
+                        // Swap messages go to the bridge, which checks them.
+                        let delivered = self
+                            .bridge
+                            .as_ref()
+                            .is_some_and(|b| b.deliver(peer, msg.body));
+                        let ack = if delivered {
+                            DirectAck::Accepted
+                        } else {
+                            DirectAck::Rejected
+                        };
+                        self.net.respond(responder, Response::Direct(ack)).await;
+                        return;
                     }
                     Request::Direct(msg) => {
                         let input = LlmqInput::Direct {

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod blockchain;
+pub mod bridge;
 pub mod client;
 pub mod control;
 pub mod governance;
@@ -36,9 +37,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use self::api::{
-    blockchain::BlockchainApiServer, control::ControlApiServer, governance::GovernanceApiServer,
-    htlc::HtlcApiServer, masternode::MasternodeApiServer, media::MediaApiServer,
-    mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
+    blockchain::BlockchainApiServer, bridge::BridgeApiServer, control::ControlApiServer,
+    governance::GovernanceApiServer, htlc::HtlcApiServer, masternode::MasternodeApiServer,
+    media::MediaApiServer, mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer,
+    wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -99,6 +101,8 @@ pub struct RpcContext {
     /// `http://<addr>` of the web UI (`--ui-bind`), which also serves
     /// playback: `stream_view` names the URL a player can open.
     pub ui_url: Option<String>,
+    /// The bridge service (with P2P and a wallet).
+    pub bridge: Option<crate::bridge::service::BridgeHandle>,
 }
 
 impl RpcContext {
@@ -160,8 +164,9 @@ pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
 /// [`build_module`] over a context shared with others (the web UI).
 pub fn build_module_shared(ctx: Arc<RpcContext>) -> RpcModule<RpcContext> {
     let mut module = RpcModule::from_arc(ctx.clone());
-    let typed: [Methods; 10] = [
+    let typed: [Methods; 11] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
+        bridge::BridgeRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         governance::GovernanceRpc(ctx.clone()).into_rpc().into(),
         htlc::HtlcRpc(ctx.clone()).into_rpc().into(),
@@ -240,6 +245,7 @@ mod tests {
             media: None,
             datadir: None,
             ui_url: None,
+            bridge: None,
         });
         let registered: BTreeSet<&str> = module
             .method_names()

@@ -145,6 +145,12 @@ signatures! {
     "gov_treasury" Governance [] [] "Returns the treasury's balance and the next superblock's budget.";
     "gov_vote" Governance ["\"proposal\"", "\"outcome\""] ["\"masternode\""] "Votes yes, no or abstain as one masternode or every one the wallet holds the voting key of.";
     "subscribe_governance" Governance [] [] "Blocks carrying proposals or votes, snapshots and superblocks (WebSocket subscription).";
+    "bridge_swap" Bridge ["\"peer\"", "\"give\"", "\"want\""] [] "Offers \"<amount> <network>\" for another to a peer of this chain; the swap then runs by itself.";
+    "bridge_accept" Bridge ["\"id\""] [] "Takes a received offer (see bridge_offers).";
+    "bridge_status" Bridge ["\"id\""] [] "Returns a swap's state, txids, refund_available_at and must_redeem_before.";
+    "bridge_list" Bridge [] ["\"state\""] "Returns every swap, or those in one state or status.";
+    "bridge_refund" Bridge ["\"id\""] [] "Refunds our HTLC now; refused before its lock, with the height it opens at.";
+    "bridge_offers" Bridge [] [] "Returns the offers received and not taken.";
     "htlc_fund" Bridge ["\"recipient\"", "amount", "\"secret_hash\"", "\"hash_alg\"", "locktime"] [] "Pays coins from the wallet into an HTLC; returns the outpoint, script and the refund signed in advance.";
     "htlc_audit" Bridge ["\"txid\"", "vout"] [] "Returns an HTLC output's amount, hash, keys, lock, confirmations, ChainLock and spent state.";
     "htlc_redeem" Bridge ["\"txid\"", "vout", "\"secret\""] ["broadcast"] "Redeems an HTLC with its secret to the recipient's address (the wallet's key).";

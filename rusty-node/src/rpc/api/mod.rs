@@ -12,6 +12,7 @@
 //! the masternode methods); parameters are positional, as Bitcoin Core's.
 
 pub mod blockchain;
+pub mod bridge;
 pub mod control;
 pub mod governance;
 pub mod htlc;

@@ -768,6 +768,7 @@ async fn methods_in_process() {
             media: None,
             datadir: None,
             ui_url: None,
+            bridge: None,
         })
     };
     let module = make(Some(Operator {
