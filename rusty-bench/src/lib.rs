@@ -12,6 +12,8 @@
 //!   latency.
 //! - [`superblock`]: connecting a governance superblock (and its snapshot
 //!   block) beside an ordinary block of the same size on the same chain.
+//! - [`swap`]: an atomic swap between RSC and PAR dev localnets, offer to
+//!   both sides completed, by state, beside the block spacing.
 
 pub mod abr;
 pub mod bls;
@@ -22,6 +24,7 @@ pub mod network;
 pub mod player;
 pub mod select;
 pub mod superblock;
+pub mod swap;
 pub mod torrent;
 
 /// Whether an outside program a benchmark compares against (aria2c, ffmpeg)

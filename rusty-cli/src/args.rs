@@ -347,6 +347,10 @@ pub struct NodeArgs {
     /// repeatable. This node's own chain needs none (docs/bridge.md).
     #[arg(long, value_name = "NETWORK=URL", help_heading = "Bridge")]
     pub bridge_chain: Vec<String>,
+    /// Accept every swap offer this node can carry out (both networks
+    /// reachable), at the offered terms: a market maker for demos and tests.
+    #[arg(long, help_heading = "Bridge")]
+    pub bridge_auto_accept: bool,
 }
 
 /// Peer-to-peer flags of `node`.
@@ -411,6 +415,13 @@ pub struct LocalnetArgs {
     /// (--nodes grows to fit N plus the miners).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub masternodes: usize,
+    /// Chains to run, comma-separated: rsc, par, arc. With more than one,
+    /// each gets --nodes dev nodes (files in <datadir>/node<i>/<network>,
+    /// ports +1000 per chain), every node mines on the other chains, and
+    /// the RSC node i swaps on them through their node i; nodes 1 and up
+    /// accept every offer, so node 0 swaps at once (docs/bridge.md).
+    #[arg(long, value_delimiter = ',', default_value = "rsc")]
+    pub chains: Vec<rusty_shared_types::Chain>,
 }
 
 #[derive(Debug, Args)]
@@ -679,6 +690,14 @@ pub enum BenchCommand {
     /// and every masternode's votes on chain: connecting the snapshot block
     /// and the superblock (treasury payouts, pruning) beside ordinary blocks
     /// of the same size, in fresh copies of the database.
+    /// An atomic swap between RSC and PAR dev localnets (two nodes each,
+    /// blocks at the dev spacings): offer to both sides completed, and the
+    /// time in each state, beside the block spacing.
+    Swap {
+        /// Swaps, one after another.
+        #[arg(long, default_value_t = rusty_bench::swap::SwapBenchConfig::default().swaps)]
+        swaps: usize,
+    },
     Superblock {
         /// Masternodes registered (each votes on every proposal).
         #[arg(long, default_value_t = rusty_bench::superblock::SuperblockBenchConfig::default().masternodes)]

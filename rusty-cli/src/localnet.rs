@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use rusty_node::localnet::{LocalNet, LocalNetConfig};
+use rusty_node::{
+    localnet::{LocalNet, LocalNetConfig},
+    node::BridgeChain,
+};
+use rusty_shared_types::Chain;
 
 use crate::{
     args::{GlobalArgs, LocalnetArgs},
@@ -66,12 +70,112 @@ pub fn build_config(g: &GlobalArgs, a: &LocalnetArgs) -> Result<LocalNetConfig> 
     Ok(c)
 }
 
+/// Ports of the k-th other chain sit this far above the first chain's.
+const CHAIN_PORT_OFFSET: u16 = 1000;
+
+/// The first chain of `--chains` (RSC if named) and the others, each
+/// named once.
+fn chains(a: &LocalnetArgs) -> (Chain, Vec<Chain>) {
+    let mut all: Vec<Chain> = Vec::new();
+    for c in &a.chains {
+        if !all.contains(c) {
+            all.push(*c);
+        }
+    }
+    let home = if all.contains(&Chain::Rsc) || all.is_empty() {
+        Chain::Rsc
+    } else {
+        all[0]
+    };
+    all.retain(|c| *c != home);
+    (home, all)
+}
+
+/// The other chains' local networks: the same shape as `home`'s, every
+/// node mining (so every node has coins to swap), no masternodes.
+fn other_chain_configs(home: &LocalNetConfig, others: &[Chain]) -> Result<Vec<LocalNetConfig>> {
+    let mut out = Vec::new();
+    for (k, chain) in others.iter().enumerate() {
+        let shift = u16::try_from(k + 1)
+            .ok()
+            .and_then(|k| k.checked_mul(CHAIN_PORT_OFFSET));
+        let port = |base: Option<u16>| -> Result<Option<u16>> {
+            match base {
+                None => Ok(None),
+                Some(b) => shift
+                    .and_then(|s| b.checked_add(s))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--base-port too high for {} chains", others.len() + 1)
+                    }),
+            }
+        };
+        let mut c = home.clone();
+        c.network = chain.dev_network();
+        c.miners = c.nodes;
+        c.masternodes = 0;
+        c.rpc_base_port = port(home.rpc_base_port)?;
+        c.p2p_base_port = port(home.p2p_base_port)?;
+        out.push(c);
+    }
+    Ok(out)
+}
+
 pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
     init_logging();
-    let config = build_config(g, a)?;
+    let mut config = build_config(g, a)?;
+    let (home, others) = chains(a);
+    config.network = home.dev_network();
+    let other_configs = other_chain_configs(&config, &others)?;
     let base = config.base_dir.clone();
     runtime()?.block_on(async move {
-        let net = LocalNet::start(config).await?;
+        // The other chains first: the home chain's bridges call their RPC.
+        let mut other_nets = Vec::new();
+        for c in other_configs {
+            match LocalNet::start(c).await {
+                Ok(n) => other_nets.push(n),
+                Err(e) => {
+                    for n in other_nets {
+                        n.shutdown().await;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        if !other_nets.is_empty() {
+            config.bridge_chains = (0..config.nodes)
+                .map(|i| {
+                    other_nets
+                        .iter()
+                        .map(|n| BridgeChain {
+                            network: n.config().network.name().to_string(),
+                            url: n.rpc_url(i),
+                            cookie: Some(n.cookie_path(i)),
+                        })
+                        .collect()
+                })
+                .collect();
+            config.bridge_auto_accept_from = Some(1);
+        }
+        let net = match LocalNet::start(config).await {
+            Ok(n) => n,
+            Err(e) => {
+                for n in other_nets {
+                    n.shutdown().await;
+                }
+                return Err(e.into());
+            }
+        };
+        for other in &other_nets {
+            for i in 0..other.len() {
+                println!(
+                    "node{i}  {}  {}  cookie {}  mining",
+                    other.config().network,
+                    other.rpc_url(i),
+                    other.cookie_path(i).display()
+                );
+            }
+        }
         for i in 0..net.len() {
             let peer = net.peer_id(i).map(|p| p.to_string()).unwrap_or_default();
             let role = match (i < net.config().miners, net.config().is_masternode(i)) {
@@ -81,16 +185,29 @@ pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
                 (false, false) => "",
             };
             println!(
-                "node{i}  {}  cookie {}  peer {peer}{role}",
+                "node{i}  {}  {}  cookie {}  peer {peer}{role}",
+                net.config().network,
                 net.rpc_url(i),
                 net.cookie_path(i).display()
             );
         }
         println!(
             "{} dev nodes running in this process (files under {}); Ctrl-C stops them all.",
-            net.len(),
+            net.len() + other_nets.iter().map(LocalNet::len).sum::<usize>(),
             base.display()
         );
+        if let (Some(other), true) = (other_nets.first(), net.len() > 1) {
+            println!(
+                "Swap: rusty-cli --network {} --datadir {} --rpc-url {} bridge swap {} \"5 {}\" \"10 {}\"  \
+                 (node 1 accepts every offer; wait until node 0 has mined 11 blocks)",
+                net.config().network,
+                net.config().node_dir(0).display(),
+                net.rpc_url(0),
+                net.peer_id(1).map(|p| p.to_string()).unwrap_or_default(),
+                net.config().network,
+                other.config().network,
+            );
+        }
         println!(
             "Try: rusty-cli --dev --datadir {} --rpc-url {} rpc getpeerinfo",
             net.config().node_dir(0).display(),
@@ -118,6 +235,9 @@ pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
             }
         }
         net.shutdown().await;
+        for n in other_nets {
+            n.shutdown().await;
+        }
         Ok::<(), anyhow::Error>(())
     })
 }

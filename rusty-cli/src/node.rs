@@ -85,6 +85,7 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
             allow_hosts,
         });
     }
+    c.bridge_auto_accept = a.bridge_auto_accept;
     for spec in &a.bridge_chain {
         c.bridge_chains
             .push(parse_bridge_chain(spec).context("--bridge-chain")?);
@@ -495,6 +496,17 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
         }
         BenchCommand::Bls { iterations } => {
             let report = rusty_bench::bls::run_bls_bench(&[3, 30, 240], &[50, 400], *iterations)?;
+            println!("{report}");
+            Ok(())
+        }
+        BenchCommand::Swap { swaps } => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                init_logging();
+            }
+            let dir = rusty_bench::connect::TempDir::new("swapbench")
+                .context("creating a temporary directory")?;
+            let cfg = rusty_bench::swap::SwapBenchConfig { swaps: *swaps };
+            let report = runtime()?.block_on(rusty_bench::swap::run_swap_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())
         }

@@ -47,6 +47,12 @@ pub struct LocalNetConfig {
     /// Media upload limit of node `i`, bytes per second (missing or 0:
     /// none), as `--media-upload-limit`.
     pub upload_limits: Vec<u64>,
+    /// The network (a dev network: `dev`, `par-dev`, `arc-dev`).
+    pub network: Network,
+    /// Other chains' nodes the bridge of node `i` swaps on.
+    pub bridge_chains: Vec<Vec<crate::node::BridgeChain>>,
+    /// Nodes from this index on accept every swap offer they can carry out.
+    pub bridge_auto_accept_from: Option<usize>,
 }
 
 impl LocalNetConfig {
@@ -61,6 +67,9 @@ impl LocalNetConfig {
             mine_threads: 1,
             masternodes: 0,
             upload_limits: Vec::new(),
+            network: Network::Dev,
+            bridge_chains: Vec::new(),
+            bridge_auto_accept_from: None,
         }
     }
 
@@ -110,7 +119,7 @@ impl LocalNetConfig {
     ) -> Result<NodeConfig, LocalNetError> {
         let rpc_port = nth_port(self.rpc_base_port, i)?;
         let p2p_port = nth_port(self.p2p_base_port, i)?;
-        let network = Network::Dev;
+        let network = self.network;
         let data_dir = self.node_dir(i).join(network.name());
         let mut c = NodeConfig::new(network, data_dir.clone());
         c.rpc_bind = SocketAddr::from(([127, 0, 0, 1], rpc_port));
@@ -118,6 +127,8 @@ impl LocalNetConfig {
         c.mine_threads = self.mine_threads.max(1);
         c.create_wallet = true;
         c.media_upload_limit = self.upload_limits.get(i).copied().unwrap_or(0);
+        c.bridge_chains = self.bridge_chains.get(i).cloned().unwrap_or_default();
+        c.bridge_auto_accept = self.bridge_auto_accept_from.is_some_and(|from| i >= from);
         // Throwaway dev wallets with an empty passphrase: a slow KDF would
         // only slow the start down.
         c.wallet_kdf = KdfParams::insecure_fast_for_tests();

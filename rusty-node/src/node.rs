@@ -96,6 +96,9 @@ pub struct NodeConfig {
     pub metrics_bind: Option<SocketAddr>,
     /// Nodes of other chains the bridge swaps on (`--bridge-chain`).
     pub bridge_chains: Vec<BridgeChain>,
+    /// Accept every swap offer this node can carry out
+    /// (`--bridge-auto-accept`; a market maker for demos and tests).
+    pub bridge_auto_accept: bool,
 }
 
 /// A node of another chain the bridge reaches by RPC.
@@ -137,6 +140,7 @@ impl NodeConfig {
             ui: None,
             metrics_bind: None,
             bridge_chains: Vec::new(),
+            bridge_auto_accept: false,
         }
     }
 }
@@ -621,6 +625,7 @@ fn bridge_config(
         dir: dir.join("bridge"),
         key: rusty_crypto::SecretKey::from_bytes(key),
         chains,
+        auto_accept: config.bridge_auto_accept,
         step_interval: if config.network.is_dev() {
             Duration::from_millis(500)
         } else {

@@ -48,6 +48,8 @@ pub struct BridgeConfig {
     /// One adapter per network this node can swap on, its own included.
     pub chains: HashMap<String, Arc<dyn ChainAdapter>>,
     pub step_interval: Duration,
+    /// Accept every offer whose two networks this node has adapters for.
+    pub auto_accept: bool,
 }
 
 impl std::fmt::Debug for BridgeConfig {
@@ -277,8 +279,11 @@ impl BridgeHandle {
     }
 }
 
+/// UNIX milliseconds (state times; offer expiry is checked in seconds).
 fn now_ms() -> u64 {
-    rusty_core::now().saturating_mul(1000)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 struct Task {
@@ -287,6 +292,8 @@ struct Task {
     swaps: HashMap<Hash256, Record>,
     /// Offers received: (peer, sender key, the offer).
     offers: HashMap<Hash256, (PeerId, PublicKey, SwapBody)>,
+    /// Offers to take at the next step (`auto_accept`).
+    to_accept: Vec<Hash256>,
 }
 
 impl BridgeService {
@@ -314,6 +321,7 @@ impl BridgeService {
             net,
             swaps,
             offers: HashMap::new(),
+            to_accept: Vec::new(),
         };
         let mut tick = tokio::time::interval(task.config.step_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -606,11 +614,13 @@ impl Task {
             return;
         }
         let id = msg.body.swap_id();
-        if let SwapBody::Offer { .. } = msg.body {
-            if !self.swaps.contains_key(&id) {
-                self.offers
-                    .entry(id)
-                    .or_insert((peer, msg.sender, msg.body));
+        if let SwapBody::Offer { give, want, .. } = &msg.body {
+            if !self.swaps.contains_key(&id) && !self.offers.contains_key(&id) {
+                let carries = |n: &str| self.config.chains.contains_key(n);
+                if self.config.auto_accept && carries(&give.network) && carries(&want.network) {
+                    self.to_accept.push(id);
+                }
+                self.offers.insert(id, (peer, msg.sender, msg.body));
             }
             return;
         }
@@ -646,6 +656,14 @@ impl Task {
     }
 
     async fn step_all(&mut self) {
+        for id in std::mem::take(&mut self.to_accept) {
+            match self.accept(id).await {
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(target: "bridge", swap = %id, error = %e, "could not accept an offer")
+                }
+            }
+        }
         let mut open: Vec<(u8, Hash256)> = self
             .swaps
             .values()
