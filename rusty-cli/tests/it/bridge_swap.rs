@@ -358,3 +358,136 @@ fn a_participant_killed_after_the_initiator_redeems_redeems_after_restart() {
     let got = balance(&p.bob) - bob_rsc_before;
     assert!(got > 4.99 && got < 5.0, "Bob got {got} RSC");
 }
+
+/// The newcomer's path: `localnet --chains rsc,par`, then the `bridge swap`
+/// line it prints, which follows the swap to its end.
+#[test]
+fn localnet_with_two_chains_swaps_in_two_commands() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+        sync::mpsc,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut localnet = Command::new(crate::harness::BIN)
+        .arg("--datadir")
+        .arg(dir.path())
+        .args([
+            "localnet",
+            "--chains",
+            "rsc,par",
+            "--nodes",
+            "2",
+            "--base-port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn localnet");
+    let stdout = localnet.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let swap_line = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("localnet prints its nodes and the swap command within 60 s");
+        if line.starts_with("Swap: ") {
+            break line;
+        }
+        lines.push(line);
+    };
+    // node<i>  <network>  <url> …
+    let url = |network: &str, i: usize| -> String {
+        lines
+            .iter()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() > 2 && w[0] == format!("node{i}") && w[1] == network)
+            .map(|w| w[2].to_string())
+            .expect("node line")
+    };
+    let cli = |network: &str, i: usize, args: &[&str]| -> std::process::Output {
+        Command::new(crate::harness::BIN)
+            .args(["--network", network, "--datadir"])
+            .arg(dir.path().join(format!("node{i}")))
+            .args(["--rpc-url", &url(network, i)])
+            .args(args)
+            .output()
+            .expect("run rusty-cli")
+    };
+    // Coins now rather than after 11 blocks at the miners' pace: RSC for
+    // node 0, PAR for node 1.
+    for (network, i) in [("dev", 0), ("par-dev", 1)] {
+        let addr = cli(network, i, &["rpc", "getnewaddress"]);
+        let addr = String::from_utf8_lossy(&addr.stdout).trim().to_string();
+        let mined = cli(network, i, &["rpc", "generatetoaddress", "11", &addr]);
+        assert!(
+            mined.status.success(),
+            "{}",
+            String::from_utf8_lossy(&mined.stderr)
+        );
+    }
+    // The printed command, as a user would paste it (quotes removed).
+    let command = swap_line
+        .trim_start_matches("Swap: rusty-cli ")
+        .split("  (")
+        .next()
+        .expect("command")
+        .to_string();
+    let mut args: Vec<String> = Vec::new();
+    let mut quoted: Option<String> = None;
+    for w in command.split_whitespace() {
+        match (&mut quoted, w.starts_with('"'), w.ends_with('"')) {
+            (None, true, true) => args.push(w.trim_matches('"').to_string()),
+            (None, true, false) => quoted = Some(w.trim_start_matches('"').to_string()),
+            (Some(q), _, true) => {
+                q.push(' ');
+                q.push_str(w.trim_end_matches('"'));
+                args.push(quoted.take().expect("quoted"));
+            }
+            (Some(q), _, false) => {
+                q.push(' ');
+                q.push_str(w);
+            }
+            (None, false, _) => args.push(w.to_string()),
+        }
+    }
+    let mut swap = Command::new(crate::harness::BIN)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the swap");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = swap.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = swap.kill();
+            let _ = localnet.kill();
+            panic!("the swap did not end within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = swap.wait_with_output().expect("output");
+    let _ = localnet.kill();
+    let _ = localnet.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("completed")),
+        "{text}"
+    );
+}

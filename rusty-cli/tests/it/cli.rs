@@ -106,18 +106,19 @@ fn localnet_runs_connected_nodes_until_sigterm() {
             let _ = tx.send(line);
         }
     });
-    // node<i>  <url>  cookie <path>  peer <id>
+    // node<i>  <network>  <url>  cookie <path>  peer <id>
     let mut nodes = Vec::new();
     while nodes.len() < 2 {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("localnet prints a line per node within 60 s");
         let words: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(words.len(), 6, "{line}");
+        assert_eq!(words.len(), 7, "{line}");
         assert_eq!(words[0], format!("node{}", nodes.len()), "{line}");
-        assert!(words[1].starts_with("http://127.0.0.1:"), "{line}");
-        assert!(words[5].starts_with("12D3Koo"), "{line}");
-        nodes.push((words[1].to_owned(), words[3].to_owned()));
+        assert_eq!(words[1], "dev", "{line}");
+        assert!(words[2].starts_with("http://127.0.0.1:"), "{line}");
+        assert!(words[6].starts_with("12D3Koo"), "{line}");
+        nodes.push((words[2].to_owned(), words[4].to_owned()));
     }
     let rpc = |i: usize, method: &str| -> Value {
         let (url, cookie) = &nodes[i];
