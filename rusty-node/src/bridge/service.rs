@@ -329,7 +329,11 @@ impl BridgeService {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => task.on_command(cmd).await,
+                    // A message that moved a swap is acted on at once,
+                    // not at the next tick.
+                    Some(cmd) => if task.on_command(cmd).await {
+                        task.step_all().await;
+                    },
                     None => return,
                 },
                 _ = tick.tick() => task.step_all().await,
@@ -427,7 +431,8 @@ impl Task {
         }
     }
 
-    async fn on_command(&mut self, cmd: Command) {
+    /// Handles `cmd`; true if a swap message changed something to act on.
+    async fn on_command(&mut self, cmd: Command) -> bool {
         match cmd {
             Command::Initiate {
                 peer,
@@ -478,8 +483,9 @@ impl Task {
             Command::Refund { id, reply } => {
                 let _ = reply.send(self.refund(id).await);
             }
-            Command::Message { peer, body } => self.on_message(peer, &body),
+            Command::Message { peer, body } => return self.on_message(peer, &body),
         }
+        false
     }
 
     async fn initiate(
@@ -594,7 +600,9 @@ impl Task {
         Ok(record.info())
     }
 
-    fn on_message(&mut self, peer: PeerId, body: &[u8]) {
+    /// Takes a swap message; true if a swap changed or an offer is to be
+    /// accepted.
+    fn on_message(&mut self, peer: PeerId, body: &[u8]) -> bool {
         let Ok(msg) = decode_exact::<SwapMessage>(body) else {
             warn!(target: "bridge", %peer, "malformed swap message");
             self.net.report(
@@ -602,7 +610,7 @@ impl Task {
                 rusty_network::PeerAction::Fatal,
                 "malformed swap message",
             );
-            return;
+            return false;
         };
         if !msg.verify() {
             warn!(target: "bridge", %peer, "swap message with a bad signature");
@@ -611,33 +619,36 @@ impl Task {
                 rusty_network::PeerAction::LowTolerance,
                 "swap message with a bad signature",
             );
-            return;
+            return false;
         }
         let id = msg.body.swap_id();
         if let SwapBody::Offer { give, want, .. } = &msg.body {
             if !self.swaps.contains_key(&id) && !self.offers.contains_key(&id) {
                 let carries = |n: &str| self.config.chains.contains_key(n);
-                if self.config.auto_accept && carries(&give.network) && carries(&want.network) {
+                let take =
+                    self.config.auto_accept && carries(&give.network) && carries(&want.network);
+                if take {
                     self.to_accept.push(id);
                 }
                 self.offers.insert(id, (peer, msg.sender, msg.body));
+                return take;
             }
-            return;
+            return false;
         }
         let dir = self.config.dir.clone();
         let Some(record) = self.swaps.get_mut(&id) else {
-            return;
+            return false;
         };
         if record.peer != peer.to_string() {
             warn!(target: "bridge", swap = %id, %peer, "swap message from a peer not in the swap");
-            return;
+            return false;
         }
         // The first message of the other side binds its key; later ones
         // must carry it.
         match record.peer_key() {
             Some(k) if k != msg.sender => {
                 warn!(target: "bridge", swap = %id, %peer, "swap message from another key");
-                return;
+                return false;
             }
             Some(_) => {}
             None => record.peer_key = Some(hex::encode(msg.sender.as_bytes())),
@@ -647,10 +658,12 @@ impl Task {
                 if let Err(e) = save(&dir, record) {
                     warn!(target: "bridge", swap = %id, error = %e, "cannot save a swap record");
                 }
+                true
             }
-            Ok(false) => {}
+            Ok(false) => false,
             Err(e) => {
-                tracing::debug!(target: "bridge", swap = %id, error = %e, "swap message ignored")
+                tracing::debug!(target: "bridge", swap = %id, error = %e, "swap message ignored");
+                false
             }
         }
     }
