@@ -109,6 +109,22 @@ fn a_swap_by_hand_redeems_on_both_chains_and_a_refund_waits_for_its_lock() {
     ]);
     let a_txid = s(&funded["txid"]);
     assert!(funded["refund_tx"].as_str().is_some_and(|h| !h.is_empty()));
+    // Its exact terms find it again (what a node that crashed while
+    // funding asks), and other terms find nothing.
+    let refund_addr = s(&funded["refund_address"]);
+    let find = |lock: u64| {
+        alice_rsc.json(&[
+            "rpc",
+            "htlc_find",
+            &bob_rsc_addr,
+            &hash,
+            "blake3",
+            &lock.to_string(),
+            &refund_addr,
+        ])
+    };
+    assert_eq!(find(t1)["txid"], a_txid.as_str());
+    assert_eq!(find(t1 + 1), Value::from(""));
     wait_mempool(&bob_rsc, &a_txid);
     mine(&alice_rsc, &bob_rsc, 1);
 

@@ -33,6 +33,17 @@ pub struct HtlcFunding {
     pub refund_txid: String,
 }
 
+/// What makes an HTLC's script: who redeems, with which secret hash,
+/// until when, and who refunds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtlcTerms {
+    pub recipient: String,
+    pub hash_alg: HashAlg,
+    pub secret_hash: [u8; 32],
+    pub locktime: u64,
+    pub refund: String,
+}
+
 /// An HTLC as its chain shows it (`htlc_audit`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HtlcView {
@@ -81,14 +92,12 @@ pub trait ChainAdapter: Send + Sync {
     fn tip_height(&self) -> Result<u64, AdapterError>;
     /// A new address of the wallet behind this adapter.
     fn new_address(&self) -> Result<String, AdapterError>;
-    fn fund(
-        &self,
-        recipient: &str,
-        amount: u64,
-        hash_alg: HashAlg,
-        secret_hash: [u8; 32],
-        locktime: u64,
-    ) -> Result<HtlcFunding, AdapterError>;
+    /// Pays `amount` into an HTLC refunding to `refund` (an address of the
+    /// wallet behind this adapter, chosen and saved before the call).
+    fn fund(&self, terms: &HtlcTerms, amount: u64) -> Result<HtlcFunding, AdapterError>;
+    /// The HTLC with exactly `terms` if one was paid (after a crash lost
+    /// `fund`'s answer), with its refund signed.
+    fn find_funding(&self, terms: &HtlcTerms) -> Result<Option<HtlcFunding>, AdapterError>;
     /// `None` if the chain does not know the output (yet).
     fn audit(&self, htlc: &HtlcRef) -> Result<Option<HtlcView>, AdapterError>;
     fn find_spend(&self, htlc: &HtlcRef) -> Result<Option<HtlcSpend>, AdapterError>;
@@ -181,25 +190,19 @@ impl ChainAdapter for RpcChain {
             .ok_or_else(|| self.bad("getnewaddress", v.to_string()))
     }
 
-    fn fund(
-        &self,
-        recipient: &str,
-        amount: u64,
-        hash_alg: HashAlg,
-        secret_hash: [u8; 32],
-        locktime: u64,
-    ) -> Result<HtlcFunding, AdapterError> {
+    fn fund(&self, terms: &HtlcTerms, amount: u64) -> Result<HtlcFunding, AdapterError> {
         const M: &str = "htlc_fund";
         // Coins as a decimal string: exact, whatever the amount.
         let coins = format!("{}.{:08}", amount / 100_000_000, amount % 100_000_000);
         let v = self.call(
             M,
             json!([
-                recipient,
+                terms.recipient,
                 coins,
-                hex::encode(secret_hash),
-                hash_alg.name(),
-                locktime
+                hex::encode(terms.secret_hash),
+                terms.hash_alg.name(),
+                terms.locktime,
+                terms.refund
             ]),
         )?;
         Ok(HtlcFunding {
@@ -212,6 +215,36 @@ impl ChainAdapter for RpcChain {
             refund_tx: self.string(M, &v, "refund_tx")?,
             refund_txid: self.string(M, &v, "refund_txid")?,
         })
+    }
+
+    fn find_funding(&self, terms: &HtlcTerms) -> Result<Option<HtlcFunding>, AdapterError> {
+        const M: &str = "htlc_find";
+        let v = self.call(
+            M,
+            json!([
+                terms.recipient,
+                hex::encode(terms.secret_hash),
+                terms.hash_alg.name(),
+                terms.locktime,
+                terms.refund
+            ]),
+        )?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        let htlc = HtlcRef {
+            txid: self.string(M, &v, "txid")?,
+            vout: u32::try_from(self.number(M, &v, "vout")?)
+                .map_err(|_| self.bad(M, "vout out of range"))?,
+        };
+        // The refund, signed again (the same transaction as at funding).
+        let r = self.call("htlc_refund", json!([htlc.txid, htlc.vout, false]))?;
+        Ok(Some(HtlcFunding {
+            script: String::new(),
+            refund_tx: self.string("htlc_refund", &r, "hex")?,
+            refund_txid: self.string("htlc_refund", &r, "txid")?,
+            htlc,
+        }))
     }
 
     fn audit(&self, htlc: &HtlcRef) -> Result<Option<HtlcView>, AdapterError> {

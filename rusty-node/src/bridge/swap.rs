@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::{
-    adapter::{AdapterError, ChainAdapter, HtlcFunding, HtlcRef, HtlcView},
+    adapter::{AdapterError, ChainAdapter, HtlcFunding, HtlcRef, HtlcTerms, HtlcView},
     messages::{Asset, HashAlg, SwapBody},
 };
 use rusty_shared_types::Hash256;
@@ -104,6 +104,10 @@ pub struct Swap {
     pub initiator_redeem: String,
     pub participant_redeem: Option<String>,
     pub offer_expiry: u64,
+    /// Our refund address, chosen and saved before funding, so that the
+    /// HTLC's script is known before it is paid.
+    #[serde(default)]
+    pub own_refund: Option<String>,
     /// Our HTLC and its refund, signed when funded.
     pub own: Option<HtlcFunding>,
     /// The other side's HTLC, as its `funded` message named it.
@@ -178,6 +182,7 @@ impl Swap {
             initiator_redeem,
             participant_redeem: None,
             offer_expiry,
+            own_refund: None,
             own: None,
             peer: None,
             redeem_txid: None,
@@ -248,6 +253,7 @@ impl Swap {
             initiator_redeem: initiator_redeem.clone(),
             participant_redeem: Some(participant_redeem.clone()),
             offer_expiry: *offer_expiry,
+            own_refund: None,
             own: None,
             peer: None,
             redeem_txid: None,
@@ -409,35 +415,25 @@ impl Swap {
                 }
             }
             (Role::Initiator, State::Accepted) | (Role::Participant, State::PeerFunded) => {
+                if self.own_refund.is_none() {
+                    self.own_refund = Some(own.new_address()?);
+                }
                 self.enter(State::Funding, now_ms);
                 save(self, persist)?;
-                let (recipient, amount) = match self.role {
-                    Role::Initiator => (
-                        self.participant_redeem.clone().unwrap_or_default(),
-                        self.give_amount,
-                    ),
-                    Role::Participant => (self.initiator_redeem.clone(), self.want_amount),
-                };
-                let funding = own.fund(
-                    &recipient,
-                    amount,
-                    self.alg(),
-                    self.secret_hash,
-                    self.own_lock(),
-                )?;
-                self.own = Some(funding);
-                self.enter(State::Funded, now_ms);
-                save(self, persist)?;
-                out.push(self.funded_body());
+                self.fund_own(own, now_ms, out)?;
             }
             (_, State::Funding) => {
-                // Interrupted between the record and the funding's answer:
-                // whether the payment went out is in the wallet's history.
-                self.last_error = Some(
-                    "interrupted while funding: check the wallet's history for an HTLC payment \
-                     before retrying"
-                        .into(),
-                );
+                // Resumed between the record and the funding's answer: the
+                // script is known, so the chain says whether it was paid.
+                match own.find_funding(&self.own_terms())? {
+                    Some(funding) => {
+                        self.own = Some(funding);
+                        self.enter(State::Funded, now_ms);
+                        save(self, persist)?;
+                        out.push(self.funded_body());
+                    }
+                    None => self.fund_own(own, now_ms, out)?,
+                }
             }
             (Role::Initiator, State::Funded) => {
                 if self.own_expired(own)? {
@@ -538,6 +534,38 @@ impl Swap {
             // Remaining pairs are not reachable for their role.
             (_, _) => {}
         }
+        Ok(())
+    }
+
+    /// The terms of our HTLC.
+    fn own_terms(&self) -> HtlcTerms {
+        let recipient = match self.role {
+            Role::Initiator => self.participant_redeem.clone().unwrap_or_default(),
+            Role::Participant => self.initiator_redeem.clone(),
+        };
+        HtlcTerms {
+            recipient,
+            hash_alg: self.alg(),
+            secret_hash: self.secret_hash,
+            locktime: self.own_lock(),
+            refund: self.own_refund.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Pays our HTLC (the record is in `Funding`, saved).
+    fn fund_own(
+        &mut self,
+        own: &dyn ChainAdapter,
+        now_ms: u64,
+        out: &mut Vec<SwapBody>,
+    ) -> Result<(), StepError> {
+        let amount = match self.role {
+            Role::Initiator => self.give_amount,
+            Role::Participant => self.want_amount,
+        };
+        self.own = Some(own.fund(&self.own_terms(), amount)?);
+        self.enter(State::Funded, now_ms);
+        out.push(self.funded_body());
         Ok(())
     }
 

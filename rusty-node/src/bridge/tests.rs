@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{
-    adapter::{AdapterError, ChainAdapter, HtlcFunding, HtlcRef, HtlcSpend, HtlcView},
+    adapter::{AdapterError, ChainAdapter, HtlcFunding, HtlcRef, HtlcSpend, HtlcTerms, HtlcView},
     messages::{Asset, HashAlg, SwapBody},
     swap::{hash, Role, State, Swap},
 };
@@ -120,15 +120,18 @@ impl ChainAdapter for MemWallet {
         Ok(self.address())
     }
 
-    fn fund(
-        &self,
-        recipient: &str,
-        amount: u64,
-        hash_alg: HashAlg,
-        secret_hash: [u8; 32],
-        locktime: u64,
-    ) -> Result<HtlcFunding, AdapterError> {
+    fn fund(&self, terms: &HtlcTerms, amount: u64) -> Result<HtlcFunding, AdapterError> {
+        let HtlcTerms {
+            recipient,
+            hash_alg,
+            secret_hash,
+            locktime,
+            refund,
+        } = terms.clone();
         let me = self.address();
+        if refund != me {
+            return Err(self.err("the refund address is not ours"));
+        }
         let mut s = self.state();
         let balance = s.balances.entry(me.clone()).or_default();
         if *balance < amount {
@@ -141,8 +144,8 @@ impl ChainAdapter for MemWallet {
                 amount,
                 hash_alg,
                 secret_hash,
-                recipient: recipient.into(),
-                refund: me,
+                recipient,
+                refund,
                 locktime,
                 confirmations: 0,
                 chainlocked: false,
@@ -161,6 +164,27 @@ impl ChainAdapter for MemWallet {
             refund_tx: String::new(),
             refund_txid: format!("refund{txid}"),
         })
+    }
+
+    fn find_funding(&self, terms: &HtlcTerms) -> Result<Option<HtlcFunding>, AdapterError> {
+        let s = self.state();
+        Ok(s.htlcs
+            .iter()
+            .position(|h| {
+                h.view.recipient == terms.recipient
+                    && h.view.secret_hash == terms.secret_hash
+                    && h.view.locktime == terms.locktime
+                    && h.view.refund == terms.refund
+            })
+            .map(|i| HtlcFunding {
+                htlc: HtlcRef {
+                    txid: i.to_string(),
+                    vout: 0,
+                },
+                script: String::new(),
+                refund_tx: String::new(),
+                refund_txid: format!("refund{i}"),
+            }))
     }
 
     fn audit(&self, htlc: &HtlcRef) -> Result<Option<HtlcView>, AdapterError> {
@@ -517,4 +541,38 @@ fn replayed_or_misdirected_messages_change_nothing() {
     assert!(alice.swap.on_message(&before.offer_body(), NOW).is_err());
     assert_eq!(alice.swap, before);
     assert_eq!(alice.swap.role, Role::Initiator);
+}
+
+#[test]
+fn a_crash_after_paying_but_before_saving_the_htlc_never_pays_twice() {
+    let w = World::new();
+    let (mut alice, mut bob) = start(&w, |_| {});
+    // Alice's step pays her HTLC; the node dies right after saving
+    // `Funding`, before the funding's answer reached the record.
+    let mut funding_record = None;
+    {
+        let mut persist = |s: &Swap| {
+            if s.state == State::Funding {
+                funding_record = Some(serde_json::to_string(s).map_err(|e| e.to_string())?);
+            }
+            Ok(())
+        };
+        let own = alice.own.clone();
+        let peer = alice.peer.clone();
+        alice
+            .swap
+            .step(&own, &peer, NOW, &mut persist)
+            .expect("step");
+    }
+    assert_eq!(w.rsc.lock().expect("lock").htlcs.len(), 1);
+    alice.saved = funding_record.expect("a Funding record was saved");
+    alice.restart();
+    assert_eq!(alice.swap.state, State::Funding);
+    assert!(alice.swap.own.is_none());
+    // Resumed, it finds the HTLC it paid instead of paying again.
+    run(&w, &mut alice, &mut bob, 60, (true, true));
+    assert_eq!(w.rsc.lock().expect("lock").htlcs.len(), 1, "paid twice");
+    assert_eq!(alice.swap.state, State::Completed, "{:?}", alice.swap);
+    assert_eq!(bob.swap.state, State::Completed);
+    assert_eq!(w.wallet("dev", "alice").balance(), 95);
 }

@@ -14,7 +14,7 @@ use rusty_shared_types::{Address, Encode, Hash256, OutPoint, Transaction, TxOut}
 use rusty_vm::{HashKind, HtlcParams, Timeout};
 
 use super::{
-    api::htlc::{HtlcApiServer, HtlcAudit, HtlcFunded, HtlcSpendTx, HtlcSpent},
+    api::htlc::{HtlcApiServer, HtlcAudit, HtlcFound, HtlcFunded, HtlcSpendTx, HtlcSpent},
     codes, json as render, parse_amount, parse_hash,
     rawtx::rejection_error,
     rpc_error, running,
@@ -78,6 +78,42 @@ fn find_output(s: &NodeState, op: &OutPoint) -> Option<(TxOut, Option<u64>, bool
     let tx = block.txs.get(loc.index as usize)?;
     let out = tx.outputs.get(op.vout as usize)?.clone();
     Some((out, Some(height), true))
+}
+
+/// The first output locked by `script` in the mempool, then in the last
+/// `depth` blocks of the active chain (newest first).
+fn find_output_by_script(
+    s: &NodeState,
+    script: &rusty_shared_types::Script,
+    depth: u64,
+) -> Option<HtlcFound> {
+    let found = |tx: &Transaction, height| {
+        tx.outputs
+            .iter()
+            .position(|o| o.lock == *script)
+            .and_then(|vout| u32::try_from(vout).ok())
+            .map(|vout| HtlcFound {
+                txid: tx.txid().to_string(),
+                vout,
+                height,
+            })
+    };
+    for entry in s.mempool().entries() {
+        if let Some(f) = found(&entry.tx, None) {
+            return Some(f);
+        }
+    }
+    let chain = s.chain();
+    let tip = chain.height();
+    for height in (tip.saturating_sub(depth)..=tip).rev() {
+        let block = chain.block(&chain.hash_at(height)?).ok()??;
+        for tx in &block.txs {
+            if let Some(f) = found(tx, Some(height)) {
+                return Some(f);
+            }
+        }
+    }
+    None
 }
 
 /// The spend of `op` and its height (`None` in the mempool), looking in the
@@ -182,6 +218,7 @@ impl HtlcApiServer for HtlcRpc {
         secret_hash: String,
         hash_alg: String,
         locktime: u64,
+        refund_address: Option<String>,
     ) -> RpcResult<HtlcFunded> {
         let network = self.0.network;
         let recipient = Address::parse_for(&recipient, network).map_err(address_error)?;
@@ -195,7 +232,24 @@ impl HtlcApiServer for HtlcRpc {
                 format!("locktime {locktime} is not above the tip ({tip})"),
             ));
         }
-        let refund = running(self.0.chain.new_address().await)?.map_err(send_error)?;
+        let refund = match refund_address {
+            Some(a) => {
+                let a = Address::parse_for(&a, network).map_err(address_error)?;
+                let pkh = a.pubkey_hash;
+                let ours = self
+                    .0
+                    .with_state(move |s| s.wallet().and_then(|w| w.key_for(&pkh)).is_some())
+                    .await?;
+                if !ours {
+                    return Err(rpc_error(
+                        codes::INVALID_ADDRESS_OR_KEY,
+                        format!("{a} is not an address of this wallet"),
+                    ));
+                }
+                a
+            }
+            None => running(self.0.chain.new_address().await)?.map_err(send_error)?,
+        };
         let params = HtlcParams {
             hash_kind,
             hash,
@@ -247,6 +301,37 @@ impl HtlcApiServer for HtlcRpc {
             refund_tx: hex::encode(refund_tx.encode()),
             locktime,
         })
+    }
+
+    async fn find(
+        &self,
+        recipient: String,
+        secret_hash: String,
+        hash_alg: String,
+        locktime: u64,
+        refund_address: String,
+    ) -> RpcResult<Option<HtlcFound>> {
+        let network = self.0.network;
+        let params = HtlcParams {
+            hash_kind: parse_hash_alg(&hash_alg)?,
+            hash: parse_secret(&secret_hash, "secret_hash")?,
+            recipient_pkh: Address::parse_for(&recipient, network)
+                .map_err(address_error)?
+                .pubkey_hash,
+            refund_pkh: Address::parse_for(&refund_address, network)
+                .map_err(address_error)?
+                .pubkey_hash,
+            timeout: Timeout::Absolute(locktime),
+        };
+        let lock = rusty_vm::htlc(&params).ok_or_else(|| {
+            rpc_error(
+                codes::INVALID_PARAMETER,
+                format!("locktime {locktime} is out of range"),
+            )
+        })?;
+        self.0
+            .with_state(move |s| find_output_by_script(s, &lock, 1_000))
+            .await
     }
 
     async fn audit(&self, txid: String, vout: u32) -> RpcResult<HtlcAudit> {

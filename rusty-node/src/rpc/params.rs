@@ -151,7 +151,8 @@ signatures! {
     "bridge_list" Bridge [] ["\"state\""] "Returns every swap, or those in one state or status.";
     "bridge_refund" Bridge ["\"id\""] [] "Refunds our HTLC now; refused before its lock, with the height it opens at.";
     "bridge_offers" Bridge [] [] "Returns the offers received and not taken.";
-    "htlc_fund" Bridge ["\"recipient\"", "amount", "\"secret_hash\"", "\"hash_alg\"", "locktime"] [] "Pays coins from the wallet into an HTLC; returns the outpoint, script and the refund signed in advance.";
+    "htlc_fund" Bridge ["\"recipient\"", "amount", "\"secret_hash\"", "\"hash_alg\"", "locktime"] ["\"refund_address\""] "Pays coins from the wallet into an HTLC; returns the outpoint, script and the refund signed in advance.";
+    "htlc_find" Bridge ["\"recipient\"", "\"secret_hash\"", "\"hash_alg\"", "locktime", "\"refund_address\""] [] "Returns the HTLC output with exactly these terms (mempool or the last 1,000 blocks), or null.";
     "htlc_audit" Bridge ["\"txid\"", "vout"] [] "Returns an HTLC output's amount, hash, keys, lock, confirmations, ChainLock and spent state.";
     "htlc_redeem" Bridge ["\"txid\"", "vout", "\"secret\""] ["broadcast"] "Redeems an HTLC with its secret to the recipient's address (the wallet's key).";
     "htlc_refund" Bridge ["\"txid\"", "vout"] ["broadcast"] "Refunds an HTLC to its refund address once the tip reaches its lock; refused before, with the height.";

@@ -56,6 +56,15 @@ pub struct HtlcAudit {
     pub tip_height: u64,
 }
 
+/// `htlc_find`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HtlcFound {
+    pub txid: String,
+    pub vout: u32,
+    /// `None` while in the mempool.
+    pub height: Option<u64>,
+}
+
 /// A transaction `htlc_redeem`/`htlc_refund` made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HtlcSpendTx {
@@ -83,7 +92,8 @@ pub trait HtlcApi {
     /// Pays `amount` coins from the wallet into an HTLC: `recipient` (an
     /// address of this chain) redeems with the 32-byte secret whose
     /// `hash_alg` (`sha256` or `blake3`) hash is `secret_hash` (hex); a new
-    /// wallet address refunds once the tip reaches block `locktime`.
+    /// wallet address (`refund_address`, a wallet address, if given)
+    /// refunds once the tip reaches block `locktime`.
     #[method(name = "htlc_fund")]
     async fn fund(
         &self,
@@ -92,7 +102,21 @@ pub trait HtlcApi {
         secret_hash: String,
         hash_alg: String,
         locktime: u64,
+        refund_address: Option<String>,
     ) -> RpcResult<HtlcFunded>;
+
+    /// The HTLC output with exactly these terms, in the mempool or the last
+    /// 1,000 blocks; `null` if there is none. A caller that lost the answer
+    /// of `htlc_fund` (a crash) finds out whether it paid.
+    #[method(name = "htlc_find")]
+    async fn find(
+        &self,
+        recipient: String,
+        secret_hash: String,
+        hash_alg: String,
+        locktime: u64,
+        refund_address: String,
+    ) -> RpcResult<Option<HtlcFound>>;
 
     /// The HTLC at `txid:vout` (an error if that output is not one).
     #[method(name = "htlc_audit")]
