@@ -384,6 +384,16 @@ fn run(w: &World, alice: &mut Party, bob: &mut Party, rounds: usize, active: (bo
     }
 }
 
+/// Runs both parties until Bob's HTLC is funded.
+fn until_bob_funded(w: &World, alice: &mut Party, bob: &mut Party) {
+    for _ in 0..30 {
+        run(w, alice, bob, 1, (true, true));
+        if bob.swap.state == State::Funded {
+            return;
+        }
+    }
+}
+
 #[test]
 fn happy_path_completes_on_both_chains_with_balances_conserved() {
     let w = World::new();
@@ -438,12 +448,7 @@ fn the_participant_refunds_by_itself_when_the_initiator_vanishes() {
     let w = World::new();
     let (mut alice, mut bob) = start(&w, |_| {});
     // Until Bob has funded, both run; then Alice's node is gone for good.
-    for _ in 0..30 {
-        run(&w, &mut alice, &mut bob, 1, (true, true));
-        if bob.swap.state == State::Funded {
-            break;
-        }
-    }
+    until_bob_funded(&w, &mut alice, &mut bob);
     assert_eq!(bob.swap.state, State::Funded);
     assert_eq!(w.wallet("par-dev", "bob").balance(), 90);
     run(&w, &mut alice, &mut bob, 60, (false, true));
@@ -467,12 +472,7 @@ fn the_participant_refunds_by_itself_when_the_initiator_vanishes() {
 fn a_participant_killed_after_the_initiator_redeems_redeems_after_restart() {
     let w = World::new();
     let (mut alice, mut bob) = start(&w, |_| {});
-    for _ in 0..30 {
-        run(&w, &mut alice, &mut bob, 1, (true, true));
-        if bob.swap.state == State::Funded {
-            break;
-        }
-    }
+    until_bob_funded(&w, &mut alice, &mut bob);
     // Bob is killed; Alice redeems his PAR and so reveals the secret.
     run(&w, &mut alice, &mut bob, 10, (true, false));
     assert_eq!(alice.swap.state, State::Completed);

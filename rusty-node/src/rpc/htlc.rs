@@ -53,6 +53,20 @@ fn parse_hash_alg(s: &str) -> Result<HashKind, ErrorObjectOwned> {
     }
 }
 
+/// The HTLC script of `params` (whose lock is `locktime`); an error for a
+/// lock out of range.
+fn htlc_script(
+    params: &HtlcParams,
+    locktime: u64,
+) -> Result<rusty_shared_types::Script, ErrorObjectOwned> {
+    rusty_vm::htlc(params).ok_or_else(|| {
+        rpc_error(
+            codes::INVALID_PARAMETER,
+            format!("locktime {locktime} is out of range"),
+        )
+    })
+}
+
 pub(crate) fn hash_alg_name(k: HashKind) -> &'static str {
     match k {
         HashKind::Sha256 => "sha256",
@@ -257,12 +271,7 @@ impl HtlcApiServer for HtlcRpc {
             refund_pkh: refund.pubkey_hash,
             timeout: Timeout::Absolute(locktime),
         };
-        let lock = rusty_vm::htlc(&params).ok_or_else(|| {
-            rpc_error(
-                codes::INVALID_PARAMETER,
-                format!("locktime {locktime} is out of range"),
-            )
-        })?;
+        let lock = htlc_script(&params, locktime)?;
         let out = TxOut {
             value: amount,
             lock: lock.clone(),
@@ -323,12 +332,7 @@ impl HtlcApiServer for HtlcRpc {
                 .pubkey_hash,
             timeout: Timeout::Absolute(locktime),
         };
-        let lock = rusty_vm::htlc(&params).ok_or_else(|| {
-            rpc_error(
-                codes::INVALID_PARAMETER,
-                format!("locktime {locktime} is out of range"),
-            )
-        })?;
+        let lock = htlc_script(&params, locktime)?;
         self.0
             .with_state(move |s| find_output_by_script(s, &lock, 1_000))
             .await
