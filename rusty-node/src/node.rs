@@ -612,14 +612,15 @@ fn bridge_config(
         Arc::new(RpcChain::new(name, own, depth(name))),
     );
     for c in &config.bridge_chains {
-        let mut client = RpcClient::new(&c.url).map_err(|e| e.to_string())?;
-        if let Some(path) = &c.cookie {
-            client = client.with_cookie_file(path).map_err(|e| e.to_string())?;
+        let chain = match &c.cookie {
+            Some(path) => {
+                RpcChain::with_cookie(&c.network, &c.url, path.clone(), depth(&c.network))
+            }
+            None => RpcClient::new(&c.url)
+                .map(|client| RpcChain::new(&c.network, client, depth(&c.network))),
         }
-        chains.insert(
-            c.network.clone(),
-            Arc::new(RpcChain::new(&c.network, client, depth(&c.network))),
-        );
+        .map_err(|e| e.to_string())?;
+        chains.insert(c.network.clone(), Arc::new(chain));
     }
     Ok(crate::bridge::service::BridgeConfig {
         dir: dir.join("bridge"),

@@ -56,6 +56,8 @@ struct Parties {
     alice: NodeProcess,
     bob: NodeProcess,
     bob_args: Vec<String>,
+    /// Where Alice's PAR node listens (Bob's PAR node dials it).
+    alice_par_listen: String,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -125,6 +127,7 @@ impl Parties {
             alice,
             bob,
             bob_args,
+            alice_par_listen: par_listen,
             _dirs: dirs,
         }
     }
@@ -134,6 +137,20 @@ impl Parties {
         let args: Vec<&str> = self.bob_args.iter().map(String::as_str).collect();
         self.bob = NodeProcess::start(&datadir, free_port(), &args);
         wait_connected(&self.bob);
+    }
+
+    /// Alice's PAR node stopped and started again on the same ports: it
+    /// writes a new RPC cookie, which her RSC node's bridge must pick up.
+    fn restart_alice_par(&mut self) {
+        let (dir, port) = (self.alice_par.datadir.clone(), self.alice_par.port);
+        self.alice_par.child.kill().expect("kill");
+        let _ = self.alice_par.child.wait();
+        self.alice_par = NodeProcess::start_on(
+            "par",
+            &dir,
+            port,
+            &["--no-mine", "--no-mdns", "--listen", &self.alice_par_listen],
+        );
     }
 
     /// Alice offers 5 RSC for 10 PAR and Bob accepts; returns the swap id.
@@ -490,4 +507,20 @@ fn localnet_with_two_chains_swaps_in_two_commands() {
             .is_some_and(|l| l.starts_with("completed")),
         "{text}"
     );
+}
+
+#[test]
+fn the_bridge_follows_a_restarted_chain_node_to_its_new_cookie() {
+    let mut p = Parties::start();
+    let cookie = p.alice_par.datadir.join("par-dev").join(".cookie");
+    let before = std::fs::read_to_string(&cookie).expect("cookie");
+    p.restart_alice_par();
+    assert_ne!(std::fs::read_to_string(&cookie).expect("cookie"), before);
+    wait_connected(&p.bob_par);
+    // Alice's bridge asks her PAR node for an address at the offer: with
+    // the old cookie that is a 401, then it reads the new one.
+    let id = p.agree();
+    mine_until(&[&p.alice, &p.bob_par], "the swap", || {
+        state(&p.alice, &id)["state"] == "completed" && state(&p.bob, &id)["state"] == "completed"
+    });
 }

@@ -117,7 +117,10 @@ pub trait ChainAdapter: Send + Sync {
 #[derive(Debug)]
 pub struct RpcChain {
     network: String,
-    client: RpcClient,
+    /// Replaced when the node's cookie changes (it restarted).
+    client: std::sync::Mutex<RpcClient>,
+    /// The node's cookie file, read again after an HTTP 401.
+    cookie: Option<std::path::PathBuf>,
     final_depth: u64,
 }
 
@@ -125,14 +128,58 @@ impl RpcChain {
     pub fn new(network: impl Into<String>, client: RpcClient, final_depth: u64) -> RpcChain {
         RpcChain {
             network: network.into(),
-            client: client.with_timeout(Duration::from_secs(30)),
+            client: std::sync::Mutex::new(client.with_timeout(Duration::from_secs(30))),
+            cookie: None,
             final_depth,
         }
     }
 
-    fn call(&self, method: &'static str, params: Value) -> Result<Value, AdapterError> {
+    /// A node authenticated by its cookie file, read now if it is there
+    /// and again whenever the node answers 401 (it restarted, or it was
+    /// not up yet).
+    pub fn with_cookie(
+        network: impl Into<String>,
+        url: &str,
+        cookie: std::path::PathBuf,
+        final_depth: u64,
+    ) -> Result<RpcChain, ClientError> {
+        let client = RpcClient::new(url)?;
+        let client = client.clone().with_cookie_file(&cookie).unwrap_or(client);
+        let mut chain = RpcChain::new(network, client, final_depth);
+        chain.cookie = Some(cookie);
+        Ok(chain)
+    }
+
+    fn client(&self) -> RpcClient {
+        // A poisoned lock only means a panic elsewhere mid-replace; the
+        // client inside is whole either way.
         self.client
-            .call(method, params)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `method` on the node; after a 401, once more with the cookie read
+    /// again.
+    fn raw_call(&self, method: &'static str, params: Value) -> Result<Value, ClientError> {
+        let client = self.client();
+        match (client.call(method, params.clone()), &self.cookie) {
+            (Err(ClientError::Unauthorized), Some(path)) => {
+                let fresh = RpcClient::new(client.url())?
+                    .with_cookie_file(path)?
+                    .with_timeout(Duration::from_secs(30));
+                *self
+                    .client
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+                fresh.call(method, params)
+            }
+            (result, _) => result,
+        }
+    }
+
+    fn call(&self, method: &'static str, params: Value) -> Result<Value, AdapterError> {
+        self.raw_call(method, params)
             .map_err(|e: ClientError| AdapterError::Call {
                 network: self.network.clone(),
                 message: format!("{method}: {e}"),
@@ -249,7 +296,7 @@ impl ChainAdapter for RpcChain {
 
     fn audit(&self, htlc: &HtlcRef) -> Result<Option<HtlcView>, AdapterError> {
         const M: &str = "htlc_audit";
-        let v = match self.client.call(M, json!([htlc.txid, htlc.vout])) {
+        let v = match self.raw_call(M, json!([htlc.txid, htlc.vout])) {
             Ok(v) => v,
             // -5: no such output (not seen yet, or never).
             Err(ClientError::Rpc { code: -5, .. }) => return Ok(None),
