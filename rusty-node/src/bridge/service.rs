@@ -712,17 +712,21 @@ impl Task {
                     )
                 };
                 let out = swap.step(own.as_ref(), other.as_ref(), now_ms(), &mut persist);
+                let changed = swap != record.swap;
                 record.swap = swap;
-                (record, before, out)
+                (record, before, changed, out)
             })
             .await;
-            let Ok((record, before, out)) = stepped else {
+            let Ok((record, before, changed, out)) = stepped else {
                 continue;
             };
             if record.swap.state != before {
                 info!(target: "bridge", swap = %id, from = ?before, to = ?record.swap.state, "swap moved");
             }
-            self.persist(&record);
+            // Most ticks change nothing (waiting for a block): no write then.
+            if changed {
+                self.persist(&record);
+            }
             if let Ok(msgs) = out {
                 if let Ok(peer) = record.peer.parse::<PeerId>() {
                     for m in msgs {

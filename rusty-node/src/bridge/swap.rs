@@ -702,8 +702,9 @@ pub enum StepError {
 
 /// The hash lock of `secret`.
 pub fn hash(alg: HashAlg, secret: &[u8; 32]) -> [u8; 32] {
-    match alg {
-        HashAlg::Blake3 => *blake3::hash(secret).as_bytes(),
-        HashAlg::Sha256 => rusty_vm::HashKind::Sha256.hash(secret),
-    }
+    let kind = match alg {
+        HashAlg::Blake3 => rusty_vm::HashKind::Blake3,
+        HashAlg::Sha256 => rusty_vm::HashKind::Sha256,
+    };
+    kind.hash(secret)
 }
