@@ -8,7 +8,8 @@
 # by Selenium from PyPI (nothing downloads a browser), and ffmpeg, which makes
 # the clip and the live stream the test plays (and the transcoding ladder's
 # test), aria2, the BitTorrent client `rusty-cli bench media` measures
-# beside ours, and iptables for the NAT lab test's routers.
+# beside ours, iptables for the NAT lab test's routers, and npm for the
+# bridge's Ethereum tests.
 #
 # The libclang check looks for exactly what bindgen's clang-sys loads:
 # `libclang.so`, `libclang.so.N`, `libclang-N.so` or `libclang-N.so.M`, in the
@@ -70,6 +71,9 @@ command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 # network namespaces with ip (iproute2) and iptables.
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 [ -x /usr/sbin/iptables ] || missing+=(iptables)
+# The bridge's Ethereum tests (rusty-cli/tests/it/bridge_eth.rs) install
+# solc and hardhat, pinned, from npm (tests/eth/package-lock.json).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -102,6 +102,8 @@ pub async fn run_swap_bench(
                 network: Network::ParDev.name().to_string(),
                 url: par.rpc_url(i),
                 cookie: Some(par.cookie_path(i)),
+                eth_key: None,
+                eth_contract: None,
             }]
         })
         .collect();

@@ -344,6 +344,8 @@ pub struct NodeArgs {
     pub metrics_bind: Option<String>,
     /// A node of another chain the bridge swaps on, by its RPC:
     /// NETWORK=URL[,cookie=PATH] (e.g. par-dev=http://127.0.0.1:28532,cookie=/home/me/.rusty/par-dev/.cookie);
+    /// or an Ethereum node: eth:CHAIN_ID=URL,key=PATH[,contract=0x…] (the
+    /// key file holds the hex secp256k1 key the bridge pays from);
     /// repeatable. This node's own chain needs none (docs/bridge.md).
     #[arg(long, value_name = "NETWORK=URL", help_heading = "Bridge")]
     pub bridge_chain: Vec<String>,

@@ -151,6 +151,8 @@ pub fn run(g: &GlobalArgs, a: &LocalnetArgs) -> Result<()> {
                             network: n.config().network.name().to_string(),
                             url: n.rpc_url(i),
                             cookie: Some(n.cookie_path(i)),
+                            eth_key: None,
+                            eth_contract: None,
                         })
                         .collect()
                 })

@@ -529,25 +529,47 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
     }
 }
 
-/// `NETWORK=URL[,cookie=PATH]`.
+/// `NETWORK=URL[,cookie=PATH]` for our chains,
+/// `eth:<chain id>=URL,key=PATH[,contract=0x…]` for Ethereum.
 fn parse_bridge_chain(spec: &str) -> Result<rusty_node::node::BridgeChain> {
+    use rusty_node::bridge::networks::BridgeNetwork;
     let (network, rest) = spec
         .split_once('=')
-        .context("expected NETWORK=URL[,cookie=PATH]")?;
-    let network: Network = network.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (url, cookie) = match rest.split_once(",cookie=") {
-        Some((url, path)) => (url, Some(std::path::PathBuf::from(path))),
-        None => (rest, None),
-    };
+        .context("expected NETWORK=URL[,cookie=PATH] or eth:<chain id>=URL,key=PATH")?;
+    let network: BridgeNetwork = network.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut parts = rest.split(',');
+    let url = parts.next().unwrap_or_default();
     anyhow::ensure!(
         url.starts_with("http://"),
         "the URL must start with http:// (got `{url}`)"
     );
-    Ok(rusty_node::node::BridgeChain {
-        network: network.name().to_string(),
+    let is_eth = matches!(network, BridgeNetwork::Eth { .. });
+    let mut chain = rusty_node::node::BridgeChain {
+        network: network.name(),
         url: url.to_string(),
-        cookie,
-    })
+        cookie: None,
+        eth_key: None,
+        eth_contract: None,
+    };
+    for part in parts {
+        match part.split_once('=') {
+            Some(("cookie", path)) if !is_eth => chain.cookie = Some(path.into()),
+            Some(("key", path)) if is_eth => chain.eth_key = Some(path.into()),
+            Some(("contract", address)) if is_eth => {
+                rusty_crypto::eth::parse_address(address)?;
+                chain.eth_contract = Some(address.to_string());
+            }
+            _ if is_eth => {
+                anyhow::bail!("`{part}`: an Ethereum chain takes key=PATH and contract=0x…")
+            }
+            _ => anyhow::bail!("`{part}`: a chain of ours takes cookie=PATH"),
+        }
+    }
+    anyhow::ensure!(
+        !is_eth || chain.eth_key.is_some(),
+        "an Ethereum chain needs key=PATH (a file with the hex secp256k1 key it pays from)"
+    );
+    Ok(chain)
 }
 
 #[cfg(test)]
@@ -881,5 +903,21 @@ mod tests {
         assert!(parse_bridge_chain("moon=http://x").is_err());
         assert!(parse_bridge_chain("par").is_err());
         assert!(parse_bridge_chain("par=ftp://x").is_err());
+    }
+
+    #[test]
+    fn ethereum_chains_need_a_key_and_take_a_contract() {
+        let c = parse_bridge_chain(
+            "eth:31337=http://127.0.0.1:8545,key=/k,contract=0x5fbdb2315678afecb367f032d93f642f64180aa3",
+        )
+        .expect("parses");
+        assert_eq!(c.network, "eth:31337");
+        assert_eq!(c.eth_key.as_deref(), Some(std::path::Path::new("/k")));
+        assert!(c.eth_contract.is_some());
+        assert!(parse_bridge_chain("eth:31337=http://127.0.0.1:8545").is_err());
+        assert!(parse_bridge_chain("eth:31337=http://x,cookie=/c,key=/k").is_err());
+        assert!(parse_bridge_chain("eth:31337=http://x,key=/k,contract=0x12").is_err());
+        assert!(parse_bridge_chain("par-dev=http://x,key=/k").is_err());
+        assert!(parse_bridge_chain("eth=http://x,key=/k").is_err());
     }
 }

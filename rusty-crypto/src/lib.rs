@@ -13,6 +13,8 @@
 //! - [`bls`]: BLS12-381 (blst, min-pk) signatures with proofs of possession,
 //!   aggregation, threshold secret sharing and DKG share encryption for
 //!   masternode quorums (measured against raw `blst` by `rusty-bench`).
+//! - [`eth`]: Keccak-256, RLP, secp256k1 keys and EIP-155 transactions, for
+//!   the bridge's Ethereum adapter.
 //! - [`keystore`]: the wallet seed encrypted at rest with Argon2id and
 //!   XChaCha20-Poly1305, saved atomically with owner-only permissions.
 //!
@@ -27,6 +29,7 @@
 
 pub mod bls;
 pub mod ed25519;
+pub mod eth;
 pub mod hd;
 pub mod keystore;
 pub mod merkle;

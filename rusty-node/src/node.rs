@@ -109,6 +109,12 @@ pub struct BridgeChain {
     pub url: String,
     /// Its cookie file (credentials are never put in the URL).
     pub cookie: Option<PathBuf>,
+    /// Ethereum (`eth:<chain id>`): the file holding the hex secp256k1
+    /// key the bridge signs with.
+    pub eth_key: Option<PathBuf>,
+    /// Ethereum: a deployed `RustyHtlc` to lock in (`0x…`); without it
+    /// one is deployed on the first funding.
+    pub eth_contract: Option<String>,
 }
 
 impl NodeConfig {
@@ -566,6 +572,38 @@ impl Drop for Node {
     }
 }
 
+/// An Ethereum chain for the bridge, from `--bridge-chain eth:<id>=URL,key=PATH`.
+fn eth_chain(
+    c: &BridgeChain,
+    chain_id: u64,
+    dir: &std::path::Path,
+) -> Result<crate::bridge::eth::EthChain, String> {
+    use crate::bridge::eth::{EthChain, EthConfig};
+    use rusty_crypto::eth::{parse_address, EthKey};
+    let key_path = c
+        .eth_key
+        .as_ref()
+        .ok_or_else(|| format!("{}: an Ethereum chain needs key=PATH", c.network))?;
+    let text =
+        std::fs::read_to_string(key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+    let key = EthKey::from_hex(&text).map_err(|e| format!("{}: {e}", key_path.display()))?;
+    let contract = c
+        .eth_contract
+        .as_deref()
+        .map(parse_address)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let state_dir = dir.join("bridge");
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    EthChain::new(EthConfig {
+        chain_id,
+        url: c.url.clone(),
+        key,
+        contract,
+        state_dir,
+    })
+}
+
 /// The bridge's configuration: its key (`<datadir>/bridge.key`, made on
 /// first start), this node's chain through its own RPC, and the other
 /// chains' nodes from `--bridge-chain`.
@@ -587,15 +625,11 @@ fn bridge_config(
             key
         }
     };
+    use crate::bridge::networks::BridgeNetwork;
     let depth = |network: &str| {
-        if network
-            .parse::<Network>()
-            .is_ok_and(|n: Network| n.is_dev())
-        {
-            1
-        } else {
-            6
-        }
+        network
+            .parse::<BridgeNetwork>()
+            .map_or(6, BridgeNetwork::final_depth)
     };
     let mut chains: std::collections::HashMap<String, Arc<dyn ChainAdapter>> =
         std::collections::HashMap::new();
@@ -612,6 +646,10 @@ fn bridge_config(
         Arc::new(RpcChain::new(name, own, depth(name))),
     );
     for c in &config.bridge_chains {
+        if let Ok(BridgeNetwork::Eth { chain_id }) = c.network.parse::<BridgeNetwork>() {
+            chains.insert(c.network.clone(), Arc::new(eth_chain(c, chain_id, dir)?));
+            continue;
+        }
         let chain = match &c.cookie {
             Some(path) => {
                 RpcChain::with_cookie(&c.network, &c.url, path.clone(), depth(&c.network))

@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use crate::harness::{free_port, NodeProcess};
 
-fn listen(p: u16) -> String {
+pub(crate) fn listen(p: u16) -> String {
     format!("/ip4/127.0.0.1/tcp/{p}")
 }
 
-fn wait_connected(n: &NodeProcess) {
+pub(crate) fn wait_connected(n: &NodeProcess) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while n.json(&["rpc", "getconnectioncount"]).as_u64() < Some(1) {
         assert!(Instant::now() < deadline, "nodes never connected");
@@ -21,7 +21,7 @@ fn wait_connected(n: &NodeProcess) {
     }
 }
 
-fn mine(n: &NodeProcess, blocks: u64) {
+pub(crate) fn mine(n: &NodeProcess, blocks: u64) {
     let to = n.json(&["rpc", "getnewaddress"]);
     n.json(&[
         "rpc",
@@ -31,7 +31,7 @@ fn mine(n: &NodeProcess, blocks: u64) {
     ]);
 }
 
-fn balance(n: &NodeProcess) -> f64 {
+pub(crate) fn balance(n: &NodeProcess) -> f64 {
     n.json(&["rpc", "getbalance"]).as_f64().expect("balance")
 }
 
@@ -44,7 +44,7 @@ fn total_balance(n: &NodeProcess) -> f64 {
         .sum()
 }
 
-fn state(n: &NodeProcess, id: &str) -> Value {
+pub(crate) fn state(n: &NodeProcess, id: &str) -> Value {
     n.json(&["bridge", "status", id])
 }
 
@@ -155,44 +155,7 @@ impl Parties {
 
     /// Alice offers 5 RSC for 10 PAR and Bob accepts; returns the swap id.
     fn agree(&self) -> String {
-        let bob_peer = self.bob.json(&["rpc", "getnetworkinfo"])["peerid"]
-            .as_str()
-            .expect("peer id")
-            .to_string();
-        let offered = self.alice.cli(&[
-            "bridge",
-            "swap",
-            &bob_peer,
-            "5 dev",
-            "10 par-dev",
-            "--no-wait",
-        ]);
-        assert!(
-            offered.status.success(),
-            "{}",
-            String::from_utf8_lossy(&offered.stderr)
-        );
-        let line = String::from_utf8_lossy(&offered.stdout).to_string();
-        let id = line
-            .split_whitespace()
-            .nth(1)
-            .expect("swap id")
-            .trim_end_matches(':')
-            .to_string();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let offers = self.bob.json(&["bridge", "offers"]);
-            if offers
-                .as_array()
-                .is_some_and(|o| o.iter().any(|x| x["id"] == id.as_str()))
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the offer never reached Bob");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.bob.json(&["bridge", "accept", &id, "--no-wait"]);
-        id
+        agree(&self.alice, &self.bob, "5 dev", "10 par-dev")
     }
 
     /// Mines RSC blocks (only) until Bob's PAR HTLC is broadcast.
@@ -208,6 +171,42 @@ impl Parties {
             std::thread::sleep(Duration::from_millis(300));
         }
     }
+}
+
+/// `alice` offers `give` for `want` to `bob`, who accepts; returns the
+/// swap id.
+pub(crate) fn agree(alice: &NodeProcess, bob: &NodeProcess, give: &str, want: &str) -> String {
+    let bob_peer = bob.json(&["rpc", "getnetworkinfo"])["peerid"]
+        .as_str()
+        .expect("peer id")
+        .to_string();
+    let offered = alice.cli(&["bridge", "swap", &bob_peer, give, want, "--no-wait"]);
+    assert!(
+        offered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offered.stderr)
+    );
+    let line = String::from_utf8_lossy(&offered.stdout).to_string();
+    let id = line
+        .split_whitespace()
+        .nth(1)
+        .expect("swap id")
+        .trim_end_matches(':')
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let offers = bob.json(&["bridge", "offers"]);
+        if offers
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x["id"] == id.as_str()))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the offer never reached Bob");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bob.json(&["bridge", "accept", &id, "--no-wait"]);
+    id
 }
 
 /// Mines a block on `chains` until `done` holds, failing after 120 s.

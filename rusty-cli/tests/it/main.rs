@@ -2,10 +2,12 @@
 //! datadirs, real HTTP.
 
 mod augy_cli;
+mod bridge_eth;
 mod bridge_swap;
 mod chains;
 mod cli;
 mod crash;
+mod eth_tools;
 mod harness;
 mod htlc_swap;
 mod masternode_cli;

@@ -25,16 +25,9 @@ use tracing::{info, warn};
 use super::{
     adapter::ChainAdapter,
     messages::{Asset, HashAlg, SwapBody, SwapMessage, DIRECT_KIND_SWAP},
+    networks::{asset_text, t2_blocks},
     swap::{Role, State, Swap},
 };
-
-/// Blocks of the participant's lock T2 (T1 = 2 × T2), per network kind.
-pub fn t2_blocks(network: &str) -> u64 {
-    match network.parse::<rusty_shared_types::Network>() {
-        Ok(n) if n.is_dev() => 20,
-        _ => 720,
-    }
-}
 
 /// How long an offer may wait for an accept, seconds.
 const OFFER_TTL_SECS: u64 = 600;
@@ -121,14 +114,6 @@ pub struct OfferInfo {
     pub t1: u64,
     pub t2: u64,
     pub expires: u64,
-}
-
-fn asset_text(network: &str, amount: u64) -> String {
-    format!(
-        "{}.{:08} {network}",
-        amount / 100_000_000,
-        amount % 100_000_000
-    )
 }
 
 /// A swap record on disk: the swap and who it is with.

@@ -140,13 +140,6 @@ pub enum SwapRefused {
 const MARGIN_NUM: u64 = 3;
 const MARGIN_DEN: u64 = 2;
 
-fn spacing_secs(network: &str) -> u64 {
-    network
-        .parse::<rusty_shared_types::Network>()
-        .map(|n| n.params().target_spacing)
-        .unwrap_or(600)
-}
-
 impl Swap {
     /// A new swap as initiator: `secret` is ours and saved with the record
     /// before anything is sent.
@@ -676,11 +669,11 @@ impl Swap {
             // between our lock and theirs; it must stay wide enough.
             let theirs = lock
                 .saturating_sub(peer.tip_height()?)
-                .saturating_mul(spacing_secs(peer.network()));
+                .saturating_mul(super::networks::spacing_secs(peer.network()));
             let ours = self
                 .t2
                 .saturating_sub(own.tip_height()?)
-                .saturating_mul(spacing_secs(own.network()));
+                .saturating_mul(super::networks::spacing_secs(own.network()));
             if theirs.saturating_mul(MARGIN_DEN) < ours.saturating_mul(MARGIN_NUM) || ours == 0 {
                 return Ok(Some(format!(
                     "its lock leaves {theirs} s against our {ours} s: too short to redeem safely"

@@ -40,15 +40,21 @@ pub fn parse_asset(s: &str) -> Result<Asset, ErrorObjectOwned> {
     let (Some(amount), Some(network), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad("not two words"));
     };
-    let network: rusty_shared_types::Network =
-        network.parse().map_err(|_| bad("unknown network"))?;
-    let amount = super::parse_amount(&serde_json::Value::String(amount.to_string()))?;
-    if amount.units() == 0 {
+    use crate::bridge::networks::{parse_units, BridgeNetwork};
+    let network: BridgeNetwork = network.parse().map_err(|_| bad("unknown network"))?;
+    let units = match network {
+        BridgeNetwork::Ours(_) => {
+            super::parse_amount(&serde_json::Value::String(amount.to_string()))?.units()
+        }
+        BridgeNetwork::Eth { .. } => parse_units(amount, network.decimals())
+            .ok_or_else(|| bad("not an amount of ether with at most 9 decimals"))?,
+    };
+    if units == 0 {
         return Err(bad("the amount is zero"));
     }
     Ok(Asset {
-        network: network.name().to_string(),
-        amount: amount.units(),
+        network: network.name(),
+        amount: units,
     })
 }
 

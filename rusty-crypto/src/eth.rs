@@ -1,0 +1,353 @@
+//! What speaking to Ethereum takes: Keccak-256, RLP encoding, secp256k1
+//! keys and addresses, and signed legacy transactions with EIP-155 replay
+//! protection. The bridge's Ethereum adapter signs its own transactions
+//! with these, so it works against any Ethereum node, not only one that
+//! holds its key.
+//!
+//! Encoding only: nothing here decodes untrusted bytes (the contracts
+//! issue's transaction decoder will, with its own property tests and fuzz
+//! target).
+
+use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use sha3::{Digest, Keccak256};
+use thiserror::Error;
+
+/// Keccak-256 (Ethereum's hash: the pre-standard padding, not SHA3-256).
+pub fn keccak256(data: &[u8]) -> [u8; 32] {
+    Keccak256::digest(data).into()
+}
+
+/// A 20-byte Ethereum address.
+pub type EthAddress = [u8; 20];
+
+/// `0x` and 40 lower-case hex digits (the form the bridge compares).
+pub fn address_hex(address: &EthAddress) -> String {
+    format!("0x{}", hex::encode(address))
+}
+
+/// An address from `0x` and 40 hex digits, any case (a mixed-case
+/// checksum is not required, as most tools).
+pub fn parse_address(s: &str) -> Result<EthAddress, EthError> {
+    let digits = s.strip_prefix("0x").unwrap_or(s);
+    let bytes = hex::decode(digits).map_err(|_| EthError::Address(s.to_string()))?;
+    bytes
+        .try_into()
+        .map_err(|_| EthError::Address(s.to_string()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EthError {
+    #[error("not a secp256k1 private key (expected 32 bytes of hex, 0x optional)")]
+    Key,
+    #[error("`{0}` is not an Ethereum address (expected 0x and 40 hex digits)")]
+    Address(String),
+    #[error("signing failed: {0}")]
+    Sign(String),
+    #[error("the signature does not recover to a key")]
+    Recover,
+}
+
+/// A secp256k1 key that signs Ethereum transactions.
+#[derive(Clone)]
+pub struct EthKey {
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for EthKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EthKey({})", address_hex(&self.address()))
+    }
+}
+
+impl EthKey {
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<EthKey, EthError> {
+        SigningKey::from_slice(bytes)
+            .map(|key| EthKey { key })
+            .map_err(|_| EthError::Key)
+    }
+
+    /// A key from hex text (as in a key file: `0x` optional, whitespace
+    /// around it ignored).
+    pub fn from_hex(text: &str) -> Result<EthKey, EthError> {
+        let text = text.trim();
+        let bytes =
+            hex::decode(text.strip_prefix("0x").unwrap_or(text)).map_err(|_| EthError::Key)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| EthError::Key)?;
+        EthKey::from_bytes(&bytes)
+    }
+
+    pub fn address(&self) -> EthAddress {
+        public_key_address(self.key.verifying_key())
+    }
+
+    /// `(r, s, recovery id)` over a 32-byte hash, `s` in the lower half.
+    fn sign_hash(&self, hash: &[u8; 32]) -> Result<([u8; 32], [u8; 32], u8), EthError> {
+        let (signature, recovery) = self
+            .key
+            .sign_prehash_recoverable(hash)
+            .map_err(|e| EthError::Sign(e.to_string()))?;
+        // k256 signs with a low s already; normalising again is a no-op
+        // then, and keeps the recovery id right if it ever is not.
+        let (signature, recovery) = match signature.normalize_s() {
+            Some(low) => (
+                low,
+                RecoveryId::new(!recovery.is_y_odd(), recovery.is_x_reduced()),
+            ),
+            None => (signature, recovery),
+        };
+        let (r, s) = signature.split_bytes();
+        Ok((r.into(), s.into(), recovery.to_byte()))
+    }
+}
+
+fn public_key_address(key: &VerifyingKey) -> EthAddress {
+    let point = key.to_encoded_point(false);
+    let hash = keccak256(&point.as_bytes()[1..]);
+    let mut address = [0u8; 20];
+    address.copy_from_slice(&hash[12..]);
+    address
+}
+
+/// The address whose key signed `hash` as `(r, s, recovery id)`.
+pub fn recover_address(
+    hash: &[u8; 32],
+    r: &[u8; 32],
+    s: &[u8; 32],
+    recovery: u8,
+) -> Result<EthAddress, EthError> {
+    let signature = Signature::from_scalars(*r, *s).map_err(|_| EthError::Recover)?;
+    let recovery = RecoveryId::from_byte(recovery).ok_or(EthError::Recover)?;
+    let key = VerifyingKey::recover_from_prehash(hash, &signature, recovery)
+        .map_err(|_| EthError::Recover)?;
+    Ok(public_key_address(&key))
+}
+
+/// Recursive Length Prefix encoding, Ethereum's serialisation.
+pub mod rlp {
+    /// One item to encode.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Item {
+        Bytes(Vec<u8>),
+        List(Vec<Item>),
+    }
+
+    impl Item {
+        /// An unsigned integer: big-endian without leading zeros (0 is
+        /// the empty string).
+        pub fn uint(value: u128) -> Item {
+            Item::Bytes(trim_leading_zeros(&value.to_be_bytes()).to_vec())
+        }
+
+        /// A 32-byte big-endian integer (a signature's `r` or `s`).
+        pub fn uint_bytes(value: &[u8]) -> Item {
+            Item::Bytes(trim_leading_zeros(value).to_vec())
+        }
+    }
+
+    fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
+        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+        &bytes[start..]
+    }
+
+    pub fn encode(item: &Item) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_into(item, &mut out);
+        out
+    }
+
+    fn encode_into(item: &Item, out: &mut Vec<u8>) {
+        match item {
+            Item::Bytes(bytes) if bytes.len() == 1 && bytes[0] < 0x80 => out.push(bytes[0]),
+            Item::Bytes(bytes) => {
+                header(0x80, bytes.len(), out);
+                out.extend_from_slice(bytes);
+            }
+            Item::List(items) => {
+                let mut payload = Vec::new();
+                for item in items {
+                    encode_into(item, &mut payload);
+                }
+                header(0xc0, payload.len(), out);
+                out.extend_from_slice(&payload);
+            }
+        }
+    }
+
+    /// A string's (0x80) or a list's (0xc0) length prefix.
+    fn header(base: u8, len: usize, out: &mut Vec<u8>) {
+        if len <= 55 {
+            // Fits: len ≤ 55 < 0x40.
+            out.push(base + len as u8);
+        } else {
+            let len_bytes = trim_leading_zeros(&(len as u64).to_be_bytes()).to_vec();
+            // At most 8 length bytes, so 0xb7 + 8 and 0xf7 + 8 stay in a byte.
+            out.push(base + 55 + len_bytes.len() as u8);
+            out.extend_from_slice(&len_bytes);
+        }
+    }
+}
+
+/// A legacy (type 0) transaction, replay-protected by EIP-155.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyTx {
+    pub nonce: u64,
+    pub gas_price: u128,
+    pub gas_limit: u64,
+    /// `None` creates a contract.
+    pub to: Option<EthAddress>,
+    pub value: u128,
+    pub data: Vec<u8>,
+    pub chain_id: u64,
+}
+
+/// A signed transaction: its bytes for `eth_sendRawTransaction` and its
+/// hash (keccak256 of the bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTx {
+    pub raw: Vec<u8>,
+    pub hash: [u8; 32],
+}
+
+impl LegacyTx {
+    fn fields(&self) -> Vec<rlp::Item> {
+        use rlp::Item;
+        vec![
+            Item::uint(self.nonce.into()),
+            Item::uint(self.gas_price),
+            Item::uint(self.gas_limit.into()),
+            Item::Bytes(self.to.map(|a| a.to_vec()).unwrap_or_default()),
+            Item::uint(self.value),
+            Item::Bytes(self.data.clone()),
+        ]
+    }
+
+    /// What is signed (EIP-155): the fields, the chain id, 0, 0.
+    pub fn signing_hash(&self) -> [u8; 32] {
+        use rlp::Item;
+        let mut fields = self.fields();
+        fields.extend([
+            Item::uint(self.chain_id.into()),
+            Item::uint(0),
+            Item::uint(0),
+        ]);
+        keccak256(&rlp::encode(&Item::List(fields)))
+    }
+
+    pub fn sign(&self, key: &EthKey) -> Result<SignedTx, EthError> {
+        use rlp::Item;
+        let (r, s, recovery) = key.sign_hash(&self.signing_hash())?;
+        let v = u128::from(self.chain_id) * 2 + 35 + u128::from(recovery);
+        let mut fields = self.fields();
+        fields.extend([Item::uint(v), Item::uint_bytes(&r), Item::uint_bytes(&s)]);
+        let raw = rlp::encode(&Item::List(fields));
+        let hash = keccak256(&raw);
+        Ok(SignedTx { raw, hash })
+    }
+}
+
+/// The address a contract created by `sender` with `nonce` gets (CREATE).
+pub fn create_address(sender: &EthAddress, nonce: u64) -> EthAddress {
+    use rlp::Item;
+    let encoded = rlp::encode(&Item::List(vec![
+        Item::Bytes(sender.to_vec()),
+        Item::uint(nonce.into()),
+    ]));
+    let hash = keccak256(&encoded);
+    let mut address = [0u8; 20];
+    address.copy_from_slice(&hash[12..]);
+    address
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keccak_of_the_empty_string() {
+        assert_eq!(
+            hex::encode(keccak256(b"")),
+            "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+        );
+    }
+
+    /// The well-known first development account of hardhat and anvil.
+    #[test]
+    fn address_of_a_known_key() {
+        let key = EthKey::from_hex(
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80\n",
+        )
+        .unwrap();
+        assert_eq!(
+            address_hex(&key.address()),
+            "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+        );
+    }
+
+    /// The example transaction of EIP-155 itself.
+    #[test]
+    fn eip155_example_transaction() {
+        let key = EthKey::from_bytes(&[0x46; 32]).unwrap();
+        let tx = LegacyTx {
+            nonce: 9,
+            gas_price: 20_000_000_000,
+            gas_limit: 21_000,
+            to: Some([0x35; 20]),
+            value: 1_000_000_000_000_000_000,
+            data: vec![],
+            chain_id: 1,
+        };
+        assert_eq!(
+            hex::encode(tx.signing_hash()),
+            "daf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53"
+        );
+        let signed = tx.sign(&key).unwrap();
+        assert_eq!(
+            hex::encode(&signed.raw),
+            "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a7640000\
+             8025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d89\
+             97f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"
+        );
+    }
+
+    #[test]
+    fn a_signature_recovers_to_its_signer() {
+        let key = EthKey::from_bytes(&[7; 32]).unwrap();
+        let hash = keccak256(b"swap");
+        let (r, s, v) = key.sign_hash(&hash).unwrap();
+        assert_eq!(recover_address(&hash, &r, &s, v).unwrap(), key.address());
+        let other = recover_address(&hash, &r, &s, v ^ 1);
+        assert_ne!(other.ok(), Some(key.address()));
+    }
+
+    #[test]
+    fn rlp_lengths_around_the_short_form_boundary() {
+        use rlp::{encode, Item};
+        assert_eq!(encode(&Item::uint(0)), vec![0x80]);
+        assert_eq!(encode(&Item::uint(0x7f)), vec![0x7f]);
+        assert_eq!(encode(&Item::uint(0x80)), vec![0x81, 0x80]);
+        assert_eq!(encode(&Item::Bytes(vec![1; 55]))[0], 0x80 + 55);
+        assert_eq!(encode(&Item::Bytes(vec![1; 56]))[..2], [0xb8, 56]);
+        assert_eq!(encode(&Item::Bytes(vec![1; 1024]))[..3], [0xb9, 4, 0]);
+        assert_eq!(encode(&Item::List(vec![])), vec![0xc0]);
+        let long = Item::List(vec![Item::Bytes(vec![2; 60])]);
+        assert_eq!(encode(&long)[..2], [0xf8, 62]);
+    }
+
+    /// The address of the first contract hardhat's account 0 deploys.
+    #[test]
+    fn create_address_of_a_known_deployer() {
+        let sender = parse_address("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266").unwrap();
+        assert_eq!(
+            address_hex(&create_address(&sender, 0)),
+            "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+        );
+    }
+
+    #[test]
+    fn bad_keys_and_addresses_are_refused() {
+        assert_eq!(EthKey::from_hex("0x12").unwrap_err(), EthError::Key);
+        assert_eq!(EthKey::from_bytes(&[0; 32]).unwrap_err(), EthError::Key);
+        assert!(parse_address("0x1234").is_err());
+        assert!(parse_address("0xzz39fd6e51aad88f6f4ce6ab8827279cfffb9226").is_err());
+    }
+}
