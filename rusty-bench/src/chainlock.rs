@@ -164,19 +164,17 @@ async fn wait_synced(net: &LocalNet) -> Result<(), BenchError> {
     Ok(())
 }
 
-type Stamps = Arc<Mutex<HashMap<(usize, Hash256), Instant>>>;
-
-async fn measure(
-    net: &LocalNet,
-    cfg: &ClBenchConfig,
-    tcp_rtt: Duration,
-) -> Result<ClBenchReport, BenchError> {
+/// Funds and registers the last `masternodes` nodes of `net` from node 0,
+/// mines to the next quorum height and waits for its DKG, then one block
+/// more: from there on every block gets a ChainLock. Returns how long the
+/// DKG took.
+pub async fn form_quorum(net: &LocalNet, masternodes: usize) -> Result<Duration, BenchError> {
     let params = rusty_shared_types::Network::Dev.params();
     // Fund and register the masternodes.
     mine(net, params.coinbase_maturity + 1).await?;
     let mut mn_setup = MasternodeSetup::default();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while mn_setup.step(net).await? < cfg.masternodes {
+    while mn_setup.step(net).await? < masternodes {
         if Instant::now() > deadline {
             return Err(setup("masternodes did not register"));
         }
@@ -214,6 +212,18 @@ async fn measure(
     let dkg = dkg_start.elapsed();
     mine(net, 1).await?;
     wait_synced(net).await?;
+
+    Ok(dkg)
+}
+
+type Stamps = Arc<Mutex<HashMap<(usize, Hash256), Instant>>>;
+
+async fn measure(
+    net: &LocalNet,
+    cfg: &ClBenchConfig,
+    tcp_rtt: Duration,
+) -> Result<ClBenchReport, BenchError> {
+    let dkg = form_quorum(net, cfg.masternodes).await?;
 
     // Record arrivals and locks on every node.
     let arrivals: Stamps = Arc::default();

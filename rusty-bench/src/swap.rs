@@ -1,11 +1,18 @@
-//! Swap wall time on a dev localnet of two chains: RSC and PAR, two nodes
-//! each, the RSC nodes' bridges reaching PAR through their node of the same
-//! index. Node 0 offers RSC for PAR; node 1 accepts every offer. Blocks
-//! come at the dev spacings (RSC every 2 s, PAR every 1 s), mined by the
-//! benchmark so every run sees the same pace. Reported: offer → both sides
-//! Completed, and the time in each state on each side, beside the RSC
-//! block spacing (the swap's floor is about two blocks of the slower
-//! chain: the initiator's funding and the participant's redeem).
+//! Swap wall time on dev localnets of two chains: RSC and PAR, the RSC
+//! nodes' bridges reaching PAR through their node of the same index. Node
+//! 0 offers RSC for PAR; node 1 accepts every offer. Blocks come at the
+//! dev spacings (RSC every 2 s, PAR every 1 s), mined by the benchmark so
+//! every run sees the same pace. Reported per way of counting a lock as
+//! final: offer → both sides Completed, and the time in each state on each
+//! side, beside the RSC block spacing.
+//!
+//! The three ways, one after another in one run:
+//! - dev finality: one confirmation (what a dev localnet uses);
+//! - k confirmations (6, as on main), no ChainLocks;
+//! - k confirmations or a ChainLock: the RSC localnet gets masternodes, a
+//!   quorum forms, and every RSC block is ChainLocked, so an RSC lock is
+//!   final at its ChainLock (PAR has no masternodes here and still counts
+//!   confirmations).
 
 use std::{fmt, path::Path, time::Duration};
 
@@ -18,27 +25,75 @@ use rusty_node::{
 use rusty_shared_types::Network;
 use serde_json::{json, Value};
 
-use crate::{chainlock::Percentiles, connect::BenchError};
+use crate::{
+    chainlock::{form_quorum, Percentiles},
+    connect::BenchError,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct SwapBenchConfig {
-    /// Swaps, one after another.
+    /// Swaps per way of counting finality, one after another.
     pub swaps: usize,
+    /// Confirmations a lock needs without a ChainLock, in the second and
+    /// third ways.
+    pub confirmations: u64,
+    /// Masternodes on the RSC localnet in the ChainLock way.
+    pub masternodes: usize,
 }
 
 impl Default for SwapBenchConfig {
     fn default() -> Self {
-        SwapBenchConfig { swaps: 3 }
+        SwapBenchConfig {
+            swaps: 3,
+            confirmations: 6,
+            masternodes: 6,
+        }
     }
+}
+
+/// How a lock counts as final in one part of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finality {
+    DevDefault,
+    Confirmations(u64),
+    ChainLocks {
+        confirmations: u64,
+        masternodes: usize,
+    },
+}
+
+impl fmt::Display for Finality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finality::DevDefault => write!(f, "1 confirmation (dev), no ChainLocks"),
+            Finality::Confirmations(k) => write!(f, "{k} confirmations, no ChainLocks"),
+            Finality::ChainLocks {
+                confirmations,
+                masternodes,
+            } => write!(
+                f,
+                "{confirmations} confirmations or a ChainLock ({masternodes} RSC masternodes)"
+            ),
+        }
+    }
+}
+
+/// The figures of one way.
+#[derive(Debug, Clone)]
+pub struct ScenarioReport {
+    pub finality: String,
+    pub wall: Percentiles,
+    /// Mean time in each state: (side, state, seconds).
+    pub states: Vec<(&'static str, String, f64)>,
+    /// How long the RSC quorum's DKG took (ChainLock way only).
+    pub dkg: Option<Duration>,
 }
 
 /// The figures of one run.
 #[derive(Debug, Clone)]
 pub struct SwapBenchReport {
-    pub wall: Percentiles,
-    /// Mean time in each state: (side, state, seconds).
-    pub states: Vec<(&'static str, String, f64)>,
+    pub scenarios: Vec<ScenarioReport>,
     pub rsc_spacing: Duration,
     pub par_spacing: Duration,
 }
@@ -48,21 +103,31 @@ impl fmt::Display for SwapBenchReport {
         let secs = |d: Duration| d.as_secs_f64();
         writeln!(
             f,
-            "swap RSC -> PAR on a dev localnet ({} swaps; RSC block every {:.0} s, PAR every {:.0} s, no ChainLocks)",
-            self.wall.samples,
+            "swap RSC -> PAR on dev localnets (RSC block every {:.0} s, PAR every {:.0} s)",
             secs(self.rsc_spacing),
             secs(self.par_spacing)
         )?;
-        writeln!(
-            f,
-            "  offer -> both completed: p50 {:.2} s, max {:.2} s ({:.1} x the RSC block spacing)",
-            secs(self.wall.p50),
-            secs(self.wall.max),
-            secs(self.wall.p50) / secs(self.rsc_spacing).max(1e-9)
-        )?;
-        writeln!(f, "  mean time in each state:")?;
-        for (side, state, s) in &self.states {
-            writeln!(f, "    {side:<11} {state:<12} {s:>6.2} s")?;
+        for s in &self.scenarios {
+            writeln!(f, "{} ({} swaps):", s.finality, s.wall.samples)?;
+            if let Some(dkg) = s.dkg {
+                writeln!(f, "  (quorum formed; its DKG took {:.2} s)", secs(dkg))?;
+            }
+            writeln!(
+                f,
+                "  offer -> both completed: p50 {:.2} s, max {:.2} s ({:.1} x the RSC block spacing)",
+                secs(s.wall.p50),
+                secs(s.wall.max),
+                secs(s.wall.p50) / secs(self.rsc_spacing).max(1e-9)
+            )?;
+            for side in ["initiator", "participant"] {
+                let steps: Vec<String> = s
+                    .states
+                    .iter()
+                    .filter(|t| t.0 == side)
+                    .map(|(_, state, t)| format!("{state} {t:.2}"))
+                    .collect();
+                writeln!(f, "  {side:<11} {}", steps.join(", "))?;
+            }
         }
         Ok(())
     }
@@ -92,10 +157,42 @@ pub async fn run_swap_bench(
     cfg: SwapBenchConfig,
     base_dir: &Path,
 ) -> Result<SwapBenchReport, BenchError> {
+    let ways = [
+        Finality::DevDefault,
+        Finality::Confirmations(cfg.confirmations),
+        Finality::ChainLocks {
+            confirmations: cfg.confirmations,
+            masternodes: cfg.masternodes,
+        },
+    ];
+    let mut scenarios = Vec::new();
+    for (i, way) in ways.into_iter().enumerate() {
+        let dir = base_dir.join(format!("way{i}"));
+        scenarios.push(run_way(way, &cfg, &dir).await?);
+    }
+    Ok(SwapBenchReport {
+        scenarios,
+        rsc_spacing: Duration::from_secs(Network::Dev.params().target_spacing),
+        par_spacing: Duration::from_secs(Network::ParDev.params().target_spacing),
+    })
+}
+
+/// Two localnets for one way of counting finality, the swaps, and the
+/// localnets stopped again.
+async fn run_way(
+    way: Finality,
+    cfg: &SwapBenchConfig,
+    base_dir: &Path,
+) -> Result<ScenarioReport, BenchError> {
     let mut par_cfg = LocalNetConfig::new(base_dir, 2);
     par_cfg.network = Network::ParDev;
     let par = LocalNet::start(par_cfg).await?;
-    let mut rsc_cfg = LocalNetConfig::new(base_dir, 2);
+    let masternodes = match way {
+        Finality::ChainLocks { masternodes, .. } => masternodes,
+        _ => 0,
+    };
+    let mut rsc_cfg = LocalNetConfig::new(base_dir, 2 + masternodes);
+    rsc_cfg.masternodes = masternodes;
     rsc_cfg.bridge_chains = (0..2)
         .map(|i| {
             vec![BridgeChain {
@@ -108,6 +205,13 @@ pub async fn run_swap_bench(
         })
         .collect();
     rsc_cfg.bridge_auto_accept_from = Some(1);
+    rsc_cfg.bridge_confirmations = match way {
+        Finality::DevDefault => None,
+        Finality::Confirmations(k)
+        | Finality::ChainLocks {
+            confirmations: k, ..
+        } => Some(k),
+    };
     let rsc = match LocalNet::start(rsc_cfg).await {
         Ok(n) => n,
         Err(e) => {
@@ -115,7 +219,20 @@ pub async fn run_swap_bench(
             return Err(e.into());
         }
     };
-    let result = measure(&rsc, &par, &cfg).await;
+    let result = async {
+        let dkg = match masternodes {
+            0 => None,
+            n => Some(form_quorum(&rsc, n).await?),
+        };
+        let (wall, states) = measure(&rsc, &par, cfg).await?;
+        Ok(ScenarioReport {
+            finality: way.to_string(),
+            wall,
+            states,
+            dkg,
+        })
+    }
+    .await;
     rsc.shutdown().await;
     par.shutdown().await;
     result
@@ -125,7 +242,7 @@ async fn measure(
     rsc: &LocalNet,
     par: &LocalNet,
     cfg: &SwapBenchConfig,
-) -> Result<SwapBenchReport, BenchError> {
+) -> Result<(Percentiles, Vec<(&'static str, String, f64)>), BenchError> {
     let rsc_spacing = Duration::from_secs(Network::Dev.params().target_spacing);
     let par_spacing = Duration::from_secs(Network::ParDev.params().target_spacing);
     // Coins: node 0 RSC, node 1 PAR (one coinbase each matures).
@@ -163,12 +280,7 @@ async fn measure(
     let (mined, measured) = tokio::join!(miners, swaps);
     mined?;
     let (walls, states) = measured?;
-    Ok(SwapBenchReport {
-        wall: Percentiles::of(walls),
-        states,
-        rsc_spacing,
-        par_spacing,
-    })
+    Ok((Percentiles::of(walls), states))
 }
 
 type Measured = (Vec<Duration>, Vec<(&'static str, String, f64)>);
@@ -194,7 +306,7 @@ async fn run_swaps(
             .as_str()
             .ok_or_else(|| setup("bridge_swap gave no id"))?
             .to_string();
-        let deadline = start + Duration::from_secs(120);
+        let deadline = start + Duration::from_secs(300);
         let (a, b) = loop {
             let a = call(alice, "bridge_status", json!([id])).await?;
             let b = call(bob, "bridge_status", json!([id]))
@@ -207,7 +319,7 @@ async fn run_swaps(
                 return Err(setup(format!("swap failed: {a} / {b}")));
             }
             if std::time::Instant::now() > deadline {
-                return Err(setup(format!("swap not done in 120 s: {a} / {b}")));
+                return Err(setup(format!("swap not done in 300 s: {a} / {b}")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };

@@ -349,6 +349,11 @@ pub struct NodeArgs {
     /// repeatable. This node's own chain needs none (docs/bridge.md).
     #[arg(long, value_name = "NETWORK=URL", help_heading = "Bridge")]
     pub bridge_chain: Vec<String>,
+    /// Confirmations a swap's lock needs to count as final when it has no
+    /// ChainLock (default: 1 on dev networks, 6 on ours elsewhere, 64 on
+    /// Ethereum); a ChainLocked lock is final at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Bridge")]
+    pub bridge_confirmations: Option<u64>,
     /// Accept every swap offer this node can carry out (both networks
     /// reachable), at the offered terms: a market maker for demos and tests.
     #[arg(long, help_heading = "Bridge")]
@@ -692,13 +697,20 @@ pub enum BenchCommand {
     /// and every masternode's votes on chain: connecting the snapshot block
     /// and the superblock (treasury payouts, pruning) beside ordinary blocks
     /// of the same size, in fresh copies of the database.
-    /// An atomic swap between RSC and PAR dev localnets (two nodes each,
-    /// blocks at the dev spacings): offer to both sides completed, and the
-    /// time in each state, beside the block spacing.
+    /// An atomic swap between RSC and PAR dev localnets (blocks at the dev
+    /// spacings): offer to both sides completed, and the time in each
+    /// state, beside the block spacing; with 1 confirmation, with N, and
+    /// with N or a ChainLock (masternodes on RSC).
     Swap {
-        /// Swaps, one after another.
+        /// Swaps per way of counting finality, one after another.
         #[arg(long, default_value_t = rusty_bench::swap::SwapBenchConfig::default().swaps)]
         swaps: usize,
+        /// Confirmations without a ChainLock in the second and third ways.
+        #[arg(long, default_value_t = rusty_bench::swap::SwapBenchConfig::default().confirmations)]
+        confirmations: u64,
+        /// Masternodes on RSC in the ChainLock way.
+        #[arg(long, default_value_t = rusty_bench::swap::SwapBenchConfig::default().masternodes)]
+        masternodes: usize,
     },
     Superblock {
         /// Masternodes registered (each votes on every proposal).

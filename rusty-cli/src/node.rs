@@ -86,6 +86,7 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
         });
     }
     c.bridge_auto_accept = a.bridge_auto_accept;
+    c.bridge_confirmations = a.bridge_confirmations;
     for spec in &a.bridge_chain {
         c.bridge_chains
             .push(parse_bridge_chain(spec).context("--bridge-chain")?);
@@ -499,13 +500,21 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             println!("{report}");
             Ok(())
         }
-        BenchCommand::Swap { swaps } => {
+        BenchCommand::Swap {
+            swaps,
+            confirmations,
+            masternodes,
+        } => {
             if std::env::var_os("RUST_LOG").is_some() {
                 init_logging();
             }
             let dir = rusty_bench::connect::TempDir::new("swapbench")
                 .context("creating a temporary directory")?;
-            let cfg = rusty_bench::swap::SwapBenchConfig { swaps: *swaps };
+            let cfg = rusty_bench::swap::SwapBenchConfig {
+                swaps: *swaps,
+                confirmations: *confirmations,
+                masternodes: *masternodes,
+            };
             let report = runtime()?.block_on(rusty_bench::swap::run_swap_bench(cfg, dir.path()))?;
             println!("{report}");
             Ok(())

@@ -4,11 +4,10 @@
 //! with these, so it works against any Ethereum node, not only one that
 //! holds its key.
 //!
-//! Encoding only: nothing here decodes untrusted bytes (the contracts
-//! issue's transaction decoder will, with its own property tests and fuzz
-//! target).
+//! RLP itself is `rusty_shared_types::rlp`.
 
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use rusty_shared_types::rlp;
 use sha3::{Digest, Keccak256};
 use thiserror::Error;
 
@@ -120,71 +119,6 @@ pub fn recover_address(
     let key = VerifyingKey::recover_from_prehash(hash, &signature, recovery)
         .map_err(|_| EthError::Recover)?;
     Ok(public_key_address(&key))
-}
-
-/// Recursive Length Prefix encoding, Ethereum's serialisation.
-pub mod rlp {
-    /// One item to encode.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub enum Item {
-        Bytes(Vec<u8>),
-        List(Vec<Item>),
-    }
-
-    impl Item {
-        /// An unsigned integer: big-endian without leading zeros (0 is
-        /// the empty string).
-        pub fn uint(value: u128) -> Item {
-            Item::Bytes(trim_leading_zeros(&value.to_be_bytes()).to_vec())
-        }
-
-        /// A 32-byte big-endian integer (a signature's `r` or `s`).
-        pub fn uint_bytes(value: &[u8]) -> Item {
-            Item::Bytes(trim_leading_zeros(value).to_vec())
-        }
-    }
-
-    fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
-        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-        &bytes[start..]
-    }
-
-    pub fn encode(item: &Item) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_into(item, &mut out);
-        out
-    }
-
-    fn encode_into(item: &Item, out: &mut Vec<u8>) {
-        match item {
-            Item::Bytes(bytes) if bytes.len() == 1 && bytes[0] < 0x80 => out.push(bytes[0]),
-            Item::Bytes(bytes) => {
-                header(0x80, bytes.len(), out);
-                out.extend_from_slice(bytes);
-            }
-            Item::List(items) => {
-                let mut payload = Vec::new();
-                for item in items {
-                    encode_into(item, &mut payload);
-                }
-                header(0xc0, payload.len(), out);
-                out.extend_from_slice(&payload);
-            }
-        }
-    }
-
-    /// A string's (0x80) or a list's (0xc0) length prefix.
-    fn header(base: u8, len: usize, out: &mut Vec<u8>) {
-        if len <= 55 {
-            // Fits: len ≤ 55 < 0x40.
-            out.push(base + len as u8);
-        } else {
-            let len_bytes = trim_leading_zeros(&(len as u64).to_be_bytes()).to_vec();
-            // At most 8 length bytes, so 0xb7 + 8 and 0xf7 + 8 stay in a byte.
-            out.push(base + 55 + len_bytes.len() as u8);
-            out.extend_from_slice(&len_bytes);
-        }
-    }
 }
 
 /// A legacy (type 0) transaction, replay-protected by EIP-155.
@@ -317,20 +251,6 @@ mod tests {
         assert_eq!(recover_address(&hash, &r, &s, v).unwrap(), key.address());
         let other = recover_address(&hash, &r, &s, v ^ 1);
         assert_ne!(other.ok(), Some(key.address()));
-    }
-
-    #[test]
-    fn rlp_lengths_around_the_short_form_boundary() {
-        use rlp::{encode, Item};
-        assert_eq!(encode(&Item::uint(0)), vec![0x80]);
-        assert_eq!(encode(&Item::uint(0x7f)), vec![0x7f]);
-        assert_eq!(encode(&Item::uint(0x80)), vec![0x81, 0x80]);
-        assert_eq!(encode(&Item::Bytes(vec![1; 55]))[0], 0x80 + 55);
-        assert_eq!(encode(&Item::Bytes(vec![1; 56]))[..2], [0xb8, 56]);
-        assert_eq!(encode(&Item::Bytes(vec![1; 1024]))[..3], [0xb9, 4, 0]);
-        assert_eq!(encode(&Item::List(vec![])), vec![0xc0]);
-        let long = Item::List(vec![Item::Bytes(vec![2; 60])]);
-        assert_eq!(encode(&long)[..2], [0xf8, 62]);
     }
 
     /// The address of the first contract hardhat's account 0 deploys.

@@ -53,6 +53,8 @@ pub struct LocalNetConfig {
     pub bridge_chains: Vec<Vec<crate::node::BridgeChain>>,
     /// Nodes from this index on accept every swap offer they can carry out.
     pub bridge_auto_accept_from: Option<usize>,
+    /// Every node's `--bridge-confirmations`.
+    pub bridge_confirmations: Option<u64>,
 }
 
 impl LocalNetConfig {
@@ -70,6 +72,7 @@ impl LocalNetConfig {
             network: Network::Dev,
             bridge_chains: Vec::new(),
             bridge_auto_accept_from: None,
+            bridge_confirmations: None,
         }
     }
 
@@ -129,6 +132,7 @@ impl LocalNetConfig {
         c.media_upload_limit = self.upload_limits.get(i).copied().unwrap_or(0);
         c.bridge_chains = self.bridge_chains.get(i).cloned().unwrap_or_default();
         c.bridge_auto_accept = self.bridge_auto_accept_from.is_some_and(|from| i >= from);
+        c.bridge_confirmations = self.bridge_confirmations;
         // Throwaway dev wallets with an empty passphrase: a slow KDF would
         // only slow the start down.
         c.wallet_kdf = KdfParams::insecure_fast_for_tests();

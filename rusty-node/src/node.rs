@@ -99,6 +99,10 @@ pub struct NodeConfig {
     /// Accept every swap offer this node can carry out
     /// (`--bridge-auto-accept`; a market maker for demos and tests).
     pub bridge_auto_accept: bool,
+    /// Confirmations a swap's lock needs to count as final when it has no
+    /// ChainLock (`--bridge-confirmations`); `None`: 1 on dev networks, 6
+    /// on ours elsewhere, 64 on Ethereum.
+    pub bridge_confirmations: Option<u64>,
 }
 
 /// A node of another chain the bridge reaches by RPC.
@@ -147,6 +151,7 @@ impl NodeConfig {
             metrics_bind: None,
             bridge_chains: Vec::new(),
             bridge_auto_accept: false,
+            bridge_confirmations: None,
         }
     }
 }
@@ -577,6 +582,7 @@ fn eth_chain(
     c: &BridgeChain,
     chain_id: u64,
     dir: &std::path::Path,
+    final_depth: u64,
 ) -> Result<crate::bridge::eth::EthChain, String> {
     use crate::bridge::eth::{EthChain, EthConfig};
     use rusty_crypto::eth::{parse_address, EthKey};
@@ -601,6 +607,7 @@ fn eth_chain(
         key,
         contract,
         state_dir,
+        final_depth,
     })
 }
 
@@ -627,9 +634,11 @@ fn bridge_config(
     };
     use crate::bridge::networks::BridgeNetwork;
     let depth = |network: &str| {
-        network
-            .parse::<BridgeNetwork>()
-            .map_or(6, BridgeNetwork::final_depth)
+        config.bridge_confirmations.unwrap_or_else(|| {
+            network
+                .parse::<BridgeNetwork>()
+                .map_or(6, BridgeNetwork::final_depth)
+        })
     };
     let mut chains: std::collections::HashMap<String, Arc<dyn ChainAdapter>> =
         std::collections::HashMap::new();
@@ -647,7 +656,8 @@ fn bridge_config(
     );
     for c in &config.bridge_chains {
         if let Ok(BridgeNetwork::Eth { chain_id }) = c.network.parse::<BridgeNetwork>() {
-            chains.insert(c.network.clone(), Arc::new(eth_chain(c, chain_id, dir)?));
+            let chain = eth_chain(c, chain_id, dir, depth(&c.network))?;
+            chains.insert(c.network.clone(), Arc::new(chain));
             continue;
         }
         let chain = match &c.cookie {

@@ -9,6 +9,7 @@
 //! - [`masternode`]: masternode, quorum commitment and ChainLock payloads.
 //! - [`params`]: [`ChainParams`] of the `main`, `test` and `dev` networks.
 //! - [`address`]: bech32m [`Address`]es.
+//! - [`rlp`]: Ethereum's RLP, with a strict decoder.
 //!
 //! No I/O and no heavy dependencies live here.
 
@@ -21,6 +22,7 @@ pub mod hash;
 pub mod masternode;
 pub mod media;
 pub mod params;
+pub mod rlp;
 pub mod script;
 pub mod transaction;
 

@@ -66,6 +66,8 @@ pub struct HtlcSpend {
     pub confirmations: u64,
     /// The secret, for a redeem; `None` for a refund.
     pub secret: Option<[u8; 32]>,
+    /// Whether the spend's block is ChainLocked.
+    pub chainlocked: bool,
 }
 
 /// Why a chain call failed. Every failure is retried at the next step:
@@ -109,6 +111,11 @@ pub trait ChainAdapter: Send + Sync {
     /// Whether `view`'s output is final: ChainLocked, or deep enough.
     fn is_final(&self, view: &HtlcView) -> bool {
         view.chainlocked || view.confirmations >= self.final_depth()
+    }
+
+    /// Whether a redeem or refund is final: ChainLocked, or deep enough.
+    fn is_spend_final(&self, spend: &HtlcSpend) -> bool {
+        spend.chainlocked || spend.confirmations >= self.final_depth()
     }
 }
 
@@ -343,6 +350,7 @@ impl ChainAdapter for RpcChain {
             txid: self.string(M, &v, "txid")?,
             confirmations,
             secret,
+            chainlocked: v.get("chainlocked").and_then(Value::as_bool) == Some(true),
         }))
     }
 

@@ -480,7 +480,7 @@ impl Swap {
                 match peer.find_spend(&htlc)? {
                     Some(spend) if spend.secret.is_some() => {
                         self.redeem_txid = Some(spend.txid.clone());
-                        if spend.confirmations >= peer.final_depth() {
+                        if peer.is_spend_final(&spend) {
                             self.enter(State::Completed, now_ms);
                         }
                     }
@@ -514,7 +514,7 @@ impl Swap {
                     }
                     Some(spend) => {
                         self.refund_txid = Some(spend.txid.clone());
-                        if spend.confirmations >= own.final_depth() {
+                        if own.is_spend_final(&spend) {
                             self.enter(State::Refunded, now_ms);
                         }
                     }

@@ -210,6 +210,7 @@ impl ChainAdapter for MemWallet {
                 txid: txid.clone(),
                 confirmations: confirmations(s.tip, *height),
                 secret: *secret,
+                chainlocked: false,
             }))
     }
 

@@ -407,6 +407,10 @@ impl HtlcApiServer for HtlcRpc {
         let Some((tx, height)) = found else {
             return Ok(None);
         };
+        let locked_height = self
+            .0
+            .with_state(|s| s.chain().best_chainlock().map(|cl| cl.height))
+            .await?;
         let path = tx
             .inputs
             .iter()
@@ -425,6 +429,7 @@ impl HtlcApiServer for HtlcRpc {
                 Some(HtlcPath::Redeem(secret)) => Some(hex::encode(secret)),
                 _ => None,
             },
+            chainlocked: matches!((height, locked_height), (Some(h), Some(l)) if h <= l),
         }))
     }
 }

@@ -139,6 +139,8 @@ pub struct EthConfig {
     pub contract: Option<EthAddress>,
     /// Where the deployed contract's address is kept.
     pub state_dir: PathBuf,
+    /// Confirmations before a lock counts as final.
+    pub final_depth: u64,
 }
 
 /// A swap's view of an Ethereum chain.
@@ -205,7 +207,7 @@ impl EthChain {
         let address = config.key.address();
         Ok(EthChain {
             network: network.name(),
-            final_depth: network.final_depth(),
+            final_depth: config.final_depth,
             client,
             chain_id: config.chain_id,
             key: config.key,
@@ -636,6 +638,7 @@ impl ChainAdapter for EthChain {
             txid,
             confirmations: tip.saturating_sub(block) + 1,
             secret,
+            chainlocked: false,
         }))
     }
 

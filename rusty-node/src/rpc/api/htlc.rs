@@ -85,6 +85,9 @@ pub struct HtlcSpent {
     pub path: String,
     /// The 32-byte secret a redeem revealed, hex.
     pub secret: Option<String>,
+    /// Whether the spend's block is ChainLocked (final however shallow).
+    #[serde(default)]
+    pub chainlocked: bool,
 }
 
 #[rpc(server, client)]
