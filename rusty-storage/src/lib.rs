@@ -8,12 +8,16 @@
 //! - A schema version is stored in the `meta` column family and checked at
 //!   open, so an old binary never misreads a newer database.
 //!
+//! - [`trie`]: a Merkle Patricia Trie in Ethereum's layout, its nodes in a
+//!   table by hash (the contracts' state).
+//!
 //! Crash safety comes from atomicity: every state change of the node is one
 //! write batch, and RocksDB's write-ahead log makes a batch all-or-nothing
 //! across a `kill -9`.
 
 pub mod backend;
 mod key;
+pub mod trie;
 
 use std::{path::Path, sync::Arc};
 

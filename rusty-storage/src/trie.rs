@@ -1,0 +1,585 @@
+//! A hexary Merkle Patricia Trie in Ethereum's layout (leaf, extension
+//! and branch nodes in RLP, hex-prefix paths, nodes under 32 bytes
+//! embedded in their parent, the root always hashed), generic over the
+//! hash: BLAKE3 on the chain, Keccak-256 in the tests, where the
+//! ethereum/tests TrieTests roots must come out.
+//!
+//! Nodes are kept by hash in a [`NodeStore`] and never changed, so an old
+//! root stays readable and a reorg is a switch of root. A [`Trie`] loads
+//! the nodes it walks, changes them in memory, and [`Trie::commit`] hands
+//! back the new root and the new nodes, for the caller to write in the
+//! same batch as the rest of the block. (Pruning old nodes, the cache of
+//! the top levels and the account layer on top are the contracts issue's
+//! next steps.)
+
+use std::{collections::HashMap, marker::PhantomData};
+
+use rusty_shared_types::rlp::{self, Item, Kind, Rlp, RlpError};
+use thiserror::Error;
+
+/// The trie's hash function.
+pub trait TrieHasher {
+    fn hash(data: &[u8]) -> [u8; 32];
+}
+
+/// The chain's trie hash.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Blake3Hasher;
+
+impl TrieHasher for Blake3Hasher {
+    fn hash(data: &[u8]) -> [u8; 32] {
+        *blake3::hash(data).as_bytes()
+    }
+}
+
+/// Where nodes are kept, by hash.
+pub trait NodeStore {
+    fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError>;
+}
+
+/// In memory, for tests and for proofs.
+impl NodeStore for HashMap<[u8; 32], Vec<u8>> {
+    fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
+        Ok(self.get(hash).cloned())
+    }
+}
+
+/// A node's bytes as a table value (length-prefixed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeBytes(pub Vec<u8>);
+
+/// Longest node: a branch of 16 hashes and a value (values are account
+/// records or storage words; anything longer is not a node of ours).
+const MAX_NODE_LEN: usize = 16 * 33 + 4096;
+
+impl rusty_shared_types::Encode for NodeBytes {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        rusty_shared_types::encoding::write_bytes(out, &self.0);
+    }
+}
+
+impl rusty_shared_types::Decode for NodeBytes {
+    fn decode_from(
+        r: &mut rusty_shared_types::encoding::Reader<'_>,
+    ) -> rusty_shared_types::encoding::DecodeResult<Self> {
+        r.bytes("trie node", MAX_NODE_LEN).map(NodeBytes)
+    }
+}
+
+/// Nodes in a table of a [`Database`](crate::Database) (a RocksDB column
+/// family on a node), keyed by hash.
+pub struct TableNodes<'a, T> {
+    db: &'a crate::Database,
+    _table: PhantomData<T>,
+}
+
+impl<T> std::fmt::Debug for TableNodes<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TableNodes")
+    }
+}
+
+impl<'a, T> TableNodes<'a, T> {
+    pub fn new(db: &'a crate::Database) -> Self {
+        TableNodes {
+            db,
+            _table: PhantomData,
+        }
+    }
+}
+
+impl<T> NodeStore for TableNodes<'_, T>
+where
+    T: crate::Table<Key = rusty_shared_types::Hash256, Value = NodeBytes>,
+{
+    fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
+        self.db
+            .get::<T>(&rusty_shared_types::Hash256(*hash))
+            .map(|v| v.map(|b| b.0))
+            .map_err(|e| TrieError::Store(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TrieError {
+    #[error("trie node {} is missing", hex::encode(.0))]
+    MissingNode([u8; 32]),
+    #[error("trie node {hash}: {why}", hash = hex::encode(.0), why = .1)]
+    Corrupt([u8; 32], String),
+    #[error("trie store: {0}")]
+    Store(String),
+}
+
+/// A child reference: nothing, a node in the store, or a node in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Child {
+    Empty,
+    Hash([u8; 32]),
+    Node(Box<Node>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Empty,
+    /// `path`: the rest of the key, in nibbles.
+    Leaf {
+        path: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Extension {
+        path: Vec<u8>,
+        child: Child,
+    },
+    Branch {
+        children: Box<[Child; 16]>,
+        value: Option<Vec<u8>>,
+    },
+}
+
+fn nibbles(key: &[u8]) -> Vec<u8> {
+    key.iter().flat_map(|b| [b >> 4, b & 0x0f]).collect()
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// Hex-prefix encoding of a path (flag nibble: 2 for a leaf, +1 if odd).
+fn hex_prefix(path: &[u8], leaf: bool) -> Vec<u8> {
+    let flag = if leaf { 2 } else { 0 } + (path.len() % 2) as u8;
+    let mut out = Vec::with_capacity(path.len() / 2 + 1);
+    let rest = if path.len() % 2 == 1 {
+        out.push((flag << 4) | path[0]);
+        &path[1..]
+    } else {
+        out.push(flag << 4);
+        path
+    };
+    out.extend(rest.chunks(2).map(|p| (p[0] << 4) | p[1]));
+    out
+}
+
+/// A hex-prefixed path and whether it ends in a leaf; strict (an even
+/// path's padding nibble must be 0).
+fn decode_hex_prefix(bytes: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let first = *bytes.first()?;
+    let (flag, low) = (first >> 4, first & 0x0f);
+    if flag > 3 || (flag % 2 == 0 && low != 0) {
+        return None;
+    }
+    let mut path = Vec::with_capacity(bytes.len() * 2);
+    if flag % 2 == 1 {
+        path.push(low);
+    }
+    path.extend(nibbles(&bytes[1..]));
+    Some((path, flag >= 2))
+}
+
+fn empty_children() -> Box<[Child; 16]> {
+    Box::new(std::array::from_fn(|_| Child::Empty))
+}
+
+/// A node from its RLP (`hash` names it in errors).
+fn decode_node(hash: &[u8; 32], bytes: &[u8]) -> Result<Node, TrieError> {
+    let corrupt = |why: &str| TrieError::Corrupt(*hash, why.to_string());
+    let item = rlp::decode(bytes).map_err(|e: RlpError| corrupt(&e.to_string()))?;
+    node_of(hash, &item, 0)
+}
+
+/// How deep embedded nodes may nest (each embeds at most 31 bytes, so a
+/// real trie never goes past a handful).
+const MAX_EMBED_DEPTH: usize = 8;
+
+fn node_of(hash: &[u8; 32], item: &Rlp<'_>, depth: usize) -> Result<Node, TrieError> {
+    let corrupt = |why: &str| TrieError::Corrupt(*hash, why.to_string());
+    let items = item.list().map_err(|e| corrupt(&e.to_string()))?;
+    let child_of = |it: &Rlp<'_>| -> Result<Child, TrieError> {
+        match &it.kind {
+            Kind::Bytes([]) => Ok(Child::Empty),
+            Kind::Bytes(b) if b.len() == 32 => {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(b);
+                Ok(Child::Hash(h))
+            }
+            Kind::List(_) if it.raw.len() < 32 && depth < MAX_EMBED_DEPTH => {
+                Ok(Child::Node(Box::new(node_of(hash, it, depth + 1)?)))
+            }
+            _ => Err(corrupt("a child that is neither a hash nor a small node")),
+        }
+    };
+    match items.len() {
+        17 => {
+            let mut children = empty_children();
+            for (slot, it) in children.iter_mut().zip(&items[..16]) {
+                *slot = child_of(it)?;
+            }
+            let value = items[16].bytes().map_err(|e| corrupt(&e.to_string()))?;
+            Ok(Node::Branch {
+                children,
+                value: (!value.is_empty()).then(|| value.to_vec()),
+            })
+        }
+        2 => {
+            let encoded = items[0].bytes().map_err(|e| corrupt(&e.to_string()))?;
+            let (path, leaf) = decode_hex_prefix(encoded).ok_or_else(|| corrupt("a bad path"))?;
+            if leaf {
+                let value = items[1].bytes().map_err(|e| corrupt(&e.to_string()))?;
+                Ok(Node::Leaf {
+                    path,
+                    value: value.to_vec(),
+                })
+            } else {
+                match child_of(&items[1])? {
+                    Child::Empty => Err(corrupt("an extension to nothing")),
+                    child if !path.is_empty() => Ok(Node::Extension { path, child }),
+                    _ => Err(corrupt("an extension with an empty path")),
+                }
+            }
+        }
+        _ => Err(corrupt("a list of neither 2 nor 17 items")),
+    }
+}
+
+/// Nodes made by a change, by hash: what [`Trie::commit`] hands back.
+pub type NewNodes = Vec<([u8; 32], Vec<u8>)>;
+
+/// A trie over `S`, hashed with `H`.
+#[derive(Debug, Clone)]
+pub struct Trie<H, S> {
+    root: Child,
+    store: S,
+    _hasher: PhantomData<H>,
+}
+
+impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
+    /// The root of the empty trie: the hash of the empty string's RLP.
+    pub fn empty_root() -> [u8; 32] {
+        H::hash(&[0x80])
+    }
+
+    pub fn new(store: S) -> Self {
+        Trie {
+            root: Child::Empty,
+            store,
+            _hasher: PhantomData,
+        }
+    }
+
+    /// The trie whose root is `root`, its nodes in `store`.
+    pub fn at(root: [u8; 32], store: S) -> Self {
+        let root = if root == Self::empty_root() {
+            Child::Empty
+        } else {
+            Child::Hash(root)
+        };
+        Trie {
+            root,
+            store,
+            _hasher: PhantomData,
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn load(&self, child: &Child) -> Result<Node, TrieError> {
+        match child {
+            Child::Empty => Ok(Node::Empty),
+            Child::Node(n) => Ok((**n).clone()),
+            Child::Hash(h) => {
+                let bytes = self.store.node(h)?.ok_or(TrieError::MissingNode(*h))?;
+                if H::hash(&bytes) != *h {
+                    return Err(TrieError::Corrupt(*h, "its bytes hash to another".into()));
+                }
+                decode_node(h, &bytes)
+            }
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
+        let path = nibbles(key);
+        let mut node = self.load(&self.root)?;
+        let mut at = 0;
+        loop {
+            match node {
+                Node::Empty => return Ok(None),
+                Node::Leaf { path: p, value } => {
+                    return Ok((p[..] == path[at..]).then_some(value));
+                }
+                Node::Extension { path: p, child } => {
+                    if !path[at..].starts_with(&p) {
+                        return Ok(None);
+                    }
+                    at += p.len();
+                    node = self.load(&child)?;
+                }
+                Node::Branch { children, value } => {
+                    let Some(&i) = path.get(at) else {
+                        return Ok(value);
+                    };
+                    at += 1;
+                    node = self.load(&children[usize::from(i)])?;
+                }
+            }
+        }
+    }
+
+    /// Sets `key` to `value`; an empty value removes the key (as in
+    /// Ethereum, where a zero slot is no slot).
+    pub fn insert(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), TrieError> {
+        if value.is_empty() {
+            return self.remove(key);
+        }
+        let root = self.load(&self.root)?;
+        let node = self.insert_at(root, &nibbles(key), value)?;
+        self.root = Child::Node(Box::new(node));
+        Ok(())
+    }
+
+    fn insert_at(&self, node: Node, path: &[u8], value: Vec<u8>) -> Result<Node, TrieError> {
+        Ok(match node {
+            Node::Empty => Node::Leaf {
+                path: path.to_vec(),
+                value,
+            },
+            Node::Leaf { path: lp, .. } if lp == path => Node::Leaf { path: lp, value },
+            Node::Leaf {
+                path: lp,
+                value: lv,
+            } => {
+                let c = common_prefix(&lp, path);
+                let mut children = empty_children();
+                let mut branch_value = None;
+                for (p, v) in [(lp, lv), (path.to_vec(), value)] {
+                    match p.get(c) {
+                        None => branch_value = Some(v),
+                        Some(&i) => {
+                            children[usize::from(i)] = Child::Node(Box::new(Node::Leaf {
+                                path: p[c + 1..].to_vec(),
+                                value: v,
+                            }))
+                        }
+                    }
+                }
+                let branch = Node::Branch {
+                    children,
+                    value: branch_value,
+                };
+                extend(&path[..c], branch)
+            }
+            Node::Extension { path: ep, child } => {
+                let c = common_prefix(&ep, path);
+                if c == ep.len() {
+                    let below = self.insert_at(self.load(&child)?, &path[c..], value)?;
+                    return Ok(Node::Extension {
+                        path: ep,
+                        child: Child::Node(Box::new(below)),
+                    });
+                }
+                let mut children = empty_children();
+                // What the extension led to, under its next nibble.
+                children[usize::from(ep[c])] = if ep.len() > c + 1 {
+                    Child::Node(Box::new(Node::Extension {
+                        path: ep[c + 1..].to_vec(),
+                        child,
+                    }))
+                } else {
+                    child
+                };
+                let mut branch_value = None;
+                match path.get(c) {
+                    None => branch_value = Some(value),
+                    Some(&i) => {
+                        children[usize::from(i)] = Child::Node(Box::new(Node::Leaf {
+                            path: path[c + 1..].to_vec(),
+                            value,
+                        }))
+                    }
+                }
+                let branch = Node::Branch {
+                    children,
+                    value: branch_value,
+                };
+                extend(&path[..c], branch)
+            }
+            Node::Branch {
+                mut children,
+                value: bv,
+            } => match path.first() {
+                None => Node::Branch {
+                    children,
+                    value: Some(value),
+                },
+                Some(&i) => {
+                    let slot = &mut children[usize::from(i)];
+                    let below = self.insert_at(self.load(slot)?, &path[1..], value)?;
+                    *slot = Child::Node(Box::new(below));
+                    Node::Branch {
+                        children,
+                        value: bv,
+                    }
+                }
+            },
+        })
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Result<(), TrieError> {
+        let root = self.load(&self.root)?;
+        self.root = match self.remove_at(root, &nibbles(key))? {
+            Node::Empty => Child::Empty,
+            node => Child::Node(Box::new(node)),
+        };
+        Ok(())
+    }
+
+    fn remove_at(&self, node: Node, path: &[u8]) -> Result<Node, TrieError> {
+        Ok(match node {
+            Node::Empty => Node::Empty,
+            Node::Leaf { path: lp, .. } if lp == path => Node::Empty,
+            leaf @ Node::Leaf { .. } => leaf,
+            Node::Extension { path: ep, child } => {
+                if !path.starts_with(&ep) {
+                    return Ok(Node::Extension { path: ep, child });
+                }
+                let below = self.remove_at(self.load(&child)?, &path[ep.len()..])?;
+                prefix(&ep, below)
+            }
+            Node::Branch {
+                mut children,
+                mut value,
+            } => {
+                match path.first() {
+                    None => value = None,
+                    Some(&i) => {
+                        let slot = &mut children[usize::from(i)];
+                        *slot = match self.remove_at(self.load(slot)?, &path[1..])? {
+                            Node::Empty => Child::Empty,
+                            n => Child::Node(Box::new(n)),
+                        };
+                    }
+                }
+                let left: Vec<usize> = (0..16)
+                    .filter(|&i| children[i] != Child::Empty)
+                    .take(2)
+                    .collect();
+                match (left.as_slice(), value) {
+                    ([], None) => Node::Empty,
+                    ([], Some(v)) => Node::Leaf {
+                        path: Vec::new(),
+                        value: v,
+                    },
+                    // One child and no value: the branch is not needed.
+                    (&[i], None) => {
+                        let below = self.load(&children[i])?;
+                        prefix(&[i as u8], below)
+                    }
+                    (_, value) => Node::Branch { children, value },
+                }
+            }
+        })
+    }
+
+    /// The root hash of the trie as it is now.
+    pub fn root_hash(&self) -> [u8; 32] {
+        self.hash_root(&mut Vec::new())
+    }
+
+    fn hash_root(&self, out: &mut NewNodes) -> [u8; 32] {
+        match &self.root {
+            Child::Empty => Self::empty_root(),
+            Child::Hash(h) => *h,
+            Child::Node(n) => {
+                let encoded = self.encode(n, out);
+                let hash = H::hash(&encoded);
+                out.push((hash, encoded));
+                hash
+            }
+        }
+    }
+
+    /// The root hash and the nodes made since the last commit, for the
+    /// caller to store; the trie then refers to its root by hash.
+    pub fn commit(&mut self) -> ([u8; 32], NewNodes) {
+        let mut nodes = Vec::new();
+        let root = self.hash_root(&mut nodes);
+        if self.root != Child::Empty {
+            self.root = Child::Hash(root);
+        }
+        (root, nodes)
+    }
+
+    fn encode(&self, node: &Node, out: &mut NewNodes) -> Vec<u8> {
+        let item = match node {
+            Node::Empty => Item::Bytes(Vec::new()),
+            Node::Leaf { path, value } => Item::List(vec![
+                Item::Bytes(hex_prefix(path, true)),
+                Item::Bytes(value.clone()),
+            ]),
+            Node::Extension { path, child } => Item::List(vec![
+                Item::Bytes(hex_prefix(path, false)),
+                self.child_ref(child, out),
+            ]),
+            Node::Branch { children, value } => {
+                let mut items: Vec<Item> =
+                    children.iter().map(|c| self.child_ref(c, out)).collect();
+                items.push(Item::Bytes(value.clone().unwrap_or_default()));
+                Item::List(items)
+            }
+        };
+        rlp::encode(&item)
+    }
+
+    /// A child as its parent holds it: embedded under 32 bytes, else its
+    /// hash (and the node is new, to be stored).
+    fn child_ref(&self, child: &Child, out: &mut NewNodes) -> Item {
+        match child {
+            Child::Empty => Item::Bytes(Vec::new()),
+            Child::Hash(h) => Item::Bytes(h.to_vec()),
+            Child::Node(n) => {
+                let encoded = self.encode(n, out);
+                if encoded.len() < 32 {
+                    Item::Raw(encoded)
+                } else {
+                    let hash = H::hash(&encoded);
+                    out.push((hash, encoded));
+                    Item::Bytes(hash.to_vec())
+                }
+            }
+        }
+    }
+}
+
+/// `node` below the nibbles `path` (an extension, unless `path` is
+/// empty).
+fn extend(path: &[u8], node: Node) -> Node {
+    if path.is_empty() {
+        node
+    } else {
+        Node::Extension {
+            path: path.to_vec(),
+            child: Child::Node(Box::new(node)),
+        }
+    }
+}
+
+/// `node` reached through `path`, merged with it where the shape allows
+/// (what is left of a branch or extension after a removal).
+fn prefix(path: &[u8], node: Node) -> Node {
+    match node {
+        Node::Empty => Node::Empty,
+        Node::Leaf { path: p, value } => Node::Leaf {
+            path: [path, &p].concat(),
+            value,
+        },
+        Node::Extension { path: p, child } => Node::Extension {
+            path: [path, &p].concat(),
+            child,
+        },
+        branch @ Node::Branch { .. } => extend(path, branch),
+    }
+}
+
+#[cfg(test)]
+#[path = "trie_tests.rs"]
+mod tests;

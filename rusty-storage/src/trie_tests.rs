@@ -1,0 +1,221 @@
+use std::collections::{BTreeMap, HashMap};
+
+use proptest::prelude::*;
+use sha3::{Digest, Keccak256};
+
+use super::*;
+
+/// Ethereum's hash, for the conformance vectors.
+struct Keccak;
+
+impl TrieHasher for Keccak {
+    fn hash(data: &[u8]) -> [u8; 32] {
+        Keccak256::digest(data).into()
+    }
+}
+
+type MemStore = HashMap<[u8; 32], Vec<u8>>;
+
+fn bytes_of(s: &str) -> Vec<u8> {
+    match s.strip_prefix("0x") {
+        Some(h) => hex::decode(h).unwrap(),
+        None => s.as_bytes().to_vec(),
+    }
+}
+
+/// ethereum/tests TrieTests/trietest.json: every root matches.
+#[test]
+fn ethereum_trie_tests_roots_match() {
+    let cases: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/data/trietest.json")).unwrap();
+    let cases = cases.as_object().unwrap();
+    assert_eq!(cases.len(), 4);
+    for (name, case) in cases {
+        let mut trie = Trie::<Keccak, _>::new(MemStore::new());
+        for pair in case["in"].as_array().unwrap() {
+            let key = bytes_of(pair[0].as_str().unwrap());
+            match pair[1].as_str() {
+                Some(v) => trie.insert(&key, bytes_of(v)).unwrap(),
+                None => trie.remove(&key).unwrap(),
+            }
+        }
+        let want = bytes_of(case["root"].as_str().unwrap());
+        assert_eq!(trie.root_hash().to_vec(), want, "{name}");
+    }
+}
+
+/// ethereum/tests TrieTests/hex_encoded_securetrie_test.json, `test1`
+/// (secure keys: each key is hashed first; the values are account RLP).
+#[test]
+fn ethereum_secure_trie_test_root_matches() {
+    let data = [
+        ("a94f5374fce5edbc8e2a8697c15331677e6ebf0b", "f848018405f446a7a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+        ("095e7baea6a6c7c4c2dfeb977efac326af552d87", "f8440101a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a004bccc5d94f4d1f99aab44369a910179931772f2a5c001c3229f57831c102769"),
+        ("d2571607e241ecf590ed94b12d87c94babe36db6", "f8440180a0ba4b47865c55a341a4a78759bb913cd15c3ee8eaf30a62fa8d1c8863113d84e8a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+        ("62c01474f089b07dae603491675dc5b5748f7049", "f8448080a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+        ("2adc25665018aa1fe0e6bc666dac8fc2697ff9ba", "f8478083019a59a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+    ];
+    let mut trie = Trie::<Keccak, _>::new(MemStore::new());
+    for (key, value) in data {
+        let key = Keccak::hash(&hex::decode(key).unwrap());
+        trie.insert(&key, hex::decode(value).unwrap()).unwrap();
+    }
+    assert_eq!(
+        hex::encode(trie.root_hash()),
+        "730a444e08ab4b8dee147c9b232fc52d34a223d600031c1e9d25bfc985cbd797"
+    );
+}
+
+#[test]
+fn the_empty_trie_has_the_known_empty_root() {
+    let trie = Trie::<Keccak, _>::new(MemStore::new());
+    assert_eq!(
+        hex::encode(trie.root_hash()),
+        "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
+    );
+}
+
+/// Committed nodes are enough to read the trie back from its root, and
+/// an older root stays readable after later changes.
+#[test]
+fn a_committed_root_reads_back_and_old_roots_stay() {
+    let mut trie = Trie::<Blake3Hasher, _>::new(MemStore::new());
+    let mut store = MemStore::new();
+    for i in 0u32..200 {
+        trie.insert(&i.to_be_bytes(), vec![1; 1 + i as usize % 40])
+            .unwrap();
+    }
+    let (old_root, nodes) = trie.commit();
+    store.extend(nodes);
+    trie = Trie::at(old_root, store.clone());
+    trie.insert(&7u32.to_be_bytes(), b"seven".to_vec()).unwrap();
+    trie.remove(&8u32.to_be_bytes()).unwrap();
+    let (new_root, nodes) = trie.commit();
+    store.extend(nodes);
+
+    let old = Trie::<Blake3Hasher, _>::at(old_root, store.clone());
+    let new = Trie::<Blake3Hasher, _>::at(new_root, store);
+    assert_eq!(old.get(&7u32.to_be_bytes()).unwrap(), Some(vec![1; 8]));
+    assert_eq!(
+        new.get(&7u32.to_be_bytes()).unwrap(),
+        Some(b"seven".to_vec())
+    );
+    assert_eq!(old.get(&8u32.to_be_bytes()).unwrap(), Some(vec![1; 9]));
+    assert_eq!(new.get(&8u32.to_be_bytes()).unwrap(), None);
+    assert_eq!(new.get(&9999u32.to_be_bytes()).unwrap(), None);
+}
+
+/// A missing or altered node is an error, never a wrong answer.
+#[test]
+fn missing_and_corrupt_nodes_are_errors() {
+    let mut trie = Trie::<Blake3Hasher, _>::new(MemStore::new());
+    for i in 0u32..50 {
+        trie.insert(&i.to_be_bytes(), vec![2; 40]).unwrap();
+    }
+    let (root, nodes) = trie.commit();
+    let store: MemStore = nodes.into_iter().collect();
+    let missing = Trie::<Blake3Hasher, _>::at(root, MemStore::new());
+    assert_eq!(
+        missing.get(&1u32.to_be_bytes()),
+        Err(TrieError::MissingNode(root))
+    );
+    let mut altered = store.clone();
+    altered.get_mut(&root).unwrap()[3] ^= 1;
+    let corrupt = Trie::<Blake3Hasher, _>::at(root, altered);
+    assert!(matches!(
+        corrupt.get(&1u32.to_be_bytes()),
+        Err(TrieError::Corrupt(..))
+    ));
+    // Bytes that hash right but are not a node.
+    let junk = vec![0xc3, 0x80, 0x80, 0x80];
+    let junk_hash = Blake3Hasher::hash(&junk);
+    let junk_store: MemStore = [(junk_hash, junk)].into_iter().collect();
+    let bad = Trie::<Blake3Hasher, _>::at(junk_hash, junk_store);
+    assert!(matches!(bad.get(b"x"), Err(TrieError::Corrupt(..))));
+}
+
+/// On RocksDB: the nodes of a commit go in one batch with everything
+/// else; after reopening the database the root reads back.
+#[test]
+fn nodes_in_a_rocksdb_table_survive_a_reopen() {
+    use crate::{tables, Database, RocksOptions};
+    tables! {
+        const TABLES;
+        table Nodes: rusty_shared_types::Hash256 => NodeBytes = "trie_nodes";
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = {
+        let db = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap();
+        let mut trie = Trie::<Blake3Hasher, _>::new(TableNodes::<Nodes>::new(&db));
+        for i in 0u32..100 {
+            trie.insert(&i.to_le_bytes(), i.to_be_bytes().to_vec())
+                .unwrap();
+        }
+        let (root, nodes) = trie.commit();
+        let mut batch = db.batch();
+        for (hash, node) in nodes {
+            batch.put::<Nodes>(&rusty_shared_types::Hash256(hash), &NodeBytes(node));
+        }
+        db.commit(batch).unwrap();
+        root
+    };
+    let db = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap();
+    let trie = Trie::<Blake3Hasher, _>::at(root, TableNodes::<Nodes>::new(&db));
+    for i in 0u32..100 {
+        assert_eq!(
+            trie.get(&i.to_le_bytes()).unwrap(),
+            Some(i.to_be_bytes().to_vec())
+        );
+    }
+}
+
+fn ops() -> impl Strategy<Value = Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    // Short keys from a small alphabet, so paths share prefixes and
+    // every node shape (and every collapse on removal) turns up.
+    let key = proptest::collection::vec(0u8..4, 0..5);
+    let value = proptest::option::of(proptest::collection::vec(any::<u8>(), 1..40));
+    proptest::collection::vec((key, value), 1..60)
+}
+
+proptest! {
+    /// Any sequence of inserts and removes reads like a map, and its root
+    /// is the root of the same map built fresh in sorted order (so the
+    /// root depends on the contents alone).
+    #[test]
+    fn the_trie_is_a_map_and_its_root_depends_on_contents_only(ops in ops()) {
+        let mut trie = Trie::<Keccak, _>::new(MemStore::new());
+        let mut model = BTreeMap::new();
+        for (key, value) in &ops {
+            match value {
+                Some(v) => {
+                    trie.insert(key, v.clone()).unwrap();
+                    model.insert(key.clone(), v.clone());
+                }
+                None => {
+                    trie.remove(key).unwrap();
+                    model.remove(key);
+                }
+            }
+        }
+        for (key, _) in &ops {
+            prop_assert_eq!(trie.get(key).unwrap(), model.get(key).cloned());
+        }
+        let mut fresh = Trie::<Keccak, _>::new(MemStore::new());
+        for (k, v) in &model {
+            fresh.insert(k, v.clone()).unwrap();
+        }
+        prop_assert_eq!(trie.root_hash(), fresh.root_hash());
+        // And through the store: commit, reopen, read.
+        let (root, nodes) = trie.commit();
+        let reopened = Trie::<Keccak, _>::at(root, nodes.into_iter().collect::<MemStore>());
+        for (k, v) in &model {
+            prop_assert_eq!(reopened.get(k).unwrap(), Some(v.clone()));
+        }
+    }
+
+    /// Node decoding takes untrusted bytes (proofs): it never panics.
+    #[test]
+    fn decoding_arbitrary_node_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode_node(&[0; 32], &bytes);
+    }
+}
