@@ -8,6 +8,8 @@
 
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use rusty_shared_types::rlp;
+
+pub mod tx;
 use sha3::{Digest, Keccak256};
 use thiserror::Error;
 
@@ -143,37 +145,30 @@ pub struct SignedTx {
 }
 
 impl LegacyTx {
-    fn fields(&self) -> Vec<rlp::Item> {
-        use rlp::Item;
-        vec![
-            Item::uint(self.nonce.into()),
-            Item::uint(self.gas_price),
-            Item::uint(self.gas_limit.into()),
-            Item::Bytes(self.to.map(|a| a.to_vec()).unwrap_or_default()),
-            Item::uint(self.value),
-            Item::Bytes(self.data.clone()),
-        ]
+    fn fields(&self) -> tx::EthTxFields {
+        let mut value = [0u8; 32];
+        value[16..].copy_from_slice(&self.value.to_be_bytes());
+        tx::EthTxFields {
+            tx_type: tx::EthTxType::Legacy,
+            chain_id: Some(self.chain_id),
+            nonce: self.nonce,
+            max_priority_fee_per_gas: self.gas_price,
+            max_fee_per_gas: self.gas_price,
+            gas_limit: self.gas_limit,
+            to: self.to,
+            value,
+            input: self.data.clone(),
+            access_list: Vec::new(),
+        }
     }
 
     /// What is signed (EIP-155): the fields, the chain id, 0, 0.
     pub fn signing_hash(&self) -> [u8; 32] {
-        use rlp::Item;
-        let mut fields = self.fields();
-        fields.extend([
-            Item::uint(self.chain_id.into()),
-            Item::uint(0),
-            Item::uint(0),
-        ]);
-        keccak256(&rlp::encode(&Item::List(fields)))
+        self.fields().signing_hash()
     }
 
     pub fn sign(&self, key: &EthKey) -> Result<SignedTx, EthError> {
-        use rlp::Item;
-        let (r, s, recovery) = key.sign_hash(&self.signing_hash())?;
-        let v = u128::from(self.chain_id) * 2 + 35 + u128::from(recovery);
-        let mut fields = self.fields();
-        fields.extend([Item::uint(v), Item::uint_bytes(&r), Item::uint_bytes(&s)]);
-        let raw = rlp::encode(&Item::List(fields));
+        let raw = self.fields().sign(key)?;
         let hash = keccak256(&raw);
         Ok(SignedTx { raw, hash })
     }
