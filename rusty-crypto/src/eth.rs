@@ -212,32 +212,6 @@ mod tests {
         );
     }
 
-    /// The example transaction of EIP-155 itself.
-    #[test]
-    fn eip155_example_transaction() {
-        let key = EthKey::from_bytes(&[0x46; 32]).unwrap();
-        let tx = LegacyTx {
-            nonce: 9,
-            gas_price: 20_000_000_000,
-            gas_limit: 21_000,
-            to: Some([0x35; 20]),
-            value: 1_000_000_000_000_000_000,
-            data: vec![],
-            chain_id: 1,
-        };
-        assert_eq!(
-            hex::encode(tx.signing_hash()),
-            "daf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53"
-        );
-        let signed = tx.sign(&key).unwrap();
-        assert_eq!(
-            hex::encode(&signed.raw),
-            "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a7640000\
-             8025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d89\
-             97f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"
-        );
-    }
-
     #[test]
     fn a_signature_recovers_to_its_signer() {
         let key = EthKey::from_bytes(&[7; 32]).unwrap();

@@ -209,6 +209,36 @@ pub(crate) fn agree(alice: &NodeProcess, bob: &NodeProcess, give: &str, want: &s
     id
 }
 
+/// The states a swap that completes goes through, per role.
+pub(crate) const INITIATOR_PATH: [&str; 7] = [
+    "offered",
+    "accepted",
+    "funding",
+    "funded",
+    "peer_funded",
+    "redeeming",
+    "completed",
+];
+pub(crate) const PARTICIPANT_PATH: [&str; 7] = [
+    "accepted",
+    "peer_funded",
+    "funding",
+    "funded",
+    "secret_seen",
+    "redeeming",
+    "completed",
+];
+
+/// The states a swap entered, from `bridge status`.
+pub(crate) fn history(s: &Value) -> Vec<String> {
+    s["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h[0].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// Mines a block on `chains` until `done` holds, failing after 120 s.
 fn mine_until(chains: &[&NodeProcess], what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -264,38 +294,8 @@ fn bridge_daemons_complete_a_swap_between_rsc_and_par() {
     }
     let a = state(alice, &id);
     let b = state(bob, &id);
-    let names = |s: &Value| -> Vec<String> {
-        s["history"]
-            .as_array()
-            .expect("history")
-            .iter()
-            .map(|h| h[0].as_str().unwrap_or_default().to_string())
-            .collect()
-    };
-    assert_eq!(
-        names(&a),
-        [
-            "offered",
-            "accepted",
-            "funding",
-            "funded",
-            "peer_funded",
-            "redeeming",
-            "completed"
-        ]
-    );
-    assert_eq!(
-        names(&b),
-        [
-            "accepted",
-            "peer_funded",
-            "funding",
-            "funded",
-            "secret_seen",
-            "redeeming",
-            "completed"
-        ]
-    );
+    assert_eq!(history(&a), INITIATOR_PATH);
+    assert_eq!(history(&b), PARTICIPANT_PATH);
     // Coins moved both ways, less fees; the wallets' balances follow once
     // the redeems are mined.
     mine(alice, 1);

@@ -51,7 +51,8 @@ fn ethers_signed_transactions_decode_to_their_sender_and_hash() {
     assert_eq!(create.fields.to, None);
 }
 
-/// EIP-155's example, signed here by `LegacyTx`, decodes to its key.
+/// EIP-155's own example: `LegacyTx` signs it to the bytes the EIP gives,
+/// and they decode to its key.
 #[test]
 fn the_eip155_example_decodes() {
     let key = EthKey::from_bytes(&[0x46; 32]).unwrap();
@@ -64,7 +65,17 @@ fn the_eip155_example_decodes() {
         data: vec![],
         chain_id: 1,
     };
+    assert_eq!(
+        hex::encode(tx.signing_hash()),
+        "daf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53"
+    );
     let signed = tx.sign(&key).unwrap();
+    assert_eq!(
+        hex::encode(&signed.raw),
+        "f86c098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a7640000\
+         8025a028ef61340bd939bc2195fe537567866003e1a15d3c71ff63e1590620aa636276a067cbe9d89\
+         97f761aecb703304b3800ccf555c9f3dc64214b297fb1966a3b6d83"
+    );
     let decoded = decode(&signed.raw).unwrap();
     assert_eq!(decoded.sender, key.address());
     assert_eq!(decoded.hash, signed.hash);

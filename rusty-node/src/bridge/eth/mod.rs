@@ -346,6 +346,14 @@ impl EthChain {
     /// before (its address on disk), or a new deployment.
     fn own_contract(&self) -> Result<EthAddress, AdapterError> {
         if let Some(c) = *lock(&self.contract) {
+            // A configured address is checked before the first payment
+            // into it (then remembered as verified).
+            if !self.code_is_htlc(&c)? {
+                return Err(self.err(
+                    "contract",
+                    format!("{} is not a RustyHtlc contract", address_hex(&c)),
+                ));
+            }
             return Ok(c);
         }
         let file = self
@@ -487,6 +495,18 @@ impl EthChain {
         Ok(hex::encode(signed.hash))
     }
 
+    /// The recipient and lock id of our lock with `terms`.
+    fn terms_lock(&self, terms: &HtlcTerms) -> Result<(EthAddress, [u8; 32]), AdapterError> {
+        let recipient = parse_address(&terms.recipient).map_err(|e| self.err("htlc", e))?;
+        let id = lock_id(
+            &self.address,
+            &recipient,
+            &terms.secret_hash,
+            terms.locktime,
+        );
+        Ok((recipient, id))
+    }
+
     fn funding_of(&self, contract: EthAddress, signed_hash: [u8; 32]) -> HtlcFunding {
         HtlcFunding {
             htlc: HtlcRef {
@@ -523,14 +543,8 @@ impl ChainAdapter for EthChain {
         if terms.hash_alg != HashAlg::Sha256 {
             return Err(self.err("fund", "Ethereum HTLCs lock to SHA-256 only"));
         }
-        let recipient = parse_address(&terms.recipient).map_err(|e| self.err("fund", e))?;
+        let (recipient, id) = self.terms_lock(terms)?;
         let contract = self.own_contract()?;
-        let id = lock_id(
-            &self.address,
-            &recipient,
-            &terms.secret_hash,
-            terms.locktime,
-        );
         if let Some(signed) = lock(&self.sent).get(&("lock", id)).cloned() {
             self.broadcast(&signed)?;
             return Ok(self.funding_of(contract, signed.hash));
@@ -553,14 +567,8 @@ impl ChainAdapter for EthChain {
     }
 
     fn find_funding(&self, terms: &HtlcTerms) -> Result<Option<HtlcFunding>, AdapterError> {
-        let recipient = parse_address(&terms.recipient).map_err(|e| self.err("find", e))?;
+        let (_, id) = self.terms_lock(terms)?;
         let contract = self.own_contract()?;
-        let id = lock_id(
-            &self.address,
-            &recipient,
-            &terms.secret_hash,
-            terms.locktime,
-        );
         if self.lock_state(&contract, &id)? == STATE_NONE {
             return Ok(None);
         }
