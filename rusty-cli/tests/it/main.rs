@@ -2,7 +2,7 @@
 //! datadirs, real HTTP.
 
 mod augy_cli;
-mod bridge_audit;
+mod bridge_engine;
 mod bridge_eth;
 mod bridge_swap;
 mod chains;
