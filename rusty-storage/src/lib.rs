@@ -9,7 +9,8 @@
 //!   open, so an old binary never misreads a newer database.
 //!
 //! - [`trie`]: a Merkle Patricia Trie in Ethereum's layout, its nodes in a
-//!   table by hash (the contracts' state).
+//!   table by hash (the contracts' state), and [`state`]: accounts and
+//!   their storage tries on it, in Ethereum's layout.
 //!
 //! Crash safety comes from atomicity: every state change of the node is one
 //! write batch, and RocksDB's write-ahead log makes a batch all-or-nothing
@@ -17,6 +18,7 @@
 
 pub mod backend;
 mod key;
+pub mod state;
 pub mod trie;
 
 use std::{path::Path, sync::Arc};

@@ -37,6 +37,14 @@ pub trait NodeStore {
     fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError>;
 }
 
+/// A store shared by reference (the account trie and the storage tries
+/// read the same nodes).
+impl<T: NodeStore + ?Sized> NodeStore for &T {
+    fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
+        (**self).node(hash)
+    }
+}
+
 /// In memory, for tests and for proofs.
 impl NodeStore for HashMap<[u8; 32], Vec<u8>> {
     fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
@@ -72,6 +80,14 @@ pub struct TableNodes<'a, T> {
     db: &'a crate::Database,
     _table: PhantomData<T>,
 }
+
+impl<T> Clone for TableNodes<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for TableNodes<'_, T> {}
 
 impl<T> std::fmt::Debug for TableNodes<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,0 +1,121 @@
+use std::collections::HashMap;
+
+use sha3::{Digest, Keccak256};
+
+use super::*;
+use crate::trie::Blake3Hasher;
+
+struct Keccak;
+
+impl TrieHasher for Keccak {
+    fn hash(data: &[u8]) -> [u8; 32] {
+        Keccak256::digest(data).into()
+    }
+}
+
+type MemStore = HashMap<[u8; 32], Vec<u8>>;
+
+/// ethereum/tests TrieTests/hex_encoded_securetrie_test.json `test1`: five
+/// accounts (one with storage, one with code) whose state root is known.
+#[test]
+fn accounts_give_the_ethereum_state_root() {
+    let data = [
+        ("a94f5374fce5edbc8e2a8697c15331677e6ebf0b", "f848018405f446a7a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+        ("095e7baea6a6c7c4c2dfeb977efac326af552d87", "f8440101a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a004bccc5d94f4d1f99aab44369a910179931772f2a5c001c3229f57831c102769"),
+        ("d2571607e241ecf590ed94b12d87c94babe36db6", "f8440180a0ba4b47865c55a341a4a78759bb913cd15c3ee8eaf30a62fa8d1c8863113d84e8a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+        ("62c01474f089b07dae603491675dc5b5748f7049", "f8448080a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+        ("2adc25665018aa1fe0e6bc666dac8fc2697ff9ba", "f8478083019a59a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+    ];
+    let store = MemStore::new();
+    let mut state = StateTrie::<Keccak, _>::empty(&store);
+    for (address, rlp_hex) in data {
+        let address: Address = hex::decode(address).unwrap().try_into().unwrap();
+        let bytes = hex::decode(rlp_hex).unwrap();
+        let account = Account::decode(&[0; 32], &bytes).unwrap();
+        assert_eq!(account.encode(), bytes);
+        state.set_account(&address, &account).unwrap();
+    }
+    let (root, _) = state.commit().unwrap();
+    assert_eq!(
+        hex::encode(root),
+        "730a444e08ab4b8dee147c9b232fc52d34a223d600031c1e9d25bfc985cbd797"
+    );
+    // A fresh account's fields are Ethereum's empty roots.
+    let empty = Account::empty::<Keccak>();
+    assert_eq!(
+        hex::encode(empty.storage_root),
+        "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
+    );
+    assert_eq!(
+        hex::encode(empty.code_hash),
+        "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    );
+}
+
+/// Storage writes land in the account's storage root at commit, read back
+/// from the stored nodes, and a zero word is no entry.
+#[test]
+fn storage_commits_into_its_account_and_reads_back() {
+    let mut store = MemStore::new();
+    let who: Address = [0xaa; 20];
+    let mut state = StateTrie::<Blake3Hasher, _>::empty(store.clone());
+    let mut account = Account::empty::<Blake3Hasher>();
+    account.nonce = 1;
+    state.set_account(&who, &account).unwrap();
+    let slot = |i: u8| {
+        let mut s = [0u8; 32];
+        s[31] = i;
+        s
+    };
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    for i in 0..20 {
+        state.set_storage(&who, &slot(i), &one).unwrap();
+    }
+    state.set_storage(&who, &slot(3), &[0; 32]).unwrap();
+    assert_eq!(state.storage(&who, &slot(4)).unwrap(), one);
+    let (root, nodes) = state.commit().unwrap();
+    store.extend(nodes);
+
+    let reopened = StateTrie::<Blake3Hasher, _>::at(root, store.clone());
+    assert_eq!(reopened.storage(&who, &slot(4)).unwrap(), one);
+    assert_eq!(reopened.storage(&who, &slot(3)).unwrap(), [0; 32]);
+    assert_eq!(reopened.storage(&[0xbb; 20], &slot(4)).unwrap(), [0; 32]);
+    let stored = reopened.account(&who).unwrap().unwrap();
+    assert_eq!(stored.nonce, 1);
+    // The storage root is that of the slots alone, as a secure trie.
+    let mut alone = Trie::<Blake3Hasher, _>::new(MemStore::new());
+    for i in (0..20).filter(|i| *i != 3) {
+        alone
+            .insert(&Blake3Hasher::hash(&slot(i)), vec![0x01])
+            .unwrap();
+    }
+    assert_eq!(stored.storage_root, alone.root_hash());
+
+    // Clearing every slot gives back the empty storage root.
+    let mut state = StateTrie::<Blake3Hasher, _>::at(root, store.clone());
+    for i in 0..20 {
+        state.set_storage(&who, &slot(i), &[0; 32]).unwrap();
+    }
+    let (root2, nodes) = state.commit().unwrap();
+    store.extend(nodes);
+    let cleared = StateTrie::<Blake3Hasher, _>::at(root2, store);
+    assert_eq!(
+        cleared.account(&who).unwrap().unwrap().storage_root,
+        Trie::<Blake3Hasher, MemStore>::empty_root()
+    );
+}
+
+#[test]
+fn malformed_accounts_are_refused() {
+    let good = Account::empty::<Keccak>().encode();
+    assert!(Account::decode(&[0; 32], &good).is_ok());
+    for bad in [
+        vec![0xc0],
+        vec![0xc4, 0x80, 0x80, 0x80, 0x80],
+        good[..good.len() - 1].to_vec(),
+        [&good[..], &[0]].concat(),
+    ] {
+        assert!(Account::decode(&[0; 32], &bad).is_err(), "{bad:?}");
+    }
+}
