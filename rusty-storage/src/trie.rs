@@ -124,6 +124,8 @@ pub enum TrieError {
     Corrupt([u8; 32], String),
     #[error("trie store: {0}")]
     Store(String),
+    #[error("the trie has uncommitted changes: commit before proving")]
+    Uncommitted,
 }
 
 /// A child reference: nothing, a node in the store, or a node in memory.
@@ -336,6 +338,52 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                     };
                     at += 1;
                     node = self.load(&children[usize::from(i)])?;
+                }
+            }
+        }
+    }
+
+    /// The nodes on `key`'s path, root first (EIP-1186's `proof`): enough
+    /// to show the key's value, or its absence, against the root. The
+    /// trie must be committed.
+    pub fn proof(&self, key: &[u8]) -> Result<Vec<Vec<u8>>, TrieError> {
+        let mut proof = Vec::new();
+        let mut next = match &self.root {
+            Child::Empty => return Ok(proof),
+            Child::Hash(h) => *h,
+            Child::Node(_) => return Err(TrieError::Uncommitted),
+        };
+        let path = nibbles(key);
+        let mut at = 0;
+        loop {
+            let bytes = self
+                .store
+                .node(&next)?
+                .ok_or(TrieError::MissingNode(next))?;
+            let mut node = decode_node(&next, &bytes)?;
+            proof.push(bytes);
+            // Walk the embedded nodes inside this one; stop at the next
+            // hashed child (or the end of the path).
+            loop {
+                let child = match node {
+                    Node::Extension { path: p, child } if path[at..].starts_with(&p) => {
+                        at += p.len();
+                        child
+                    }
+                    Node::Branch { children, .. } if at < path.len() => {
+                        let i = usize::from(path[at]);
+                        at += 1;
+                        children[i].clone()
+                    }
+                    _ => return Ok(proof),
+                };
+                match child {
+                    Child::Hash(h) => {
+                        next = h;
+                        break;
+                    }
+                    Child::Node(n) => node = *n,
+                    Child::Empty => return Ok(proof),
                 }
             }
         }
@@ -564,6 +612,18 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
             }
         }
     }
+}
+
+/// `key`'s value (or its absence) as `proof` shows it against `root`:
+/// the proof's nodes are looked up by their hash, so a node that is
+/// missing or altered makes it an error, never a wrong answer.
+pub fn verify_proof<H: TrieHasher>(
+    root: [u8; 32],
+    key: &[u8],
+    proof: &[Vec<u8>],
+) -> Result<Option<Vec<u8>>, TrieError> {
+    let nodes: HashMap<[u8; 32], Vec<u8>> = proof.iter().map(|n| (H::hash(n), n.clone())).collect();
+    Trie::<H, _>::at(root, nodes).get(key)
 }
 
 /// `node` below the nibbles `path` (an extension, unless `path` is

@@ -213,6 +213,38 @@ proptest! {
         }
     }
 
+    /// A proof from a committed trie shows each key's value, and each
+    /// absent key's absence; a proof missing a node or with an altered
+    /// byte is an error, never another answer.
+    #[test]
+    fn proofs_verify_and_tampered_proofs_fail(ops in ops(), probe in proptest::collection::vec(0u8..4, 0..5), flip in any::<usize>()) {
+        let mut trie = Trie::<Keccak, _>::new(MemStore::new());
+        for (key, value) in &ops {
+            match value {
+                Some(v) => trie.insert(key, v.clone()).unwrap(),
+                None => trie.remove(key).unwrap(),
+            }
+        }
+        prop_assert_eq!(trie.proof(b"x"), if trie.root_hash() == Trie::<Keccak, MemStore>::empty_root() { Ok(vec![]) } else { Err(TrieError::Uncommitted) });
+        let (root, nodes) = trie.commit();
+        let trie = Trie::<Keccak, _>::at(root, nodes.into_iter().collect::<MemStore>());
+        for key in ops.iter().map(|(k, _)| k).chain([&probe]) {
+            let proof = trie.proof(key).unwrap();
+            prop_assert_eq!(verify_proof::<Keccak>(root, key, &proof).unwrap(), trie.get(key).unwrap());
+        }
+        let proof = trie.proof(&probe).unwrap();
+        if !proof.is_empty() {
+            let mut dropped = proof.clone();
+            dropped.remove(flip % proof.len());
+            prop_assert!(verify_proof::<Keccak>(root, &probe, &dropped).is_err());
+            let mut altered = proof.clone();
+            let node = &mut altered[flip % proof.len()];
+            let at = (flip / 7) % node.len();
+            node[at] ^= 1;
+            prop_assert!(verify_proof::<Keccak>(root, &probe, &altered).is_err());
+        }
+    }
+
     /// Node decoding takes untrusted bytes (proofs): it never panics.
     #[test]
     fn decoding_arbitrary_node_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
