@@ -18,6 +18,13 @@ use crate::trie::{NewNodes, NodeStore, Trie, TrieError, TrieHasher};
 /// A 20-byte account address.
 pub type Address = [u8; 20];
 
+/// keccak256 of no code. Code hashes are Keccak-256 whatever hashes the
+/// trie: the EVM's `EXTCODEHASH` returns them.
+pub const KECCAK_EMPTY: [u8; 32] = [
+    0xc5, 0xd2, 0x46, 0x01, 0x86, 0xf7, 0x23, 0x3c, 0x92, 0x7e, 0x7d, 0xb2, 0xdc, 0xc7, 0x03, 0xc0,
+    0xe5, 0x00, 0xb6, 0x53, 0xca, 0x82, 0x27, 0x3b, 0x7b, 0xfa, 0xd8, 0x04, 0x5d, 0x85, 0xa4, 0x70,
+];
+
 /// An account as the state trie keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -25,6 +32,7 @@ pub struct Account {
     /// Wei, 256-bit big-endian.
     pub balance: [u8; 32],
     pub storage_root: [u8; 32],
+    /// keccak256 of the account's code ([`KECCAK_EMPTY`] for none).
     pub code_hash: [u8; 32],
 }
 
@@ -35,7 +43,7 @@ impl Account {
             nonce: 0,
             balance: [0; 32],
             storage_root: H::hash(&[0x80]),
-            code_hash: H::hash(&[]),
+            code_hash: KECCAK_EMPTY,
         }
     }
 

@@ -50,6 +50,9 @@ fn accounts_give_the_ethereum_state_root() {
         hex::encode(empty.code_hash),
         "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
     );
+    assert_eq!(empty.code_hash, Keccak::hash(&[]));
+    // On the chain too: the trie's hash is BLAKE3, the code hash is not.
+    assert_eq!(Account::empty::<Blake3Hasher>().code_hash, KECCAK_EMPTY);
 }
 
 /// Storage writes land in the account's storage root at commit, read back
