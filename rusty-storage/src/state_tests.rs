@@ -1,17 +1,10 @@
 use std::collections::HashMap;
 
-use sha3::{Digest, Keccak256};
-
 use super::*;
-use crate::trie::Blake3Hasher;
-
-struct Keccak;
-
-impl TrieHasher for Keccak {
-    fn hash(data: &[u8]) -> [u8; 32] {
-        Keccak256::digest(data).into()
-    }
-}
+use crate::trie::{
+    tests::{Keccak, SECURE_TRIE_TEST1},
+    Blake3Hasher,
+};
 
 type MemStore = HashMap<[u8; 32], Vec<u8>>;
 
@@ -19,16 +12,9 @@ type MemStore = HashMap<[u8; 32], Vec<u8>>;
 /// accounts (one with storage, one with code) whose state root is known.
 #[test]
 fn accounts_give_the_ethereum_state_root() {
-    let data = [
-        ("a94f5374fce5edbc8e2a8697c15331677e6ebf0b", "f848018405f446a7a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-        ("095e7baea6a6c7c4c2dfeb977efac326af552d87", "f8440101a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a004bccc5d94f4d1f99aab44369a910179931772f2a5c001c3229f57831c102769"),
-        ("d2571607e241ecf590ed94b12d87c94babe36db6", "f8440180a0ba4b47865c55a341a4a78759bb913cd15c3ee8eaf30a62fa8d1c8863113d84e8a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-        ("62c01474f089b07dae603491675dc5b5748f7049", "f8448080a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-        ("2adc25665018aa1fe0e6bc666dac8fc2697ff9ba", "f8478083019a59a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-    ];
     let store = MemStore::new();
     let mut state = StateTrie::<Keccak, _>::empty(&store);
-    for (address, rlp_hex) in data {
+    for (address, rlp_hex) in SECURE_TRIE_TEST1 {
         let address: Address = hex::decode(address).unwrap().try_into().unwrap();
         let bytes = hex::decode(rlp_hex).unwrap();
         let account = Account::decode(&[0; 32], &bytes).unwrap();

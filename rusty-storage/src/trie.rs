@@ -658,4 +658,4 @@ fn prefix(path: &[u8], node: Node) -> Node {
 
 #[cfg(test)]
 #[path = "trie_tests.rs"]
-mod tests;
+pub(crate) mod tests;

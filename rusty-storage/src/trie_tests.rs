@@ -6,7 +6,7 @@ use sha3::{Digest, Keccak256};
 use super::*;
 
 /// Ethereum's hash, for the conformance vectors.
-struct Keccak;
+pub(crate) struct Keccak;
 
 impl TrieHasher for Keccak {
     fn hash(data: &[u8]) -> [u8; 32] {
@@ -15,6 +15,16 @@ impl TrieHasher for Keccak {
 }
 
 type MemStore = HashMap<[u8; 32], Vec<u8>>;
+
+/// ethereum/tests TrieTests/hex_encoded_securetrie_test.json `test1`:
+/// (address, account RLP) pairs whose secure trie has a known root.
+pub(crate) const SECURE_TRIE_TEST1: [(&str, &str); 5] = [
+    ("a94f5374fce5edbc8e2a8697c15331677e6ebf0b", "f848018405f446a7a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+    ("095e7baea6a6c7c4c2dfeb977efac326af552d87", "f8440101a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a004bccc5d94f4d1f99aab44369a910179931772f2a5c001c3229f57831c102769"),
+    ("d2571607e241ecf590ed94b12d87c94babe36db6", "f8440180a0ba4b47865c55a341a4a78759bb913cd15c3ee8eaf30a62fa8d1c8863113d84e8a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+    ("62c01474f089b07dae603491675dc5b5748f7049", "f8448080a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+    ("2adc25665018aa1fe0e6bc666dac8fc2697ff9ba", "f8478083019a59a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
+];
 
 fn bytes_of(s: &str) -> Vec<u8> {
     match s.strip_prefix("0x") {
@@ -48,15 +58,8 @@ fn ethereum_trie_tests_roots_match() {
 /// (secure keys: each key is hashed first; the values are account RLP).
 #[test]
 fn ethereum_secure_trie_test_root_matches() {
-    let data = [
-        ("a94f5374fce5edbc8e2a8697c15331677e6ebf0b", "f848018405f446a7a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-        ("095e7baea6a6c7c4c2dfeb977efac326af552d87", "f8440101a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a004bccc5d94f4d1f99aab44369a910179931772f2a5c001c3229f57831c102769"),
-        ("d2571607e241ecf590ed94b12d87c94babe36db6", "f8440180a0ba4b47865c55a341a4a78759bb913cd15c3ee8eaf30a62fa8d1c8863113d84e8a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-        ("62c01474f089b07dae603491675dc5b5748f7049", "f8448080a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-        ("2adc25665018aa1fe0e6bc666dac8fc2697ff9ba", "f8478083019a59a056e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421a0c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"),
-    ];
     let mut trie = Trie::<Keccak, _>::new(MemStore::new());
-    for (key, value) in data {
+    for (key, value) in SECURE_TRIE_TEST1 {
         let key = Keccak::hash(&hex::decode(key).unwrap());
         trie.insert(&key, hex::decode(value).unwrap()).unwrap();
     }
