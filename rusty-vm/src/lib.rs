@@ -26,6 +26,7 @@
 pub mod builder;
 pub mod checker;
 mod error;
+pub mod evm;
 pub mod instruction;
 pub mod interpreter;
 pub mod num;

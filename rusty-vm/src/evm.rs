@@ -1,0 +1,250 @@
+//! The EVM: `revm` (pinned exactly, no C builds) over the chain's account
+//! state, through [`EvmState`], a read-only view any state can give (the
+//! trie in `rusty-storage`, a map in tests). [`execute`] runs one call or
+//! creation under the Cancun rules and returns what it changed as plain
+//! data ([`AccountChange`]), for the caller to write into the trie and
+//! commit with the block; nothing here writes.
+//!
+//! Not yet: block hashes (`BLOCKHASH` reads zero), receipts, and the
+//! chain's own precompiles (withdraw); the contracts issue's next steps.
+
+use revm::{
+    context::{Context, TxEnv},
+    context_interface::result::{ExecutionResult, Output},
+    database_interface::{DBErrorMarker, DatabaseRef},
+    primitives::{hardfork::SpecId, Address, Bytes, TxKind, B256, KECCAK_EMPTY, U256},
+    state::{AccountInfo, Bytecode},
+    ExecuteEvm, MainBuilder, MainContext,
+};
+use thiserror::Error;
+
+/// An account as the EVM sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvmAccount {
+    pub nonce: u64,
+    /// Wei, big-endian.
+    pub balance: [u8; 32],
+    /// keccak256 of the code.
+    pub code_hash: [u8; 32],
+}
+
+/// What the EVM reads of the state.
+pub trait EvmState {
+    fn account(&self, address: &[u8; 20]) -> Result<Option<EvmAccount>, String>;
+    /// A storage word (zero where none).
+    fn storage(&self, address: &[u8; 20], slot: &[u8; 32]) -> Result<[u8; 32], String>;
+    /// Code by its keccak256.
+    fn code(&self, code_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, String>;
+}
+
+/// The state could not be read: the block cannot be executed here.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("state: {0}")]
+pub struct StateError(pub String);
+
+impl DBErrorMarker for StateError {}
+
+struct Db<'a, S>(&'a S);
+
+impl<S: EvmState> DatabaseRef for Db<'_, S> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        let account = self.0.account(&address.into_array()).map_err(StateError)?;
+        Ok(account.map(|a| AccountInfo {
+            balance: U256::from_be_bytes(a.balance),
+            nonce: a.nonce,
+            code_hash: B256::from(a.code_hash),
+            // Loaded by hash when run (the default is empty code, which
+            // would run instead).
+            code: None,
+            ..Default::default()
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if code_hash == KECCAK_EMPTY {
+            return Ok(Bytecode::default());
+        }
+        let code = self.0.code(&code_hash.0).map_err(StateError)?;
+        code.map(|c| Bytecode::new_raw(Bytes::from(c)))
+            .ok_or_else(|| StateError(format!("no code with hash {code_hash}")))
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        let word = self
+            .0
+            .storage(&address.into_array(), &index.to_be_bytes::<32>())
+            .map_err(StateError)?;
+        Ok(U256::from_be_bytes(word))
+    }
+
+    fn block_hash_ref(&self, _number: u64) -> Result<B256, StateError> {
+        Ok(B256::ZERO)
+    }
+}
+
+/// The block a call runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockContext {
+    pub chain_id: u64,
+    pub number: u64,
+    pub timestamp: u64,
+    pub gas_limit: u64,
+    pub base_fee: u64,
+    pub coinbase: [u8; 20],
+}
+
+/// One call or creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvmCall {
+    pub caller: [u8; 20],
+    /// `None` creates a contract from `input`.
+    pub to: Option<[u8; 20]>,
+    pub value: [u8; 32],
+    pub input: Vec<u8>,
+    pub gas_limit: u64,
+    pub gas_price: u128,
+    pub nonce: u64,
+}
+
+/// A log as the EVM emitted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvmLog {
+    pub address: [u8; 20],
+    pub topics: Vec<[u8; 32]>,
+    pub data: Vec<u8>,
+}
+
+/// What an account became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountChange {
+    pub address: [u8; 20],
+    pub account: EvmAccount,
+    /// The code, when the call created the account.
+    pub new_code: Option<Vec<u8>>,
+    /// Changed storage words (zero: cleared).
+    pub storage: Vec<([u8; 32], [u8; 32])>,
+    pub destroyed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Success; a revert or halt still charges gas and bumps the nonce.
+    pub success: bool,
+    pub gas_used: u64,
+    /// Return (or revert) data.
+    pub output: Vec<u8>,
+    pub created: Option<[u8; 20]>,
+    pub logs: Vec<EvmLog>,
+    pub changes: Vec<AccountChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EvmError {
+    /// Not executable at all (bad nonce, too little balance for gas, …):
+    /// the transaction is invalid and changes nothing.
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+}
+
+/// Runs `call` against `state` in `block`; changes nothing in `state`.
+pub fn execute<S: EvmState>(
+    state: &S,
+    block: &BlockContext,
+    call: &EvmCall,
+) -> Result<Outcome, EvmError> {
+    let mut evm = Context::mainnet()
+        .with_ref_db(Db(state))
+        .modify_cfg_chained(|c| {
+            c.chain_id = block.chain_id;
+            c.spec = SpecId::CANCUN;
+        })
+        .modify_block_chained(|b| {
+            b.number = U256::from(block.number);
+            b.timestamp = U256::from(block.timestamp);
+            b.gas_limit = block.gas_limit;
+            b.basefee = block.base_fee;
+            b.beneficiary = Address::from(block.coinbase);
+        })
+        .build_mainnet();
+    let tx = TxEnv::builder()
+        .caller(Address::from(call.caller))
+        .kind(match call.to {
+            Some(to) => TxKind::Call(Address::from(to)),
+            None => TxKind::Create,
+        })
+        .value(U256::from_be_bytes(call.value))
+        .data(Bytes::from(call.input.clone()))
+        .gas_limit(call.gas_limit)
+        .gas_price(call.gas_price)
+        .nonce(call.nonce)
+        .chain_id(Some(block.chain_id))
+        .build()
+        .map_err(|e| EvmError::Invalid(format!("{e:?}")))?;
+    let done = evm
+        .transact(tx)
+        .map_err(|e| EvmError::Invalid(e.to_string()))?;
+    let gas_used = done.result.tx_gas_used();
+    let (success, output, created, logs) = match done.result {
+        ExecutionResult::Success { output, logs, .. } => {
+            let created = match &output {
+                Output::Create(_, address) => address.map(Address::into_array),
+                Output::Call(_) => None,
+            };
+            (true, output.into_data().to_vec(), created, logs)
+        }
+        ExecutionResult::Revert { output, logs, .. } => (false, output.to_vec(), None, logs),
+        ExecutionResult::Halt { logs, .. } => (false, Vec::new(), None, logs),
+    };
+    let logs = logs
+        .into_iter()
+        .map(|l| EvmLog {
+            address: l.address.into_array(),
+            topics: l.data.topics().iter().map(|t| t.0).collect(),
+            data: l.data.data.to_vec(),
+        })
+        .collect();
+    let mut changes: Vec<AccountChange> = done
+        .state
+        .into_iter()
+        .filter(|(_, a)| a.is_touched())
+        .map(|(address, a)| {
+            let mut storage: Vec<([u8; 32], [u8; 32])> = a
+                .storage
+                .iter()
+                .filter(|(_, s)| s.is_changed())
+                .map(|(k, s)| (k.to_be_bytes::<32>(), s.present_value.to_be_bytes::<32>()))
+                .collect();
+            storage.sort();
+            AccountChange {
+                address: address.into_array(),
+                account: EvmAccount {
+                    nonce: a.info.nonce,
+                    balance: a.info.balance.to_be_bytes::<32>(),
+                    code_hash: a.info.code_hash.0,
+                },
+                new_code: a
+                    .is_created()
+                    .then(|| a.info.code.as_ref().map(|c| c.original_bytes().to_vec()))
+                    .flatten(),
+                storage,
+                destroyed: a.is_selfdestructed(),
+            }
+        })
+        .collect();
+    // The state comes back as a hash map: sort for a deterministic diff.
+    changes.sort_by_key(|c| c.address);
+    Ok(Outcome {
+        success,
+        gas_used,
+        output,
+        created,
+        logs,
+        changes,
+    })
+}
+
+#[cfg(test)]
+#[path = "evm_tests.rs"]
+mod tests;

@@ -1,0 +1,235 @@
+use std::collections::HashMap;
+
+use revm::{
+    database::InMemoryDB, primitives::keccak256, Database, ExecuteCommitEvm, MainBuilder,
+    MainContext,
+};
+
+use super::*;
+
+/// The state as plain maps, changed by applying outcomes.
+#[derive(Default)]
+struct MapState {
+    accounts: HashMap<[u8; 20], EvmAccount>,
+    storage: HashMap<([u8; 20], [u8; 32]), [u8; 32]>,
+    code: HashMap<[u8; 32], Vec<u8>>,
+}
+
+impl EvmState for MapState {
+    fn account(&self, address: &[u8; 20]) -> Result<Option<EvmAccount>, String> {
+        Ok(self.accounts.get(address).cloned())
+    }
+    fn storage(&self, address: &[u8; 20], slot: &[u8; 32]) -> Result<[u8; 32], String> {
+        Ok(self
+            .storage
+            .get(&(*address, *slot))
+            .copied()
+            .unwrap_or_default())
+    }
+    fn code(&self, code_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.code.get(code_hash).cloned())
+    }
+}
+
+impl MapState {
+    fn apply(&mut self, outcome: &Outcome) {
+        for c in &outcome.changes {
+            self.accounts.insert(c.address, c.account.clone());
+            if let Some(code) = &c.new_code {
+                self.code.insert(c.account.code_hash, code.clone());
+            }
+            for (slot, value) in &c.storage {
+                self.storage.insert((c.address, *slot), *value);
+            }
+        }
+    }
+}
+
+const CALLER: [u8; 20] = [0x11; 20];
+
+fn wei(n: u128) -> [u8; 32] {
+    U256::from(n).to_be_bytes::<32>()
+}
+
+/// Returns slot 0; with 32 bytes of calldata, stores them there first.
+const RUNTIME: &str = "3615600b57600035600055 5b600054600052 60206000f3";
+/// Stores 42 in slot 0, then returns RUNTIME (23 bytes at offset 17).
+const INIT: &str = "602a600055 6017601160003 9 60176000f3";
+
+fn code(text: &str) -> Vec<u8> {
+    hex::decode(text.replace(' ', "")).unwrap()
+}
+
+fn block() -> BlockContext {
+    BlockContext {
+        chain_id: 31337,
+        number: 1,
+        timestamp: 1_700_000_000,
+        gas_limit: 30_000_000,
+        base_fee: 1,
+        coinbase: [0xcc; 20],
+    }
+}
+
+fn word(n: u8) -> Vec<u8> {
+    let mut w = vec![0u8; 32];
+    w[31] = n;
+    w
+}
+
+/// The three transactions of the scenario: deploy, store 7, read.
+fn calls(contract: [u8; 20]) -> Vec<EvmCall> {
+    let base = |nonce, to, input| EvmCall {
+        caller: CALLER,
+        to,
+        value: [0; 32],
+        input,
+        gas_limit: 200_000,
+        gas_price: 1,
+        nonce,
+    };
+    vec![
+        base(0, None, [code(INIT), code(RUNTIME)].concat()),
+        base(1, Some(contract), word(7)),
+        base(2, Some(contract), Vec::new()),
+    ]
+}
+
+/// Deploys, writes and reads a contract over our state view, and raw
+/// revm on its own in-memory database runs the same transactions to the
+/// same outputs, gas and storage.
+#[test]
+fn a_contract_deploys_stores_and_reads_as_on_raw_revm() {
+    let contract = rusty_crypto::eth::create_address(&CALLER, 0);
+    let mut state = MapState::default();
+    state.accounts.insert(
+        CALLER,
+        EvmAccount {
+            nonce: 0,
+            balance: wei(10u128.pow(18)),
+            code_hash: KECCAK_EMPTY.0,
+        },
+    );
+    let mut ours = Vec::new();
+    for call in calls(contract) {
+        let outcome = execute(&state, &block(), &call).unwrap();
+        assert!(outcome.success, "{outcome:?}");
+        state.apply(&outcome);
+        ours.push(outcome);
+    }
+    assert_eq!(ours[0].created, Some(contract));
+    let created = ours[0]
+        .changes
+        .iter()
+        .find(|c| c.address == contract)
+        .unwrap();
+    assert_eq!(created.new_code.as_deref(), Some(&code(RUNTIME)[..]));
+    assert_eq!(created.account.code_hash, keccak256(code(RUNTIME)).0);
+    assert_eq!(state.storage(&contract, &[0; 32]).unwrap(), wei(7), "{:?}", ours[1]);
+    assert_eq!(ours[2].output, word(7));
+    assert_eq!(state.accounts[&CALLER].nonce, 3);
+
+    // The yardstick: revm alone, on its own database.
+    let mut db = InMemoryDB::default();
+    db.insert_account_info(
+        Address::from(CALLER),
+        AccountInfo {
+            balance: U256::from(10u128.pow(18)),
+            ..Default::default()
+        },
+    );
+    let b = block();
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .modify_cfg_chained(|c| {
+            c.chain_id = b.chain_id;
+            c.spec = SpecId::CANCUN;
+        })
+        .modify_block_chained(|blk| {
+            blk.number = U256::from(b.number);
+            blk.timestamp = U256::from(b.timestamp);
+            blk.gas_limit = b.gas_limit;
+            blk.basefee = b.base_fee;
+            blk.beneficiary = Address::from(b.coinbase);
+        })
+        .build_mainnet();
+    for (call, outcome) in calls(contract).into_iter().zip(&ours) {
+        let tx = TxEnv::builder()
+            .caller(Address::from(call.caller))
+            .kind(
+                call.to
+                    .map_or(TxKind::Create, |t| TxKind::Call(Address::from(t))),
+            )
+            .data(Bytes::from(call.input))
+            .gas_limit(call.gas_limit)
+            .gas_price(call.gas_price)
+            .nonce(call.nonce)
+            .chain_id(Some(b.chain_id))
+            .build()
+            .unwrap();
+        let raw = evm.transact_commit(tx).unwrap();
+        assert_eq!(raw.tx_gas_used(), outcome.gas_used);
+        assert_eq!(
+            raw.output().map(|o| o.to_vec()),
+            Some(outcome.output.clone())
+        );
+    }
+    let raw_slot = evm
+        .ctx
+        .journaled_state
+        .database
+        .storage(Address::from(contract), U256::ZERO)
+        .unwrap();
+    assert_eq!(raw_slot.to_be_bytes::<32>(), wei(7));
+}
+
+#[test]
+fn invalid_transactions_are_errors_and_change_nothing() {
+    let mut state = MapState::default();
+    state.accounts.insert(
+        CALLER,
+        EvmAccount {
+            nonce: 0,
+            balance: wei(1000),
+            code_hash: KECCAK_EMPTY.0,
+        },
+    );
+    let mut call = calls([0; 20]).remove(0);
+    call.nonce = 5;
+    assert!(matches!(
+        execute(&state, &block(), &call),
+        Err(EvmError::Invalid(_))
+    ));
+    // 200,000 gas at 1 wei does not fit a balance of 1,000 wei.
+    call.nonce = 0;
+    assert!(matches!(
+        execute(&state, &block(), &call),
+        Err(EvmError::Invalid(_))
+    ));
+    assert_eq!(state.accounts[&CALLER].nonce, 0);
+}
+
+/// A revert is an outcome, not an error: gas is charged, the nonce moves,
+/// storage stays.
+#[test]
+fn a_revert_charges_gas_and_keeps_storage() {
+    let mut state = MapState::default();
+    state.accounts.insert(
+        CALLER,
+        EvmAccount {
+            nonce: 0,
+            balance: wei(10u128.pow(18)),
+            code_hash: KECCAK_EMPTY.0,
+        },
+    );
+    // SSTORE(0, 1) then REVERT(0, 0).
+    let mut call = calls([0; 20]).remove(0);
+    call.input = code("6001600055 60006000fd");
+    let outcome = execute(&state, &block(), &call).unwrap();
+    assert!(!outcome.success);
+    assert!(outcome.gas_used > 21_000);
+    state.apply(&outcome);
+    assert_eq!(state.accounts[&CALLER].nonce, 1);
+    let contract = rusty_crypto::eth::create_address(&CALLER, 0);
+    assert_eq!(state.storage(&contract, &[0; 32]).unwrap(), [0; 32]);
+}
