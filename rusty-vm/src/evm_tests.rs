@@ -125,7 +125,12 @@ fn a_contract_deploys_stores_and_reads_as_on_raw_revm() {
         .unwrap();
     assert_eq!(created.new_code.as_deref(), Some(&code(RUNTIME)[..]));
     assert_eq!(created.account.code_hash, keccak256(code(RUNTIME)).0);
-    assert_eq!(state.storage(&contract, &[0; 32]).unwrap(), wei(7), "{:?}", ours[1]);
+    assert_eq!(
+        state.storage(&contract, &[0; 32]).unwrap(),
+        wei(7),
+        "{:?}",
+        ours[1]
+    );
     assert_eq!(ours[2].output, word(7));
     assert_eq!(state.accounts[&CALLER].nonce, 3);
 
