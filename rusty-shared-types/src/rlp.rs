@@ -121,6 +121,22 @@ impl<'a> Rlp<'a> {
         }
     }
 
+    /// A 256-bit unsigned integer (a balance, a value, a signature's `r`
+    /// or `s`) as 32 big-endian bytes: at most 32 bytes, without leading
+    /// zeros.
+    pub fn uint256(&self) -> Result<[u8; 32], RlpError> {
+        let b = self.bytes()?;
+        if b.len() > 32 {
+            return Err(RlpError::Shape("an integer of at most 256 bits"));
+        }
+        if b.first() == Some(&0) {
+            return Err(RlpError::NonCanonical("an integer with a leading zero"));
+        }
+        let mut out = [0u8; 32];
+        out[32 - b.len()..].copy_from_slice(b);
+        Ok(out)
+    }
+
     /// An unsigned integer of at most 16 bytes, without leading zeros.
     pub fn uint(&self) -> Result<u128, RlpError> {
         let b = self.bytes()?;

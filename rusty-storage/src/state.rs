@@ -64,21 +64,20 @@ impl Account {
         let [nonce, balance, storage_root, code_hash] = fields else {
             return Err(corrupt("an account is four fields".into()));
         };
-        let word = |it: &rlp::Rlp<'_>, exact: bool| -> Result<[u8; 32], TrieError> {
-            let b = it.bytes().map_err(|e| corrupt(e.to_string()))?;
-            if b.len() > 32 || (exact && b.len() != 32) || (!exact && b.first() == Some(&0)) {
-                return Err(corrupt("a bad 256-bit field".into()));
-            }
-            let mut w = [0u8; 32];
-            w[32 - b.len()..].copy_from_slice(b);
-            Ok(w)
+        let hash = |it: &rlp::Rlp<'_>| -> Result<[u8; 32], TrieError> {
+            it.bytes()
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("a bad 256-bit field".into()))
         };
         let nonce = nonce.uint().map_err(|e| corrupt(e.to_string()))?;
         Ok(Account {
             nonce: u64::try_from(nonce).map_err(|_| corrupt("a nonce over 64 bits".into()))?,
-            balance: word(balance, false)?,
-            storage_root: word(storage_root, true)?,
-            code_hash: word(code_hash, true)?,
+            balance: balance
+                .uint256()
+                .map_err(|_| corrupt("a bad 256-bit field".into()))?,
+            storage_root: hash(storage_root)?,
+            code_hash: hash(code_hash)?,
         })
     }
 }
@@ -167,14 +166,8 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
             return Ok([0; 32]);
         };
         let item = rlp::decode(&value).map_err(|e| TrieError::Corrupt(key, e.to_string()))?;
-        let bytes = item
-            .bytes()
-            .ok()
-            .filter(|b| b.len() <= 32)
-            .ok_or_else(|| TrieError::Corrupt(key, "a storage value over 32 bytes".into()))?;
-        let mut word = [0u8; 32];
-        word[32 - bytes.len()..].copy_from_slice(bytes);
-        Ok(word)
+        item.uint256()
+            .map_err(|e| TrieError::Corrupt(key, e.to_string()))
     }
 
     /// Sets a storage word of an existing account; zero removes it.

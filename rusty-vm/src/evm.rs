@@ -9,7 +9,7 @@
 //! chain's own precompiles (withdraw); the contracts issue's next steps.
 
 use revm::{
-    context::{Context, TxEnv},
+    context::{BlockEnv, CfgEnv, Context, TxEnv},
     context_interface::result::{ExecutionResult, Output},
     database_interface::{DBErrorMarker, DatabaseRef},
     primitives::{hardfork::SpecId, Address, Bytes, TxKind, B256, KECCAK_EMPTY, U256},
@@ -148,27 +148,25 @@ pub enum EvmError {
     Invalid(String),
 }
 
-/// Runs `call` against `state` in `block`; changes nothing in `state`.
-pub fn execute<S: EvmState>(
-    state: &S,
-    block: &BlockContext,
-    call: &EvmCall,
-) -> Result<Outcome, EvmError> {
-    let mut evm = Context::mainnet()
-        .with_ref_db(Db(state))
-        .modify_cfg_chained(|c| {
-            c.chain_id = block.chain_id;
-            c.spec = SpecId::CANCUN;
-        })
-        .modify_block_chained(|b| {
-            b.number = U256::from(block.number);
-            b.timestamp = U256::from(block.timestamp);
-            b.gas_limit = block.gas_limit;
-            b.basefee = block.base_fee;
-            b.beneficiary = Address::from(block.coinbase);
-        })
-        .build_mainnet();
-    let tx = TxEnv::builder()
+/// The chain's rules (set through `modify_cfg_chained`, which passes
+/// them on to the journal).
+fn set_rules(cfg: &mut CfgEnv, block: &BlockContext) {
+    cfg.chain_id = block.chain_id;
+    cfg.spec = SpecId::CANCUN;
+}
+
+/// `block`'s environment.
+fn set_block(env: &mut BlockEnv, block: &BlockContext) {
+    env.number = U256::from(block.number);
+    env.timestamp = U256::from(block.timestamp);
+    env.gas_limit = block.gas_limit;
+    env.basefee = block.base_fee;
+    env.beneficiary = Address::from(block.coinbase);
+}
+
+/// `call` as revm's transaction.
+fn tx_env(call: &EvmCall, chain_id: u64) -> Result<TxEnv, EvmError> {
+    TxEnv::builder()
         .caller(Address::from(call.caller))
         .kind(match call.to {
             Some(to) => TxKind::Call(Address::from(to)),
@@ -179,9 +177,23 @@ pub fn execute<S: EvmState>(
         .gas_limit(call.gas_limit)
         .gas_price(call.gas_price)
         .nonce(call.nonce)
-        .chain_id(Some(block.chain_id))
+        .chain_id(Some(chain_id))
         .build()
-        .map_err(|e| EvmError::Invalid(format!("{e:?}")))?;
+        .map_err(|e| EvmError::Invalid(format!("{e:?}")))
+}
+
+/// Runs `call` against `state` in `block`; changes nothing in `state`.
+pub fn execute<S: EvmState>(
+    state: &S,
+    block: &BlockContext,
+    call: &EvmCall,
+) -> Result<Outcome, EvmError> {
+    let mut evm = Context::mainnet()
+        .with_ref_db(Db(state))
+        .modify_cfg_chained(|c| set_rules(c, block))
+        .modify_block_chained(|b| set_block(b, block))
+        .build_mainnet();
+    let tx = tx_env(call, block.chain_id)?;
     let done = evm
         .transact(tx)
         .map_err(|e| EvmError::Invalid(e.to_string()))?;

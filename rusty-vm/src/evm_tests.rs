@@ -32,6 +32,20 @@ impl EvmState for MapState {
 }
 
 impl MapState {
+    /// CALLER alone, with `balance` wei.
+    fn funded(balance: u128) -> MapState {
+        let mut state = MapState::default();
+        state.accounts.insert(
+            CALLER,
+            EvmAccount {
+                nonce: 0,
+                balance: wei(balance),
+                code_hash: KECCAK_EMPTY.0,
+            },
+        );
+        state
+    }
+
     fn apply(&mut self, outcome: &Outcome) {
         for c in &outcome.changes {
             self.accounts.insert(c.address, c.account.clone());
@@ -101,15 +115,7 @@ fn calls(contract: [u8; 20]) -> Vec<EvmCall> {
 #[test]
 fn a_contract_deploys_stores_and_reads_as_on_raw_revm() {
     let contract = rusty_crypto::eth::create_address(&CALLER, 0);
-    let mut state = MapState::default();
-    state.accounts.insert(
-        CALLER,
-        EvmAccount {
-            nonce: 0,
-            balance: wei(10u128.pow(18)),
-            code_hash: KECCAK_EMPTY.0,
-        },
-    );
+    let mut state = MapState::funded(10u128.pow(18));
     let mut ours = Vec::new();
     for call in calls(contract) {
         let outcome = execute(&state, &block(), &call).unwrap();
@@ -143,35 +149,13 @@ fn a_contract_deploys_stores_and_reads_as_on_raw_revm() {
             ..Default::default()
         },
     );
-    let b = block();
     let mut evm = Context::mainnet()
         .with_db(db)
-        .modify_cfg_chained(|c| {
-            c.chain_id = b.chain_id;
-            c.spec = SpecId::CANCUN;
-        })
-        .modify_block_chained(|blk| {
-            blk.number = U256::from(b.number);
-            blk.timestamp = U256::from(b.timestamp);
-            blk.gas_limit = b.gas_limit;
-            blk.basefee = b.base_fee;
-            blk.beneficiary = Address::from(b.coinbase);
-        })
+        .modify_cfg_chained(|c| set_rules(c, &block()))
+        .modify_block_chained(|b| set_block(b, &block()))
         .build_mainnet();
     for (call, outcome) in calls(contract).into_iter().zip(&ours) {
-        let tx = TxEnv::builder()
-            .caller(Address::from(call.caller))
-            .kind(
-                call.to
-                    .map_or(TxKind::Create, |t| TxKind::Call(Address::from(t))),
-            )
-            .data(Bytes::from(call.input))
-            .gas_limit(call.gas_limit)
-            .gas_price(call.gas_price)
-            .nonce(call.nonce)
-            .chain_id(Some(b.chain_id))
-            .build()
-            .unwrap();
+        let tx = tx_env(&call, block().chain_id).unwrap();
         let raw = evm.transact_commit(tx).unwrap();
         assert_eq!(raw.tx_gas_used(), outcome.gas_used);
         assert_eq!(
@@ -190,15 +174,7 @@ fn a_contract_deploys_stores_and_reads_as_on_raw_revm() {
 
 #[test]
 fn invalid_transactions_are_errors_and_change_nothing() {
-    let mut state = MapState::default();
-    state.accounts.insert(
-        CALLER,
-        EvmAccount {
-            nonce: 0,
-            balance: wei(1000),
-            code_hash: KECCAK_EMPTY.0,
-        },
-    );
+    let state = MapState::funded(1000);
     let mut call = calls([0; 20]).remove(0);
     call.nonce = 5;
     assert!(matches!(
@@ -218,15 +194,7 @@ fn invalid_transactions_are_errors_and_change_nothing() {
 /// storage stays.
 #[test]
 fn a_revert_charges_gas_and_keeps_storage() {
-    let mut state = MapState::default();
-    state.accounts.insert(
-        CALLER,
-        EvmAccount {
-            nonce: 0,
-            balance: wei(10u128.pow(18)),
-            code_hash: KECCAK_EMPTY.0,
-        },
-    );
+    let mut state = MapState::funded(10u128.pow(18));
     // SSTORE(0, 1) then REVERT(0, 0).
     let mut call = calls([0; 20]).remove(0);
     call.input = code("6001600055 60006000fd");

@@ -379,35 +379,12 @@ fn a_participant_killed_after_the_initiator_redeems_redeems_after_restart() {
 /// line it prints, which follows the swap to its end.
 #[test]
 fn localnet_with_two_chains_swaps_in_two_commands() {
-    use std::{
-        io::{BufRead, BufReader},
-        process::{Command, Stdio},
-        sync::mpsc,
-    };
+    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut localnet = Command::new(crate::harness::BIN)
-        .arg("--datadir")
-        .arg(dir.path())
-        .args([
-            "localnet",
-            "--chains",
-            "rsc,par",
-            "--nodes",
-            "2",
-            "--base-port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn localnet");
-    let stdout = localnet.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut localnet, rx) = crate::harness::spawn_localnet(
+        dir.path(),
+        &["--chains", "rsc,par", "--nodes", "2", "--base-port", "0"],
+    );
     let mut lines = Vec::new();
     let swap_line = loop {
         let line = rx

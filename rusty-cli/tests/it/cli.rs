@@ -76,36 +76,15 @@ fn client_without_a_node_says_what_to_do() {
 #[test]
 fn localnet_runs_connected_nodes_until_sigterm() {
     use std::{
-        io::{BufRead, BufReader},
-        process::{Command, Stdio},
-        sync::mpsc,
+        process::Command,
         time::{Duration, Instant},
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(BIN)
-        .arg("--datadir")
-        .arg(dir.path())
-        .args([
-            "localnet",
-            "--nodes",
-            "2",
-            "--miners",
-            "0",
-            "--base-port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn localnet");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = crate::harness::spawn_localnet(
+        dir.path(),
+        &["--nodes", "2", "--miners", "0", "--base-port", "0"],
+    );
     // node<i>  <network>  <url>  cookie <path>  peer <id>
     let mut nodes = Vec::new();
     while nodes.len() < 2 {

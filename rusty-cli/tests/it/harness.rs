@@ -11,6 +11,32 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rusty-cli");
 
+/// `rusty-cli --datadir <datadir> localnet <args>`, running; each line it
+/// prints arrives on the receiver (read by a thread, so it never blocks).
+pub fn spawn_localnet(datadir: &Path, args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("--datadir")
+        .arg(datadir)
+        .arg("localnet")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn localnet");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 /// One HTTP/1.1 GET to `addr` (retried until something listens): the head
 /// and the body.
 pub fn http_get(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {

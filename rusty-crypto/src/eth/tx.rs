@@ -95,13 +95,7 @@ fn uint_u64(item: &Rlp<'_>, what: &'static str) -> Result<u64, EthTxError> {
 }
 
 fn word(item: &Rlp<'_>, what: &'static str) -> Result<[u8; 32], EthTxError> {
-    let b = item.bytes()?;
-    if b.len() > 32 || b.first() == Some(&0) {
-        return Err(EthTxError::Field(what));
-    }
-    let mut out = [0u8; 32];
-    out[32 - b.len()..].copy_from_slice(b);
-    Ok(out)
+    item.uint256().map_err(|_| EthTxError::Field(what))
 }
 
 fn address(item: &Rlp<'_>) -> Result<EthAddress, EthTxError> {
