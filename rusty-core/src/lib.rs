@@ -6,6 +6,8 @@
 //! - [`tables`]: the column families of the chain database.
 //! - [`chain`]: the block tree, fork choice by cumulative work, atomic
 //!   connect/disconnect with undo data, the UTXO set.
+//! - [`contracts`]: the account world: EVM accounts in a state trie,
+//!   deposits, Ethereum transactions, receipts and their pool.
 //! - [`masternode`]: the deterministic masternode list, payee and quorum state.
 //! - [`mempool`]: fee-rate ordered pool with replacement and eviction.
 //! - [`wallet`]: the HD wallet following the chain.
@@ -18,6 +20,7 @@
 //! `rusty-storage`, `rusty-vm`. No libp2p, no JSON-RPC server, no media.
 
 pub mod chain;
+pub mod contracts;
 pub mod governance;
 pub mod htlc;
 pub mod masternode;

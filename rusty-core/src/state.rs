@@ -75,6 +75,8 @@ pub struct NodeState {
     relay_fee_governed: bool,
     /// Reorganisations since the state was opened (metrics).
     reorgs: u64,
+    /// Ethereum transactions waiting for a block.
+    eth_pool: crate::contracts::pool::EthPool,
 }
 
 /// A new active tip, as announced to subscribers.
@@ -108,6 +110,7 @@ impl NodeState {
             votes: VotePool::default(),
             relay_fee_governed: false,
             reorgs: 0,
+            eth_pool: Default::default(),
         };
         state.relay_fee_governed =
             state.mempool.min_fee_rate() == state.params().min_relay_fee_per_kb;
@@ -312,6 +315,7 @@ impl NodeState {
             }
         }
         self.follow_governed_relay_fee();
+        self.prune_eth_pool();
         let next_height = self.chain.height().saturating_add(1);
         self.votes.revalidate(
             self.chain.params(),
@@ -385,6 +389,9 @@ impl NodeState {
         let next_height = self.chain.height().saturating_add(1);
         if let Some(Payload::Vote(_)) = &tx.payload {
             return self.accept_vote(tx, txid, next_height);
+        }
+        if let Some(Payload::EthTx(_)) = &tx.payload {
+            return self.accept_eth(tx, txid, now);
         }
         let mtp = self.chain.median_time_past(&self.chain.tip());
         if !validation::is_final(&tx, next_height, mtp) {
@@ -548,7 +555,6 @@ impl NodeState {
         // commitment) or gives a new voting key. Votes never change the
         // list, so its root stays.
         let before = self.chain.mn();
-        let kept = txs.len();
         txs.retain(|t| match &t.payload {
             Some(Payload::Vote(v)) => after.get(&v.pro_tx_hash).is_some_and(|e| {
                 e.is_valid()
@@ -558,9 +564,15 @@ impl NodeState {
             }),
             _ => true,
         });
-        if txs.len() != kept {
-            header.merkle_root = validation::block_merkle_root(&txs);
-        }
+        let used: usize = txs.iter().map(Transaction::size).sum();
+        self.fill_eth_template(
+            &mut header,
+            &mut txs,
+            height,
+            max_size.saturating_sub(1_000).saturating_sub(used),
+        );
+        // Votes left out, Ethereum transactions added.
+        header.merkle_root = validation::block_merkle_root(&txs);
         header.mn_list_root = after.list_root();
         let target = pow::target_from_compact(bits).unwrap_or_default();
         BlockTemplate {
@@ -1133,6 +1145,9 @@ pub enum SendError {
     #[error("the wallet's transaction was rejected: {0}")]
     Rejected(#[from] TxRejection),
 }
+
+#[path = "state_eth.rs"]
+mod eth;
 
 #[cfg(test)]
 mod tests {

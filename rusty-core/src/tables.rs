@@ -45,6 +45,16 @@ rusty_storage::tables! {
     pub table GovVotes: crate::governance::VoteKey => crate::governance::VoteRecord = "gov_votes";
     /// Governance changes a connected block made, to disconnect it.
     pub table GovUndoTable: Hash256 => crate::governance::GovUndo = "gov_undo";
+    /// Nodes of the account and storage tries, by BLAKE3 hash (never
+    /// changed, so every root stays readable).
+    pub table StateNodes: Hash256 => rusty_storage::trie::NodeBytes = "state_nodes";
+    /// Contract code by keccak256.
+    pub table ContractCode: Hash256 => rusty_storage::trie::NodeBytes = "contract_code";
+    /// keccak256 of a raw Ethereum transaction → where it sits in the
+    /// active chain.
+    pub table EthTxIndex: Hash256 => TxLocation = "eth_tx_index";
+    /// The receipts of a block's Ethereum transactions.
+    pub table Receipts: Hash256 => crate::contracts::BlockReceipts = "receipts";
 }
 
 /// Validation state of a block in the index.

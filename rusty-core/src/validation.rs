@@ -128,6 +128,9 @@ pub enum ValidationError {
     /// A governance rule (proposal, vote, treasury payout).
     #[error(transparent)]
     Governance(#[from] crate::governance::GovError),
+    /// An account-world rule (Ethereum transaction, state root).
+    #[error(transparent)]
+    Contract(#[from] crate::contracts::ContractError),
 }
 
 impl ValidationError {
@@ -140,6 +143,9 @@ impl ValidationError {
         use ValidationError::*;
         if let Governance(e) = self {
             return !e.depends_on_chain();
+        }
+        if let Contract(e) = self {
+            return e.is_peer_fault();
         }
         !matches!(
             self,
@@ -200,6 +206,8 @@ impl ValidationError {
             BadPurchase(_) => "bad-txns-purchase",
             BadKeyRelease(_) => "bad-txns-key-release",
             Governance(e) => e.reject_reason(),
+            Contract(crate::contracts::ContractError::BadStateRoot { .. }) => "bad-state-root",
+            Contract(_) => "bad-txns-eth",
         }
     }
 }
@@ -312,6 +320,13 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
         }
         return Ok(());
     }
+    // An Ethereum transaction pays from its account: no coins move.
+    if let Some(Payload::EthTx(_)) = &tx.payload {
+        if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
+            return Err(crate::contracts::ContractError::BadShape.into());
+        }
+        return Ok(());
+    }
     if let Some(p @ (Payload::QuorumCommitment(_) | Payload::ChainLock(_))) = &tx.payload {
         if !tx.is_block_special() {
             return Err(ValidationError::BadBlockOnlyTx(p.kind()));
@@ -408,11 +423,8 @@ pub(crate) fn check_block_txids(block: &Block, params: &ChainParams) -> Result<V
         return Err(ValidationError::BadVersion(h.version));
     }
     check_proof_of_work(h, params)?;
-    // The masternode-list root and the ChainLock hash are checked when the
-    // block connects; the state root waits for contracts.
-    if !h.state_root.is_zero() {
-        return Err(ValidationError::ReservedRoot("state_root"));
-    }
+    // The masternode-list root, the ChainLock hash and the state root are
+    // checked when the block connects.
     match block.txs.first() {
         Some(cb) if cb.is_coinbase() => {}
         _ => return Err(ValidationError::FirstTxNotCoinbase),

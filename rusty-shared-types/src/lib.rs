@@ -10,6 +10,8 @@
 //! - [`params`]: [`ChainParams`] of the `main`, `test` and `dev` networks.
 //! - [`address`]: bech32m [`Address`]es.
 //! - [`rlp`]: Ethereum's RLP, with a strict decoder.
+//! - [`evm`]: the account world's parameters, deposit outputs and the
+//!   payload carrying an Ethereum-signed transaction.
 //!
 //! No I/O and no heavy dependencies live here.
 
@@ -17,6 +19,7 @@ pub mod address;
 pub mod amount;
 pub mod block;
 pub mod encoding;
+pub mod evm;
 pub mod governance;
 pub mod hash;
 pub mod masternode;

@@ -201,6 +201,8 @@ pub struct ChainParams {
     pub p2p_port: u16,
     /// Masternodes, quorums and rewards.
     pub masternode: MasternodeParams,
+    /// The account world (EVM), where it is active.
+    pub evm: Option<crate::evm::EvmParams>,
 }
 
 /// How a block subsidy is split, in percent (the three add up to 100).
@@ -278,6 +280,13 @@ pub static DEV: ChainParams = ChainParams {
         quorum_threshold: 3,
         ..MAIN_BASE.masternode
     },
+    evm: Some(crate::evm::EvmParams {
+        chain_id: 7373,
+        activation_height: 0,
+        block_gas_limit: 30_000_000,
+        // 1 gwei-equivalent: 10⁻⁹ coin per gas.
+        base_fee: 1_000_000_000,
+    }),
     ..MAIN_BASE
 };
 
@@ -392,6 +401,8 @@ const MAIN_BASE: ChainParams = ChainParams {
         pose_miss_penalty: 34,
         pose_ban_threshold: 100,
     },
+    // Not active on main until its activation height is chosen.
+    evm: None,
 };
 
 impl ChainParams {

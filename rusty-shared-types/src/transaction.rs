@@ -127,8 +127,8 @@ pub struct CoinbasePayload {
 }
 
 /// Typed payloads. Each kind has a fixed tag; unknown tags are rejected by the
-/// decoder, so a new kind is a consensus change by construction. Tags 11..
-/// are reserved for contract and peg payloads.
+/// decoder, so a new kind is a consensus change by construction. Tag 11 carries
+/// Ethereum-signed transactions; tags 12.. are reserved for peg payloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     /// Tag 0: marks the coinbase.
@@ -157,6 +157,9 @@ pub enum Payload {
     /// Tag 10: a masternode's votes, signed with its voting key; no inputs,
     /// no outputs.
     Vote(crate::governance::VoteBatch),
+    /// Tag 11: an Ethereum-signed transaction (no inputs, no outputs: its
+    /// gas is paid from the sender's account).
+    EthTx(crate::evm::EthTxPayload),
 }
 
 impl Payload {
@@ -173,6 +176,7 @@ impl Payload {
             Payload::KeyRelease(_) => "key_release",
             Payload::Proposal(_) => "proposal",
             Payload::Vote(_) => "vote",
+            Payload::EthTx(_) => "eth_tx",
         }
     }
 
@@ -190,6 +194,7 @@ impl Payload {
             Payload::KeyRelease(_) => 8,
             Payload::Proposal(_) => 9,
             Payload::Vote(_) => 10,
+            Payload::EthTx(_) => 11,
         }
     }
 }
@@ -212,6 +217,7 @@ impl Encode for Payload {
             Payload::KeyRelease(p) => p.encode_to(out),
             Payload::Proposal(p) => p.encode_to(out),
             Payload::Vote(p) => p.encode_to(out),
+            Payload::EthTx(p) => p.encode_to(out),
         }
     }
 }
@@ -241,6 +247,7 @@ impl Decode for Payload {
                 r,
             )?)),
             10 => Ok(Payload::Vote(crate::governance::VoteBatch::decode_from(r)?)),
+            11 => Ok(Payload::EthTx(crate::evm::EthTxPayload::decode_from(r)?)),
             t => Err(DecodeError::InvalidTag {
                 what: "payload",
                 tag: u64::from(t),

@@ -186,6 +186,26 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         }
     }
 
+    /// The nodes on the path to `address`'s account (EIP-1186's
+    /// `accountProof`), from the last committed root.
+    pub fn account_proof(&self, address: &Address) -> Result<Vec<Vec<u8>>, TrieError> {
+        self.accounts.proof(&Self::account_key(address))
+    }
+
+    /// The nodes on the path to a storage word (EIP-1186's storage
+    /// `proof`) in the account's committed storage trie; empty for no
+    /// account.
+    pub fn storage_proof(
+        &self,
+        address: &Address,
+        slot: &[u8; 32],
+    ) -> Result<Vec<Vec<u8>>, TrieError> {
+        match self.account(address)? {
+            Some(a) => Trie::<H, S>::at(a.storage_root, self.store.clone()).proof(&H::hash(slot)),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The state root, and every node made since the last commit.
     pub fn commit(&mut self) -> Result<([u8; 32], NewNodes), TrieError> {
         let mut nodes = Vec::new();

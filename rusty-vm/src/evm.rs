@@ -11,6 +11,7 @@
 use revm::{
     context::{BlockEnv, CfgEnv, Context, TxEnv},
     context_interface::result::{ExecutionResult, Output},
+    context_interface::transaction::{AccessList, AccessListItem},
     database_interface::{DBErrorMarker, DatabaseRef},
     primitives::{hardfork::SpecId, Address, Bytes, TxKind, B256, KECCAK_EMPTY, U256},
     state::{AccountInfo, Bytecode},
@@ -104,8 +105,18 @@ pub struct EvmCall {
     pub value: [u8; 32],
     pub input: Vec<u8>,
     pub gas_limit: u64,
+    /// The gas price, or for a type-2 transaction its max fee per gas.
     pub gas_price: u128,
+    /// A type-2 transaction's max priority fee per gas.
+    pub max_priority_fee: Option<u128>,
     pub nonce: u64,
+    /// EIP-2718 type (0, 1 or 2).
+    pub tx_type: u8,
+    /// EIP-2930 access list: addresses and storage slots warmed up front.
+    pub access_list: Vec<([u8; 20], Vec<[u8; 32]>)>,
+    /// A simulation (`eth_call`, `eth_estimateGas`): the nonce is not
+    /// checked, as Ethereum nodes run them.
+    pub simulate: bool,
 }
 
 /// A log as the EVM emitted it.
@@ -150,9 +161,10 @@ pub enum EvmError {
 
 /// The chain's rules (set through `modify_cfg_chained`, which passes
 /// them on to the journal).
-fn set_rules(cfg: &mut CfgEnv, block: &BlockContext) {
+fn set_rules(cfg: &mut CfgEnv, block: &BlockContext, simulate: bool) {
     cfg.chain_id = block.chain_id;
     cfg.spec = SpecId::CANCUN;
+    cfg.disable_nonce_check = simulate;
 }
 
 /// `block`'s environment.
@@ -178,6 +190,17 @@ fn tx_env(call: &EvmCall, chain_id: u64) -> Result<TxEnv, EvmError> {
         .gas_price(call.gas_price)
         .nonce(call.nonce)
         .chain_id(Some(chain_id))
+        .tx_type(Some(call.tx_type))
+        .gas_priority_fee(call.max_priority_fee)
+        .access_list(AccessList(
+            call.access_list
+                .iter()
+                .map(|(address, slots)| AccessListItem {
+                    address: Address::from(*address),
+                    storage_keys: slots.iter().map(|s| B256::from(*s)).collect(),
+                })
+                .collect(),
+        ))
         .build()
         .map_err(|e| EvmError::Invalid(format!("{e:?}")))
 }
@@ -190,7 +213,7 @@ pub fn execute<S: EvmState>(
 ) -> Result<Outcome, EvmError> {
     let mut evm = Context::mainnet()
         .with_ref_db(Db(state))
-        .modify_cfg_chained(|c| set_rules(c, block))
+        .modify_cfg_chained(|c| set_rules(c, block, call.simulate))
         .modify_block_chained(|b| set_block(b, block))
         .build_mainnet();
     let tx = tx_env(call, block.chain_id)?;

@@ -100,7 +100,11 @@ fn calls(contract: [u8; 20]) -> Vec<EvmCall> {
         input,
         gas_limit: 200_000,
         gas_price: 1,
+        max_priority_fee: None,
         nonce,
+        tx_type: 0,
+        access_list: Vec::new(),
+        simulate: false,
     };
     vec![
         base(0, None, [code(INIT), code(RUNTIME)].concat()),
@@ -151,7 +155,7 @@ fn a_contract_deploys_stores_and_reads_as_on_raw_revm() {
     );
     let mut evm = Context::mainnet()
         .with_db(db)
-        .modify_cfg_chained(|c| set_rules(c, &block()))
+        .modify_cfg_chained(|c| set_rules(c, &block(), false))
         .modify_block_chained(|b| set_block(b, &block()))
         .build_mainnet();
     for (call, outcome) in calls(contract).into_iter().zip(&ours) {

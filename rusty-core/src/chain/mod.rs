@@ -307,6 +307,25 @@ impl Chain {
         Ok(self.db.get::<Undo>(hash)?)
     }
 
+    /// The account world at the active tip.
+    pub fn accounts(&self) -> crate::contracts::AccountWorld<'_> {
+        crate::contracts::AccountWorld::at(&self.db, self.tip_entry().header.state_root)
+    }
+
+    /// Where an Ethereum transaction (by keccak256) sits in the active
+    /// chain.
+    pub fn eth_tx_location(&self, hash: &[u8; 32]) -> Result<Option<TxLocation>> {
+        Ok(self.db.get::<crate::tables::EthTxIndex>(&Hash256(*hash))?)
+    }
+
+    /// The receipts of a stored block's Ethereum transactions.
+    pub fn receipts(&self, block: &Hash256) -> Result<crate::contracts::BlockReceipts> {
+        Ok(self
+            .db
+            .get::<crate::tables::Receipts>(block)?
+            .unwrap_or_default())
+    }
+
     pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>> {
         self.coin_view().get(outpoint)
     }
@@ -837,6 +856,16 @@ impl Chain {
             },
             &mut batch,
         )?;
+        let parent_root = self.index[&block.header.prev_hash].header.state_root;
+        let effects = crate::contracts::exec::execute_block(
+            &self.db,
+            self.params,
+            parent_root,
+            height,
+            &block,
+        )
+        .map_err(ValidationError::from)?;
+        effects.write(&hash, &mut batch);
         let active = &self.active;
         let mn_undo = self
             .mn
@@ -952,6 +981,8 @@ impl Chain {
         let mut gov = self.gov.clone();
         gov.undo(gov_undo);
         gov.write_to(&mut batch);
+        crate::contracts::exec::unwrite(&self.db, &hash, &mut batch)
+            .map_err(ValidationError::from)?;
         batch.delete::<Undo>(&hash);
         batch.delete::<MnUndoTable>(&hash);
         batch.delete::<GovUndoTable>(&hash);

@@ -61,6 +61,17 @@ pub struct EthTx {
     pub sender: EthAddress,
     /// keccak256 of the raw bytes: the hash Ethereum tools know it by.
     pub hash: [u8; 32],
+    pub signature: EthSignature,
+}
+
+/// A transaction's signature as JSON-RPC reports it: `v` is the legacy
+/// `v` (27/28, or EIP-155's `chain id × 2 + 35/36`) or a typed
+/// transaction's y parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthSignature {
+    pub v: u64,
+    pub r: [u8; 32],
+    pub s: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -140,7 +151,7 @@ fn recover(
     parity: u8,
     r: &Rlp<'_>,
     s: &Rlp<'_>,
-) -> Result<EthAddress, EthTxError> {
+) -> Result<(EthAddress, [u8; 32], [u8; 32]), EthTxError> {
     let r = word(r, "r").map_err(|_| EthTxError::Signature("r is not a 256-bit integer"))?;
     let s = word(s, "s").map_err(|_| EthTxError::Signature("s is not a 256-bit integer"))?;
     if s > SECP256K1_HALF_ORDER {
@@ -148,8 +159,9 @@ fn recover(
             "s is in the upper half of the order (EIP-2)",
         ));
     }
-    recover_address(signing_hash, &r, &s, parity)
-        .map_err(|_| EthTxError::Signature("it recovers to no key"))
+    let sender = recover_address(signing_hash, &r, &s, parity)
+        .map_err(|_| EthTxError::Signature("it recovers to no key"))?;
+    Ok((sender, r, s))
 }
 
 /// Decodes and checks `raw` (as `eth_sendRawTransaction` receives it).
@@ -159,7 +171,7 @@ pub fn decode(raw: &[u8]) -> Result<EthTx, EthTxError> {
         return Err(EthTxError::TooLarge(raw.len()));
     }
     let hash = keccak256(raw);
-    let (fields, sender) = match first {
+    let (fields, sender, signature) = match first {
         0xc0..=0xff => decode_legacy(raw)?,
         1 => decode_typed(EthTxType::AccessList, raw)?,
         2 => decode_typed(EthTxType::DynamicFee, raw)?,
@@ -171,10 +183,14 @@ pub fn decode(raw: &[u8]) -> Result<EthTx, EthTxError> {
         fields,
         sender,
         hash,
+        signature,
     })
 }
 
-fn decode_legacy(raw: &[u8]) -> Result<(EthTxFields, EthAddress), EthTxError> {
+/// Fields, sender and signature of a decoded transaction.
+type Decoded = (EthTxFields, EthAddress, EthSignature);
+
+fn decode_legacy(raw: &[u8]) -> Result<Decoded, EthTxError> {
     let item = rlp::decode(raw)?;
     let [nonce, price, gas, to, value, input, v, r, s] = item.list()? else {
         return Err(EthTxError::Field("a legacy transaction has 9 fields"));
@@ -201,11 +217,12 @@ fn decode_legacy(raw: &[u8]) -> Result<(EthTxFields, EthAddress), EthTxError> {
         input: input.bytes()?.to_vec(),
         access_list: Vec::new(),
     };
-    let sender = recover(&fields.signing_hash(), parity, r, s)?;
-    Ok((fields, sender))
+    let (sender, r, s) = recover(&fields.signing_hash(), parity, r, s)?;
+    let v = u64::try_from(v).map_err(|_| EthTxError::Signature("v is too large"))?;
+    Ok((fields, sender, EthSignature { v, r, s }))
 }
 
-fn decode_typed(tx_type: EthTxType, raw: &[u8]) -> Result<(EthTxFields, EthAddress), EthTxError> {
+fn decode_typed(tx_type: EthTxType, raw: &[u8]) -> Result<Decoded, EthTxError> {
     let item = rlp::decode(&raw[1..])?;
     let items = item.list()?;
     let (fees, rest): (_, &[Rlp<'_>]) = match (tx_type, items) {
@@ -243,8 +260,13 @@ fn decode_typed(tx_type: EthTxType, raw: &[u8]) -> Result<(EthTxFields, EthAddre
         input: input.bytes()?.to_vec(),
         access_list: access_list(list)?,
     };
-    let sender = recover(&fields.signing_hash(), parity, r, s)?;
-    Ok((fields, sender))
+    let (sender, r, s) = recover(&fields.signing_hash(), parity, r, s)?;
+    let signature = EthSignature {
+        v: u64::from(parity),
+        r,
+        s,
+    };
+    Ok((fields, sender, signature))
 }
 
 impl EthTxFields {

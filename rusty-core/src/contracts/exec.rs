@@ -1,0 +1,266 @@
+//! A block's account-world effects: its deposit outputs credited, its
+//! Ethereum transactions run in block order, their receipts, and the
+//! state root the header must carry. Templates and connects run the same
+//! [`BlockExecutor`]; a template skips a transaction that fails, a
+//! connect fails the block.
+
+use ruint::aliases::U256;
+use rusty_crypto::eth::tx::{self as eth_tx, EthTx};
+use rusty_shared_types::{
+    evm::{parse_deposit, to_wei, EvmParams},
+    ChainParams, Hash256, Payload, Transaction,
+};
+use rusty_storage::{trie::NewNodes, Database};
+use rusty_vm::evm::{self, BlockContext, EvmCall, EvmError};
+
+use super::{AccountWorld, BlockReceipts, ContractError, EthReceipt};
+
+/// What a block changed in the account world, to write with it.
+#[derive(Debug, Default)]
+pub struct BlockEffects {
+    /// The header's `state_root` (zero for the empty state).
+    pub state_root: Hash256,
+    pub nodes: NewNodes,
+    pub code: super::CodeByHash,
+    pub receipts: Vec<EthReceipt>,
+    /// Gas used by the block's Ethereum transactions.
+    pub gas_used: u64,
+    /// Base fees burned, in wei-units.
+    pub burned: U256,
+}
+
+impl BlockEffects {
+    /// Adds the effects to `block`'s write batch: state nodes, code,
+    /// receipts and the hash index.
+    pub fn write(&self, block: &Hash256, batch: &mut rusty_storage::WriteBatch) {
+        super::write_nodes(batch, &self.nodes, &self.code);
+        if self.receipts.is_empty() {
+            return;
+        }
+        for r in &self.receipts {
+            batch.put::<crate::tables::EthTxIndex>(
+                &Hash256(r.tx_hash),
+                &crate::tables::TxLocation {
+                    block: *block,
+                    index: r.index,
+                },
+            );
+        }
+        batch.put::<crate::tables::Receipts>(block, &BlockReceipts(self.receipts.clone()));
+    }
+}
+
+/// Deletes what [`BlockEffects::write`] indexed for `block` (its nodes
+/// stay: other roots may share them).
+pub fn unwrite(
+    db: &Database,
+    block: &Hash256,
+    batch: &mut rusty_storage::WriteBatch,
+) -> Result<(), ContractError> {
+    if let Some(receipts) = db.get::<crate::tables::Receipts>(block)? {
+        for r in &receipts.0 {
+            batch.delete::<crate::tables::EthTxIndex>(&Hash256(r.tx_hash));
+        }
+        batch.delete::<crate::tables::Receipts>(block);
+    }
+    Ok(())
+}
+
+/// The network's account world if it is active at `height`.
+pub fn active_params(params: &ChainParams, height: u64) -> Option<&EvmParams> {
+    params
+        .evm
+        .as_ref()
+        .filter(|e| height >= e.activation_height)
+}
+
+/// The block a transaction at `height` runs in.
+pub fn block_context(evm: &EvmParams, height: u64, time: u64) -> BlockContext {
+    BlockContext {
+        chain_id: evm.chain_id,
+        number: height,
+        timestamp: time,
+        gas_limit: evm.block_gas_limit,
+        base_fee: evm.base_fee,
+        // Priority fees go to the zero address, which no key controls:
+        // paying them to the miner needs the settlement transaction.
+        coinbase: [0; 20],
+    }
+}
+
+/// The gas price an Ethereum transaction pays under `base_fee`.
+pub fn effective_gas_price(tx: &EthTx, base_fee: u64) -> u128 {
+    let f = &tx.fields;
+    f.max_fee_per_gas
+        .min(u128::from(base_fee).saturating_add(f.max_priority_fee_per_gas))
+}
+
+/// The EVM call an Ethereum transaction makes.
+pub fn call_of(tx: &EthTx) -> EvmCall {
+    let f = &tx.fields;
+    let dynamic = f.tx_type == eth_tx::EthTxType::DynamicFee;
+    EvmCall {
+        caller: tx.sender,
+        to: f.to,
+        value: f.value,
+        input: f.input.clone(),
+        gas_limit: f.gas_limit,
+        gas_price: f.max_fee_per_gas,
+        max_priority_fee: dynamic.then_some(f.max_priority_fee_per_gas),
+        nonce: f.nonce,
+        tx_type: f.tx_type.number(),
+        access_list: f.access_list.clone(),
+        simulate: false,
+    }
+}
+
+/// Checks that depend on the transaction alone and the network: shape,
+/// chain id, fee cap, gas limit.
+pub fn check_eth_tx(tx: &Transaction, evm: &EvmParams) -> Result<EthTx, ContractError> {
+    let Some(Payload::EthTx(p)) = &tx.payload else {
+        return Err(ContractError::BadShape);
+    };
+    if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
+        return Err(ContractError::BadShape);
+    }
+    let eth = eth_tx::decode(&p.raw)?;
+    match eth.fields.chain_id {
+        None => return Err(ContractError::NotReplayProtected),
+        Some(id) if id != evm.chain_id => {
+            return Err(ContractError::WrongChainId {
+                expected: evm.chain_id,
+                found: id,
+            })
+        }
+        Some(_) => {}
+    }
+    if eth.fields.max_fee_per_gas < u128::from(evm.base_fee) {
+        return Err(ContractError::FeeCapTooLow {
+            max_fee: eth.fields.max_fee_per_gas,
+            base_fee: evm.base_fee,
+        });
+    }
+    if eth.fields.gas_limit > evm.block_gas_limit {
+        return Err(ContractError::GasLimitExceeded);
+    }
+    Ok(eth)
+}
+
+/// Runs a block's account-world effects transaction by transaction.
+#[derive(Debug)]
+pub struct BlockExecutor<'a> {
+    world: AccountWorld<'a>,
+    evm: Option<EvmParams>,
+    height: u64,
+    ctx: Option<BlockContext>,
+    effects: BlockEffects,
+}
+
+impl<'a> BlockExecutor<'a> {
+    /// Effects of a block at `height` and `time` on the state its parent's
+    /// header commits to.
+    pub fn new(
+        db: &'a Database,
+        params: &ChainParams,
+        parent_root: Hash256,
+        height: u64,
+        time: u64,
+    ) -> Self {
+        let evm = active_params(params, height).copied();
+        BlockExecutor {
+            world: AccountWorld::at(db, parent_root),
+            ctx: evm.as_ref().map(|e| block_context(e, height, time)),
+            evm,
+            height,
+            effects: BlockEffects::default(),
+        }
+    }
+
+    /// The state so far (for previews).
+    pub fn world(&self) -> &AccountWorld<'a> {
+        &self.world
+    }
+
+    /// Applies transaction `index` of the block: credits its deposit
+    /// outputs and runs its Ethereum transaction. On error nothing
+    /// changed.
+    pub fn apply(&mut self, index: u32, tx: &Transaction) -> Result<(), ContractError> {
+        let (Some(evm), Some(ctx)) = (self.evm, self.ctx.as_ref()) else {
+            // Not active: deposit outputs are plain burns, and no
+            // Ethereum transaction may be mined.
+            return match tx.payload {
+                Some(Payload::EthTx(_)) => Err(ContractError::NotActive(self.height)),
+                _ => Ok(()),
+            };
+        };
+        if let Some(Payload::EthTx(_)) = &tx.payload {
+            let eth = check_eth_tx(tx, &evm)?;
+            let remaining = evm.block_gas_limit.saturating_sub(self.effects.gas_used);
+            if eth.fields.gas_limit > remaining {
+                return Err(ContractError::GasLimitExceeded);
+            }
+            let outcome = evm::execute(&self.world, ctx, &call_of(&eth))
+                .map_err(|EvmError::Invalid(why)| ContractError::Evm(why))?;
+            self.world.apply(&outcome.changes)?;
+            let price = effective_gas_price(&eth, evm.base_fee);
+            self.effects.gas_used = self.effects.gas_used.saturating_add(outcome.gas_used);
+            self.effects.burned = self.effects.burned.saturating_add(
+                U256::from(outcome.gas_used).saturating_mul(U256::from(evm.base_fee)),
+            );
+            self.effects.receipts.push(EthReceipt {
+                tx_hash: eth.hash,
+                index,
+                from: eth.sender,
+                to: eth.fields.to,
+                contract_address: outcome.created,
+                tx_type: eth.fields.tx_type.number(),
+                success: outcome.success,
+                gas_used: outcome.gas_used,
+                cumulative_gas_used: self.effects.gas_used,
+                effective_gas_price: price,
+                logs: outcome.logs,
+            });
+            return Ok(());
+        }
+        let deposits: Vec<([u8; 20], U256)> = tx
+            .outputs
+            .iter()
+            .filter_map(|o| parse_deposit(&o.lock).map(|a| (a, U256::from(to_wei(o.value)))))
+            .collect();
+        for (address, wei) in deposits {
+            self.world.credit(&address, wei)?;
+        }
+        Ok(())
+    }
+
+    /// Commits the state: the effects to write and the header's root.
+    pub fn finish(mut self) -> Result<BlockEffects, ContractError> {
+        let (root, nodes, code) = self.world.commit()?;
+        self.effects.state_root = root;
+        self.effects.nodes = nodes;
+        self.effects.code = code;
+        Ok(self.effects)
+    }
+}
+
+/// A whole block's effects, checked against the root its header carries.
+pub fn execute_block(
+    db: &Database,
+    params: &ChainParams,
+    parent_root: Hash256,
+    height: u64,
+    block: &rusty_shared_types::Block,
+) -> Result<BlockEffects, ContractError> {
+    let mut exec = BlockExecutor::new(db, params, parent_root, height, block.header.time);
+    for (i, tx) in block.txs.iter().enumerate() {
+        exec.apply(u32::try_from(i).unwrap_or(u32::MAX), tx)?;
+    }
+    let effects = exec.finish()?;
+    if effects.state_root != block.header.state_root {
+        return Err(ContractError::BadStateRoot {
+            expected: effects.state_root,
+            found: block.header.state_root,
+        });
+    }
+    Ok(effects)
+}

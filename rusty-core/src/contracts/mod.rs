@@ -1,0 +1,308 @@
+//! The account world: EVM accounts in a state trie beside the UTXO set.
+//!
+//! Coins enter it through deposit outputs (`rusty_shared_types::evm`),
+//! Ethereum-signed transactions run in it on revm (`rusty_vm::evm`), and
+//! each block's header commits to its state root (zero while the state is
+//! empty, so blocks without contracts look as before). The trie's nodes
+//! are kept by hash and never changed, so a reorganisation only switches
+//! the root: disconnecting a block deletes its receipts and index entries,
+//! nothing else.
+//!
+//! - [`AccountWorld`]: the state at one root, readable by the EVM, and
+//!   the changes a block makes to it.
+//! - [`exec`]: a block's account-world effects (deposits, transactions,
+//!   receipts, the new root), the same code for templates and connects.
+//! - [`pool`]: Ethereum transactions waiting for a block, by sender and
+//!   nonce.
+
+pub mod exec;
+pub mod pool;
+mod receipt;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use ruint::aliases::U256;
+use rusty_crypto::eth::{keccak256, tx::EthTxError};
+use rusty_shared_types::Hash256;
+use rusty_storage::{
+    state::{Account, StateTrie, KECCAK_EMPTY},
+    trie::{Blake3Hasher, NewNodes, NodeBytes, TableNodes, Trie, TrieError},
+    Database,
+};
+use rusty_vm::evm::{AccountChange, EvmAccount, EvmState};
+
+pub use exec::{BlockEffects, BlockExecutor};
+pub use receipt::{BlockReceipts, EthReceipt};
+
+/// A proof: the nodes on a key's path, root first.
+pub type Proof = Vec<Vec<u8>>;
+
+/// Code by keccak256.
+pub type CodeByHash = Vec<([u8; 32], Vec<u8>)>;
+
+/// Nodes of the state tries, by BLAKE3 hash.
+pub type StateStore<'a> = TableNodes<'a, crate::tables::StateNodes>;
+
+/// Why an Ethereum transaction or a block's account-world effects were
+/// refused. The messages follow geth's where tools match on them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractError {
+    #[error("contracts are not active on this network at height {0}")]
+    NotActive(u64),
+    #[error("invalid transaction: {0}")]
+    Decode(#[from] EthTxError),
+    #[error("an ethereum transaction has no inputs, no outputs and lock time 0")]
+    BadShape,
+    #[error("invalid chain id: expected {expected}, found {found}")]
+    WrongChainId { expected: u64, found: u64 },
+    #[error("only replay-protected (EIP-155) transactions allowed over RPC")]
+    NotReplayProtected,
+    #[error("nonce too low: next nonce {expected}, tx nonce {found}")]
+    NonceTooLow { expected: u64, found: u64 },
+    #[error("nonce too high: next nonce {expected}, tx nonce {found}")]
+    NonceTooHigh { expected: u64, found: u64 },
+    #[error(
+        "insufficient funds for gas * price + value: address {address} have {have} want {want}"
+    )]
+    InsufficientFunds {
+        address: String,
+        have: U256,
+        want: U256,
+    },
+    #[error(
+        "max fee per gas less than block base fee: maxFeePerGas: {max_fee}, baseFee: {base_fee}"
+    )]
+    FeeCapTooLow { max_fee: u128, base_fee: u64 },
+    #[error("exceeds block gas limit")]
+    GasLimitExceeded,
+    #[error("replacement transaction underpriced")]
+    ReplacementUnderpriced,
+    #[error("already known")]
+    AlreadyKnown,
+    #[error("txpool is full")]
+    PoolFull,
+    #[error("{0}")]
+    Evm(String),
+    #[error("a balance would exceed 2^256 wei")]
+    BalanceOverflow,
+    #[error("state root {found} differs from the computed {expected}")]
+    BadStateRoot { expected: Hash256, found: Hash256 },
+    /// The state could not be read or is corrupt: the node's fault.
+    #[error("state: {0}")]
+    State(String),
+}
+
+impl ContractError {
+    /// Whether a block failing with this error is its sender's fault
+    /// (anything but our own unreadable state).
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(self, ContractError::State(_))
+    }
+}
+
+impl From<TrieError> for ContractError {
+    fn from(e: TrieError) -> Self {
+        ContractError::State(e.to_string())
+    }
+}
+
+impl From<rusty_storage::StorageError> for ContractError {
+    fn from(e: rusty_storage::StorageError) -> Self {
+        ContractError::State(e.to_string())
+    }
+}
+
+/// The trie root a header's `state_root` stands for: zero is the empty
+/// state.
+pub fn trie_root(header_root: Hash256) -> [u8; 32] {
+    if header_root.is_zero() {
+        Trie::<Blake3Hasher, StateStore<'_>>::empty_root()
+    } else {
+        header_root.0
+    }
+}
+
+/// The header's `state_root` for a trie root (zero for the empty state).
+pub fn header_root(trie_root: [u8; 32]) -> Hash256 {
+    if trie_root == Trie::<Blake3Hasher, StateStore<'_>>::empty_root() {
+        Hash256::ZERO
+    } else {
+        Hash256(trie_root)
+    }
+}
+
+/// The account state at one root, with the changes made on it since.
+pub struct AccountWorld<'a> {
+    trie: StateTrie<Blake3Hasher, StateStore<'a>>,
+    db: &'a Database,
+    /// Code created since the root, by keccak256.
+    new_code: HashMap<[u8; 32], Vec<u8>>,
+}
+
+impl std::fmt::Debug for AccountWorld<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountWorld")
+            .field("new_code", &self.new_code.len())
+            .finish()
+    }
+}
+
+impl<'a> AccountWorld<'a> {
+    /// The state a header's `state_root` commits to.
+    pub fn at(db: &'a Database, header_root: Hash256) -> Self {
+        AccountWorld {
+            trie: StateTrie::at(trie_root(header_root), TableNodes::new(db)),
+            db,
+            new_code: HashMap::new(),
+        }
+    }
+
+    pub fn account(&self, address: &[u8; 20]) -> Result<Option<Account>, ContractError> {
+        Ok(self.trie.account(address)?)
+    }
+
+    /// Nonce and balance (zero for no account).
+    pub fn nonce_and_balance(&self, address: &[u8; 20]) -> Result<(u64, U256), ContractError> {
+        Ok(self
+            .account(address)?
+            .map(|a| (a.nonce, U256::from_be_bytes(a.balance)))
+            .unwrap_or_default())
+    }
+
+    pub fn storage_word(
+        &self,
+        address: &[u8; 20],
+        slot: &[u8; 32],
+    ) -> Result<[u8; 32], ContractError> {
+        Ok(self.trie.storage(address, slot)?)
+    }
+
+    /// An account's code (empty for none).
+    pub fn code_of(&self, address: &[u8; 20]) -> Result<Vec<u8>, ContractError> {
+        match self.account(address)? {
+            Some(a) if a.code_hash != KECCAK_EMPTY => self
+                .code_by_hash(&a.code_hash)?
+                .ok_or_else(|| ContractError::State(format!("code {} missing", hex(&a.code_hash)))),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn code_by_hash(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, ContractError> {
+        if let Some(code) = self.new_code.get(hash) {
+            return Ok(Some(code.clone()));
+        }
+        Ok(self
+            .db
+            .get::<crate::tables::ContractCode>(&Hash256(*hash))?
+            .map(|b| b.0))
+    }
+
+    /// The EIP-1186 proof of an account and of some of its storage
+    /// words, against the committed root (BLAKE3 nodes).
+    pub fn proof(
+        &self,
+        address: &[u8; 20],
+        slots: &[[u8; 32]],
+    ) -> Result<(Proof, Vec<Proof>), ContractError> {
+        let account_proof = self.trie.account_proof(address)?;
+        let storage = slots
+            .iter()
+            .map(|s| self.trie.storage_proof(address, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((account_proof, storage))
+    }
+
+    /// Adds `wei` to `address`'s balance, creating the account.
+    pub fn credit(&mut self, address: &[u8; 20], wei: U256) -> Result<(), ContractError> {
+        let mut account = self
+            .account(address)?
+            .unwrap_or_else(Account::empty::<Blake3Hasher>);
+        let balance = U256::from_be_bytes(account.balance)
+            .checked_add(wei)
+            .ok_or(ContractError::BalanceOverflow)?;
+        account.balance = balance.to_be_bytes();
+        self.trie.set_account(address, &account)?;
+        Ok(())
+    }
+
+    /// Writes what one transaction changed. Accounts left empty (no nonce,
+    /// balance or code) are removed, as EIP-161 requires.
+    pub fn apply(&mut self, changes: &[AccountChange]) -> Result<(), ContractError> {
+        for change in changes {
+            let a = &change.account;
+            let empty = a.nonce == 0 && a.balance == [0; 32] && a.code_hash == KECCAK_EMPTY;
+            if change.destroyed || (empty && change.storage.is_empty()) {
+                self.trie.remove_account(&change.address)?;
+                continue;
+            }
+            let storage_root = match self.account(&change.address)? {
+                Some(old) => old.storage_root,
+                None => Account::empty::<Blake3Hasher>().storage_root,
+            };
+            if let Some(code) = &change.new_code {
+                self.new_code.insert(keccak256(code), code.clone());
+            }
+            self.trie.set_account(
+                &change.address,
+                &Account {
+                    nonce: a.nonce,
+                    balance: a.balance,
+                    storage_root,
+                    code_hash: a.code_hash,
+                },
+            )?;
+            for (slot, value) in &change.storage {
+                self.trie.set_storage(&change.address, slot, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The new header root, the nodes and the code to store.
+    fn commit(&mut self) -> Result<(Hash256, NewNodes, CodeByHash), ContractError> {
+        let (root, nodes) = self.trie.commit()?;
+        let code = std::mem::take(&mut self.new_code).into_iter().collect();
+        Ok((header_root(root), nodes, code))
+    }
+}
+
+impl EvmState for AccountWorld<'_> {
+    fn account(&self, address: &[u8; 20]) -> Result<Option<EvmAccount>, String> {
+        let account = AccountWorld::account(self, address).map_err(|e| e.to_string())?;
+        Ok(account.map(|a| EvmAccount {
+            nonce: a.nonce,
+            balance: a.balance,
+            code_hash: a.code_hash,
+        }))
+    }
+
+    fn storage(&self, address: &[u8; 20], slot: &[u8; 32]) -> Result<[u8; 32], String> {
+        self.storage_word(address, slot).map_err(|e| e.to_string())
+    }
+
+    fn code(&self, code_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
+        self.code_by_hash(code_hash).map_err(|e| e.to_string())
+    }
+}
+
+/// `0x`-prefixed lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    format!("0x{}", ::hex::encode(bytes))
+}
+
+/// Stores the nodes and code a block made (content-addressed: writing
+/// them again is harmless).
+pub(crate) fn write_nodes(
+    batch: &mut rusty_storage::WriteBatch,
+    nodes: &NewNodes,
+    code: &CodeByHash,
+) {
+    for (hash, bytes) in nodes {
+        batch.put::<crate::tables::StateNodes>(&Hash256(*hash), &NodeBytes(bytes.clone()));
+    }
+    for (hash, bytes) in code {
+        batch.put::<crate::tables::ContractCode>(&Hash256(*hash), &NodeBytes(bytes.clone()));
+    }
+}

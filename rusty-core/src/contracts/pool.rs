@@ -1,0 +1,156 @@
+//! Ethereum transactions waiting for a block, by sender and nonce (the
+//! UTXO mempool orders by fee rate and spends; these order by nonce and
+//! pay from an account).
+//!
+//! A sender's transactions may leave gaps (up to [`MAX_NONCE_AHEAD`]
+//! ahead of its account nonce); only the run without gaps is mined. A
+//! transaction with the same sender and nonce replaces one in the pool if
+//! it raises both the fee cap and the tip by at least 10 %, as geth's.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusty_crypto::eth::tx::EthTx;
+use rusty_shared_types::{Hash256, Transaction};
+
+use super::ContractError;
+
+/// How far ahead of the account's nonce a pooled transaction may be.
+pub const MAX_NONCE_AHEAD: u64 = 64;
+
+/// Pooled transactions at most.
+pub const MAX_POOLED: usize = 8_192;
+
+/// A pooled transaction.
+#[derive(Debug, Clone)]
+pub struct PooledEthTx {
+    /// The native transaction carrying it (what blocks and relay use).
+    pub tx: Transaction,
+    pub txid: Hash256,
+    pub eth: EthTx,
+    pub time: u64,
+}
+
+/// The pool.
+#[derive(Debug, Default)]
+pub struct EthPool {
+    by_sender: BTreeMap<([u8; 20], u64), PooledEthTx>,
+    /// keccak256 hash → (sender, nonce).
+    by_hash: HashMap<[u8; 32], ([u8; 20], u64)>,
+}
+
+impl EthPool {
+    pub fn len(&self) -> usize {
+        self.by_sender.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_sender.is_empty()
+    }
+
+    pub fn get(&self, hash: &[u8; 32]) -> Option<&PooledEthTx> {
+        self.by_hash.get(hash).and_then(|k| self.by_sender.get(k))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PooledEthTx> {
+        self.by_sender.values()
+    }
+
+    /// The nonce after `sender`'s gap-free run starting at `account_nonce`
+    /// (what `eth_getTransactionCount(…, "pending")` reports).
+    pub fn pending_nonce(&self, sender: &[u8; 20], account_nonce: u64) -> u64 {
+        let mut next = account_nonce;
+        while self.by_sender.contains_key(&(*sender, next)) {
+            next = next.saturating_add(1);
+        }
+        next
+    }
+
+    /// Adds `entry`, whose nonce is at least `account_nonce` (checked by
+    /// the caller with the balance); returns the transaction it replaced.
+    pub fn insert(
+        &mut self,
+        entry: PooledEthTx,
+        account_nonce: u64,
+    ) -> Result<Option<PooledEthTx>, ContractError> {
+        let key = (entry.eth.sender, entry.eth.fields.nonce);
+        if self.by_hash.contains_key(&entry.eth.hash) {
+            return Err(ContractError::AlreadyKnown);
+        }
+        if key.1 > account_nonce.saturating_add(MAX_NONCE_AHEAD) {
+            return Err(ContractError::NonceTooHigh {
+                expected: self.pending_nonce(&key.0, account_nonce),
+                found: key.1,
+            });
+        }
+        let replaced = match self.by_sender.get(&key) {
+            Some(old) => {
+                let bumped = |new: u128, old: u128| new >= old.saturating_add(old / 10);
+                let (n, o) = (&entry.eth.fields, &old.eth.fields);
+                if !bumped(n.max_fee_per_gas, o.max_fee_per_gas)
+                    || !bumped(n.max_priority_fee_per_gas, o.max_priority_fee_per_gas)
+                {
+                    return Err(ContractError::ReplacementUnderpriced);
+                }
+                self.remove(&old.eth.hash.clone())
+            }
+            None if self.by_sender.len() >= MAX_POOLED => return Err(ContractError::PoolFull),
+            None => None,
+        };
+        self.by_hash.insert(entry.eth.hash, key);
+        self.by_sender.insert(key, entry);
+        Ok(replaced)
+    }
+
+    pub fn remove(&mut self, hash: &[u8; 32]) -> Option<PooledEthTx> {
+        let key = self.by_hash.remove(hash)?;
+        self.by_sender.remove(&key)
+    }
+
+    /// Drops every transaction whose nonce its sender's account has
+    /// passed (mined, or replaced by a mined one).
+    pub fn prune(&mut self, mut account_nonce: impl FnMut(&[u8; 20]) -> u64) {
+        let mut stale = Vec::new();
+        let mut current: Option<([u8; 20], u64)> = None;
+        for ((sender, nonce), e) in &self.by_sender {
+            let floor = match current {
+                Some((s, n)) if s == *sender => n,
+                _ => {
+                    let n = account_nonce(sender);
+                    current = Some((*sender, n));
+                    n
+                }
+            };
+            if *nonce < floor {
+                stale.push(e.eth.hash);
+            }
+        }
+        for h in stale {
+            self.remove(&h);
+        }
+    }
+
+    /// Candidates for a block: each sender's gap-free run from its account
+    /// nonce, senders ordered by the tip of their first transaction
+    /// (highest first), then by address.
+    pub fn candidates(
+        &self,
+        mut account_nonce: impl FnMut(&[u8; 20]) -> u64,
+    ) -> Vec<Vec<&PooledEthTx>> {
+        let mut runs: Vec<Vec<&PooledEthTx>> = Vec::new();
+        let mut senders: Vec<[u8; 20]> = self.by_sender.keys().map(|(s, _)| *s).collect();
+        senders.dedup();
+        for sender in senders {
+            let mut nonce = account_nonce(&sender);
+            let mut run = Vec::new();
+            while let Some(e) = self.by_sender.get(&(sender, nonce)) {
+                run.push(e);
+                nonce = nonce.saturating_add(1);
+            }
+            if !run.is_empty() {
+                runs.push(run);
+            }
+        }
+        runs.sort_by_key(|run| std::cmp::Reverse(run[0].eth.fields.max_priority_fee_per_gas));
+        runs
+    }
+}

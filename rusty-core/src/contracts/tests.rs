@@ -1,0 +1,267 @@
+//! The account world on a dev chain in memory: deposits, an Ethereum
+//! deployment and call mined by templates, the errors that refuse
+//! transactions, and a reorganisation that switches the root back.
+
+use rusty_crypto::eth::{
+    create_address,
+    tx::{EthTxFields, EthTxType},
+    EthKey,
+};
+use rusty_shared_types::{
+    evm::{deposit_script, EthTxPayload},
+    Amount, Hash256, Payload, Transaction, TxOut,
+};
+
+use super::*;
+use crate::{
+    state::{NodeState, TxRejection},
+    test_utils::{coinbase_at, memory_state, Key, NOW},
+    validation::ValidationError,
+};
+
+/// Stores the first calldata word at slot 0: `PUSH1 0 CALLDATALOAD PUSH1 0
+/// SSTORE STOP`.
+const RUNTIME: &str = "60003560005500";
+/// Returns [`RUNTIME`]: `PUSH1 7 PUSH1 12 PUSH1 0 CODECOPY PUSH1 7 PUSH1 0
+/// RETURN`, then the runtime.
+const INIT: &str = "6007600c60003960076000f3";
+
+const CHAIN_ID: u64 = 7373;
+const GWEI: u128 = 1_000_000_000;
+
+fn eth_key() -> EthKey {
+    EthKey::from_bytes(&[0x11; 32]).expect("key")
+}
+
+fn fields(nonce: u64, to: Option<[u8; 20]>, input: Vec<u8>) -> EthTxFields {
+    EthTxFields {
+        tx_type: EthTxType::DynamicFee,
+        chain_id: Some(CHAIN_ID),
+        nonce,
+        max_priority_fee_per_gas: 0,
+        max_fee_per_gas: 2 * GWEI,
+        gas_limit: 200_000,
+        to,
+        value: [0; 32],
+        input,
+        access_list: Vec::new(),
+    }
+}
+
+fn native(raw: Vec<u8>) -> Transaction {
+    Transaction {
+        version: 1,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        lock_time: 0,
+        payload: Some(Payload::EthTx(EthTxPayload { raw })),
+    }
+}
+
+fn signed(f: &EthTxFields) -> Transaction {
+    native(f.sign(&eth_key()).expect("signs"))
+}
+
+fn contract_error(r: Result<Hash256, TxRejection>) -> ContractError {
+    match r {
+        Err(TxRejection::Invalid(ValidationError::Contract(e))) => e,
+        other => panic!("expected a contract error, got {other:?}"),
+    }
+}
+
+/// A dev state whose mature coinbase funded `eth_key()` with 5 coins.
+fn funded() -> (NodeState, Key) {
+    let miner = Key::new(1);
+    let mut s = memory_state(None);
+    s.generate(11, &miner.address, u64::MAX, NOW)
+        .expect("mines");
+    let (prevout, spent) = coinbase_at(&s, 1);
+    let deposit = TxOut {
+        value: Amount::from_coins(5).expect("amount"),
+        lock: deposit_script(&eth_key().address()),
+    };
+    let change = TxOut {
+        value: spent
+            .value
+            .checked_sub(Amount::from_coins(6).expect("amount"))
+            .expect("value"),
+        lock: miner.address.lock_script(),
+    };
+    let tx = miner.spend(prevout, &spent, vec![deposit, change]);
+    s.accept_transaction(tx, NOW).expect("accepted");
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    (s, miner)
+}
+
+fn balance(s: &NodeState, a: &[u8; 20]) -> U256 {
+    s.chain().accounts().nonce_and_balance(a).expect("state").1
+}
+
+#[test]
+fn deposit_deploy_and_call_are_mined_with_a_state_root() {
+    let (mut s, miner) = funded();
+    let me = eth_key().address();
+    let five = U256::from(5u64) * U256::from(10u64).pow(U256::from(18u64));
+    assert_eq!(balance(&s, &me), five);
+    assert!(!s.chain().tip_entry().header.state_root.is_zero());
+
+    let deploy = signed(&fields(
+        0,
+        None,
+        ::hex::decode(format!("{INIT}{RUNTIME}")).unwrap(),
+    ));
+    s.accept_transaction(deploy, NOW).expect("deploy accepted");
+    assert_eq!(s.eth_pending_nonce(&me).unwrap(), 1);
+    let contract = create_address(&me, 0);
+    let mut word = [0u8; 32];
+    word[31] = 7;
+    s.accept_transaction(signed(&fields(1, Some(contract), word.to_vec())), NOW)
+        .expect("call accepted");
+    assert_eq!(s.eth_pool().len(), 2);
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    assert!(s.eth_pool().is_empty(), "mined transactions leave the pool");
+
+    let world = s.chain().accounts();
+    assert_eq!(
+        world.code_of(&contract).unwrap(),
+        ::hex::decode(RUNTIME).unwrap()
+    );
+    assert_eq!(world.storage_word(&contract, &[0; 32]).unwrap(), word);
+    let (nonce, after) = world.nonce_and_balance(&me).unwrap();
+    assert_eq!(nonce, 2);
+    let tip = s.chain().tip();
+    let receipts = s.chain().receipts(&tip).unwrap().0;
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(receipts[0].contract_address, Some(contract));
+    assert!(receipts.iter().all(|r| r.success));
+    let gas: u64 = receipts.iter().map(|r| r.gas_used).sum();
+    assert_eq!(receipts[1].cumulative_gas_used, gas);
+    // Base fee 1 gwei, no tip: exactly gas × 1 gwei left the account.
+    assert_eq!(five - after, U256::from(gas) * U256::from(GWEI));
+    let location = s
+        .chain()
+        .eth_tx_location(&receipts[1].tx_hash)
+        .unwrap()
+        .unwrap();
+    assert_eq!(location.block, tip);
+}
+
+#[test]
+fn bad_transactions_get_ethereum_errors_and_change_nothing() {
+    let (mut s, _) = funded();
+    let root = s.chain().tip_entry().header.state_root;
+    let mut wrong_chain = fields(0, Some([9; 20]), Vec::new());
+    wrong_chain.chain_id = Some(1);
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&wrong_chain), NOW)),
+        ContractError::WrongChainId {
+            expected: CHAIN_ID,
+            found: 1
+        }
+    ));
+    let mut cheap = fields(0, Some([9; 20]), Vec::new());
+    cheap.max_fee_per_gas = 1;
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&cheap), NOW)),
+        ContractError::FeeCapTooLow { .. }
+    ));
+    let mut rich = fields(0, Some([9; 20]), Vec::new());
+    rich.value = U256::from(6u64)
+        .saturating_mul(U256::from(10u64).pow(U256::from(18u64)))
+        .to_be_bytes();
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&rich), NOW)),
+        ContractError::InsufficientFunds { .. }
+    ));
+    let mut low_gas = fields(0, Some([9; 20]), Vec::new());
+    low_gas.gas_limit = 20_000;
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&low_gas), NOW)),
+        ContractError::Evm(_)
+    ));
+    let garbage = native(vec![0x02, 0xc0]);
+    assert!(matches!(
+        contract_error(s.accept_transaction(garbage, NOW)),
+        ContractError::Decode(_)
+    ));
+    assert!(s.eth_pool().is_empty());
+    assert_eq!(s.chain().tip_entry().header.state_root, root);
+
+    // A replacement must raise the fees by 10 %; a mined nonce is too low.
+    let first = fields(0, Some([9; 20]), Vec::new());
+    s.accept_transaction(signed(&first), NOW).expect("accepted");
+    let mut same = first.clone();
+    same.gas_limit = 21_001;
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&same), NOW)),
+        ContractError::ReplacementUnderpriced
+    ));
+    s.generate(1, &Key::new(1).address, u64::MAX, NOW)
+        .expect("mines");
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&same), NOW)),
+        ContractError::NonceTooLow {
+            expected: 1,
+            found: 0
+        }
+    ));
+}
+
+#[test]
+fn a_block_with_a_wrong_state_root_is_refused() {
+    let (mut s, miner) = funded();
+    s.accept_transaction(signed(&fields(0, Some([9; 20]), Vec::new())), NOW)
+        .expect("accepted");
+    let template = s.block_template(&miner.address.lock_script(), NOW, Vec::new());
+    let mut block = template.block;
+    assert_eq!(block.txs.len(), 2, "coinbase and the ethereum transaction");
+    block.header.state_root = Hash256([1; 32]);
+    crate::pow::solve(&mut block.header, &template.target, u64::MAX).expect("solves");
+    let tip = s.chain().tip();
+    let err = s.submit_block(block, NOW);
+    assert!(
+        format!("{err:?}").contains("BadStateRoot"),
+        "refused for its root: {err:?}"
+    );
+    assert_eq!(s.chain().tip(), tip);
+}
+
+#[test]
+fn a_reorganisation_switches_the_root_back() {
+    let (mut s, miner) = funded();
+    let funded_root = s.chain().tip_entry().header.state_root;
+    s.accept_transaction(signed(&fields(0, Some([9; 20]), Vec::new())), NOW)
+        .expect("accepted");
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    let tip = s.chain().tip();
+    let hash = s.chain().receipts(&tip).unwrap().0[0].tx_hash;
+    assert!(s.chain().eth_tx_location(&hash).unwrap().is_some());
+
+    // A longer branch from the funded block, without the transaction.
+    let mut other = memory_state(None);
+    for h in 1..s.chain().height() {
+        let b = s
+            .chain()
+            .block(&s.chain().hash_at(h).unwrap())
+            .unwrap()
+            .unwrap();
+        other.submit_block(b, NOW).expect("same blocks");
+    }
+    other
+        .generate(2, &Key::new(2).address, u64::MAX, NOW)
+        .expect("mines");
+    for h in s.chain().height()..=other.chain().height() {
+        let b = other
+            .chain()
+            .block(&other.chain().hash_at(h).unwrap())
+            .unwrap()
+            .unwrap();
+        s.submit_block(b, NOW).expect("branch block");
+    }
+    assert_eq!(s.chain().tip(), other.chain().tip());
+    assert_eq!(s.chain().tip_entry().header.state_root, funded_root);
+    assert!(s.chain().eth_tx_location(&hash).unwrap().is_none());
+    assert!(s.chain().receipts(&tip).unwrap().0.is_empty());
+    // The transaction is back in the pool, valid on the new branch.
+    assert_eq!(s.eth_pool().len(), 1);
+}

@@ -1,0 +1,164 @@
+//! [`NodeState`]'s Ethereum transactions: admission to their pool against
+//! the tip's account state, pruning as blocks connect, and their place in
+//! block templates (run in order, the state root computed).
+
+use ruint::aliases::U256;
+use rusty_shared_types::{BlockHeader, Hash256, Transaction};
+use tracing::debug;
+
+use super::{Announcement, NodeState, TxRejection};
+use crate::{
+    contracts::{
+        exec::{self, BlockExecutor},
+        pool::{EthPool, PooledEthTx},
+        ContractError,
+    },
+    validation::ValidationError,
+};
+
+impl NodeState {
+    /// Ethereum transactions waiting for a block.
+    pub fn eth_pool(&self) -> &EthPool {
+        &self.eth_pool
+    }
+
+    /// The nonce `address`'s next transaction should carry, counting the
+    /// pool (`eth_getTransactionCount(…, "pending")`).
+    pub fn eth_pending_nonce(&self, address: &[u8; 20]) -> Result<u64, ContractError> {
+        let (nonce, _) = self.chain.accounts().nonce_and_balance(address)?;
+        Ok(self.eth_pool.pending_nonce(address, nonce))
+    }
+
+    /// Checks an Ethereum transaction against the next block's rules and
+    /// the tip's account state, then pools it. Nothing changes on error.
+    pub(super) fn accept_eth(
+        &mut self,
+        tx: Transaction,
+        txid: Hash256,
+        now: u64,
+    ) -> Result<Hash256, TxRejection> {
+        let reject = |e: ContractError| TxRejection::Invalid(ValidationError::Contract(e));
+        let next_height = self.chain.height().saturating_add(1);
+        let evm = *exec::active_params(self.params(), next_height)
+            .ok_or_else(|| reject(ContractError::NotActive(next_height)))?;
+        let eth = exec::check_eth_tx(&tx, &evm).map_err(reject)?;
+        let world = self.chain.accounts();
+        let (nonce, balance) = world.nonce_and_balance(&eth.sender).map_err(reject)?;
+        let f = &eth.fields;
+        if f.nonce < nonce {
+            return Err(reject(ContractError::NonceTooLow {
+                expected: nonce,
+                found: f.nonce,
+            }));
+        }
+        let want = U256::from(f.gas_limit)
+            .saturating_mul(U256::from(f.max_fee_per_gas))
+            .saturating_add(U256::from_be_bytes(f.value));
+        if balance < want {
+            return Err(reject(ContractError::InsufficientFunds {
+                address: crate::contracts::hex(&eth.sender),
+                have: balance,
+                want,
+            }));
+        }
+        if f.nonce == nonce {
+            // Next in line: it must run (intrinsic gas, code size, …) as
+            // it would in the next block.
+            let ctx = exec::block_context(&evm, next_height, now);
+            rusty_vm::evm::execute(&world, &ctx, &exec::call_of(&eth))
+                .map_err(|rusty_vm::evm::EvmError::Invalid(why)| reject(ContractError::Evm(why)))?;
+        }
+        let hash = eth.hash;
+        let relay = tx.clone();
+        let replaced = self
+            .eth_pool
+            .insert(
+                PooledEthTx {
+                    tx,
+                    txid,
+                    eth,
+                    time: now,
+                },
+                nonce,
+            )
+            .map_err(reject)?;
+        self.announcements
+            .push(Announcement::Transaction(Box::new(relay)));
+        debug!(target: "mempool", %txid, hash = %crate::contracts::hex(&hash),
+               replaced = replaced.is_some(), "accepted ethereum transaction");
+        Ok(txid)
+    }
+
+    /// Drops pooled transactions the tip's accounts have passed.
+    pub(super) fn prune_eth_pool(&mut self) {
+        if self.eth_pool.is_empty() {
+            return;
+        }
+        let world = self.chain.accounts();
+        self.eth_pool.prune(|a| {
+            world
+                .nonce_and_balance(a)
+                .map(|(n, _)| n)
+                .unwrap_or_default()
+        });
+    }
+
+    /// Completes a template's transactions with pooled Ethereum
+    /// transactions that run (up to `budget` bytes and the block's gas)
+    /// and sets the header's state root; `txs` must be final otherwise.
+    pub(super) fn fill_eth_template(
+        &self,
+        header: &mut BlockHeader,
+        txs: &mut Vec<Transaction>,
+        height: u64,
+        mut budget: usize,
+    ) {
+        let parent_root = self.chain.tip_entry().header.state_root;
+        let db = self.chain.db();
+        let mut exec = BlockExecutor::new(db, self.params(), parent_root, height, header.time);
+        for (i, tx) in txs.iter().enumerate() {
+            if let Err(err) = exec.apply(index(i), tx) {
+                // Deposits cannot fail but by our own state: mine no
+                // account-world change rather than a wrong root.
+                tracing::warn!(target: "miner", %err, "template left without contracts");
+                return;
+            }
+        }
+        let runs = {
+            let world = exec.world();
+            self.eth_pool.candidates(|a| {
+                world
+                    .nonce_and_balance(a)
+                    .map(|(n, _)| n)
+                    .unwrap_or_default()
+            })
+        };
+        for run in runs {
+            for e in run {
+                let size = e.tx.size();
+                if size > budget {
+                    break;
+                }
+                match exec.apply(index(txs.len()), &e.tx) {
+                    Ok(()) => {
+                        budget -= size;
+                        txs.push(e.tx.clone());
+                    }
+                    Err(err) => {
+                        // The rest of this sender's run depends on it.
+                        debug!(target: "miner", txid = %e.txid, %err, "left out an ethereum transaction");
+                        break;
+                    }
+                }
+            }
+        }
+        match exec.finish() {
+            Ok(effects) => header.state_root = effects.state_root,
+            Err(err) => tracing::warn!(target: "miner", %err, "could not compute the state root"),
+        }
+    }
+}
+
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
