@@ -101,6 +101,10 @@ pub enum Command {
     /// Governance: submit and vote on proposals, the treasury, parameters.
     #[command(subcommand)]
     Gov(GovCommand),
+    /// Contracts: deposit coins into an EVM account, read one, deploy and
+    /// call contracts (docs/contracts.md).
+    #[command(subcommand)]
+    Contract(ContractCommand),
     /// Call any RPC method: `rusty-cli rpc getblockhash 0`. Parameters that
     /// parse as JSON are sent as JSON, others as strings.
     Rpc { method: String, params: Vec<String> },
@@ -333,6 +337,13 @@ pub struct NodeArgs {
     /// non-loopback address needs --rpc-user/--rpc-password (docs/ui.md).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "", help_heading = "Web UI and metrics")]
     pub ui_bind: Option<String>,
+    /// Serve Ethereum's JSON-RPC (`eth_`, `net_`, `web3_`) without
+    /// authentication here, for ethers.js, viem, web3.py and wallets: an
+    /// address, a port, or nothing for 127.0.0.1 on the network's port
+    /// (dev 28545). Off by default. These methods hold no keys; the node's
+    /// RPC port serves them too, behind its credentials (docs/contracts.md).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "", help_heading = "RPC server")]
+    pub eth_rpc_bind: Option<String>,
     /// Another `Host` the UI answers to (as host:port), when it is reached
     /// by a name other than its address; repeatable.
     #[arg(long, value_name = "HOST:PORT", help_heading = "Web UI and metrics")]
@@ -518,6 +529,51 @@ pub struct RegisterArgs {
     /// Pay rewards here [default: a new wallet address].
     #[arg(long, value_name = "ADDRESS")]
     pub payout: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractCommand {
+    /// Pay coins from the node's wallet into the EVM account ADDRESS (0x
+    /// and 40 hex digits); it is credited when the deposit is mined, at
+    /// 10^18 wei-units per coin. Prints the txid.
+    Deposit {
+        address: String,
+        /// Coins, e.g. 1.5.
+        amount: String,
+    },
+    /// An EVM account at the tip: balance, nonce, whether it is a contract.
+    Balance { address: String },
+    /// Deploy a contract: sign a creation with the key in --key, send it,
+    /// wait for it to be mined; prints the contract's address.
+    Deploy {
+        /// File with the creation bytecode, hex (solc's `bin`).
+        bytecode: std::path::PathBuf,
+        /// ABI-encoded constructor arguments, hex, appended to the code.
+        #[arg(long, value_name = "HEX")]
+        args: Option<String>,
+        /// File holding the secp256k1 key (hex) that signs and pays.
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// Coins sent to the constructor.
+        #[arg(long)]
+        value: Option<String>,
+        /// Gas limit [default: the estimate plus 20 %].
+        #[arg(long)]
+        gas: Option<u64>,
+    },
+    /// Call a contract: with --key, a signed transaction, waiting for its
+    /// receipt; without, a read (eth_call) printing the output.
+    Call {
+        address: String,
+        /// The call data, hex (selector and ABI-encoded arguments).
+        data: String,
+        #[arg(long, value_name = "FILE")]
+        key: Option<std::path::PathBuf>,
+        #[arg(long)]
+        value: Option<String>,
+        #[arg(long)]
+        gas: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

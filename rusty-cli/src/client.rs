@@ -100,6 +100,7 @@ pub fn run(g: &GlobalArgs, cmd: &Command) -> Result<()> {
         | Command::Chaos(_)
         | Command::Masternode(_)
         | Command::Gov(_)
+        | Command::Contract(_)
         | Command::Augy(_)
         | Command::Stream(_)
         | Command::Bridge(_) => {

@@ -10,6 +10,7 @@ mod augy;
 mod bridge;
 mod chaos;
 mod client;
+mod contract;
 mod gov;
 mod localnet;
 mod masternode;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         Command::Chaos(c) => chaos::run(&cli.global, c),
         Command::Masternode(m) => masternode::run(&cli.global, m),
         Command::Gov(c) => gov::run(&cli.global, c),
+        Command::Contract(c) => contract::run(&cli.global, c),
         Command::Augy(a) => augy::run(a),
         Command::Stream(s) => stream::run(&cli.global, s),
         Command::Bridge(b) => bridge::run(&cli.global, b),

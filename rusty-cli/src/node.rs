@@ -91,6 +91,12 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
         c.bridge_chains
             .push(parse_bridge_chain(spec).context("--bridge-chain")?);
     }
+    if let Some(bind) = a.eth_rpc_bind.clone().or(file.eth_rpc_bind.clone()) {
+        c.eth_rpc_bind = Some(
+            parse_http_bind(&bind, eth_rpc_port(network))
+                .context("--eth-rpc-bind (eth_rpc_bind)")?,
+        );
+    }
     if let Some(bind) = a.metrics_bind.clone().or(file.metrics_bind.clone()) {
         c.metrics_bind =
             Some(parse_http_bind(&bind, metrics_port).context("--metrics-bind (metrics_bind)")?);
@@ -274,6 +280,8 @@ pub struct FileConfig {
     pub ui_allow_host: Option<Vec<String>>,
     /// As `--metrics-bind` ("" for the default address).
     pub metrics_bind: Option<String>,
+    /// As `--eth-rpc-bind` ("" for the default address).
+    pub eth_rpc_bind: Option<String>,
 }
 
 /// The web UI's and the metrics' default ports on `network`.
@@ -286,6 +294,20 @@ pub fn http_ports(network: Network) -> (u16, u16) {
         Network::Par => (8580, 9580),
         Network::ArcDev => (28680, 29680),
         Network::Arc => (8680, 9680),
+    }
+}
+
+/// The Ethereum JSON-RPC's default port on `network` (Ethereum's 8545,
+/// shifted as the RPC ports are).
+pub fn eth_rpc_port(network: Network) -> u16 {
+    match network {
+        Network::Dev => 28545,
+        Network::Test => 18545,
+        Network::Main => 8545,
+        Network::ParDev => 28645,
+        Network::Par => 8645,
+        Network::ArcDev => 28745,
+        Network::Arc => 8745,
     }
 }
 

@@ -380,6 +380,11 @@ impl NodeState {
             return Err(ValidationError::BlockOnlyTx(p.kind()).into());
         }
         let txid = tx.txid();
+        // An Ethereum transaction is known by its sender and nonce: a
+        // mined one is "nonce too low", a pooled one "already known".
+        if let Some(Payload::EthTx(_)) = &tx.payload {
+            return self.accept_eth(tx, txid, now);
+        }
         if self.mempool.contains(&txid) {
             return Err(MempoolError::AlreadyKnown(txid).into());
         }
@@ -389,9 +394,6 @@ impl NodeState {
         let next_height = self.chain.height().saturating_add(1);
         if let Some(Payload::Vote(_)) = &tx.payload {
             return self.accept_vote(tx, txid, next_height);
-        }
-        if let Some(Payload::EthTx(_)) = &tx.payload {
-            return self.accept_eth(tx, txid, now);
         }
         let mtp = self.chain.median_time_past(&self.chain.tip());
         if !validation::is_final(&tx, next_height, mtp) {

@@ -94,6 +94,9 @@ pub struct NodeConfig {
     pub ui: Option<crate::ui::UiConfig>,
     /// Prometheus metrics (`--metrics-bind`); off when `None`.
     pub metrics_bind: Option<SocketAddr>,
+    /// Ethereum JSON-RPC without authentication (`--eth-rpc-bind`); off
+    /// when `None`.
+    pub eth_rpc_bind: Option<SocketAddr>,
     /// Nodes of other chains the bridge swaps on (`--bridge-chain`).
     pub bridge_chains: Vec<BridgeChain>,
     /// Accept every swap offer this node can carry out
@@ -149,6 +152,7 @@ impl NodeConfig {
             inject_chain_panic: false,
             ui: None,
             metrics_bind: None,
+            eth_rpc_bind: None,
             bridge_chains: Vec::new(),
             bridge_auto_accept: false,
             bridge_confirmations: None,
@@ -197,6 +201,8 @@ pub struct Node {
     handle: ChainHandle,
     rpc: jsonrpsee::server::ServerHandle,
     rpc_addr: SocketAddr,
+    /// The unauthenticated Ethereum JSON-RPC server (`--eth-rpc-bind`).
+    eth_rpc: Option<jsonrpsee::server::ServerHandle>,
     cookie: Option<PathBuf>,
     stop_rx: watch::Receiver<bool>,
     chain_thread: Option<JoinHandle<()>>,
@@ -387,6 +393,16 @@ impl Node {
         // (not through shutdown) leaves the node unreachable: critical.
         let server = rpc.clone();
         executor.spawn_critical("rpc", async move { server.stopped().await });
+        let mut eth_rpc = None;
+        if let Some(bind) = config.eth_rpc_bind {
+            let (eth, addr) =
+                rpc::eth::start_eth_server(bind, ctx.clone(), Some(metrics.rpc.clone()))
+                    .await
+                    .map_err(|source| NodeError::Rpc { addr: bind, source })?;
+            info!(target: "node", eth_rpc = %addr, "Ethereum JSON-RPC on http://{addr}");
+            eth_rpc = Some(eth.clone());
+            executor.spawn_critical("eth-rpc", async move { eth.stopped().await });
+        }
 
         if let (Some((_, service)), Some(p2p)) = (bridge, p2p.as_ref()) {
             match bridge_config(&config, dir, rpc_addr, cookie.as_deref()) {
@@ -463,6 +479,7 @@ impl Node {
             handle,
             rpc,
             rpc_addr,
+            eth_rpc,
             cookie,
             stop_rx,
             chain_thread: Some(chain_thread),
@@ -528,6 +545,10 @@ impl Node {
         }
         let _ = self.rpc.stop();
         self.rpc.clone().stopped().await;
+        if let Some(eth) = &self.eth_rpc {
+            let _ = eth.stop();
+            eth.clone().stopped().await;
+        }
         if let Some(p2p) = self.p2p.take() {
             if let Some(m) = &p2p.media {
                 m.stop();
@@ -561,6 +582,9 @@ impl Drop for Node {
             let _ = t.join();
         }
         let _ = self.rpc.stop();
+        if let Some(eth) = &self.eth_rpc {
+            let _ = eth.stop();
+        }
         if let Some(p2p) = self.p2p.take() {
             if let Some(m) = &p2p.media {
                 m.stop();

@@ -10,7 +10,7 @@
 
 use revm::{
     context::{BlockEnv, CfgEnv, Context, TxEnv},
-    context_interface::result::{ExecutionResult, Output},
+    context_interface::result::{EVMError, ExecutionResult, Output},
     context_interface::transaction::{AccessList, AccessListItem},
     database_interface::{DBErrorMarker, DatabaseRef},
     primitives::{hardfork::SpecId, Address, Bytes, TxKind, B256, KECCAK_EMPTY, U256},
@@ -205,6 +205,38 @@ fn tx_env(call: &EvmCall, chain_id: u64) -> Result<TxEnv, EvmError> {
         .map_err(|e| EvmError::Invalid(format!("{e:?}")))
 }
 
+/// Why revm refused a transaction, in geth's words where Ethereum tools
+/// match on them (ethers' `INSUFFICIENT_FUNDS`, `NONCE_EXPIRED`, …).
+fn invalid(e: EVMError<StateError>) -> EvmError {
+    use revm::context_interface::result::InvalidTransaction as T;
+    let text = match &e {
+        EVMError::Transaction(t) => match t {
+            T::LackOfFundForMaxFee { fee, balance } => {
+                format!("insufficient funds for gas * price + value: have {balance} want {fee}")
+            }
+            T::NonceTooLow { tx, state } => {
+                format!("nonce too low: next nonce {state}, tx nonce {tx}")
+            }
+            T::NonceTooHigh { tx, state } => {
+                format!("nonce too high: next nonce {state}, tx nonce {tx}")
+            }
+            T::CallGasCostMoreThanGasLimit { .. } | T::GasFloorMoreThanGasLimit { .. } => {
+                "intrinsic gas too low".to_owned()
+            }
+            T::GasPriceLessThanBasefee => "max fee per gas less than block base fee".to_owned(),
+            T::PriorityFeeGreaterThanMaxFee => {
+                "max priority fee per gas higher than max fee per gas".to_owned()
+            }
+            T::CallerGasLimitMoreThanBlock => "exceeds block gas limit".to_owned(),
+            T::CreateInitCodeSizeLimit => "max initcode size exceeded".to_owned(),
+            T::RejectCallerWithCode => "sender not an eoa".to_owned(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    };
+    EvmError::Invalid(text)
+}
+
 /// Runs `call` against `state` in `block`; changes nothing in `state`.
 pub fn execute<S: EvmState>(
     state: &S,
@@ -217,9 +249,7 @@ pub fn execute<S: EvmState>(
         .modify_block_chained(|b| set_block(b, block))
         .build_mainnet();
     let tx = tx_env(call, block.chain_id)?;
-    let done = evm
-        .transact(tx)
-        .map_err(|e| EvmError::Invalid(e.to_string()))?;
+    let done = evm.transact(tx).map_err(invalid)?;
     let gas_used = done.result.tx_gas_used();
     let (success, output, created, logs) = match done.result {
         ExecutionResult::Success { output, logs, .. } => {

@@ -7,6 +7,7 @@ mod bridge_eth;
 mod bridge_swap;
 mod chains;
 mod cli;
+mod contracts_eth;
 mod crash;
 mod eth_tools;
 mod harness;

@@ -11,7 +11,9 @@ pub mod api;
 pub mod blockchain;
 pub mod bridge;
 pub mod client;
+pub mod contract;
 pub mod control;
+pub mod eth;
 pub mod governance;
 pub mod htlc;
 pub mod http;
@@ -37,10 +39,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use self::api::{
-    blockchain::BlockchainApiServer, bridge::BridgeApiServer, control::ControlApiServer,
-    governance::GovernanceApiServer, htlc::HtlcApiServer, masternode::MasternodeApiServer,
-    media::MediaApiServer, mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer,
-    wallet::WalletApiServer,
+    blockchain::BlockchainApiServer, bridge::BridgeApiServer, contract::ContractApiServer,
+    control::ControlApiServer, eth::EthApiServer, governance::GovernanceApiServer,
+    htlc::HtlcApiServer, masternode::MasternodeApiServer, media::MediaApiServer,
+    mining::MiningApiServer, net::NetApiServer, rawtx::RawTxApiServer, wallet::WalletApiServer,
 };
 use crate::{miner::MinerStats, service::ChainHandle};
 
@@ -164,8 +166,10 @@ pub fn build_module(ctx: RpcContext) -> RpcModule<RpcContext> {
 /// [`build_module`] over a context shared with others (the web UI).
 pub fn build_module_shared(ctx: Arc<RpcContext>) -> RpcModule<RpcContext> {
     let mut module = RpcModule::from_arc(ctx.clone());
-    let typed: [Methods; 11] = [
+    let typed: [Methods; 13] = [
         blockchain::BlockchainRpc(ctx.clone()).into_rpc().into(),
+        contract::ContractRpc(ctx.clone()).into_rpc().into(),
+        eth::EthRpc(ctx.clone()).into_rpc().into(),
         bridge::BridgeRpc(ctx.clone()).into_rpc().into(),
         control::ControlRpc(ctx.clone()).into_rpc().into(),
         governance::GovernanceRpc(ctx.clone()).into_rpc().into(),

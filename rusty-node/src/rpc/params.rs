@@ -35,6 +35,7 @@ pub enum Category {
     Blockchain,
     Bridge,
     Control,
+    Ethereum,
     Evo,
     Governance,
     Media,
@@ -50,6 +51,9 @@ impl Category {
             Category::Blockchain => "Blockchain",
             Category::Bridge => "Bridge (hash-time-locked contracts)",
             Category::Control => "Control",
+            Category::Ethereum => {
+                "Ethereum (eth_, net_, web3_; Ethereum's conventions and error codes)"
+            }
             Category::Evo => "Evo (masternodes, quorums, ChainLocks)",
             Category::Governance => "Governance",
             Category::Media => "Media",
@@ -130,6 +134,31 @@ signatures! {
     "subscribe_newblocks" Blockchain [] [] "Every new tip, as it becomes the tip (WebSocket subscription).";
     "help" Control [] ["\"command\""] "Lists every method, or the usage of one.";
     "stop" Control [] [] "Stops the node.";
+    "contract_balance" Wallet ["\"address\""] [] "An EVM account at the tip: balance in coins and wei-units, nonce, whether it has code.";
+    "contract_deposit" Wallet ["\"address\"", "amount"] [] "Pays coins from the wallet into an EVM account (0x address) through a deposit output.";
+    "eth_accounts" Ethereum [] [] "Always empty: keys stay in the clients.";
+    "eth_blockNumber" Ethereum [] [] "The tip's height, hex.";
+    "eth_call" Ethereum ["call"] ["block"] "Runs a call without mining it; returns its output, or error 3 with the revert data.";
+    "eth_chainId" Ethereum [] [] "The EIP-155 chain id, hex.";
+    "eth_estimateGas" Ethereum ["call"] ["block"] "The least gas with which the call succeeds.";
+    "eth_feeHistory" Ethereum ["blockCount", "newestBlock"] ["rewardPercentiles"] "Base fees (constant) and gas used ratios of recent blocks.";
+    "eth_gasPrice" Ethereum [] [] "The base fee per gas, hex wei-units.";
+    "eth_getBalance" Ethereum ["address"] ["block"] "An account's balance in wei-units (10^18 per coin).";
+    "eth_getBlockByHash" Ethereum ["hash"] ["full"] "A block in Ethereum's shape, with its Ethereum transactions.";
+    "eth_getBlockByNumber" Ethereum ["block"] ["full"] "A block in Ethereum's shape, with its Ethereum transactions.";
+    "eth_getCode" Ethereum ["address"] ["block"] "An account's code.";
+    "eth_getLogs" Ethereum ["filter"] [] "Logs matching address and topics over at most 10,000 blocks.";
+    "eth_getProof" Ethereum ["address", "storageKeys"] ["block"] "EIP-1186 account and storage proofs (BLAKE3 trie nodes).";
+    "eth_getStorageAt" Ethereum ["address", "slot"] ["block"] "A storage word.";
+    "eth_getTransactionByHash" Ethereum ["hash"] [] "A mined or pooled Ethereum transaction by its keccak256 hash.";
+    "eth_getTransactionCount" Ethereum ["address"] ["block"] "An account's nonce; with pending, counting the pool.";
+    "eth_getTransactionReceipt" Ethereum ["hash"] [] "A mined Ethereum transaction's receipt and logs.";
+    "eth_maxPriorityFeePerGas" Ethereum [] [] "The suggested tip: zero.";
+    "eth_sendRawTransaction" Ethereum ["raw"] [] "Submits a signed Ethereum transaction (types 0 with EIP-155, 1 and 2).";
+    "eth_syncing" Ethereum [] [] "Always false.";
+    "net_listening" Ethereum [] [] "Always true.";
+    "net_version" Ethereum [] [] "The chain id, decimal.";
+    "web3_clientVersion" Ethereum [] [] "The node's name and version.";
     "dkginfo" Evo [] [] "Returns this node's DKG sessions.";
     "getbestchainlock" Evo [] [] "Returns the best ChainLock this node knows.";
     "masternode" Evo ["\"command\""] ["arg1"] "Masternode information: count, list, status, winners (Dash's subcommands).";
@@ -390,6 +419,10 @@ where
     fn call(&self, request: Request<'a>) -> Self::Future {
         let id = request.id().into_owned();
         let sig = signature(request.method_name());
+        // Ethereum's methods keep Ethereum's codes and messages.
+        if sig.is_some_and(|s| s.category == Category::Ethereum) {
+            return self.inner.call(request).boxed();
+        }
         // Borrowed from the request body: kept to name a failed parameter,
         // decoded only if the call fails with one.
         let raw_params = request.params.clone();

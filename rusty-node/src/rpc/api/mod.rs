@@ -13,7 +13,9 @@
 
 pub mod blockchain;
 pub mod bridge;
+pub mod contract;
 pub mod control;
+pub mod eth;
 pub mod governance;
 pub mod htlc;
 pub mod masternode;

@@ -1,0 +1,230 @@
+//! `rusty-cli contract`: the account world from the command line.
+//!
+//! `deposit` and `balance` use the node's wallet RPC; `deploy` and `call`
+//! sign Ethereum transactions with a secp256k1 key from a file (`--key`)
+//! and send them through the node's Ethereum methods, as any Ethereum
+//! tool would, then wait for the receipt.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rusty_crypto::eth::{
+    address_hex, parse_address,
+    tx::{EthTxFields, EthTxType},
+    EthKey,
+};
+use rusty_node::rpc::api::{contract::ContractApiClient, eth::EthApiClient};
+use rusty_node::rpc::remote::Remote;
+use serde_json::{json, Value};
+
+use crate::{
+    args::{ContractCommand, GlobalArgs},
+    client::{connect, print, rpc_error},
+};
+
+/// How long `deploy` and `call` wait for their transaction to be mined.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn hex_bytes(text: &str, what: &str) -> Result<Vec<u8>> {
+    let t = text.trim();
+    hex::decode(t.strip_prefix("0x").unwrap_or(t)).with_context(|| format!("{what} is not hex"))
+}
+
+fn hex_u64(v: &str, what: &str) -> Result<u64> {
+    u64::from_str_radix(v.trim_start_matches("0x"), 16)
+        .with_context(|| format!("{what}: {v:?} is not a hex quantity"))
+}
+
+fn read_key(path: &std::path::Path) -> Result<EthKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the key file {}", path.display()))?;
+    EthKey::from_hex(text.trim())
+        .map_err(|e| anyhow::anyhow!("the key file {}: {e}", path.display()))
+}
+
+/// Coins (up to 18 decimals) as 32-byte big-endian wei-units.
+fn coins_to_wei(text: &str) -> Result<[u8; 32]> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if frac.len() > 18 || whole.is_empty() && frac.is_empty() {
+        bail!("invalid amount {text:?} (at most 18 decimals)");
+    }
+    let digits = format!("{whole}{frac:0<18}");
+    let wei: u128 = digits
+        .parse()
+        .with_context(|| format!("invalid amount {text:?}"))?;
+    let mut out = [0u8; 32];
+    out[16..].copy_from_slice(&wei.to_be_bytes());
+    Ok(out)
+}
+
+/// Signs and sends a type-2 transaction from `key`, then waits for its
+/// receipt, printing progress on stderr.
+fn transact(
+    c: &Remote,
+    key: &EthKey,
+    to: Option<[u8; 20]>,
+    input: Vec<u8>,
+    value: [u8; 32],
+    gas: Option<u64>,
+) -> Result<Value> {
+    let api = c.api();
+    let from = address_hex(&key.address());
+    let chain_id = hex_u64(&c.run(api.chain_id()).map_err(rpc_error)?, "chain id")?;
+    let nonce = hex_u64(
+        &c.run(api.get_transaction_count(from.clone(), Some(json!("pending"))))
+            .map_err(rpc_error)?,
+        "nonce",
+    )?;
+    let base_fee = hex_u64(&c.run(api.gas_price()).map_err(rpc_error)?, "gas price")?;
+    let mut call = json!({ "from": from, "data": format!("0x{}", hex::encode(&input)) });
+    if let Some(to) = to {
+        call["to"] = json!(address_hex(&to));
+    }
+    if value != [0; 32] {
+        call["value"] = json!(format!("0x{}", hex::encode(value)));
+    }
+    let gas = match gas {
+        Some(g) => g,
+        None => {
+            let estimate = c.run(api.estimate_gas(call, None)).map_err(rpc_error)?;
+            // A margin over the estimate, as wallets add.
+            hex_u64(&estimate, "gas estimate")?.saturating_mul(6) / 5
+        }
+    };
+    let fields = EthTxFields {
+        tx_type: EthTxType::DynamicFee,
+        chain_id: Some(chain_id),
+        nonce,
+        max_priority_fee_per_gas: 0,
+        max_fee_per_gas: u128::from(base_fee) * 2,
+        gas_limit: gas,
+        to,
+        value,
+        input,
+        access_list: Vec::new(),
+    };
+    let raw = fields
+        .sign(key)
+        .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+    let hash = c
+        .run(api.send_raw_transaction(format!("0x{}", hex::encode(raw))))
+        .map_err(rpc_error)?;
+    eprintln!("sent {hash}; waiting for it to be mined…");
+    let started = Instant::now();
+    loop {
+        let receipt = c
+            .run(api.get_transaction_receipt(hash.clone()))
+            .map_err(rpc_error)?;
+        if !receipt.is_null() {
+            if receipt["status"] != json!("0x1") {
+                bail!("transaction {hash} was mined but failed (reverted); receipt: {receipt}");
+            }
+            return Ok(receipt);
+        }
+        if started.elapsed() > RECEIPT_TIMEOUT {
+            bail!(
+                "transaction {hash} was not mined within {} s",
+                RECEIPT_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn run(g: &GlobalArgs, cmd: &ContractCommand) -> Result<()> {
+    let c = connect(g)?;
+    let api = c.api();
+    match cmd {
+        ContractCommand::Deposit { address, amount } => {
+            let txid = c
+                .run(ContractApiClient::deposit(
+                    api,
+                    address.clone(),
+                    Value::String(amount.clone()),
+                ))
+                .map_err(rpc_error)?;
+            println!("{txid}");
+        }
+        ContractCommand::Balance { address } => {
+            let b = c
+                .run(ContractApiClient::balance(api, address.clone()))
+                .map_err(rpc_error)?;
+            print(&serde_json::to_value(b)?);
+        }
+        ContractCommand::Deploy {
+            bytecode,
+            args,
+            key,
+            value,
+            gas,
+        } => {
+            let text = std::fs::read_to_string(bytecode)
+                .with_context(|| format!("reading {}", bytecode.display()))?;
+            let mut code = hex_bytes(&text, "the bytecode file")?;
+            if let Some(a) = args {
+                code.extend(hex_bytes(a, "--args")?);
+            }
+            let key = read_key(key)?;
+            let value = value
+                .as_deref()
+                .map(coins_to_wei)
+                .transpose()?
+                .unwrap_or([0; 32]);
+            let receipt = transact(&c, &key, None, code, value, *gas)?;
+            print(&json!({
+                "contract": receipt["contractAddress"],
+                "transaction": receipt["transactionHash"],
+                "block": receipt["blockNumber"],
+                "gasUsed": receipt["gasUsed"],
+            }));
+        }
+        ContractCommand::Call {
+            address,
+            data,
+            key,
+            value,
+            gas,
+        } => {
+            let to = parse_address(address)
+                .map_err(|_| anyhow::anyhow!("invalid address {address:?}"))?;
+            let input = hex_bytes(data, "the call data")?;
+            let value = value
+                .as_deref()
+                .map(coins_to_wei)
+                .transpose()?
+                .unwrap_or([0; 32]);
+            match key {
+                Some(key) => {
+                    let key = read_key(key)?;
+                    let receipt = transact(&c, &key, Some(to), input, value, *gas)?;
+                    print(&receipt);
+                }
+                None => {
+                    let mut call = json!({ "to": address_hex(&to), "data": format!("0x{}", hex::encode(&input)) });
+                    if value != [0; 32] {
+                        call["value"] = json!(format!("0x{}", hex::encode(value)));
+                    }
+                    let out = c.run(api.call(call, None)).map_err(rpc_error)?;
+                    println!("{out}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coins_become_wei() {
+        let wei = |s: &str| u128::from_be_bytes(coins_to_wei(s).unwrap()[16..].try_into().unwrap());
+        assert_eq!(wei("1"), 1_000_000_000_000_000_000);
+        assert_eq!(wei("0.5"), 500_000_000_000_000_000);
+        assert_eq!(wei("0.000000000000000001"), 1);
+        assert!(coins_to_wei("0.0000000000000000001").is_err());
+        assert!(coins_to_wei("one").is_err());
+        assert!(coins_to_wei(".").is_err());
+    }
+}

@@ -1,0 +1,72 @@
+// Deploys and uses Greeter through ethers v6, unmodified, against the node
+// at RPC_URL with the funded key PRIVATE_KEY. Prints one JSON line of
+// what it saw; exits non-zero on any failed expectation.
+'use strict';
+const assert = require('assert');
+const { ethers } = require('ethers');
+const { compile } = require('./compile');
+
+async function main() {
+  const { abi, bytecode } = compile('Greeter');
+  const provider = new ethers.JsonRpcProvider(process.env.RPC_URL);
+  provider.pollingInterval = 250;
+  const network = await provider.getNetwork();
+  assert.equal(network.chainId, BigInt(process.env.CHAIN_ID));
+  const wallet = new ethers.Wallet(process.env.PRIVATE_KEY, provider);
+  const before = await provider.getBalance(wallet.address);
+  assert(before > 0n, 'the key is funded');
+
+  const factory = new ethers.ContractFactory(abi, bytecode, wallet);
+  const greeter = await factory.deploy('hello', { value: ethers.parseEther('0.5') });
+  await greeter.waitForDeployment();
+  const address = await greeter.getAddress();
+  const deployTx = greeter.deploymentTransaction();
+  // Ethereum's CREATE address: sender and nonce.
+  assert.equal(address, ethers.getCreateAddress({ from: wallet.address, nonce: deployTx.nonce }));
+  assert.equal(await greeter.greeting(), 'hello');
+  assert.equal(await greeter.held(), ethers.parseEther('0.5'));
+  assert.notEqual(await provider.getCode(address), '0x');
+
+  const tx = await greeter.greet('hi there');
+  const receipt = await tx.wait();
+  assert.equal(receipt.status, 1);
+  assert.equal(await greeter.greeting(), 'hi there');
+  assert.equal(await greeter.count(), 1n);
+  const parsed = receipt.logs.map((l) => greeter.interface.parseLog(l)).filter(Boolean);
+  assert.equal(parsed.length, 1);
+  assert.equal(parsed[0].args.by, wallet.address);
+
+  // Events through eth_getLogs.
+  const events = await greeter.queryFilter(greeter.filters.Greeted(wallet.address), 0, 'latest');
+  assert.equal(events.length, 1);
+  assert.equal(events[0].args.greeting, 'hi there');
+  assert.equal(events[0].transactionHash, tx.hash);
+  const none = await greeter.queryFilter(greeter.filters.Greeted(ethers.ZeroAddress), 0, 'latest');
+  assert.equal(none.length, 0);
+
+  // A revert comes back with its reason; nothing is sent.
+  await assert.rejects(greeter.fail(), (e) => e.code === 'CALL_EXCEPTION' && e.reason === 'no greeting today');
+  // Ethereum's errors, as ethers classifies them.
+  await assert.rejects(
+    wallet.sendTransaction({ to: ethers.ZeroAddress, value: before * 2n }),
+    (e) => e.code === 'INSUFFICIENT_FUNDS',
+  );
+
+  const mined = await provider.getTransaction(tx.hash);
+  assert.equal(mined.from, wallet.address);
+  assert.equal(mined.blockNumber, receipt.blockNumber);
+  const block = await provider.getBlock(receipt.blockNumber);
+  assert(block.transactions.includes(tx.hash));
+  const after = await provider.getBalance(wallet.address);
+  const fees = before - after - ethers.parseEther('0.5');
+  assert(fees > 0n, 'gas was paid');
+  console.log(JSON.stringify({
+    client: 'ethers', version: ethers.version, contract: address, block: receipt.blockNumber,
+    gasUsed: receipt.gasUsed.toString(), fees: fees.toString(),
+  }));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
