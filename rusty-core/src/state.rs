@@ -376,7 +376,10 @@ impl NodeState {
         if tx.is_coinbase() {
             return Err(ValidationError::LooseCoinbase.into());
         }
-        if let Some(p @ (Payload::QuorumCommitment(_) | Payload::ChainLock(_))) = &tx.payload {
+        if let Some(
+            p @ (Payload::QuorumCommitment(_) | Payload::ChainLock(_) | Payload::Settlement(_)),
+        ) = &tx.payload
+        {
             return Err(ValidationError::BlockOnlyTx(p.kind()).into());
         }
         let txid = tx.txid();

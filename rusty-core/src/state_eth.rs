@@ -152,6 +152,9 @@ impl NodeState {
                 }
             }
         }
+        if let Some(settlement) = exec.settlement_tx() {
+            txs.push(settlement);
+        }
         match exec.finish() {
             Ok(effects) => header.state_root = effects.state_root,
             Err(err) => tracing::warn!(target: "miner", %err, "could not compute the state root"),

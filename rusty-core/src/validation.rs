@@ -320,6 +320,19 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
         }
         return Ok(());
     }
+    // A settlement pays withdrawals out of the account world: outputs
+    // without inputs, checked against the block's execution.
+    if let Some(Payload::Settlement(_)) = &tx.payload {
+        if !tx.inputs.is_empty() || tx.outputs.is_empty() || tx.lock_time != 0 {
+            return Err(crate::contracts::ContractError::BadSettlement(
+                "a settlement has no inputs, some outputs and lock time 0".into(),
+            )
+            .into());
+        }
+        tx.output_value()
+            .map_err(|_| ValidationError::OutputValueOutOfRange)?;
+        return Ok(());
+    }
     // An Ethereum transaction pays from its account: no coins move.
     if let Some(Payload::EthTx(_)) = &tx.payload {
         if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {

@@ -181,6 +181,8 @@ pub fn payload() -> impl Strategy<Value = Payload> {
         proposal().prop_map(Payload::Proposal),
         vote_batch().prop_map(Payload::Vote),
         vec(any::<u8>(), 0..200).prop_map(|raw| Payload::EthTx(crate::evm::EthTxPayload { raw })),
+        any::<u64>()
+            .prop_map(|height| Payload::Settlement(crate::evm::SettlementPayload { height })),
     ]
 }
 

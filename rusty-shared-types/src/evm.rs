@@ -54,6 +54,25 @@ impl Decode for EthTxPayload {
     }
 }
 
+/// The settlement transaction's payload: the block's height (which makes
+/// its txid unique). Its outputs pay the block's withdrawals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementPayload {
+    pub height: u64,
+}
+
+impl Encode for SettlementPayload {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.height.encode_to(out);
+    }
+}
+
+impl Decode for SettlementPayload {
+    fn decode_from(r: &mut Reader<'_>) -> DecodeResult<Self> {
+        Ok(SettlementPayload { height: r.u64()? })
+    }
+}
+
 /// `OP_RETURN <"evm:" address>`: an output whose value leaves the UTXO
 /// set and is credited to `address`'s account when its block connects.
 pub fn deposit_script(address: &[u8; 20]) -> Script {

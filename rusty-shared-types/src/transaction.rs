@@ -128,7 +128,8 @@ pub struct CoinbasePayload {
 
 /// Typed payloads. Each kind has a fixed tag; unknown tags are rejected by the
 /// decoder, so a new kind is a consensus change by construction. Tag 11 carries
-/// Ethereum-signed transactions; tags 12.. are reserved for peg payloads.
+/// Ethereum-signed transactions, 12 a block's withdrawals; tags 13.. are
+/// reserved for peg payloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     /// Tag 0: marks the coinbase.
@@ -160,6 +161,9 @@ pub enum Payload {
     /// Tag 11: an Ethereum-signed transaction (no inputs, no outputs: its
     /// gas is paid from the sender's account).
     EthTx(crate::evm::EthTxPayload),
+    /// Tag 12: a block's withdrawals from the account world, paid as its
+    /// outputs; no inputs, last in its block, recomputed by every node.
+    Settlement(crate::evm::SettlementPayload),
 }
 
 impl Payload {
@@ -177,6 +181,7 @@ impl Payload {
             Payload::Proposal(_) => "proposal",
             Payload::Vote(_) => "vote",
             Payload::EthTx(_) => "eth_tx",
+            Payload::Settlement(_) => "settlement",
         }
     }
 
@@ -195,6 +200,7 @@ impl Payload {
             Payload::Proposal(_) => 9,
             Payload::Vote(_) => 10,
             Payload::EthTx(_) => 11,
+            Payload::Settlement(_) => 12,
         }
     }
 }
@@ -218,6 +224,7 @@ impl Encode for Payload {
             Payload::Proposal(p) => p.encode_to(out),
             Payload::Vote(p) => p.encode_to(out),
             Payload::EthTx(p) => p.encode_to(out),
+            Payload::Settlement(p) => p.encode_to(out),
         }
     }
 }
@@ -248,6 +255,9 @@ impl Decode for Payload {
             )?)),
             10 => Ok(Payload::Vote(crate::governance::VoteBatch::decode_from(r)?)),
             11 => Ok(Payload::EthTx(crate::evm::EthTxPayload::decode_from(r)?)),
+            12 => Ok(Payload::Settlement(
+                crate::evm::SettlementPayload::decode_from(r)?,
+            )),
             t => Err(DecodeError::InvalidTag {
                 what: "payload",
                 tag: u64::from(t),

@@ -8,12 +8,12 @@ use ruint::aliases::U256;
 use rusty_crypto::eth::tx::{self as eth_tx, EthTx};
 use rusty_shared_types::{
     evm::{parse_deposit, to_wei, EvmParams},
-    ChainParams, Hash256, Payload, Transaction,
+    ChainParams, Hash256, Payload, Transaction, TxOut,
 };
 use rusty_storage::{trie::NewNodes, Database};
 use rusty_vm::evm::{self, BlockContext, EvmCall, EvmError};
 
-use super::{AccountWorld, BlockReceipts, ContractError, EthReceipt};
+use super::{withdraw, AccountWorld, BlockReceipts, ContractError, EthReceipt};
 
 /// What a block changed in the account world, to write with it.
 #[derive(Debug, Default)]
@@ -27,6 +27,11 @@ pub struct BlockEffects {
     pub gas_used: u64,
     /// Base fees burned, in wei-units.
     pub burned: U256,
+    /// What the block pays out of the account world (its settlement
+    /// transaction's outputs).
+    pub withdrawals: Vec<TxOut>,
+    /// Wei-units credited by deposits.
+    pub deposited: U256,
 }
 
 impl BlockEffects {
@@ -154,6 +159,9 @@ pub struct BlockExecutor<'a> {
     height: u64,
     ctx: Option<BlockContext>,
     effects: BlockEffects,
+    /// The block's settlement transaction, once seen: its position and
+    /// outputs.
+    settlement: Option<(u32, Vec<TxOut>)>,
 }
 
 impl<'a> BlockExecutor<'a> {
@@ -173,6 +181,39 @@ impl<'a> BlockExecutor<'a> {
             evm,
             height,
             effects: BlockEffects::default(),
+            settlement: None,
+        }
+    }
+
+    /// The settlement transaction the block must end with, if it pays
+    /// withdrawals.
+    pub fn settlement_tx(&self) -> Option<Transaction> {
+        (!self.effects.withdrawals.is_empty())
+            .then(|| withdraw::settlement_tx(self.height, self.effects.withdrawals.clone()))
+    }
+
+    /// Checks the block's settlement transaction (if any) against the
+    /// withdrawals: it must be the last of `tx_count` transactions and pay
+    /// exactly them, in order.
+    pub fn check_settlement(&self, tx_count: usize) -> Result<(), ContractError> {
+        let expected = &self.effects.withdrawals;
+        match &self.settlement {
+            None if expected.is_empty() => Ok(()),
+            None => Err(ContractError::BadSettlement(format!(
+                "the block pays {} withdrawals and has no settlement transaction",
+                expected.len()
+            ))),
+            Some((index, _)) if *index as usize + 1 != tx_count => Err(
+                ContractError::BadSettlement("the settlement transaction is not last".into()),
+            ),
+            Some((_, outputs)) if outputs != expected => {
+                Err(ContractError::BadSettlement(format!(
+                    "it pays {} outputs where the block's withdrawals are {}",
+                    outputs.len(),
+                    expected.len()
+                )))
+            }
+            Some(_) => Ok(()),
         }
     }
 
@@ -189,10 +230,26 @@ impl<'a> BlockExecutor<'a> {
             // Not active: deposit outputs are plain burns, and no
             // Ethereum transaction may be mined.
             return match tx.payload {
-                Some(Payload::EthTx(_)) => Err(ContractError::NotActive(self.height)),
+                Some(Payload::EthTx(_) | Payload::Settlement(_)) => {
+                    Err(ContractError::NotActive(self.height))
+                }
                 _ => Ok(()),
             };
         };
+        if let Some(Payload::Settlement(p)) = &tx.payload {
+            if self.settlement.is_some() {
+                return Err(ContractError::BadSettlement(
+                    "a second settlement transaction".into(),
+                ));
+            }
+            if p.height != self.height || !tx.inputs.is_empty() || tx.lock_time != 0 {
+                return Err(ContractError::BadSettlement(
+                    "a malformed settlement transaction".into(),
+                ));
+            }
+            self.settlement = Some((index, tx.outputs.clone()));
+            return Ok(());
+        }
         if let Some(Payload::EthTx(_)) = &tx.payload {
             let eth = check_eth_tx(tx, &evm)?;
             let remaining = evm.block_gas_limit.saturating_sub(self.effects.gas_used);
@@ -202,6 +259,7 @@ impl<'a> BlockExecutor<'a> {
             let outcome = evm::execute(&self.world, ctx, &call_of(&eth))
                 .map_err(|EvmError::Invalid(why)| ContractError::Evm(why))?;
             self.world.apply(&outcome.changes)?;
+            self.settle_withdrawals(&eth.sender, &outcome.logs)?;
             let price = effective_gas_price(&eth, evm.base_fee);
             self.effects.gas_used = self.effects.gas_used.saturating_add(outcome.gas_used);
             self.effects.burned = self.effects.burned.saturating_add(
@@ -229,12 +287,58 @@ impl<'a> BlockExecutor<'a> {
             .collect();
         for (address, wei) in deposits {
             self.world.credit(&address, wei)?;
+            self.effects.deposited = self.effects.deposited.saturating_add(wei);
+        }
+        Ok(())
+    }
+
+    /// Takes what a transaction sent to the withdraw contract out of the
+    /// account world: a payable withdrawal joins the settlement, another
+    /// goes back to the transaction's sender.
+    fn settle_withdrawals(
+        &mut self,
+        sender: &[u8; 20],
+        logs: &[rusty_vm::evm::EvmLog],
+    ) -> Result<(), ContractError> {
+        for (script, wei) in logs.iter().filter_map(withdraw::parse_log) {
+            self.world.debit(&withdraw::WITHDRAW_ADDRESS, wei)?;
+            match withdraw::payout(&script, wei) {
+                Some(out) => self.effects.withdrawals.push(out),
+                None => self.world.credit(sender, wei)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The supply invariant of the block so far: balances rose by what
+    /// deposits brought and fell by what withdrawals paid out and base fees
+    /// burned, to the wei-unit (what moved between accounts cancels).
+    pub fn check_supply(&self) -> Result<(), ContractError> {
+        let (added, removed) = self.world.balance_flow();
+        let withdrawn = self.effects.withdrawals.iter().fold(U256::ZERO, |sum, o| {
+            sum.saturating_add(U256::from(to_wei(o.value)))
+        });
+        let inflow = added
+            .saturating_add(withdrawn)
+            .saturating_add(self.effects.burned);
+        let outflow = removed.saturating_add(self.effects.deposited);
+        if inflow != outflow {
+            return Err(ContractError::State(format!(
+                "supply invariant broken at height {}: balances +{added} -{removed}, \
+                 deposits {}, withdrawals {withdrawn}, burned {}",
+                self.height, self.effects.deposited, self.effects.burned
+            )));
         }
         Ok(())
     }
 
     /// Commits the state: the effects to write and the header's root.
     pub fn finish(mut self) -> Result<BlockEffects, ContractError> {
+        // Checked on every block in debug builds (tests, the dev profile);
+        // the property test checks it over random sequences.
+        if cfg!(debug_assertions) {
+            self.check_supply()?;
+        }
         let (root, nodes, code) = self.world.commit()?;
         self.effects.state_root = root;
         self.effects.nodes = nodes;
@@ -255,6 +359,7 @@ pub fn execute_block(
     for (i, tx) in block.txs.iter().enumerate() {
         exec.apply(u32::try_from(i).unwrap_or(u32::MAX), tx)?;
     }
+    exec.check_settlement(block.txs.len())?;
     let effects = exec.finish()?;
     if effects.state_root != block.header.state_root {
         return Err(ContractError::BadStateRoot {

@@ -20,6 +20,7 @@ pub mod pool;
 mod receipt;
 #[cfg(test)]
 mod tests;
+pub mod withdraw;
 
 use std::collections::HashMap;
 
@@ -87,6 +88,8 @@ pub enum ContractError {
     Evm(String),
     #[error("a balance would exceed 2^256 wei")]
     BalanceOverflow,
+    #[error("settlement: {0}")]
+    BadSettlement(String),
     #[error("state root {found} differs from the computed {expected}")]
     BadStateRoot { expected: Hash256, found: Hash256 },
     /// The state could not be read or is corrupt: the node's fault.
@@ -139,6 +142,10 @@ pub struct AccountWorld<'a> {
     db: &'a Database,
     /// Code created since the root, by keccak256.
     new_code: HashMap<[u8; 32], Vec<u8>>,
+    /// Wei-units added to and taken from balances since the root (the
+    /// supply check: their difference is what came in less what left).
+    added: U256,
+    removed: U256,
 }
 
 impl std::fmt::Debug for AccountWorld<'_> {
@@ -156,7 +163,23 @@ impl<'a> AccountWorld<'a> {
             trie: StateTrie::at(trie_root(header_root), TableNodes::new(db)),
             db,
             new_code: HashMap::new(),
+            added: U256::ZERO,
+            removed: U256::ZERO,
         }
+    }
+
+    /// Records a balance going from `old` to `new`.
+    fn track(&mut self, old: U256, new: U256) {
+        if new >= old {
+            self.added = self.added.saturating_add(new - old);
+        } else {
+            self.removed = self.removed.saturating_add(old - new);
+        }
+    }
+
+    /// Wei-units added to and taken from balances since the root.
+    pub fn balance_flow(&self) -> (U256, U256) {
+        (self.added, self.removed)
     }
 
     pub fn account(&self, address: &[u8; 20]) -> Result<Option<Account>, ContractError> {
@@ -219,19 +242,56 @@ impl<'a> AccountWorld<'a> {
         let mut account = self
             .account(address)?
             .unwrap_or_else(Account::empty::<Blake3Hasher>);
-        let balance = U256::from_be_bytes(account.balance)
-            .checked_add(wei)
-            .ok_or(ContractError::BalanceOverflow)?;
+        let old = U256::from_be_bytes(account.balance);
+        let balance = old.checked_add(wei).ok_or(ContractError::BalanceOverflow)?;
+        self.track(old, balance);
         account.balance = balance.to_be_bytes();
         self.trie.set_account(address, &account)?;
         Ok(())
+    }
+
+    /// Sets the balance of a balance-only account (the withdraw
+    /// contract's), removing it at zero.
+    fn set_balance(&mut self, address: &[u8; 20], wei: U256) -> Result<(), ContractError> {
+        let (_, old) = self.nonce_and_balance(address)?;
+        self.track(old, wei);
+        if wei.is_zero() {
+            self.trie.remove_account(address)?;
+            return Ok(());
+        }
+        let mut account = self
+            .account(address)?
+            .unwrap_or_else(Account::empty::<Blake3Hasher>);
+        account.balance = wei.to_be_bytes();
+        self.trie.set_account(address, &account)?;
+        Ok(())
+    }
+
+    /// Takes `wei` from a balance-only account (which must hold it).
+    pub(crate) fn debit(&mut self, address: &[u8; 20], wei: U256) -> Result<(), ContractError> {
+        let (_, balance) = self.nonce_and_balance(address)?;
+        let left = balance
+            .checked_sub(wei)
+            .ok_or_else(|| ContractError::State(format!("{} cannot pay {wei}", hex(address))))?;
+        self.set_balance(address, left)
     }
 
     /// Writes what one transaction changed. Accounts left empty (no nonce,
     /// balance or code) are removed, as EIP-161 requires.
     pub fn apply(&mut self, changes: &[AccountChange]) -> Result<(), ContractError> {
         for change in changes {
+            if change.address == withdraw::WITHDRAW_ADDRESS {
+                self.set_balance(&change.address, U256::from_be_bytes(change.account.balance))?;
+                continue;
+            }
             let a = &change.account;
+            let (_, old) = self.nonce_and_balance(&change.address)?;
+            let new = if change.destroyed {
+                U256::ZERO
+            } else {
+                U256::from_be_bytes(a.balance)
+            };
+            self.track(old, new);
             let empty = a.nonce == 0 && a.balance == [0; 32] && a.code_hash == KECCAK_EMPTY;
             if change.destroyed || (empty && change.storage.is_empty()) {
                 self.trie.remove_account(&change.address)?;
@@ -271,6 +331,15 @@ impl<'a> AccountWorld<'a> {
 impl EvmState for AccountWorld<'_> {
     fn account(&self, address: &[u8; 20]) -> Result<Option<EvmAccount>, String> {
         let account = AccountWorld::account(self, address).map_err(|e| e.to_string())?;
+        if *address == withdraw::WITHDRAW_ADDRESS {
+            // The system contract: its code comes with the rules; the
+            // trie keeps only a balance it may hold between withdrawals.
+            return Ok(Some(EvmAccount {
+                nonce: 1,
+                balance: account.map_or([0; 32], |a| a.balance),
+                code_hash: withdraw::code_hash(),
+            }));
+        }
         Ok(account.map(|a| EvmAccount {
             nonce: a.nonce,
             balance: a.balance,
@@ -283,6 +352,9 @@ impl EvmState for AccountWorld<'_> {
     }
 
     fn code(&self, code_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
+        if *code_hash == withdraw::code_hash() {
+            return Ok(Some(withdraw::code().to_vec()));
+        }
         self.code_by_hash(code_hash).map_err(|e| e.to_string())
     }
 }

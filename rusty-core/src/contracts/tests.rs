@@ -12,7 +12,7 @@ use rusty_shared_types::{
     Amount, Hash256, Payload, Transaction, TxOut,
 };
 
-use super::*;
+use super::{withdraw, *};
 use crate::{
     state::{NodeState, TxRejection},
     test_utils::{coinbase_at, memory_state, Key, NOW},
@@ -264,4 +264,232 @@ fn a_reorganisation_switches_the_root_back() {
     assert!(s.chain().receipts(&tip).unwrap().0.is_empty());
     // The transaction is back in the pool, valid on the new branch.
     assert_eq!(s.eth_pool().len(), 1);
+}
+
+fn to_withdraw(nonce: u64, wei: U256, script: &[u8]) -> EthTxFields {
+    let mut f = fields(nonce, Some(withdraw::WITHDRAW_ADDRESS), script.to_vec());
+    f.value = wei.to_be_bytes();
+    f
+}
+
+fn coin_wei() -> U256 {
+    U256::from(10u64).pow(U256::from(18u64))
+}
+
+#[test]
+fn withdrawals_are_paid_by_the_settlement_transaction() {
+    let (mut s, miner) = funded();
+    let me = eth_key().address();
+    let payee = Key::new(2);
+    let script = payee.address.lock_script();
+    // A payable withdrawal, one to an unspendable script (paid back), one
+    // of a fraction of a base unit (reverts).
+    s.accept_transaction(signed(&to_withdraw(0, coin_wei(), script.as_bytes())), NOW)
+        .expect("withdrawal accepted");
+    let burn = rusty_shared_types::Script::data_carrier(b"nowhere").expect("script");
+    s.accept_transaction(signed(&to_withdraw(1, coin_wei(), burn.as_bytes())), NOW)
+        .expect("accepted");
+    s.accept_transaction(
+        signed(&to_withdraw(2, U256::from(5u64), script.as_bytes())),
+        NOW,
+    )
+    .expect("accepted");
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+
+    let tip = s.chain().tip();
+    let block = s.chain().block(&tip).unwrap().unwrap();
+    let settlement = block.txs.last().expect("txs");
+    assert!(matches!(settlement.payload, Some(Payload::Settlement(_))));
+    assert_eq!(settlement.outputs.len(), 1);
+    assert_eq!(settlement.outputs[0].value, Amount::from_coins(1).unwrap());
+    assert_eq!(settlement.outputs[0].lock, script);
+    let coin = s
+        .chain()
+        .coin(&rusty_shared_types::OutPoint::new(settlement.txid(), 0))
+        .unwrap()
+        .expect("the withdrawal is a coin");
+    assert_eq!(coin.output.lock, script);
+
+    let receipts = s.chain().receipts(&tip).unwrap().0;
+    assert_eq!(
+        receipts.iter().map(|r| r.success).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    let gas: u64 = receipts.iter().map(|r| r.gas_used).sum();
+    let five = U256::from(5u64) * coin_wei();
+    // One coin left; the refused one came back; gas was paid.
+    assert_eq!(
+        balance(&s, &me),
+        five - coin_wei() - U256::from(gas) * U256::from(GWEI)
+    );
+    assert_eq!(balance(&s, &withdraw::WITHDRAW_ADDRESS), U256::ZERO);
+    // A settlement is never relayed loose.
+    assert!(s.accept_transaction(settlement.clone(), NOW).is_err());
+}
+
+#[test]
+fn a_block_with_a_wrong_settlement_is_refused() {
+    let (mut s, miner) = funded();
+    let script = Key::new(2).address.lock_script();
+    s.accept_transaction(signed(&to_withdraw(0, coin_wei(), script.as_bytes())), NOW)
+        .expect("accepted");
+    let template = s.block_template(&miner.address.lock_script(), NOW, Vec::new());
+    for tamper in 0..3 {
+        let mut block = template.block.clone();
+        match tamper {
+            // Pays more than was withdrawn.
+            0 => block.txs.last_mut().unwrap().outputs[0].value = Amount::from_coins(2).unwrap(),
+            // Leaves the settlement out.
+            1 => {
+                block.txs.pop();
+            }
+            // Settles twice.
+            _ => {
+                let extra = withdraw::settlement_tx(0, block.txs.last().unwrap().outputs.clone());
+                block.txs.push(extra);
+            }
+        }
+        block.header.merkle_root = crate::validation::block_merkle_root(&block.txs);
+        crate::pow::solve(&mut block.header, &template.target, u64::MAX).expect("solves");
+        let tip = s.chain().tip();
+        let err = s.submit_block(block, NOW);
+        assert!(
+            format!("{err:?}").contains("Settlement"),
+            "tamper {tamper}: {err:?}"
+        );
+        assert_eq!(s.chain().tip(), tip);
+    }
+}
+
+mod supply {
+    //! The supply invariant over random deposits, transfers and
+    //! withdrawals: the UTXO set plus every account balance plus the base
+    //! fees burned is what the chain issued, block after block.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Coins from the miner's wallet coin into the account.
+        Deposit(u64),
+        /// Wei-units to another account.
+        Transfer(u64),
+        /// Coins back out, to a payable or an unpayable script.
+        Withdraw(u64, bool),
+        Mine,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1u64..3).prop_map(Op::Deposit),
+            (1u64..1_000_000).prop_map(Op::Transfer),
+            ((1u64..3), any::<bool>()).prop_map(|(c, ok)| Op::Withdraw(c, ok)),
+            Just(Op::Mine),
+        ]
+    }
+
+    /// What the chain issued: every coinbase less the UTXO fees it
+    /// collected (settlements come from the account world, not issuance).
+    fn issued(s: &NodeState) -> u128 {
+        let mut total = 0u128;
+        for h in 1..=s.chain().height() {
+            let hash = s.chain().hash_at(h).unwrap();
+            let block = s.chain().block(&hash).unwrap().unwrap();
+            let undo = s.chain().block_undo(&hash).unwrap().unwrap();
+            let coinbase: u128 = block.txs[0]
+                .outputs
+                .iter()
+                .map(|o| u128::from(o.value.units()))
+                .sum();
+            let spent: u128 = undo
+                .spent
+                .iter()
+                .map(|c| u128::from(c.output.value.units()))
+                .sum();
+            let paid: u128 = block.txs[1..]
+                .iter()
+                .filter(|t| !matches!(t.payload, Some(Payload::Settlement(_))))
+                .flat_map(|t| &t.outputs)
+                .map(|o| u128::from(o.value.units()))
+                .sum();
+            total += coinbase - (spent - paid);
+        }
+        total
+    }
+
+    fn burned(s: &NodeState) -> U256 {
+        let mut total = U256::ZERO;
+        for h in 1..=s.chain().height() {
+            let hash = s.chain().hash_at(h).unwrap();
+            for r in s.chain().receipts(&hash).unwrap().0 {
+                total += U256::from(r.gas_used) * U256::from(GWEI);
+            }
+        }
+        total
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        #[test]
+        fn utxos_accounts_and_burns_add_up_to_the_issued_supply(ops in proptest::collection::vec(op(), 1..14)) {
+            let (mut s, miner) = funded();
+            let me = eth_key().address();
+            let other = [0x77; 20];
+            let payee = Key::new(3).address.lock_script();
+            let burn = rusty_shared_types::Script::data_carrier(b"x").unwrap();
+            let mut coinbase_height = 2;
+            let mut nonce = 0;
+            let known = [me, other, withdraw::WITHDRAW_ADDRESS, [0; 20]];
+            let check = |s: &NodeState| {
+                let accounts = known.iter().fold(U256::ZERO, |t, a| t + balance(s, a));
+                let utxos = U256::from(s.chain().utxo_totals().unwrap().total);
+                let unit = U256::from(rusty_shared_types::evm::WEI_PER_UNIT);
+                assert_eq!(
+                    utxos * unit + accounts + burned(s),
+                    U256::from(issued(s)) * unit,
+                    "at height {}", s.chain().height()
+                );
+            };
+            for op in ops {
+                match op {
+                    Op::Deposit(coins) => {
+                        let (prevout, spent) = coinbase_at(&s, coinbase_height);
+                        coinbase_height += 1;
+                        let deposit = TxOut {
+                            value: Amount::from_coins(coins).unwrap(),
+                            lock: deposit_script(&me),
+                        };
+                        let change = TxOut {
+                            value: spent.value.checked_sub(Amount::from_coins(coins + 1).unwrap()).unwrap(),
+                            lock: miner.address.lock_script(),
+                        };
+                        let _ = s.accept_transaction(miner.spend(prevout, &spent, vec![deposit, change]), NOW);
+                    }
+                    Op::Transfer(wei) => {
+                        let mut f = fields(nonce, Some(other), Vec::new());
+                        f.value = U256::from(wei).to_be_bytes();
+                        if s.accept_transaction(signed(&f), NOW).is_ok() {
+                            nonce += 1;
+                        }
+                    }
+                    Op::Withdraw(coins, payable) => {
+                        let script = if payable { &payee } else { &burn };
+                        let f = to_withdraw(nonce, U256::from(coins) * coin_wei(), script.as_bytes());
+                        if s.accept_transaction(signed(&f), NOW).is_ok() {
+                            nonce += 1;
+                        }
+                    }
+                    Op::Mine => {
+                        s.generate(1, &miner.address, u64::MAX, NOW).unwrap();
+                        check(&s);
+                    }
+                }
+            }
+            s.generate(1, &miner.address, u64::MAX, NOW).unwrap();
+            check(&s);
+            prop_assert!(s.eth_pool().is_empty());
+        }
+    }
 }
