@@ -543,6 +543,17 @@ pub enum ContractCommand {
     },
     /// An EVM account at the tip: balance, nonce, whether it is a contract.
     Balance { address: String },
+    /// Withdraw coins from the account of --key to an address of this
+    /// chain: a call of the withdraw contract; the block that mines it pays
+    /// the coins in its settlement transaction.
+    Withdraw {
+        /// The address to pay (bech32m, this network's).
+        address: String,
+        /// Coins, whole base units (at most 8 decimals).
+        amount: String,
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+    },
     /// Deploy a contract: sign a creation with the key in --key, send it,
     /// wait for it to be mined; prints the contract's address.
     Deploy {

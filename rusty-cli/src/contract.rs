@@ -151,6 +151,31 @@ pub fn run(g: &GlobalArgs, cmd: &ContractCommand) -> Result<()> {
                 .map_err(rpc_error)?;
             print(&serde_json::to_value(b)?);
         }
+        ContractCommand::Withdraw {
+            address,
+            amount,
+            key,
+        } => {
+            let to = rusty_shared_types::Address::parse_for(address, g.network())
+                .map_err(|e| anyhow::anyhow!("invalid address {address:?}: {e}"))?;
+            rusty_shared_types::Amount::parse_coins(amount)
+                .map_err(|_| anyhow::anyhow!("invalid amount {amount:?} (at most 8 decimals)"))?;
+            let key = read_key(key)?;
+            let receipt = transact(
+                &c,
+                &key,
+                Some(rusty_core::contracts::withdraw::WITHDRAW_ADDRESS),
+                to.lock_script().as_bytes().to_vec(),
+                coins_to_wei(amount)?,
+                None,
+            )?;
+            print(&json!({
+                "transaction": receipt["transactionHash"],
+                "block": receipt["blockNumber"],
+                "paid": to.to_string(),
+                "amount": amount,
+            }));
+        }
         ContractCommand::Deploy {
             bytecode,
             args,

@@ -43,6 +43,23 @@ fn run_client(mut cmd: Command, what: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{what} printed {line:?}: {e}"))
 }
 
+/// One JSON-RPC POST to `addr` without credentials: the parsed body.
+fn post(addr: &str, body: &Value) -> Value {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    let body = body.to_string();
+    write!(
+        conn,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request");
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).expect("response");
+    let (_, body) = resp.split_once("\r\n\r\n").expect("a body");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
 fn balance(node: &NodeProcess, address: &str) -> Value {
     node.json(&["contract", "balance", address])
 }
@@ -81,6 +98,26 @@ fn ethers_viem_and_web3py_work_unmodified() {
             "the deposit was not credited in 60 s"
         );
         std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // The unauthenticated port: a batch of 150 in one request, and no
+    // wallet method reachable.
+    let batch: Vec<Value> = (0..150)
+        .map(|i| serde_json::json!({"jsonrpc": "2.0", "id": i, "method": "eth_chainId", "params": []}))
+        .collect();
+    let answers = post(&eth_bind, &Value::Array(batch));
+    let answers = answers.as_array().expect("a batch answer");
+    assert_eq!(answers.len(), 150);
+    assert!(answers.iter().all(|a| a["result"] == "0x1ccd"));
+    for method in ["getbalance", "sendtoaddress", "contract_deposit", "stop"] {
+        let answer = post(
+            &eth_bind,
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}),
+        );
+        assert_eq!(
+            answer["error"]["code"], -32601,
+            "{method} must not be served there"
+        );
     }
 
     let node_path = tools.join("node_modules");
@@ -124,5 +161,86 @@ fn ethers_viem_and_web3py_work_unmodified() {
         left < 98.5 && left > 98.0,
         "100 - 0.5 - 1 - gas, found {left}"
     );
+    node.stop();
+}
+
+/// `rusty-cli contract` end to end on one node, then `kill -9` while
+/// blocks keep coming and the state is read again after the restart:
+/// the state root, the UTXO set and the indexes commit in one batch.
+#[test]
+fn contract_cli_and_kill9_keep_the_account_world() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let node = NodeProcess::start(dir.path(), port, &["--mine"]);
+    let wallet = node.json(&["wallet", "address"]);
+    let wallet = wallet.as_str().expect("address").to_string();
+    node.json(&["mine", "generate", "11", "--address", &wallet]);
+
+    let key = dir.path().join("eth.key");
+    std::fs::write(&key, DEV_KEYS[1]).expect("key file");
+    let key = key.to_str().expect("utf-8");
+    let me = DEV_ADDRESSES[1];
+    node.json(&["contract", "deposit", me, "3"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while balance(&node, me)["balance"] != "3" {
+        assert!(
+            Instant::now() < deadline,
+            "the deposit was not credited in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // Stores its call data's first word: PUSH1 0 CALLDATALOAD PUSH1 0
+    // SSTORE STOP, behind a constructor that returns it.
+    let code = dir.path().join("store.bin");
+    std::fs::write(&code, "6007600c60003960076000f360003560005500").expect("code file");
+    let deployed = node.json(&[
+        "contract",
+        "deploy",
+        code.to_str().expect("utf-8"),
+        "--key",
+        key,
+    ]);
+    let contract = deployed["contract"].as_str().expect("contract").to_string();
+    let word = format!("0x{:064x}", 42);
+    node.json(&["contract", "call", &contract, &word, "--key", key]);
+    let stored = node.json(&["rpc", "eth_getStorageAt", &contract, "0x0", "latest"]);
+    assert_eq!(stored.as_str(), Some(word.as_str()));
+    let read = node.json(&["contract", "call", &contract, "0x"]);
+    assert_eq!(read.as_str(), Some("0x"), "the contract returns nothing");
+
+    // One coin back out to the wallet, paid by a settlement transaction.
+    let before = node.json(&["rpc", "getbalance"]);
+    let out = node.json(&["contract", "withdraw", &wallet, "1", "--key", key]);
+    let block = out["block"].as_str().expect("block");
+    let height = u64::from_str_radix(block.trim_start_matches("0x"), 16).expect("height");
+    let hash = node.json(&["rpc", "getblockhash", &height.to_string()]);
+    let mined = node.json(&["rpc", "getblock", hash.as_str().expect("hash"), "2"]);
+    let last = mined["tx"]
+        .as_array()
+        .expect("txs")
+        .last()
+        .expect("a tx")
+        .clone();
+    assert_eq!(last["vout"][0]["value"].as_f64(), Some(1.0), "{last}");
+    assert!(node.json(&["rpc", "getbalance"]).as_f64() > before.as_f64());
+    let bad = node.cli(&["contract", "withdraw", "drsc1nowhere", "1", "--key", key]);
+    assert!(!bad.status.success());
+
+    // kill -9 while the miner runs; everything reads back after restart.
+    let account = balance(&node, me);
+    node.kill9();
+    let node = NodeProcess::start(dir.path(), port, &["--mine"]);
+    let after = balance(&node, me);
+    assert_eq!(after["nonce"], account["nonce"]);
+    assert_eq!(after["balance"], account["balance"]);
+    let stored = node.json(&["rpc", "eth_getStorageAt", &contract, "0x0", "latest"]);
+    assert_eq!(stored.as_str(), Some(word.as_str()));
+    let proof = node.json(&["rpc", "eth_getProof", &contract, "[\"0x0\"]", "latest"]);
+    assert_eq!(proof["storageProof"][0]["value"], "0x2a");
+    let start = node.height();
+    while node.height() < start + 2 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     node.stop();
 }
