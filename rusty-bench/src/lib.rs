@@ -3,6 +3,8 @@
 //!
 //! - [`connect`]: block connection into RocksDB beside raw Ed25519 batch
 //!   verification.
+//! - [`erc20`]: ERC-20 transfers connected (EVM, state trie, receipts,
+//!   RocksDB) beside revm alone on an in-memory database.
 //! - [`network`]: initial sync and transaction gossip over loopback beside
 //!   raw loopback TCP.
 //! - [`bls`]: BLS threshold recovery and aggregate verification beside raw
@@ -19,6 +21,7 @@ pub mod abr;
 pub mod bls;
 pub mod chainlock;
 pub mod connect;
+pub mod erc20;
 pub mod media;
 pub mod network;
 pub mod player;

@@ -670,6 +670,15 @@ pub enum MineCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// ERC-20 transfers connected by the chain (EVM, state trie, receipts,
+    /// RocksDB) beside revm alone executing the same transactions in
+    /// memory; prints tx/s, Mgas/s, their ratio and the state-root time
+    /// per block.
+    Erc20 {
+        /// Transfers to time.
+        #[arg(long, default_value_t = 5000)]
+        transfers: usize,
+    },
     /// Connect blocks of pay-to-pubkey-hash transactions into RocksDB with full
     /// signature checks; prints tx/s beside the raw Ed25519 batch-verify rate.
     Connect {

@@ -405,6 +405,12 @@ pub(crate) async fn wait_for_signal<F: Future>(stop: F) -> Option<F::Output> {
 
 pub fn bench(b: &BenchCommand) -> Result<()> {
     match b {
+        BenchCommand::Erc20 { transfers } => {
+            init_logging();
+            let report = rusty_bench::erc20::run_erc20_bench(*transfers)?;
+            println!("{report}");
+            Ok(())
+        }
         BenchCommand::Connect {
             blocks,
             txs,

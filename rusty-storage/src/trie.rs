@@ -316,30 +316,32 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
-        let path = nibbles(key);
-        let mut node = self.load(&self.root)?;
-        let mut at = 0;
-        loop {
-            match node {
-                Node::Empty => return Ok(None),
-                Node::Leaf { path: p, value } => {
-                    return Ok((p[..] == path[at..]).then_some(value));
-                }
-                Node::Extension { path: p, child } => {
-                    if !path[at..].starts_with(&p) {
-                        return Ok(None);
-                    }
-                    at += p.len();
-                    node = self.load(&child)?;
-                }
-                Node::Branch { children, value } => {
-                    let Some(&i) = path.get(at) else {
-                        return Ok(value);
-                    };
-                    at += 1;
-                    node = self.load(&children[usize::from(i)])?;
-                }
-            }
+        self.get_below(&self.root, &nibbles(key))
+    }
+
+    /// The value at `path` below `child`. Nodes in memory (not committed
+    /// yet) are walked by reference, never copied: a block's reads would
+    /// otherwise copy the subtrees its writes built.
+    fn get_below(&self, child: &Child, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
+        match child {
+            Child::Empty => Ok(None),
+            Child::Node(node) => self.get_in(node, path),
+            Child::Hash(_) => self.get_in(&self.load(child)?, path),
+        }
+    }
+
+    fn get_in(&self, node: &Node, path: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
+        match node {
+            Node::Empty => Ok(None),
+            Node::Leaf { path: p, value } => Ok((p[..] == *path).then(|| value.clone())),
+            Node::Extension { path: p, child } => match path.strip_prefix(&p[..]) {
+                Some(rest) => self.get_below(child, rest),
+                None => Ok(None),
+            },
+            Node::Branch { children, value } => match path.split_first() {
+                None => Ok(value.clone()),
+                Some((&i, rest)) => self.get_below(&children[usize::from(i)], rest),
+            },
         }
     }
 
@@ -395,10 +397,22 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         if value.is_empty() {
             return self.remove(key);
         }
-        let root = self.load(&self.root)?;
+        let root = std::mem::replace(&mut self.root, Child::Empty);
+        let root = self.take(root)?;
         let node = self.insert_at(root, &nibbles(key), value)?;
         self.root = Child::Node(Box::new(node));
         Ok(())
+    }
+
+    /// A child as an owned node: moved out of memory, or read from the
+    /// store. Changes move the nodes on their path instead of copying the
+    /// subtrees below them; after an error (a missing or corrupt stored
+    /// node) the trie is incomplete and must be dropped.
+    fn take(&self, child: Child) -> Result<Node, TrieError> {
+        match child {
+            Child::Node(n) => Ok(*n),
+            other => self.load(&other),
+        }
     }
 
     fn insert_at(&self, node: Node, path: &[u8], value: Vec<u8>) -> Result<Node, TrieError> {
@@ -435,7 +449,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
             Node::Extension { path: ep, child } => {
                 let c = common_prefix(&ep, path);
                 if c == ep.len() {
-                    let below = self.insert_at(self.load(&child)?, &path[c..], value)?;
+                    let below = self.insert_at(self.take(child)?, &path[c..], value)?;
                     return Ok(Node::Extension {
                         path: ep,
                         child: Child::Node(Box::new(below)),
@@ -477,7 +491,11 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                 },
                 Some(&i) => {
                     let slot = &mut children[usize::from(i)];
-                    let below = self.insert_at(self.load(slot)?, &path[1..], value)?;
+                    let below = self.insert_at(
+                        self.take(std::mem::replace(slot, Child::Empty))?,
+                        &path[1..],
+                        value,
+                    )?;
                     *slot = Child::Node(Box::new(below));
                     Node::Branch {
                         children,
@@ -489,7 +507,8 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Result<(), TrieError> {
-        let root = self.load(&self.root)?;
+        let root = std::mem::replace(&mut self.root, Child::Empty);
+        let root = self.take(root)?;
         self.root = match self.remove_at(root, &nibbles(key))? {
             Node::Empty => Child::Empty,
             node => Child::Node(Box::new(node)),
@@ -506,7 +525,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                 if !path.starts_with(&ep) {
                     return Ok(Node::Extension { path: ep, child });
                 }
-                let below = self.remove_at(self.load(&child)?, &path[ep.len()..])?;
+                let below = self.remove_at(self.take(child)?, &path[ep.len()..])?;
                 prefix(&ep, below)
             }
             Node::Branch {
@@ -517,7 +536,8 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                     None => value = None,
                     Some(&i) => {
                         let slot = &mut children[usize::from(i)];
-                        *slot = match self.remove_at(self.load(slot)?, &path[1..])? {
+                        let below = self.take(std::mem::replace(slot, Child::Empty))?;
+                        *slot = match self.remove_at(below, &path[1..])? {
                             Node::Empty => Child::Empty,
                             n => Child::Node(Box::new(n)),
                         };
@@ -535,7 +555,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                     },
                     // One child and no value: the branch is not needed.
                     (&[i], None) => {
-                        let below = self.load(&children[i])?;
+                        let below = self.take(std::mem::replace(&mut children[i], Child::Empty))?;
                         prefix(&[i as u8], below)
                     }
                     (_, value) => Node::Branch { children, value },

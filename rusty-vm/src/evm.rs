@@ -94,6 +94,8 @@ pub struct BlockContext {
     pub gas_limit: u64,
     pub base_fee: u64,
     pub coinbase: [u8; 20],
+    /// What `PREVRANDAO` (formerly `DIFFICULTY`) reads.
+    pub prevrandao: [u8; 32],
 }
 
 /// One call or creation.
@@ -174,6 +176,7 @@ fn set_block(env: &mut BlockEnv, block: &BlockContext) {
     env.gas_limit = block.gas_limit;
     env.basefee = block.base_fee;
     env.beneficiary = Address::from(block.coinbase);
+    env.prevrandao = Some(B256::from(block.prevrandao));
 }
 
 /// `call` as revm's transaction.
@@ -308,6 +311,53 @@ pub fn execute<S: EvmState>(
         logs,
         changes,
     })
+}
+
+/// The yardstick of `rusty-cli bench erc20`: revm alone on its own
+/// in-memory database (`InMemoryDB`, committing after each transaction),
+/// with the same rules and the same transactions as ours. Runs `setup`
+/// untimed after crediting `funded`, then `timed`; returns the time the
+/// timed calls took and the gas they used. A call that fails to run is an
+/// error.
+pub fn raw_revm_yardstick(
+    block: &BlockContext,
+    funded: &[([u8; 20], [u8; 32])],
+    setup: &[EvmCall],
+    timed: &[EvmCall],
+) -> Result<(std::time::Duration, u64), EvmError> {
+    use revm::{database::InMemoryDB, ExecuteCommitEvm};
+    let mut db = InMemoryDB::default();
+    for (address, wei) in funded {
+        db.insert_account_info(
+            Address::from(*address),
+            AccountInfo {
+                balance: U256::from_be_bytes(*wei),
+                ..Default::default()
+            },
+        );
+    }
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .modify_cfg_chained(|c| set_rules(c, block, false))
+        .modify_block_chained(|b| set_block(b, block))
+        .build_mainnet();
+    for call in setup {
+        evm.transact_commit(tx_env(call, block.chain_id)?)
+            .map_err(|e| EvmError::Invalid(e.to_string()))?;
+    }
+    let envs = timed
+        .iter()
+        .map(|c| tx_env(c, block.chain_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = std::time::Instant::now();
+    let mut gas = 0u64;
+    for tx in envs {
+        let done = evm
+            .transact_commit(tx)
+            .map_err(|e| EvmError::Invalid(e.to_string()))?;
+        gas = gas.saturating_add(done.tx_gas_used());
+    }
+    Ok((started.elapsed(), gas))
 }
 
 #[cfg(test)]

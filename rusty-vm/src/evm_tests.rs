@@ -82,6 +82,7 @@ fn block() -> BlockContext {
         gas_limit: 30_000_000,
         base_fee: 1,
         coinbase: [0xcc; 20],
+        prevrandao: [0; 32],
     }
 }
 

@@ -130,6 +130,19 @@ fn ethers_viem_and_web3py_work_unmodified() {
             .env("PRIVATE_KEY", DEV_KEYS[0]);
         c
     };
+    // The benchmark's ERC-20 bytecode is what the pinned solc makes of
+    // Token.sol.
+    let check = Command::new("node")
+        .arg(scripts_dir().join("contracts").join("token-bin.js"))
+        .arg("--check")
+        .env("NODE_PATH", &node_path)
+        .output()
+        .expect("run token-bin.js");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let ethers = run_client(client("ethers.js"), "the ethers suite");
     assert_eq!(ethers["version"], "6.17.0");
     let contract = ethers["contract"]

@@ -90,6 +90,8 @@ pub fn block_context(evm: &EvmParams, height: u64, time: u64) -> BlockContext {
         // Priority fees go to the zero address, which no key controls:
         // paying them to the miner needs the settlement transaction.
         coinbase: [0; 20],
+        // The chain has no randomness beacon: PREVRANDAO reads zero.
+        prevrandao: [0; 32],
     }
 }
 
@@ -122,13 +124,23 @@ pub fn call_of(tx: &EthTx) -> EvmCall {
 /// Checks that depend on the transaction alone and the network: shape,
 /// chain id, fee cap, gas limit.
 pub fn check_eth_tx(tx: &Transaction, evm: &EvmParams) -> Result<EthTx, ContractError> {
+    check_decoded(tx, decode_payload(tx)?, evm)
+}
+
+/// The Ethereum transaction a native one carries, decoded and its sender
+/// recovered.
+fn decode_payload(tx: &Transaction) -> Result<EthTx, ContractError> {
     let Some(Payload::EthTx(p)) = &tx.payload else {
         return Err(ContractError::BadShape);
     };
+    Ok(eth_tx::decode(&p.raw)?)
+}
+
+/// [`check_eth_tx`] for a transaction already decoded.
+fn check_decoded(tx: &Transaction, eth: EthTx, evm: &EvmParams) -> Result<EthTx, ContractError> {
     if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
         return Err(ContractError::BadShape);
     }
-    let eth = eth_tx::decode(&p.raw)?;
     match eth.fields.chain_id {
         None => return Err(ContractError::NotReplayProtected),
         Some(id) if id != evm.chain_id => {
@@ -149,6 +161,51 @@ pub fn check_eth_tx(tx: &Transaction, evm: &EvmParams) -> Result<EthTx, Contract
         return Err(ContractError::GasLimitExceeded);
     }
     Ok(eth)
+}
+
+/// Decodes a block's Ethereum transactions on every core (recovering a
+/// secp256k1 sender is most of their cost), in block order; `None` for the
+/// other transactions.
+fn decode_all(txs: &[Transaction]) -> Vec<Option<Result<EthTx, ContractError>>> {
+    let decode = |t: &Transaction| match t.payload {
+        Some(Payload::EthTx(_)) => Some(decode_payload(t)),
+        _ => None,
+    };
+    let count = txs
+        .iter()
+        .filter(|t| matches!(t.payload, Some(Payload::EthTx(_))))
+        .count();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count / 16)
+        .max(1);
+    if threads == 1 {
+        return txs.iter().map(decode).collect();
+    }
+    let chunk = txs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .map(|run| {
+                (
+                    run.len(),
+                    scope.spawn(move || run.iter().map(decode).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, h)| {
+                // A panicked decoder fails each of its transactions (the
+                // node's fault), keeping the results in step with the block.
+                h.join().unwrap_or_else(|_| {
+                    (0..len)
+                        .map(|_| Some(Err(ContractError::State("decoder thread panicked".into()))))
+                        .collect()
+                })
+            })
+            .collect()
+    })
 }
 
 /// Runs a block's account-world effects transaction by transaction.
@@ -226,6 +283,17 @@ impl<'a> BlockExecutor<'a> {
     /// outputs and runs its Ethereum transaction. On error nothing
     /// changed.
     pub fn apply(&mut self, index: u32, tx: &Transaction) -> Result<(), ContractError> {
+        self.apply_decoded(index, tx, None)
+    }
+
+    /// [`BlockExecutor::apply`] with the Ethereum transaction already
+    /// decoded (`decoded`), when the caller decoded the block at once.
+    fn apply_decoded(
+        &mut self,
+        index: u32,
+        tx: &Transaction,
+        decoded: Option<Result<EthTx, ContractError>>,
+    ) -> Result<(), ContractError> {
         let (Some(evm), Some(ctx)) = (self.evm, self.ctx.as_ref()) else {
             // Not active: deposit outputs are plain burns, and no
             // Ethereum transaction may be mined.
@@ -251,7 +319,10 @@ impl<'a> BlockExecutor<'a> {
             return Ok(());
         }
         if let Some(Payload::EthTx(_)) = &tx.payload {
-            let eth = check_eth_tx(tx, &evm)?;
+            let eth = match decoded {
+                Some(d) => check_decoded(tx, d?, &evm)?,
+                None => check_eth_tx(tx, &evm)?,
+            };
             let remaining = evm.block_gas_limit.saturating_sub(self.effects.gas_used);
             if eth.fields.gas_limit > remaining {
                 return Err(ContractError::GasLimitExceeded);
@@ -356,8 +427,15 @@ pub fn execute_block(
     block: &rusty_shared_types::Block,
 ) -> Result<BlockEffects, ContractError> {
     let mut exec = BlockExecutor::new(db, params, parent_root, height, block.header.time);
+    let decoded = if exec.evm.is_some() {
+        decode_all(&block.txs)
+    } else {
+        Vec::new()
+    };
+    let mut decoded = decoded.into_iter();
     for (i, tx) in block.txs.iter().enumerate() {
-        exec.apply(u32::try_from(i).unwrap_or(u32::MAX), tx)?;
+        let pre = decoded.next().flatten();
+        exec.apply_decoded(u32::try_from(i).unwrap_or(u32::MAX), tx, pre)?;
     }
     exec.check_settlement(block.txs.len())?;
     let effects = exec.finish()?;

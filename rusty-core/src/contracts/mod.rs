@@ -29,7 +29,7 @@ use rusty_crypto::eth::{keccak256, tx::EthTxError};
 use rusty_shared_types::Hash256;
 use rusty_storage::{
     state::{Account, StateTrie, KECCAK_EMPTY},
-    trie::{Blake3Hasher, NewNodes, NodeBytes, TableNodes, Trie, TrieError},
+    trie::{Blake3Hasher, NewNodes, NodeBytes, NodeStore, TableNodes, Trie, TrieError, TrieHasher},
     Database,
 };
 use rusty_vm::evm::{AccountChange, EvmAccount, EvmState};
@@ -170,11 +170,7 @@ impl<'a> AccountWorld<'a> {
 
     /// Records a balance going from `old` to `new`.
     fn track(&mut self, old: U256, new: U256) {
-        if new >= old {
-            self.added = self.added.saturating_add(new - old);
-        } else {
-            self.removed = self.removed.saturating_add(old - new);
-        }
+        record_flow(&mut self.added, &mut self.removed, old, new);
     }
 
     /// Wei-units added to and taken from balances since the root.
@@ -284,38 +280,10 @@ impl<'a> AccountWorld<'a> {
                 self.set_balance(&change.address, U256::from_be_bytes(change.account.balance))?;
                 continue;
             }
-            let a = &change.account;
-            let (_, old) = self.nonce_and_balance(&change.address)?;
-            let new = if change.destroyed {
-                U256::ZERO
-            } else {
-                U256::from_be_bytes(a.balance)
-            };
-            self.track(old, new);
-            let empty = a.nonce == 0 && a.balance == [0; 32] && a.code_hash == KECCAK_EMPTY;
-            if change.destroyed || (empty && change.storage.is_empty()) {
-                self.trie.remove_account(&change.address)?;
-                continue;
-            }
-            let storage_root = match self.account(&change.address)? {
-                Some(old) => old.storage_root,
-                None => Account::empty::<Blake3Hasher>().storage_root,
-            };
-            if let Some(code) = &change.new_code {
-                self.new_code.insert(keccak256(code), code.clone());
-            }
-            self.trie.set_account(
-                &change.address,
-                &Account {
-                    nonce: a.nonce,
-                    balance: a.balance,
-                    storage_root,
-                    code_hash: a.code_hash,
-                },
-            )?;
-            for (slot, value) in &change.storage {
-                self.trie.set_storage(&change.address, slot, value)?;
-            }
+            let (added, removed) = (&mut self.added, &mut self.removed);
+            write_change(&mut self.trie, change, &mut self.new_code, |old, new| {
+                record_flow(added, removed, old, new)
+            })?;
         }
         Ok(())
     }
@@ -357,6 +325,63 @@ impl EvmState for AccountWorld<'_> {
         }
         self.code_by_hash(code_hash).map_err(|e| e.to_string())
     }
+}
+
+/// Adds a balance's move from `old` to `new` to what balances gained or
+/// lost.
+fn record_flow(added: &mut U256, removed: &mut U256, old: U256, new: U256) {
+    if new >= old {
+        *added = added.saturating_add(new - old);
+    } else {
+        *removed = removed.saturating_add(old - new);
+    }
+}
+
+/// Writes what one transaction did to one account into `trie` (any
+/// hasher, any store: the chain's BLAKE3 trie, or a Keccak one for
+/// Ethereum's conformance tests). `track` sees each balance's old and new
+/// value. Accounts left empty (no nonce, balance or code) are removed, as
+/// EIP-161 requires; new code goes to `new_code` by keccak256.
+pub fn write_change<H: TrieHasher, S: NodeStore + Clone>(
+    trie: &mut StateTrie<H, S>,
+    change: &AccountChange,
+    new_code: &mut HashMap<[u8; 32], Vec<u8>>,
+    mut track: impl FnMut(U256, U256),
+) -> Result<(), ContractError> {
+    let a = &change.account;
+    let before = trie.account(&change.address)?;
+    let old = before
+        .as_ref()
+        .map_or(U256::ZERO, |b| U256::from_be_bytes(b.balance));
+    let new = if change.destroyed {
+        U256::ZERO
+    } else {
+        U256::from_be_bytes(a.balance)
+    };
+    track(old, new);
+    let empty = a.nonce == 0 && a.balance == [0; 32] && a.code_hash == KECCAK_EMPTY;
+    if change.destroyed || (empty && change.storage.is_empty()) {
+        trie.remove_account(&change.address)?;
+        return Ok(());
+    }
+    let storage_root =
+        before.map_or_else(|| Account::empty::<H>().storage_root, |b| b.storage_root);
+    if let Some(code) = &change.new_code {
+        new_code.insert(keccak256(code), code.clone());
+    }
+    trie.set_account(
+        &change.address,
+        &Account {
+            nonce: a.nonce,
+            balance: a.balance,
+            storage_root,
+            code_hash: a.code_hash,
+        },
+    )?;
+    for (slot, value) in &change.storage {
+        trie.set_storage(&change.address, slot, value)?;
+    }
+    Ok(())
 }
 
 /// `0x`-prefixed lower-case hex.

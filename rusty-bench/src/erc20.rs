@@ -1,0 +1,371 @@
+//! `rusty-cli bench erc20`: ERC-20 transfers connected by the chain, beside
+//! revm alone executing the same transactions in memory, in one run.
+//!
+//! A dev chain in a temporary RocksDB funds a bank account through coinbase
+//! deposits; the bank deploys `Token` (tests/eth/contracts/Token.sol,
+//! compiled by the pinned solc into `erc20/Token.bin`) and funds 50
+//! senders, which mint tokens and then transfer them to fresh addresses.
+//! Blocks are built by templates on one node; then a second node on a
+//! fresh RocksDB connects the same blocks, and only the transfer blocks'
+//! `process_block` (validation, EVM, trie, receipts, one batch) is timed.
+//! The state-root time per block is measured apart (the trie commit after
+//! executing the block). The yardstick runs the same decoded transactions
+//! through revm on its own `InMemoryDB` (`rusty_vm::evm::raw_revm_yardstick`).
+
+use std::{fmt, time::Instant};
+
+use ruint::aliases::U256;
+use rusty_core::{
+    chain::Chain,
+    contracts::exec::{self, BlockExecutor},
+    mempool::Mempool,
+    pow,
+    state::NodeState,
+    tables::{SCHEMA_VERSION, TABLES},
+};
+use rusty_crypto::eth::{
+    keccak256,
+    tx::{self as eth_tx, EthTxFields, EthTxType},
+    EthKey,
+};
+use rusty_shared_types::{
+    evm::{deposit_script, EthTxPayload},
+    Block, Network, Payload, Script, Transaction,
+};
+use rusty_storage::{Database, RocksOptions};
+
+use crate::connect::{BenchError, TempDir};
+
+const TOKEN_BIN: &str = include_str!("erc20/Token.bin");
+const SENDERS: usize = 50;
+/// Transactions a sender queues per round (the pool holds 64 ahead).
+const PER_ROUND: usize = 60;
+const GWEI: u128 = 1_000_000_000;
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct Erc20Report {
+    pub transfers: usize,
+    pub blocks: usize,
+    pub gas: u64,
+    pub secs: f64,
+    pub raw_secs: f64,
+    pub root_ms_avg: f64,
+    pub root_ms_max: f64,
+    /// Of the connect time: decoding the transactions and recovering
+    /// their senders (secp256k1), measured apart.
+    pub recover_secs: f64,
+    /// Running the blocks' transactions over the trie (before its commit),
+    /// measured apart.
+    pub execute_secs: f64,
+}
+
+impl Erc20Report {
+    pub fn tx_per_sec(&self) -> f64 {
+        self.transfers as f64 / self.secs
+    }
+    pub fn raw_tx_per_sec(&self) -> f64 {
+        self.transfers as f64 / self.raw_secs
+    }
+    pub fn ratio(&self) -> f64 {
+        self.raw_secs / self.secs
+    }
+}
+
+impl fmt::Display for Erc20Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mgas = self.gas as f64 / 1e6;
+        writeln!(
+            f,
+            "ERC-20 transfers: {} in {} blocks, {:.0} gas each",
+            self.transfers,
+            self.blocks,
+            self.gas as f64 / self.transfers as f64
+        )?;
+        writeln!(
+            f,
+            "  connected (RocksDB, BLAKE3 state trie, receipts, one batch per block): {:.0} tx/s, {:.1} Mgas/s",
+            self.tx_per_sec(),
+            mgas / self.secs
+        )?;
+        writeln!(
+            f,
+            "  raw revm, InMemoryDB, same transactions:                               {:.0} tx/s, {:.1} Mgas/s",
+            self.raw_tx_per_sec(),
+            mgas / self.raw_secs
+        )?;
+        writeln!(f, "  ratio connected / raw revm: {:.3}", self.ratio())?;
+        let with_recovery = self.raw_secs + self.recover_secs;
+        writeln!(
+            f,
+            "  raw revm plus one-core sender recovery of the same transactions: {:.0} tx/s; ratio {:.3}",
+            self.transfers as f64 / with_recovery,
+            with_recovery / self.secs
+        )?;
+        writeln!(
+            f,
+            "  measured apart, on one core: sender recovery (secp256k1) {:.2} s, EVM over the state trie {:.2} s (raw revm {:.2} s); the connect decodes on every core",
+            self.recover_secs, self.execute_secs, self.raw_secs
+        )?;
+        write!(
+            f,
+            "  state root (trie commit) per block: {:.1} ms average, {:.1} ms max",
+            self.root_ms_avg, self.root_ms_max
+        )
+    }
+}
+
+fn setup_err(e: impl fmt::Display) -> BenchError {
+    BenchError::Setup(e.to_string())
+}
+
+fn open_state(dir: &TempDir) -> Result<NodeState, BenchError> {
+    let db = Database::open_rocksdb(dir.path(), TABLES, SCHEMA_VERSION, RocksOptions::default())?;
+    let (chain, _) = Chain::open(db, Network::Dev.params(), rusty_core::now())?;
+    Ok(NodeState::new(chain, Mempool::new(300 << 20, 1_000), None))
+}
+
+/// Mines one block on `state` from its pool, paying `payout`.
+fn mine(state: &mut NodeState, payout: &Script) -> Result<Block, BenchError> {
+    let t = state.block_template(payout, rusty_core::now(), Vec::new());
+    let mut block = t.block;
+    pow::solve(&mut block.header, &t.target, u64::MAX).ok_or_else(|| setup_err("no nonce"))?;
+    state.submit_block(block.clone(), rusty_core::now())?;
+    Ok(block)
+}
+
+/// Mines until the Ethereum pool is empty; returns the blocks.
+fn mine_pool(state: &mut NodeState, payout: &Script) -> Result<Vec<Block>, BenchError> {
+    let mut blocks = Vec::new();
+    while !state.eth_pool().is_empty() {
+        let b = mine(state, payout)?;
+        if b.txs.len() == 1 {
+            return Err(setup_err("a block left the pool's transactions out"));
+        }
+        blocks.push(b);
+    }
+    Ok(blocks)
+}
+
+fn send(
+    state: &mut NodeState,
+    key: &EthKey,
+    nonce: u64,
+    to: Option<[u8; 20]>,
+    value: U256,
+    input: Vec<u8>,
+    gas: u64,
+) -> Result<(), BenchError> {
+    let raw = EthTxFields {
+        tx_type: EthTxType::DynamicFee,
+        chain_id: Some(exec_params()?.chain_id),
+        nonce,
+        max_priority_fee_per_gas: 0,
+        max_fee_per_gas: 2 * GWEI,
+        gas_limit: gas,
+        to,
+        value: value.to_be_bytes(),
+        input,
+        access_list: Vec::new(),
+    }
+    .sign(key)
+    .map_err(setup_err)?;
+    let tx = Transaction {
+        version: 1,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        lock_time: 0,
+        payload: Some(Payload::EthTx(EthTxPayload { raw })),
+    };
+    state
+        .accept_transaction(tx, rusty_core::now())
+        .map_err(setup_err)?;
+    Ok(())
+}
+
+fn exec_params() -> Result<rusty_shared_types::evm::EvmParams, BenchError> {
+    Network::Dev
+        .params()
+        .evm
+        .ok_or_else(|| setup_err("the dev network has no account world"))
+}
+
+fn call_data(signature: &str, words: &[[u8; 32]]) -> Vec<u8> {
+    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
+    for w in words {
+        data.extend_from_slice(w);
+    }
+    data
+}
+
+fn word_address(a: &[u8; 20]) -> [u8; 32] {
+    let mut w = [0u8; 32];
+    w[12..].copy_from_slice(a);
+    w
+}
+
+/// The EVM calls of a block's Ethereum transactions.
+fn calls_of(block: &Block) -> Result<Vec<rusty_vm::evm::EvmCall>, BenchError> {
+    block
+        .txs
+        .iter()
+        .filter_map(|t| match &t.payload {
+            Some(Payload::EthTx(p)) => Some(eth_tx::decode(&p.raw).map(|tx| exec::call_of(&tx))),
+            _ => None,
+        })
+        .collect::<Result<_, _>>()
+        .map_err(setup_err)
+}
+
+pub fn run_erc20_bench(transfers: usize) -> Result<Erc20Report, BenchError> {
+    let evm = exec_params()?;
+    let dir_a = TempDir::new("rusty-bench-erc20-a")?;
+    let mut a = open_state(&dir_a)?;
+    let bank = EthKey::from_bytes(&[0x42; 32]).map_err(setup_err)?;
+    let senders: Vec<EthKey> = (1..=SENDERS as u8)
+        .map(|i| EthKey::from_bytes(&[i; 32]))
+        .collect::<Result<_, _>>()
+        .map_err(setup_err)?;
+    let miner = Script::p2pkh(&rusty_shared_types::Hash256::ZERO);
+
+    // Set-up: the bank funded by coinbase deposits, the token, the senders
+    // funded and minting.
+    let mut setup = Vec::new();
+    for _ in 0..3 {
+        setup.push(mine(&mut a, &deposit_script(&bank.address()))?);
+    }
+    let code = hex::decode(TOKEN_BIN.trim()).map_err(setup_err)?;
+    send(&mut a, &bank, 0, None, U256::ZERO, code, 2_000_000)?;
+    let token = rusty_crypto::eth::create_address(&bank.address(), 0);
+    let coin = U256::from(10u64).pow(U256::from(18u64));
+    for (i, s) in senders.iter().enumerate() {
+        send(
+            &mut a,
+            &bank,
+            i as u64 + 1,
+            Some(s.address()),
+            coin,
+            Vec::new(),
+            21_000,
+        )?;
+    }
+    setup.extend(mine_pool(&mut a, &miner)?);
+    let supply = U256::from(10u64).pow(U256::from(24u64)).to_be_bytes();
+    for s in &senders {
+        send(
+            &mut a,
+            s,
+            0,
+            Some(token),
+            U256::ZERO,
+            call_data("mint(uint256)", &[supply]),
+            100_000,
+        )?;
+    }
+    setup.extend(mine_pool(&mut a, &miner)?);
+
+    // The transfers, in rounds the pool holds.
+    let mut timed = Vec::new();
+    let mut nonces = vec![1u64; SENDERS];
+    let mut sent = 0usize;
+    while sent < transfers {
+        for (i, s) in senders.iter().enumerate() {
+            for _ in 0..PER_ROUND {
+                if sent == transfers {
+                    break;
+                }
+                let to: [u8; 20] = keccak256(&(sent as u64).to_be_bytes())[12..]
+                    .try_into()
+                    .map_err(setup_err)?;
+                let mut one = [0u8; 32];
+                one[31] = 1;
+                let data = call_data("transfer(address,uint256)", &[word_address(&to), one]);
+                send(&mut a, s, nonces[i], Some(token), U256::ZERO, data, 80_000)?;
+                nonces[i] += 1;
+                sent += 1;
+            }
+        }
+        timed.extend(mine_pool(&mut a, &miner)?);
+    }
+    drop(a);
+
+    // A second node connects the same blocks; the transfers are timed.
+    let dir_b = TempDir::new("rusty-bench-erc20-b")?;
+    let mut b = open_state(&dir_b)?;
+    for block in &setup {
+        b.submit_block(block.clone(), rusty_core::now())?;
+    }
+    let (mut secs, mut gas, mut roots) = (0f64, 0u64, Vec::new());
+    let (mut recover_secs, mut execute_secs) = (0f64, 0f64);
+    for block in &timed {
+        let started = Instant::now();
+        calls_of(block)?;
+        recover_secs += started.elapsed().as_secs_f64();
+        let parent = b.chain().tip_entry().header.state_root;
+        let height = b.chain().height() + 1;
+        let db = b.chain().db();
+        let mut ex =
+            BlockExecutor::new(db, Network::Dev.params(), parent, height, block.header.time);
+        let started = Instant::now();
+        for (i, tx) in block.txs.iter().enumerate() {
+            ex.apply(i as u32, tx).map_err(setup_err)?;
+        }
+        execute_secs += started.elapsed().as_secs_f64();
+        let root_started = Instant::now();
+        let effects = ex.finish().map_err(setup_err)?;
+        roots.push(root_started.elapsed().as_secs_f64() * 1e3);
+        gas += effects.gas_used;
+        let started = Instant::now();
+        b.submit_block(block.clone(), rusty_core::now())?;
+        secs += started.elapsed().as_secs_f64();
+        if b.chain().tip() != block.hash() {
+            return Err(setup_err("a benchmark block did not connect"));
+        }
+    }
+
+    // The yardstick: the same transactions through revm alone.
+    let setup_calls = setup.iter().map(calls_of).collect::<Result<Vec<_>, _>>()?;
+    let timed_calls = timed.iter().map(calls_of).collect::<Result<Vec<_>, _>>()?;
+    let ctx = exec::block_context(&evm, 1, rusty_core::now());
+    let rich = U256::from(10u64).pow(U256::from(24u64)).to_be_bytes();
+    let (raw, raw_gas) = rusty_vm::evm::raw_revm_yardstick(
+        &ctx,
+        &[(bank.address(), rich)],
+        &setup_calls.concat(),
+        &timed_calls.concat(),
+    )
+    .map_err(setup_err)?;
+    if raw_gas != gas {
+        return Err(setup_err(format!(
+            "raw revm used {raw_gas} gas where the chain used {gas}: not the same work"
+        )));
+    }
+    let avg = roots.iter().sum::<f64>() / roots.len().max(1) as f64;
+    let max = roots.iter().copied().fold(0f64, f64::max);
+    Ok(Erc20Report {
+        transfers,
+        blocks: timed.len(),
+        gas,
+        secs,
+        raw_secs: raw.as_secs_f64(),
+        root_ms_avg: avg,
+        root_ms_max: max,
+        recover_secs,
+        execute_secs: execute_secs - recover_secs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_run_matches_raw_revm_gas() {
+        let r = run_erc20_bench(120).expect("runs");
+        assert_eq!(r.transfers, 120);
+        assert!(r.blocks >= 1);
+        // An ERC-20 transfer to a fresh address: 21,000 + storage writes.
+        let per = r.gas / 120;
+        assert!((40_000..80_000).contains(&per), "{per} gas per transfer");
+    }
+}
