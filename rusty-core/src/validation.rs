@@ -41,9 +41,6 @@ pub enum ValidationError {
     /// The merkle root does not match the transactions.
     #[error("merkle root does not match the block's transactions")]
     BadMerkleRoot,
-    /// Roots reserved for later upgrades must be zero.
-    #[error("reserved header field {0} must be zero")]
-    ReservedRoot(&'static str),
     /// Unknown block version.
     #[error("unsupported block version {0}")]
     BadVersion(u32),
@@ -173,7 +170,6 @@ impl ValidationError {
             TimeTooOld { .. } => "time-too-old",
             TimeTooNew { .. } => "time-too-new",
             BadMerkleRoot => "bad-txnmrklroot",
-            ReservedRoot(_) => "bad-reserved-root",
             BadVersion(_) => "bad-version",
             BlockTooLarge { .. } => "bad-blk-length",
             FirstTxNotCoinbase => "bad-cb-missing",

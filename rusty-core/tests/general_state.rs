@@ -16,7 +16,7 @@ use rusty_storage::{
     state::{Account, StateTrie, KECCAK_EMPTY},
     trie::{NodeStore, TrieError, TrieHasher},
 };
-use rusty_vm::evm::{self, BlockContext, EvmAccount, EvmCall, EvmState};
+use rusty_vm::evm::{self, BlockContext, EvmAccount, EvmState};
 use serde_json::Value;
 
 struct Keccak;
@@ -159,21 +159,7 @@ fn run_case(test: &Value, post: &Value) -> Result<(), String> {
     let outcome = eth_tx::decode(&raw)
         .map_err(|e| e.to_string())
         .and_then(|tx| {
-            let f = &tx.fields;
-            let call = EvmCall {
-                caller: tx.sender,
-                to: f.to,
-                value: f.value,
-                input: f.input.clone(),
-                gas_limit: f.gas_limit,
-                gas_price: f.max_fee_per_gas,
-                max_priority_fee: (f.tx_type == eth_tx::EthTxType::DynamicFee)
-                    .then_some(f.max_priority_fee_per_gas),
-                nonce: f.nonce,
-                tx_type: f.tx_type.number(),
-                access_list: f.access_list.clone(),
-                simulate: false,
-            };
+            let call = rusty_core::contracts::exec::call_of(&tx);
             evm::execute(&world, &block, &call).map_err(|e| e.to_string())
         });
     let (root, logs) = match outcome {
