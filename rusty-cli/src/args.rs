@@ -543,28 +543,35 @@ pub enum ContractCommand {
     },
     /// An EVM account at the tip: balance, nonce, whether it is a contract.
     Balance { address: String },
-    /// Withdraw coins from the account of --key to an address of this
-    /// chain: a call of the withdraw contract; the block that mines it pays
-    /// the coins in its settlement transaction.
+    /// The address of the wallet's own EVM account (deposit to it, then
+    /// deploy and call without --key).
+    Address,
+    /// Withdraw coins from an EVM account (--key's, or the wallet's) to an
+    /// address of this chain: a call of the withdraw contract; the block
+    /// that mines it pays the coins in its settlement transaction.
     Withdraw {
         /// The address to pay (bech32m, this network's).
         address: String,
         /// Coins, whole base units (at most 8 decimals).
         amount: String,
+        /// File holding the secp256k1 key (hex) of the account to withdraw
+        /// from [default: the wallet's EVM account].
         #[arg(long, value_name = "FILE")]
-        key: std::path::PathBuf,
+        key: Option<std::path::PathBuf>,
     },
-    /// Deploy a contract: sign a creation with the key in --key, send it,
-    /// wait for it to be mined; prints the contract's address.
+    /// Deploy a contract: sign a creation with the key in --key (or the
+    /// wallet's EVM key), send it, wait for it to be mined; prints the
+    /// contract's address.
     Deploy {
         /// File with the creation bytecode, hex (solc's `bin`).
         bytecode: std::path::PathBuf,
         /// ABI-encoded constructor arguments, hex, appended to the code.
         #[arg(long, value_name = "HEX")]
         args: Option<String>,
-        /// File holding the secp256k1 key (hex) that signs and pays.
+        /// File holding the secp256k1 key (hex) that signs and pays
+        /// [default: the wallet's EVM account].
         #[arg(long, value_name = "FILE")]
-        key: std::path::PathBuf,
+        key: Option<std::path::PathBuf>,
         /// Coins sent to the constructor.
         #[arg(long)]
         value: Option<String>,
@@ -572,14 +579,18 @@ pub enum ContractCommand {
         #[arg(long)]
         gas: Option<u64>,
     },
-    /// Call a contract: with --key, a signed transaction, waiting for its
-    /// receipt; without, a read (eth_call) printing the output.
+    /// Call a contract: with --key or --send, a signed transaction (by the
+    /// key's account, or the wallet's), waiting for its receipt; without,
+    /// a read (eth_call) printing the output.
     Call {
         address: String,
         /// The call data, hex (selector and ABI-encoded arguments).
         data: String,
         #[arg(long, value_name = "FILE")]
         key: Option<std::path::PathBuf>,
+        /// Send a transaction from the wallet's EVM account.
+        #[arg(long)]
+        send: bool,
         #[arg(long)]
         value: Option<String>,
         #[arg(long)]

@@ -44,29 +44,58 @@ fn read_key(path: &std::path::Path) -> Result<EthKey> {
 
 /// Coins (up to 18 decimals) as 32-byte big-endian wei-units.
 fn coins_to_wei(text: &str) -> Result<[u8; 32]> {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if frac.len() > 18 || whole.is_empty() && frac.is_empty() {
-        bail!("invalid amount {text:?} (at most 18 decimals)");
-    }
-    let digits = format!("{whole}{frac:0<18}");
-    let wei: u128 = digits
-        .parse()
-        .with_context(|| format!("invalid amount {text:?}"))?;
-    let mut out = [0u8; 32];
-    out[16..].copy_from_slice(&wei.to_be_bytes());
-    Ok(out)
+    rusty_node::rpc::contract::coins_to_wei(text).map_err(anyhow::Error::msg)
 }
 
-/// Signs and sends a type-2 transaction from `key`, then waits for its
-/// receipt, printing progress on stderr.
+/// Who signs: a secp256k1 key from a file, or the node's wallet (its EVM
+/// account, `contract_send`).
+enum Signer {
+    Key(EthKey),
+    Wallet,
+}
+
+impl Signer {
+    fn from_arg(key: Option<&std::path::Path>) -> Result<Signer> {
+        key.map_or(Ok(Signer::Wallet), |k| read_key(k).map(Signer::Key))
+    }
+}
+
+/// Sends a transaction signed by `signer` and waits for its receipt.
 fn transact(
+    c: &Remote,
+    signer: &Signer,
+    to: Option<[u8; 20]>,
+    input: Vec<u8>,
+    value: Option<&str>,
+    gas: Option<u64>,
+) -> Result<Value> {
+    let hash = match signer {
+        Signer::Key(key) => {
+            let value = value.map(coins_to_wei).transpose()?.unwrap_or([0; 32]);
+            send_signed(c, key, to, input, value, gas)?
+        }
+        Signer::Wallet => c
+            .run(ContractApiClient::send(
+                c.api(),
+                to.map(|t| address_hex(&t)),
+                format!("0x{}", hex::encode(&input)),
+                value.map(str::to_owned),
+                gas,
+            ))
+            .map_err(rpc_error)?,
+    };
+    wait_receipt(c, &hash)
+}
+
+/// Signs a type-2 transaction with `key` and sends it; its hash.
+fn send_signed(
     c: &Remote,
     key: &EthKey,
     to: Option<[u8; 20]>,
     input: Vec<u8>,
     value: [u8; 32],
     gas: Option<u64>,
-) -> Result<Value> {
+) -> Result<String> {
     let api = c.api();
     let from = address_hex(&key.address());
     let chain_id = hex_u64(&c.run(api.chain_id()).map_err(rpc_error)?, "chain id")?;
@@ -106,9 +135,14 @@ fn transact(
     let raw = fields
         .sign(key)
         .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
-    let hash = c
-        .run(api.send_raw_transaction(format!("0x{}", hex::encode(raw))))
-        .map_err(rpc_error)?;
+    c.run(api.send_raw_transaction(format!("0x{}", hex::encode(raw))))
+        .map_err(rpc_error)
+}
+
+/// Waits for `hash` to be mined, printing progress on stderr; its receipt.
+fn wait_receipt(c: &Remote, hash: &str) -> Result<Value> {
+    let api = c.api();
+    let hash = hash.to_owned();
     eprintln!("sent {hash}; waiting for it to be mined…");
     let started = Instant::now();
     loop {
@@ -145,6 +179,10 @@ pub fn run(g: &GlobalArgs, cmd: &ContractCommand) -> Result<()> {
                 .map_err(rpc_error)?;
             println!("{txid}");
         }
+        ContractCommand::Address => {
+            let a = c.run(ContractApiClient::address(api)).map_err(rpc_error)?;
+            println!("{a}");
+        }
         ContractCommand::Balance { address } => {
             let b = c
                 .run(ContractApiClient::balance(api, address.clone()))
@@ -160,13 +198,13 @@ pub fn run(g: &GlobalArgs, cmd: &ContractCommand) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("invalid address {address:?}: {e}"))?;
             rusty_shared_types::Amount::parse_coins(amount)
                 .map_err(|_| anyhow::anyhow!("invalid amount {amount:?} (at most 8 decimals)"))?;
-            let key = read_key(key)?;
+            let signer = Signer::from_arg(key.as_deref())?;
             let receipt = transact(
                 &c,
-                &key,
+                &signer,
                 Some(rusty_core::contracts::withdraw::WITHDRAW_ADDRESS),
                 to.lock_script().as_bytes().to_vec(),
-                coins_to_wei(amount)?,
+                Some(amount),
                 None,
             )?;
             print(&json!({
@@ -189,13 +227,8 @@ pub fn run(g: &GlobalArgs, cmd: &ContractCommand) -> Result<()> {
             if let Some(a) = args {
                 code.extend(hex_bytes(a, "--args")?);
             }
-            let key = read_key(key)?;
-            let value = value
-                .as_deref()
-                .map(coins_to_wei)
-                .transpose()?
-                .unwrap_or([0; 32]);
-            let receipt = transact(&c, &key, None, code, value, *gas)?;
+            let signer = Signer::from_arg(key.as_deref())?;
+            let receipt = transact(&c, &signer, None, code, value.as_deref(), *gas)?;
             print(&json!({
                 "contract": receipt["contractAddress"],
                 "transaction": receipt["transactionHash"],
@@ -207,49 +240,27 @@ pub fn run(g: &GlobalArgs, cmd: &ContractCommand) -> Result<()> {
             address,
             data,
             key,
+            send,
             value,
             gas,
         } => {
             let to = parse_address(address)
                 .map_err(|_| anyhow::anyhow!("invalid address {address:?}"))?;
             let input = hex_bytes(data, "the call data")?;
-            let value = value
-                .as_deref()
-                .map(coins_to_wei)
-                .transpose()?
-                .unwrap_or([0; 32]);
-            match key {
-                Some(key) => {
-                    let key = read_key(key)?;
-                    let receipt = transact(&c, &key, Some(to), input, value, *gas)?;
-                    print(&receipt);
+            if key.is_some() || *send {
+                let signer = Signer::from_arg(key.as_deref())?;
+                let receipt = transact(&c, &signer, Some(to), input, value.as_deref(), *gas)?;
+                print(&receipt);
+            } else {
+                let mut call =
+                    json!({ "to": address_hex(&to), "data": format!("0x{}", hex::encode(&input)) });
+                if let Some(v) = value.as_deref() {
+                    call["value"] = json!(format!("0x{}", hex::encode(coins_to_wei(v)?)));
                 }
-                None => {
-                    let mut call = json!({ "to": address_hex(&to), "data": format!("0x{}", hex::encode(&input)) });
-                    if value != [0; 32] {
-                        call["value"] = json!(format!("0x{}", hex::encode(value)));
-                    }
-                    let out = c.run(api.call(call, None)).map_err(rpc_error)?;
-                    println!("{out}");
-                }
+                let out = c.run(api.call(call, None)).map_err(rpc_error)?;
+                println!("{out}");
             }
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn coins_become_wei() {
-        let wei = |s: &str| u128::from_be_bytes(coins_to_wei(s).unwrap()[16..].try_into().unwrap());
-        assert_eq!(wei("1"), 1_000_000_000_000_000_000);
-        assert_eq!(wei("0.5"), 500_000_000_000_000_000);
-        assert_eq!(wei("0.000000000000000001"), 1);
-        assert!(coins_to_wei("0.0000000000000000001").is_err());
-        assert!(coins_to_wei("one").is_err());
-        assert!(coins_to_wei(".").is_err());
-    }
 }

@@ -37,6 +37,10 @@ const DUST: u64 = 1_000;
 /// BIP-44-style account path; 1337' is Rusty Coin's coin type.
 const ACCOUNT_PATH: &str = "m/44'/1337'/0'";
 
+/// The account's HD chain whose key owns the wallet's EVM account (0 is
+/// receiving, 1 change).
+const EVM_CHAIN: u32 = 2;
+
 /// Wallet errors.
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
@@ -544,6 +548,26 @@ impl Wallet {
         })
         .map_err(|e| WalletError::Signing(e.to_string()))?;
         Ok(tx)
+    }
+
+    /// The secp256k1 key of the wallet's EVM account, derived from the
+    /// wallet's seed (hardened chain 2 of the account, hashed into a
+    /// secp256k1 scalar): the same mnemonic gives the same account, and its
+    /// transactions are ordinary Ethereum ones that every tool can read.
+    pub fn evm_key(&self) -> Result<rusty_crypto::eth::EthKey> {
+        let child = self.account.derive_child(HARDENED | EVM_CHAIN)?;
+        // A hash is a valid scalar but with probability ~2^-128 of being
+        // zero or above the order; the counter moves past such a value.
+        for counter in 0u32.. {
+            let mut input = b"rusty-coin wallet EVM account v1".to_vec();
+            input.extend_from_slice(child.secret_bytes());
+            input.extend_from_slice(&counter.to_le_bytes());
+            let scalar = rusty_crypto::eth::keccak256(&input);
+            if let Ok(key) = rusty_crypto::eth::EthKey::from_bytes(&scalar) {
+                return Ok(key);
+            }
+        }
+        Err(WalletError::Signing("no EVM key could be derived".into()))
     }
 
     /// The signing key for a public key hash (tests and tools).

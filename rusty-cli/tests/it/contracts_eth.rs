@@ -240,11 +240,36 @@ fn contract_cli_and_kill9_keep_the_account_world() {
     let bad = node.cli(&["contract", "withdraw", "drsc1nowhere", "1", "--key", key]);
     assert!(!bad.status.success());
 
+    // The wallet's own EVM account: no key file anywhere.
+    let own = node.json(&["contract", "address"]);
+    let own = own.as_str().expect("address").to_string();
+    node.json(&["contract", "deposit", &own, "2"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while balance(&node, &own)["balance"] != "2" {
+        assert!(
+            Instant::now() < deadline,
+            "the deposit was not credited in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let mine = node.json(&["contract", "deploy", code.to_str().expect("utf-8")]);
+    let mine = mine["contract"].as_str().expect("contract").to_string();
+    let seven = format!("0x{:064x}", 7);
+    node.json(&["contract", "call", &mine, &seven, "--send"]);
+    let stored = node.json(&["rpc", "eth_getStorageAt", &mine, "0x0", "latest"]);
+    assert_eq!(stored.as_str(), Some(seven.as_str()));
+    node.json(&["contract", "withdraw", &wallet, "0.5"]);
+    assert_eq!(balance(&node, &own)["nonce"], 3);
+
     // kill -9 while the miner runs; everything reads back after restart.
     let account = balance(&node, me);
     node.kill9();
     let node = NodeProcess::start(dir.path(), port, &["--mine"]);
     let after = balance(&node, me);
+    assert_eq!(
+        node.json(&["contract", "address"]).as_str(),
+        Some(own.as_str())
+    );
     assert_eq!(after["nonce"], account["nonce"]);
     assert_eq!(after["balance"], account["balance"]);
     let stored = node.json(&["rpc", "eth_getStorageAt", &contract, "0x0", "latest"]);

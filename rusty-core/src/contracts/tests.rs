@@ -431,7 +431,7 @@ mod supply {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(12))]
+        #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
         fn utxos_accounts_and_burns_add_up_to_the_issued_supply(ops in proptest::collection::vec(op(), 1..14)) {
             let (mut s, miner) = funded();
@@ -487,9 +487,10 @@ mod supply {
                     }
                 }
             }
+            // A pooled transaction the account can no longer afford (the
+            // pool checks each against the tip alone) stays pooled, unmined.
             s.generate(1, &miner.address, u64::MAX, NOW).unwrap();
             check(&s);
-            prop_assert!(s.eth_pool().is_empty());
         }
     }
 }

@@ -134,8 +134,10 @@ signatures! {
     "subscribe_newblocks" Blockchain [] [] "Every new tip, as it becomes the tip (WebSocket subscription).";
     "help" Control [] ["\"command\""] "Lists every method, or the usage of one.";
     "stop" Control [] [] "Stops the node.";
+    "contract_address" Wallet [] [] "The address of the wallet's own EVM account (its key derived from the wallet's seed).";
     "contract_balance" Wallet ["\"address\""] [] "An EVM account at the tip: balance in coins and wei-units, nonce, whether it has code.";
     "contract_deposit" Wallet ["\"address\"", "amount"] [] "Pays coins from the wallet into an EVM account (0x address) through a deposit output.";
+    "contract_send" Wallet ["to", "\"data\""] ["\"value\"", "gas"] "Signs an Ethereum transaction with the wallet's EVM key and sends it (to null: a creation); returns its hash.";
     "eth_accounts" Ethereum [] [] "Always empty: keys stay in the clients.";
     "eth_blockNumber" Ethereum [] [] "The tip's height, hex.";
     "eth_call" Ethereum ["call"] ["block"] "Runs a call without mining it; returns its output, or error 3 with the revert data.";

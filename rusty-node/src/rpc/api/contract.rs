@@ -1,7 +1,7 @@
 //! The account world from our own wallet: `contract_deposit` moves coins
-//! from the wallet into an EVM account, `contract_balance` reads one.
-//! (Deploying and calling go through the Ethereum methods, signed by the
-//! caller's Ethereum key.)
+//! from the wallet into an EVM account, `contract_balance` reads one, and
+//! the wallet's own EVM account (its key derived from the wallet's seed)
+//! deploys and calls with `contract_send`.
 
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use serde::{Deserialize, Serialize};
@@ -32,4 +32,21 @@ pub trait ContractApi {
     /// The account `address` at the tip.
     #[method(name = "contract_balance")]
     async fn balance(&self, address: String) -> RpcResult<ContractBalance>;
+
+    /// The address of the wallet's EVM account.
+    #[method(name = "contract_address")]
+    async fn address(&self) -> RpcResult<String>;
+
+    /// Signs an Ethereum transaction with the wallet's EVM key and sends
+    /// it: a creation when `to` is null, else a call of `to`, with `data`
+    /// (hex) and `value` (coins, up to 18 decimals); gas is the estimate
+    /// plus 20 % unless given. Returns the transaction's keccak256 hash.
+    #[method(name = "contract_send")]
+    async fn send(
+        &self,
+        to: Option<String>,
+        data: String,
+        value: Option<String>,
+        gas: Option<u64>,
+    ) -> RpcResult<String>;
 }

@@ -256,6 +256,41 @@ fn simulate(
     evm::execute(&world, &ctx, &call).map_err(|EvmError::Invalid(why)| server(why))
 }
 
+/// The least gas with which `call` succeeds at block `hash` (a binary
+/// search: refunds and the 63/64 rule make it more than the gas used).
+pub(crate) fn estimate(
+    s: &NodeState,
+    evm: &EvmParams,
+    hash: &Hash256,
+    height: u64,
+    call: &EvmCall,
+    priced: bool,
+) -> Result<u64, ErrorObjectOwned> {
+    let run = |gas: u64| {
+        let mut c = call.clone();
+        c.gas_limit = gas;
+        simulate(s, evm, hash, height, c, priced)
+    };
+    let cap = call.gas_limit;
+    let first = run(cap)?;
+    if !first.success {
+        return Err(reverted(&first));
+    }
+    let (mut lo, mut hi) = (first.gas_used.saturating_sub(1), cap);
+    if run(first.gas_used).is_ok_and(|o| o.success) {
+        hi = first.gas_used;
+    }
+    while hi.saturating_sub(lo) > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if run(mid).is_ok_and(|o| o.success) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(hi)
+}
+
 /// A failed call as Ethereum reports it: a revert with its data.
 fn reverted(outcome: &evm::Outcome) -> ErrorObjectOwned {
     if outcome.output.is_empty() {
@@ -277,6 +312,23 @@ fn rejection(e: TxRejection) -> ErrorObjectOwned {
         TxRejection::Invalid(ValidationError::Contract(c)) => server(c.to_string()),
         other => server(other.to_string()),
     }
+}
+
+/// Submits a signed Ethereum transaction to the node's pool; its keccak256
+/// hash, or geth's refusal.
+pub(crate) async fn submit_raw(ctx: &RpcContext, raw: Vec<u8>) -> RpcResult<String> {
+    let hash = rusty_crypto::eth::keccak256(&raw);
+    let tx = Transaction {
+        version: 1,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        lock_time: 0,
+        payload: Some(Payload::EthTx(rusty_shared_types::evm::EthTxPayload {
+            raw,
+        })),
+    };
+    super::running(ctx.chain.accept_transaction(tx).await)?.map_err(rejection)?;
+    Ok(data(&hash))
 }
 
 impl EthRpc {
@@ -456,49 +508,13 @@ impl EthApiServer for EthRpc {
         let r = parse_block_ref(block.as_ref())?;
         self.query(move |s| {
             let (height, hash) = resolve(s, r)?;
-            let run = |gas: u64| {
-                let mut c = call.clone();
-                c.gas_limit = gas;
-                simulate(s, &evm, &hash, height, c, priced)
-            };
-            let cap = call.gas_limit;
-            let first = run(cap)?;
-            if !first.success {
-                return Err(reverted(&first));
-            }
-            // The least gas that succeeds: refunds and the 63/64 rule
-            // make it more than the gas used.
-            let (mut lo, mut hi) = (first.gas_used.saturating_sub(1), cap);
-            if run(first.gas_used).is_ok_and(|o| o.success) {
-                hi = first.gas_used;
-            }
-            while hi.saturating_sub(lo) > 1 {
-                let mid = lo + (hi - lo) / 2;
-                if run(mid).is_ok_and(|o| o.success) {
-                    hi = mid;
-                } else {
-                    lo = mid;
-                }
-            }
-            Ok(qty(hi))
+            estimate(s, &evm, &hash, height, &call, priced).map(qty)
         })
         .await
     }
 
     async fn send_raw_transaction(&self, raw: String) -> RpcResult<String> {
-        let raw = parse_data(&raw, "transaction")?;
-        let hash = rusty_crypto::eth::keccak256(&raw);
-        let tx = Transaction {
-            version: 1,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            lock_time: 0,
-            payload: Some(Payload::EthTx(rusty_shared_types::evm::EthTxPayload {
-                raw,
-            })),
-        };
-        super::running(self.0.chain.accept_transaction(tx).await)?.map_err(rejection)?;
-        Ok(data(&hash))
+        submit_raw(&self.0, parse_data(&raw, "transaction")?).await
     }
 
     async fn get_transaction_by_hash(&self, hash: String) -> RpcResult<Value> {
