@@ -221,15 +221,9 @@ fn json_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 ///   code hash; `DatabaseRef` gives it no storage root, so such an address
 ///   looks free. Unreachable on our chain (no account gets storage without
 ///   code), but a divergence from Ethereum.
-/// - `MCOPY_memory_expansion_cost` (2 of its 22 cases) and
-///   `transactionCosts` (its 2 cases with no access-list entries): not
-///   understood yet; the transactions succeed here, and the difference is
-///   to be found with a reference runner (revm's `revme statetest`).
-const KNOWN_DIVERGENT: [&str; 4] = [
+const KNOWN_DIVERGENT: [&str; 2] = [
     "create2collisionStorageParis",
     "RevertInCreateInInitCreate2Paris",
-    "MCOPY_memory_expansion_cost",
-    "transactionCosts",
 ];
 
 #[test]
@@ -277,5 +271,5 @@ fn general_state_tests_cancun_subset() {
             "{name} passes now: take it off the list"
         );
     }
-    assert_eq!(known.len(), 8, "the known divergences are 8 cases");
+    assert_eq!(known.len(), 4, "the known divergences are 4 cases");
 }

@@ -165,7 +165,10 @@ pub enum EvmError {
 /// them on to the journal).
 fn set_rules(cfg: &mut CfgEnv, block: &BlockContext, simulate: bool) {
     cfg.chain_id = block.chain_id;
-    cfg.spec = SpecId::CANCUN;
+    // The spec and its gas schedule together: setting `spec` alone keeps
+    // the default (later) fork's gas parameters, such as Prague's calldata
+    // floor (EIP-7623), which ethereum/tests' Cancun cases caught.
+    cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
     cfg.disable_nonce_check = simulate;
 }
 
