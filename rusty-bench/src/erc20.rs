@@ -24,6 +24,7 @@ use rusty_core::{
     tables::{SCHEMA_VERSION, TABLES},
 };
 use rusty_crypto::eth::{
+    abi::{call_data, word_address},
     keccak256,
     tx::{self as eth_tx, EthTxFields, EthTxType},
     EthKey,
@@ -188,20 +189,6 @@ fn exec_params() -> Result<rusty_shared_types::evm::EvmParams, BenchError> {
         .params()
         .evm
         .ok_or_else(|| setup_err("the dev network has no account world"))
-}
-
-fn call_data(signature: &str, words: &[[u8; 32]]) -> Vec<u8> {
-    let mut data = keccak256(signature.as_bytes())[..4].to_vec();
-    for w in words {
-        data.extend_from_slice(w);
-    }
-    data
-}
-
-fn word_address(a: &[u8; 20]) -> [u8; 32] {
-    let mut w = [0u8; 32];
-    w[12..].copy_from_slice(a);
-    w
 }
 
 /// The EVM calls of a block's Ethereum transactions.

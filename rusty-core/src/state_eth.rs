@@ -139,7 +139,8 @@ impl NodeState {
                 if size > budget {
                     break;
                 }
-                match exec.apply(index(txs.len()), &e.tx) {
+                // Decoded (its sender recovered) when it entered the pool.
+                match exec.apply_decoded(index(txs.len()), &e.tx, Some(Ok(e.eth.clone()))) {
                     Ok(()) => {
                         budget -= size;
                         txs.push(e.tx.clone());

@@ -10,6 +10,39 @@ use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use rusty_shared_types::rlp;
 
 pub mod tx;
+
+/// The pieces of the Solidity ABI the node's own calls need: function
+/// selectors and 32-byte words (the bridge's HTLC calls, the ERC-20 bench).
+pub mod abi {
+    use super::{keccak256, EthAddress};
+
+    /// The first four bytes of keccak256 of a function's signature.
+    pub fn selector(signature: &str) -> [u8; 4] {
+        let hash = keccak256(signature.as_bytes());
+        [hash[0], hash[1], hash[2], hash[3]]
+    }
+
+    pub fn word_address(address: &EthAddress) -> [u8; 32] {
+        let mut word = [0u8; 32];
+        word[12..].copy_from_slice(address);
+        word
+    }
+
+    pub fn word_uint(value: u128) -> [u8; 32] {
+        let mut word = [0u8; 32];
+        word[16..].copy_from_slice(&value.to_be_bytes());
+        word
+    }
+
+    /// A call's data: the selector, then 32-byte words.
+    pub fn call_data(function: &str, words: &[[u8; 32]]) -> Vec<u8> {
+        let mut data = selector(function).to_vec();
+        for word in words {
+            data.extend_from_slice(word);
+        }
+        data
+    }
+}
 use sha3::{Digest, Keccak256};
 use thiserror::Error;
 

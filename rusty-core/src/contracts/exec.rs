@@ -287,8 +287,9 @@ impl<'a> BlockExecutor<'a> {
     }
 
     /// [`BlockExecutor::apply`] with the Ethereum transaction already
-    /// decoded (`decoded`), when the caller decoded the block at once.
-    fn apply_decoded(
+    /// decoded (`decoded`): the block decoded at once, or a pooled
+    /// transaction whose sender was recovered when it was admitted.
+    pub(crate) fn apply_decoded(
         &mut self,
         index: u32,
         tx: &Transaction,

@@ -30,6 +30,7 @@ use std::{
 };
 
 use rusty_crypto::eth::{
+    abi::{call_data, word_address, word_uint},
     address_hex, keccak256, parse_address, EthAddress, EthKey, LegacyTx, SignedTx,
 };
 use serde_json::{json, Value};
@@ -62,11 +63,6 @@ const DEPLOY_WAIT: Duration = Duration::from_secs(60);
 const STATE_NONE: u8 = 0;
 const STATE_OPEN: u8 = 1;
 
-fn selector(signature: &str) -> [u8; 4] {
-    let hash = keccak256(signature.as_bytes());
-    [hash[0], hash[1], hash[2], hash[3]]
-}
-
 fn topic(signature: &str) -> String {
     format!("0x{}", hex::encode(keccak256(signature.as_bytes())))
 }
@@ -78,27 +74,6 @@ const LOCKS_FN: &str = "locks(bytes32)";
 const LOCKED_EVENT: &str = "Locked(bytes32,address,address,uint256,bytes32,uint256)";
 const REDEEMED_EVENT: &str = "Redeemed(bytes32,bytes32)";
 const REFUNDED_EVENT: &str = "Refunded(bytes32)";
-
-fn word_address(address: &EthAddress) -> [u8; 32] {
-    let mut word = [0u8; 32];
-    word[12..].copy_from_slice(address);
-    word
-}
-
-fn word_uint(value: u128) -> [u8; 32] {
-    let mut word = [0u8; 32];
-    word[16..].copy_from_slice(&value.to_be_bytes());
-    word
-}
-
-/// A call's data: the selector, then 32-byte words.
-fn call_data(function: &str, words: &[[u8; 32]]) -> Vec<u8> {
-    let mut data = selector(function).to_vec();
-    for word in words {
-        data.extend_from_slice(word);
-    }
-    data
-}
 
 /// The lock id, as the contract's `lockId` computes it.
 pub fn lock_id(
@@ -666,6 +641,7 @@ impl ChainAdapter for EthChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusty_crypto::eth::abi::selector;
 
     /// The selectors solc put in the ABI's functions are the ones this
     /// adapter calls.

@@ -293,13 +293,6 @@ pub(crate) fn estimate(
 
 /// A failed call as Ethereum reports it: a revert with its data.
 fn reverted(outcome: &evm::Outcome) -> ErrorObjectOwned {
-    if outcome.output.is_empty() {
-        return ErrorObjectOwned::owned(
-            codes::EXECUTION_REVERTED,
-            "execution reverted",
-            Some(data(&[])),
-        );
-    }
     ErrorObjectOwned::owned(
         codes::EXECUTION_REVERTED,
         "execution reverted",
