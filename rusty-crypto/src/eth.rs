@@ -135,7 +135,13 @@ impl EthKey {
 }
 
 fn public_key_address(key: &VerifyingKey) -> EthAddress {
-    let point = key.to_encoded_point(false);
+    point_address(key.as_affine())
+}
+
+/// keccak256 of the uncompressed point without its tag byte, last 20 bytes.
+fn point_address(point: &k256::AffinePoint) -> EthAddress {
+    use k256::elliptic_curve::sec1::ToEncodedPoint;
+    let point = point.to_encoded_point(false);
     let hash = keccak256(&point.as_bytes()[1..]);
     let mut address = [0u8; 20];
     address.copy_from_slice(&hash[12..]);
@@ -143,17 +149,56 @@ fn public_key_address(key: &VerifyingKey) -> EthAddress {
 }
 
 /// The address whose key signed `hash` as `(r, s, recovery id)`.
+///
+/// Recovery ids 0 and 1 (every Ethereum signature) take the direct
+/// formula Q = r⁻¹(s·R − z·G) with one double-scalar multiplication. The
+/// `ecdsa` crate's recovery also verifies the signature against the key
+/// it recovered, which doubles the cost (recovery is most of what an
+/// Ethereum transaction costs a block connect) and cannot fail: with
+/// x(R) = r by construction, u₁G + u₂Q with u₁ = z/s, u₂ = r/s is R again.
+/// The rare ids 2 and 3 (x(R) = r + n) go through the `ecdsa` crate.
+/// A high `s` recovers too: EIP-2's rule is the transaction decoder's.
 pub fn recover_address(
     hash: &[u8; 32],
     r: &[u8; 32],
     s: &[u8; 32],
     recovery: u8,
 ) -> Result<EthAddress, EthError> {
-    let signature = Signature::from_scalars(*r, *s).map_err(|_| EthError::Recover)?;
-    let recovery = RecoveryId::from_byte(recovery).ok_or(EthError::Recover)?;
-    let key = VerifyingKey::recover_from_prehash(hash, &signature, recovery)
-        .map_err(|_| EthError::Recover)?;
-    Ok(public_key_address(&key))
+    use k256::elliptic_curve::{
+        ops::{LinearCombination, Reduce},
+        point::DecompressPoint,
+        subtle::Choice,
+        Group, PrimeField,
+    };
+    use k256::{AffinePoint, ProjectivePoint, Scalar, U256};
+
+    if recovery > 1 {
+        let signature = Signature::from_scalars(*r, *s).map_err(|_| EthError::Recover)?;
+        let recovery = RecoveryId::from_byte(recovery).ok_or(EthError::Recover)?;
+        let key = VerifyingKey::recover_from_prehash(hash, &signature, recovery)
+            .map_err(|_| EthError::Recover)?;
+        return Ok(public_key_address(&key));
+    }
+    // r and s in [1, n-1], as `Signature::from_scalars` requires.
+    let scalar = |bytes: &[u8; 32]| -> Result<Scalar, EthError> {
+        let value: Option<Scalar> = Scalar::from_repr((*bytes).into()).into();
+        value
+            .filter(|v| !bool::from(v.is_zero()))
+            .ok_or(EthError::Recover)
+    };
+    let (r_scalar, s_scalar) = (scalar(r)?, scalar(s)?);
+    let point: Option<AffinePoint> =
+        AffinePoint::decompress(&(*r).into(), Choice::from(recovery)).into();
+    let point = ProjectivePoint::from(point.ok_or(EthError::Recover)?);
+    let z = <Scalar as Reduce<U256>>::reduce_bytes(&(*hash).into());
+    let r_inv: Scalar = Option::from(r_scalar.invert()).ok_or(EthError::Recover)?;
+    let u1 = -(r_inv * z);
+    let u2 = r_inv * s_scalar;
+    let q = ProjectivePoint::lincomb(&ProjectivePoint::GENERATOR, &u1, &point, &u2);
+    if bool::from(q.is_identity()) {
+        return Err(EthError::Recover);
+    }
+    Ok(point_address(&q.to_affine()))
 }
 
 /// A legacy (type 0) transaction, replay-protected by EIP-155.
@@ -253,6 +298,35 @@ mod tests {
         assert_eq!(recover_address(&hash, &r, &s, v).unwrap(), key.address());
         let other = recover_address(&hash, &r, &s, v ^ 1);
         assert_ne!(other.ok(), Some(key.address()));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The direct recovery agrees with the `ecdsa` crate's checked one
+        /// for real signatures, for the other parity, and for arbitrary
+        /// `(r, s)` (low `s`, as transactions carry).
+        #[test]
+        fn direct_recovery_agrees_with_the_checked_one(
+            seed in proptest::array::uniform32(1u8..),
+            hash in proptest::array::uniform32(proptest::num::u8::ANY),
+            junk_r in proptest::array::uniform32(proptest::num::u8::ANY),
+            junk_s in proptest::array::uniform32(0u8..0x7f),
+        ) {
+            let checked = |r: &[u8; 32], s: &[u8; 32], v: u8| -> Option<EthAddress> {
+                let signature = Signature::from_scalars(*r, *s).ok()?;
+                let id = RecoveryId::from_byte(v)?;
+                VerifyingKey::recover_from_prehash(&hash, &signature, id)
+                    .ok()
+                    .map(|k| public_key_address(&k))
+            };
+            let key = EthKey::from_bytes(&seed).expect("a nonzero seed below n is a key");
+            let (r, s, v) = key.sign_hash(&hash).expect("signs");
+            proptest::prop_assert_eq!(recover_address(&hash, &r, &s, v).ok(), Some(key.address()));
+            for (r, s, v) in [(r, s, v ^ 1), (junk_r, junk_s, 0), (junk_r, junk_s, 1)] {
+                proptest::prop_assert_eq!(recover_address(&hash, &r, &s, v).ok(), checked(&r, &s, v));
+            }
+        }
     }
 
     /// The address of the first contract hardhat's account 0 deploys.
