@@ -42,6 +42,7 @@ impl NodeState {
         let evm = *exec::active_params(self.params(), next_height)
             .ok_or_else(|| reject(ContractError::NotActive(next_height)))?;
         let eth = exec::check_eth_tx(&tx, &evm).map_err(reject)?;
+        self.chain.remember_sender(&eth);
         let world = self.chain.accounts();
         let (nonce, balance) = world.nonce_and_balance(&eth.sender).map_err(reject)?;
         let f = &eth.fields;

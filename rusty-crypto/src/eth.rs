@@ -165,7 +165,7 @@ pub fn recover_address(
     recovery: u8,
 ) -> Result<EthAddress, EthError> {
     use k256::elliptic_curve::{
-        ops::{LinearCombination, Reduce},
+        ops::{Invert, LinearCombination, Reduce},
         point::DecompressPoint,
         subtle::Choice,
         Group, PrimeField,
@@ -191,7 +191,8 @@ pub fn recover_address(
         AffinePoint::decompress(&(*r).into(), Choice::from(recovery)).into();
     let point = ProjectivePoint::from(point.ok_or(EthError::Recover)?);
     let z = <Scalar as Reduce<U256>>::reduce_bytes(&(*hash).into());
-    let r_inv: Scalar = Option::from(r_scalar.invert()).ok_or(EthError::Recover)?;
+    // Variable time is fine: nothing here is secret.
+    let r_inv: Scalar = Option::from(Invert::invert_vartime(&r_scalar)).ok_or(EthError::Recover)?;
     let u1 = -(r_inv * z);
     let u2 = r_inv * s_scalar;
     let q = ProjectivePoint::lincomb(&ProjectivePoint::GENERATOR, &u1, &point, &u2);

@@ -118,6 +118,8 @@ pub struct Chain {
     /// Blocks whose ChainLock was judged on their own branch
     /// ([`Chain::adopt_branch_chainlock`]), each tried once.
     tried_branch_locks: std::collections::HashSet<Hash256>,
+    /// Ethereum senders recovered at pool admission, reused by connects.
+    senders: crate::contracts::pool::SenderCache,
 }
 
 /// Flush the coin cache once it holds this many changes…
@@ -160,6 +162,7 @@ impl Chain {
             gov: GovState::genesis(params),
             best_chainlock: None,
             tried_branch_locks: Default::default(),
+            senders: Default::default(),
         };
         match chain.db.get::<ActiveChain>(&0)? {
             None => chain.init_genesis(&genesis)?,
@@ -310,6 +313,12 @@ impl Chain {
     /// The account world at the active tip.
     pub fn accounts(&self) -> crate::contracts::AccountWorld<'_> {
         crate::contracts::AccountWorld::at(&self.db, self.tip_entry().header.state_root)
+    }
+
+    /// Remembers the sender recovered for an Ethereum transaction that
+    /// decoded, so a block carrying it does not recover it again.
+    pub fn remember_sender(&mut self, tx: &rusty_crypto::eth::tx::EthTx) {
+        self.senders.insert(tx);
     }
 
     /// Where an Ethereum transaction (by keccak256) sits in the active
@@ -863,6 +872,7 @@ impl Chain {
             parent_root,
             height,
             &block,
+            &self.senders,
         )
         .map_err(ValidationError::from)?;
         effects.write(&hash, &mut batch);

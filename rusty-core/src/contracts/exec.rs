@@ -13,7 +13,7 @@ use rusty_shared_types::{
 use rusty_storage::{trie::NewNodes, Database};
 use rusty_vm::evm::{self, BlockContext, EvmCall, EvmError};
 
-use super::{withdraw, AccountWorld, BlockReceipts, ContractError, EthReceipt};
+use super::{pool::SenderCache, withdraw, AccountWorld, BlockReceipts, ContractError, EthReceipt};
 
 /// What a block changed in the account world, to write with it.
 #[derive(Debug, Default)]
@@ -124,16 +124,16 @@ pub fn call_of(tx: &EthTx) -> EvmCall {
 /// Checks that depend on the transaction alone and the network: shape,
 /// chain id, fee cap, gas limit.
 pub fn check_eth_tx(tx: &Transaction, evm: &EvmParams) -> Result<EthTx, ContractError> {
-    check_decoded(tx, decode_payload(tx)?, evm)
+    check_decoded(tx, decode_payload(tx, &SenderCache::default())?, evm)
 }
 
 /// The Ethereum transaction a native one carries, decoded and its sender
-/// recovered.
-fn decode_payload(tx: &Transaction) -> Result<EthTx, ContractError> {
+/// recovered (or taken from `senders`).
+fn decode_payload(tx: &Transaction, senders: &SenderCache) -> Result<EthTx, ContractError> {
     let Some(Payload::EthTx(p)) = &tx.payload else {
         return Err(ContractError::BadShape);
     };
-    Ok(eth_tx::decode(&p.raw)?)
+    Ok(eth_tx::decode_known(&p.raw, |hash| senders.get(hash))?)
 }
 
 /// [`check_eth_tx`] for a transaction already decoded.
@@ -164,11 +164,14 @@ fn check_decoded(tx: &Transaction, eth: EthTx, evm: &EvmParams) -> Result<EthTx,
 }
 
 /// Decodes a block's Ethereum transactions on every core (recovering a
-/// secp256k1 sender is most of their cost), in block order; `None` for the
-/// other transactions.
-fn decode_all(txs: &[Transaction]) -> Vec<Option<Result<EthTx, ContractError>>> {
+/// secp256k1 sender is most of their cost, unless `senders` knows it), in
+/// block order; `None` for the other transactions.
+fn decode_all(
+    txs: &[Transaction],
+    senders: &SenderCache,
+) -> Vec<Option<Result<EthTx, ContractError>>> {
     let decode = |t: &Transaction| match t.payload {
-        Some(Payload::EthTx(_)) => Some(decode_payload(t)),
+        Some(Payload::EthTx(_)) => Some(decode_payload(t, senders)),
         _ => None,
     };
     let count = txs
@@ -219,6 +222,8 @@ pub struct BlockExecutor<'a> {
     /// The block's settlement transaction, once seen: its position and
     /// outputs.
     settlement: Option<(u32, Vec<TxOut>)>,
+    /// Contract code analysed once for the block's calls.
+    code: evm::CodeCache,
 }
 
 impl<'a> BlockExecutor<'a> {
@@ -239,6 +244,7 @@ impl<'a> BlockExecutor<'a> {
             height,
             effects: BlockEffects::default(),
             settlement: None,
+            code: evm::CodeCache::default(),
         }
     }
 
@@ -328,7 +334,7 @@ impl<'a> BlockExecutor<'a> {
             if eth.fields.gas_limit > remaining {
                 return Err(ContractError::GasLimitExceeded);
             }
-            let outcome = evm::execute(&self.world, ctx, &call_of(&eth))
+            let outcome = evm::execute_cached(&self.world, &self.code, ctx, &call_of(&eth))
                 .map_err(|EvmError::Invalid(why)| ContractError::Evm(why))?;
             self.world.apply(&outcome.changes)?;
             self.settle_withdrawals(&eth.sender, &outcome.logs)?;
@@ -419,17 +425,19 @@ impl<'a> BlockExecutor<'a> {
     }
 }
 
-/// A whole block's effects, checked against the root its header carries.
+/// A whole block's effects, checked against the root its header carries;
+/// `senders` holds senders recovered before (the pool's).
 pub fn execute_block(
     db: &Database,
     params: &ChainParams,
     parent_root: Hash256,
     height: u64,
     block: &rusty_shared_types::Block,
+    senders: &SenderCache,
 ) -> Result<BlockEffects, ContractError> {
     let mut exec = BlockExecutor::new(db, params, parent_root, height, block.header.time);
     let decoded = if exec.evm.is_some() {
-        decode_all(&block.txs)
+        decode_all(&block.txs, senders)
     } else {
         Vec::new()
     };

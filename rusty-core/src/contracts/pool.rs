@@ -7,9 +7,9 @@
 //! transaction with the same sender and nonce replaces one in the pool if
 //! it raises both the fee cap and the tip by at least 10 %, as geth's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use rusty_crypto::eth::tx::EthTx;
+use rusty_crypto::eth::{tx::EthTx, EthAddress};
 use rusty_shared_types::{Hash256, Transaction};
 
 use super::ContractError;
@@ -152,5 +152,109 @@ impl EthPool {
         }
         runs.sort_by_key(|run| std::cmp::Reverse(run[0].eth.fields.max_priority_fee_per_gas));
         runs
+    }
+}
+
+/// Senders recovered when transactions entered the pool, by the keccak256
+/// hash of their bytes, so connecting a block that carries them does not
+/// recover them again (Bitcoin Core keeps a signature cache for the same
+/// reason): recovering a secp256k1 key is most of what an Ethereum
+/// transaction costs a connect. Only successful decodes enter, so a hit
+/// is the answer recovery would give. Bounded; the oldest leave first.
+#[derive(Debug)]
+pub struct SenderCache {
+    senders: HashMap<[u8; 32], EthAddress>,
+    order: VecDeque<[u8; 32]>,
+    capacity: usize,
+}
+
+impl Default for SenderCache {
+    fn default() -> Self {
+        SenderCache::with_capacity(MAX_CACHED_SENDERS)
+    }
+}
+
+/// Senders the cache keeps at most (twice the pool, for transactions
+/// replaced or mined on a branch that lost).
+pub const MAX_CACHED_SENDERS: usize = 2 * MAX_POOLED;
+
+impl SenderCache {
+    pub fn with_capacity(capacity: usize) -> Self {
+        SenderCache {
+            senders: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    pub fn insert(&mut self, tx: &EthTx) {
+        if self.senders.insert(tx.hash, tx.sender).is_some() {
+            return;
+        }
+        self.order.push_back(tx.hash);
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.senders.remove(&old);
+            }
+        }
+    }
+
+    pub fn get(&self, hash: &[u8; 32]) -> Option<EthAddress> {
+        self.senders.get(hash).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusty_crypto::eth::{
+        tx::{decode, EthTxFields, EthTxType},
+        EthKey,
+    };
+
+    fn tx(nonce: u64) -> EthTx {
+        let key = EthKey::from_bytes(&[3; 32]).expect("a key");
+        let raw = EthTxFields {
+            tx_type: EthTxType::DynamicFee,
+            chain_id: Some(7373),
+            nonce,
+            max_priority_fee_per_gas: 0,
+            max_fee_per_gas: 1,
+            gas_limit: 21_000,
+            to: Some([1; 20]),
+            value: [0; 32],
+            input: Vec::new(),
+            access_list: Vec::new(),
+        }
+        .sign(&key)
+        .expect("signs");
+        decode(&raw).expect("decodes")
+    }
+
+    #[test]
+    fn the_sender_cache_keeps_the_newest_up_to_its_bound() {
+        const CAPACITY: usize = 4;
+        let mut cache = SenderCache::with_capacity(CAPACITY);
+        let first = tx(0);
+        cache.insert(&first);
+        assert_eq!(cache.get(&first.hash), Some(first.sender));
+        for nonce in 1..=CAPACITY as u64 {
+            cache.insert(&tx(nonce));
+        }
+        assert_eq!(cache.len(), CAPACITY);
+        assert_eq!(cache.get(&first.hash), None, "the oldest left first");
+        let last = tx(CAPACITY as u64);
+        assert_eq!(cache.get(&last.hash), Some(last.sender));
+        // Inserting one already there changes nothing.
+        cache.insert(&last);
+        assert_eq!(cache.len(), CAPACITY);
     }
 }

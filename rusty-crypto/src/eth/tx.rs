@@ -145,9 +145,11 @@ fn access_list(item: &Rlp<'_>) -> Result<Vec<AccessListItem>, EthTxError> {
         .collect()
 }
 
-/// The signer of `signing_hash` by `(y_parity, r, s)`, strictly.
+/// The signer of `fields` by `(y_parity, r, s)`, strictly; `known` if it
+/// was recovered before.
 fn recover(
-    signing_hash: &[u8; 32],
+    fields: &EthTxFields,
+    known: Option<EthAddress>,
     parity: u8,
     r: &Rlp<'_>,
     s: &Rlp<'_>,
@@ -159,22 +161,38 @@ fn recover(
             "s is in the upper half of the order (EIP-2)",
         ));
     }
-    let sender = recover_address(signing_hash, &r, &s, parity)
+    if let Some(sender) = known {
+        return Ok((sender, r, s));
+    }
+    let sender = recover_address(&fields.signing_hash(), &r, &s, parity)
         .map_err(|_| EthTxError::Signature("it recovers to no key"))?;
     Ok((sender, r, s))
 }
 
 /// Decodes and checks `raw` (as `eth_sendRawTransaction` receives it).
 pub fn decode(raw: &[u8]) -> Result<EthTx, EthTxError> {
+    decode_known(raw, |_| None)
+}
+
+/// [`decode`], taking the sender from `known` (by the transaction's hash)
+/// where it has been recovered before instead of recovering it again: a
+/// block's transactions that entered the pool first. Recovery is most of
+/// a decode's cost; every other check still runs. `known` must only
+/// answer for hashes whose bytes decoded to that sender.
+pub fn decode_known(
+    raw: &[u8],
+    known: impl Fn(&[u8; 32]) -> Option<EthAddress>,
+) -> Result<EthTx, EthTxError> {
     let first = *raw.first().ok_or(EthTxError::Empty)?;
     if raw.len() > MAX_TX_SIZE {
         return Err(EthTxError::TooLarge(raw.len()));
     }
     let hash = keccak256(raw);
+    let known = known(&hash);
     let (fields, sender, signature) = match first {
-        0xc0..=0xff => decode_legacy(raw)?,
-        1 => decode_typed(EthTxType::AccessList, raw)?,
-        2 => decode_typed(EthTxType::DynamicFee, raw)?,
+        0xc0..=0xff => decode_legacy(raw, known)?,
+        1 => decode_typed(EthTxType::AccessList, raw, known)?,
+        2 => decode_typed(EthTxType::DynamicFee, raw, known)?,
         3 => return Err(EthTxError::Blob),
         4 => return Err(EthTxError::SetCode),
         other => return Err(EthTxError::UnknownType(other)),
@@ -190,7 +208,7 @@ pub fn decode(raw: &[u8]) -> Result<EthTx, EthTxError> {
 /// Fields, sender and signature of a decoded transaction.
 type Decoded = (EthTxFields, EthAddress, EthSignature);
 
-fn decode_legacy(raw: &[u8]) -> Result<Decoded, EthTxError> {
+fn decode_legacy(raw: &[u8], known: Option<EthAddress>) -> Result<Decoded, EthTxError> {
     let item = rlp::decode(raw)?;
     let [nonce, price, gas, to, value, input, v, r, s] = item.list()? else {
         return Err(EthTxError::Field("a legacy transaction has 9 fields"));
@@ -217,12 +235,16 @@ fn decode_legacy(raw: &[u8]) -> Result<Decoded, EthTxError> {
         input: input.bytes()?.to_vec(),
         access_list: Vec::new(),
     };
-    let (sender, r, s) = recover(&fields.signing_hash(), parity, r, s)?;
+    let (sender, r, s) = recover(&fields, known, parity, r, s)?;
     let v = u64::try_from(v).map_err(|_| EthTxError::Signature("v is too large"))?;
     Ok((fields, sender, EthSignature { v, r, s }))
 }
 
-fn decode_typed(tx_type: EthTxType, raw: &[u8]) -> Result<Decoded, EthTxError> {
+fn decode_typed(
+    tx_type: EthTxType,
+    raw: &[u8],
+    known: Option<EthAddress>,
+) -> Result<Decoded, EthTxError> {
     let item = rlp::decode(&raw[1..])?;
     let items = item.list()?;
     let (fees, rest): (_, &[Rlp<'_>]) = match (tx_type, items) {
@@ -260,7 +282,7 @@ fn decode_typed(tx_type: EthTxType, raw: &[u8]) -> Result<Decoded, EthTxError> {
         input: input.bytes()?.to_vec(),
         access_list: access_list(list)?,
     };
-    let (sender, r, s) = recover(&fields.signing_hash(), parity, r, s)?;
+    let (sender, r, s) = recover(&fields, known, parity, r, s)?;
     let signature = EthSignature {
         v: u64::from(parity),
         r,

@@ -192,6 +192,12 @@ proptest! {
         prop_assert_eq!(&tx.fields, &fields);
         prop_assert_eq!(tx.sender, key.address());
         prop_assert_eq!(tx.hash, keccak256(&raw));
+        // A sender known by hash gives the same transaction, and an
+        // unknown hash falls back to recovery.
+        let known = decode_known(&raw, |h| (*h == tx.hash).then_some(tx.sender)).unwrap();
+        prop_assert_eq!(&known, &tx);
+        let other = decode_known(&raw, |_| None).unwrap();
+        prop_assert_eq!(&other, &tx);
     }
 
     #[test]
