@@ -494,3 +494,191 @@ mod supply {
         }
     }
 }
+
+/// A node's state on RocksDB in `dir`, as a node opens it.
+fn rocksdb_state(dir: &std::path::Path) -> NodeState {
+    let db = Database::open_rocksdb(
+        dir,
+        crate::tables::TABLES,
+        crate::tables::SCHEMA_VERSION,
+        rusty_storage::RocksOptions::default(),
+    )
+    .expect("opens");
+    let (chain, _) = crate::chain::Chain::open(db, rusty_shared_types::Network::Dev.params(), NOW)
+        .expect("chain");
+    NodeState::new(chain, crate::mempool::Mempool::new(1 << 20, 1_000), None)
+}
+
+/// Copies blocks `from..=to` of `src`'s active chain to `dst`.
+fn copy_blocks(src: &NodeState, dst: &mut NodeState, from: u64, to: u64) {
+    for h in from..=to {
+        let hash = src.chain().hash_at(h).expect("active");
+        let block = src.chain().block(&hash).expect("read").expect("stored");
+        dst.submit_block(block, NOW).expect("connects");
+    }
+}
+
+/// What the account world's effects look like at a node's tip.
+#[derive(Debug, PartialEq)]
+struct Effects {
+    root: Hash256,
+    receipts: usize,
+    located: usize,
+    my_balance: U256,
+    stored_word: [u8; 32],
+    withdrawal_coin: bool,
+}
+
+fn effects(
+    s: &NodeState,
+    hashes: &[[u8; 32]],
+    contract: &[u8; 20],
+    payout: &rusty_shared_types::OutPoint,
+) -> Effects {
+    let chain = s.chain();
+    let receipts = (0..=chain.height())
+        .map(|h| {
+            chain
+                .receipts(&chain.hash_at(h).expect("active"))
+                .expect("read")
+                .0
+                .len()
+        })
+        .sum();
+    Effects {
+        root: chain.tip_entry().header.state_root,
+        receipts,
+        located: hashes
+            .iter()
+            .filter(|h| chain.eth_tx_location(h).expect("read").is_some())
+            .count(),
+        my_balance: balance(s, &eth_key().address()),
+        stored_word: chain
+            .accounts()
+            .storage_word(contract, &[0; 32])
+            .expect("state"),
+        withdrawal_coin: chain.coin(payout).expect("read").is_some(),
+    }
+}
+
+/// A deposit, a deployment, a call and a withdrawal mined after the last
+/// coin-cache flush survive a crash (the state dropped unflushed, RocksDB
+/// reopened from disk: the unflushed blocks connect again to the same
+/// root, receipts, index and withdrawal coin), a longer branch without
+/// them (everything back to the state before the deposit), and the
+/// original branch made longer again (everything restored).
+#[test]
+fn contract_effects_survive_a_crash_and_reorganisations_both_ways() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let miner = Key::new(1);
+    let mut s = rocksdb_state(dir.path());
+    s.generate(11, &miner.address, u64::MAX, NOW)
+        .expect("mines");
+    s.chain_mut().flush().expect("flushes");
+    let fork = s.chain().height();
+    let before = s.chain().tip_entry().header.state_root;
+
+    let (prevout, spent) = coinbase_at(&s, 1);
+    let deposit = TxOut {
+        value: Amount::from_coins(5).expect("amount"),
+        lock: deposit_script(&eth_key().address()),
+    };
+    let change = TxOut {
+        value: spent
+            .value
+            .checked_sub(Amount::from_coins(6).expect("amount"))
+            .expect("value"),
+        lock: miner.address.lock_script(),
+    };
+    s.accept_transaction(miner.spend(prevout, &spent, vec![deposit, change]), NOW)
+        .expect("deposit accepted");
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    let me = eth_key().address();
+    let contract = create_address(&me, 0);
+    let mut word = [0u8; 32];
+    word[31] = 42;
+    let payee = Key::new(3).address.lock_script();
+    let txs = [
+        signed(&fields(
+            0,
+            None,
+            ::hex::decode(format!("{INIT}{RUNTIME}")).expect("hex"),
+        )),
+        signed(&fields(1, Some(contract), word.to_vec())),
+        signed(&to_withdraw(2, coin_wei(), payee.as_bytes())),
+    ];
+    let mut hashes = Vec::new();
+    for tx in txs {
+        if let Some(Payload::EthTx(p)) = &tx.payload {
+            hashes.push(rusty_crypto::eth::keccak256(&p.raw));
+        }
+        s.accept_transaction(tx, NOW).expect("accepted");
+    }
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    let tip_block = s
+        .chain()
+        .block(&s.chain().tip())
+        .expect("read")
+        .expect("stored");
+    let settlement = tip_block.txs.last().expect("txs");
+    assert!(matches!(settlement.payload, Some(Payload::Settlement(_))));
+    let payout = rusty_shared_types::OutPoint::new(settlement.txid(), 0);
+    let mined = effects(&s, &hashes, &contract, &payout);
+    assert_eq!(
+        (
+            mined.receipts,
+            mined.located,
+            mined.stored_word,
+            mined.withdrawal_coin
+        ),
+        (3, 3, word, true)
+    );
+    // The original branch, kept for later.
+    let mined_height = s.chain().height();
+    let mut original = memory_state(None);
+    copy_blocks(&s, &mut original, 1, s.chain().height());
+
+    // Crash: nothing flushed since the fork point.
+    drop(s);
+    let mut s = rocksdb_state(dir.path());
+    assert_eq!(
+        effects(&s, &hashes, &contract, &payout),
+        mined,
+        "replayed to the same effects"
+    );
+
+    // A longer branch from the fork point, without any of it.
+    let mut other = memory_state(None);
+    copy_blocks(&s, &mut other, 1, fork);
+    other
+        .generate(3, &Key::new(2).address, u64::MAX, NOW)
+        .expect("mines");
+    copy_blocks(&other, &mut s, fork + 1, other.chain().height());
+    assert_eq!(s.chain().tip(), other.chain().tip());
+    let undone = effects(&s, &hashes, &contract, &payout);
+    assert_eq!(
+        undone,
+        Effects {
+            root: before,
+            receipts: 0,
+            located: 0,
+            my_balance: U256::ZERO,
+            stored_word: [0; 32],
+            withdrawal_coin: false,
+        }
+    );
+
+    // The original branch, longer again: everything comes back.
+    original
+        .generate(2, &miner.address, u64::MAX, NOW)
+        .expect("mines");
+    // (s still holds the branch's first blocks, on the side.)
+    copy_blocks(
+        &original,
+        &mut s,
+        mined_height + 1,
+        original.chain().height(),
+    );
+    assert_eq!(s.chain().tip(), original.chain().tip());
+    assert_eq!(effects(&s, &hashes, &contract, &payout), mined);
+}
