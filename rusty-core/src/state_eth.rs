@@ -114,9 +114,8 @@ impl NodeState {
         height: u64,
         mut budget: usize,
     ) {
-        let parent_root = self.chain.tip_entry().header.state_root;
-        let db = self.chain.db();
-        let mut exec = BlockExecutor::new(db, self.params(), parent_root, height, header.time);
+        let mut exec =
+            BlockExecutor::new(self.chain.accounts(), self.params(), height, header.time);
         for (i, tx) in txs.iter().enumerate() {
             if let Err(err) = exec.apply(index(i), tx) {
                 // Deposits cannot fail but by our own state: mine no

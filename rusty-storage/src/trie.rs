@@ -8,11 +8,12 @@
 //! root stays readable and a reorg is a switch of root. A [`Trie`] loads
 //! the nodes it walks, changes them in memory, and [`Trie::commit`] hands
 //! back the new root and the new nodes, for the caller to write in the
-//! same batch as the rest of the block. (Pruning old nodes, the cache of
-//! the top levels and the account layer on top are the contracts issue's
-//! next steps.)
+//! same batch as the rest of the block. A store may carry a [`NodeCache`]
+//! of decoded nodes: the top levels, which every lookup passes through,
+//! are then read without the database, a hash check and a decode.
+//! (Pruning old nodes is not built.)
 
-use std::{collections::HashMap, marker::PhantomData};
+use std::{collections::HashMap, marker::PhantomData, sync::Mutex};
 
 use rusty_shared_types::rlp::{self, Item, Kind, Rlp, RlpError};
 use thiserror::Error;
@@ -35,6 +36,11 @@ impl TrieHasher for Blake3Hasher {
 /// Where nodes are kept, by hash.
 pub trait NodeStore {
     fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError>;
+
+    /// Decoded nodes kept in front of the store, if any.
+    fn node_cache(&self) -> Option<&NodeCache> {
+        None
+    }
 }
 
 /// A store shared by reference (the account trie and the storage tries
@@ -42,6 +48,73 @@ pub trait NodeStore {
 impl<T: NodeStore + ?Sized> NodeStore for &T {
     fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
         (**self).node(hash)
+    }
+
+    fn node_cache(&self) -> Option<&NodeCache> {
+        (**self).node_cache()
+    }
+}
+
+/// Decoded trie nodes by hash, kept across tries and blocks by their
+/// owner (the chain). A node's hash names its content, so an entry is
+/// never stale: a reorganisation or a new root needs no invalidation.
+/// Every lookup walks the top levels (the root, its branches, theirs),
+/// so those are the entries that stay hot; the cache is bounded and,
+/// when full, drops half its entries (the hot ones return on their next
+/// read).
+#[derive(Debug)]
+pub struct NodeCache {
+    nodes: Mutex<HashMap<[u8; 32], Node>>,
+    capacity: usize,
+}
+
+/// Nodes a [`NodeCache`] holds by default (a decoded branch is under a
+/// kilobyte: tens of megabytes at most).
+pub const DEFAULT_CACHED_NODES: usize = 65_536;
+
+impl Default for NodeCache {
+    fn default() -> Self {
+        NodeCache::with_capacity(DEFAULT_CACHED_NODES)
+    }
+}
+
+impl NodeCache {
+    pub fn with_capacity(capacity: usize) -> Self {
+        NodeCache {
+            nodes: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Node>> {
+        // A panic while holding the lock leaves a map of whole entries:
+        // still correct to read.
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, hash: &[u8; 32]) -> Option<Node> {
+        self.lock().get(hash).cloned()
+    }
+
+    fn insert(&self, hash: [u8; 32], node: &Node) {
+        let mut nodes = self.lock();
+        if nodes.len() >= self.capacity {
+            let drop: Vec<[u8; 32]> = nodes.keys().step_by(2).copied().collect();
+            for key in drop {
+                nodes.remove(&key);
+            }
+        }
+        nodes.insert(hash, node.clone());
     }
 }
 
@@ -78,6 +151,7 @@ impl rusty_shared_types::Decode for NodeBytes {
 /// family on a node), keyed by hash.
 pub struct TableNodes<'a, T> {
     db: &'a crate::Database,
+    cache: Option<&'a NodeCache>,
     _table: PhantomData<T>,
 }
 
@@ -99,6 +173,16 @@ impl<'a, T> TableNodes<'a, T> {
     pub fn new(db: &'a crate::Database) -> Self {
         TableNodes {
             db,
+            cache: None,
+            _table: PhantomData,
+        }
+    }
+
+    /// The table's nodes with `cache` in front.
+    pub fn cached(db: &'a crate::Database, cache: &'a NodeCache) -> Self {
+        TableNodes {
+            db,
+            cache: Some(cache),
             _table: PhantomData,
         }
     }
@@ -113,6 +197,10 @@ where
             .get::<T>(&rusty_shared_types::Hash256(*hash))
             .map(|v| v.map(|b| b.0))
             .map_err(|e| TrieError::Store(e.to_string()))
+    }
+
+    fn node_cache(&self) -> Option<&NodeCache> {
+        self.cache
     }
 }
 
@@ -306,11 +394,19 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
             Child::Empty => Ok(Node::Empty),
             Child::Node(n) => Ok((**n).clone()),
             Child::Hash(h) => {
+                let cache = self.store.node_cache();
+                if let Some(node) = cache.and_then(|c| c.get(h)) {
+                    return Ok(node);
+                }
                 let bytes = self.store.node(h)?.ok_or(TrieError::MissingNode(*h))?;
                 if H::hash(&bytes) != *h {
                     return Err(TrieError::Corrupt(*h, "its bytes hash to another".into()));
                 }
-                decode_node(h, &bytes)
+                let node = decode_node(h, &bytes)?;
+                if let Some(cache) = cache {
+                    cache.insert(*h, &node);
+                }
+                Ok(node)
             }
         }
     }

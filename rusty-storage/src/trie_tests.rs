@@ -108,6 +108,60 @@ fn a_committed_root_reads_back_and_old_roots_stay() {
     assert_eq!(new.get(&9999u32.to_be_bytes()).unwrap(), None);
 }
 
+/// A store whose nodes can be taken away, with a node cache in front.
+struct CachedStore {
+    nodes: std::cell::RefCell<MemStore>,
+    cache: NodeCache,
+}
+
+impl NodeStore for CachedStore {
+    fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
+        Ok(self.nodes.borrow().get(hash).cloned())
+    }
+
+    fn node_cache(&self) -> Option<&NodeCache> {
+        Some(&self.cache)
+    }
+}
+
+/// Reads through a node cache answer as the store would, are served from
+/// the cache once it holds the path (the store emptied), and the cache
+/// keeps to its bound.
+#[test]
+fn a_node_cache_serves_reads_and_keeps_its_bound() {
+    let mut trie = Trie::<Blake3Hasher, _>::new(MemStore::new());
+    for i in 0u32..300 {
+        trie.insert(&i.to_be_bytes(), vec![2; 33]).unwrap();
+    }
+    let (root, nodes) = trie.commit();
+    let all: MemStore = nodes.into_iter().collect();
+    let store = CachedStore {
+        nodes: std::cell::RefCell::new(all.clone()),
+        cache: NodeCache::with_capacity(10_000),
+    };
+    let cached = Trie::<Blake3Hasher, _>::at(root, &store);
+    for i in 0u32..300 {
+        assert_eq!(cached.get(&i.to_be_bytes()).unwrap(), Some(vec![2; 33]));
+    }
+    assert!(!store.cache.is_empty());
+    store.nodes.borrow_mut().clear();
+    for i in 0u32..300 {
+        assert_eq!(cached.get(&i.to_be_bytes()).unwrap(), Some(vec![2; 33]));
+    }
+    assert_eq!(cached.get(&1000u32.to_be_bytes()).unwrap(), None);
+
+    // A small cache: evictions, and reads fall back to the store.
+    let small = CachedStore {
+        nodes: std::cell::RefCell::new(all),
+        cache: NodeCache::with_capacity(8),
+    };
+    let trie = Trie::<Blake3Hasher, _>::at(root, &small);
+    for i in 0u32..300 {
+        assert_eq!(trie.get(&i.to_be_bytes()).unwrap(), Some(vec![2; 33]));
+        assert!(small.cache.len() <= 8);
+    }
+}
+
 /// A missing or altered node is an error, never a wrong answer.
 #[test]
 fn missing_and_corrupt_nodes_are_errors() {

@@ -120,6 +120,8 @@ pub struct Chain {
     tried_branch_locks: std::collections::HashSet<Hash256>,
     /// Ethereum senders recovered at pool admission, reused by connects.
     senders: crate::contracts::pool::SenderCache,
+    /// Decoded state-trie nodes (the top levels stay hot).
+    state_nodes: rusty_storage::trie::NodeCache,
 }
 
 /// Flush the coin cache once it holds this many changes…
@@ -163,6 +165,7 @@ impl Chain {
             best_chainlock: None,
             tried_branch_locks: Default::default(),
             senders: Default::default(),
+            state_nodes: Default::default(),
         };
         match chain.db.get::<ActiveChain>(&0)? {
             None => chain.init_genesis(&genesis)?,
@@ -312,7 +315,13 @@ impl Chain {
 
     /// The account world at the active tip.
     pub fn accounts(&self) -> crate::contracts::AccountWorld<'_> {
-        crate::contracts::AccountWorld::at(&self.db, self.tip_entry().header.state_root)
+        self.accounts_at(self.tip_entry().header.state_root)
+    }
+
+    /// The account world a header's `state_root` commits to, read through
+    /// the chain's node cache.
+    pub fn accounts_at(&self, header_root: Hash256) -> crate::contracts::AccountWorld<'_> {
+        crate::contracts::AccountWorld::cached(&self.db, header_root, &self.state_nodes)
     }
 
     /// Remembers the sender recovered for an Ethereum transaction that
@@ -867,9 +876,8 @@ impl Chain {
         )?;
         let parent_root = self.index[&block.header.prev_hash].header.state_root;
         let effects = crate::contracts::exec::execute_block(
-            &self.db,
+            self.accounts_at(parent_root),
             self.params,
-            parent_root,
             height,
             &block,
             &self.senders,

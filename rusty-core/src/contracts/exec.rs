@@ -227,18 +227,12 @@ pub struct BlockExecutor<'a> {
 }
 
 impl<'a> BlockExecutor<'a> {
-    /// Effects of a block at `height` and `time` on the state its parent's
-    /// header commits to.
-    pub fn new(
-        db: &'a Database,
-        params: &ChainParams,
-        parent_root: Hash256,
-        height: u64,
-        time: u64,
-    ) -> Self {
+    /// Effects of a block at `height` and `time` on `world`, the state
+    /// its parent's header commits to.
+    pub fn new(world: AccountWorld<'a>, params: &ChainParams, height: u64, time: u64) -> Self {
         let evm = active_params(params, height).copied();
         BlockExecutor {
-            world: AccountWorld::at(db, parent_root),
+            world,
             ctx: evm.as_ref().map(|e| block_context(e, height, time)),
             evm,
             height,
@@ -425,17 +419,17 @@ impl<'a> BlockExecutor<'a> {
     }
 }
 
-/// A whole block's effects, checked against the root its header carries;
-/// `senders` holds senders recovered before (the pool's).
+/// A whole block's effects on `world` (its parent's state), checked
+/// against the root its header carries; `senders` holds senders recovered
+/// before (the pool's).
 pub fn execute_block(
-    db: &Database,
+    world: AccountWorld<'_>,
     params: &ChainParams,
-    parent_root: Hash256,
     height: u64,
     block: &rusty_shared_types::Block,
     senders: &SenderCache,
 ) -> Result<BlockEffects, ContractError> {
-    let mut exec = BlockExecutor::new(db, params, parent_root, height, block.header.time);
+    let mut exec = BlockExecutor::new(world, params, height, block.header.time);
     let decoded = if exec.evm.is_some() {
         decode_all(&block.txs, senders)
     } else {

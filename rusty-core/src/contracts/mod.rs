@@ -29,7 +29,10 @@ use rusty_crypto::eth::{keccak256, tx::EthTxError};
 use rusty_shared_types::Hash256;
 use rusty_storage::{
     state::{Account, StateTrie, KECCAK_EMPTY},
-    trie::{Blake3Hasher, NewNodes, NodeBytes, NodeStore, TableNodes, Trie, TrieError, TrieHasher},
+    trie::{
+        Blake3Hasher, NewNodes, NodeBytes, NodeCache, NodeStore, TableNodes, Trie, TrieError,
+        TrieHasher,
+    },
     Database,
 };
 use rusty_vm::evm::{AccountChange, EvmAccount, EvmState};
@@ -159,8 +162,18 @@ impl std::fmt::Debug for AccountWorld<'_> {
 impl<'a> AccountWorld<'a> {
     /// The state a header's `state_root` commits to.
     pub fn at(db: &'a Database, header_root: Hash256) -> Self {
+        Self::over(db, header_root, TableNodes::new(db))
+    }
+
+    /// [`AccountWorld::at`], reading the trie through `cache` (the
+    /// chain's).
+    pub fn cached(db: &'a Database, header_root: Hash256, cache: &'a NodeCache) -> Self {
+        Self::over(db, header_root, TableNodes::cached(db, cache))
+    }
+
+    fn over(db: &'a Database, header_root: Hash256, store: StateStore<'a>) -> Self {
         AccountWorld {
-            trie: StateTrie::at(trie_root(header_root), TableNodes::new(db)),
+            trie: StateTrie::at(trie_root(header_root), store),
             db,
             new_code: HashMap::new(),
             added: U256::ZERO,

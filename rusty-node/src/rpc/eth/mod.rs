@@ -174,7 +174,7 @@ fn world_at<'s>(s: &'s NodeState, hash: &Hash256) -> Result<AccountWorld<'s>, Er
         .chain()
         .entry(hash)
         .ok_or_else(|| server("header not found"))?;
-    Ok(AccountWorld::at(s.chain().db(), entry.header.state_root))
+    Ok(s.chain().accounts_at(entry.header.state_root))
 }
 
 fn evm_params(ctx: &RpcContext) -> Result<EvmParams, ErrorObjectOwned> {
