@@ -310,7 +310,7 @@ pub fn run_erc20_bench(transfers: usize) -> Result<Erc20Report, BenchError> {
     // The yardstick: the same transactions through revm alone.
     let setup_calls = setup.iter().map(calls_of).collect::<Result<Vec<_>, _>>()?;
     let timed_calls = timed.iter().map(calls_of).collect::<Result<Vec<_>, _>>()?;
-    let ctx = exec::block_context(&evm, 1, rusty_core::now());
+    let ctx = exec::block_context(&evm, 1, rusty_core::now(), Vec::new());
     let rich = U256::from(10u64).pow(U256::from(24u64)).to_be_bytes();
     let (raw, raw_gas) = rusty_vm::evm::raw_revm_yardstick(
         &ctx,
@@ -387,8 +387,14 @@ fn connect_timed(
             // Not through the chain's node cache, which the timed connect
             // below would then find warm.
             let world = rusty_core::contracts::AccountWorld::at(b.chain().db(), parent);
-            let mut ex =
-                BlockExecutor::new(world, Network::Dev.params(), height, block.header.time);
+            let ancestors = b.chain().ancestor_hashes(&b.chain().tip());
+            let mut ex = BlockExecutor::new(
+                world,
+                Network::Dev.params(),
+                height,
+                block.header.time,
+                ancestors,
+            );
             let started = Instant::now();
             for (i, tx) in block.txs.iter().enumerate() {
                 ex.apply(i as u32, tx).map_err(setup_err)?;

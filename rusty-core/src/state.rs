@@ -1009,26 +1009,35 @@ impl rusty_shared_types::Decode for SavedTx {
 }
 
 impl NodeState {
-    /// Writes the mempool to `path` (atomically: temporary file + rename).
-    /// Returns how many transactions were saved.
+    /// Writes the mempool and the Ethereum pool to `path` (atomically:
+    /// temporary file + rename). Returns how many transactions were saved.
     pub fn save_mempool(&self, path: &std::path::Path) -> std::io::Result<usize> {
         use rusty_shared_types::Encode;
         let mut entries: Vec<&MempoolEntry> = self.mempool.entries().collect();
         entries.sort_by_key(|e| e.time);
-        let mut out = Vec::new();
-        MEMPOOL_FILE_VERSION.encode_to(&mut out);
-        rusty_shared_types::encoding::write_compact_size(&mut out, entries.len() as u64);
-        for e in &entries {
-            SavedTx {
+        let saved: Vec<SavedTx> = entries
+            .iter()
+            .map(|e| SavedTx {
                 time: e.time,
                 tx: e.tx.clone(),
-            }
-            .encode_to(&mut out);
+            })
+            // Ethereum transactions by sender and nonce, so each sender's
+            // load back in order.
+            .chain(self.eth_pool.iter().map(|p| SavedTx {
+                time: p.time,
+                tx: p.tx.clone(),
+            }))
+            .collect();
+        let mut out = Vec::new();
+        MEMPOOL_FILE_VERSION.encode_to(&mut out);
+        rusty_shared_types::encoding::write_compact_size(&mut out, saved.len() as u64);
+        for tx in &saved {
+            tx.encode_to(&mut out);
         }
         let tmp = path.with_extension("dat.tmp");
         std::fs::write(&tmp, &out)?;
         std::fs::rename(&tmp, path)?;
-        Ok(entries.len())
+        Ok(saved.len())
     }
 
     /// Re-validates and re-adds the transactions saved in `path`; a missing

@@ -65,7 +65,8 @@ impl NodeState {
         if f.nonce == nonce {
             // Next in line: it must run (intrinsic gas, code size, …) as
             // it would in the next block.
-            let ctx = exec::block_context(&evm, next_height, now);
+            let ancestors = self.chain.ancestor_hashes(&self.chain.tip());
+            let ctx = exec::block_context(&evm, next_height, now, ancestors);
             rusty_vm::evm::execute(&world, &ctx, &exec::call_of(&eth))
                 .map_err(|rusty_vm::evm::EvmError::Invalid(why)| reject(ContractError::Evm(why)))?;
         }
@@ -114,8 +115,14 @@ impl NodeState {
         height: u64,
         mut budget: usize,
     ) {
-        let mut exec =
-            BlockExecutor::new(self.chain.accounts(), self.params(), height, header.time);
+        let ancestors = self.chain.ancestor_hashes(&self.chain.tip());
+        let mut exec = BlockExecutor::new(
+            self.chain.accounts(),
+            self.params(),
+            height,
+            header.time,
+            ancestors,
+        );
         for (i, tx) in txs.iter().enumerate() {
             if let Err(err) = exec.apply(index(i), tx) {
                 // Deposits cannot fail but by our own state: mine no

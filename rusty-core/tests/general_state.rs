@@ -154,6 +154,7 @@ fn run_case(test: &Value, post: &Value) -> Result<(), String> {
         base_fee: quantity(&env["currentBaseFee"]),
         coinbase: address(env["currentCoinbase"].as_str().expect("coinbase")),
         prevrandao: env.get("currentRandom").map_or([0; 32], word),
+        ancestors: Vec::new(),
     };
     let invalid = post.get("expectException").is_some();
     let outcome = eth_tx::decode(&raw)

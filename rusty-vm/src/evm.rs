@@ -5,8 +5,6 @@
 //! data ([`AccountChange`]), for the caller to write into the trie and
 //! commit with the block; nothing here writes.
 //!
-//! Not yet: block hashes (`BLOCKHASH` reads zero), receipts, and the
-//! chain's own precompiles (withdraw); the contracts issue's next steps.
 
 use revm::{
     context::{BlockEnv, CfgEnv, Context, TxEnv},
@@ -60,6 +58,7 @@ const MAX_CACHED_CODES: usize = 1_024;
 struct Db<'a, S> {
     state: &'a S,
     code: &'a CodeCache,
+    block: &'a BlockContext,
 }
 
 impl<S: EvmState> Db<'_, S> {
@@ -112,8 +111,14 @@ impl<S: EvmState> DatabaseRef for Db<'_, S> {
         Ok(U256::from_be_bytes(word))
     }
 
-    fn block_hash_ref(&self, _number: u64) -> Result<B256, StateError> {
-        Ok(B256::ZERO)
+    /// revm asks only for the 256 blocks before this one.
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        let back = self.block.number.saturating_sub(number);
+        let hash = usize::try_from(back)
+            .ok()
+            .and_then(|back| back.checked_sub(1))
+            .and_then(|i| self.block.ancestors.get(i));
+        Ok(hash.map_or(B256::ZERO, |h| B256::from(*h)))
     }
 }
 
@@ -128,6 +133,9 @@ pub struct BlockContext {
     pub coinbase: [u8; 20],
     /// What `PREVRANDAO` (formerly `DIFFICULTY`) reads.
     pub prevrandao: [u8; 32],
+    /// Hashes of the blocks before this one, parent first, up to 256:
+    /// what `BLOCKHASH` reads (zero beyond them).
+    pub ancestors: Vec<[u8; 32]>,
 }
 
 /// One call or creation.
@@ -293,7 +301,7 @@ pub fn execute_cached<S: EvmState>(
     call: &EvmCall,
 ) -> Result<Outcome, EvmError> {
     let mut evm = Context::mainnet()
-        .with_ref_db(Db { state, code })
+        .with_ref_db(Db { state, code, block })
         .modify_cfg_chained(|c| set_rules(c, block, call.simulate))
         .modify_block_chained(|b| set_block(b, block))
         .build_mainnet();

@@ -83,7 +83,40 @@ fn block() -> BlockContext {
         base_fee: 1,
         coinbase: [0xcc; 20],
         prevrandao: [0; 32],
+        ancestors: Vec::new(),
     }
+}
+
+/// BLOCKHASH reads the block context's ancestors (zero for the current
+/// block), PREVRANDAO its `prevrandao`.
+#[test]
+fn blockhash_and_prevrandao_read_the_block_context() {
+    // Returns BLOCKHASH(n-1), BLOCKHASH(n-2), BLOCKHASH(n), PREVRANDAO.
+    let runtime = code("6001430340600052 6002430340602052 4340604052 44606052 60806000f3");
+    let contract = [0x77; 20];
+    let mut state = MapState::funded(10u128.pow(18));
+    let hash = keccak256(&runtime).0;
+    state.accounts.insert(
+        contract,
+        EvmAccount {
+            nonce: 1,
+            balance: wei(0),
+            code_hash: hash,
+        },
+    );
+    state.code.insert(hash, runtime);
+    let ctx = BlockContext {
+        number: 5,
+        prevrandao: [0xab; 32],
+        ancestors: vec![[4; 32], [3; 32], [2; 32], [1; 32], [0xee; 32]],
+        ..block()
+    };
+    let mut call = calls(contract).remove(2);
+    call.nonce = 0;
+    let outcome = execute(&state, &ctx, &call).unwrap();
+    assert!(outcome.success, "{outcome:?}");
+    let words: Vec<&[u8]> = outcome.output.chunks(32).collect();
+    assert_eq!(words, [&[4u8; 32][..], &[3; 32], &[0; 32], &[0xab; 32]]);
 }
 
 fn word(n: u8) -> Vec<u8> {

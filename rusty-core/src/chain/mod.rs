@@ -318,6 +318,24 @@ impl Chain {
         self.accounts_at(self.tip_entry().header.state_root)
     }
 
+    /// `from` and the blocks before it, newest first, up to 256 (what a
+    /// child block's `BLOCKHASH` reads); empty for an unknown block.
+    pub fn ancestor_hashes(&self, from: &Hash256) -> Vec<[u8; 32]> {
+        let mut hashes = Vec::new();
+        let mut at = *from;
+        while hashes.len() < 256 {
+            let Some(entry) = self.index.get(&at) else {
+                break;
+            };
+            hashes.push(at.0);
+            if entry.height == 0 {
+                break;
+            }
+            at = entry.header.prev_hash;
+        }
+        hashes
+    }
+
     /// The account world a header's `state_root` commits to, read through
     /// the chain's node cache.
     pub fn accounts_at(&self, header_root: Hash256) -> crate::contracts::AccountWorld<'_> {
@@ -880,6 +898,7 @@ impl Chain {
             self.params,
             height,
             &block,
+            self.ancestor_hashes(&block.header.prev_hash),
             &self.senders,
         )
         .map_err(ValidationError::from)?;

@@ -79,8 +79,14 @@ pub fn active_params(params: &ChainParams, height: u64) -> Option<&EvmParams> {
         .filter(|e| height >= e.activation_height)
 }
 
-/// The block a transaction at `height` runs in.
-pub fn block_context(evm: &EvmParams, height: u64, time: u64) -> BlockContext {
+/// The block a transaction at `height` runs in; `ancestors` are the
+/// hashes of the blocks before it, parent first (up to 256).
+pub fn block_context(
+    evm: &EvmParams,
+    height: u64,
+    time: u64,
+    ancestors: Vec<[u8; 32]>,
+) -> BlockContext {
     BlockContext {
         chain_id: evm.chain_id,
         number: height,
@@ -90,8 +96,11 @@ pub fn block_context(evm: &EvmParams, height: u64, time: u64) -> BlockContext {
         // Priority fees go to the zero address, which no key controls:
         // paying them to the miner needs the settlement transaction.
         coinbase: [0; 20],
-        // The chain has no randomness beacon: PREVRANDAO reads zero.
-        prevrandao: [0; 32],
+        // The chain has no randomness beacon: PREVRANDAO reads the
+        // parent's hash, which its miner could grind, as pre-merge
+        // Ethereum's DIFFICULTY-based randomness could be.
+        prevrandao: ancestors.first().copied().unwrap_or([0; 32]),
+        ancestors,
     }
 }
 
@@ -228,12 +237,20 @@ pub struct BlockExecutor<'a> {
 
 impl<'a> BlockExecutor<'a> {
     /// Effects of a block at `height` and `time` on `world`, the state
-    /// its parent's header commits to.
-    pub fn new(world: AccountWorld<'a>, params: &ChainParams, height: u64, time: u64) -> Self {
+    /// its parent's header commits to; `ancestors` as [`block_context`].
+    pub fn new(
+        world: AccountWorld<'a>,
+        params: &ChainParams,
+        height: u64,
+        time: u64,
+        ancestors: Vec<[u8; 32]>,
+    ) -> Self {
         let evm = active_params(params, height).copied();
         BlockExecutor {
             world,
-            ctx: evm.as_ref().map(|e| block_context(e, height, time)),
+            ctx: evm
+                .as_ref()
+                .map(|e| block_context(e, height, time, ancestors)),
             evm,
             height,
             effects: BlockEffects::default(),
@@ -420,16 +437,17 @@ impl<'a> BlockExecutor<'a> {
 }
 
 /// A whole block's effects on `world` (its parent's state), checked
-/// against the root its header carries; `senders` holds senders recovered
-/// before (the pool's).
+/// against the root its header carries; `ancestors` as [`block_context`];
+/// `senders` holds senders recovered before (the pool's).
 pub fn execute_block(
     world: AccountWorld<'_>,
     params: &ChainParams,
     height: u64,
     block: &rusty_shared_types::Block,
+    ancestors: Vec<[u8; 32]>,
     senders: &SenderCache,
 ) -> Result<BlockEffects, ContractError> {
-    let mut exec = BlockExecutor::new(world, params, height, block.header.time);
+    let mut exec = BlockExecutor::new(world, params, height, block.header.time, ancestors);
     let decoded = if exec.evm.is_some() {
         decode_all(&block.txs, senders)
     } else {

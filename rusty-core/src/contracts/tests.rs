@@ -682,3 +682,58 @@ fn contract_effects_survive_a_crash_and_reorganisations_both_ways() {
     assert_eq!(s.chain().tip(), original.chain().tip());
     assert_eq!(effects(&s, &hashes, &contract, &payout), mined);
 }
+
+/// Pooled Ethereum transactions are saved with the mempool and come back
+/// into the pool of a node that loads the file.
+#[test]
+fn pooled_ethereum_transactions_survive_a_restart_through_the_mempool_file() {
+    let (mut s, _) = funded();
+    for nonce in 0..3 {
+        s.accept_transaction(signed(&fields(nonce, Some([9; 20]), Vec::new())), NOW)
+            .expect("accepted");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("mempool.dat");
+    assert_eq!(s.save_mempool(&path).expect("saves"), 3);
+
+    let mut restarted = memory_state(None);
+    copy_blocks(&s, &mut restarted, 1, s.chain().height());
+    assert_eq!(restarted.load_mempool(&path), (3, 0));
+    assert_eq!(restarted.eth_pool().len(), 3);
+    assert_eq!(
+        restarted
+            .eth_pending_nonce(&eth_key().address())
+            .expect("state"),
+        3
+    );
+}
+
+/// A contract storing `BLOCKHASH(NUMBER - 1)` stores the hash of the
+/// block before the one that mined the call: the template and every
+/// connecting node read the same chain.
+#[test]
+fn blockhash_reads_our_chain() {
+    let (mut s, miner) = funded();
+    // PUSH1 1 NUMBER SUB BLOCKHASH PUSH1 0 SSTORE STOP, behind an init
+    // code returning its 9 bytes.
+    let init = ::hex::decode("6009600c60003960096000f3600143034060005500").expect("hex");
+    s.accept_transaction(signed(&fields(0, None, init)), NOW)
+        .expect("deploy accepted");
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    let contract = create_address(&eth_key().address(), 0);
+    s.accept_transaction(signed(&fields(1, Some(contract), Vec::new())), NOW)
+        .expect("call accepted");
+    let parent = s.chain().tip();
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    assert_eq!(
+        s.chain().receipts(&s.chain().tip()).expect("read").0.len(),
+        1,
+        "the call was mined"
+    );
+    let stored = s
+        .chain()
+        .accounts()
+        .storage_word(&contract, &[0; 32])
+        .expect("state");
+    assert_eq!(stored, parent.0);
+}

@@ -244,8 +244,12 @@ fn simulate(
     priced: bool,
 ) -> Result<evm::Outcome, ErrorObjectOwned> {
     let world = world_at(s, hash)?;
-    let time = s.chain().entry(hash).map_or(0, |e| e.header.time);
-    let mut ctx = exec::block_context(evm_params, height, time);
+    let (time, parent) = s
+        .chain()
+        .entry(hash)
+        .map_or((0, Hash256::ZERO), |e| (e.header.time, e.header.prev_hash));
+    let ancestors = s.chain().ancestor_hashes(&parent);
+    let mut ctx = exec::block_context(evm_params, height, time, ancestors);
     if !priced {
         ctx.base_fee = 0;
     }
