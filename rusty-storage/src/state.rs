@@ -5,11 +5,19 @@
 //! each value the RLP of the word without leading zeros (a zero word is
 //! no entry).
 //!
-//! [`StateTrie::commit`] commits every touched storage trie, writes the
-//! new storage roots into their accounts, then commits the account trie:
-//! one root for the whole state, and the nodes to store with the block.
+//! Reads and writes between commits go through an overlay of accounts and
+//! storage words (a block's transactions read and write the same few
+//! accounts and slots over and over: a transfer's sender is written once
+//! per transaction, and walking the trie each time was most of a block's
+//! state cost). [`StateTrie::commit`] writes the overlay into the tries,
+//! commits every touched storage trie, writes the new storage roots into
+//! their accounts, then commits the account trie: one root for the whole
+//! state, and the nodes to store with the block.
 
-use std::collections::BTreeMap;
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashMap},
+};
 
 use rusty_shared_types::rlp::{self, Item};
 
@@ -82,20 +90,33 @@ impl Account {
     }
 }
 
-/// The whole account state: the account trie and the storage tries of the
-/// accounts touched since the last commit.
+/// The whole account state: the account trie, and the accounts and
+/// storage words read or written since the last commit.
 pub struct StateTrie<H, S> {
     accounts: Trie<H, S>,
-    /// Storage tries opened for writing, by address (ordered, so a commit
+    /// Storage tries opened by a commit, by address (ordered, so a commit
     /// is deterministic).
     storage: BTreeMap<Address, Trie<H, S>>,
     store: S,
+    /// Accounts as they are now (`None`: no account), for those read or
+    /// written since the last commit.
+    account_overlay: RefCell<HashMap<Address, Option<Account>>>,
+    /// Storage words as they are now, for those read or written.
+    word_overlay: RefCell<HashMap<WordKey, [u8; 32]>>,
+    /// What the overlay holds that the tries do not, in write order.
+    written_accounts: Vec<Address>,
+    written_words: Vec<WordKey>,
 }
+
+/// A storage word's place: the account and the slot.
+type WordKey = (Address, [u8; 32]);
 
 impl<H, S> std::fmt::Debug for StateTrie<H, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateTrie")
             .field("open_storage_tries", &self.storage.len())
+            .field("written_accounts", &self.written_accounts.len())
+            .field("written_words", &self.written_words.len())
             .finish()
     }
 }
@@ -107,6 +128,10 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
             accounts: Trie::at(root, store.clone()),
             storage: BTreeMap::new(),
             store,
+            account_overlay: RefCell::default(),
+            word_overlay: RefCell::default(),
+            written_accounts: Vec::new(),
+            written_words: Vec::new(),
         }
     }
 
@@ -119,6 +144,18 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
     }
 
     pub fn account(&self, address: &Address) -> Result<Option<Account>, TrieError> {
+        if let Some(account) = self.account_overlay.borrow().get(address) {
+            return Ok(account.clone());
+        }
+        let account = self.trie_account(address)?;
+        self.account_overlay
+            .borrow_mut()
+            .insert(*address, account.clone());
+        Ok(account)
+    }
+
+    /// The account in the account trie (without the overlay).
+    fn trie_account(&self, address: &Address) -> Result<Option<Account>, TrieError> {
         let key = Self::account_key(address);
         self.accounts
             .get(&key)?
@@ -129,20 +166,28 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
     /// Sets an account as given (a commit then replaces the storage root
     /// of an account whose storage was written).
     pub fn set_account(&mut self, address: &Address, account: &Account) -> Result<(), TrieError> {
-        let key = Self::account_key(address);
-        self.accounts.insert(&key, account.encode())
+        self.account_overlay
+            .get_mut()
+            .insert(*address, Some(account.clone()));
+        self.written_accounts.push(*address);
+        Ok(())
     }
 
     /// Removes an account and its storage.
     pub fn remove_account(&mut self, address: &Address) -> Result<(), TrieError> {
-        self.storage.remove(address);
-        self.accounts.remove(&Self::account_key(address))
+        self.account_overlay.get_mut().insert(*address, None);
+        self.written_accounts.push(*address);
+        // Its words are gone with it: a later read finds no account, or
+        // the empty storage of one created again.
+        self.word_overlay.get_mut().retain(|(a, _), _| a != address);
+        self.written_words.retain(|(a, _)| a != address);
+        Ok(())
     }
 
     fn storage_trie(&mut self, address: &Address) -> Result<&mut Trie<H, S>, TrieError> {
         if !self.storage.contains_key(address) {
             let root = self
-                .account(address)?
+                .trie_account(address)?
                 .map_or_else(Trie::<H, S>::empty_root, |a| a.storage_root);
             self.storage
                 .insert(*address, Trie::at(root, self.store.clone()));
@@ -154,15 +199,25 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
 
     /// A storage word (zero where nothing is stored).
     pub fn storage(&self, address: &Address, slot: &[u8; 32]) -> Result<[u8; 32], TrieError> {
-        let key = H::hash(slot);
-        let value = match self.storage.get(address) {
-            Some(trie) => trie.get(&key)?,
-            None => match self.account(address)? {
-                Some(a) => Trie::<H, S>::at(a.storage_root, self.store.clone()).get(&key)?,
-                None => None,
-            },
+        if let Some(word) = self.word_overlay.borrow().get(&(*address, *slot)) {
+            return Ok(*word);
+        }
+        let word = match self.account(address)? {
+            Some(a) => {
+                Self::stored_word(&Trie::<H, S>::at(a.storage_root, self.store.clone()), slot)?
+            }
+            None => [0; 32],
         };
-        let Some(value) = value else {
+        self.word_overlay
+            .borrow_mut()
+            .insert((*address, *slot), word);
+        Ok(word)
+    }
+
+    /// A word in a storage trie.
+    fn stored_word(trie: &Trie<H, S>, slot: &[u8; 32]) -> Result<[u8; 32], TrieError> {
+        let key = H::hash(slot);
+        let Some(value) = trie.get(&key)? else {
             return Ok([0; 32]);
         };
         let item = rlp::decode(&value).map_err(|e| TrieError::Corrupt(key, e.to_string()))?;
@@ -177,13 +232,50 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         slot: &[u8; 32],
         value: &[u8; 32],
     ) -> Result<(), TrieError> {
-        let key = H::hash(slot);
-        let trie = self.storage_trie(address)?;
-        if value.iter().all(|b| *b == 0) {
-            trie.remove(&key)
-        } else {
-            trie.insert(&key, rlp::encode(&Item::uint_bytes(value)))
+        self.word_overlay
+            .get_mut()
+            .insert((*address, *slot), *value);
+        self.written_words.push((*address, *slot));
+        Ok(())
+    }
+
+    /// Writes the overlay's changes into the tries: accounts first (a
+    /// storage trie opens at its account's root), then words.
+    fn write_overlay(&mut self) -> Result<(), TrieError> {
+        let accounts = std::mem::take(self.account_overlay.get_mut());
+        let mut written = std::mem::take(&mut self.written_accounts);
+        written.sort_unstable();
+        written.dedup();
+        for address in written {
+            let key = Self::account_key(&address);
+            match accounts.get(&address) {
+                Some(Some(account)) => {
+                    // An account created again after a removal starts
+                    // with the storage its caller gave it.
+                    self.storage.remove(&address);
+                    self.accounts.insert(&key, account.encode())?;
+                }
+                Some(None) | None => {
+                    self.storage.remove(&address);
+                    self.accounts.remove(&key)?;
+                }
+            }
         }
+        let words = std::mem::take(self.word_overlay.get_mut());
+        let mut written = std::mem::take(&mut self.written_words);
+        written.sort_unstable();
+        written.dedup();
+        for (address, slot) in written {
+            let value = words.get(&(address, slot)).copied().unwrap_or([0; 32]);
+            let key = H::hash(&slot);
+            let trie = self.storage_trie(&address)?;
+            if value.iter().all(|b| *b == 0) {
+                trie.remove(&key)?;
+            } else {
+                trie.insert(&key, rlp::encode(&Item::uint_bytes(&value)))?;
+            }
+        }
+        Ok(())
     }
 
     /// The nodes on the path to `address`'s account (EIP-1186's
@@ -200,7 +292,7 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         address: &Address,
         slot: &[u8; 32],
     ) -> Result<Vec<Vec<u8>>, TrieError> {
-        match self.account(address)? {
+        match self.trie_account(address)? {
             Some(a) => Trie::<H, S>::at(a.storage_root, self.store.clone()).proof(&H::hash(slot)),
             None => Ok(Vec::new()),
         }
@@ -208,14 +300,18 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
 
     /// The state root, and every node made since the last commit.
     pub fn commit(&mut self) -> Result<([u8; 32], NewNodes), TrieError> {
+        self.write_overlay()?;
         let mut nodes = Vec::new();
         for (address, mut trie) in std::mem::take(&mut self.storage) {
             let (root, new) = trie.commit();
             nodes.extend(new);
-            let mut account = self.account(&address)?.unwrap_or_else(Account::empty::<H>);
+            let mut account = self
+                .trie_account(&address)?
+                .unwrap_or_else(Account::empty::<H>);
             if account.storage_root != root {
                 account.storage_root = root;
-                self.set_account(&address, &account)?;
+                self.accounts
+                    .insert(&Self::account_key(&address), account.encode())?;
             }
         }
         let (root, new) = self.accounts.commit();
