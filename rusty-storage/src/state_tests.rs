@@ -108,3 +108,83 @@ fn malformed_accounts_are_refused() {
         assert!(Account::decode(&[0; 32], &bad).is_err(), "{bad:?}");
     }
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    SetAccount(u8, u64),
+    Remove(u8),
+    SetWord(u8, u8, u8),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u8..4, 0u64..3).prop_map(|(a, n)| Op::SetAccount(a, n)),
+        (0u8..4).prop_map(Op::Remove),
+        (0u8..4, 0u8..3, 0u8..3).prop_map(|(a, s, v)| Op::SetWord(a, s, v)),
+    ]
+}
+
+/// Applies `op` as the account layer does: a word is only written to an
+/// account that exists (set first, keeping its storage root).
+fn apply<S: NodeStore + Clone>(state: &mut StateTrie<Keccak, S>, op: &Op) {
+    let address = |a: u8| [a; 20];
+    match *op {
+        Op::SetAccount(a, nonce) => {
+            let mut account = state
+                .account(&address(a))
+                .unwrap()
+                .unwrap_or_else(Account::empty::<Keccak>);
+            account.nonce = nonce + 1;
+            state.set_account(&address(a), &account).unwrap();
+        }
+        Op::Remove(a) => state.remove_account(&address(a)).unwrap(),
+        Op::SetWord(a, slot, value) => {
+            let mut account = state
+                .account(&address(a))
+                .unwrap()
+                .unwrap_or_else(Account::empty::<Keccak>);
+            account.nonce = account.nonce.max(1);
+            state.set_account(&address(a), &account).unwrap();
+            state
+                .set_storage(&address(a), &[slot; 32], &[value; 32])
+                .unwrap();
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Committing once after many changes (the overlay) gives the root,
+    /// and the reads, of committing after every change.
+    #[test]
+    fn the_overlay_commits_to_the_root_of_changes_written_one_by_one(
+        ops in proptest::collection::vec(op(), 0..40),
+    ) {
+        let mut store = MemStore::new();
+        let mut batched = StateTrie::<Keccak, _>::empty(MemStore::new());
+        let mut root = StateTrie::<Keccak, MemStore>::empty(MemStore::new()).commit().unwrap().0;
+        for op in &ops {
+            apply(&mut batched, op);
+            let mut one = StateTrie::<Keccak, _>::at(root, store.clone());
+            apply(&mut one, op);
+            let (new_root, nodes) = one.commit().unwrap();
+            store.extend(nodes);
+            root = new_root;
+            // The overlay reads what the committed state holds.
+            let committed = StateTrie::<Keccak, _>::at(root, store.clone());
+            for a in 0u8..4 {
+                proptest::prop_assert_eq!(
+                    batched.account(&[a; 20]).unwrap().map(|x| x.nonce),
+                    committed.account(&[a; 20]).unwrap().map(|x| x.nonce)
+                );
+                for slot in 0u8..3 {
+                    proptest::prop_assert_eq!(
+                        batched.storage(&[a; 20], &[slot; 32]).unwrap(),
+                        committed.storage(&[a; 20], &[slot; 32]).unwrap()
+                    );
+                }
+            }
+        }
+        proptest::prop_assert_eq!(batched.commit().unwrap().0, root);
+    }
+}
