@@ -134,7 +134,7 @@ impl fmt::Display for Erc20Report {
         )?;
         write!(
             f,
-            "  state root (trie commit) per block: {:.1} ms average, {:.1} ms max",
+            "  state root (the block's changes written into the trie, then committed) per block: {:.1} ms average, {:.1} ms max",
             self.root_ms_avg, self.root_ms_max
         )
     }
