@@ -75,7 +75,14 @@ fn funded() -> (NodeState, Key) {
     let mut s = memory_state(None);
     s.generate(11, &miner.address, u64::MAX, NOW)
         .expect("mines");
-    let (prevout, spent) = coinbase_at(&s, 1);
+    deposit_five_coins(&mut s, &miner);
+    (s, miner)
+}
+
+/// Deposits 5 coins of `miner`'s first coinbase to `eth_key()` and mines
+/// the block.
+fn deposit_five_coins(s: &mut NodeState, miner: &Key) {
+    let (prevout, spent) = coinbase_at(s, 1);
     let deposit = TxOut {
         value: Amount::from_coins(5).expect("amount"),
         lock: deposit_script(&eth_key().address()),
@@ -90,7 +97,6 @@ fn funded() -> (NodeState, Key) {
     let tx = miner.spend(prevout, &spent, vec![deposit, change]);
     s.accept_transaction(tx, NOW).expect("accepted");
     s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
-    (s, miner)
 }
 
 fn balance(s: &NodeState, a: &[u8; 20]) -> U256 {
@@ -578,21 +584,7 @@ fn contract_effects_survive_a_crash_and_reorganisations_both_ways() {
     let fork = s.chain().height();
     let before = s.chain().tip_entry().header.state_root;
 
-    let (prevout, spent) = coinbase_at(&s, 1);
-    let deposit = TxOut {
-        value: Amount::from_coins(5).expect("amount"),
-        lock: deposit_script(&eth_key().address()),
-    };
-    let change = TxOut {
-        value: spent
-            .value
-            .checked_sub(Amount::from_coins(6).expect("amount"))
-            .expect("value"),
-        lock: miner.address.lock_script(),
-    };
-    s.accept_transaction(miner.spend(prevout, &spent, vec![deposit, change]), NOW)
-        .expect("deposit accepted");
-    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    deposit_five_coins(&mut s, &miner);
     let me = eth_key().address();
     let contract = create_address(&me, 0);
     let mut word = [0u8; 32];
