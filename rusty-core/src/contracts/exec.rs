@@ -172,51 +172,97 @@ fn check_decoded(tx: &Transaction, eth: EthTx, evm: &EvmParams) -> Result<EthTx,
     Ok(eth)
 }
 
-/// Decodes a block's Ethereum transactions on every core (recovering a
-/// secp256k1 sender is most of their cost, unless `senders` knows it), in
-/// block order; `None` for the other transactions.
-fn decode_all(
+/// Hands each of a block's transactions, in block order, to `apply`
+/// with its Ethereum transaction decoded (`None` for the others), while
+/// worker threads decode the ones ahead: recovering a secp256k1 sender
+/// (unless `senders` knows it) costs several times running the
+/// transaction, so the calling thread runs transactions as soon as they
+/// are decoded instead of waiting for the whole block, and decodes itself
+/// whenever a decoded one is not ready. Stops at `apply`'s first error.
+fn for_each_decoded(
     txs: &[Transaction],
     senders: &SenderCache,
-) -> Vec<Option<Result<EthTx, ContractError>>> {
-    let decode = |t: &Transaction| match t.payload {
-        Some(Payload::EthTx(_)) => Some(decode_payload(t, senders)),
-        _ => None,
+    mut apply: impl FnMut(
+        usize,
+        &Transaction,
+        Option<Result<EthTx, ContractError>>,
+    ) -> Result<(), ContractError>,
+) -> Result<(), ContractError> {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        OnceLock,
+    };
+    type Decoded = Option<Result<EthTx, ContractError>>;
+    let decode = |t: &Transaction| -> Decoded {
+        match t.payload {
+            Some(Payload::EthTx(_)) => Some(
+                // A decoder that panics fails its transaction (the node's
+                // fault) instead of leaving the block waiting for it.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    decode_payload(t, senders)
+                }))
+                .unwrap_or_else(|_| Err(ContractError::State("the decoder panicked".into()))),
+            ),
+            _ => None,
+        }
     };
     let count = txs
         .iter()
         .filter(|t| matches!(t.payload, Some(Payload::EthTx(_))))
         .count();
-    let threads = std::thread::available_parallelism()
+    let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(count / 16)
-        .max(1);
-    if threads == 1 {
-        return txs.iter().map(decode).collect();
+        .saturating_sub(1)
+        .min(count / 16);
+    if workers == 0 {
+        return txs
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, t)| apply(i, t, decode(t)));
     }
-    let chunk = txs.len().div_ceil(threads);
+    let slots: Vec<OnceLock<Decoded>> = txs.iter().map(|_| OnceLock::new()).collect();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // Decodes the next unclaimed transaction; false when none is left.
+    let claim = || {
+        let j = next.fetch_add(1, Ordering::Relaxed);
+        match (txs.get(j), slots.get(j)) {
+            (Some(tx), Some(slot)) => {
+                let _ = slot.set(decode(tx));
+                true
+            }
+            _ => false,
+        }
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .map(|run| {
-                (
-                    run.len(),
-                    scope.spawn(move || run.iter().map(decode).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(len, h)| {
-                // A panicked decoder fails each of its transactions (the
-                // node's fault), keeping the results in step with the block.
-                h.join().unwrap_or_else(|_| {
-                    (0..len)
-                        .map(|_| Some(Err(ContractError::State("decoder thread panicked".into()))))
-                        .collect()
-                })
-            })
-            .collect()
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    if !claim() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut run = || {
+            for (i, (tx, slot)) in txs.iter().zip(&slots).enumerate() {
+                let decoded = loop {
+                    if let Some(d) = slot.get() {
+                        break d.clone();
+                    }
+                    // Not ready: decode one further ahead, or wait out the
+                    // worker holding this one.
+                    if !claim() {
+                        std::thread::yield_now();
+                    }
+                };
+                apply(i, tx, decoded)?;
+            }
+            Ok(())
+        };
+        let result = run();
+        stop.store(true, Ordering::Relaxed);
+        result
     })
 }
 
@@ -448,15 +494,15 @@ pub fn execute_block(
     senders: &SenderCache,
 ) -> Result<BlockEffects, ContractError> {
     let mut exec = BlockExecutor::new(world, params, height, block.header.time, ancestors);
-    let decoded = if exec.evm.is_some() {
-        decode_all(&block.txs, senders)
+    let index = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+    if exec.evm.is_some() {
+        for_each_decoded(&block.txs, senders, |i, tx, decoded| {
+            exec.apply_decoded(index(i), tx, decoded)
+        })?;
     } else {
-        Vec::new()
-    };
-    let mut decoded = decoded.into_iter();
-    for (i, tx) in block.txs.iter().enumerate() {
-        let pre = decoded.next().flatten();
-        exec.apply_decoded(u32::try_from(i).unwrap_or(u32::MAX), tx, pre)?;
+        for (i, tx) in block.txs.iter().enumerate() {
+            exec.apply(index(i), tx)?;
+        }
     }
     exec.check_settlement(block.txs.len())?;
     let effects = exec.finish()?;

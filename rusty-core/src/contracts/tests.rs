@@ -729,3 +729,40 @@ fn blockhash_reads_our_chain() {
         .expect("state");
     assert_eq!(stored, parent.0);
 }
+
+/// A block of 40 Ethereum transactions is decoded on worker threads while
+/// it runs; one among them whose signature no longer recovers (or recovers
+/// to another sender, whose nonce is wrong) fails the whole block and
+/// changes nothing, and the untampered block connects.
+#[test]
+fn a_bad_signature_inside_a_large_block_refuses_it() {
+    let (mut s, miner) = funded();
+    for nonce in 0..40 {
+        s.accept_transaction(signed(&fields(nonce, Some([9; 20]), Vec::new())), NOW)
+            .expect("accepted");
+    }
+    let template = s.block_template(&miner.address.lock_script(), NOW, Vec::new());
+    assert_eq!(template.block.txs.len(), 41, "all 40 in the template");
+    let mut block = template.block.clone();
+    let Some(Payload::EthTx(p)) = &mut block.txs[25].payload else {
+        panic!("an Ethereum transaction");
+    };
+    // The last byte of `s`.
+    let last = p.raw.len() - 1;
+    p.raw[last] ^= 0x01;
+    block.header.merkle_root = crate::validation::block_merkle_root(&block.txs);
+    crate::pow::solve(&mut block.header, &template.target, u64::MAX).expect("solves");
+    let tip = s.chain().tip();
+    let root = s.chain().tip_entry().header.state_root;
+    let err = s.submit_block(block, NOW);
+    assert!(err.is_err(), "{err:?}");
+    assert_eq!(s.chain().tip(), tip);
+    assert_eq!(s.chain().tip_entry().header.state_root, root);
+
+    s.submit_block(template.block.clone(), NOW)
+        .expect("the real block connects");
+    assert_eq!(
+        s.chain().receipts(&s.chain().tip()).expect("read").0.len(),
+        40
+    );
+}
