@@ -129,7 +129,7 @@ impl fmt::Display for Erc20Report {
         )?;
         writeln!(
             f,
-            "  measured apart, on one core: sender recovery (secp256k1) {:.2} s, EVM over the state trie {:.2} s (raw revm {:.2} s); the connect decodes on every core",
+            "  measured apart, on one core: sender recovery (secp256k1) {:.2} s, EVM over the state trie {:.2} s (raw revm {:.2} s); the connect decodes on worker threads while it runs the block",
             self.recover_secs, self.execute_secs, self.raw_secs
         )?;
         write!(
