@@ -23,6 +23,11 @@ contract Greeter {
         return address(this).balance;
     }
 
+    /// What BLOCKHASH and PREVRANDAO read: the chain's own hashes.
+    function chain() external view returns (bytes32 parent, uint256 randao) {
+        return (blockhash(block.number - 1), block.prevrandao);
+    }
+
     function fail() external pure {
         revert("no greeting today");
     }

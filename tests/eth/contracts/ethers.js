@@ -57,6 +57,12 @@ async function main() {
   assert.equal(mined.blockNumber, receipt.blockNumber);
   const block = await provider.getBlock(receipt.blockNumber);
   assert(block.transactions.includes(tx.hash));
+  // BLOCKHASH(n - 1) and PREVRANDAO, run at block n, read the parent's
+  // hash, which the block reports as its prevRandao.
+  const [parent, randao] = await greeter.chain({ blockTag: receipt.blockNumber });
+  assert.equal(parent, block.parentHash);
+  assert.equal(ethers.toBeHex(randao, 32), block.parentHash);
+  assert.equal(block.prevRandao, block.parentHash);
   const after = await provider.getBalance(wallet.address);
   const fees = before - after - ethers.parseEther('0.5');
   assert(fees > 0n, 'gas was paid');

@@ -249,7 +249,9 @@ pub(super) fn block(
         "hash": data(&hash.0),
         "parentHash": data(&h.prev_hash.0),
         "nonce": "0x0000000000000000",
-        "mixHash": zero32,
+        // What PREVRANDAO read in this block (the parent's hash), where
+        // geth reports the beacon's randomness since the merge.
+        "mixHash": data(&h.prev_hash.0),
         "sha3Uncles": EMPTY_UNCLES,
         "logsBloom": data(&bloom(receipts.0.iter().flat_map(|r| &r.logs))),
         "transactionsRoot": data(&h.merkle_root.0),
