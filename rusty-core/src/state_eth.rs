@@ -42,7 +42,6 @@ impl NodeState {
         let evm = *exec::active_params(self.params(), next_height)
             .ok_or_else(|| reject(ContractError::NotActive(next_height)))?;
         let eth = exec::check_eth_tx(&tx, &evm).map_err(reject)?;
-        self.chain.remember_sender(&eth);
         let world = self.chain.accounts();
         let (nonce, balance) = world.nonce_and_balance(&eth.sender).map_err(reject)?;
         let f = &eth.fields;
@@ -84,6 +83,11 @@ impl NodeState {
                 nonce,
             )
             .map_err(reject)?;
+        // Only pooled transactions' senders are kept: one refused costs
+        // its sender nothing and must not push pooled ones out.
+        if let Some(pooled) = self.eth_pool.get(&hash) {
+            self.chain.remember_sender(&pooled.eth);
+        }
         self.announcements
             .push(Announcement::Transaction(Box::new(relay)));
         debug!(target: "mempool", %txid, hash = %crate::contracts::hex(&hash),

@@ -16,7 +16,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
 };
 
 use rusty_shared_types::rlp::{self, Item};
@@ -101,15 +101,16 @@ pub struct StateTrie<H, S> {
     /// Accounts as they are now (`None`: no account), for those read or
     /// written since the last commit.
     account_overlay: RefCell<HashMap<Address, Option<Account>>>,
-    /// Storage words as they are now, for those read or written.
-    word_overlay: RefCell<HashMap<WordKey, [u8; 32]>>,
-    /// What the overlay holds that the tries do not, in write order.
+    /// Storage words as they are now, for those read or written, by
+    /// account (a removal drops its account's words at once).
+    word_overlay: RefCell<HashMap<Address, Words>>,
+    /// What the overlay holds that the tries do not.
     written_accounts: Vec<Address>,
-    written_words: Vec<WordKey>,
+    written_words: BTreeMap<Address, BTreeSet<[u8; 32]>>,
 }
 
-/// A storage word's place: the account and the slot.
-type WordKey = (Address, [u8; 32]);
+/// An account's storage words by slot.
+type Words = HashMap<[u8; 32], [u8; 32]>;
 
 impl<H, S> std::fmt::Debug for StateTrie<H, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,7 +132,7 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
             account_overlay: RefCell::default(),
             word_overlay: RefCell::default(),
             written_accounts: Vec::new(),
-            written_words: Vec::new(),
+            written_words: BTreeMap::new(),
         }
     }
 
@@ -179,8 +180,8 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         self.written_accounts.push(*address);
         // Its words are gone with it: a later read finds no account, or
         // the empty storage of one created again.
-        self.word_overlay.get_mut().retain(|(a, _), _| a != address);
-        self.written_words.retain(|(a, _)| a != address);
+        self.word_overlay.get_mut().remove(address);
+        self.written_words.remove(address);
         Ok(())
     }
 
@@ -199,7 +200,12 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
 
     /// A storage word (zero where nothing is stored).
     pub fn storage(&self, address: &Address, slot: &[u8; 32]) -> Result<[u8; 32], TrieError> {
-        if let Some(word) = self.word_overlay.borrow().get(&(*address, *slot)) {
+        if let Some(word) = self
+            .word_overlay
+            .borrow()
+            .get(address)
+            .and_then(|words| words.get(slot))
+        {
             return Ok(*word);
         }
         let word = match self.account(address)? {
@@ -210,7 +216,9 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         };
         self.word_overlay
             .borrow_mut()
-            .insert((*address, *slot), word);
+            .entry(*address)
+            .or_default()
+            .insert(*slot, word);
         Ok(word)
     }
 
@@ -234,8 +242,13 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
     ) -> Result<(), TrieError> {
         self.word_overlay
             .get_mut()
-            .insert((*address, *slot), *value);
-        self.written_words.push((*address, *slot));
+            .entry(*address)
+            .or_default()
+            .insert(*slot, *value);
+        self.written_words
+            .entry(*address)
+            .or_default()
+            .insert(*slot);
         Ok(())
     }
 
@@ -262,17 +275,20 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
             }
         }
         let words = std::mem::take(self.word_overlay.get_mut());
-        let mut written = std::mem::take(&mut self.written_words);
-        written.sort_unstable();
-        written.dedup();
-        for (address, slot) in written {
-            let value = words.get(&(address, slot)).copied().unwrap_or([0; 32]);
-            let key = H::hash(&slot);
+        for (address, slots) in std::mem::take(&mut self.written_words) {
             let trie = self.storage_trie(&address)?;
-            if value.iter().all(|b| *b == 0) {
-                trie.remove(&key)?;
-            } else {
-                trie.insert(&key, rlp::encode(&Item::uint_bytes(&value)))?;
+            for slot in slots {
+                let value = words
+                    .get(&address)
+                    .and_then(|w| w.get(&slot))
+                    .copied()
+                    .unwrap_or([0; 32]);
+                let key = H::hash(&slot);
+                if value.iter().all(|b| *b == 0) {
+                    trie.remove(&key)?;
+                } else {
+                    trie.insert(&key, rlp::encode(&Item::uint_bytes(&value)))?;
+                }
             }
         }
         Ok(())

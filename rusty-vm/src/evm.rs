@@ -4,7 +4,6 @@
 //! creation under the Cancun rules and returns what it changed as plain
 //! data ([`AccountChange`]), for the caller to write into the trie and
 //! commit with the block; nothing here writes.
-//!
 
 use revm::{
     context::{BlockEnv, CfgEnv, Context, TxEnv},
