@@ -1070,8 +1070,17 @@ impl NodeState {
             }
         };
         let total = saved.len();
-        let accepted =
-            self.accept_parents_first(saved.into_iter().map(|s| (s.tx, s.time)).collect());
+        // An Ethereum transaction next in line is dry-run at admission in a
+        // block at the time given: now, not when it first arrived.
+        let now = crate::now();
+        let entries = saved
+            .into_iter()
+            .map(|s| match s.tx.payload {
+                Some(Payload::EthTx(_)) => (s.tx, now.max(s.time)),
+                _ => (s.tx, s.time),
+            })
+            .collect();
+        let accepted = self.accept_parents_first(entries);
         info!(target: "mempool", accepted, refused = total - accepted, "mempool loaded");
         (accepted, total - accepted)
     }

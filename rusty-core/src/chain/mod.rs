@@ -351,7 +351,12 @@ impl Chain {
     /// Where an Ethereum transaction (by keccak256) sits in the active
     /// chain.
     pub fn eth_tx_location(&self, hash: &[u8; 32]) -> Result<Option<TxLocation>> {
-        Ok(self.db.get::<crate::tables::EthTxIndex>(&Hash256(*hash))?)
+        // As `tx_location`: an entry of a block off the active chain is
+        // ignored (disconnects delete theirs in the same batch).
+        Ok(self
+            .db
+            .get::<crate::tables::EthTxIndex>(&Hash256(*hash))?
+            .filter(|loc| self.is_active(&loc.block)))
     }
 
     /// The receipts of a stored block's Ethereum transactions.
