@@ -319,8 +319,17 @@ impl Chain {
     }
 
     /// `from` and the blocks before it, newest first, up to 256 (what a
-    /// child block's `BLOCKHASH` reads); empty for an unknown block.
+    /// child block's `BLOCKHASH` reads); empty for an unknown block, and
+    /// where the child runs no contracts (nothing reads them: every
+    /// connect and template asks).
     pub fn ancestor_hashes(&self, from: &Hash256) -> Vec<[u8; 32]> {
+        let child = self.index.get(from).map(|e| e.height.saturating_add(1));
+        if child
+            .and_then(|h| crate::contracts::exec::active_params(self.params, h))
+            .is_none()
+        {
+            return Vec::new();
+        }
         let mut hashes = Vec::new();
         let mut at = *from;
         while hashes.len() < 256 {

@@ -133,16 +133,18 @@ pub fn call_of(tx: &EthTx) -> EvmCall {
 /// Checks that depend on the transaction alone and the network: shape,
 /// chain id, fee cap, gas limit.
 pub fn check_eth_tx(tx: &Transaction, evm: &EvmParams) -> Result<EthTx, ContractError> {
-    check_decoded(tx, decode_payload(tx, &SenderCache::default())?, evm)
+    check_decoded(tx, decode_payload(tx, None)?, evm)
 }
 
 /// The Ethereum transaction a native one carries, decoded and its sender
 /// recovered (or taken from `senders`).
-fn decode_payload(tx: &Transaction, senders: &SenderCache) -> Result<EthTx, ContractError> {
+fn decode_payload(tx: &Transaction, senders: Option<&SenderCache>) -> Result<EthTx, ContractError> {
     let Some(Payload::EthTx(p)) = &tx.payload else {
         return Err(ContractError::BadShape);
     };
-    Ok(eth_tx::decode_known(&p.raw, |hash| senders.get(hash))?)
+    Ok(eth_tx::decode_known(&p.raw, |hash| {
+        senders.and_then(|s| s.get(hash))
+    })?)
 }
 
 /// [`check_eth_tx`] for a transaction already decoded.
@@ -199,7 +201,7 @@ fn for_each_decoded(
                 // A decoder that panics fails its transaction (the node's
                 // fault) instead of leaving the block waiting for it.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    decode_payload(t, senders)
+                    decode_payload(t, Some(senders))
                 }))
                 .unwrap_or_else(|_| Err(ContractError::State("the decoder panicked".into()))),
             ),
@@ -350,8 +352,8 @@ impl<'a> BlockExecutor<'a> {
     }
 
     /// [`BlockExecutor::apply`] with the Ethereum transaction already
-    /// decoded (`decoded`): the block decoded at once, or a pooled
-    /// transaction whose sender was recovered when it was admitted.
+    /// decoded (`decoded`): by a block's decoding workers, or when a
+    /// pooled transaction was admitted.
     pub(crate) fn apply_decoded(
         &mut self,
         index: u32,
