@@ -1,6 +1,7 @@
 //! Media protocol messages from untrusted peers (`rusty-media/src/wire.rs`):
 //! requests and responses of the media request-response protocol and
-//! announcements on the `media` gossip topic. Decoding never panics;
+//! announcements on the `media` gossip topic; and the direct data
+//! channel's frames (`rusty-media/src/direct.rs`). Decoding never panics;
 //! whatever decodes re-encodes to exactly the input, passes `validate` and
 //! fits its kind's size cap; every segment announcement and stream end
 //! that decodes is checked against a fixed creator key (a segment's data
@@ -14,6 +15,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use rusty_crypto::{PublicKey, SecretKey};
+use rusty_media::direct::{
+    decode_lengths, encode_lengths, ChunkRange, ReplyHead, REPLY_HEAD_LEN, REQUEST_LEN,
+};
 use rusty_media::wire::{
     Announcement, MediaRequest, MediaResponse, SegmentAnnouncement, StreamEnd,
     MAX_ANNOUNCEMENT_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_STREAM_END_LEN,
@@ -21,8 +25,8 @@ use rusty_media::wire::{
 };
 
 /// Every tag in use: requests, responses, announcements.
-const TAGS: [u8; 12] = [
-    0x01, 0x02, 0x03, 0x11, 0x12, 0x13, 0x14, 0x15, 0x21, 0x22, 0x23, 0x24,
+const TAGS: [u8; 14] = [
+    0x01, 0x02, 0x03, 0x04, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x21, 0x22, 0x23, 0x24,
 ];
 
 fn creator() -> &'static PublicKey {
@@ -46,6 +50,25 @@ fn check_end(e: &StreamEnd) {
     let enc = e.encode();
     assert!(enc.len() <= MAX_STREAM_END_LEN);
     assert_eq!(StreamEnd::decode(&enc).ok().as_ref(), Some(e));
+}
+
+/// The data channel's frames: what decodes re-encodes to the input.
+fn check_direct(bytes: &[u8]) {
+    if let Some(frame) = bytes.get(..REQUEST_LEN).and_then(|b| <[u8; REQUEST_LEN]>::try_from(b).ok()) {
+        if let Ok(r) = ChunkRange::decode(&frame) {
+            assert_eq!(r.encode(), frame);
+        }
+    }
+    if let Some(frame) = bytes.get(..REPLY_HEAD_LEN).and_then(|b| <[u8; REPLY_HEAD_LEN]>::try_from(b).ok()) {
+        if let Ok(h) = ReplyHead::decode(&frame) {
+            assert_eq!(h.encode(), frame);
+        }
+    }
+    let start = bytes.first().map_or(0, |b| u64::from(*b) << 8);
+    if let Ok(lens) = decode_lengths(start, bytes) {
+        let chunks: Vec<Vec<u8>> = lens.iter().map(|l| vec![0; *l as usize]).collect();
+        assert_eq!(encode_lengths(&chunks), bytes);
+    }
 }
 
 fn check(bytes: &[u8]) {
@@ -84,6 +107,7 @@ fn check(bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     check(data);
+    check_direct(data);
     let mut framed = Vec::with_capacity(data.len() + 2);
     for tag in TAGS {
         framed.clear();

@@ -331,6 +331,14 @@ pub struct NodeArgs {
     /// providers than 8) [default: classic]; see `rusty-cli bench select`.
     #[arg(long, value_name = "POLICY", help_heading = "Media")]
     pub media_provider_policy: Option<rusty_media::selection::PolicyKind>,
+    /// Where the media data channel listens: chunks move over plain TCP
+    /// beside libp2p (verified chunk by chunk; priced content stays
+    /// encrypted), `ADDR` with a fixed port to open in a firewall, `auto`
+    /// for the P2P listen IP on a port the system picks, or `off` to keep
+    /// every media byte inside libp2p's encrypted connection
+    /// [default: auto]; see docs/media.md.
+    #[arg(long, value_name = "ADDR|auto|off", help_heading = "Media")]
+    pub media_data_bind: Option<rusty_media::service::DataBind>,
     /// Serve the web UI (explorer, media, masternodes, governance, wallet)
     /// here: an address, a port, or nothing for 127.0.0.1 on the network's
     /// UI port (main 8480, test 18480, dev 28480). Off by default; a

@@ -73,6 +73,13 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     if let Some(policy) = a.media_provider_policy.or(file.media_provider_policy) {
         c.media_provider_policy = policy;
     }
+    if let Some(bind) = a.media_data_bind {
+        c.media_data_bind = bind;
+    } else if let Some(bind) = &file.media_data_bind {
+        c.media_data_bind = bind
+            .parse()
+            .map_err(|e| anyhow::anyhow!("media_data_bind: {e}"))?;
+    }
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
     }
@@ -274,6 +281,8 @@ pub struct FileConfig {
     pub media_upload_limit: Option<u64>,
     /// As `--media-provider-policy` (`classic` or `learned`).
     pub media_provider_policy: Option<rusty_media::selection::PolicyKind>,
+    /// As `--media-data-bind` (an address, `auto` or `off`).
+    pub media_data_bind: Option<String>,
     /// As `--ui-bind` ("" for the default address).
     pub ui_bind: Option<String>,
     /// As `--ui-allow-host`.

@@ -38,6 +38,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info};
 
 use crate::{
+    direct::client::DirectChannel,
     manifest::SignedManifest,
     selection::ProviderPolicy,
     service::{blocking, MediaError, MediaHandle},
@@ -333,6 +334,21 @@ struct Provider {
     /// Chunks it said it does not have (forgotten at each refresh: it may
     /// have fetched them since).
     lacks: BTreeSet<u64>,
+    direct: Direct,
+}
+
+/// A provider's direct data channel ([`crate::direct`]) as this download
+/// knows it. Requests go over libp2p until it is open, and again once it
+/// is off.
+#[derive(Debug)]
+enum Direct {
+    Untried,
+    Opening,
+    Open(DirectChannel),
+    /// It could not be opened, failed, or carried a chunk that did not
+    /// verify (which, on an unauthenticated connection, is no proof
+    /// against the provider: libp2p will tell).
+    Off,
 }
 
 impl Provider {
@@ -346,6 +362,15 @@ impl Provider {
             cooldown_until: None,
             strikes: 0,
             lacks: BTreeSet::new(),
+            direct: Direct::Untried,
+        }
+    }
+
+    /// The open data channel, if any.
+    fn channel(&self) -> Option<DirectChannel> {
+        match &self.direct {
+            Direct::Open(ch) => Some(ch.clone()),
+            _ => None,
         }
     }
 
@@ -387,6 +412,8 @@ struct InFlight {
     sent: Instant,
     /// Already raced against another provider.
     raced: bool,
+    /// Sent over the provider's data channel.
+    direct: bool,
 }
 
 struct Outcome {
@@ -534,6 +561,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
     let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
     let mut futures = FuturesUnordered::new();
     let mut writes = FuturesUnordered::new();
+    let mut openings = FuturesUnordered::new();
     let mut next_req: u64 = 0;
     let mut durations: Vec<Duration> = Vec::new();
     let mut last_refresh: Option<Instant> = None;
@@ -629,6 +657,13 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             last_provider_seen = now;
         }
         for peer in order {
+            if let Some(p) = providers.get_mut(&peer) {
+                if matches!(p.direct, Direct::Untried) && svc.shared.direct.is_some() {
+                    p.direct = Direct::Opening;
+                    let svc = svc.clone();
+                    openings.push(async move { (peer, DirectChannel::open(&svc, peer).await) });
+                }
+            }
             while let Some(p) = providers.get(&peer) {
                 if p.in_flight >= policy.window(peer, p, now) {
                     break;
@@ -676,6 +711,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 p.queued += u64::from(n) * chunk_size;
                 let req = next_req;
                 next_req += 1;
+                let via = p.channel();
                 in_flight.insert(
                     req,
                     InFlight {
@@ -684,9 +720,10 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                         count: n,
                         sent: now,
                         raced: false,
+                        direct: via.is_some(),
                     },
                 );
-                futures.push(send(svc.clone(), req, peer, id, start, n));
+                futures.push(send(svc.clone(), req, peer, via, (id, start, n)));
             }
         }
 
@@ -734,9 +771,11 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                     p.slow = true;
                 }
             }
+            let mut via = None;
             if let Some(p) = providers.get_mut(&other) {
                 p.in_flight += 1;
                 p.queued += u64::from(n) * chunk_size;
+                via = p.channel();
             }
             let r = next_req;
             next_req += 1;
@@ -748,13 +787,15 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                     count: n,
                     sent: now,
                     raced: true,
+                    direct: via.is_some(),
                 },
             );
-            futures.push(send(svc.clone(), r, other, id, s, n));
+            futures.push(send(svc.clone(), r, other, via, (id, s, n)));
         }
 
         if futures.is_empty()
             && writes.is_empty()
+            && openings.is_empty()
             && now.duration_since(last_provider_seen) > NO_PROVIDER_TIMEOUT
         {
             return Err(MediaError::Download {
@@ -812,6 +853,20 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                         let s = svc.clone();
                         tokio::spawn(async move { s.announce_have(id, false).await });
                     }
+                }
+            }
+            Some((peer, opened)) = openings.next(), if !openings.is_empty() => {
+                if let Some(p) = providers.get_mut(&peer) {
+                    p.direct = match opened {
+                        Ok(channel) => {
+                            debug!(target: "media", %id, %peer, "data channel open");
+                            Direct::Open(channel)
+                        }
+                        Err(reason) => {
+                            debug!(target: "media", %id, %peer, reason, "no data channel: libp2p only");
+                            Direct::Off
+                        }
+                    };
                 }
             }
             _ = tick.tick() => {}
@@ -875,17 +930,22 @@ fn median(d: &[Duration]) -> Option<Duration> {
     v.get(v.len() / 2).copied()
 }
 
+/// One chunk request: over the provider's data channel when `via` is
+/// one, else over libp2p.
 async fn send(
     svc: MediaHandle,
     req: u64,
     peer: PeerId,
-    id: Hash256,
-    start: u64,
-    count: u32,
+    via: Option<DirectChannel>,
+    (id, start, count): (Hash256, u64, u32),
 ) -> Outcome {
-    let result = svc
-        .request(peer, &MediaRequest::Chunks { id, start, count })
-        .await;
+    let result = match via {
+        Some(channel) => channel.fetch(id, start, count).await,
+        None => {
+            svc.request(peer, &MediaRequest::Chunks { id, start, count })
+                .await
+        }
+    };
     Outcome { req, result }
 }
 
@@ -957,9 +1017,15 @@ fn on_reply(
                 .fetch_add(1, Ordering::Relaxed);
             p.cooldown_until = Some(now + Duration::from_secs(1));
         }
+        Ok(_) if f.direct => p.direct = Direct::Off,
         Ok(_) => {
             p.bad = true;
             svc.penalise(f.peer, "answered a chunk request with other data");
+        }
+        Err(e) if f.direct => {
+            // The channel is gone; its provider is asked over libp2p now.
+            debug!(target: "media", %id, peer = %f.peer, error = %e, "data channel failed");
+            p.direct = Direct::Off;
         }
         Err(e) => {
             debug!(target: "media", %id, peer = %f.peer, error = %e, "chunk request failed");
@@ -1007,6 +1073,14 @@ async fn on_stored(
                 picker.mark_have(i);
             }
             match put.rejected {
+                Some((index, e)) if e.is_bad_data() && f.direct => {
+                    counters.bad_chunks.fetch_add(1, Ordering::Relaxed);
+                    dl.update(|s| s.bad_chunks += 1);
+                    debug!(target: "media", %id, index, peer = %f.peer, "a chunk on the data channel did not verify: libp2p only");
+                    if let Some(p) = providers.get_mut(&f.peer) {
+                        p.direct = Direct::Off;
+                    }
+                }
                 Some((index, e)) if e.is_bad_data() => {
                     if let Some(p) = providers.get_mut(&f.peer) {
                         p.bad = true;
@@ -1033,6 +1107,11 @@ async fn on_stored(
     counters
         .downloaded_bytes
         .fetch_add(bytes, Ordering::Relaxed);
+    if f.direct {
+        counters
+            .direct_downloaded_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
     if let Some(p) = providers.get_mut(&f.peer) {
         // What it did not send, it lacks (for now).
         let end = f.start.saturating_add(u64::from(f.count));

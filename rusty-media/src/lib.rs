@@ -12,7 +12,8 @@
 //!   limit, judging announcements, publishing; [`downloader`]: fetching a
 //!   file from every provider; [`broadcast`]: live streams (broadcaster and
 //!   viewers), each owned by a task of its own behind a `LiveStream`
-//!   handle; [`live`]: segmenting and the jitter buffer.
+//!   handle; [`live`]: segmenting and the jitter buffer; [`direct`]: the
+//!   direct data channel, chunk ranges over plain TCP beside libp2p.
 //! - [`http`]: the local playback server (Range requests, HLS).
 //! - [`crypt`]: encryption of priced content and sealing its key to a
 //!   buyer.
@@ -25,6 +26,7 @@ pub mod abr;
 pub mod augy;
 pub mod broadcast;
 pub mod crypt;
+pub mod direct;
 pub mod downloader;
 pub mod http;
 pub mod ladder;

@@ -75,6 +75,7 @@ use tracing::{info, warn};
 use self::actor::{Actor, MediaCommand, COMMAND_QUEUE};
 use crate::{
     broadcast::LiveStream,
+    direct::server::DirectServer,
     downloader::{self, Download, DownloadStatus},
     ladder::play::{LadderPlayError, LadderPlayer},
     manifest::{Manifest, ManifestError, ManifestFields, SignedManifest},
@@ -119,6 +120,10 @@ pub struct MediaConfig {
     /// How downloads choose and load providers
     /// (`--media-provider-policy`).
     pub provider_policy: PolicyKind,
+    /// Where the direct data channel listens ([`crate::direct`]); `None`:
+    /// no data channel, every media byte goes over libp2p, both ways
+    /// (`--media-data-bind`).
+    pub data_bind: Option<std::net::SocketAddr>,
 }
 
 impl MediaConfig {
@@ -128,6 +133,66 @@ impl MediaConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             upload_limit: 0,
             provider_policy: PolicyKind::default(),
+            data_bind: None,
+        }
+    }
+}
+
+/// Where a node's direct data channel ([`crate::direct`]) listens
+/// (`--media-data-bind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataBind {
+    /// At the IP address of the first TCP P2P listen address (loopback
+    /// when there is none), on a port the system picks; peers learn it
+    /// with their ticket.
+    #[default]
+    BesideP2p,
+    /// Here (a fixed port to open in a firewall).
+    At(std::net::SocketAddr),
+    /// No data channel: every media byte goes over libp2p, both ways.
+    Off,
+}
+
+impl DataBind {
+    /// The address to bind, given the P2P listen addresses.
+    pub fn resolve(self, p2p_listen: &[rusty_network::Multiaddr]) -> Option<std::net::SocketAddr> {
+        use rusty_network::multiaddr::Protocol;
+        match self {
+            DataBind::Off => None,
+            DataBind::At(addr) => Some(addr),
+            DataBind::BesideP2p => {
+                let ip = p2p_listen
+                    .iter()
+                    .find_map(|a| {
+                        let mut ip = None;
+                        let mut tcp = false;
+                        for p in a.iter() {
+                            match p {
+                                Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+                                Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+                                Protocol::Tcp(_) => tcp = true,
+                                _ => {}
+                            }
+                        }
+                        ip.filter(|_| tcp)
+                    })
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                Some(std::net::SocketAddr::new(ip, 0))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for DataBind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DataBind, String> {
+        match s {
+            "off" => Ok(DataBind::Off),
+            "auto" => Ok(DataBind::BesideP2p),
+            _ => s.parse().map(DataBind::At).map_err(|_| {
+                format!("`{s}`: expected an address with a port (0.0.0.0:7335), `auto` or `off`")
+            }),
         }
     }
 }
@@ -168,6 +233,13 @@ pub enum MediaError {
     NotPriced(Hash256),
     #[error("content {id}: {reason}")]
     Crypt { id: Hash256, reason: String },
+    #[error(
+        "media data channel on {addr}: {reason} (choose another with --media-data-bind, or `off`)"
+    )]
+    DataChannel {
+        addr: std::net::SocketAddr,
+        reason: String,
+    },
 }
 
 /// Counters over the life of the service.
@@ -197,6 +269,10 @@ pub struct Counters {
     /// Chunk requests that timed out or failed (a stall: the provider is
     /// backed off).
     pub requests_failed: AtomicU64,
+    /// Of `uploaded_bytes`, those sent over the direct data channel.
+    pub direct_uploaded_bytes: AtomicU64,
+    /// Of `downloaded_bytes`, those received over the direct data channel.
+    pub direct_downloaded_bytes: AtomicU64,
 }
 
 /// A snapshot of [`Counters`] and the store, for `stream_status`.
@@ -213,6 +289,10 @@ pub struct ServiceStats {
     pub replies_not_found: u64,
     pub busy_replies_received: u64,
     pub requests_failed: u64,
+    pub direct_uploaded_bytes: u64,
+    pub direct_downloaded_bytes: u64,
+    /// The direct data channel's port; `None`: this node serves none.
+    pub data_channel_port: Option<u16>,
     pub upload_limit: u64,
     pub store_bytes: u64,
     pub pinned_bytes: u64,
@@ -235,12 +315,15 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// Set by [`MediaHandle::stop`]: the task ends, background work winds
     /// down.
-    shutdown: watch::Sender<bool>,
+    pub(crate) shutdown: watch::Sender<bool>,
     /// Where content keys of priced content live, one owner-only file per
     /// content; `None`: kept in the task's memory only.
     keys_dir: Option<PathBuf>,
     /// The downloads' provider policy: 0 classic, 1 learned.
     provider_policy: AtomicU8,
+    /// The direct data channel's server; `None`: media bytes go over
+    /// libp2p only, both ways.
+    pub(crate) direct: Option<DirectServer>,
 }
 
 /// The media service. Cheap to clone.
@@ -326,12 +409,22 @@ impl MediaHandle {
     ) -> Result<(MediaHandle, impl Future<Output = ()> + Send + 'static), MediaError> {
         let store = ContentStore::open(&config.dir, config.cache_bytes)?;
         let key = load_or_create_creator_key(&config.dir.join(CREATOR_KEY_FILE))?;
+        let data_channel = match config.data_bind {
+            Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|source| {
+                MediaError::DataChannel {
+                    addr,
+                    reason: source.to_string(),
+                }
+            })?),
+            None => None,
+        };
         let (handle, task) = Self::new_task(
             Arc::new(store),
             key,
             net,
             config.upload_limit,
             Some(config.dir.join(KEYS_DIR)),
+            data_channel,
         );
         handle.set_provider_policy(config.provider_policy);
         Ok((handle, task))
@@ -361,20 +454,33 @@ impl MediaHandle {
         net: NetworkHandle,
         upload_limit: u64,
     ) -> MediaHandle {
-        let (handle, task) = Self::new_task(store, key, net, upload_limit, None);
+        let (handle, task) = Self::new_task(store, key, net, upload_limit, None, None);
         tokio::spawn(task);
         handle
     }
 
     /// A service over an open store, not spawned: the handle and the media
-    /// task's future. Content keys go to files under `keys_dir` when given.
+    /// task's future. Content keys go to files under `keys_dir` when given;
+    /// a direct data channel ([`crate::direct`]) is served on
+    /// `data_channel` when given (the task's future runs it too).
     pub fn new_task(
         store: Arc<ContentStore>,
         key: SecretKey,
         net: NetworkHandle,
         upload_limit: u64,
         keys_dir: Option<PathBuf>,
+        data_channel: Option<std::net::TcpListener>,
     ) -> (MediaHandle, impl Future<Output = ()> + Send + 'static) {
+        // A listener that cannot be made non-blocking is no data channel:
+        // downloads use libp2p alone.
+        let (direct, direct_task) = match data_channel.map(DirectServer::new) {
+            Some(Ok((server, task))) => (Some(server), Some(task)),
+            Some(Err(e)) => {
+                warn!(target: "media", error = %e, "data channel off");
+                (None, None)
+            }
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
             store,
             net,
@@ -387,6 +493,7 @@ impl MediaHandle {
             shutdown: watch::Sender::new(false),
             keys_dir,
             provider_policy: AtomicU8::new(0),
+            direct,
         });
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let actor = Actor::new(shared.clone(), tx.downgrade(), rx);
@@ -394,7 +501,28 @@ impl MediaHandle {
             shared,
             commands: tx,
         };
-        (handle, actor.run())
+        // The data channel's server ends with the service, as the actor
+        // does: one future for the supervisor to watch.
+        let server = direct_task
+            .zip(handle.shared.direct.clone())
+            .map(|(task, server)| {
+                let svc = handle.clone();
+                async move { task.run(svc, server).await }
+            });
+        let run = async move {
+            match server {
+                Some(server) => {
+                    tokio::join!(actor.run(), server);
+                }
+                None => actor.run().await,
+            }
+        };
+        (handle, run)
+    }
+
+    /// The port of this node's direct data channel, if it serves one.
+    pub fn data_channel_port(&self) -> Option<u16> {
+        self.shared.direct.as_ref().map(DirectServer::port)
     }
 
     /// Sends the media task a command that needs no answer;
@@ -530,6 +658,9 @@ impl MediaHandle {
             replies_not_found: get(&c.replies_not_found),
             busy_replies_received: get(&c.busy_replies_received),
             requests_failed: get(&c.requests_failed),
+            direct_uploaded_bytes: get(&c.direct_uploaded_bytes),
+            direct_downloaded_bytes: get(&c.direct_downloaded_bytes),
+            data_channel_port: self.data_channel_port(),
             upload_limit: self.shared.upload_limit,
             store_bytes: s.total_bytes,
             pinned_bytes: s.pinned_bytes,

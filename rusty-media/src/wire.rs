@@ -87,12 +87,14 @@ mod tag {
     pub const REQ_MANIFEST: u8 = 0x01;
     pub const REQ_CHUNKS: u8 = 0x02;
     pub const REQ_SEGMENT: u8 = 0x03;
+    pub const REQ_DIRECT: u8 = 0x04;
 
     pub const RESP_MANIFEST: u8 = 0x11;
     pub const RESP_CHUNKS: u8 = 0x12;
     pub const RESP_SEGMENT: u8 = 0x13;
     pub const RESP_NOT_FOUND: u8 = 0x14;
     pub const RESP_BUSY: u8 = 0x15;
+    pub const RESP_DIRECT: u8 = 0x16;
 
     pub const ANN_PUBLISHED: u8 = 0x21;
     pub const ANN_HAVE: u8 = 0x22;
@@ -228,6 +230,9 @@ pub enum MediaRequest {
     Chunks { id: Hash256, start: u64, count: u32 },
     /// Live segment `seq` of stream `id` (the stream's content id).
     Segment { id: Hash256, seq: u64 },
+    /// A ticket for the responder's direct data channel
+    /// ([`crate::direct`]).
+    DirectTicket,
 }
 
 /// A response of the media request-response protocol.
@@ -252,6 +257,13 @@ pub enum MediaResponse {
     /// Over its upload limit (or serving this item to enough peers
     /// already): ask someone else.
     Busy,
+    /// The responder's direct data channel listens on `port` (at the
+    /// address the asker reached it on) and admits one connection that
+    /// presents `ticket` ([`crate::direct`]).
+    Direct {
+        port: u16,
+        ticket: [u8; crate::direct::TICKET_LEN],
+    },
 }
 
 /// A message on the `media` gossip topic.
@@ -374,7 +386,11 @@ fn unknown_tag(what: &'static str, tag: u8) -> WireError {
 }
 
 /// Checks a chunk count and that the chunks exist in some content.
-fn check_chunk_span(what: &'static str, start: u64, count: u64) -> Result<(), WireError> {
+pub(crate) fn check_chunk_span(
+    what: &'static str,
+    start: u64,
+    count: u64,
+) -> Result<(), WireError> {
     if count == 0 || count > u64::from(MAX_CHUNKS_PER_REQUEST) {
         return Err(WireError::CountOutOfRange {
             what,
@@ -434,7 +450,9 @@ impl MediaRequest {
             MediaRequest::Chunks { start, count, .. } => {
                 check_chunk_span("chunks request", *start, u64::from(*count))
             }
-            MediaRequest::Manifest { .. } | MediaRequest::Segment { .. } => Ok(()),
+            MediaRequest::Manifest { .. }
+            | MediaRequest::Segment { .. }
+            | MediaRequest::DirectTicket => Ok(()),
         }
     }
 
@@ -459,6 +477,7 @@ impl MediaRequest {
                 out.extend_from_slice(&id.0);
                 out.extend_from_slice(&seq.to_le_bytes());
             }
+            MediaRequest::DirectTicket => out.push(tag::REQ_DIRECT),
         }
         out
     }
@@ -488,6 +507,7 @@ impl MediaRequest {
                 id: Hash256(r.array()?),
                 seq: r.u64()?,
             },
+            tag::REQ_DIRECT => MediaRequest::DirectTicket,
             t => return Err(unknown_tag("media request", t)),
         };
         r.finish()?;
@@ -524,7 +544,10 @@ impl MediaResponse {
                 announcement.check_fields()?;
                 announcement.check_size(data)
             }
-            MediaResponse::NotFound | MediaResponse::Busy => Ok(()),
+            MediaResponse::Direct { port, .. } if *port == 0 => {
+                Err(WireError::InvalidValue("direct channel port 0"))
+            }
+            MediaResponse::NotFound | MediaResponse::Busy | MediaResponse::Direct { .. } => Ok(()),
         }
     }
 
@@ -538,6 +561,7 @@ impl MediaResponse {
             }
             MediaResponse::Segment { data, .. } => SEGMENT_ANNOUNCEMENT_LEN + 5 + data.len(),
             MediaResponse::NotFound | MediaResponse::Busy => 0,
+            MediaResponse::Direct { .. } => 2 + crate::direct::TICKET_LEN,
         };
         let mut out = Vec::with_capacity(2 + body);
         out.push(WIRE_VERSION);
@@ -561,6 +585,11 @@ impl MediaResponse {
             }
             MediaResponse::NotFound => out.push(tag::RESP_NOT_FOUND),
             MediaResponse::Busy => out.push(tag::RESP_BUSY),
+            MediaResponse::Direct { port, ticket } => {
+                out.push(tag::RESP_DIRECT);
+                out.extend_from_slice(&port.to_le_bytes());
+                out.extend_from_slice(ticket);
+            }
         }
         out
     }
@@ -595,6 +624,16 @@ impl MediaResponse {
             }
             tag::RESP_NOT_FOUND => MediaResponse::NotFound,
             tag::RESP_BUSY => MediaResponse::Busy,
+            tag::RESP_DIRECT => {
+                let port = u16::from_le_bytes(r.array()?);
+                if port == 0 {
+                    return Err(WireError::InvalidValue("direct channel port 0"));
+                }
+                MediaResponse::Direct {
+                    port,
+                    ticket: r.array()?,
+                }
+            }
             t => return Err(unknown_tag("media response", t)),
         };
         r.finish()?;
@@ -622,6 +661,10 @@ impl fmt::Debug for MediaResponse {
                 .finish(),
             MediaResponse::NotFound => f.write_str("NotFound"),
             MediaResponse::Busy => f.write_str("Busy"),
+            // The ticket is a secret of the asker's.
+            MediaResponse::Direct { port, .. } => {
+                f.debug_struct("Direct").field("port", port).finish()
+            }
         }
     }
 }

@@ -87,6 +87,8 @@ pub struct NodeConfig {
     /// How downloads choose and load providers
     /// (`--media-provider-policy`).
     pub media_provider_policy: rusty_media::selection::PolicyKind,
+    /// Where the media data channel listens (`--media-data-bind`).
+    pub media_data_bind: rusty_media::service::DataBind,
     /// Fault injection for supervision tests (dev only): the chain thread
     /// panics once the node is up.
     pub inject_chain_panic: bool,
@@ -149,6 +151,7 @@ impl NodeConfig {
             media_cache_bytes: rusty_media::service::DEFAULT_CACHE_BYTES,
             media_upload_limit: 0,
             media_provider_policy: Default::default(),
+            media_data_bind: Default::default(),
             inject_chain_panic: false,
             ui: None,
             metrics_bind: None,
@@ -289,6 +292,7 @@ impl Node {
                 let mut net_config = net_config.clone();
                 net_config.chain = config.network.name().to_owned();
                 net_config.max_block_size = params.max_block_size;
+                let media_data_bind = config.media_data_bind.resolve(&net_config.listen);
                 let (net, events) =
                     match rusty_network::start_with_metrics(net_config, metrics.libp2p_registry())
                         .await
@@ -306,6 +310,7 @@ impl Node {
                     cache_bytes: config.media_cache_bytes,
                     upload_limit: config.media_upload_limit,
                     provider_policy: config.media_provider_policy,
+                    data_bind: media_data_bind,
                 };
                 let opened =
                     rusty_media::service::MediaHandle::open_task(&media_config, net.clone());

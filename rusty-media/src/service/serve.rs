@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 
 use rusty_network::{PeerAction, PeerId, Responder, Response};
 use rusty_shared_types::Encode;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{actor::MediaCommand, blocking, MediaHandle};
 use crate::{
@@ -38,17 +39,9 @@ impl MediaHandle {
             };
             let bytes = resp.encode();
             // Hold the reply's size against the budget until it is out.
-            let kib = u32::try_from(bytes.len().div_ceil(1024)).unwrap_or(u32::MAX);
-            let budget = this.shared.reply_budget.clone().try_acquire_many_owned(kib);
-            let (bytes, _held) = match budget {
-                Ok(held) => (bytes, Some(held)),
-                Err(_) => {
-                    this.shared
-                        .counters
-                        .busy_replies
-                        .fetch_add(1, Ordering::Relaxed);
-                    (MediaResponse::Busy.encode(), None)
-                }
+            let (bytes, _held) = match this.hold_reply_budget(bytes.len()) {
+                Some(held) => (bytes, Some(held)),
+                None => (MediaResponse::Busy.encode(), None),
             };
             this.shared
                 .net
@@ -57,18 +50,40 @@ impl MediaHandle {
         });
     }
 
+    /// Holds a reply of `len` bytes against the budget of replies not yet
+    /// sent (libp2p's and the data channel's alike): `None` when it is
+    /// spent, and the reply should be `Busy`.
+    pub(crate) fn hold_reply_budget(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+        match self.shared.reply_budget.clone().try_acquire_many_owned(kib) {
+            Ok(held) => Some(held),
+            Err(_) => {
+                self.shared
+                    .counters
+                    .busy_replies
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
     async fn answer(&self, peer: PeerId, body: &[u8]) -> Option<MediaResponse> {
-        let req = match MediaRequest::decode(body) {
-            Ok(r) => r,
+        match MediaRequest::decode(body) {
+            Ok(req) => Some(self.answer_request(peer, req).await),
             Err(e) => {
                 self.shared.net.report(
                     peer,
                     PeerAction::LowTolerance,
                     format!("malformed media request: {e}"),
                 );
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// The answer to `peer`'s request, its upload counted and held to the
+    /// upload limit (`Busy` beyond it).
+    pub(crate) async fn answer_request(&self, peer: PeerId, req: MediaRequest) -> MediaResponse {
         let store = self.shared.store.clone();
         // The stream a segment came from, to count the upload against.
         let mut stream: Option<LiveStream> = None;
@@ -99,6 +114,16 @@ impl MediaHandle {
                     None => MediaResponse::NotFound,
                 }
             }
+            MediaRequest::DirectTicket => match &self.shared.direct {
+                Some(server) => match server.issue(peer).await {
+                    Some(ticket) => MediaResponse::Direct {
+                        port: server.port(),
+                        ticket,
+                    },
+                    None => MediaResponse::Busy,
+                },
+                None => MediaResponse::NotFound,
+            },
         };
         let bytes = match &resp {
             MediaResponse::Chunks { chunks, .. } => chunks.iter().map(Vec::len).sum(),
@@ -107,14 +132,14 @@ impl MediaHandle {
             _ => 0,
         };
         if bytes == 0 {
-            return Some(resp);
+            return resp;
         }
         let Some(wait) = self.reserve_upload(bytes as u64).await else {
             self.shared
                 .counters
                 .busy_replies
                 .fetch_add(1, Ordering::Relaxed);
-            return Some(MediaResponse::Busy);
+            return MediaResponse::Busy;
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -125,7 +150,7 @@ impl MediaHandle {
         if let (MediaResponse::Segment { .. }, Some(l)) = (&resp, &stream) {
             l.count_upload(bytes as u64).await;
         }
-        Some(resp)
+        resp
     }
 
     /// Upload tokens for a reply of `bytes`: how long it waits, or `None`

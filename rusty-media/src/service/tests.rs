@@ -72,6 +72,18 @@ mod two_nodes {
     /// A network task and a media service on it, wired as the node wires
     /// them: gossip and media requests go to the service.
     async fn node(bootnodes: Vec<rusty_network::Multiaddr>, upload_limit: u64) -> Node {
+        node_with(bootnodes, upload_limit, false).await
+    }
+
+    /// [`node`], serving a direct data channel on loopback when
+    /// `data_channel`.
+    async fn node_with(
+        bootnodes: Vec<rusty_network::Multiaddr>,
+        upload_limit: u64,
+        data_channel: bool,
+    ) -> Node {
+        let listener = data_channel
+            .then(|| std::net::TcpListener::bind("127.0.0.1:0").expect("data channel binds"));
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = NetworkConfig::new("dev", None, 0);
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];
@@ -85,6 +97,7 @@ mod two_nodes {
             net,
             upload_limit,
             Some(dir.path().join(super::super::KEYS_DIR)),
+            listener,
         );
         let task = tokio::spawn(task);
         route(media.clone(), events);
@@ -120,8 +133,13 @@ mod two_nodes {
     /// A, serving under an upload limit (its replies wait on the task's
     /// token bucket), and B connected to it.
     async fn pair() -> (Node, Node) {
-        let a = node(Vec::new(), 4 << 20).await;
-        let b = node(a.media.shared.net.listen_addrs(), 0).await;
+        pair_with(false, false).await
+    }
+
+    /// [`pair`], each with a data channel or not.
+    async fn pair_with(a_channel: bool, b_channel: bool) -> (Node, Node) {
+        let a = node_with(Vec::new(), 4 << 20, a_channel).await;
+        let b = node_with(a.media.shared.net.listen_addrs(), 0, b_channel).await;
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         while b
             .media
@@ -266,11 +284,166 @@ mod two_nodes {
             a.media.shared.net.clone(),
             0,
             Some(a._dir.path().join(super::super::KEYS_DIR)),
+            None,
         );
         tokio::spawn(task);
         assert_eq!(again.content_key(&id).await.map(|k| k.0), Some(key.0));
         again.stop();
         drop(again);
+        shut_down(a).await;
+    }
+
+    // ---- the direct data channel ----------------------------------------
+
+    /// Publishes `len` bytes on A, downloads them on B; returns them.
+    async fn download_between(a: &Node, b: &Node, len: usize) -> Vec<u8> {
+        let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let id = a
+            .media
+            .publish_bytes(data.clone(), fields("direct"))
+            .await
+            .expect("published");
+        let status = tokio::time::timeout(TIMEOUT, b.media.download(id).await.finished())
+            .await
+            .expect("finishes in time");
+        assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+        let got = b
+            .media
+            .read(id, 0, data.len() as u64, TIMEOUT)
+            .await
+            .expect("read");
+        assert!(got == data, "the bytes arrive intact");
+        data
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_download_goes_over_the_data_channel_when_the_provider_serves_one() {
+        let (a, b) = pair_with(true, true).await;
+        // The first window of ranges goes over libp2p while the channel
+        // opens (4 MiB); the rest goes direct.
+        let data = download_between(&a, &b, (8 << 20) + 777).await;
+        let (sa, sb) = (a.media.stats(), b.media.stats());
+        assert!(sb.direct_downloaded_bytes > 0, "{sb:?}");
+        assert!(sb.direct_downloaded_bytes <= data.len() as u64);
+        assert_eq!(sb.downloaded_bytes, data.len() as u64);
+        // Upload accounting is the same on both paths.
+        assert!(
+            sa.direct_uploaded_bytes >= sb.direct_downloaded_bytes,
+            "{sa:?}"
+        );
+        assert!(sa.uploaded_bytes >= data.len() as u64);
+        assert!(sa.data_channel_port.is_some());
+        shut_down(b).await;
+        shut_down(a).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_data_channel_at_the_provider_the_download_stays_on_libp2p() {
+        let (a, b) = pair_with(false, true).await;
+        let data = download_between(&a, &b, (1 << 20) + 5).await;
+        let sb = b.media.stats();
+        assert_eq!(sb.direct_downloaded_bytes, 0);
+        assert_eq!(sb.downloaded_bytes, data.len() as u64);
+        assert_eq!(a.media.stats().data_channel_port, None);
+        shut_down(b).await;
+        shut_down(a).await;
+    }
+
+    /// Connects to A's data channel and greets with `magic` ‖ `ticket`.
+    async fn greet(a: &Node, magic: &[u8], ticket: &[u8]) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let port = a.media.data_channel_port().expect("a data channel");
+        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connects");
+        sock.write_all(&[magic, ticket].concat())
+            .await
+            .expect("greets");
+        sock
+    }
+
+    /// Whether the server closed `sock` (rather than answering).
+    async fn closed(sock: &mut tokio::net::TcpStream) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(TIMEOUT, sock.read(&mut b)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_data_channel_admits_a_ticket_once_and_closes_on_bad_frames() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        use crate::{
+            direct::{decode_lengths, ChunkRange, ReplyHead, MAGIC, REPLY_HEAD_LEN},
+            wire::{MediaRequest, MediaResponse},
+        };
+        let a = node_with(Vec::new(), 0, true).await;
+        let data: Vec<u8> = (0..200_000).map(|i| (i % 249) as u8).collect();
+        let id = a
+            .media
+            .publish_bytes(data.clone(), fields("tickets"))
+            .await
+            .expect("published");
+        let viewer = rusty_network::PeerId::random();
+        let ticket = match a
+            .media
+            .answer_request(viewer, MediaRequest::DirectTicket)
+            .await
+        {
+            MediaResponse::Direct { ticket, port } => {
+                assert_eq!(Some(port), a.media.data_channel_port());
+                ticket
+            }
+            other => panic!("expected a ticket, got {other:?}"),
+        };
+        // Not our protocol; a ticket never issued: closed without a word.
+        assert!(closed(&mut greet(&a, b"GET / HT", &ticket).await).await);
+        assert!(closed(&mut greet(&a, &MAGIC, &[0xee; 32]).await).await);
+        // The issued ticket admits one connection, which gets the bytes.
+        let mut sock = greet(&a, &MAGIC, &ticket).await;
+        let range = ChunkRange {
+            id,
+            start: 0,
+            count: 16,
+        };
+        sock.write_all(&range.encode()).await.expect("asks");
+        let mut head = [0u8; REPLY_HEAD_LEN];
+        sock.read_exact(&mut head).await.expect("a reply");
+        let ReplyHead::Chunks { start: 0, count } = ReplyHead::decode(&head).expect("valid") else {
+            panic!("expected chunks");
+        };
+        // 200,000 bytes are 4 chunks: all of them, the last short.
+        assert_eq!(count, 4);
+        let mut lens = vec![0u8; 4 * usize::from(count)];
+        sock.read_exact(&mut lens).await.expect("lengths");
+        let total: usize = decode_lengths(0, &lens)
+            .expect("valid")
+            .iter()
+            .map(|l| *l as usize)
+            .sum();
+        let mut body = vec![0u8; total];
+        sock.read_exact(&mut body).await.expect("the chunks");
+        assert!(body == data);
+        // Content it lacks: not found, and the connection stays.
+        let other = ChunkRange {
+            id: Hash256([5; 32]),
+            start: 0,
+            count: 1,
+        };
+        sock.write_all(&other.encode()).await.expect("asks");
+        sock.read_exact(&mut head).await.expect("a reply");
+        assert_eq!(ReplyHead::decode(&head).ok(), Some(ReplyHead::NotFound));
+        // A frame that breaks the rules closes it.
+        let mut bad = range.encode();
+        bad[40..].copy_from_slice(&0u32.to_le_bytes());
+        sock.write_all(&bad).await.expect("sends");
+        assert!(closed(&mut sock).await);
+        // The spent ticket admits nobody else.
+        assert!(closed(&mut greet(&a, &MAGIC, &ticket).await).await);
+        assert!(a.media.stats().direct_uploaded_bytes >= data.len() as u64);
         shut_down(a).await;
     }
 }

@@ -564,13 +564,13 @@ fn header_rejections() {
         MediaRequest::decode(&bytes),
         Err(WireError::UnsupportedVersion(2))
     ));
-    for t in [0x00, 0x04, 0x11, 0x21, 0x24, 0xff] {
+    for t in [0x00, 0x05, 0x11, 0x21, 0x24, 0xff] {
         assert!(matches!(
             MediaRequest::decode(&raw(t, &[0; 40])),
             Err(WireError::UnknownTag { what: "media request", tag }) if tag == u64::from(t)
         ));
     }
-    for t in [0x00, 0x01, 0x10, 0x16, 0x23, 0x24] {
+    for t in [0x00, 0x01, 0x10, 0x17, 0x23, 0x24] {
         assert!(matches!(
             MediaResponse::decode(&raw(t, &[0; 40])),
             Err(WireError::UnknownTag {
@@ -1063,6 +1063,7 @@ fn arb_request() -> impl Strategy<Value = MediaRequest> {
             }
         }),
         (arb_hash(), any::<u64>()).prop_map(|(id, seq)| MediaRequest::Segment { id, seq }),
+        Just(MediaRequest::DirectTicket),
     ]
 }
 
@@ -1094,6 +1095,8 @@ fn arb_response() -> impl Strategy<Value = MediaResponse> {
         ),
         Just(MediaResponse::NotFound),
         Just(MediaResponse::Busy),
+        (1..=u16::MAX, any::<[u8; 32]>())
+            .prop_map(|(port, ticket)| MediaResponse::Direct { port, ticket }),
     ]
 }
 
@@ -1215,7 +1218,7 @@ proptest! {
     /// Random bodies behind every valid header.
     #[test]
     fn random_bodies_never_panic(
-        t in prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x11, 0x12, 0x13, 0x14, 0x15, 0x21, 0x22, 0x23, 0x24]),
+        t in prop::sample::select(vec![0x01u8, 0x02, 0x03, 0x04, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x21, 0x22, 0x23, 0x24]),
         body in proptest::collection::vec(any::<u8>(), 0..400),
     ) {
         check_canonical(&raw(t, &body))?;
