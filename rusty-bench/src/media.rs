@@ -24,7 +24,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rusty_media::{live::LatencyStats, manifest::ManifestFields, service::MediaHandle};
+use rusty_media::{
+    live::LatencyStats,
+    manifest::ManifestFields,
+    service::{DataBind, MediaHandle},
+};
 use rusty_shared_types::Hash256;
 
 use crate::{
@@ -68,6 +72,10 @@ pub struct MediaBenchReport {
     pub tcp_mb_per_sec: f64,
     pub transfer_secs: f64,
     pub transfer_mb_per_sec: f64,
+    /// The same transfer with `--media-data-bind off`: every byte over
+    /// libp2p (Noise, Yamux), as before the data channel.
+    pub libp2p_secs: f64,
+    pub libp2p_mb_per_sec: f64,
     /// The same size between two aria2c clients, and 1 MiB (its fixed
     /// start-up), seconds (None: not installed).
     pub aria2c_secs: Option<(f64, f64)>,
@@ -115,6 +123,13 @@ impl fmt::Display for MediaBenchReport {
             self.transfer_mb_per_sec,
             self.transfer_secs,
             self.transfer_mb_per_sec / self.tcp_mb_per_sec
+        )?;
+        writeln!(
+            f,
+            "    the same over libp2p only (--media-data-bind off): {:>7.1} MB/s in {:.2} s  ({:.3} × TCP)",
+            self.libp2p_mb_per_sec,
+            self.libp2p_secs,
+            self.libp2p_mb_per_sec / self.tcp_mb_per_sec
         )?;
         match self.aria2c_secs {
             Some((secs, small)) => {
@@ -235,17 +250,13 @@ pub async fn run_media_bench(
 ) -> Result<MediaBenchReport, BenchError> {
     let tcp_mb_per_sec = loopback_tcp_mb_per_sec().await?;
 
-    // 1. Transfer.
-    let net = LocalNet::start(LocalNetConfig::new(dir.join("transfer"), 2)).await?;
-    wait_peers(&net, 1).await?;
+    // 1. Transfer: over the data channel (the default), then over libp2p
+    //    only.
     let size = config.file_mib << 20;
-    let id = media(&net, 0)?
-        .publish_bytes(random_file(size, 1), fields("bench file"))
-        .await
-        .map_err(|e| setup(format!("publish: {e}")))?;
-    let transfer_secs = timed_download(&net, 1, id).await?;
-    net.shutdown().await;
+    let transfer_secs = one_provider_secs(&dir.join("transfer"), size, DataBind::BesideP2p).await?;
     let transfer_mb_per_sec = size as f64 / 1e6 / transfer_secs;
+    let libp2p_secs = one_provider_secs(&dir.join("transfer-libp2p"), size, DataBind::Off).await?;
+    let libp2p_mb_per_sec = size as f64 / 1e6 / libp2p_secs;
     // The same size between two aria2c clients, if aria2c is here.
     // aria2c spends seconds before its first piece whatever the size, so a
     // 1 MiB torrent is timed too: the difference is its transfer proper.
@@ -254,6 +265,7 @@ pub async fn run_media_bench(
         let small = crate::torrent::aria2c_transfer_secs(&dir.join("aria2c-1"), &one_mib).await?;
         let full = crate::torrent::aria2c_transfer_secs(&dir.join("aria2c"), &random_file(size, 4))
             .await?;
+        let _ = std::fs::remove_dir_all(dir.join("aria2c"));
         Some((full, small))
     } else {
         None
@@ -291,6 +303,7 @@ pub async fn run_media_bench(
         .map_err(|e| setup(format!("publish: {e}")))?;
     let blocks_busy = block_latencies(&net, config.blocks, Some(other)).await?;
     net.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir.join("three"));
 
     // 3. Live.
     let nodes = config.viewers + 1;
@@ -395,6 +408,8 @@ pub async fn run_media_bench(
         tcp_mb_per_sec,
         transfer_secs,
         transfer_mb_per_sec,
+        libp2p_secs,
+        libp2p_mb_per_sec,
         aria2c_secs,
         three_secs,
         three_mb_per_sec,
@@ -424,6 +439,29 @@ pub(crate) fn random_file(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Node `i` downloads `id`; seconds until it holds every chunk.
+/// Seconds to move `size` bytes from one provider to one viewer on a new
+/// two-node network whose data channels are `data_bind`.
+async fn one_provider_secs(
+    dir: &Path,
+    size: usize,
+    data_bind: DataBind,
+) -> Result<f64, BenchError> {
+    let mut cfg = LocalNetConfig::new(dir, 2);
+    cfg.media_data_bind = data_bind;
+    let net = LocalNet::start(cfg).await?;
+    wait_peers(&net, 1).await?;
+    let id = media(&net, 0)?
+        .publish_bytes(random_file(size, 1), fields("bench file"))
+        .await
+        .map_err(|e| setup(format!("publish: {e}")))?;
+    let secs = timed_download(&net, 1, id).await;
+    net.shutdown().await;
+    // Free the disk and the page cache now: the transfers after this one
+    // (and a large --file-mib) would otherwise find both fuller.
+    let _ = std::fs::remove_dir_all(dir);
+    secs
+}
+
 pub(crate) async fn timed_download(
     net: &LocalNet,
     i: usize,

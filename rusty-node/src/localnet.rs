@@ -47,6 +47,9 @@ pub struct LocalNetConfig {
     /// Media upload limit of node `i`, bytes per second (missing or 0:
     /// none), as `--media-upload-limit`.
     pub upload_limits: Vec<u64>,
+    /// Every node's media data channel, as `--media-data-bind` (the
+    /// default: beside each node's P2P listener).
+    pub media_data_bind: rusty_media::service::DataBind,
     /// The network (a dev network: `dev`, `par-dev`, `arc-dev`).
     pub network: Network,
     /// Other chains' nodes the bridge of node `i` swaps on.
@@ -69,6 +72,7 @@ impl LocalNetConfig {
             mine_threads: 1,
             masternodes: 0,
             upload_limits: Vec::new(),
+            media_data_bind: Default::default(),
             network: Network::Dev,
             bridge_chains: Vec::new(),
             bridge_auto_accept_from: None,
@@ -130,6 +134,7 @@ impl LocalNetConfig {
         c.mine_threads = self.mine_threads.max(1);
         c.create_wallet = true;
         c.media_upload_limit = self.upload_limits.get(i).copied().unwrap_or(0);
+        c.media_data_bind = self.media_data_bind;
         c.bridge_chains = self.bridge_chains.get(i).cloned().unwrap_or_default();
         c.bridge_auto_accept = self.bridge_auto_accept_from.is_some_and(|from| i >= from);
         c.bridge_confirmations = self.bridge_confirmations;

@@ -3,7 +3,7 @@
 //!
 //! The server task owns the listener and the ticket table; a
 //! [`DirectServer`] handle issues tickets (for the media protocol's
-//! [`MediaRequest::DirectTicket`]) and redeems them (for a new
+//! [`crate::wire::MediaRequest::DirectTicket`]) and redeems them (for a new
 //! connection). A connection is answered by two halves: one reads
 //! requests and starts each answer (the store read, on a blocking thread,
 //! and the upload accounting of [`MediaHandle::answer_request`]) at most
@@ -33,7 +33,7 @@ use tracing::debug;
 use super::{encode_lengths, ChunkRange, ReplyHead, HELLO_LEN, MAGIC, REQUEST_LEN, TICKET_LEN};
 use crate::{
     service::{Counters, MediaHandle},
-    wire::{MediaRequest, MediaResponse},
+    wire::MediaResponse,
 };
 
 /// How long a ticket admits a connection after its issue.
@@ -239,12 +239,9 @@ async fn read_requests(
         let range = ChunkRange::decode(&frame).map_err(|e| format!("bad request: {e}"))?;
         let svc = svc.clone();
         let answer = tokio::spawn(async move {
-            let req = MediaRequest::Chunks {
-                id: range.id,
-                start: range.start,
-                count: range.count,
-            };
-            let resp = svc.answer_request(peer, req).await;
+            let resp = svc
+                .answer_direct(peer, range.id, range.start, range.count)
+                .await;
             // Held until the reply is written, as on libp2p.
             let len = match &resp {
                 MediaResponse::Chunks { chunks, .. } => chunks.iter().map(Vec::len).sum(),

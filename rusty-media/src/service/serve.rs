@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use rusty_network::{PeerAction, PeerId, Responder, Response};
-use rusty_shared_types::Encode;
+use rusty_shared_types::{Encode, Hash256};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{actor::MediaCommand, blocking, MediaHandle};
@@ -84,6 +84,26 @@ impl MediaHandle {
     /// The answer to `peer`'s request, its upload counted and held to the
     /// upload limit (`Busy` beyond it).
     pub(crate) async fn answer_request(&self, peer: PeerId, req: MediaRequest) -> MediaResponse {
+        self.answer_with(peer, req, true).await
+    }
+
+    /// [`MediaHandle::answer_request`] for a range on the direct data
+    /// channel: the chunks are not re-verified on the way out. Its viewer
+    /// verifies each, and a bad one only closes the channel (the bytes are
+    /// unauthenticated there), after which the range is asked over libp2p,
+    /// where the read re-verifies and drops a chunk the disk corrupted.
+    pub(crate) async fn answer_direct(
+        &self,
+        peer: PeerId,
+        id: Hash256,
+        start: u64,
+        count: u32,
+    ) -> MediaResponse {
+        self.answer_with(peer, MediaRequest::Chunks { id, start, count }, false)
+            .await
+    }
+
+    async fn answer_with(&self, peer: PeerId, req: MediaRequest, reverify: bool) -> MediaResponse {
         let store = self.shared.store.clone();
         // The stream a segment came from, to count the upload against.
         let mut stream: Option<LiveStream> = None;
@@ -95,9 +115,15 @@ impl MediaHandle {
                 }
             }
             MediaRequest::Chunks { id, start, count } => {
-                let read = blocking(move || Ok(store.read_chunks(&id, start, count.into())?))
-                    .await
-                    .unwrap_or_default();
+                let read = blocking(move || {
+                    Ok(if reverify {
+                        store.read_chunks(&id, start, count.into())?
+                    } else {
+                        store.read_chunks_unverified(&id, start, count.into())?
+                    })
+                })
+                .await
+                .unwrap_or_default();
                 if read.is_empty() {
                     MediaResponse::NotFound
                 } else {
