@@ -41,7 +41,7 @@ use crate::{
     direct::client::DirectChannel,
     manifest::SignedManifest,
     selection::ProviderPolicy,
-    service::{blocking, MediaError, MediaHandle},
+    service::{blocking, io_pool::low_priority, MediaError, MediaHandle},
     store::{PutChunks, StoreError},
     wire::{MediaRequest, MediaResponse, MAX_CHUNKS_PER_REQUEST},
 };
@@ -958,7 +958,8 @@ struct Stored {
     result: Result<PutChunks, MediaError>,
 }
 
-/// Verifies and writes a run of chunks on a blocking thread.
+/// Verifies and writes a run of chunks on the media I/O pool (below the
+/// node's other work in CPU priority).
 async fn store_run(
     svc: MediaHandle,
     id: Hash256,
@@ -969,7 +970,7 @@ async fn store_run(
     let store = svc.store().clone();
     let start = request.start;
     let sent = chunks.len() as u64;
-    let result = blocking(move || {
+    let result = low_priority(move || {
         let runs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
         Ok(store.put_chunks(&id, start, &runs)?)
     })

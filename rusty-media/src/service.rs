@@ -52,6 +52,7 @@
 pub(crate) mod actor;
 mod book;
 mod gossip;
+pub(crate) mod io_pool;
 mod serve;
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@ use rusty_network::{PeerAction, PeerId, Responder, Response};
 use rusty_shared_types::{Encode, Hash256};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{actor::MediaCommand, blocking, MediaHandle};
+use super::{actor::MediaCommand, blocking, io_pool::low_priority, MediaHandle};
 use crate::{
     broadcast::LiveStream,
     wire::{MediaRequest, MediaResponse},
@@ -115,7 +115,8 @@ impl MediaHandle {
                 }
             }
             MediaRequest::Chunks { id, start, count } => {
-                let read = blocking(move || {
+                // Bulk reads run below the node's other work (io_pool).
+                let read = low_priority(move || {
                     Ok(if reverify {
                         store.read_chunks(&id, start, count.into())?
                     } else {

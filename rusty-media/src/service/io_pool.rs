@@ -1,0 +1,135 @@
+//! Bulk chunk I/O on threads of its own, at a lower CPU priority than the
+//! rest of the node.
+//!
+//! Verifying and writing a downloaded run of chunks, and reading a run to
+//! upload, are most of a transfer's CPU (BLAKE3, page-cache copies). On
+//! tokio's blocking pool they competed as equals with everything else, so
+//! a block or a ChainLock arriving during a transfer waited for the cores
+//! (docs/performance.md, media). Here they run on [`THREADS`] threads at
+//! nice [`NICE`] (on Linux): when the cores are contended the kernel runs
+//! the node's other work first, and when they are not, media gets them
+//! all. Elsewhere the threads keep the default priority.
+//!
+//! Callers are bounded (a download's write window, the serving slots, the
+//! data channel's read-ahead), so the queue needs no bound of its own.
+
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{mpsc, Arc, Mutex, OnceLock},
+};
+
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use super::MediaError;
+
+/// Threads in the pool (the bench machine has two cores; more would only
+/// queue on them).
+pub const THREADS: usize = 2;
+/// Their niceness: 10 gets about a tenth of a core's time against work at
+/// the default 0, and all of it when nothing else runs.
+pub const NICE: i32 = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn queue() -> &'static mpsc::Sender<Job> {
+    static QUEUE: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("media-io-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        // The lock is held only to take a job.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            // A panicking job fails its caller (its reply
+                            // is dropped), not the thread.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                warn!(target: "media", error = %e, "media I/O thread not started");
+            }
+        }
+        tx
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
+        warn!(target: "media", error = %e, "media I/O runs at normal priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
+/// Runs `f` on the pool; [`MediaError::Stopped`] if it panicked or no
+/// thread could be started.
+pub(crate) async fn low_priority<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, MediaError> + Send + 'static,
+) -> Result<T, MediaError> {
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    queue().send(job).map_err(|_| MediaError::Stopped)?;
+    rx.await.map_err(|_| MediaError::Stopped)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This thread's niceness, from procfs (field 19 of its stat line).
+    #[cfg(target_os = "linux")]
+    fn niceness() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
+        // The command name (field 2) may hold spaces: count after its ')'.
+        let after = &stat[stat.rfind(')').expect("stat line") + 2..];
+        after
+            .split(' ')
+            .nth(16)
+            .and_then(|f| f.parse().ok())
+            .expect("a nice field")
+    }
+
+    #[tokio::test]
+    async fn jobs_run_on_the_pool_and_a_panic_fails_only_its_caller() {
+        let got = low_priority(|| Ok(std::thread::current().name().map(str::to_owned)))
+            .await
+            .expect("runs");
+        assert!(got.is_some_and(|n| n.starts_with("media-io-")));
+        let panicked = low_priority::<()>(|| panic!("a bad job")).await;
+        assert!(matches!(panicked, Err(MediaError::Stopped)));
+        // The threads survive it.
+        for _ in 0..2 * THREADS {
+            assert_eq!(low_priority(|| Ok(7)).await.expect("runs"), 7);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_pool_runs_below_the_default_priority() {
+        let outside = niceness();
+        let inside = low_priority(|| Ok(niceness())).await.expect("runs");
+        assert!(
+            inside >= outside + NICE.min(19 - outside),
+            "nice {inside} vs {outside}"
+        );
+    }
+}
