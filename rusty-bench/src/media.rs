@@ -296,12 +296,22 @@ pub async fn run_media_bench(
     let three_shares = status.peers.iter().map(|p| p.bytes).collect();
     let three_mb_per_sec = size as f64 / 1e6 / three_secs;
 
-    let blocks_idle = block_latencies(&net, config.blocks, None).await?;
-    let other = media(&net, 0)?
-        .publish_bytes(random_file(size, 3), fields("bench file beside blocks"))
-        .await
-        .map_err(|e| setup(format!("publish: {e}")))?;
-    let blocks_busy = block_latencies(&net, config.blocks, Some(other)).await?;
+    let blocks_idle = block_latencies(&net, config.blocks, &[]).await?;
+    // Blocks are mined only while the transfer runs, and over the data
+    // channel one file of this size goes by in a few blocks: the viewer
+    // fetches several, one after another.
+    let mut others = Vec::new();
+    for seed in 0..BESIDE_FILES {
+        let id = media(&net, 0)?
+            .publish_bytes(
+                random_file(size, 100 + seed),
+                fields("bench file beside blocks"),
+            )
+            .await
+            .map_err(|e| setup(format!("publish: {e}")))?;
+        others.push(id);
+    }
+    let blocks_busy = block_latencies(&net, config.blocks, &others).await?;
     net.shutdown().await;
     let _ = std::fs::remove_dir_all(dir.join("three"));
 
@@ -476,15 +486,20 @@ pub(crate) async fn timed_download(
     Ok(secs)
 }
 
+/// Files of `--file-mib` the viewer downloads one after another while
+/// blocks are timed beside them.
+const BESIDE_FILES: u8 = 4;
+
 /// Mines blocks on node 0, one every 100 ms, and takes each block's arrival
 /// on the last node (the viewer) minus its connection on node 0, from both
-/// nodes' block events. With `beside`, the viewer downloads that content
-/// from node 0 meanwhile, and mining stops when the download ends (at least
-/// `count` blocks are wanted; fewer if the download is quicker).
+/// nodes' block events. With `beside`, the viewer downloads those contents
+/// from node 0 meanwhile, one after another, and mining stops when the last
+/// download ends (at least `count` blocks are wanted; fewer if the
+/// downloads are quicker).
 async fn block_latencies(
     net: &LocalNet,
     count: usize,
-    beside: Option<Hash256>,
+    beside: &[Hash256],
 ) -> Result<Percentiles, BenchError> {
     let viewer = net.len() - 1;
     // Each node's block events are stamped by their own task, as they come.
@@ -503,12 +518,24 @@ async fn block_latencies(
     };
     let (connected, miner_task) = stamp(0);
     let (arrived, viewer_task) = stamp(viewer);
-    let download = match beside {
-        Some(id) => Some(media(net, viewer)?.download(id).await),
+    let viewer_media = media(net, viewer)?;
+    let mut queue = beside.iter();
+    let mut download = match queue.next() {
+        Some(id) => Some(viewer_media.download(*id).await),
         None => None,
     };
     let mut mined = Vec::new();
-    while mined.len() < count && !download.as_ref().is_some_and(|d| d.is_finished()) {
+    while mined.len() < count {
+        if let Some(d) = download.as_ref().filter(|d| d.is_finished()) {
+            let status = d.status();
+            if status.chunks_present != status.chunks_total {
+                return Err(setup(format!("transfer beside blocks failed: {status:?}")));
+            }
+            match queue.next() {
+                Some(id) => download = Some(viewer_media.download(*id).await),
+                None => break,
+            }
+        }
         mined.push(net.mine(0, 1).await?);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
