@@ -123,6 +123,16 @@ impl Chooser {
             .unwrap_or(0)
     }
 
+    /// The highest rendition a player that chooses for itself should be
+    /// offered now: what 90 % of the measured throughput carries, and never
+    /// below this rule's own last choice (what the node is fetching).
+    pub fn cap(&self) -> usize {
+        let top = self.bitrates.len().saturating_sub(1);
+        self.by_throughput()
+            .max(self.previous.unwrap_or(0))
+            .min(top)
+    }
+
     /// The rendition for the next segment, with `buffer` seconds buffered.
     pub fn choose(&mut self, buffer: f64) -> usize {
         let top = self.bitrates.len().saturating_sub(1);
@@ -371,6 +381,26 @@ mod tests {
         c.record(800.0, 1.0);
         c.record(800.0, 1.0);
         assert!(c.choose(30.0) <= 2);
+    }
+
+    #[test]
+    fn the_cap_is_what_throughput_carries_and_never_below_the_choice() {
+        let mut c = Chooser::new(Rule::BolaE, &LADDER, 1.0);
+        // Nothing measured: the lowest.
+        assert_eq!(c.cap(), 0);
+        // 1,000 kbit/s carries 750 (90 % of it is 900), not 1,200.
+        c.record(1_000.0, 1.0);
+        assert_eq!(c.cap(), 1);
+        // The rule's own choice lifts it; a drop in throughput then does not
+        // take away what the node is already fetching.
+        c.record(3_000.0, 1.0);
+        c.record(3_000.0, 1.0);
+        let chosen = c.choose(30.0);
+        for _ in 0..5 {
+            c.record(450.0, 1.0);
+        }
+        assert!(chosen >= 2, "1,800 kbit/s carries 1,200: {chosen}");
+        assert_eq!(c.cap(), chosen);
     }
 
     #[test]

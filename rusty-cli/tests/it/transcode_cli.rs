@@ -454,4 +454,39 @@ fn a_viewer_node_chooses_renditions_for_a_player_and_fetches_only_those() {
             "B holds {held} bytes of {content} but fetched {bytes} for the player: {status}"
         );
     }
+
+    // A player that chooses for itself gets the master capped to what B
+    // measured: the lowest renditions of the original, as many as B's
+    // status says it offers, and a real player plays what it names.
+    let (head, body) = http_get(&ui, &format!("/media/{master}/master.m3u8"), "");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let capped = String::from_utf8(body).unwrap();
+    let original = std::fs::read_to_string(&master_copy).unwrap();
+    let mut all = ladder::play::master_variants(&original).unwrap();
+    let offered = ladder::play::master_variants(&capped).unwrap();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (_, body) = http_get(&ui, &format!("/api/v1/media/{master}/abr"), "");
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let n = status["offered"].as_u64().unwrap() as usize;
+    assert!(n >= 1 && n <= all.len(), "{status}");
+    let mut got: Vec<&str> = offered.iter().map(|v| v.2.as_str()).collect();
+    let mut lowest: Vec<&str> = all[..n].iter().map(|v| v.2.as_str()).collect();
+    got.sort_unstable();
+    lowest.sort_unstable();
+    assert_eq!(got, lowest, "offered:\n{capped}\nstatus: {status}");
+    // The ladder's playlists name their files by node path
+    // (`../<id>/content`), without an extension, which ffmpeg's HLS demuxer
+    // refuses unless told not to be picky (hls.js and Safari do not check).
+    let played = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-nostdin"])
+        .args(["-extension_picky", "0", "-i"])
+        .arg(format!("http://{ui}/media/{master}/master.m3u8"))
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&played.stderr);
+    assert!(
+        played.status.success() && errors.trim().is_empty(),
+        "ffmpeg on the capped master: {errors}"
+    );
 }

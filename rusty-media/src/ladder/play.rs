@@ -105,12 +105,17 @@ pub struct LadderStatus {
     /// The rendition index served or held for each segment, `None` where
     /// nothing is chosen yet.
     pub chosen: Vec<Option<usize>>,
+    /// Renditions `/media/<master>/master.m3u8` offers now (the lowest
+    /// ones; see [`LadderPlayer::capped_master`]).
+    pub offered: usize,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, LadderPlayError>>;
 
 enum Command {
     Playlist(Reply<String>),
+    /// The master playlist capped for a player that chooses for itself.
+    Master(Reply<String>),
     Segment(usize, Reply<Vec<u8>>),
     Status(Reply<LadderStatus>),
 }
@@ -149,6 +154,16 @@ impl LadderPlayer {
     /// `abr/<n>.ts` relative to `/media/<master>/abr.m3u8`.
     pub async fn playlist(&self) -> Result<String, LadderPlayError> {
         self.ask(Command::Playlist).await
+    }
+
+    /// The master playlist for a player that chooses renditions itself,
+    /// without the renditions the swarm does not carry now: those above
+    /// [`crate::abr::Chooser::cap`] (what 90 % of the node's measured
+    /// segment throughput carries, and at least the rendition the node is
+    /// fetching). The lowest is always offered. Before the first segment
+    /// fetch has measured anything, the answer waits for it.
+    pub async fn capped_master(&self) -> Result<String, LadderPlayError> {
+        self.ask(Command::Master).await
     }
 
     /// Segment `n`'s bytes, in the rendition the node chose.
@@ -203,6 +218,47 @@ pub fn master_variants(text: &str) -> Result<Vec<(f64, Option<String>, String)>,
     Ok(out)
 }
 
+/// `text` (a master playlist) without the variants whose bandwidth
+/// (average preferred, as [`master_variants`] reads it) is above
+/// `max_kbps`, except the lowest, which always stays; every other line is
+/// kept as it is.
+pub fn cap_master(text: &str, max_kbps: f64) -> String {
+    let variant_kbps = |attrs: &str| {
+        let attr = |name: &str| {
+            attrs.split(',').find_map(|a| {
+                let (k, v) = a.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().parse::<f64>().ok())?
+            })
+        };
+        attr("AVERAGE-BANDWIDTH")
+            .or_else(|| attr("BANDWIDTH"))
+            .map(|bps| bps / 1000.0)
+    };
+    let lowest = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("#EXT-X-STREAM-INF:"))
+        .filter_map(variant_kbps)
+        .fold(f64::INFINITY, f64::min);
+    let mut out = String::with_capacity(text.len());
+    // Dropping a variant drops its tag and the URI line after it.
+    let mut dropping = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(attrs) = trimmed.strip_prefix("#EXT-X-STREAM-INF:") {
+            let kbps = variant_kbps(attrs).unwrap_or(f64::INFINITY);
+            dropping = kbps > max_kbps && kbps > lowest;
+        } else if dropping && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            dropping = false;
+            continue;
+        }
+        if !dropping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// `../<64 hex>/<tail>` → the id.
 fn id_in(uri: &str, tail: &str) -> Option<Hash256> {
     uri.strip_prefix("../")?
@@ -224,8 +280,12 @@ async fn read_text(media: &MediaHandle, id: Hash256) -> Result<String, LadderPla
     String::from_utf8(bytes).map_err(|_| LadderPlayError::BadLadder(format!("{id} is not text")))
 }
 
-/// The ladder behind `master`, renditions by ascending bitrate.
-async fn open(media: &MediaHandle, master: Hash256) -> Result<Vec<Rendition>, LadderPlayError> {
+/// The ladder behind `master`, renditions by ascending bitrate, and the
+/// master playlist's text.
+async fn open(
+    media: &MediaHandle,
+    master: Hash256,
+) -> Result<(Vec<Rendition>, String), LadderPlayError> {
     let text = read_text(media, master).await?;
     let variants = master_variants(&text).map_err(LadderPlayError::BadLadder)?;
     if variants.is_empty() {
@@ -257,6 +317,10 @@ async fn open(media: &MediaHandle, master: Hash256) -> Result<Vec<Rendition>, La
                 "rendition {uri} is not one file of byte ranges on the node"
             ))
         })?;
+        // The TS file's manifest too: the node's playback routes serve only
+        // content whose manifest it holds, and a player that chooses for
+        // itself may ask for any rendition.
+        media.manifest(ts).await?;
         if ranges.is_empty() || ranges.len() > MAX_SEGMENTS {
             return Err(LadderPlayError::BadLadder(format!(
                 "rendition {uri} has {} segments",
@@ -271,7 +335,7 @@ async fn open(media: &MediaHandle, master: Hash256) -> Result<Vec<Rendition>, La
         });
     }
     renditions.sort_by(|a, b| a.kbps.total_cmp(&b.kbps));
-    Ok(renditions)
+    Ok((renditions, text))
 }
 
 /// The media playlist of `durations`: every segment as `abr/<n>.ts`.
@@ -313,10 +377,14 @@ struct Ladder {
     position: usize,
     rebuffers: u64,
     fetched: Vec<(u64, u64)>,
+    master_text: String,
+    /// Players waiting for a capped master playlist until the first
+    /// segment fetch has measured the swarm.
+    waiting_master: Vec<Reply<String>>,
 }
 
 async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command>) {
-    let renditions = match open(&media, master).await {
+    let (renditions, master_text) = match open(&media, master).await {
         Ok(r) => r,
         Err(e) => {
             debug!(target: "media", %master, error = %e, "ladder not playable by the node");
@@ -346,6 +414,8 @@ async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command
         waiting: HashMap::new(),
         position: 0,
         rebuffers: 0,
+        master_text,
+        waiting_master: Vec::new(),
     };
     let mut fetches = FuturesUnordered::new();
     loop {
@@ -368,7 +438,7 @@ async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command
 
 fn refuse(cmd: Command, e: LadderPlayError) {
     match cmd {
-        Command::Playlist(r) => drop(r.send(Err(e))),
+        Command::Playlist(r) | Command::Master(r) => drop(r.send(Err(e))),
         Command::Segment(_, r) => drop(r.send(Err(e))),
         Command::Status(r) => drop(r.send(Err(e))),
     }
@@ -441,6 +511,16 @@ impl Ladder {
                 let _ = reply.send(Ok(self.status()));
                 None
             }
+            Command::Master(reply) => {
+                if self.chooser.throughput().is_some() {
+                    let _ = reply.send(Ok(self.capped_master()));
+                } else {
+                    // The first prefetch is under way (it starts with the
+                    // task); its end answers this.
+                    self.waiting_master.push(reply);
+                }
+                None
+            }
             Command::Segment(n, reply) => {
                 if n >= self.durations.len() {
                     let _ = reply.send(Err(LadderPlayError::NoSegment(n)));
@@ -488,6 +568,21 @@ impl Ladder {
         for reply in waiting {
             let _ = reply.send(done.result.clone());
         }
+        // Answered after any fetch, even a failed one: a player should not
+        // wait on a swarm that does not deliver (it gets the lowest).
+        if !self.waiting_master.is_empty() {
+            let capped = self.capped_master();
+            for reply in self.waiting_master.drain(..) {
+                let _ = reply.send(Ok(capped.clone()));
+            }
+        }
+    }
+
+    /// The master playlist without the renditions above the cap.
+    fn capped_master(&self) -> String {
+        let cap = self.chooser.cap();
+        let max_kbps = self.renditions.get(cap).map_or(0.0, |r| r.kbps);
+        cap_master(&self.master_text, max_kbps)
     }
 
     fn status(&self) -> LadderStatus {
@@ -514,6 +609,7 @@ impl Ladder {
             chosen: (0..self.durations.len())
                 .map(|n| self.held.get(&n).or_else(|| self.fetching.get(&n)).copied())
                 .collect(),
+            offered: self.chooser.cap() + 1,
         }
     }
 }
@@ -536,6 +632,30 @@ mod tests {
         assert!(master_variants("#EXTM3U\n#EXTINF:1,\nseg.ts\n")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_capped_master_keeps_the_lowest_and_what_the_cap_allows() {
+        let master = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1200000,AVERAGE-BANDWIDTH=983000,RESOLUTION=854x480\n../cc/content\n\
+#EXT-X-STREAM-INF:BANDWIDTH=300000,AVERAGE-BANDWIDTH=245000,RESOLUTION=426x240\n../aa/content\n\
+#EXT-X-STREAM-INF:BANDWIDTH=700000,AVERAGE-BANDWIDTH=552000,RESOLUTION=640x360\n../bb/content\n";
+        let names = |text: &str| -> Vec<String> {
+            master_variants(text)
+                .expect("a master")
+                .into_iter()
+                .map(|v| v.2)
+                .collect()
+        };
+        // Everything under a high cap: unchanged.
+        assert_eq!(cap_master(master, 10_000.0), master);
+        // 600 kbit/s: 240p and 360p, in the master's order, other tags kept.
+        let capped = cap_master(master, 600.0);
+        assert_eq!(names(&capped), ["../aa/content", "../bb/content"]);
+        assert!(capped.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n"));
+        assert!(!capped.contains("854x480"));
+        // Below the lowest: the lowest alone, never nothing.
+        assert_eq!(names(&cap_master(master, 10.0)), ["../aa/content"]);
     }
 
     #[test]

@@ -138,7 +138,13 @@ mod two_nodes {
 
     /// [`pair`], each with a data channel or not.
     async fn pair_with(a_channel: bool, b_channel: bool) -> (Node, Node) {
-        let a = node_with(Vec::new(), 4 << 20, a_channel).await;
+        pair_limited(4 << 20, a_channel, b_channel).await
+    }
+
+    /// [`pair_with`], A uploading at most `a_limit` bytes a second (0: no
+    /// limit).
+    async fn pair_limited(a_limit: u64, a_channel: bool, b_channel: bool) -> (Node, Node) {
+        let a = node_with(Vec::new(), a_limit, a_channel).await;
         let b = node_with(a.media.shared.net.listen_addrs(), 0, b_channel).await;
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         while b
@@ -444,6 +450,82 @@ mod two_nodes {
         // The spent ticket admits nobody else.
         assert!(closed(&mut greet(&a, &MAGIC, &ticket).await).await);
         assert!(a.media.stats().direct_uploaded_bytes >= data.len() as u64);
+        shut_down(a).await;
+    }
+
+    /// A provider whose disk corrupted a chunk serves it over the data
+    /// channel (it does not re-verify there). The viewer's check fails, the
+    /// channel closes without a penalty, the range goes over libp2p, where
+    /// the provider's read finds the corruption and forgets the chunk; once
+    /// the provider has it again, the download completes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_chunk_on_the_data_channel_costs_the_channel_not_the_peer() {
+        const BAD: u64 = 200;
+        let (a, b) = pair_limited(0, true, true).await;
+        let data: Vec<u8> = (0..16 << 20).map(|i| (i % 241) as u8).collect();
+        let id = a
+            .media
+            .publish_bytes(data.clone(), fields("bad disk"))
+            .await
+            .expect("published");
+        let cs = crate::manifest::CHUNK_SIZE as usize;
+        let at = BAD as usize * cs;
+        let path = a.media.store().content_path(&id);
+        let mut on_disk = std::fs::read(&path).expect("content file");
+        on_disk[at + 17] ^= 0x5a;
+        std::fs::write(&path, &on_disk).expect("corrupted");
+
+        let d = b.media.download(id).await;
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        // The corrupt copy reaches B over the data channel (the channel is
+        // open well before chunk 200's range is asked), and A forgets the
+        // chunk when B asks for it again over libp2p.
+        loop {
+            let forgotten = a
+                .media
+                .store()
+                .missing_chunks(&id)
+                .expect("store")
+                .contains(&BAD);
+            if b.media.stats().bad_chunks >= 1 && forgotten {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                b.media.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // No penalty: A is neither banned nor dropped by B.
+        let net = &b.media.shared.net;
+        assert!(net.bans().await.expect("bans").is_empty());
+        assert!(net
+            .peers()
+            .await
+            .expect("peers")
+            .iter()
+            .any(|p| p.peer_id == a.media.peer_id()));
+        assert!(b.media.stats().direct_downloaded_bytes > 0);
+
+        // A gets the chunk back; B's download completes (over libp2p for
+        // A now) with the right bytes.
+        assert!(a
+            .media
+            .store()
+            .put_chunk(&id, BAD, &data[at..at + cs])
+            .expect("stored"));
+        let status = tokio::time::timeout(TIMEOUT, d.finished())
+            .await
+            .expect("finishes in time");
+        assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+        let got = b
+            .media
+            .read(id, 0, data.len() as u64, TIMEOUT)
+            .await
+            .expect("read");
+        assert!(got == data, "the bytes arrive intact");
+        shut_down(b).await;
         shut_down(a).await;
     }
 }

@@ -10,7 +10,10 @@
 //! * `GET /media/<master>/abr.m3u8` and `/media/<master>/abr/<n>.ts`: an
 //!   on-demand ladder as one media playlist whose segments' renditions the
 //!   node chooses (`rusty_media::ladder::play`), and
-//!   `GET /api/v1/media/<master>/abr`: what it chose.
+//!   `GET /api/v1/media/<master>/abr`: what it chose;
+//! * `GET /media/<master>/master.m3u8`: the ladder's master playlist for a
+//!   player that chooses renditions itself, without those above what the
+//!   swarm carries now (the same player task measures it).
 //!
 //! Only content the node already knows (its manifest is in the store, after
 //! `POST /api/v1/media/<id>/view` or a publish) is served: a GET never
@@ -41,6 +44,7 @@ pub fn router() -> Router<Arc<Ui>> {
         .route("/media/:id/live.m3u8", get(playlist))
         .route("/media/:id/live/:segment", get(segment))
         .route("/media/:id/abr.m3u8", get(abr_playlist))
+        .route("/media/:id/master.m3u8", get(capped_master))
         .route("/media/:id/abr/:segment", get(abr_segment))
         .route("/api/v1/media/:id/abr", get(abr_status))
 }
@@ -199,6 +203,27 @@ async fn abr_playlist(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Resp
     match player.playlist().await {
         Ok(text) => (
             [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
+            text,
+        )
+            .into_response(),
+        Err(e) => ladder_error(&e),
+    }
+}
+
+/// The master playlist for a player that chooses renditions itself, capped
+/// to what the swarm carries now (`LadderPlayer::capped_master`).
+async fn capped_master(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
+    let player = match ladder(&ui, &id).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match player.capped_master().await {
+        Ok(text) => (
+            [
+                (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+                // The cap moves with the swarm: never cache it.
+                (header::CACHE_CONTROL, "no-store"),
+            ],
             text,
         )
             .into_response(),
