@@ -54,6 +54,10 @@ const WHOLE: u64 = u64::MAX;
 
 /// Chunks ahead of a reader's playhead whose requests count as critical.
 const CRITICAL_CHUNKS: u64 = crate::selection::sim::CRITICAL_RANGES * MAX_CHUNKS_PER_REQUEST as u64;
+/// Data channels to one provider that may fail (closed, timed out) in one
+/// download before it stays on libp2p; a chunk that does not verify on one
+/// ends them at once.
+const MAX_DIRECT_FAILURES: u32 = 3;
 /// How often providers are looked up again.
 pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// How long a provider lookup in the DHT may take.
@@ -335,6 +339,12 @@ struct Provider {
     /// have fetched them since).
     lacks: BTreeSet<u64>,
     direct: Direct,
+    /// Data channels to it that failed in this download.
+    direct_failures: u32,
+    /// Data channels to it opened in this download: which one a request
+    /// went over, so that the failures of an old one are not counted
+    /// against its successor.
+    direct_opened: u32,
 }
 
 /// A provider's direct data channel ([`crate::direct`]) as this download
@@ -363,13 +373,15 @@ impl Provider {
             strikes: 0,
             lacks: BTreeSet::new(),
             direct: Direct::Untried,
+            direct_failures: 0,
+            direct_opened: 0,
         }
     }
 
-    /// The open data channel, if any.
-    fn channel(&self) -> Option<DirectChannel> {
+    /// The open data channel, if any, and its number.
+    fn channel(&self) -> Option<(DirectChannel, u32)> {
         match &self.direct {
-            Direct::Open(ch) => Some(ch.clone()),
+            Direct::Open(ch) => Some((ch.clone(), self.direct_opened)),
             _ => None,
         }
     }
@@ -412,8 +424,8 @@ struct InFlight {
     sent: Instant,
     /// Already raced against another provider.
     raced: bool,
-    /// Sent over the provider's data channel.
-    direct: bool,
+    /// Sent over the provider's data channel of this number.
+    direct: Option<u32>,
 }
 
 struct Outcome {
@@ -711,7 +723,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 p.queued += u64::from(n) * chunk_size;
                 let req = next_req;
                 next_req += 1;
-                let via = p.channel();
+                let (via, channel) = p.channel().unzip();
                 in_flight.insert(
                     req,
                     InFlight {
@@ -720,7 +732,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                         count: n,
                         sent: now,
                         raced: false,
-                        direct: via.is_some(),
+                        direct: channel,
                     },
                 );
                 futures.push(send(svc.clone(), req, peer, via, (id, start, n)));
@@ -771,11 +783,11 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                     p.slow = true;
                 }
             }
-            let mut via = None;
+            let (mut via, mut channel) = (None, None);
             if let Some(p) = providers.get_mut(&other) {
                 p.in_flight += 1;
                 p.queued += u64::from(n) * chunk_size;
-                via = p.channel();
+                (via, channel) = p.channel().unzip();
             }
             let r = next_req;
             next_req += 1;
@@ -787,7 +799,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                     count: n,
                     sent: now,
                     raced: true,
-                    direct: via.is_some(),
+                    direct: channel,
                 },
             );
             futures.push(send(svc.clone(), r, other, via, (id, s, n)));
@@ -860,6 +872,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                     p.direct = match opened {
                         Ok(channel) => {
                             debug!(target: "media", %id, %peer, "data channel open");
+                            p.direct_opened = p.direct_opened.wrapping_add(1);
                             Direct::Open(channel)
                         }
                         Err(reason) => {
@@ -1018,15 +1031,25 @@ fn on_reply(
                 .fetch_add(1, Ordering::Relaxed);
             p.cooldown_until = Some(now + Duration::from_secs(1));
         }
-        Ok(_) if f.direct => p.direct = Direct::Off,
+        Ok(_) if f.direct.is_some() => p.direct = Direct::Off,
         Ok(_) => {
             p.bad = true;
             svc.penalise(f.peer, "answered a chunk request with other data");
         }
-        Err(e) if f.direct => {
-            // The channel is gone; its provider is asked over libp2p now.
+        Err(e) if f.direct.is_some() => {
+            // The channel is gone (the provider closes one idle for two
+            // minutes, as a paused player leaves it): open a new one, a
+            // few times per download; until then, and after, libp2p. The
+            // other requests that were on it fail too: counted once.
             debug!(target: "media", %id, peer = %f.peer, error = %e, "data channel failed");
-            p.direct = Direct::Off;
+            if f.direct == Some(p.direct_opened) && matches!(p.direct, Direct::Open(_)) {
+                p.direct_failures = p.direct_failures.saturating_add(1);
+                p.direct = if p.direct_failures < MAX_DIRECT_FAILURES {
+                    Direct::Untried
+                } else {
+                    Direct::Off
+                };
+            }
         }
         Err(e) => {
             debug!(target: "media", %id, peer = %f.peer, error = %e, "chunk request failed");
@@ -1074,7 +1097,7 @@ async fn on_stored(
                 picker.mark_have(i);
             }
             match put.rejected {
-                Some((index, e)) if e.is_bad_data() && f.direct => {
+                Some((index, e)) if e.is_bad_data() && f.direct.is_some() => {
                     counters.bad_chunks.fetch_add(1, Ordering::Relaxed);
                     dl.update(|s| s.bad_chunks += 1);
                     debug!(target: "media", %id, index, peer = %f.peer, "a chunk on the data channel did not verify: libp2p only");
@@ -1108,7 +1131,7 @@ async fn on_stored(
     counters
         .downloaded_bytes
         .fetch_add(bytes, Ordering::Relaxed);
-    if f.direct {
+    if f.direct.is_some() {
         counters
             .direct_downloaded_bytes
             .fetch_add(bytes, Ordering::Relaxed);
