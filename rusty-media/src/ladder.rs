@@ -297,6 +297,38 @@ pub fn rewrite_playlist(text: &str, uris: &[(String, String)]) -> Result<String,
     Ok(out)
 }
 
+/// A ladder's playlist as the node serves it to players that check file
+/// extensions (ffmpeg and mpv refuse segment URIs without a known one):
+/// each `../<id>/content` URI line becomes `../<id>/index.m3u8` when it
+/// follows `#EXT-X-STREAM-INF` (a rendition's playlist) and
+/// `../<id>/data.ts` otherwise (a segment's file); every other line stays.
+/// The node answers both paths (`rusty-node`'s playback routes).
+pub fn with_extensions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut variant = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("#EXT-X-STREAM-INF") {
+            variant = true;
+        } else if !t.is_empty() && !t.starts_with('#') {
+            if let Some(id) = t
+                .strip_prefix("../")
+                .and_then(|rest| rest.strip_suffix("/content"))
+                .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                let tail = if variant { "index.m3u8" } else { "data.ts" };
+                out.push_str(&format!("../{id}/{tail}\n"));
+                variant = false;
+                continue;
+            }
+            variant = false;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// The node's playback path of content `id`, relative to a playlist that is
 /// itself served at `/media/<its id>/content`.
 pub fn content_uri(id: &str) -> String {
@@ -409,6 +441,30 @@ mod tests {
             "{master}"
         );
         assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 3);
+    }
+
+    #[test]
+    fn playlists_for_picky_players_name_files_with_extensions() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let master = format!(
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=300000\n../{a}/content\n#EXT-X-STREAM-INF:BANDWIDTH=700000\n../{b}/content\n"
+        );
+        assert_eq!(
+            with_extensions(&master),
+            format!(
+                "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=300000\n../{a}/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=700000\n../{b}/index.m3u8\n"
+            )
+        );
+        let media = format!(
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXTINF:1.000,\n#EXT-X-BYTERANGE:1000@0\n../{a}/content\n#EXTINF:1.000,\n#EXT-X-BYTERANGE:900@1000\n../{a}/content\n#EXT-X-ENDLIST\n"
+        );
+        let served = with_extensions(&media);
+        assert_eq!(served.matches(&format!("../{a}/data.ts\n")).count(), 2);
+        assert!(!served.contains("/content"));
+        assert!(served.contains("#EXT-X-BYTERANGE:900@1000\n"));
+        // Anything else is left as it is.
+        let other = "#EXTM3U\n#EXTINF:1,\nseg0.ts\n../zz/content\n";
+        assert_eq!(with_extensions(other), other);
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //!   `GET /api/v1/media/<master>/abr`: what it chose;
 //! * `GET /media/<master>/master.m3u8`: the ladder's master playlist for a
 //!   player that chooses renditions itself, without those above what the
-//!   swarm carries now (the same player task measures it).
+//!   swarm carries now (the same player task measures it), its URIs on
+//!   `../<id>/index.m3u8` (a rendition's playlist, rewritten the same way)
+//!   and `../<id>/data.ts` (`content` under a name with an extension), as
+//!   ffmpeg and mpv require.
 //!
 //! Only content the node already knows (its manifest is in the store, after
 //! `POST /api/v1/media/<id>/view` or a publish) is served: a GET never
@@ -31,7 +34,10 @@ use axum::{
 };
 use rusty_media::{
     http::{hls_playlist, parse_range, PlaybackSource, RangeOutcome, MAX_PIECE},
-    ladder::play::{LadderPlayError, LadderPlayer},
+    ladder::{
+        self,
+        play::{LadderPlayError, LadderPlayer},
+    },
     service::MediaSource,
 };
 use rusty_shared_types::Hash256;
@@ -45,6 +51,8 @@ pub fn router() -> Router<Arc<Ui>> {
         .route("/media/:id/live/:segment", get(segment))
         .route("/media/:id/abr.m3u8", get(abr_playlist))
         .route("/media/:id/master.m3u8", get(capped_master))
+        .route("/media/:id/index.m3u8", get(playlist_with_extensions))
+        .route("/media/:id/data.ts", get(content))
         .route("/media/:id/abr/:segment", get(abr_segment))
         .route("/api/v1/media/:id/abr", get(abr_status))
 }
@@ -224,12 +232,57 @@ async fn capped_master(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Res
                 // The cap moves with the swarm: never cache it.
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            text,
+            ladder::with_extensions(&text),
         )
             .into_response(),
         Err(e) => ladder_error(&e),
     }
 }
+
+/// A playlist content (a ladder's rendition playlist) with its URIs on the
+/// `index.m3u8` / `data.ts` paths, which players that check extensions
+/// accept (`rusty_media::ladder::with_extensions`).
+async fn playlist_with_extensions(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
+    let source = match source(&ui, &id) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let size = match source.media.info(&source.id) {
+        Ok((_, m)) => m.manifest.size,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    if size == 0 || size > MAX_PLAYLIST_BYTES {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{id} has {size} bytes: not a playlist"),
+        );
+    }
+    let bytes = match source
+        .media
+        .read(source.id, 0, size, PLAYLIST_TIMEOUT)
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{id} is not text"),
+        );
+    };
+    (
+        [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
+        ladder::with_extensions(&text),
+    )
+        .into_response()
+}
+
+/// Playlists served rewritten are at most this big (a ladder's rendition
+/// playlist of hours of 1 s segments is a few hundred KiB).
+const MAX_PLAYLIST_BYTES: u64 = 1 << 20;
+/// How long a playlist may take to arrive from the swarm.
+const PLAYLIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn abr_segment(
     State(ui): State<Arc<Ui>>,
