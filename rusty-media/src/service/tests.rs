@@ -55,7 +55,7 @@ mod two_nodes {
     use rusty_shared_types::Hash256;
 
     use crate::{
-        downloader::DownloadState,
+        downloader::{Download, DownloadState},
         manifest::ManifestFields,
         service::{MediaError, MediaHandle},
         store::ContentStore,
@@ -196,16 +196,7 @@ mod two_nodes {
         let d = b.media.download(id).await;
         // Joining a running download returns the same one.
         assert!(Arc::ptr_eq(&d, &b.media.download(id).await));
-        let status = tokio::time::timeout(TIMEOUT, d.finished())
-            .await
-            .expect("finishes in time");
-        assert_eq!(status.state, DownloadState::Complete, "{status:?}");
-        let got = b
-            .media
-            .read(id, 0, data.len() as u64, TIMEOUT)
-            .await
-            .expect("read");
-        assert!(got == data, "the bytes arrive intact");
+        completes_intact(&b, &d, id, &data).await;
         assert!(b.media.providers(&id).await.contains(&a.media.peer_id()));
         assert_eq!(b.media.downloads().await.len(), 1);
         assert!(b.media.download_status(&id).await.is_some());
@@ -309,7 +300,15 @@ mod two_nodes {
             .publish_bytes(data.clone(), fields("direct"))
             .await
             .expect("published");
-        let status = tokio::time::timeout(TIMEOUT, b.media.download(id).await.finished())
+        let d = b.media.download(id).await;
+        completes_intact(b, &d, id, &data).await;
+        data
+    }
+
+    /// Waits for `d` on `b` to complete and checks that `b` reads `data`
+    /// back.
+    async fn completes_intact(b: &Node, d: &Download, id: Hash256, data: &[u8]) {
+        let status = tokio::time::timeout(TIMEOUT, d.finished())
             .await
             .expect("finishes in time");
         assert_eq!(status.state, DownloadState::Complete, "{status:?}");
@@ -319,7 +318,6 @@ mod two_nodes {
             .await
             .expect("read");
         assert!(got == data, "the bytes arrive intact");
-        data
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,16 +513,7 @@ mod two_nodes {
             .store()
             .put_chunk(&id, BAD, &data[at..at + cs])
             .expect("stored"));
-        let status = tokio::time::timeout(TIMEOUT, d.finished())
-            .await
-            .expect("finishes in time");
-        assert_eq!(status.state, DownloadState::Complete, "{status:?}");
-        let got = b
-            .media
-            .read(id, 0, data.len() as u64, TIMEOUT)
-            .await
-            .expect("read");
-        assert!(got == data, "the bytes arrive intact");
+        completes_intact(&b, &d, id, &data).await;
         shut_down(b).await;
         shut_down(a).await;
     }
