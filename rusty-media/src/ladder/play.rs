@@ -194,18 +194,9 @@ pub fn master_variants(text: &str) -> Result<Vec<(f64, Option<String>, String)>,
     let mut pending: Option<(f64, Option<String>)> = None;
     for line in text.lines().map(str::trim) {
         if let Some(attrs) = line.strip_prefix("#EXT-X-STREAM-INF:") {
-            let attr = |name: &str| {
-                attrs.split(',').find_map(|a| {
-                    let (k, v) = a.split_once('=')?;
-                    (k.trim() == name).then(|| v.trim().to_string())
-                })
-            };
-            let bps = attr("AVERAGE-BANDWIDTH")
-                .or_else(|| attr("BANDWIDTH"))
-                .and_then(|b| b.parse::<f64>().ok())
-                .filter(|b| b.is_finite() && *b > 0.0)
+            let kbps = variant_kbps(attrs)
                 .ok_or_else(|| format!("a variant without a usable BANDWIDTH: {line}"))?;
-            pending = Some((bps / 1000.0, attr("RESOLUTION")));
+            pending = Some((kbps, attribute(attrs, "RESOLUTION")));
         } else if !line.is_empty() && !line.starts_with('#') {
             if let Some((kbps, res)) = pending.take() {
                 out.push((kbps, res, line.to_string()));
@@ -218,22 +209,29 @@ pub fn master_variants(text: &str) -> Result<Vec<(f64, Option<String>, String)>,
     Ok(out)
 }
 
+/// The value of attribute `name` in an `#EXT-X-STREAM-INF` attribute list.
+fn attribute(attrs: &str, name: &str) -> Option<String> {
+    attrs.split(',').find_map(|a| {
+        let (k, v) = a.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().to_string())
+    })
+}
+
+/// A variant's bandwidth in kbit/s: the average if given, else the peak;
+/// `None` unless a positive finite number.
+fn variant_kbps(attrs: &str) -> Option<f64> {
+    attribute(attrs, "AVERAGE-BANDWIDTH")
+        .or_else(|| attribute(attrs, "BANDWIDTH"))
+        .and_then(|b| b.parse::<f64>().ok())
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .map(|bps| bps / 1000.0)
+}
+
 /// `text` (a master playlist) without the variants whose bandwidth
 /// (average preferred, as [`master_variants`] reads it) is above
 /// `max_kbps`, except the lowest, which always stays; every other line is
 /// kept as it is.
 pub fn cap_master(text: &str, max_kbps: f64) -> String {
-    let variant_kbps = |attrs: &str| {
-        let attr = |name: &str| {
-            attrs.split(',').find_map(|a| {
-                let (k, v) = a.split_once('=')?;
-                (k.trim() == name).then(|| v.trim().parse::<f64>().ok())?
-            })
-        };
-        attr("AVERAGE-BANDWIDTH")
-            .or_else(|| attr("BANDWIDTH"))
-            .map(|bps| bps / 1000.0)
-    };
     let lowest = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("#EXT-X-STREAM-INF:"))
@@ -268,8 +266,9 @@ fn id_in(uri: &str, tail: &str) -> Option<Hash256> {
         .ok()
 }
 
-/// Reads a small content (a playlist) as text.
-async fn read_text(media: &MediaHandle, id: Hash256) -> Result<String, LadderPlayError> {
+/// Reads a small content (a playlist, at most 1 MiB) as text, fetching it
+/// from the swarm if needed.
+pub async fn read_text(media: &MediaHandle, id: Hash256) -> Result<String, LadderPlayError> {
     let size = media.manifest(id).await?.manifest.size;
     if size == 0 || size > MAX_PLAYLIST_BYTES {
         return Err(LadderPlayError::BadLadder(format!(

@@ -247,29 +247,9 @@ async fn playlist_with_extensions(State(ui): State<Arc<Ui>>, Path(id): Path<Stri
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let size = match source.media.info(&source.id) {
-        Ok((_, m)) => m.manifest.size,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    if size == 0 || size > MAX_PLAYLIST_BYTES {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{id} has {size} bytes: not a playlist"),
-        );
-    }
-    let bytes = match source
-        .media
-        .read(source.id, 0, size, PLAYLIST_TIMEOUT)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    let Ok(text) = String::from_utf8(bytes) else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{id} is not text"),
-        );
+    let text = match ladder::play::read_text(&source.media, source.id).await {
+        Ok(t) => t,
+        Err(e) => return ladder_error(&e),
     };
     (
         [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")],
@@ -277,12 +257,6 @@ async fn playlist_with_extensions(State(ui): State<Arc<Ui>>, Path(id): Path<Stri
     )
         .into_response()
 }
-
-/// Playlists served rewritten are at most this big (a ladder's rendition
-/// playlist of hours of 1 s segments is a few hundred KiB).
-const MAX_PLAYLIST_BYTES: u64 = 1 << 20;
-/// How long a playlist may take to arrive from the swarm.
-const PLAYLIST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn abr_segment(
     State(ui): State<Arc<Ui>>,
