@@ -386,7 +386,7 @@ fn connect_timed(
             let height = b.chain().height() + 1;
             // Not through the chain's node cache, which the timed connect
             // below would then find warm.
-            let world = rusty_core::contracts::AccountWorld::at(b.chain().db(), parent);
+            let world = b.chain().accounts_uncached(parent);
             let ancestors = b.chain().ancestor_hashes(&b.chain().tip());
             let mut ex = BlockExecutor::new(
                 world,

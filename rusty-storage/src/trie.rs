@@ -10,10 +10,16 @@
 //! back the new root and the new nodes, for the caller to write in the
 //! same batch as the rest of the block. A store may carry a [`NodeCache`]
 //! of decoded nodes: the top levels, which every lookup passes through,
-//! are then read without the database, a hash check and a decode.
-//! (Pruning old nodes is not built.)
+//! are then read without the database, a hash check and a decode; and
+//! [`UnwrittenNodes`], nodes committed but not yet written (the chain
+//! writes them when it flushes its coin cache). (Pruning old nodes is not
+//! built.)
 
-use std::{collections::HashMap, marker::PhantomData, sync::Mutex};
+use std::{
+    collections::HashMap,
+    marker::PhantomData,
+    sync::{Arc, Mutex},
+};
 
 use rusty_shared_types::rlp::{self, Item, Kind, Rlp, RlpError};
 use thiserror::Error;
@@ -62,11 +68,18 @@ impl<T: NodeStore + ?Sized> NodeStore for &T {
 /// so those are the entries that stay hot; the cache is bounded and,
 /// when full, drops half its entries (the hot ones return on their next
 /// read).
+///
+/// Entries are shared (`Arc`): a lookup walks a cached node by reference,
+/// and only a write copies it. Keys are hashes the network chose, so the
+/// map keeps a seeded hasher (foldhash's, several times cheaper than
+/// SipHash on 32-byte keys).
 #[derive(Debug)]
 pub struct NodeCache {
-    nodes: Mutex<HashMap<[u8; 32], Node>>,
+    nodes: Mutex<NodeMap<Arc<Node>>>,
     capacity: usize,
 }
+
+type NodeMap<V> = HashMap<[u8; 32], V, foldhash::fast::RandomState>;
 
 /// Nodes a [`NodeCache`] holds by default (a decoded branch is under a
 /// kilobyte: tens of megabytes at most).
@@ -81,7 +94,7 @@ impl Default for NodeCache {
 impl NodeCache {
     pub fn with_capacity(capacity: usize) -> Self {
         NodeCache {
-            nodes: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(NodeMap::default()),
             capacity: capacity.max(1),
         }
     }
@@ -94,7 +107,7 @@ impl NodeCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Node>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NodeMap<Arc<Node>>> {
         // A panic while holding the lock leaves a map of whole entries:
         // still correct to read.
         self.nodes
@@ -102,11 +115,11 @@ impl NodeCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn get(&self, hash: &[u8; 32]) -> Option<Node> {
+    fn get(&self, hash: &[u8; 32]) -> Option<Arc<Node>> {
         self.lock().get(hash).cloned()
     }
 
-    fn insert(&self, hash: [u8; 32], node: &Node) {
+    fn insert(&self, hash: [u8; 32], node: Arc<Node>) {
         let mut nodes = self.lock();
         if nodes.len() >= self.capacity {
             let drop: Vec<[u8; 32]> = nodes.keys().step_by(2).copied().collect();
@@ -114,7 +127,71 @@ impl NodeCache {
                 nodes.remove(&key);
             }
         }
-        nodes.insert(hash, node.clone());
+        nodes.insert(hash, node);
+    }
+}
+
+/// Nodes that blocks committed and that are not in the database yet: the
+/// chain connects a block with one database write of its coins, receipts
+/// and indexes, and keeps the block's new trie nodes here until it
+/// flushes its coin cache, when they go to the database in the same batch
+/// as the coins and the tip record. After a crash the blocks above the
+/// recorded tip are connected again, which recomputes their nodes; so a
+/// block's nodes are written once per flush, not once per block (500
+/// transfers to fresh addresses make a few thousand nodes). Bounded by
+/// the chain, which flushes when [`UnwrittenNodes::bytes`] grows large.
+#[derive(Debug, Default)]
+pub struct UnwrittenNodes {
+    nodes: Mutex<(NodeMap<Vec<u8>>, usize)>,
+}
+
+impl UnwrittenNodes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (NodeMap<Vec<u8>>, usize)> {
+        // Whole entries only: still correct after a panic elsewhere.
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `nodes` (a commit's) until [`UnwrittenNodes::written`].
+    pub fn hold(&self, nodes: &NewNodes) {
+        let mut held = self.lock();
+        for (hash, bytes) in nodes {
+            if !held.0.contains_key(hash) {
+                held.1 = held.1.saturating_add(bytes.len() + 32);
+                held.0.insert(*hash, bytes.clone());
+            }
+        }
+    }
+
+    fn get(&self, hash: &[u8; 32]) -> Option<Vec<u8>> {
+        self.lock().0.get(hash).cloned()
+    }
+
+    /// Bytes held (nodes and their hashes).
+    pub fn bytes(&self) -> usize {
+        self.lock().1
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `write` with every held node (the caller adds them to the
+    /// batch it is about to commit).
+    pub fn for_each(&self, mut write: impl FnMut(&[u8; 32], &[u8])) {
+        for (hash, bytes) in &self.lock().0 {
+            write(hash, bytes);
+        }
+    }
+
+    /// Forgets the held nodes: the batch with them was committed.
+    pub fn written(&self) {
+        *self.lock() = (NodeMap::default(), 0);
     }
 }
 
@@ -152,6 +229,7 @@ impl rusty_shared_types::Decode for NodeBytes {
 pub struct TableNodes<'a, T> {
     db: &'a crate::Database,
     cache: Option<&'a NodeCache>,
+    unwritten: Option<&'a UnwrittenNodes>,
     _table: PhantomData<T>,
 }
 
@@ -174,6 +252,7 @@ impl<'a, T> TableNodes<'a, T> {
         TableNodes {
             db,
             cache: None,
+            unwritten: None,
             _table: PhantomData,
         }
     }
@@ -181,9 +260,16 @@ impl<'a, T> TableNodes<'a, T> {
     /// The table's nodes with `cache` in front.
     pub fn cached(db: &'a crate::Database, cache: &'a NodeCache) -> Self {
         TableNodes {
-            db,
             cache: Some(cache),
-            _table: PhantomData,
+            ..Self::new(db)
+        }
+    }
+
+    /// These nodes and the `unwritten` ones not in the table yet.
+    pub fn with_unwritten(self, unwritten: &'a UnwrittenNodes) -> Self {
+        TableNodes {
+            unwritten: Some(unwritten),
+            ..self
         }
     }
 }
@@ -193,6 +279,9 @@ where
     T: crate::Table<Key = rusty_shared_types::Hash256, Value = NodeBytes>,
 {
     fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
+        if let Some(bytes) = self.unwritten.and_then(|u| u.get(hash)) {
+            return Ok(Some(bytes));
+        }
         self.db
             .get::<T>(&rusty_shared_types::Hash256(*hash))
             .map(|v| v.map(|b| b.0))
@@ -393,22 +482,25 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         match child {
             Child::Empty => Ok(Node::Empty),
             Child::Node(n) => Ok((**n).clone()),
-            Child::Hash(h) => {
-                let cache = self.store.node_cache();
-                if let Some(node) = cache.and_then(|c| c.get(h)) {
-                    return Ok(node);
-                }
-                let bytes = self.store.node(h)?.ok_or(TrieError::MissingNode(*h))?;
-                if H::hash(&bytes) != *h {
-                    return Err(TrieError::Corrupt(*h, "its bytes hash to another".into()));
-                }
-                let node = decode_node(h, &bytes)?;
-                if let Some(cache) = cache {
-                    cache.insert(*h, &node);
-                }
-                Ok(node)
-            }
+            Child::Hash(h) => Ok(Arc::unwrap_or_clone(self.load_stored(h)?)),
         }
+    }
+
+    /// The stored node `h`, through the cache: shared, for reading.
+    fn load_stored(&self, h: &[u8; 32]) -> Result<Arc<Node>, TrieError> {
+        let cache = self.store.node_cache();
+        if let Some(node) = cache.and_then(|c| c.get(h)) {
+            return Ok(node);
+        }
+        let bytes = self.store.node(h)?.ok_or(TrieError::MissingNode(*h))?;
+        if H::hash(&bytes) != *h {
+            return Err(TrieError::Corrupt(*h, "its bytes hash to another".into()));
+        }
+        let node = Arc::new(decode_node(h, &bytes)?);
+        if let Some(cache) = cache {
+            cache.insert(*h, Arc::clone(&node));
+        }
+        Ok(node)
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
@@ -422,7 +514,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         match child {
             Child::Empty => Ok(None),
             Child::Node(node) => self.get_in(node, path),
-            Child::Hash(_) => self.get_in(&self.load(child)?, path),
+            Child::Hash(h) => self.get_in(&*self.load_stored(h)?, path),
         }
     }
 

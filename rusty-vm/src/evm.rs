@@ -54,13 +54,13 @@ pub struct CodeCache(std::cell::RefCell<std::collections::HashMap<B256, Bytecode
 /// touching many contracts holds a bounded amount.
 const MAX_CACHED_CODES: usize = 1_024;
 
-struct Db<'a, S> {
-    state: &'a S,
+struct Db<'a> {
+    state: &'a dyn EvmState,
     code: &'a CodeCache,
     block: &'a BlockContext,
 }
 
-impl<S: EvmState> Db<'_, S> {
+impl Db<'_> {
     fn load_code(&self, code_hash: B256) -> Result<Bytecode, StateError> {
         let code = self.state.code(&code_hash.0).map_err(StateError)?;
         code.map(|c| Bytecode::new_raw(Bytes::from(c)))
@@ -68,7 +68,7 @@ impl<S: EvmState> Db<'_, S> {
     }
 }
 
-impl<S: EvmState> DatabaseRef for Db<'_, S> {
+impl DatabaseRef for Db<'_> {
     type Error = StateError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
@@ -283,8 +283,8 @@ fn invalid(e: EVMError<StateError>) -> EvmError {
 }
 
 /// Runs `call` against `state` in `block`; changes nothing in `state`.
-pub fn execute<S: EvmState>(
-    state: &S,
+pub fn execute(
+    state: &dyn EvmState,
     block: &BlockContext,
     call: &EvmCall,
 ) -> Result<Outcome, EvmError> {
@@ -292,9 +292,11 @@ pub fn execute<S: EvmState>(
 }
 
 /// [`execute`] with analysed code kept in `code` (a block's calls share
-/// one).
-pub fn execute_cached<S: EvmState>(
-    state: &S,
+/// one). The state is a trait object so that revm is instantiated once,
+/// here (a generic would instantiate it in each caller's crate, at that
+/// crate's optimisation level).
+pub fn execute_cached(
+    state: &dyn EvmState,
     code: &CodeCache,
     block: &BlockContext,
     call: &EvmCall,

@@ -122,6 +122,8 @@ pub struct Chain {
     senders: crate::contracts::pool::SenderCache,
     /// Decoded state-trie nodes (the top levels stay hot).
     state_nodes: rusty_storage::trie::NodeCache,
+    /// State-trie nodes of connected blocks, written at the next flush.
+    unwritten_nodes: rusty_storage::trie::UnwrittenNodes,
 }
 
 /// Flush the coin cache once it holds this many changes…
@@ -129,8 +131,10 @@ const MAX_UNFLUSHED_COINS: usize = 500_000;
 /// …or the governance vote cache this many records…
 const MAX_UNFLUSHED_VOTES: usize = 200_000;
 /// …or this many blocks were connected since the last flush (bounds the
-/// replay after a crash).
+/// replay after a crash)…
 const MAX_UNFLUSHED_BLOCKS: usize = 1_000;
+/// …or the state-trie nodes not yet written hold this many bytes.
+const MAX_UNWRITTEN_NODE_BYTES: usize = 256 << 20;
 
 fn work_of(entry: &IndexEntry) -> U256 {
     U256::from_be_bytes(entry.chain_work)
@@ -166,6 +170,7 @@ impl Chain {
             tried_branch_locks: Default::default(),
             senders: Default::default(),
             state_nodes: Default::default(),
+            unwritten_nodes: Default::default(),
         };
         match chain.db.get::<ActiveChain>(&0)? {
             None => chain.init_genesis(&genesis)?,
@@ -348,7 +353,17 @@ impl Chain {
     /// The account world a header's `state_root` commits to, read through
     /// the chain's node cache.
     pub fn accounts_at(&self, header_root: Hash256) -> crate::contracts::AccountWorld<'_> {
-        crate::contracts::AccountWorld::cached(&self.db, header_root, &self.state_nodes)
+        let store = rusty_storage::trie::TableNodes::cached(&self.db, &self.state_nodes)
+            .with_unwritten(&self.unwritten_nodes);
+        crate::contracts::AccountWorld::over(&self.db, header_root, store)
+    }
+
+    /// [`Chain::accounts_at`] without the node cache, as a node that just
+    /// started reads it (benchmarks).
+    pub fn accounts_uncached(&self, header_root: Hash256) -> crate::contracts::AccountWorld<'_> {
+        let store =
+            rusty_storage::trie::TableNodes::new(&self.db).with_unwritten(&self.unwritten_nodes);
+        crate::contracts::AccountWorld::over(&self.db, header_root, store)
     }
 
     /// Remembers the sender recovered for an Ethereum transaction that
@@ -423,6 +438,8 @@ impl Chain {
     pub fn flush(&mut self) -> Result<()> {
         let mut batch = self.db.batch();
         self.coins.write_to(&mut batch);
+        self.unwritten_nodes
+            .for_each(|hash, bytes| crate::contracts::write_node(&mut batch, hash, bytes));
         batch.put_meta(META_TIP, self.tip().encode());
         batch.put_meta(META_MN_STATE, self.mn.encode());
         self.gov.write_to(&mut batch);
@@ -430,6 +447,7 @@ impl Chain {
         self.db.commit(batch)?;
         self.coins.clear();
         self.gov.written();
+        self.unwritten_nodes.written();
         self.unflushed_blocks = 0;
         debug!(target: "chain", changes, tip = %self.tip(), "flushed coin cache");
         Ok(())
@@ -907,6 +925,7 @@ impl Chain {
             &mut batch,
         )?;
         let parent_root = self.index[&block.header.prev_hash].header.state_root;
+        let evm_started = std::time::Instant::now();
         let effects = crate::contracts::exec::execute_block(
             self.accounts_at(parent_root),
             self.params,
@@ -916,6 +935,7 @@ impl Chain {
             &self.senders,
         )
         .map_err(ValidationError::from)?;
+        let accounts = evm_started.elapsed();
         effects.write(&hash, &mut batch);
         let active = &self.active;
         let mn_undo = self
@@ -966,9 +986,11 @@ impl Chain {
             return Err(e.into());
         }
         self.coins.apply(changes);
+        self.unwritten_nodes.hold(&effects.nodes);
         self.unflushed_blocks += 1;
         self.active.push(hash);
         if self.coins.len() > MAX_UNFLUSHED_COINS
+            || self.unwritten_nodes.bytes() > MAX_UNWRITTEN_NODE_BYTES
             || self.gov.cached_votes() > MAX_UNFLUSHED_VOTES
             || self.unflushed_blocks >= MAX_UNFLUSHED_BLOCKS
         {
@@ -977,6 +999,7 @@ impl Chain {
         debug!(target: "chain", %hash, height, txs = block.txs.len(),
                read_us = read.as_micros() as u64,
                validate_us = (validated - read).as_micros() as u64,
+               accounts_us = accounts.as_micros() as u64,
                write_us = (started.elapsed() - validated).as_micros() as u64,
                "connected block");
         Ok(ChainEvent::Connected { block, height })

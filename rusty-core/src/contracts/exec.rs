@@ -35,10 +35,11 @@ pub struct BlockEffects {
 }
 
 impl BlockEffects {
-    /// Adds the effects to `block`'s write batch: state nodes, code,
-    /// receipts and the hash index.
+    /// Adds the effects to `block`'s write batch: code, receipts and the
+    /// hash index. Not the state nodes: the chain holds them until its
+    /// next flush ([`rusty_storage::trie::UnwrittenNodes`]).
     pub fn write(&self, block: &Hash256, batch: &mut rusty_storage::WriteBatch) {
-        super::write_nodes(batch, &self.nodes, &self.code);
+        super::write_code(batch, &self.code);
         if self.receipts.is_empty() {
             return;
         }

@@ -29,10 +29,7 @@ use rusty_crypto::eth::{keccak256, tx::EthTxError};
 use rusty_shared_types::Hash256;
 use rusty_storage::{
     state::{Account, StateTrie, KECCAK_EMPTY},
-    trie::{
-        Blake3Hasher, NewNodes, NodeBytes, NodeCache, NodeStore, TableNodes, Trie, TrieError,
-        TrieHasher,
-    },
+    trie::{Blake3Hasher, NewNodes, NodeBytes, NodeStore, TableNodes, Trie, TrieError, TrieHasher},
     Database,
 };
 use rusty_vm::evm::{AccountChange, EvmAccount, EvmState};
@@ -160,18 +157,10 @@ impl std::fmt::Debug for AccountWorld<'_> {
 }
 
 impl<'a> AccountWorld<'a> {
-    /// The state a header's `state_root` commits to.
-    pub fn at(db: &'a Database, header_root: Hash256) -> Self {
-        Self::over(db, header_root, TableNodes::new(db))
-    }
-
-    /// [`AccountWorld::at`], reading the trie through `cache` (the
-    /// chain's).
-    pub fn cached(db: &'a Database, header_root: Hash256, cache: &'a NodeCache) -> Self {
-        Self::over(db, header_root, TableNodes::cached(db, cache))
-    }
-
-    fn over(db: &'a Database, header_root: Hash256, store: StateStore<'a>) -> Self {
+    /// The state at `header_root` with its trie's nodes read from
+    /// `store` (the chain's: its node cache and the nodes it has not
+    /// written yet, in front of the table).
+    pub fn over(db: &'a Database, header_root: Hash256, store: StateStore<'a>) -> Self {
         AccountWorld {
             trie: StateTrie::at(trie_root(header_root), store),
             db,
@@ -402,16 +391,14 @@ pub fn hex(bytes: &[u8]) -> String {
     format!("0x{}", ::hex::encode(bytes))
 }
 
-/// Stores the nodes and code a block made (content-addressed: writing
-/// them again is harmless).
-pub(crate) fn write_nodes(
-    batch: &mut rusty_storage::WriteBatch,
-    nodes: &NewNodes,
-    code: &CodeByHash,
-) {
-    for (hash, bytes) in nodes {
-        batch.put::<crate::tables::StateNodes>(&Hash256(*hash), &NodeBytes(bytes.clone()));
-    }
+/// Adds a trie node to a batch (content-addressed: writing it again is
+/// harmless).
+pub(crate) fn write_node(batch: &mut rusty_storage::WriteBatch, hash: &[u8; 32], bytes: &[u8]) {
+    batch.put::<crate::tables::StateNodes>(&Hash256(*hash), &NodeBytes(bytes.to_vec()));
+}
+
+/// Adds contract code to a batch.
+pub(crate) fn write_code(batch: &mut rusty_storage::WriteBatch, code: &CodeByHash) {
     for (hash, bytes) in code {
         batch.put::<crate::tables::ContractCode>(&Hash256(*hash), &NodeBytes(bytes.clone()));
     }

@@ -573,6 +573,34 @@ fn effects(
 /// root, receipts, index and withdrawal coin), a longer branch without
 /// them (everything back to the state before the deposit), and the
 /// original branch made longer again (everything restored).
+/// A block's state-trie nodes wait in memory until the chain flushes
+/// (read from there meanwhile), then are in the table.
+#[test]
+fn state_nodes_are_written_at_the_flush() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let miner = Key::new(1);
+    let mut s = rocksdb_state(dir.path());
+    s.generate(11, &miner.address, u64::MAX, NOW)
+        .expect("mines");
+    s.chain_mut().flush().expect("flushes");
+    deposit_five_coins(&mut s, &miner);
+    let root = s.chain().tip_entry().header.state_root;
+    assert!(!root.is_zero());
+    let in_table = |s: &NodeState| {
+        s.chain()
+            .db()
+            .get::<crate::tables::StateNodes>(&root)
+            .expect("reads")
+            .is_some()
+    };
+    let five = U256::from(5u64) * coin_wei();
+    assert!(!in_table(&s));
+    assert_eq!(balance(&s, &eth_key().address()), five);
+    s.chain_mut().flush().expect("flushes");
+    assert!(in_table(&s));
+    assert_eq!(balance(&s, &eth_key().address()), five);
+}
+
 #[test]
 fn contract_effects_survive_a_crash_and_reorganisations_both_ways() {
     let dir = tempfile::tempdir().expect("temp dir");
