@@ -63,6 +63,24 @@ fn encode_into(item: &Item, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `bytes` as an RLP string (for encoders that write in one pass
+/// instead of building [`Item`]s).
+pub fn write_string(bytes: &[u8], out: &mut Vec<u8>) {
+    if let [b] = bytes {
+        if *b < 0x80 {
+            out.push(*b);
+            return;
+        }
+    }
+    header(0x80, bytes.len(), out);
+    out.extend_from_slice(bytes);
+}
+
+/// Appends the header of a list whose items take `payload_len` bytes.
+pub fn write_list_header(payload_len: usize, out: &mut Vec<u8>) {
+    header(0xc0, payload_len, out);
+}
+
 /// A string's (0x80) or a list's (0xc0) length prefix.
 fn header(base: u8, len: usize, out: &mut Vec<u8>) {
     if len <= 55 {

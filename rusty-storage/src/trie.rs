@@ -21,7 +21,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use rusty_shared_types::rlp::{self, Item, Kind, Rlp, RlpError};
+use rusty_shared_types::rlp::{self, Kind, Rlp, RlpError};
 use thiserror::Error;
 
 /// The trie's hash function.
@@ -781,41 +781,51 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         (root, nodes)
     }
 
+    /// A node's RLP, written in one pass (a commit encodes every node a
+    /// block touched: building `Item` trees for them was most of its
+    /// allocations). New descendants go to `out`.
     fn encode(&self, node: &Node, out: &mut NewNodes) -> Vec<u8> {
-        let item = match node {
-            Node::Empty => Item::Bytes(Vec::new()),
-            Node::Leaf { path, value } => Item::List(vec![
-                Item::Bytes(hex_prefix(path, true)),
-                Item::Bytes(value.clone()),
-            ]),
-            Node::Extension { path, child } => Item::List(vec![
-                Item::Bytes(hex_prefix(path, false)),
-                self.child_ref(child, out),
-            ]),
-            Node::Branch { children, value } => {
-                let mut items: Vec<Item> =
-                    children.iter().map(|c| self.child_ref(c, out)).collect();
-                items.push(Item::Bytes(value.clone().unwrap_or_default()));
-                Item::List(items)
+        let mut payload = Vec::with_capacity(match node {
+            Node::Branch { .. } => 16 * 33 + 2,
+            _ => 72,
+        });
+        match node {
+            Node::Empty => return vec![0x80],
+            Node::Leaf { path, value } => {
+                rlp::write_string(&hex_prefix(path, true), &mut payload);
+                rlp::write_string(value, &mut payload);
             }
-        };
-        rlp::encode(&item)
+            Node::Extension { path, child } => {
+                rlp::write_string(&hex_prefix(path, false), &mut payload);
+                self.write_child(child, out, &mut payload);
+            }
+            Node::Branch { children, value } => {
+                for child in children.iter() {
+                    self.write_child(child, out, &mut payload);
+                }
+                rlp::write_string(value.as_deref().unwrap_or_default(), &mut payload);
+            }
+        }
+        let mut encoded = Vec::with_capacity(payload.len() + 3);
+        rlp::write_list_header(payload.len(), &mut encoded);
+        encoded.extend_from_slice(&payload);
+        encoded
     }
 
     /// A child as its parent holds it: embedded under 32 bytes, else its
     /// hash (and the node is new, to be stored).
-    fn child_ref(&self, child: &Child, out: &mut NewNodes) -> Item {
+    fn write_child(&self, child: &Child, out: &mut NewNodes, payload: &mut Vec<u8>) {
         match child {
-            Child::Empty => Item::Bytes(Vec::new()),
-            Child::Hash(h) => Item::Bytes(h.to_vec()),
+            Child::Empty => payload.push(0x80),
+            Child::Hash(h) => rlp::write_string(h, payload),
             Child::Node(n) => {
                 let encoded = self.encode(n, out);
                 if encoded.len() < 32 {
-                    Item::Raw(encoded)
+                    payload.extend_from_slice(&encoded);
                 } else {
                     let hash = H::hash(&encoded);
+                    rlp::write_string(&hash, payload);
                     out.push((hash, encoded));
-                    Item::Bytes(hash.to_vec())
                 }
             }
         }
