@@ -339,6 +339,12 @@ pub struct NodeArgs {
     /// [default: auto]; see docs/media.md.
     #[arg(long, value_name = "ADDR|auto|off", help_heading = "Media")]
     pub media_data_bind: Option<rusty_media::service::DataBind>,
+    /// Serve media playback (files with Range, HLS) for players and
+    /// `stream view --serve` here when the web UI is off: an address,
+    /// `auto` (127.0.0.1, a port the system picks) or `off`
+    /// [default: auto]; with --ui-bind the UI serves it. See docs/media.md.
+    #[arg(long, value_name = "ADDR|auto|off", help_heading = "Media")]
+    pub playback_bind: Option<rusty_node::ui::PlaybackBind>,
     /// Serve the web UI (explorer, media, masternodes, governance, wallet)
     /// here: an address, a port, or nothing for 127.0.0.1 on the network's
     /// UI port (main 8480, test 18480, dev 28480). Off by default; a

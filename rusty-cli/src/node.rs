@@ -80,6 +80,13 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
             .parse()
             .map_err(|e| anyhow::anyhow!("media_data_bind: {e}"))?;
     }
+    if let Some(bind) = a.playback_bind {
+        c.playback_bind = bind;
+    } else if let Some(bind) = &file.playback_bind {
+        c.playback_bind = bind
+            .parse()
+            .map_err(|e| anyhow::anyhow!("playback_bind: {e}"))?;
+    }
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
     }
@@ -283,6 +290,8 @@ pub struct FileConfig {
     pub media_provider_policy: Option<rusty_media::selection::PolicyKind>,
     /// As `--media-data-bind` (an address, `auto` or `off`).
     pub media_data_bind: Option<String>,
+    /// As `--playback-bind` (an address, `auto` or `off`).
+    pub playback_bind: Option<String>,
     /// As `--ui-bind` ("" for the default address).
     pub ui_bind: Option<String>,
     /// As `--ui-allow-host`.

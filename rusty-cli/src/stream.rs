@@ -3,23 +3,21 @@
 //! `publish`, `list`, `search`, `info` and `status` are plain RPC calls
 //! through the generated [`MediaApiClient`].
 //! `view` asks the node to fetch the content and copies it to `--output`
-//! and/or plays it over HTTP on `--serve` (Range requests for files, an HLS
-//! playlist for live streams), with progress on the terminal.
+//! and/or points players at the node's playback server from `--serve` (a
+//! `307` per request: Range requests for files, an HLS playlist for live
+//! streams), with progress on the terminal.
 //! `broadcast --live` reads its input in real time and hands it to the node,
 //! which cuts, signs and announces the segments.
 
 use std::{
-    collections::BTreeMap,
     io::{IsTerminal, Read, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
-use rusty_media::http::{HttpConfig, PlaybackSource, SourceInfo};
 use rusty_node::rpc::{
     api::media::{MediaApiClient, PublishOptions},
     remote::Remote,
@@ -63,7 +61,7 @@ pub fn run(g: &GlobalArgs, cmd: &StreamCommand) -> Result<()> {
         }
         // The playback server gets a connection of its own: a client's
         // pooled connections run on the runtime that opened them.
-        StreamCommand::View(a) => view(c, connect(g)?, a),
+        StreamCommand::View(a) => view(c, a),
         StreamCommand::Broadcast(a) if a.transcode => crate::transcode::broadcast_ladder(g, &c, a),
         StreamCommand::Broadcast(a) => broadcast(&c, a),
         StreamCommand::Buy { id } => {
@@ -172,7 +170,7 @@ fn download_line(status: &Value) -> String {
     )
 }
 
-fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
+fn view(c: Remote, a: &ViewArgs) -> Result<()> {
     if a.output.is_none() && a.serve.is_none() {
         bail!("say where the content goes: --output FILE and/or --serve 127.0.0.1:PORT");
     }
@@ -183,30 +181,29 @@ fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
     if let Some(url) = &started.playback_url {
         eprintln!("the node plays it directly, bytes as they are: {url}");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let source = Arc::new(RpcSource::new(Arc::new(for_server), a.id.clone(), live));
-    // When the node serves playback itself, --serve only points players
-    // there (307): the bytes go node → player untouched. Otherwise they
-    // come through this process from `stream_read`, as base64 in JSON.
+    // --serve points players at the node's playback server (307): the
+    // bytes go node → player untouched, never through this process or
+    // JSON-RPC.
     let node_base = started
         .playback_url
         .as_deref()
         .and_then(|u| u.rsplit_once('/'))
         .map(|(base, _)| base.to_owned());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let server = match (a.serve, node_base) {
-        (Some(addr), Some(base)) => Some(rt.block_on(start_redirect(addr, base))?),
-        (Some(addr), None) => {
-            eprintln!("(the node does not serve playback: start it with --ui-bind to play straight from it)");
-            Some(rt.block_on(start_server(addr, source.clone(), live))?)
-        }
+        (Some(addr), Some(base)) => Some(rt.block_on(start_redirect(addr, base, live))?),
+        (Some(_), None) => bail!(
+            "the node does not serve playback (it runs with --playback-bind off and without \
+             --ui-bind): restart it without `--playback-bind off`, or play with --output FILE"
+        ),
         (None, _) => None,
     };
     let result = if live {
-        view_live(&c, a, &source)
+        view_live(&c, a)
     } else {
         view_file(&c, a)
     };
@@ -230,13 +227,17 @@ fn view(c: Remote, for_server: Remote, a: &ViewArgs) -> Result<()> {
 /// path under `base` (the node's `…/media/<id>`), so `/content`,
 /// `/live.m3u8` and `/live/<n>.ts` keep working for players told this
 /// address, and Range headers go to the node with the retried request.
-async fn start_redirect(addr: SocketAddr, base: String) -> Result<Serving> {
+async fn start_redirect(addr: SocketAddr, base: String, live: bool) -> Result<Serving> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = listen_for_serve(addr).await?;
-    eprintln!(
-        "serving on http://{}/ (redirects to the node: {base}/…)",
-        listener.local_addr().unwrap_or(addr)
-    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} for --serve"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    if live {
+        eprintln!("serving the live stream at http://{bound}/live.m3u8 (mpv, VLC, ffplay; redirects to the node: {base}/…)");
+    } else {
+        eprintln!("serving at http://{bound}/content (mpv, VLC, ffplay, a browser; seeking works; redirects to the node: {base}/…)");
+    }
     let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         loop {
@@ -279,34 +280,6 @@ type Serving = (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 );
-
-async fn listen_for_serve(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr} for --serve"))
-}
-
-async fn start_server(addr: SocketAddr, source: Arc<RpcSource>, live: bool) -> Result<Serving> {
-    let listener = listen_for_serve(addr).await?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = rx.await;
-        };
-        if let Err(e) =
-            rusty_media::http::serve(listener, source, HttpConfig::default(), shutdown).await
-        {
-            eprintln!("error: HTTP server: {e}");
-        }
-    });
-    if live {
-        eprintln!("serving the live stream at http://{bound}/live.m3u8 (mpv, VLC, ffplay)");
-    } else {
-        eprintln!("serving at http://{bound}/content (mpv, VLC, ffplay, a browser; seeking works)");
-    }
-    Ok((tx, task))
-}
 
 /// Copies a file as it downloads, in order, to `--output` (or just waits for
 /// it when only serving).
@@ -372,7 +345,7 @@ fn view_file(c: &Remote, a: &ViewArgs) -> Result<()> {
 /// could not fetch them (it was down or cut off) are skipped, counted and
 /// reported at the end: with `--output`, a stream saved with gaps exits
 /// non-zero, the file keeping what arrived.
-fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
+fn view_live(c: &Remote, a: &ViewArgs) -> Result<()> {
     let mut out = match &a.output {
         Some(p) if p.as_os_str() == "-" => None,
         Some(p) => {
@@ -394,7 +367,6 @@ fn view_live(c: &Remote, a: &ViewArgs, source: &Arc<RpcSource>) -> Result<()> {
                 .decode(&s.data)
                 .context("the node sent bytes that are not base64")?;
             gaps.received(seq);
-            source.keep(seq, s.duration_ms, data.clone());
             if let Some(f) = out.as_mut() {
                 f.write_all(&data).context("writing the output")?;
             } else if to_stdout {
@@ -523,81 +495,6 @@ impl OutputFile {
             format!("renaming {} to {}", self.tmp.display(), self.path.display())
         })?;
         Ok(self.path)
-    }
-}
-
-/// A live segment's duration (ms) and bytes.
-type LiveSegment = (u32, Arc<Vec<u8>>);
-
-/// The HTTP server's view of the content: byte ranges and live segments,
-/// read from the node over RPC.
-struct RpcSource {
-    client: Arc<Remote>,
-    id: String,
-    live: bool,
-    /// Live segments received, for the playlist (the last 64).
-    window: Mutex<BTreeMap<u64, LiveSegment>>,
-}
-
-impl RpcSource {
-    fn new(client: Arc<Remote>, id: String, live: bool) -> RpcSource {
-        RpcSource {
-            client,
-            id,
-            live,
-            window: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    fn keep(&self, seq: u64, duration_ms: u32, data: Vec<u8>) {
-        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        w.insert(seq, (duration_ms, Arc::new(data)));
-        while w.len() > 64 {
-            w.pop_first();
-        }
-    }
-}
-
-/// An RPC failure as the playback server reports it.
-fn playback_error(e: rusty_node::rpc::client::ClientError) -> String {
-    rpc_error(e).to_string()
-}
-
-impl PlaybackSource for RpcSource {
-    async fn info(&self) -> Result<SourceInfo, String> {
-        let v = self
-            .client
-            .run_async(self.client.api().stream_info(self.id.clone()))
-            .await
-            .map_err(playback_error)?;
-        Ok(SourceInfo {
-            mime: v["mime"]
-                .as_str()
-                .unwrap_or("application/octet-stream")
-                .to_owned(),
-            size: if self.live { None } else { v["size"].as_u64() },
-            title: v["title"].as_str().unwrap_or_default().to_owned(),
-        })
-    }
-
-    async fn read_range(&self, start: u64, end: u64) -> Result<Vec<u8>, String> {
-        let len = end.saturating_sub(start);
-        let read = self
-            .client
-            .api()
-            .stream_read(self.id.clone(), start, len, Some(60_000));
-        let v = self.client.run_async(read).await.map_err(playback_error)?;
-        BASE64.decode(v.data).map_err(|e| e.to_string())
-    }
-
-    async fn live_window(&self) -> Result<Vec<(u64, u32)>, String> {
-        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(w.iter().map(|(k, (d, _))| (*k, *d)).collect())
-    }
-
-    async fn live_segment(&self, seq: u64) -> Result<Option<Vec<u8>>, String> {
-        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(w.get(&seq).map(|(_, d)| d.as_ref().clone()))
     }
 }
 

@@ -94,6 +94,8 @@ pub struct NodeConfig {
     pub inject_chain_panic: bool,
     /// The web UI (`--ui-bind`); off when `None`.
     pub ui: Option<crate::ui::UiConfig>,
+    /// Where playback is served when the UI is off (`--playback-bind`).
+    pub playback_bind: crate::ui::PlaybackBind,
     /// Prometheus metrics (`--metrics-bind`); off when `None`.
     pub metrics_bind: Option<SocketAddr>,
     /// Ethereum JSON-RPC without authentication (`--eth-rpc-bind`); off
@@ -154,6 +156,7 @@ impl NodeConfig {
             media_data_bind: Default::default(),
             inject_chain_panic: false,
             ui: None,
+            playback_bind: Default::default(),
             metrics_bind: None,
             eth_rpc_bind: None,
             bridge_chains: Vec::new(),
@@ -238,6 +241,19 @@ impl Node {
         let ui_listener = match &config.ui {
             Some(ui) => Some(crate::ui::bind(ui, config.rpc_user.is_some()).await?),
             None => None,
+        };
+        // Without the UI, playback alone (a node without media serves
+        // nothing to play).
+        let playback_listener = match config.playback_bind.address() {
+            Some(addr) if config.ui.is_none() && config.p2p.is_some() => {
+                let bind_err = |source| crate::ui::UiError::PlaybackBind { addr, source };
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(bind_err)?;
+                let bound = listener.local_addr().map_err(bind_err)?;
+                Some((listener, bound))
+            }
+            _ => None,
         };
         let params = config.network.params();
         let db =
@@ -372,8 +388,9 @@ impl Node {
             operator: config.masternode.clone(),
             media: p2p.as_ref().and_then(|h| h.media.clone()),
             datadir: Some(dir.to_path_buf()),
-            ui_url: ui_listener
+            playback_base_url: ui_listener
                 .as_ref()
+                .or(playback_listener.as_ref())
                 .map(|(_, addr)| format!("http://{addr}")),
             bridge: bridge.as_ref().map(|b| b.0.clone()),
         };
@@ -430,6 +447,17 @@ impl Node {
                 let stop = async move { token.cancelled().await };
                 if let Err(e) = crate::metrics::serve(listener, metrics, ctx, stop).await {
                     tracing::error!(target: "node", error = %e, "metrics server failed");
+                }
+            });
+        }
+        if let Some((listener, addr)) = playback_listener {
+            info!(target: "node", playback = %addr, "media playback on http://{addr}/media/<id>/…");
+            let token = tasks.token();
+            let (ctx, auth) = (ctx.clone(), auth.clone());
+            executor.spawn_critical("playback", async move {
+                let stop = async move { token.cancelled().await };
+                if let Err(e) = crate::ui::serve_playback(listener, ctx, auth, stop).await {
+                    tracing::error!(target: "node", error = %e, "playback server failed");
                 }
             });
         }

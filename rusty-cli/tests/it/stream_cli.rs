@@ -204,6 +204,32 @@ fn publish_find_view_serve_and_resume_after_kill_9() {
     );
     assert!(body == data[3_000_000..3_001_000]);
 
+    // The publisher runs without --ui-bind: its playback server (the
+    // default `--playback-bind auto`, on 127.0.0.1) serves the same bytes,
+    // and --serve sends players there too; nothing goes through JSON.
+    let addr_a = format!("127.0.0.1:{}", free_port());
+    let _server_a = spawn_view(&a, &[&id, "--serve", &addr_a]);
+    let head = http_get(&addr_a, "/content", "");
+    assert!(head.0.starts_with("HTTP/1.1 307"), "{}", head.0);
+    let location = head
+        .0
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .expect("a Location")
+        .trim()
+        .to_owned();
+    let playback = location
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix(&format!("/media/{id}/content")))
+        .unwrap_or_else(|| panic!("{location} is not the loopback playback server"));
+    let (head, body) = http_get(
+        &format!("127.0.0.1:{playback}"),
+        &format!("/media/{id}/content"),
+        "Range: bytes=0-999\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(body == data[..1000]);
+
     // Bad input: a clear error, nothing changes.
     let bad = b.cli(&["stream", "view", "not-an-id", "--output", "/tmp/x"]);
     assert!(!bad.status.success());

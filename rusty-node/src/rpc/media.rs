@@ -283,7 +283,7 @@ impl MediaApiServer for MediaRpc {
                         live: true,
                         status: json!(stream.status().await),
                         playback_url: ctx
-                            .ui_url
+                            .playback_base_url
                             .as_ref()
                             .map(|u| format!("{u}/media/{id}/live.m3u8")),
                     })
@@ -297,7 +297,7 @@ impl MediaApiServer for MediaRpc {
             live: false,
             status: json!(d.status()),
             playback_url: ctx
-                .ui_url
+                .playback_base_url
                 .as_ref()
                 .map(|u| format!("{u}/media/{id}/content")),
         })

@@ -100,9 +100,10 @@ pub struct RpcContext {
     pub media: Option<rusty_media::service::MediaHandle>,
     /// The node's datadir (`getblockchaininfo`'s `size_on_disk`).
     pub datadir: Option<std::path::PathBuf>,
-    /// `http://<addr>` of the web UI (`--ui-bind`), which also serves
-    /// playback: `stream_view` names the URL a player can open.
-    pub ui_url: Option<String>,
+    /// `http://<addr>` where the node serves playback: the web UI
+    /// (`--ui-bind`), else the playback server (`--playback-bind`).
+    /// `stream_view` names the URL a player can open.
+    pub playback_base_url: Option<String>,
     /// The bridge service (with P2P and a wallet).
     pub bridge: Option<crate::bridge::service::BridgeHandle>,
 }
@@ -248,7 +249,7 @@ mod tests {
             operator: None,
             media: None,
             datadir: None,
-            ui_url: None,
+            playback_base_url: None,
             bridge: None,
         });
         let registered: BTreeSet<&str> = module

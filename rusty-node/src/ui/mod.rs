@@ -64,6 +64,13 @@ pub enum UiError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "binding playback (--playback-bind) to {addr}: {source}; give another address, or `off`"
+    )]
+    PlaybackBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What every handler reaches.
@@ -143,7 +150,79 @@ pub async fn serve(
     });
     let app = api::router()
         .merge(playback::router())
-        .merge(assets::router())
+        .merge(assets::router());
+    serve_app(listener, ui, app, shutdown).await
+}
+
+/// Where a node without the web UI serves playback (`--playback-bind`):
+/// the UI's playback routes alone ([`playback`]: files with `Range`, HLS),
+/// so that a player, or `rusty-cli stream view --serve` (which redirects
+/// players here), reads media bytes from the node as they are, never
+/// through JSON-RPC. With `--ui-bind` the UI serves them instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlaybackBind {
+    /// 127.0.0.1, on a port the system picks (`stream_view` names it).
+    #[default]
+    Loopback,
+    /// Here. The routes read only content the node already holds, and
+    /// need no login (as on the UI): bind beyond loopback only to play on
+    /// another machine of a network you trust.
+    At(SocketAddr),
+    Off,
+}
+
+impl PlaybackBind {
+    pub fn address(self) -> Option<SocketAddr> {
+        match self {
+            PlaybackBind::Loopback => Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            PlaybackBind::At(addr) => Some(addr),
+            PlaybackBind::Off => None,
+        }
+    }
+}
+
+impl std::str::FromStr for PlaybackBind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PlaybackBind, String> {
+        match s {
+            "off" => Ok(PlaybackBind::Off),
+            "auto" => Ok(PlaybackBind::Loopback),
+            _ => s.parse().map(PlaybackBind::At).map_err(|_| {
+                format!("`{s}`: expected an address with a port (127.0.0.1:8090), `auto` or `off`")
+            }),
+        }
+    }
+}
+
+/// Serves the playback routes alone on `listener` (see [`PlaybackBind`])
+/// until `shutdown` resolves.
+pub async fn serve_playback(
+    listener: TcpListener,
+    ctx: Arc<RpcContext>,
+    auth: RpcAuth,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let bound = listener.local_addr()?;
+    let ui = Arc::new(Ui {
+        rpc: Methods::new(),
+        ctx,
+        auth,
+        sessions: session::Sessions::default(),
+        allowed_hosts: allowed_hosts(bound, &[]),
+        scans: tokio::sync::Semaphore::new(1),
+    });
+    serve_app(listener, ui, playback::router(), shutdown).await
+}
+
+/// `app` behind [`guard`] on `listener`.
+async fn serve_app(
+    listener: TcpListener,
+    ui: Arc<Ui>,
+    app: axum::Router<Arc<Ui>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app
         .layer(axum::middleware::from_fn_with_state(ui.clone(), guard))
         .with_state(ui);
     axum::serve(listener, app)
@@ -319,5 +398,19 @@ mod tests {
             bind(&config, false).await,
             Err(UiError::PublicWithoutPassword(_))
         ));
+    }
+
+    #[test]
+    fn playback_bind_parses_auto_off_and_addresses() {
+        let parse = |s: &str| s.parse::<PlaybackBind>();
+        assert_eq!(parse("auto"), Ok(PlaybackBind::Loopback));
+        assert_eq!(parse("off"), Ok(PlaybackBind::Off));
+        let at: SocketAddr = "0.0.0.0:8090".parse().expect("address");
+        assert_eq!(parse("0.0.0.0:8090"), Ok(PlaybackBind::At(at)));
+        assert!(parse("8090").is_err_and(|e| e.contains("`auto` or `off`")));
+        assert!(PlaybackBind::Loopback
+            .address()
+            .is_some_and(|a| a.ip().is_loopback() && a.port() == 0));
+        assert_eq!(PlaybackBind::Off.address(), None);
     }
 }

@@ -37,7 +37,8 @@ pub struct Viewing {
     pub status: Value,
     /// Where a player reads it straight from the node, bytes as they are
     /// (`…/media/<id>/content` with Range, or `…/media/<id>/live.m3u8`),
-    /// when the node serves the web UI (`--ui-bind`).
+    /// from the web UI (`--ui-bind`) or the playback server
+    /// (`--playback-bind`, on 127.0.0.1 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playback_url: Option<String>,
 }

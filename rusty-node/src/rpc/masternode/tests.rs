@@ -767,7 +767,7 @@ async fn methods_in_process() {
             operator,
             media: None,
             datadir: None,
-            ui_url: None,
+            playback_base_url: None,
             bridge: None,
         })
     };
