@@ -37,24 +37,30 @@ pub fn spawn_localnet(datadir: &Path, args: &[&str]) -> (Child, std::sync::mpsc:
     (child, rx)
 }
 
-/// One HTTP/1.1 GET to `addr` (retried until something listens): the head
-/// and the body.
+/// One HTTP/1.1 GET to `addr` (retried until something listens, and while
+/// the connection is reset before an answer, as a listener that is going
+/// away does): the head and the body.
 pub fn http_get(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut conn = loop {
-        match std::net::TcpStream::connect(addr) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("nothing listens on {addr}: {e}"),
+    let resp = loop {
+        let attempt = std::net::TcpStream::connect(addr).and_then(|mut conn| {
+            write!(
+                conn,
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+            )?;
+            let mut resp = Vec::new();
+            conn.read_to_end(&mut resp)?;
+            Ok(resp)
+        });
+        match attempt {
+            Ok(resp) if !resp.is_empty() => break resp,
+            Ok(_) if Instant::now() < deadline => {}
+            Err(_) if Instant::now() < deadline => {}
+            Ok(_) => panic!("{addr} closed without answering GET {path}"),
+            Err(e) => panic!("GET {path} from {addr}: {e}"),
         }
+        std::thread::sleep(Duration::from_millis(100));
     };
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut resp = Vec::new();
-    conn.read_to_end(&mut resp).expect("response");
     let split = resp
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -1,5 +1,6 @@
 //! The viewer's side of the direct data channel: one connection to one
-//! provider, owned by a task; a [`DirectChannel`] handle queues requests on
+//! provider, owned by a task on the data channel's low-priority runtime
+//! (`io_pool::net_runtime`); a [`DirectChannel`] handle queues requests on
 //! it. The download that opened it holds the only handle, so the
 //! connection closes when the download drops it.
 //!
@@ -81,7 +82,7 @@ impl DirectChannel {
             .await
             .map_err(|e| format!("greeting {addr}: {e}"))?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(sock, rx));
+        crate::service::io_pool::spawn_on_net(sock, move |sock| run(sock, rx));
         Ok(DirectChannel { fetches: tx })
     }
 

@@ -172,7 +172,7 @@ impl ServerTask {
                     Ok((sock, from)) => match slots.clone().try_acquire_owned() {
                         Ok(slot) => {
                             let (svc, server) = (svc.clone(), server.clone());
-                            tokio::spawn(async move {
+                            crate::service::io_pool::spawn_on_net(sock, move |sock| async move {
                                 let _slot = slot;
                                 if let Err(reason) = serve(svc, server, sock).await {
                                     debug!(target: "media", %from, reason, "data channel closed");

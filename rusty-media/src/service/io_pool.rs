@@ -67,6 +67,57 @@ fn queue() -> &'static mpsc::Sender<Job> {
     })
 }
 
+/// Where the direct data channel's connections run (both ends: the
+/// viewer's reads, the provider's writes): a runtime of its own, its
+/// [`THREADS`] threads (`media-net-*`) at nice [`NICE`] as the I/O pool's.
+/// Copying a transfer's bytes through the sockets is kernel time charged
+/// to the thread doing it; on the node's runtime that was the workers
+/// which also carry blocks, gossip and RPC. `None` if it could not be
+/// built (the caller then uses the current runtime).
+pub(crate) fn net_runtime() -> Option<&'static tokio::runtime::Handle> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(THREADS)
+                .thread_name("media-net")
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build()
+                .map_err(
+                    |e| warn!(target: "media", error = %e, "data channel on the node's runtime"),
+                )
+                .ok()
+        })
+        .as_ref()
+        .map(tokio::runtime::Runtime::handle)
+}
+
+/// Runs `task` (owning the connection `sock`) on [`net_runtime`]: the
+/// socket moves to that runtime's reactor (a socket that cannot move is
+/// dropped, which the other end sees as a closed channel).
+pub(crate) fn spawn_on_net<F, Fut>(sock: tokio::net::TcpStream, task: F)
+where
+    F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Some(rt) = net_runtime() else {
+        tokio::spawn(task(sock));
+        return;
+    };
+    match sock.into_std() {
+        Ok(std_sock) => {
+            rt.spawn(async move {
+                match tokio::net::TcpStream::from_std(std_sock) {
+                    Ok(sock) => task(sock).await,
+                    Err(e) => warn!(target: "media", error = %e, "data channel connection lost"),
+                }
+            });
+        }
+        Err(e) => warn!(target: "media", error = %e, "data channel connection lost"),
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn lower_priority() {
     let tid = rustix::thread::gettid();
