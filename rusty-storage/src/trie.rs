@@ -7,8 +7,7 @@
 //! Nodes are kept by hash in a [`NodeStore`] and never changed, so an old
 //! root stays readable and a reorg is a switch of root. A [`Trie`] loads
 //! the nodes it walks, changes them in memory, and [`Trie::commit`] hands
-//! back the new root and the new nodes, for the caller to write in the
-//! same batch as the rest of the block. A store may carry a [`NodeCache`]
+//! back the new root and the new nodes, for the caller to store. A store may carry a [`NodeCache`]
 //! of decoded nodes: the top levels, which every lookup passes through,
 //! are then read without the database, a hash check and a decode; and
 //! [`UnwrittenNodes`], nodes committed but not yet written (the chain

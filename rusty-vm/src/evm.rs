@@ -5,11 +5,14 @@
 //! data ([`AccountChange`]), for the caller to write into the trie and
 //! commit with the block; nothing here writes.
 
+use std::rc::Rc;
+
 use revm::{
     context::{BlockEnv, CfgEnv, Context, TxEnv},
     context_interface::result::{EVMError, ExecutionResult, Output},
     context_interface::transaction::{AccessList, AccessListItem},
-    database_interface::{DBErrorMarker, DatabaseRef},
+    database_interface::{DBErrorMarker, DatabaseRef, WrapDatabaseRef},
+    handler::{MainnetContext, MainnetEvm},
     primitives::{hardfork::SpecId, Address, Bytes, TxKind, B256, KECCAK_EMPTY, U256},
     state::{AccountInfo, Bytecode},
     ExecuteEvm, MainBuilder, MainContext,
@@ -48,16 +51,51 @@ impl DBErrorMarker for StateError {}
 /// time in `bench erc20`. Code by hash never changes, so nothing is ever
 /// stale here.
 #[derive(Debug, Default)]
-pub struct CodeCache(std::cell::RefCell<std::collections::HashMap<B256, Bytecode>>);
+struct CodeCache(std::cell::RefCell<std::collections::HashMap<B256, Bytecode>>);
 
 /// Calls of one block share the cache at most this many codes, so a block
 /// touching many contracts holds a bounded amount.
 const MAX_CACHED_CODES: usize = 1_024;
 
+/// The state as revm reads it. A trait object, so that revm is
+/// instantiated once, here (a generic would instantiate it in each
+/// caller's crate, at that crate's optimisation level).
 struct Db<'a> {
-    state: &'a dyn EvmState,
-    code: &'a CodeCache,
-    block: &'a BlockContext,
+    state: Rc<dyn EvmState + 'a>,
+    code: CodeCache,
+    block: BlockContext,
+}
+
+/// A borrowed state as an owned one (for [`execute`]).
+struct Borrowed<'b>(&'b dyn EvmState);
+
+impl EvmState for Borrowed<'_> {
+    fn account(&self, address: &[u8; 20]) -> Result<Option<EvmAccount>, String> {
+        self.0.account(address)
+    }
+
+    fn storage(&self, address: &[u8; 20], slot: &[u8; 32]) -> Result<[u8; 32], String> {
+        self.0.storage(address, slot)
+    }
+
+    fn code(&self, code_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
+        self.0.code(code_hash)
+    }
+}
+
+type RefEvm<'a> = MainnetEvm<MainnetContext<WrapDatabaseRef<Db<'a>>>>;
+
+/// A revm instance over `db`, with the chain's rules and `db`'s block.
+fn build_evm(db: Db<'_>, simulate: bool) -> RefEvm<'_> {
+    let mut cfg = CfgEnv::default();
+    set_rules(&mut cfg, &db.block, simulate);
+    let mut block = BlockEnv::default();
+    set_block(&mut block, &db.block);
+    Context::mainnet()
+        .modify_cfg_chained(|c| *c = cfg)
+        .modify_block_chained(|b| *b = block)
+        .with_ref_db(db)
+        .build_mainnet()
 }
 
 impl Db<'_> {
@@ -288,26 +326,75 @@ pub fn execute(
     block: &BlockContext,
     call: &EvmCall,
 ) -> Result<Outcome, EvmError> {
-    execute_cached(state, &CodeCache::default(), block, call)
+    let db = Db {
+        state: Rc::new(Borrowed(state)),
+        code: CodeCache::default(),
+        block: block.clone(),
+    };
+    let mut evm = build_evm(db, call.simulate);
+    let done = evm
+        .transact(tx_env(call, block.chain_id)?)
+        .map_err(invalid)?;
+    Ok(outcome_of(done))
 }
 
-/// [`execute`] with analysed code kept in `code` (a block's calls share
-/// one). The state is a trait object so that revm is instantiated once,
-/// here (a generic would instantiate it in each caller's crate, at that
-/// crate's optimisation level).
-pub fn execute_cached(
-    state: &dyn EvmState,
-    code: &CodeCache,
-    block: &BlockContext,
-    call: &EvmCall,
-) -> Result<Outcome, EvmError> {
-    let mut evm = Context::mainnet()
-        .with_ref_db(Db { state, code, block })
-        .modify_cfg_chained(|c| set_rules(c, block, call.simulate))
-        .modify_block_chained(|b| set_block(b, block))
-        .build_mainnet();
-    let tx = tx_env(call, block.chain_id)?;
-    let done = evm.transact(tx).map_err(invalid)?;
+/// One revm instance for a block's transactions, run in order: its
+/// context (instruction table, precompiles, call-frame buffers) is built
+/// once per block. Built and dropped per transaction it was close to half
+/// of the EVM's time in `bench erc20`. It reads `state`, which its owner
+/// changes between transactions (the owner shares it, and never changes
+/// it during one); revm's journal starts empty for each transaction, so
+/// every transaction reads the state as the ones before it left it.
+pub struct BlockEvm<'a> {
+    evm: RefEvm<'a>,
+    state: Rc<dyn EvmState + 'a>,
+    block: BlockContext,
+}
+
+impl std::fmt::Debug for BlockEvm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockEvm")
+            .field("number", &self.block.number)
+            .finish()
+    }
+}
+
+impl<'a> BlockEvm<'a> {
+    pub fn new(state: Rc<dyn EvmState + 'a>, block: &BlockContext) -> BlockEvm<'a> {
+        let evm = build_evm(Self::db(&state, block), false);
+        BlockEvm {
+            evm,
+            state,
+            block: block.clone(),
+        }
+    }
+
+    fn db(state: &Rc<dyn EvmState + 'a>, block: &BlockContext) -> Db<'a> {
+        Db {
+            state: Rc::clone(state),
+            code: CodeCache::default(),
+            block: block.clone(),
+        }
+    }
+
+    /// Runs `call` (never a simulation: the nonce is checked) as the next
+    /// transaction of the block; changes nothing in the state.
+    pub fn execute(&mut self, call: &EvmCall) -> Result<Outcome, EvmError> {
+        let tx = tx_env(call, self.block.chain_id)?;
+        match self.evm.transact(tx) {
+            Ok(done) => Ok(outcome_of(done)),
+            Err(e) => {
+                // revm calls its journal broken after a failed
+                // transaction: start the next one on a fresh instance.
+                self.evm = build_evm(Self::db(&self.state, &self.block), false);
+                Err(invalid(e))
+            }
+        }
+    }
+}
+
+/// What revm's result says, as plain data.
+fn outcome_of(done: revm::context_interface::result::ResultAndState) -> Outcome {
     let gas_used = done.result.tx_gas_used();
     let (success, output, created, logs) = match done.result {
         ExecutionResult::Success { output, logs, .. } => {
@@ -358,14 +445,14 @@ pub fn execute_cached(
         .collect();
     // The state comes back as a hash map: sort for a deterministic diff.
     changes.sort_by_key(|c| c.address);
-    Ok(Outcome {
+    Outcome {
         success,
         gas_used,
         output,
         created,
         logs,
         changes,
-    })
+    }
 }
 
 /// The yardstick of `rusty-cli bench erc20`: revm alone on its own

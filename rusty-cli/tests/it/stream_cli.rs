@@ -50,6 +50,17 @@ fn spawn_view(node: &NodeProcess, args: &[&str]) -> Viewer {
     )
 }
 
+/// Where `--serve` on `addr` sends a player asking for `path` (a `307`).
+fn redirect_of(addr: &str, path: &str) -> String {
+    let (head, _) = http_get(addr, path, "");
+    assert!(head.starts_with("HTTP/1.1 307"), "{head}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .expect("a Location")
+        .trim()
+        .to_owned()
+}
+
 fn status(node: &NodeProcess, id: &str) -> Value {
     node.json(&["stream", "status", id])["downloads"][0].clone()
 }
@@ -175,15 +186,7 @@ fn publish_find_view_serve_and_resume_after_kill_9() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let _server = spawn_view(&b, &[&id, "--serve", &addr]);
-    let head = http_get(&addr, "/content", "");
-    assert!(head.0.starts_with("HTTP/1.1 307"), "{}", head.0);
-    let location = head
-        .0
-        .lines()
-        .find_map(|l| l.strip_prefix("Location: "))
-        .expect("a Location")
-        .trim()
-        .to_owned();
+    let location = redirect_of(&addr, "/content");
     let node_ui = format!("http://127.0.0.1:{ui_b}/media/{id}/content");
     assert_eq!(location, node_ui);
     let (head, body) = http_get(
@@ -209,15 +212,7 @@ fn publish_find_view_serve_and_resume_after_kill_9() {
     // and --serve sends players there too; nothing goes through JSON.
     let addr_a = format!("127.0.0.1:{}", free_port());
     let _server_a = spawn_view(&a, &[&id, "--serve", &addr_a]);
-    let head = http_get(&addr_a, "/content", "");
-    assert!(head.0.starts_with("HTTP/1.1 307"), "{}", head.0);
-    let location = head
-        .0
-        .lines()
-        .find_map(|l| l.strip_prefix("Location: "))
-        .expect("a Location")
-        .trim()
-        .to_owned();
+    let location = redirect_of(&addr_a, "/content");
     let playback = location
         .strip_prefix("http://127.0.0.1:")
         .and_then(|rest| rest.strip_suffix(&format!("/media/{id}/content")))

@@ -4,6 +4,8 @@
 //! [`BlockExecutor`]; a template skips a transaction that fails, a
 //! connect fails the block.
 
+use std::rc::Rc;
+
 use ruint::aliases::U256;
 use rusty_crypto::eth::tx::{self as eth_tx, EthTx};
 use rusty_shared_types::{
@@ -11,9 +13,12 @@ use rusty_shared_types::{
     ChainParams, Hash256, Payload, Transaction, TxOut,
 };
 use rusty_storage::{trie::NewNodes, Database};
-use rusty_vm::evm::{self, BlockContext, EvmCall, EvmError};
+use rusty_vm::evm::{self, BlockContext, EvmCall, EvmError, EvmState};
 
-use super::{pool::SenderCache, withdraw, AccountWorld, BlockReceipts, ContractError, EthReceipt};
+use super::{
+    pool::SenderCache, withdraw, AccountWorld, BlockReceipts, ContractError, EthReceipt,
+    SharedWorld,
+};
 
 /// What a block changed in the account world, to write with it.
 #[derive(Debug, Default)]
@@ -272,16 +277,18 @@ fn for_each_decoded(
 /// Runs a block's account-world effects transaction by transaction.
 #[derive(Debug)]
 pub struct BlockExecutor<'a> {
-    world: AccountWorld<'a>,
+    /// Shared with `runner`, which reads it while a transaction runs;
+    /// changed only between transactions.
+    world: Rc<SharedWorld<'a>>,
     evm: Option<EvmParams>,
     height: u64,
-    ctx: Option<BlockContext>,
+    /// One revm instance for the block's Ethereum transactions (when
+    /// contracts are active at its height).
+    runner: Option<evm::BlockEvm<'a>>,
     effects: BlockEffects,
     /// The block's settlement transaction, once seen: its position and
     /// outputs.
     settlement: Option<(u32, Vec<TxOut>)>,
-    /// Contract code analysed once for the block's calls.
-    code: evm::CodeCache,
 }
 
 impl<'a> BlockExecutor<'a> {
@@ -295,16 +302,18 @@ impl<'a> BlockExecutor<'a> {
         ancestors: Vec<[u8; 32]>,
     ) -> Self {
         let evm = active_params(params, height).copied();
+        let world = Rc::new(SharedWorld(std::cell::RefCell::new(world)));
+        let runner = evm.as_ref().map(|e| {
+            let state: Rc<dyn EvmState + 'a> = world.clone();
+            evm::BlockEvm::new(state, &block_context(e, height, time, ancestors))
+        });
         BlockExecutor {
             world,
-            ctx: evm
-                .as_ref()
-                .map(|e| block_context(e, height, time, ancestors)),
+            runner,
             evm,
             height,
             effects: BlockEffects::default(),
             settlement: None,
-            code: evm::CodeCache::default(),
         }
     }
 
@@ -341,8 +350,8 @@ impl<'a> BlockExecutor<'a> {
     }
 
     /// The state so far (for previews).
-    pub fn world(&self) -> &AccountWorld<'a> {
-        &self.world
+    pub fn world(&self) -> std::cell::Ref<'_, AccountWorld<'a>> {
+        self.world.0.borrow()
     }
 
     /// Applies transaction `index` of the block: credits its deposit
@@ -361,7 +370,7 @@ impl<'a> BlockExecutor<'a> {
         tx: &Transaction,
         decoded: Option<Result<EthTx, ContractError>>,
     ) -> Result<(), ContractError> {
-        let (Some(evm), Some(ctx)) = (self.evm, self.ctx.as_ref()) else {
+        let (Some(evm), Some(runner)) = (self.evm, self.runner.as_mut()) else {
             // Not active: deposit outputs are plain burns, and no
             // Ethereum transaction may be mined.
             return match tx.payload {
@@ -394,9 +403,10 @@ impl<'a> BlockExecutor<'a> {
             if eth.fields.gas_limit > remaining {
                 return Err(ContractError::GasLimitExceeded);
             }
-            let outcome = evm::execute_cached(&self.world, &self.code, ctx, &call_of(&eth))
+            let outcome = runner
+                .execute(&call_of(&eth))
                 .map_err(|EvmError::Invalid(why)| ContractError::Evm(why))?;
-            self.world.apply(&outcome.changes)?;
+            self.world.0.borrow_mut().apply(&outcome.changes)?;
             self.settle_withdrawals(&eth.sender, &outcome.logs)?;
             let price = effective_gas_price(&eth, evm.base_fee);
             self.effects.gas_used = self.effects.gas_used.saturating_add(outcome.gas_used);
@@ -424,7 +434,7 @@ impl<'a> BlockExecutor<'a> {
             .filter_map(|o| parse_deposit(&o.lock).map(|a| (a, U256::from(to_wei(o.value)))))
             .collect();
         for (address, wei) in deposits {
-            self.world.credit(&address, wei)?;
+            self.world.0.borrow_mut().credit(&address, wei)?;
             self.effects.deposited = self.effects.deposited.saturating_add(wei);
         }
         Ok(())
@@ -439,10 +449,13 @@ impl<'a> BlockExecutor<'a> {
         logs: &[rusty_vm::evm::EvmLog],
     ) -> Result<(), ContractError> {
         for (script, wei) in logs.iter().filter_map(withdraw::parse_log) {
-            self.world.debit(&withdraw::WITHDRAW_ADDRESS, wei)?;
+            self.world
+                .0
+                .borrow_mut()
+                .debit(&withdraw::WITHDRAW_ADDRESS, wei)?;
             match withdraw::payout(&script, wei) {
                 Some(out) => self.effects.withdrawals.push(out),
-                None => self.world.credit(sender, wei)?,
+                None => self.world.0.borrow_mut().credit(sender, wei)?,
             }
         }
         Ok(())
@@ -452,7 +465,7 @@ impl<'a> BlockExecutor<'a> {
     /// deposits brought and fell by what withdrawals paid out and base fees
     /// burned, to the wei-unit (what moved between accounts cancels).
     pub fn check_supply(&self) -> Result<(), ContractError> {
-        let (added, removed) = self.world.balance_flow();
+        let (added, removed) = self.world.0.borrow().balance_flow();
         let withdrawn = self.effects.withdrawals.iter().fold(U256::ZERO, |sum, o| {
             sum.saturating_add(U256::from(to_wei(o.value)))
         });
@@ -477,7 +490,7 @@ impl<'a> BlockExecutor<'a> {
         if cfg!(debug_assertions) {
             self.check_supply()?;
         }
-        let (root, nodes, code) = self.world.commit()?;
+        let (root, nodes, code) = self.world.0.borrow_mut().commit()?;
         self.effects.state_root = root;
         self.effects.nodes = nodes;
         self.effects.code = code;

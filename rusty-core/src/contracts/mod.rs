@@ -329,6 +329,26 @@ impl EvmState for AccountWorld<'_> {
     }
 }
 
+/// The world a [`BlockExecutor`] shares with its revm instance (which
+/// reads it only while a transaction runs; the executor changes it only
+/// between transactions).
+#[derive(Debug)]
+pub(crate) struct SharedWorld<'a>(pub(crate) std::cell::RefCell<AccountWorld<'a>>);
+
+impl EvmState for SharedWorld<'_> {
+    fn account(&self, address: &[u8; 20]) -> Result<Option<EvmAccount>, String> {
+        EvmState::account(&*self.0.borrow(), address)
+    }
+
+    fn storage(&self, address: &[u8; 20], slot: &[u8; 32]) -> Result<[u8; 32], String> {
+        EvmState::storage(&*self.0.borrow(), address, slot)
+    }
+
+    fn code(&self, code_hash: &[u8; 32]) -> Result<Option<Vec<u8>>, String> {
+        EvmState::code(&*self.0.borrow(), code_hash)
+    }
+}
+
 /// Adds a balance's move from `old` to `new` to what balances gained or
 /// lost.
 fn record_flow(added: &mut U256, removed: &mut U256, old: U256, new: U256) {

@@ -85,6 +85,24 @@ pub struct Ui {
     pub scans: tokio::sync::Semaphore,
 }
 
+impl Ui {
+    fn new(
+        rpc: Methods,
+        ctx: Arc<RpcContext>,
+        auth: RpcAuth,
+        allowed_hosts: Vec<String>,
+    ) -> Arc<Ui> {
+        Arc::new(Ui {
+            rpc,
+            ctx,
+            auth,
+            sessions: session::Sessions::default(),
+            allowed_hosts,
+            scans: tokio::sync::Semaphore::new(1),
+        })
+    }
+}
+
 impl std::fmt::Debug for Ui {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ui")
@@ -140,14 +158,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let bound = listener.local_addr()?;
-    let ui = Arc::new(Ui {
-        rpc,
-        ctx,
-        auth,
-        sessions: session::Sessions::default(),
-        allowed_hosts: allowed_hosts(bound, &config.allow_hosts),
-        scans: tokio::sync::Semaphore::new(1),
-    });
+    let ui = Ui::new(rpc, ctx, auth, allowed_hosts(bound, &config.allow_hosts));
     let app = api::router()
         .merge(playback::router())
         .merge(assets::router());
@@ -204,14 +215,7 @@ pub async fn serve_playback(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let bound = listener.local_addr()?;
-    let ui = Arc::new(Ui {
-        rpc: Methods::new(),
-        ctx,
-        auth,
-        sessions: session::Sessions::default(),
-        allowed_hosts: allowed_hosts(bound, &[]),
-        scans: tokio::sync::Semaphore::new(1),
-    });
+    let ui = Ui::new(Methods::new(), ctx, auth, allowed_hosts(bound, &[]));
     serve_app(listener, ui, playback::router(), shutdown).await
 }
 
