@@ -73,19 +73,11 @@ pub fn build_config(g: &GlobalArgs, a: &NodeArgs) -> Result<NodeConfig> {
     if let Some(policy) = a.media_provider_policy.or(file.media_provider_policy) {
         c.media_provider_policy = policy;
     }
-    if let Some(bind) = a.media_data_bind {
+    if let Some(bind) = flag_or_file(a.media_data_bind, &file.media_data_bind, "media_data_bind")? {
         c.media_data_bind = bind;
-    } else if let Some(bind) = &file.media_data_bind {
-        c.media_data_bind = bind
-            .parse()
-            .map_err(|e| anyhow::anyhow!("media_data_bind: {e}"))?;
     }
-    if let Some(bind) = a.playback_bind {
+    if let Some(bind) = flag_or_file(a.playback_bind, &file.playback_bind, "playback_bind")? {
         c.playback_bind = bind;
-    } else if let Some(bind) = &file.playback_bind {
-        c.playback_bind = bind
-            .parse()
-            .map_err(|e| anyhow::anyhow!("playback_bind: {e}"))?;
     }
     if let Some(bind) = a.rpc_bind.or(file.rpc_bind) {
         c.rpc_bind = bind;
@@ -245,6 +237,22 @@ fn parse_addrs(what: &str, addrs: &[String], example: &str) -> Result<Vec<Multia
             }
         })
         .collect()
+}
+
+/// A setting from its flag, else parsed from the config file's `key`.
+fn flag_or_file<T: std::str::FromStr<Err = String>>(
+    flag: Option<T>,
+    file: &Option<String>,
+    key: &str,
+) -> Result<Option<T>> {
+    match (flag, file) {
+        (Some(v), _) => Ok(Some(v)),
+        (None, Some(text)) => text
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{key}: {e}")),
+        (None, None) => Ok(None),
+    }
 }
 
 /// `config.toml`: the same settings as the node's flags, in snake case.

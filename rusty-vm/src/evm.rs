@@ -340,8 +340,9 @@ pub fn execute(
 
 /// One revm instance for a block's transactions, run in order: its
 /// context (instruction table, precompiles, call-frame buffers) is built
-/// once per block. Built and dropped per transaction it was close to half
-/// of the EVM's time in `bench erc20`. It reads `state`, which its owner
+/// once per block (per transaction, a profile of `bench erc20` put close
+/// to half of the EVM's time in building and dropping it; once per block
+/// gained about a tenth of the connect). It reads `state`, which its owner
 /// changes between transactions (the owner shares it, and never changes
 /// it during one); revm's journal starts empty for each transaction, so
 /// every transaction reads the state as the ones before it left it.

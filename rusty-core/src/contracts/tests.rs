@@ -567,22 +567,23 @@ fn effects(
     }
 }
 
-/// A deposit, a deployment, a call and a withdrawal mined after the last
-/// coin-cache flush survive a crash (the state dropped unflushed, RocksDB
-/// reopened from disk: the unflushed blocks connect again to the same
-/// root, receipts, index and withdrawal coin), a longer branch without
-/// them (everything back to the state before the deposit), and the
-/// original branch made longer again (everything restored).
+/// A node on RocksDB in `dir` with 11 blocks mined to `Key::new(1)` (its
+/// coinbase 1 mature) and flushed.
+fn flushed_rocksdb_state(dir: &std::path::Path) -> (NodeState, Key) {
+    let miner = Key::new(1);
+    let mut s = rocksdb_state(dir);
+    s.generate(11, &miner.address, u64::MAX, NOW)
+        .expect("mines");
+    s.chain_mut().flush().expect("flushes");
+    (s, miner)
+}
+
 /// A block's state-trie nodes wait in memory until the chain flushes
 /// (read from there meanwhile), then are in the table.
 #[test]
 fn state_nodes_are_written_at_the_flush() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let miner = Key::new(1);
-    let mut s = rocksdb_state(dir.path());
-    s.generate(11, &miner.address, u64::MAX, NOW)
-        .expect("mines");
-    s.chain_mut().flush().expect("flushes");
+    let (mut s, miner) = flushed_rocksdb_state(dir.path());
     deposit_five_coins(&mut s, &miner);
     let root = s.chain().tip_entry().header.state_root;
     assert!(!root.is_zero());
@@ -601,14 +602,16 @@ fn state_nodes_are_written_at_the_flush() {
     assert_eq!(balance(&s, &eth_key().address()), five);
 }
 
+/// A deposit, a deployment, a call and a withdrawal mined after the last
+/// coin-cache flush survive a crash (the state dropped unflushed, RocksDB
+/// reopened from disk: the unflushed blocks connect again to the same
+/// root, receipts, index and withdrawal coin), a longer branch without
+/// them (everything back to the state before the deposit), and the
+/// original branch made longer again (everything restored).
 #[test]
 fn contract_effects_survive_a_crash_and_reorganisations_both_ways() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let miner = Key::new(1);
-    let mut s = rocksdb_state(dir.path());
-    s.generate(11, &miner.address, u64::MAX, NOW)
-        .expect("mines");
-    s.chain_mut().flush().expect("flushes");
+    let (mut s, miner) = flushed_rocksdb_state(dir.path());
     let fork = s.chain().height();
     let before = s.chain().tip_entry().header.state_root;
 
