@@ -115,6 +115,11 @@ pub struct Chain {
     gov: GovState,
     /// The highest verified ChainLock: no reorganisation below it.
     best_chainlock: Option<ChainLock>,
+    /// The highest verified ChainLock whose block was stored when a higher
+    /// one arrived: it holds fork choice while the best lock's block is
+    /// still on its way (not persisted: after a restart the best lock alone
+    /// constrains, as before it arrived).
+    known_chainlock: Option<ChainLock>,
     /// Blocks whose ChainLock was judged on their own branch
     /// ([`Chain::adopt_branch_chainlock`]), each tried once.
     tried_branch_locks: std::collections::HashSet<Hash256>,
@@ -167,6 +172,7 @@ impl Chain {
             mn: MnState::default(),
             gov: GovState::genesis(params),
             best_chainlock: None,
+            known_chainlock: None,
             tried_branch_locks: Default::default(),
             senders: Default::default(),
             state_nodes: Default::default(),
@@ -659,15 +665,12 @@ impl Chain {
     }
 
     /// Whether block `hash` (parent `prev`, at `height`) is on a chain
-    /// containing the best ChainLock. A locked block not yet known
-    /// constrains nothing.
+    /// containing the ChainLock that binds fork choice
+    /// ([`Chain::binding_chainlock`]). No stored locked block, no constraint.
     fn lock_allows(&self, hash: &Hash256, prev: &Hash256, height: u64) -> bool {
-        let Some(cl) = &self.best_chainlock else {
+        let Some(cl) = self.binding_chainlock() else {
             return true;
         };
-        if !self.index.contains_key(&cl.block_hash) {
-            return true;
-        }
         if height <= cl.height {
             return self.ancestor(&cl.block_hash, height) == Some(*hash);
         }
@@ -675,6 +678,19 @@ impl Chain {
             return *prev == cl.block_hash;
         }
         self.ancestor(prev, cl.height) == Some(cl.block_hash)
+    }
+
+    /// The best ChainLock if its block is stored, else the highest earlier
+    /// one whose block is. A lock can outrun its block (gossip races the
+    /// block's relay); the lock below it still binds meanwhile. Without
+    /// this fallback a node that had just reorganised onto a locked block
+    /// went back to its own branch below that lock when the next lock
+    /// arrived first (found by `rusty-cli chaos`).
+    fn binding_chainlock(&self) -> Option<&ChainLock> {
+        [self.best_chainlock.as_ref(), self.known_chainlock.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|cl| self.index.contains_key(&cl.block_hash))
     }
 
     /// The masternode list and quorums at the active tip.
@@ -724,6 +740,9 @@ impl Chain {
         batch.put_meta(META_CHAINLOCK, cl.encode());
         self.db.commit(batch)?;
         info!(target: "chainlock", height = cl.height, block = %cl.block_hash, "new best ChainLock");
+        if let Some(binding) = self.binding_chainlock() {
+            self.known_chainlock = Some(binding.clone());
+        }
         self.best_chainlock = Some(cl);
         self.most_work = self.scan_most_work();
         let (more, _) = self.activate_best_chain(now, None)?;

@@ -438,3 +438,81 @@ mod properties {
         }
     }
 }
+
+/// A ChainLock whose block has not arrived yet must not free fork choice
+/// from the lock below it: the node stays on the locked branch instead of
+/// going back to its own heavier branch beneath that lock. (Locks are set
+/// unverified here; verification is the masternode tests' business.)
+#[test]
+fn a_lock_ahead_of_its_block_keeps_the_lock_below_binding() {
+    let block_at = |s: &crate::state::NodeState, h: u64| {
+        s.chain()
+            .block(&s.chain().hash_at(h).expect("h"))
+            .expect("db")
+            .expect("block")
+    };
+    let lock = |height: u64, block_hash: Hash256| ChainLock {
+        height,
+        block_hash,
+        signature: [0; 96],
+    };
+    let key = Key::new(1);
+    // Ours: two blocks, then a third mined on a copy.
+    let mut ours = memory_state(None);
+    ours.generate(2, &key.address, u64::MAX, NOW).expect("ours");
+    let mut copy = memory_state(None);
+    for h in 1..=2 {
+        copy.chain_mut()
+            .process_block(block_at(&ours, h), NOW)
+            .expect("copied");
+    }
+    copy.generate(1, &key.address, u64::MAX, NOW).expect("copy");
+    // Theirs: three blocks of another branch.
+    let mut theirs = memory_state(None);
+    theirs
+        .generate(3, &key.address, u64::MAX, NOW + 1)
+        .expect("theirs");
+    let their_hash = |h| theirs.chain().hash_at(h).expect("h");
+
+    // Their first block arrives and is locked: we reorganise onto it.
+    ours.chain_mut()
+        .process_block(block_at(&theirs, 1), NOW)
+        .expect("side block");
+    let mut events = Vec::new();
+    ours.chain_mut()
+        .set_best_chainlock(lock(1, their_hash(1)), NOW, &mut events)
+        .expect("lock 1");
+    assert_eq!(ours.chain().tip(), their_hash(1));
+
+    // The lock on their second block comes before the block itself.
+    ours.chain_mut()
+        .set_best_chainlock(lock(2, their_hash(2)), NOW, &mut events)
+        .expect("lock 2");
+    assert_eq!(
+        ours.chain().tip(),
+        their_hash(1),
+        "went back below the lock at height 1"
+    );
+    // Our own branch grows heavier meanwhile: refused, below the lock.
+    let verdict = ours.chain_mut().process_block(block_at(&copy, 3), NOW);
+    assert!(
+        matches!(
+            verdict,
+            Err(ChainError::Invalid(ValidationError::ForkBelowFinality))
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(ours.chain().tip(), their_hash(1));
+
+    // Their blocks arrive: the best lock binds from then on.
+    for h in 2..=3 {
+        ours.chain_mut()
+            .process_block(block_at(&theirs, h), NOW + 1)
+            .expect("their block");
+    }
+    assert_eq!(ours.chain().tip(), their_hash(3));
+    assert_eq!(
+        ours.chain().binding_chainlock(),
+        Some(&lock(2, their_hash(2)))
+    );
+}
