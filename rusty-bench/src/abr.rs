@@ -9,13 +9,18 @@
 //! rate of a provider set throttled by token buckets whose rates change,
 //! with occasional deep drops. A simulation of the player's side: the same
 //! code the node would run, fed with rates instead of a live swarm.
+//!
+//! [`nodes`] plays the same rules on real nodes, a provider throttled by
+//! its token bucket as the trace says (`--node-traces`).
 
 use std::fmt;
 
 use rusty_media::{
     abr::{offline_optimum, seeded_trace, simulate, Qoe, Rule},
-    ladder::{self, Source, SEGMENT_SECS},
+    ladder::{self, Rung, Source, SEGMENT_SECS},
 };
+
+pub mod nodes;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -26,6 +31,10 @@ pub struct AbrBenchConfig {
     /// The traces' range, kbit/s.
     pub low_kbps: f64,
     pub high_kbps: f64,
+    /// Traces also played on real nodes ([`nodes`]; 0: none), and their
+    /// segments.
+    pub node_traces: usize,
+    pub node_segments: usize,
 }
 
 impl Default for AbrBenchConfig {
@@ -36,6 +45,8 @@ impl Default for AbrBenchConfig {
             segments: 120,
             low_kbps: 300.0,
             high_kbps: 6_000.0,
+            node_traces: 1,
+            node_segments: 40,
         }
     }
 }
@@ -59,17 +70,20 @@ pub struct AbrBenchReport {
     pub optimum: f64,
 }
 
-/// Runs every rule and the optimum over the same traces.
-pub fn run_abr_bench(config: AbrBenchConfig) -> AbrBenchReport {
+/// The ladder `stream publish --transcode` makes for a 1080p30 source.
+pub fn rungs() -> Vec<Rung> {
     let source = Source {
         width: 1920,
         height: 1080,
         fps: 30.0,
         audio: false,
     };
-    let bitrates: Vec<f64> = ladder::plan(&source)
-        .map(|rungs| rungs.iter().map(|r| f64::from(r.video_kbps)).collect())
-        .unwrap_or_default();
+    ladder::plan(&source).unwrap_or_default()
+}
+
+/// Runs every rule and the optimum over the same traces (simulated).
+pub fn run_abr_bench(config: AbrBenchConfig) -> AbrBenchReport {
+    let bitrates: Vec<f64> = rungs().iter().map(|r| f64::from(r.video_kbps)).collect();
     let seg = f64::from(SEGMENT_SECS);
     let traces: Vec<_> = (0..config.traces)
         .map(|i| {

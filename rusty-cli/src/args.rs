@@ -732,7 +732,10 @@ pub enum BenchCommand {
         gossip_txs: usize,
     },
     /// Adaptive bitrate: a throughput rule, BBA and BOLA-E over seeded
-    /// bandwidth traces, scored with MPC's QoE beside the offline optimum.
+    /// bandwidth traces, scored with MPC's QoE beside the offline optimum;
+    /// simulated, then played on real nodes (a provider whose upload token
+    /// bucket follows the trace, a viewer node choosing renditions, a player
+    /// paced at playback speed).
     Abr {
         /// Traces.
         #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().traces)]
@@ -743,6 +746,13 @@ pub enum BenchCommand {
         /// Segments per trace.
         #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().segments)]
         segments: usize,
+        /// Traces also played on real nodes, each rule in real time (0:
+        /// simulation only).
+        #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().node_traces)]
+        node_traces: usize,
+        /// Segments (seconds of playback) per trace on real nodes.
+        #[arg(long, default_value_t = rusty_bench::abr::AbrBenchConfig::default().node_segments)]
+        node_segments: usize,
     },
     /// Provider policies (the classic heuristic, the learner) beside an
     /// oracle that knows the true schedule, over seeded simulations of

@@ -520,14 +520,26 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             traces,
             seed,
             segments,
+            node_traces,
+            node_segments,
         } => {
-            let report = rusty_bench::abr::run_abr_bench(rusty_bench::abr::AbrBenchConfig {
+            let config = rusty_bench::abr::AbrBenchConfig {
                 traces: (*traces).max(1),
                 seed: *seed,
                 segments: (*segments).max(1),
+                node_traces: *node_traces,
+                node_segments: (*node_segments).max(2),
                 ..Default::default()
-            });
+            };
+            let report = rusty_bench::abr::run_abr_bench(config.clone());
             println!("{report}");
+            if config.node_traces > 0 {
+                let dir = rusty_bench::connect::TempDir::new("abrbench")
+                    .context("creating a temporary directory")?;
+                let nodes =
+                    runtime()?.block_on(rusty_bench::abr::nodes::run(dir.path(), &config))?;
+                println!("{nodes}");
+            }
             Ok(())
         }
         BenchCommand::Select { seeds, node_trials } => {

@@ -21,8 +21,12 @@
 //!
 //! [`simulate`] plays a trace through a rule and scores it with the QoE
 //! metric of MPC and Pensieve: Σ bitrate − 4.3 × rebuffer seconds −
-//! Σ |Δ bitrate|, bitrates in Mbit/s. `rusty-cli bench abr` runs all four
-//! over seeded traces.
+//! Σ |Δ bitrate|, bitrates in Mbit/s, each segment download at one rate of
+//! the trace. [`simulate_timed`] and [`offline_optimum_timed`] read the
+//! trace as a link over time instead ([`Link`]: a new rate every segment
+//! length of wall-clock time), as a provider's token bucket that follows
+//! the trace applies it. `rusty-cli bench abr` runs all four over seeded
+//! traces, simulated and on real nodes.
 
 /// Rebuffering penalty per second, in Mbit/s of bitrate (MPC's QoE_lin).
 pub const REBUFFER_PENALTY: f64 = 4.3;
@@ -85,6 +89,10 @@ impl Chooser {
             placeholder: 0.0,
             startup: true,
         }
+    }
+
+    pub fn rule(&self) -> Rule {
+        self.rule
     }
 
     /// A finished segment download: `kbits` in `secs`.
@@ -260,7 +268,9 @@ impl Qoe {
         self.bitrate - REBUFFER_PENALTY * self.rebuffer_secs - self.switches
     }
 
-    fn add(&mut self, mbps: f64, previous: Option<f64>, stall: f64) {
+    /// One segment played at `mbps` after one at `previous`, having
+    /// waited `stall` seconds for it.
+    pub fn add(&mut self, mbps: f64, previous: Option<f64>, stall: f64) {
         self.bitrate += mbps;
         self.rebuffer_secs += stall;
         if let Some(p) = previous {
@@ -340,6 +350,160 @@ pub fn offline_optimum(bitrates: &[f64], segment_secs: f64, trace: &Trace) -> f6
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
+/// A trace read as a link over time, as a provider's token bucket applies
+/// it: `trace[k]` kbit/s from `k·step` to `(k+1)·step` seconds, and its
+/// last rate after its end. ([`simulate`] reads a trace one rate per
+/// segment download instead.)
+#[derive(Debug, Clone, Copy)]
+pub struct Link<'a> {
+    trace: &'a [f64],
+    step: f64,
+}
+
+impl<'a> Link<'a> {
+    pub fn new(trace: &'a [f64], step: f64) -> Link<'a> {
+        Link {
+            trace,
+            step: step.max(1e-3),
+        }
+    }
+
+    fn rate(&self, k: usize) -> f64 {
+        self.trace
+            .get(k)
+            .or(self.trace.last())
+            .copied()
+            .unwrap_or(0.0)
+            .max(1e-3)
+    }
+
+    /// Seconds to move `kbits` starting at `start` seconds.
+    pub fn download_secs(&self, start: f64, kbits: f64) -> f64 {
+        let start = start.max(0.0);
+        let (mut t, mut left) = (start, kbits.max(0.0));
+        let mut k = (start / self.step).floor() as usize;
+        loop {
+            let rate = self.rate(k);
+            if k + 1 >= self.trace.len() {
+                return t + left / rate - start;
+            }
+            let end = ((k + 1) as f64 * self.step).max(t);
+            let can = rate * (end - t);
+            if can >= left {
+                return t + left / rate - start;
+            }
+            left -= can;
+            t = end;
+            k += 1;
+        }
+    }
+}
+
+/// Plays `segments` segments with `rule` over `trace` read as a [`Link`]
+/// (a new rate every `segment_secs` of time), from an empty buffer; the
+/// fetching pauses while the buffer holds [`MAX_BUFFER_SECS`], as the
+/// node's prefetch does. The start-up wait counts as rebuffering.
+pub fn simulate_timed(
+    rule: Rule,
+    bitrates: &[f64],
+    segment_secs: f64,
+    trace: &Trace,
+    segments: usize,
+) -> Qoe {
+    let link = Link::new(trace, segment_secs);
+    let mut chooser = Chooser::new(rule, bitrates, segment_secs);
+    let (mut t, mut buffer, mut qoe, mut previous) = (0.0, 0.0, Qoe::default(), None);
+    for _ in 0..segments {
+        if buffer > MAX_BUFFER_SECS {
+            t += buffer - MAX_BUFFER_SECS;
+            buffer = MAX_BUFFER_SECS;
+        }
+        let kbps = bitrates[chooser.choose(buffer)];
+        let secs = link.download_secs(t, kbps * segment_secs);
+        let stall = (secs - buffer).max(0.0);
+        buffer = (buffer - secs).max(0.0) + segment_secs;
+        t += secs;
+        chooser.record(kbps * segment_secs, secs);
+        if stall > 0.0 && previous.is_some() {
+            chooser.rebuffered();
+        }
+        qoe.add(kbps / 1000.0, previous, stall);
+        previous = Some(kbps / 1000.0);
+    }
+    qoe
+}
+
+/// The best score of [`simulate_timed`]'s player knowing the trace: a
+/// dynamic programme over (segment, previous rendition, time, buffer),
+/// time and buffer in 0.1 s steps, time up to the segments' playing time
+/// plus 60 s (a later finish stalls for more than any choice gains).
+pub fn offline_optimum_timed(
+    bitrates: &[f64],
+    segment_secs: f64,
+    trace: &Trace,
+    segments: usize,
+) -> f64 {
+    const STEP: f64 = 0.1;
+    let link = Link::new(trace, segment_secs);
+    let times = ((segments as f64 * segment_secs + 60.0) / STEP) as usize + 1;
+    let levels = ((MAX_BUFFER_SECS + segment_secs) / STEP).ceil() as usize + 1;
+    let n = bitrates.len();
+    let slot = |x: f64, count: usize| ((x / STEP).round() as usize).min(count - 1);
+    // Seconds to fetch rendition m's segment from time slot ti.
+    let fetch: Vec<Vec<f64>> = (0..times)
+        .map(|ti| {
+            bitrates
+                .iter()
+                .map(|kbps| link.download_secs(ti as f64 * STEP, kbps * segment_secs))
+                .collect()
+        })
+        .collect();
+    let cell = |prev: usize, ti: usize, bi: usize| (prev * times + ti) * levels + bi;
+    let mut best = vec![f64::NEG_INFINITY; (n + 1) * times * levels];
+    best[cell(n, 0, 0)] = 0.0; // `n`: no segment yet.
+    for _ in 0..segments {
+        let mut next = vec![f64::NEG_INFINITY; best.len()];
+        for prev in 0..=n {
+            for ti in 0..times {
+                for bi in 0..levels {
+                    let score = best[cell(prev, ti, bi)];
+                    if score == f64::NEG_INFINITY {
+                        continue;
+                    }
+                    let (mut t, mut buffer) = (ti as f64 * STEP, bi as f64 * STEP);
+                    if buffer > MAX_BUFFER_SECS {
+                        t += buffer - MAX_BUFFER_SECS;
+                        buffer = MAX_BUFFER_SECS;
+                    }
+                    let start = slot(t, times);
+                    for (m, &kbps) in bitrates.iter().enumerate() {
+                        let secs = fetch[start][m];
+                        let end = t + secs;
+                        if end / STEP >= times as f64 {
+                            continue;
+                        }
+                        let stall = (secs - buffer).max(0.0);
+                        let after = (buffer - secs).max(0.0) + segment_secs;
+                        let mbps = kbps / 1000.0;
+                        let switch = if prev < n {
+                            (mbps - bitrates[prev] / 1000.0).abs()
+                        } else {
+                            0.0
+                        };
+                        let s = score + mbps - REBUFFER_PENALTY * stall - switch;
+                        let c = &mut next[cell(m, slot(end, times), slot(after, levels))];
+                        if s > *c {
+                            *c = s;
+                        }
+                    }
+                }
+            }
+        }
+        best = next;
+    }
+    best.into_iter().fold(f64::NEG_INFINITY, f64::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +577,35 @@ mod tests {
                 // The programme rounds buffers to 0.1 s: allow that much.
                 assert!(
                     q <= best + 0.5,
+                    "seed {seed} {rule:?}: {q} > optimum {best}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_link_changes_rate_each_step_and_holds_the_last() {
+        let trace = [1_000.0, 2_000.0];
+        let link = Link::new(&trace, 1.0);
+        // 500 kbit in the first second: half of it.
+        assert!((link.download_secs(0.0, 500.0) - 0.5).abs() < 1e-9);
+        // 1,000 kbit from 0.5 s: 500 at 1,000/s, then 500 at 2,000/s.
+        assert!((link.download_secs(0.5, 1_000.0) - 0.75).abs() < 1e-9);
+        // After the end the last rate holds.
+        assert!((link.download_secs(5.0, 4_000.0) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_timed_optimum_bounds_every_rule_on_the_timed_link() {
+        for seed in 1..4 {
+            let trace = seeded_trace(seed, 30, 500.0, 4_000.0);
+            let best = offline_optimum_timed(&LADDER, 1.0, &trace, 30);
+            assert!(best.is_finite());
+            for rule in Rule::ALL {
+                let q = simulate_timed(rule, &LADDER, 1.0, &trace, 30).score();
+                // Time and buffer are rounded to 0.1 s: allow for it.
+                assert!(
+                    q <= best + 1.0,
                     "seed {seed} {rule:?}: {q} > optimum {best}"
                 );
             }

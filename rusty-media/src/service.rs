@@ -308,7 +308,9 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<ContentStore>,
     pub(crate) net: NetworkHandle,
     pub(crate) key: SecretKey,
-    upload_limit: u64,
+    /// Bytes per second, 0 = none; the task's token bucket holds the rate
+    /// too ([`MediaHandle::set_upload_limit`] changes both).
+    upload_limit: AtomicU64,
     serve_slots: Arc<Semaphore>,
     reply_budget: Arc<Semaphore>,
     /// Manifests added to the catalog because of announcements, this run.
@@ -486,7 +488,7 @@ impl MediaHandle {
             store,
             net,
             key,
-            upload_limit,
+            upload_limit: AtomicU64::new(upload_limit),
             serve_slots: Arc::new(Semaphore::new(SERVE_SLOTS)),
             reply_budget: Arc::new(Semaphore::new(REPLY_BUDGET_KIB)),
             announced_manifests: AtomicU64::new(0),
@@ -633,6 +635,24 @@ impl MediaHandle {
         }
     }
 
+    /// Changes the upload limit for media replies (bytes per second, 0 =
+    /// none) while the node runs. Tokens already in the bucket stay, up to
+    /// the new burst: a rate that changes often still paces. Turned on
+    /// from no limit, the bucket starts empty.
+    pub async fn set_upload_limit(&self, bytes_per_sec: u64) -> Result<(), MediaError> {
+        self.ask(|reply| MediaCommand::SetUploadLimit {
+            bytes_per_sec,
+            reply,
+        })
+        .await?;
+        // Stored once the task holds the new rate: from here on the
+        // replies' fast path (no limit, no round trip) and the bucket agree.
+        self.shared
+            .upload_limit
+            .store(bytes_per_sec, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// The manifest of `id`, fetched from the network if needed.
     pub async fn manifest(&self, id: Hash256) -> Result<Arc<SignedManifest>, MediaError> {
         let never = std::sync::atomic::AtomicBool::new(false);
@@ -662,7 +682,7 @@ impl MediaHandle {
             direct_uploaded_bytes: get(&c.direct_uploaded_bytes),
             direct_downloaded_bytes: get(&c.direct_downloaded_bytes),
             data_channel_port: self.data_channel_port(),
-            upload_limit: self.shared.upload_limit,
+            upload_limit: get(&self.shared.upload_limit),
             store_bytes: s.total_bytes,
             pinned_bytes: s.pinned_bytes,
             cached_bytes: s.cached_bytes,

@@ -131,8 +131,14 @@ impl LadderPlayer {
     /// from the swarm if needed) before it answers anything, and a ladder
     /// it cannot play answers every command with why.
     pub fn spawn(media: MediaHandle, master: Hash256) -> LadderPlayer {
+        Self::spawn_with_rule(media, master, Rule::BolaE)
+    }
+
+    /// [`LadderPlayer::spawn`] choosing with `rule` instead of BOLA-E (the
+    /// node always uses BOLA-E; `rusty-cli bench abr` compares the rules).
+    pub fn spawn_with_rule(media: MediaHandle, master: Hash256, rule: Rule) -> LadderPlayer {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(media, master, rx));
+        tokio::spawn(run(media, master, rule, rx));
         LadderPlayer { tx }
     }
 
@@ -382,7 +388,7 @@ struct Ladder {
     waiting_master: Vec<Reply<String>>,
 }
 
-async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command>) {
+async fn run(media: MediaHandle, master: Hash256, rule: Rule, mut rx: mpsc::Receiver<Command>) {
     let (renditions, master_text) = match open(&media, master).await {
         Ok(r) => r,
         Err(e) => {
@@ -402,7 +408,7 @@ async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command
     let mean = durations.iter().sum::<f64>() / count.max(1) as f64;
     let bitrates: Vec<f64> = renditions.iter().map(|r| r.kbps).collect();
     let mut ladder = Ladder {
-        chooser: Chooser::new(Rule::BolaE, &bitrates, mean.max(0.1)),
+        chooser: Chooser::new(rule, &bitrates, mean.max(0.1)),
         fetched: vec![(0, 0); renditions.len()],
         media,
         master,
@@ -587,7 +593,7 @@ impl Ladder {
     fn status(&self) -> LadderStatus {
         LadderStatus {
             master: self.master.to_string(),
-            rule: Rule::BolaE.name(),
+            rule: self.chooser.rule().name(),
             segments: self.durations.len(),
             position: self.position,
             buffer_secs: self.buffer(),

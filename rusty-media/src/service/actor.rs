@@ -10,7 +10,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
@@ -140,6 +140,11 @@ pub(crate) enum MediaCommand {
         bytes: u64,
         reply: oneshot::Sender<Option<Duration>>,
     },
+    /// A new upload rate, bytes per second (0 = none).
+    SetUploadLimit {
+        bytes_per_sec: u64,
+        reply: oneshot::Sender<()>,
+    },
     // ---- announcing ----------------------------------------------------
     /// Marks `id` provided; `true` the first time this run.
     StartProviding {
@@ -188,7 +193,8 @@ impl Actor {
         me: mpsc::WeakSender<MediaCommand>,
         commands: mpsc::Receiver<MediaCommand>,
     ) -> Actor {
-        let upload = UploadLimiter::new(shared.upload_limit, Instant::now());
+        let upload =
+            UploadLimiter::new(shared.upload_limit.load(Ordering::Relaxed), Instant::now());
         Actor {
             shared,
             me,
@@ -326,6 +332,13 @@ impl Actor {
             }
             MediaCommand::ReserveUpload { bytes, reply } => {
                 let _ = reply.send(self.upload.reserve(bytes, Instant::now()));
+            }
+            MediaCommand::SetUploadLimit {
+                bytes_per_sec,
+                reply,
+            } => {
+                self.upload.set_rate(bytes_per_sec, Instant::now());
+                let _ = reply.send(());
             }
             MediaCommand::StartProviding { id, reply } => {
                 let _ = reply.send(self.providing.insert(id));

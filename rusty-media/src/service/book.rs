@@ -32,15 +32,39 @@ pub(crate) struct UploadLimiter {
 
 impl UploadLimiter {
     pub(crate) fn new(bytes_per_sec: u64, now: Instant) -> Self {
-        let rate = bytes_per_sec as f64;
-        // One second's worth, but at least one full chunk reply.
-        let burst = rate.max(MAX_REPLY_BYTES as f64);
+        let burst = Self::burst_of(bytes_per_sec as f64);
         UploadLimiter {
-            rate,
+            rate: bytes_per_sec as f64,
             burst,
             tokens: burst,
             updated: now,
         }
+    }
+
+    /// One second's worth, but at least one full chunk reply.
+    fn burst_of(rate: f64) -> f64 {
+        rate.max(MAX_REPLY_BYTES as f64)
+    }
+
+    /// Changes the rate: the tokens earned so far at the old rate stay (up
+    /// to the new burst), so a rate changed every second still paces
+    /// instead of refilling the bucket each time. From no limit, the bucket
+    /// starts empty: nothing was saved while uploads ran unlimited, and the
+    /// new rate paces from the first reply.
+    pub(crate) fn set_rate(&mut self, bytes_per_sec: u64, now: Instant) {
+        if self.rate > 0.0 {
+            let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        }
+        let was_off = self.rate <= 0.0;
+        self.updated = now;
+        self.rate = bytes_per_sec as f64;
+        self.burst = Self::burst_of(self.rate);
+        self.tokens = if was_off {
+            0.0
+        } else {
+            self.tokens.min(self.burst)
+        };
     }
 
     /// How long to wait before sending `bytes`, or `None` to refuse.

@@ -184,7 +184,7 @@ impl MediaHandle {
     /// to answer `Busy` (also once the service stopped).
     async fn reserve_upload(&self, bytes: u64) -> Option<std::time::Duration> {
         // Without a limit the bucket never says wait: spare the round trip.
-        if self.shared.upload_limit == 0 {
+        if self.shared.upload_limit.load(Ordering::Relaxed) == 0 {
             return Some(std::time::Duration::ZERO);
         }
         self.ask(|reply| MediaCommand::ReserveUpload { bytes, reply })

@@ -26,6 +26,33 @@ fn the_upload_limiter_paces_and_refuses_long_waits() {
 }
 
 #[test]
+fn a_changed_upload_rate_keeps_the_tokens_earned_and_paces_at_once() {
+    let t0 = Instant::now();
+    let mut l = UploadLimiter::new(4 << 20, t0);
+    // Empty the 4 MiB bucket, then drop to 1 MiB/s half a second later:
+    // the 2 MiB earned at the old rate stay, capped by the new burst.
+    assert_eq!(l.reserve(4 << 20, t0), Some(Duration::ZERO));
+    let t1 = t0 + Duration::from_millis(500);
+    l.set_rate(1 << 20, t1);
+    assert_eq!(l.reserve(1 << 20, t1), Some(Duration::ZERO));
+    // The next MiB waits a second at the new rate, not a quarter.
+    let w = l.reserve(1 << 20, t1).expect("within the wait cap");
+    assert!(
+        w > Duration::from_millis(900) && w <= Duration::from_millis(1000),
+        "{w:?}"
+    );
+    // Off: never waits; on again: an empty bucket, pacing at once.
+    l.set_rate(0, t1);
+    assert_eq!(l.reserve(u64::MAX, t1), Some(Duration::ZERO));
+    l.set_rate(1 << 20, t1);
+    let w = l.reserve(1 << 19, t1).expect("allowed");
+    assert!(
+        w > Duration::from_millis(450) && w <= Duration::from_millis(500),
+        "{w:?}"
+    );
+}
+
+#[test]
 fn the_provider_book_is_bounded_and_most_recent_first() {
     let mut b = ProviderBook::default();
     let id = Hash256([1; 32]);
