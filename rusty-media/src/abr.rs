@@ -280,6 +280,14 @@ impl Qoe {
     }
 }
 
+/// What playing rendition `m` after `prev` (`None`: the first segment),
+/// having waited `stall` seconds for it, adds to the QoE.
+fn reward(bitrates: &[f64], prev: Option<usize>, m: usize, stall: f64) -> f64 {
+    let mbps = bitrates[m] / 1000.0;
+    let switch = prev.map_or(0.0, |p| (mbps - bitrates[p] / 1000.0).abs());
+    mbps - REBUFFER_PENALTY * stall - switch
+}
+
 /// One segment's download: the stall it causes and the buffer after it.
 fn step(buffer: f64, kbps: f64, rate: f64, segment_secs: f64) -> (f64, f64, f64) {
     let secs = kbps * segment_secs / rate.max(1e-9);
@@ -328,13 +336,7 @@ pub fn offline_optimum(bitrates: &[f64], segment_secs: f64, trace: &Trace) -> f6
                 let buffer = level as f64 * STEP;
                 for (m, &kbps) in bitrates.iter().enumerate() {
                     let (_, stall, after) = step(buffer, kbps, rate, segment_secs);
-                    let mbps = kbps / 1000.0;
-                    let switch = if prev < n {
-                        (mbps - bitrates[prev] / 1000.0).abs()
-                    } else {
-                        0.0
-                    };
-                    let s = score + mbps - REBUFFER_PENALTY * stall - switch;
+                    let s = score + reward(bitrates, (prev < n).then_some(prev), m, stall);
                     let cell = &mut next[m][slot(after)];
                     if s > *cell {
                         *cell = s;
@@ -476,21 +478,14 @@ pub fn offline_optimum_timed(
                         buffer = MAX_BUFFER_SECS;
                     }
                     let start = slot(t, times);
-                    for (m, &kbps) in bitrates.iter().enumerate() {
-                        let secs = fetch[start][m];
+                    for (m, &secs) in fetch[start].iter().enumerate() {
                         let end = t + secs;
                         if end / STEP >= times as f64 {
                             continue;
                         }
                         let stall = (secs - buffer).max(0.0);
                         let after = (buffer - secs).max(0.0) + segment_secs;
-                        let mbps = kbps / 1000.0;
-                        let switch = if prev < n {
-                            (mbps - bitrates[prev] / 1000.0).abs()
-                        } else {
-                            0.0
-                        };
-                        let s = score + mbps - REBUFFER_PENALTY * stall - switch;
+                        let s = score + reward(bitrates, (prev < n).then_some(prev), m, stall);
                         let c = &mut next[cell(m, slot(end, times), slot(after, levels))];
                         if s > *c {
                             *c = s;
