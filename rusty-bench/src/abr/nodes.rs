@@ -8,9 +8,11 @@
 //! with the rule ([`LadderPlayer`], the code behind the node's own
 //! `abr.m3u8`), and a player paced at playback speed asks it for segment
 //! after segment, the next once it holds at most [`PLAYER_AHEAD_SECS`].
-//! Every rule gets its own viewer node and every trace its own ladder, so
-//! no run starts with another's segments; the runs go one after another,
-//! each from an empty bucket (as the model's link, which lends no burst).
+//! Every rule gets its own viewer node and every run its own ladder (same
+//! sizes, other bytes): a viewer holding segments of a ladder serves them,
+//! unthrottled, to the next viewer of that ladder. The runs go one after
+//! another, each from an empty bucket (as the model's link, which lends no
+//! burst).
 //!
 //! Segment bytes are the ladder's bitrates × [`BYTE_SCALE`], and so are the
 //! trace's rates. At the real bitrates a low rung's 1 s segment (31 kB) is
@@ -46,6 +48,9 @@ pub const BYTE_SCALE: f64 = 8.0;
 /// player that fetched far ahead would leave the node no buffer to choose
 /// by: the node's rule is the one measured).
 pub const PLAYER_AHEAD_SECS: f64 = 1.0;
+/// More than this from the other viewers (one 64 KiB chunk) means the run
+/// was not throttled: an error, not a figure.
+const MAX_UNTHROTTLED_BYTES: u64 = 64 * 1024;
 /// A segment the player waits longer than this for ends the run.
 const SEGMENT_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -61,6 +66,9 @@ pub struct NodeRun {
     pub simulated: Qoe,
     /// Segments the player asked for before the node held them.
     pub node_rebuffers: u64,
+    /// Media bytes the other viewer nodes uploaded meanwhile (past the
+    /// throttle).
+    pub unthrottled_bytes: u64,
     pub wall_secs: f64,
 }
 
@@ -107,26 +115,50 @@ async fn runs_on(
             config.low_kbps,
             config.high_kbps,
         );
-        let master = publish_ladder(&provider, &rungs, segments, t as u64).await?;
         report
             .optimum
             .push(offline_optimum_timed(&bitrates, seg, &trace, segments));
         for (k, &rule) in Rule::ALL.iter().enumerate() {
+            // A ladder of its own: a viewer that played another rule holds
+            // that ladder's segments and would serve them unthrottled.
+            let tag = (t * Rule::ALL.len() + k) as u64;
+            let master = publish_ladder(&provider, &rungs, segments, tag).await?;
             let viewer = media(net, 1 + k)?;
+            let served_by_viewers = viewers_uploaded(net)?;
             let started = Instant::now();
             let (played, node_rebuffers) =
                 play(&provider, &viewer, master, rule, &trace, &bitrates).await?;
+            // The segments must have come through the throttled provider
+            // (viewers may pass each other a manifest, never a segment's
+            // worth).
+            let unthrottled = viewers_uploaded(net)?.saturating_sub(served_by_viewers);
+            if unthrottled > MAX_UNTHROTTLED_BYTES {
+                return Err(setup(format!(
+                    "{}: viewer nodes served {unthrottled} bytes, past the provider's throttle",
+                    rule.name()
+                )));
+            }
             report.runs.push(NodeRun {
                 trace: t,
                 rule: rule.name(),
                 played,
                 simulated: simulate_timed(rule, &bitrates, seg, &trace, segments),
                 node_rebuffers,
+                unthrottled_bytes: unthrottled,
                 wall_secs: started.elapsed().as_secs_f64(),
             });
         }
     }
     Ok(report)
+}
+
+/// Media bytes the viewer nodes (all but node 0) have uploaded.
+fn viewers_uploaded(net: &LocalNet) -> Result<u64, BenchError> {
+    let mut total = 0;
+    for i in 1..=Rule::ALL.len() {
+        total += media(net, i)?.stats().uploaded_bytes;
+    }
+    Ok(total)
 }
 
 /// Bytes of a rendition's segment at `kbps`, scaled.
