@@ -5,10 +5,11 @@
 //! upload, are most of a transfer's CPU (BLAKE3, page-cache copies). On
 //! tokio's blocking pool they competed as equals with everything else, so
 //! a block or a ChainLock arriving during a transfer waited for the cores
-//! (docs/performance.md, media). Here they run on [`THREADS`] threads at
-//! nice [`NICE`] (on Linux): when the cores are contended the kernel runs
-//! the node's other work first, and when they are not, media gets them
-//! all. Elsewhere the threads keep the default priority.
+//! (docs/performance.md, media). Here they run on [`THREADS`] threads
+//! under Linux's `SCHED_IDLE` policy (nice [`NICE`] where that fails):
+//! when the cores are contended the kernel runs the node's other work
+//! first, and when they are not, media gets them all. Elsewhere the
+//! threads keep the default priority.
 //!
 //! Callers are bounded (a download's write window, the serving slots, the
 //! data channel's read-ahead), so the queue needs no bound of its own.
@@ -69,7 +70,7 @@ fn queue() -> &'static mpsc::Sender<Job> {
 
 /// Where the direct data channel's connections run (both ends: the
 /// viewer's reads, the provider's writes): a runtime of its own, its
-/// [`THREADS`] threads (`media-net-*`) at nice [`NICE`] as the I/O pool's.
+/// [`THREADS`] threads (`media-net-*`) at the I/O pool's priority.
 /// Copying a transfer's bytes through the sockets is kernel time charged
 /// to the thread doing it; on the node's runtime that was the workers
 /// which also carry blocks, gossip and RPC. `None` if it could not be
@@ -118,8 +119,29 @@ where
     }
 }
 
+/// Puts the calling thread on `SCHED_IDLE`, then at nice [`NICE`] (which
+/// counts only if the policy could not be set).
+///
+/// Nice 10 alone left blocks beside a transfer about 2 × their idle time at
+/// p95: a block's threads woke behind a media thread that kept the core
+/// until its time slice ran out (perf sched showed a core idle while a
+/// woken runtime thread waited in the other's queue). The kernel preempts
+/// a `SCHED_IDLE` thread at once for any normal thread that wakes.
 #[cfg(target_os = "linux")]
 fn lower_priority() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    // `Min` is the only priority `SCHED_IDLE` takes (0). The call also
+    // resets the niceness to 0, which fails in a process already niced
+    // after the policy was set: the policy read back is what counts.
+    let _ = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
+    match thread_schedule_policy() {
+        Ok(policy) if policy == idle => {}
+        got => warn!(target: "media", ?got, "media I/O not on SCHED_IDLE"),
+    }
     let tid = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
         warn!(target: "media", error = %e, "media I/O runs at normal priority");
@@ -173,11 +195,29 @@ mod tests {
         }
     }
 
+    /// This thread's scheduling policy, from procfs (field 41).
+    #[cfg(target_os = "linux")]
+    fn policy() -> u32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
+        let after = &stat[stat.rfind(')').expect("stat line") + 2..];
+        after
+            .split(' ')
+            .nth(38)
+            .and_then(|f| f.parse().ok())
+            .expect("a policy field")
+    }
+
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_pool_runs_below_the_default_priority() {
-        let outside = niceness();
-        let inside = low_priority(|| Ok(niceness())).await.expect("runs");
+        const SCHED_OTHER: u32 = 0;
+        const SCHED_IDLE: u32 = 5;
+        let (outside, outside_policy) = (niceness(), policy());
+        let (inside, inside_policy) = low_priority(|| Ok((niceness(), policy())))
+            .await
+            .expect("runs");
+        assert_eq!(outside_policy, SCHED_OTHER);
+        assert_eq!(inside_policy, SCHED_IDLE, "the pool's policy");
         assert!(
             inside >= outside + NICE.min(19 - outside),
             "nice {inside} vs {outside}"
