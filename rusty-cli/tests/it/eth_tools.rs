@@ -16,7 +16,7 @@ use std::{
 use rusty_node::rpc::client::RpcClient;
 use serde_json::{json, Value};
 
-use crate::harness::free_port;
+use crate::{harness::free_port, install_lock::install_lock};
 
 /// The committed npm project: package.json, its lock file, the hardhat
 /// config and the contract's compile script.
@@ -82,7 +82,10 @@ pub fn tools() -> Result<PathBuf, String> {
         return Ok(dir);
     }
     let parent = dir.parent().expect("cache parent");
-    fs::create_dir_all(parent).expect("create the cache");
+    let _installing = install_lock(parent, "eth-tools");
+    if fs::read_to_string(dir.join("stamp")).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(dir);
+    }
     let tmp = parent.join(format!("eth-tools.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).expect("create the install dir");

@@ -12,6 +12,7 @@ mod crash;
 mod eth_tools;
 mod harness;
 mod htlc_swap;
+mod install_lock;
 mod masternode_cli;
 mod nat_lab;
 mod pyvenv;

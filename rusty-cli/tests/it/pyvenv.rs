@@ -8,6 +8,8 @@ use std::{
     process::Command,
 };
 
+use crate::install_lock::install_lock;
+
 /// Kept between runs, beside the shared target directory.
 fn venv_dir(name: &str) -> PathBuf {
     let home = std::env::var_os("HOME").expect("HOME is set");
@@ -69,7 +71,10 @@ pub fn venv_python(name: &str, requirements: &Path) -> PathBuf {
     }
 
     let parent = venv.parent().expect("venv parent");
-    fs::create_dir_all(parent).unwrap_or_else(|e| panic!("creating {}: {e}", parent.display()));
+    let _installing = install_lock(parent, &format!("{name}-venv"));
+    if ready(&venv) {
+        return python;
+    }
     let tmp = parent.join(format!("{name}-venv.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
 

@@ -168,17 +168,29 @@ pub(crate) async fn low_priority<T: Send + 'static>(
 mod tests {
     use super::*;
 
-    /// This thread's niceness, from procfs (field 19 of its stat line).
+    /// Field `n` (1-based, as in proc(5)) of this thread's stat line.
     #[cfg(target_os = "linux")]
-    fn niceness() -> i32 {
+    fn stat_field<T: std::str::FromStr>(n: usize) -> T {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
         // The command name (field 2) may hold spaces: count after its ')'.
         let after = &stat[stat.rfind(')').expect("stat line") + 2..];
         after
             .split(' ')
-            .nth(16)
+            .nth(n - 3)
             .and_then(|f| f.parse().ok())
-            .expect("a nice field")
+            .expect("a stat field")
+    }
+
+    /// This thread's niceness (field 19).
+    #[cfg(target_os = "linux")]
+    fn niceness() -> i32 {
+        stat_field(19)
+    }
+
+    /// This thread's scheduling policy (field 41).
+    #[cfg(target_os = "linux")]
+    fn policy() -> u32 {
+        stat_field(41)
     }
 
     #[tokio::test]
@@ -193,18 +205,6 @@ mod tests {
         for _ in 0..2 * THREADS {
             assert_eq!(low_priority(|| Ok(7)).await.expect("runs"), 7);
         }
-    }
-
-    /// This thread's scheduling policy, from procfs (field 41).
-    #[cfg(target_os = "linux")]
-    fn policy() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
-        let after = &stat[stat.rfind(')').expect("stat line") + 2..];
-        after
-            .split(' ')
-            .nth(38)
-            .and_then(|f| f.parse().ok())
-            .expect("a policy field")
     }
 
     #[cfg(target_os = "linux")]
