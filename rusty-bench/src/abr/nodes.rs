@@ -66,9 +66,6 @@ pub struct NodeRun {
     pub simulated: Qoe,
     /// Segments the player asked for before the node held them.
     pub node_rebuffers: u64,
-    /// Media bytes the other viewer nodes uploaded meanwhile (past the
-    /// throttle).
-    pub unthrottled_bytes: u64,
     pub wall_secs: f64,
 }
 
@@ -144,7 +141,6 @@ async fn runs_on(
                 played,
                 simulated: simulate_timed(rule, &bitrates, seg, &trace, segments),
                 node_rebuffers,
-                unthrottled_bytes: unthrottled,
                 wall_secs: started.elapsed().as_secs_f64(),
             });
         }
