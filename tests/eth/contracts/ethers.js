@@ -8,7 +8,14 @@ const { compile } = require('./compile');
 
 async function main() {
   const { abi, bytecode } = compile('Greeter');
-  const provider = new ethers.JsonRpcProvider(process.env.RPC_URL);
+  // ethers v6 answers identical requests from a 250 ms cache, also after
+  // a broadcast (ethers-io/ethers.js#5165): where a block follows within
+  // that window, as on this test's dev node, the next transaction reuses
+  // the pending nonce from before and fails with NONCE_EXPIRED. A documented
+  // provider option turns it off (ethers' own advice for hardhat, #4549).
+  const provider = new ethers.JsonRpcProvider(process.env.RPC_URL, undefined, {
+    cacheTimeout: -1,
+  });
   provider.pollingInterval = 250;
   const network = await provider.getNetwork();
   assert.equal(network.chainId, BigInt(process.env.CHAIN_ID));
