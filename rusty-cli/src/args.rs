@@ -703,6 +703,10 @@ pub enum BenchCommand {
         /// Transfers to time.
         #[arg(long, default_value_t = 5000)]
         transfers: usize,
+        /// Runs of the gossiped connect and of raw revm (alternating; each
+        /// reports its fastest).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+        rounds: u16,
     },
     /// Connect blocks of pay-to-pubkey-hash transactions into RocksDB with full
     /// signature checks; prints tx/s beside the raw Ed25519 batch-verify rate.

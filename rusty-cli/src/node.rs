@@ -431,9 +431,9 @@ pub(crate) async fn wait_for_signal<F: Future>(stop: F) -> Option<F::Output> {
 
 pub fn bench(b: &BenchCommand) -> Result<()> {
     match b {
-        BenchCommand::Erc20 { transfers } => {
+        BenchCommand::Erc20 { transfers, rounds } => {
             init_logging();
-            let report = rusty_bench::erc20::run_erc20_bench(*transfers)?;
+            let report = rusty_bench::erc20::run_erc20_bench(*transfers, usize::from(*rounds))?;
             println!("{report}");
             Ok(())
         }

@@ -1109,6 +1109,13 @@ impl NodeState {
         }
     }
 
+    /// Writes what the chain holds in memory (coin changes, state-trie
+    /// nodes, indexes and receipts of the blocks since the last flush)
+    /// to the database now.
+    pub fn flush_chain(&mut self) -> Result<(), crate::chain::ChainError> {
+        self.chain.flush()
+    }
+
     /// Called by the chain service as it stops: saves the mempool, writes
     /// the coin cache and flushes the database.
     pub fn close(&mut self) {

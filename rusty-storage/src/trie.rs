@@ -152,13 +152,16 @@ impl UnwrittenNodes {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `nodes` (a commit's) until [`UnwrittenNodes::written`].
-    pub fn hold(&self, nodes: &NewNodes) {
+    /// Keeps `nodes` (a commit's, moved in: a block makes thousands)
+    /// until [`UnwrittenNodes::written`].
+    pub fn hold(&self, nodes: NewNodes) {
         let mut held = self.lock();
+        let (map, bytes_held) = &mut *held;
+        map.reserve(nodes.len());
         for (hash, bytes) in nodes {
-            if !held.0.contains_key(hash) {
-                held.1 = held.1.saturating_add(bytes.len() + 32);
-                held.0.insert(*hash, bytes.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(hash) {
+                *bytes_held = bytes_held.saturating_add(bytes.len() + 32);
+                slot.insert(bytes);
             }
         }
     }

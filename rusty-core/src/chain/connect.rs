@@ -10,7 +10,7 @@ use rusty_vm::DeferredChecker;
 
 use super::{ChainError, CoinChanges, CoinView, Result};
 use crate::{
-    tables::{ActiveChain, BlockUndo, Coin, TxIndex, TxLocation, Undo},
+    tables::{ActiveChain, BlockUndo, Coin, Undo},
     validation::{self, ValidationError},
 };
 
@@ -164,15 +164,8 @@ pub(super) fn connect_block_into(
     }
     add_outputs(&mut created, coinbase, txids[0], height, true);
 
-    for (i, txid) in txids.iter().enumerate() {
-        batch.put::<TxIndex>(
-            txid,
-            &TxLocation {
-                block: hash,
-                index: i as u32,
-            },
-        );
-    }
+    // The txids' index entries wait for the chain's next flush
+    // (`UnwrittenIndex`).
     batch.put::<Undo>(&hash, &undo);
     batch.put::<ActiveChain>(&height, &hash);
     Ok(CoinChanges {

@@ -176,6 +176,12 @@ fn unflushed_blocks_are_replayed_after_a_crash() {
     s.generate(1, &key.address, u64::MAX, NOW).unwrap();
     let tip = s.chain().tip();
     assert!(!s.chain().coins.is_empty(), "changes are cached");
+    // The index entry waits for the flush, and reads find it meanwhile.
+    assert!(db
+        .get::<crate::tables::TxIndex>(&tx.txid())
+        .unwrap()
+        .is_none());
+    assert!(s.chain().tx_location(&tx.txid()).unwrap().is_some());
     // "Crash": the state goes away without a flush; the database keeps
     // only what was committed.
     drop(s);

@@ -15,10 +15,7 @@ use rusty_shared_types::{
 use rusty_storage::{trie::NewNodes, Database};
 use rusty_vm::evm::{self, BlockContext, EvmCall, EvmError, EvmState};
 
-use super::{
-    pool::SenderCache, withdraw, AccountWorld, BlockReceipts, ContractError, EthReceipt,
-    SharedWorld,
-};
+use super::{pool::SenderCache, withdraw, AccountWorld, ContractError, EthReceipt, SharedWorld};
 
 /// What a block changed in the account world, to write with it.
 #[derive(Debug, Default)]
@@ -40,29 +37,17 @@ pub struct BlockEffects {
 }
 
 impl BlockEffects {
-    /// Adds the effects to `block`'s write batch: code, receipts and the
-    /// hash index. Not the state nodes: the chain holds them until its
-    /// next flush ([`rusty_storage::trie::UnwrittenNodes`]).
-    pub fn write(&self, block: &Hash256, batch: &mut rusty_storage::WriteBatch) {
+    /// Adds the block's new code to its write batch. Not the state nodes,
+    /// the receipts or the hash index: the chain holds them until its next
+    /// flush ([`rusty_storage::trie::UnwrittenNodes`], and its unwritten
+    /// index).
+    pub fn write(&self, batch: &mut rusty_storage::WriteBatch) {
         super::write_code(batch, &self.code);
-        if self.receipts.is_empty() {
-            return;
-        }
-        for r in &self.receipts {
-            batch.put::<crate::tables::EthTxIndex>(
-                &Hash256(r.tx_hash),
-                &crate::tables::TxLocation {
-                    block: *block,
-                    index: r.index,
-                },
-            );
-        }
-        batch.put::<crate::tables::Receipts>(block, &BlockReceipts(self.receipts.clone()));
     }
 }
 
-/// Deletes what [`BlockEffects::write`] indexed for `block` (its nodes
-/// stay: other roots may share them).
+/// Deletes the receipts and hash index entries of `block`, once written
+/// (its nodes stay: other roots may share them).
 pub fn unwrite(
     db: &Database,
     block: &Hash256,
