@@ -800,6 +800,10 @@ pub enum BenchCommand {
         /// Live input bitrate, kbit/s.
         #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().live_kbps)]
         kbps: u64,
+        /// Runs of raw TCP and of the 1-provider transfer (alternating;
+        /// each reports its fastest).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+        rounds: u16,
     },
     /// BLS threshold recovery (t = 3, 30, 240) and aggregate verification,
     /// each beside the raw blst operations it is made of.

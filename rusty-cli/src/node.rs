@@ -498,6 +498,7 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             viewers,
             live_secs,
             kbps,
+            rounds,
         } => {
             if std::env::var_os("RUST_LOG").is_some() {
                 init_logging();
@@ -508,6 +509,7 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
                 viewers: (*viewers).max(1),
                 live_secs: (*live_secs).max(1),
                 live_kbps: (*kbps).max(8),
+                rounds: usize::from(*rounds),
             };
             let dir = rusty_bench::connect::TempDir::new("mediabench")
                 .context("creating a temporary directory")?;
