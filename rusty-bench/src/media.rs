@@ -95,6 +95,9 @@ pub struct MediaBenchReport {
     pub blocks_idle: Percentiles,
     /// The same while the viewer downloads from node 0.
     pub blocks_busy: Percentiles,
+    /// Idle again after the transfers: how far two idle runs differ is
+    /// the noise "beside" is compared with.
+    pub blocks_idle_after: Percentiles,
     pub segments_cut: u64,
     /// Segments played, summed over viewers.
     pub segments_played: u64,
@@ -190,6 +193,7 @@ impl fmt::Display for MediaBenchReport {
         for (what, p) in [
             ("network idle", &self.blocks_idle),
             ("beside the transfer", &self.blocks_busy),
+            ("idle again after", &self.blocks_idle_after),
         ] {
             writeln!(
                 f,
@@ -200,6 +204,22 @@ impl fmt::Display for MediaBenchReport {
                 p.samples
             )?;
         }
+        // The noise band: the two idle runs' ratio, each way.
+        let ratio = |a: Duration, b: Duration| ms(a) / ms(b).max(1e-3);
+        let (i1, i2, busy) = (
+            &self.blocks_idle,
+            &self.blocks_idle_after,
+            &self.blocks_busy,
+        );
+        let band = |a: Duration, b: Duration| ratio(a, b).max(ratio(b, a));
+        writeln!(
+            f,
+            "    beside ÷ idle (the slower idle run): p50 {:.2}  p95 {:.2}; the two idle runs differ by {:.2} × at p50, {:.2} × at p95 (the noise)",
+            ratio(busy.p50, i1.p50.max(i2.p50)),
+            ratio(busy.p95, i1.p95.max(i2.p95)),
+            band(i1.p50, i2.p50),
+            band(i1.p95, i2.p95)
+        )?;
         writeln!(
             f,
             "  live {} s at {} kbit/s, 1 broadcaster + {} viewers: {} segments cut, {} played, {} skipped",
@@ -342,6 +362,7 @@ pub async fn run_media_bench(
         others.push(id);
     }
     let blocks_busy = block_latencies(&net, config.blocks, &others).await?;
+    let blocks_idle_after = block_latencies(&net, config.blocks, &[]).await?;
     net.shutdown().await;
     let _ = std::fs::remove_dir_all(dir.join("three"));
 
@@ -458,6 +479,7 @@ pub async fn run_media_bench(
         three_shares,
         blocks_idle,
         blocks_busy,
+        blocks_idle_after,
         segments_cut: cut.segments,
         segments_played: played,
         skipped,
