@@ -95,12 +95,7 @@ impl UnwrittenIndex {
 
     /// Forgets the entries once the batch holding them is written.
     pub fn written(&mut self) {
-        *self = UnwrittenIndex {
-            txs: Map::default(),
-            eth_txs: Map::default(),
-            receipts: Map::default(),
-            bytes: 0,
-        };
+        *self = UnwrittenIndex::default();
     }
 }
 
