@@ -33,6 +33,14 @@ pub mod test_utils;
 pub mod validation;
 pub mod wallet;
 
+/// The cores this process may use, read once: `available_parallelism`
+/// reads the cgroup files on every call, which several calls per block
+/// made a visible part of connecting one.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Seconds added to the system clock by [`now`]: zero except on a dev node
 /// started with `--clock-skew` (the chaos soak's clock fault).
 static CLOCK_SKEW_SECS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);

@@ -306,12 +306,12 @@ impl Mempool {
             .collect()
     }
 
-    /// After a block connects: drop its transactions, and anything that
-    /// conflicts with them (with descendants).
-    pub fn remove_for_block(&mut self, txs: &[Transaction]) {
-        for tx in txs {
-            let txid = tx.txid();
-            self.remove_one(&txid);
+    /// After a block connects: drop its transactions (`txids` are theirs,
+    /// in order), and anything that conflicts with them (with
+    /// descendants).
+    pub fn remove_for_block(&mut self, txs: &[Transaction], txids: &[Hash256]) {
+        for (tx, txid) in txs.iter().zip(txids) {
+            self.remove_one(txid);
             for c in self.conflicts_of(tx) {
                 self.remove_with_descendants(&c);
             }

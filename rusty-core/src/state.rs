@@ -249,7 +249,11 @@ impl NodeState {
                 break;
             };
             match self.chain.block(&hash) {
-                Ok(Some(block)) => wallet.apply(&ChainEvent::Connected { block, height: h }),
+                Ok(Some(block)) => wallet.apply(&ChainEvent::Connected {
+                    txids: block.txs.iter().map(Transaction::txid).collect(),
+                    block,
+                    height: h,
+                }),
                 other => {
                     tracing::error!(target: "wallet", height = h, ?other, "rescan could not read block");
                     break;
@@ -307,7 +311,9 @@ impl NodeState {
                 w.apply(ev);
             }
             match ev {
-                ChainEvent::Connected { block, .. } => self.mempool.remove_for_block(&block.txs),
+                ChainEvent::Connected { block, txids, .. } => {
+                    self.mempool.remove_for_block(&block.txs, txids)
+                }
                 ChainEvent::Disconnected { block, .. } => {
                     reorged = true;
                     resurrect.push(block.txs.iter().skip(1).cloned().collect());

@@ -495,7 +495,7 @@ fn tx_facts(txs: &[Transaction], params: &ChainParams) -> Result<Vec<TxFacts>> {
             size: bytes.len(),
         })
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     if threads < 2 || txs.len() < 256 {
         return txs.iter().map(one).collect();
     }

@@ -290,7 +290,7 @@ impl Wallet {
     /// Follows the active chain.
     pub fn apply(&mut self, event: &ChainEvent) {
         match event {
-            ChainEvent::Connected { block, height } => self.connect(block, *height),
+            ChainEvent::Connected { block, height, .. } => self.connect(block, *height),
             ChainEvent::Disconnected { block, height } => self.disconnect(block, *height),
         }
     }

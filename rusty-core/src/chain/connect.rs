@@ -77,7 +77,8 @@ pub(super) fn connect_block_into(
 
     // Phase 2: coins, amounts, scripts and signatures, in parallel runs.
     let txs = &block.txs[1..];
-    let threads = verify_threads().min(txs.len().div_ceil(64)).max(1);
+    // Threads for the checks and signatures: every core.
+    let threads = crate::cores().min(txs.len().div_ceil(64)).max(1);
     let run_len = txs.len().div_ceil(threads).max(1);
     let mut work: Vec<Run<'_>> = txs
         .chunks(run_len)
@@ -240,13 +241,6 @@ fn check_run(
                     scripts_us = (scripts_done - read_time).as_micros() as u64,
                     verify_us = (started.elapsed() - scripts_done).as_micros() as u64, "validated run");
     Ok((fees, spent))
-}
-
-/// Threads for block signature verification: every core.
-fn verify_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }
 
 fn add_outputs(

@@ -17,7 +17,10 @@ use crate::{
     tables::{EthTxIndex, Receipts, TxIndex, TxLocation},
 };
 
-type Map<V> = HashMap<Hash256, V>;
+/// Keyed by txids, transaction hashes and block hashes: outputs of a hash,
+/// but of bytes a peer chose, so the hasher is seeded (foldhash's: SipHash
+/// on these keys was a visible part of holding a block's entries).
+type Map<V> = HashMap<Hash256, V, foldhash::fast::RandomState>;
 
 /// Index entries and receipts not yet in the database.
 #[derive(Debug, Default)]
@@ -40,6 +43,8 @@ impl UnwrittenIndex {
     /// Holds a connected block's entries: its txids in block order, and
     /// its receipts (if any).
     pub fn hold(&mut self, block: Hash256, txids: &[Hash256], receipts: Vec<EthReceipt>) {
+        self.txs.reserve(txids.len());
+        self.eth_txs.reserve(receipts.len());
         for (i, txid) in txids.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             self.txs.insert(*txid, TxLocation { block, index });

@@ -61,8 +61,17 @@ pub type Result<T> = std::result::Result<T, ChainError>;
 /// A change of the active chain, for the mempool and the wallet.
 #[derive(Debug, Clone)]
 pub enum ChainEvent {
-    Connected { block: Block, height: u64 },
-    Disconnected { block: Block, height: u64 },
+    /// `txids` are those of `block.txs`, in order (computed once, when
+    /// the block was checked).
+    Connected {
+        block: Block,
+        height: u64,
+        txids: Vec<Hash256>,
+    },
+    Disconnected {
+        block: Block,
+        height: u64,
+    },
 }
 
 /// A block that failed to connect during activation, and why.
@@ -1102,7 +1111,11 @@ impl Chain {
                accounts_us = accounts.as_micros() as u64,
                write_us = (started.elapsed() - validated).as_micros() as u64,
                "connected block");
-        Ok(ChainEvent::Connected { block, height })
+        Ok(ChainEvent::Connected {
+            block,
+            height,
+            txids,
+        })
     }
 
     /// Disconnects the tip block, restoring the coins it spent.

@@ -203,10 +203,7 @@ fn for_each_decoded(
         .iter()
         .filter(|t| matches!(t.payload, Some(Payload::EthTx(_))))
         .count();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .saturating_sub(1)
-        .min(count / 16);
+    let workers = crate::cores().saturating_sub(1).min(count / 16);
     if workers == 0 {
         return txs
             .iter()
