@@ -155,6 +155,39 @@ impl LocalNetConfig {
     }
 }
 
+/// Tries to bind a restarted node's old RPC port before taking any free
+/// one.
+const RESTART_RPC_ATTEMPTS: u32 = 10;
+
+/// Starts a stopped node again. Its RPC port may be taken for a moment,
+/// by its own listener still closing, or for longer, by an outgoing
+/// connection of another process that the kernel gave the freed port (the
+/// ports come from the ephemeral range): after a few tries on the old
+/// port it takes any free one, as the node's address is read from it.
+/// The node's RPC bind fails before anything else starts, so a try
+/// leaves nothing open.
+async fn start_again(mut config: NodeConfig) -> Result<(Node, NodeConfig), NodeError> {
+    let mut attempt = 0;
+    loop {
+        match Node::start(config.clone()).await {
+            Ok(node) => return Ok((node, config)),
+            Err(NodeError::Rpc { addr, source })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && config.rpc_bind.port() != 0 =>
+            {
+                attempt += 1;
+                if attempt < RESTART_RPC_ATTEMPTS {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                } else {
+                    tracing::warn!(target: "localnet", %addr, "the RPC port stays taken; restarting on another");
+                    config.rpc_bind.set_port(0);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `/ip4/127.0.0.1/tcp/<port>`.
 fn loopback_tcp(port: u16) -> Multiaddr {
     format!("/ip4/127.0.0.1/tcp/{port}")
@@ -237,14 +270,16 @@ impl LocalNet {
     }
 
     /// Starts a node and inserts it at `index`.
-    async fn launch(
-        &mut self,
-        index: usize,
-        mut config: NodeConfig,
-    ) -> Result<&Node, LocalNetError> {
+    async fn launch(&mut self, index: usize, config: NodeConfig) -> Result<&Node, LocalNetError> {
         let node = Node::start(config.clone())
             .await
             .map_err(|source| LocalNetError::Node { index, source })?;
+        Ok(self.adopt(index, node, config))
+    }
+
+    /// Inserts a started node at `index`, with the configuration that
+    /// starts it again (its actual ports).
+    fn adopt(&mut self, index: usize, node: Node, mut config: NodeConfig) -> &Node {
         config.rpc_bind = node.rpc_addr();
         if let (Some(net), Some(p2p)) = (config.p2p.as_mut(), node.p2p()) {
             net.listen = p2p.net.listen_addrs().iter().map(without_peer_id).collect();
@@ -259,7 +294,7 @@ impl LocalNet {
         );
         self.nodes.insert(index, node);
         self.configs.insert(index, config);
-        Ok(&self.nodes[index])
+        &self.nodes[index]
     }
 
     /// The listen addresses (with `/p2p/`) of every node but `except`.
@@ -344,7 +379,10 @@ impl LocalNet {
         } else {
             drop(node);
         }
-        self.launch(i, config).await
+        let (node, config) = start_again(config)
+            .await
+            .map_err(|source| LocalNetError::Node { index: i, source })?;
+        Ok(self.adopt(i, node, config))
     }
 
     /// Resolves with the index of the first node whose `stop` RPC was

@@ -229,7 +229,14 @@ impl Node {
         };
         std::fs::create_dir_all(dir).map_err(io)?;
         // The HTTP listeners first: a taken port or a refused public bind
-        // fails before anything else has started.
+        // fails before anything else has started (and a caller may try
+        // again at once: nothing is left to close).
+        let rpc_listener = tokio::net::TcpListener::bind(config.rpc_bind)
+            .await
+            .map_err(|source| NodeError::Rpc {
+                addr: config.rpc_bind,
+                source,
+            })?;
         let metrics_listener = match config.metrics_bind {
             Some(bind) => Some(
                 crate::metrics::bind(bind)
@@ -404,11 +411,12 @@ impl Node {
             max_body_bytes: 32 << 20,
             metrics: Some(metrics.rpc.clone()),
         };
-        let (rpc, rpc_addr) = rpc::start_server(&rpc_config, module)
-            .await
-            .map_err(|source| NodeError::Rpc {
-                addr: config.rpc_bind,
-                source,
+        let (rpc, rpc_addr) =
+            rpc::start_server_on(rpc_listener, &rpc_config, module).map_err(|source| {
+                NodeError::Rpc {
+                    addr: config.rpc_bind,
+                    source,
+                }
             })?;
         info!(target: "node", network = %config.network, rpc = %rpc_addr, datadir = %dir.display(), "node started");
         // The server runs its own tasks; a server that stops by itself

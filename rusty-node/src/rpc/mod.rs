@@ -202,8 +202,20 @@ pub struct RpcConfig {
     pub metrics: Option<crate::metrics::RpcMetrics>,
 }
 
-/// Starts the server; returns its handle and the bound address.
+/// Starts the server on `config.bind`; returns its handle and the bound
+/// address.
 pub async fn start_server(
+    config: &RpcConfig,
+    module: RpcModule<RpcContext>,
+) -> std::io::Result<(ServerHandle, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    start_server_on(listener, config, module)
+}
+
+/// Starts the server on a listener already bound (a node binds its ports
+/// before it opens anything else); returns its handle and the address.
+pub fn start_server_on(
+    listener: tokio::net::TcpListener,
     config: &RpcConfig,
     module: RpcModule<RpcContext>,
 ) -> std::io::Result<(ServerHandle, SocketAddr)> {
@@ -218,8 +230,7 @@ pub async fn start_server(
                 .layer(crate::metrics::RpcMetricsLayer(config.metrics.clone()))
                 .layer(params::CoreParamsLayer),
         )
-        .build(config.bind)
-        .await?;
+        .build_from_tcp(listener.into_std()?)?;
     let addr = server.local_addr()?;
     let handle = server.start(module);
     Ok((handle, addr))
