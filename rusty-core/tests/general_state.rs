@@ -29,13 +29,14 @@ impl TrieHasher for Keccak {
 
 type Nodes = HashMap<[u8; 32], Vec<u8>>;
 
-/// Nodes in a map shared by the account trie and the storage tries.
+/// Nodes in a map shared by the account trie and the storage tries (and
+/// the threads a large commit uses).
 #[derive(Clone, Default)]
-struct Shared(std::rc::Rc<std::cell::RefCell<Nodes>>);
+struct Shared(std::sync::Arc<std::sync::Mutex<Nodes>>);
 
 impl NodeStore for Shared {
     fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
-        Ok(self.0.borrow().get(hash).cloned())
+        Ok(self.0.lock().expect("node map").get(hash).cloned())
     }
 }
 
@@ -198,7 +199,7 @@ fn run_case(test: &Value, post: &Value) -> Result<(), String> {
 
 impl World {
     fn trie_store_insert(&mut self, hash: [u8; 32], node: Vec<u8>) {
-        self.store.0.borrow_mut().insert(hash, node);
+        self.store.0.lock().expect("node map").insert(hash, node);
     }
 }
 

@@ -14,10 +14,7 @@
 //! their accounts, then commits the account trie: one root for the whole
 //! state, and the nodes to store with the block.
 
-use std::{
-    cell::RefCell,
-    collections::{BTreeMap, HashMap},
-};
+use std::{cell::RefCell, collections::HashMap};
 
 use rusty_shared_types::rlp::{self, Item};
 
@@ -94,9 +91,6 @@ impl Account {
 /// storage words read or written since the last commit.
 pub struct StateTrie<H, S> {
     accounts: Trie<H, S>,
-    /// Storage tries opened by a commit, by address (ordered, so a commit
-    /// is deterministic).
-    storage: BTreeMap<Address, Trie<H, S>>,
     store: S,
     /// Accounts as they are now (`None`: no account), for those read or
     /// written since the last commit.
@@ -123,7 +117,6 @@ type Words = Map<[u8; 32], [u8; 32]>;
 impl<H, S> std::fmt::Debug for StateTrie<H, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateTrie")
-            .field("open_storage_tries", &self.storage.len())
             .field("written_accounts", &self.written_accounts.len())
             .field("written_words", &self.written_words.len())
             .finish()
@@ -135,7 +128,6 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
     pub fn at(root: [u8; 32], store: S) -> Self {
         StateTrie {
             accounts: Trie::at(root, store.clone()),
-            storage: BTreeMap::new(),
             store,
             account_overlay: RefCell::default(),
             word_overlay: RefCell::default(),
@@ -193,19 +185,6 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         Ok(())
     }
 
-    fn storage_trie(&mut self, address: &Address) -> Result<&mut Trie<H, S>, TrieError> {
-        if !self.storage.contains_key(address) {
-            let root = self
-                .trie_account(address)?
-                .map_or_else(Trie::<H, S>::empty_root, |a| a.storage_root);
-            self.storage
-                .insert(*address, Trie::at(root, self.store.clone()));
-        }
-        self.storage
-            .get_mut(address)
-            .ok_or(TrieError::Store("storage trie vanished".into()))
-    }
-
     /// A storage word (zero where nothing is stored).
     pub fn storage(&self, address: &Address, slot: &[u8; 32]) -> Result<[u8; 32], TrieError> {
         if let Some(word) = self
@@ -257,9 +236,9 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         Ok(())
     }
 
-    /// Writes the overlay's changes into the tries: accounts first (a
-    /// storage trie opens at its account's root), then words.
-    fn write_overlay(&mut self) -> Result<(), TrieError> {
+    /// Writes the overlay's accounts into the account trie (a storage
+    /// trie then opens at its account's root).
+    fn write_accounts(&mut self) -> Result<(), TrieError> {
         let accounts = std::mem::take(self.account_overlay.get_mut());
         let mut written = std::mem::take(&mut self.written_accounts);
         written.sort_unstable();
@@ -267,35 +246,10 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         for address in written {
             let key = Self::account_key(&address);
             match accounts.get(&address) {
-                Some(Some(account)) => {
-                    // An account created again after a removal starts
-                    // with the storage its caller gave it.
-                    self.storage.remove(&address);
-                    self.accounts.insert(&key, account.encode())?;
-                }
-                Some(None) | None => {
-                    self.storage.remove(&address);
-                    self.accounts.remove(&key)?;
-                }
-            }
-        }
-        let words = std::mem::take(self.word_overlay.get_mut());
-        for (address, mut slots) in std::mem::take(&mut self.written_words) {
-            slots.sort_unstable();
-            slots.dedup();
-            let trie = self.storage_trie(&address)?;
-            for slot in slots {
-                let value = words
-                    .get(&address)
-                    .and_then(|w| w.get(&slot))
-                    .copied()
-                    .unwrap_or([0; 32]);
-                let key = H::hash(&slot);
-                if value.iter().all(|b| *b == 0) {
-                    trie.remove(&key)?;
-                } else {
-                    trie.insert(&key, rlp::encode(&Item::uint_bytes(&value)))?;
-                }
+                // An account created again after a removal starts with
+                // the storage root its caller gave it.
+                Some(Some(account)) => self.accounts.insert(&key, account.encode())?,
+                Some(None) | None => self.accounts.remove(&key)?,
             }
         }
         Ok(())
@@ -321,12 +275,47 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         }
     }
 
-    /// The state root, and every node made since the last commit.
-    pub fn commit(&mut self) -> Result<([u8; 32], NewNodes), TrieError> {
-        self.write_overlay()?;
+    /// The state root, and every node made since the last commit: the
+    /// accounts written, then each account's words written into its
+    /// storage trie (in one batch: a large one runs on two threads) and
+    /// its new storage root into its account, then the account trie
+    /// committed.
+    pub fn commit(&mut self) -> Result<([u8; 32], NewNodes), TrieError>
+    where
+        H: Sync,
+        S: Sync,
+    {
+        self.write_accounts()?;
+        let words = std::mem::take(self.word_overlay.get_mut());
+        let mut written: Vec<(Address, Vec<[u8; 32]>)> = std::mem::take(&mut self.written_words)
+            .into_iter()
+            .collect();
+        written.sort_unstable_by_key(|(address, _)| *address);
         let mut nodes = Vec::new();
-        for (address, mut trie) in std::mem::take(&mut self.storage) {
-            let (root, new) = trie.commit();
+        for (address, mut slots) in written {
+            slots.sort_unstable();
+            slots.dedup();
+            let entries = slots
+                .into_iter()
+                .map(|slot| {
+                    let value = words
+                        .get(&address)
+                        .and_then(|w| w.get(&slot))
+                        .copied()
+                        .unwrap_or([0; 32]);
+                    // A zero word is no entry: an empty value removes it.
+                    let stored = if value.iter().all(|b| *b == 0) {
+                        Vec::new()
+                    } else {
+                        rlp::encode(&Item::uint_bytes(&value))
+                    };
+                    (H::hash(&slot).to_vec(), stored)
+                })
+                .collect();
+            let base = self
+                .trie_account(&address)?
+                .map_or_else(Trie::<H, S>::empty_root, |a| a.storage_root);
+            let (root, new) = Trie::<H, S>::at(base, self.store.clone()).commit_batch(entries)?;
             nodes.extend(new);
             let mut account = self
                 .trie_account(&address)?

@@ -191,18 +191,23 @@ fn missing_and_corrupt_nodes_are_errors() {
     assert!(matches!(bad.get(b"x"), Err(TrieError::Corrupt(..))));
 }
 
+crate::tables! {
+    const TABLES;
+    table Nodes: rusty_shared_types::Hash256 => NodeBytes = "trie_nodes";
+}
+
+/// A RocksDB database with the node table in `dir`.
+fn node_db(dir: &std::path::Path) -> crate::Database {
+    crate::Database::open_rocksdb(dir, TABLES, 1, crate::RocksOptions::default()).unwrap()
+}
+
 /// On RocksDB: the nodes of a commit go in one batch with everything
 /// else; after reopening the database the root reads back.
 #[test]
 fn nodes_in_a_rocksdb_table_survive_a_reopen() {
-    use crate::{tables, Database, RocksOptions};
-    tables! {
-        const TABLES;
-        table Nodes: rusty_shared_types::Hash256 => NodeBytes = "trie_nodes";
-    }
     let dir = tempfile::tempdir().unwrap();
     let root = {
-        let db = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap();
+        let db = node_db(dir.path());
         let mut trie = Trie::<Blake3Hasher, _>::new(TableNodes::<Nodes>::new(&db));
         for i in 0u32..100 {
             trie.insert(&i.to_le_bytes(), i.to_be_bytes().to_vec())
@@ -216,7 +221,7 @@ fn nodes_in_a_rocksdb_table_survive_a_reopen() {
         db.commit(batch).unwrap();
         root
     };
-    let db = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap();
+    let db = node_db(dir.path());
     let trie = Trie::<Blake3Hasher, _>::at(root, TableNodes::<Nodes>::new(&db));
     for i in 0u32..100 {
         assert_eq!(
@@ -232,13 +237,8 @@ fn nodes_in_a_rocksdb_table_survive_a_reopen() {
 /// held nodes are written and forgotten, the table serves them.
 #[test]
 fn held_nodes_serve_reads_and_later_commits_until_written() {
-    use crate::{tables, Database, RocksOptions};
-    tables! {
-        const TABLES;
-        table Nodes: rusty_shared_types::Hash256 => NodeBytes = "trie_nodes";
-    }
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open_rocksdb(dir.path(), TABLES, 1, RocksOptions::default()).unwrap();
+    let db = node_db(dir.path());
     let held = UnwrittenNodes::default();
     let cache = NodeCache::default();
     let mut mem = Trie::<Blake3Hasher, _>::new(MemStore::new());
@@ -365,6 +365,39 @@ proptest! {
     }
 
     /// Node decoding takes untrusted bytes (proofs): it never panics.
+    /// A batch gives the root and the nodes that inserting its entries
+    /// one by one gives: above the size that splits it over two threads
+    /// and below, with removals (which keep it on one thread) or not, on a
+    /// trie whose root is a branch, a leaf or nothing.
+    #[test]
+    fn a_batch_commits_as_its_inserts_do(
+        before in proptest::collection::btree_map(any::<[u8; 32]>(), 1u8..=255, 0..64),
+        batch in proptest::collection::btree_map(any::<[u8; 32]>(), 0u8..=255, 0..300),
+    ) {
+        let mut base = Trie::<Blake3Hasher, _>::new(MemStore::new());
+        for (k, v) in &before {
+            base.insert(k, vec![*v; 40]).unwrap();
+        }
+        let (root, nodes) = base.commit();
+        let store: MemStore = nodes.into_iter().collect();
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = batch
+            .iter()
+            .map(|(k, v)| (k.to_vec(), if *v == 0 { Vec::new() } else { vec![*v; 40] }))
+            .collect();
+        let mut one_by_one = Trie::<Blake3Hasher, _>::at(root, &store);
+        for (k, v) in &entries {
+            one_by_one.insert(k, v.clone()).unwrap();
+        }
+        let (want_root, want_nodes) = one_by_one.commit();
+        let mut batched = Trie::<Blake3Hasher, _>::at(root, &store);
+        let (got_root, got_nodes) = batched.commit_batch(entries).unwrap();
+        prop_assert_eq!(got_root, want_root);
+        let got: HashMap<_, _> = got_nodes.into_iter().collect();
+        let want: HashMap<_, _> = want_nodes.into_iter().collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(batched.root_hash(), want_root);
+    }
+
     #[test]
     fn decoding_arbitrary_node_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = decode_node(&[0; 32], &bytes);
