@@ -801,6 +801,8 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         let parallel = entries.len() >= PARALLEL_BATCH
             && cores() >= 2
             && entries.iter().all(|(k, v)| !k.is_empty() && !v.is_empty());
+        // The root, when the batch may be split; `Node::Empty` otherwise,
+        // which leaves the root in place and takes the one-thread path.
         let root = if parallel {
             let root = std::mem::replace(&mut self.root, Child::Empty);
             self.take(root)?
