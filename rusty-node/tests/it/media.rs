@@ -424,15 +424,17 @@ async fn http_get(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_seek_into_the_middle_is_served_before_the_file_is_complete() {
     let mut n = Nodes::new(2);
-    // Slow publisher: 1 MB/s for 16 MiB, so the whole file takes at least
-    // 16 s; the seek is served in 2–9 s (it queues behind the requests
-    // already in flight at the provider, so how far the sequential
-    // download got by then depends on the machine's load).
+    // Slow publisher: 1 MB/s for 32 MiB, so the whole file takes at least
+    // 32 s; the seek is usually served in 2–9 s (it queues behind the
+    // requests already in flight at the provider, so how far the
+    // sequential download got by then depends on the machine's load: once
+    // in CI, with 16 MiB, it took over 16 s). A slower publisher would not
+    // help: the queue ahead of the seek drains at the same rate.
     n.start(0, &[], 50, 1_000_000).await;
     n.start(1, &[0], 50, 0).await;
     n.wait_peers(1, 1).await;
-    let data = content(16 << 20, 4);
-    let id = n.publish(0, "sixteen.bin", &data).await;
+    let data = content(32 << 20, 4);
+    let id = n.publish(0, "thirty-two.bin", &data).await;
     // The viewer's player: the node's content over HTTP.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
