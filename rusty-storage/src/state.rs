@@ -312,14 +312,14 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
                     (H::hash(&slot).to_vec(), stored)
                 })
                 .collect();
-            let base = self
-                .trie_account(&address)?
-                .map_or_else(Trie::<H, S>::empty_root, |a| a.storage_root);
-            let (root, new) = Trie::<H, S>::at(base, self.store.clone()).commit_batch(entries)?;
-            nodes.extend(new);
+            // The account as just written (or a fresh one, whose storage
+            // starts empty); its storage root is the base of the batch.
             let mut account = self
                 .trie_account(&address)?
                 .unwrap_or_else(Account::empty::<H>);
+            let (root, new) =
+                Trie::<H, S>::at(account.storage_root, self.store.clone()).commit_batch(entries)?;
+            nodes.extend(new);
             if account.storage_root != root {
                 account.storage_root = root;
                 self.accounts
