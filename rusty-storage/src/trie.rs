@@ -119,21 +119,14 @@ impl NodeCache {
     }
 
     fn insert(&self, hash: [u8; 32], node: Arc<Node>) {
-        self.insert_many(std::iter::once((hash, node)));
-    }
-
-    /// Inserts under one lock (a commit hands over a block's new nodes).
-    fn insert_many(&self, entries: impl IntoIterator<Item = ([u8; 32], Arc<Node>)>) {
         let mut nodes = self.lock();
-        for (hash, node) in entries {
-            if nodes.len() >= self.capacity {
-                let drop: Vec<[u8; 32]> = nodes.keys().step_by(2).copied().collect();
-                for key in drop {
-                    nodes.remove(&key);
-                }
+        if nodes.len() >= self.capacity {
+            let drop: Vec<[u8; 32]> = nodes.keys().step_by(2).copied().collect();
+            for key in drop {
+                nodes.remove(&key);
             }
-            nodes.insert(hash, node);
         }
+        nodes.insert(hash, node);
     }
 }
 
@@ -151,11 +144,6 @@ pub struct UnwrittenNodes {
     nodes: Mutex<(NodeMap<Vec<u8>>, usize)>,
 }
 
-/// Room a node's held nodes start with (a block of 500 ERC-20 transfers
-/// makes about 1,300), and at most keep after a flush.
-const HELD_NODES_AT_FIRST: usize = 1 << 14;
-const HELD_NODES_KEPT: usize = 1 << 18;
-
 impl UnwrittenNodes {
     fn lock(&self) -> std::sync::MutexGuard<'_, (NodeMap<Vec<u8>>, usize)> {
         // Whole entries only: still correct after a panic elsewhere.
@@ -169,9 +157,6 @@ impl UnwrittenNodes {
     pub fn hold(&self, nodes: NewNodes) {
         let mut held = self.lock();
         let (map, bytes_held) = &mut *held;
-        if map.capacity() == 0 {
-            map.reserve(HELD_NODES_AT_FIRST);
-        }
         map.reserve(nodes.len());
         for (hash, bytes) in nodes {
             if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(hash) {
@@ -206,14 +191,9 @@ impl UnwrittenNodes {
         }
     }
 
-    /// Forgets the held nodes: the batch with them was committed. The
-    /// map keeps its room (up to a bound), so holding the next blocks'
-    /// nodes does not grow and rehash it again.
+    /// Forgets the held nodes: the batch with them was committed.
     pub fn written(&self) {
-        let mut held = self.lock();
-        held.0.clear();
-        held.0.shrink_to(HELD_NODES_KEPT);
-        held.1 = 0;
+        *self.lock() = (NodeMap::default(), 0);
     }
 }
 
@@ -785,27 +765,19 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         })
     }
 
-    /// The root hash of the trie as it is now (hashing a copy of what
-    /// changed: tests and tools; a chain commits).
+    /// The root hash of the trie as it is now.
     pub fn root_hash(&self) -> [u8; 32] {
-        let mut root = self.root.clone();
-        Self::seal_root(&mut root, &mut Sealing::new(false))
+        self.hash_root(&mut Vec::new())
     }
 
-    /// Hashes the root and every new node below it, leaving `root` a
-    /// hash (or empty).
-    fn seal_root(root: &mut Child, sealing: &mut Sealing) -> [u8; 32] {
-        match std::mem::replace(root, Child::Empty) {
+    fn hash_root(&self, out: &mut NewNodes) -> [u8; 32] {
+        match &self.root {
             Child::Empty => Self::empty_root(),
-            Child::Hash(h) => {
-                *root = Child::Hash(h);
-                h
-            }
+            Child::Hash(h) => *h,
             Child::Node(n) => {
-                let (encoded, node) = Self::seal(*n, sealing);
+                let encoded = Self::encode(n, out);
                 let hash = H::hash(&encoded);
-                sealing.keep(hash, encoded, node);
-                *root = Child::Hash(hash);
+                out.push((hash, encoded));
                 hash
             }
         }
@@ -858,24 +830,22 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         }
         // One half of the children: each with its keys inserted, then
         // hashed into the branch's payload.
-        let cached = self.store.node_cache().is_some();
         let half = |children: &mut [Child],
                     groups: &mut [Vec<(Vec<u8>, Vec<u8>)>]|
-         -> Result<(Vec<u8>, Sealing), TrieError> {
+         -> Result<(Vec<u8>, NewNodes), TrieError> {
             let mut payload = Vec::with_capacity(8 * 33);
-            let mut sealing = Sealing::new(cached);
+            let mut nodes = Vec::new();
             for (child, group) in children.iter_mut().zip(groups) {
-                let mut sealed = std::mem::replace(child, Child::Empty);
                 if !group.is_empty() {
-                    let mut node = self.take(sealed)?;
+                    let mut node = self.take(std::mem::replace(child, Child::Empty))?;
                     for (path, value) in group.drain(..) {
                         node = self.insert_at(node, &path, value)?;
                     }
-                    sealed = Child::Node(Box::new(node));
+                    *child = Child::Node(Box::new(node));
                 }
-                *child = Self::seal_child(sealed, &mut sealing, &mut payload);
+                Self::write_child(child, &mut nodes, &mut payload);
             }
-            Ok((payload, sealing))
+            Ok((payload, nodes))
         };
         let (low_children, high_children) = children.split_at_mut(8);
         let (low_groups, high_groups) = groups.split_at_mut(8);
@@ -889,139 +859,77 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                 high.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             )
         });
-        let ((mut payload, mut sealing), (high_payload, high_sealing)) = (low?, high?);
-        sealing.append(high_sealing);
+        let ((mut payload, mut nodes), (high_payload, high_nodes)) = (low?, high?);
+        nodes.extend(high_nodes);
         payload.extend_from_slice(&high_payload);
         rlp::write_string(value.as_deref().unwrap_or_default(), &mut payload);
         let mut encoded = Vec::with_capacity(payload.len() + 3);
         rlp::write_list_header(payload.len(), &mut encoded);
         encoded.extend_from_slice(&payload);
         let hash = H::hash(&encoded);
-        sealing.keep(hash, encoded, Node::Branch { children, value });
+        nodes.push((hash, encoded));
         self.root = Child::Hash(hash);
-        Ok((hash, self.finish(sealing)))
+        Ok((hash, nodes))
     }
 
     /// The root hash and the nodes made since the last commit, for the
     /// caller to store; the trie then refers to its root by hash.
     pub fn commit(&mut self) -> ([u8; 32], NewNodes) {
-        let mut sealing = Sealing::new(self.store.node_cache().is_some());
-        let root = Self::seal_root(&mut self.root, &mut sealing);
-        (root, self.finish(sealing))
-    }
-
-    /// Hands a commit's decoded nodes to the store's cache; returns the
-    /// nodes to store.
-    fn finish(&self, sealing: Sealing) -> NewNodes {
-        if let (Some(cache), Some(decoded)) = (self.store.node_cache(), sealing.decoded) {
-            cache.insert_many(decoded);
+        let mut nodes = Vec::new();
+        let root = self.hash_root(&mut nodes);
+        if self.root != Child::Empty {
+            self.root = Child::Hash(root);
         }
-        sealing.nodes
+        (root, nodes)
     }
 
     /// A node's RLP, written in one pass (a commit encodes every node a
     /// block touched: building `Item` trees for them was most of its
-    /// allocations), and the node as the store will hold it: its new
-    /// descendants sealed into `sealing`, its hashed children by hash.
-    fn seal(node: Node, sealing: &mut Sealing) -> (Vec<u8>, Node) {
+    /// allocations). New descendants go to `out`.
+    fn encode(node: &Node, out: &mut NewNodes) -> Vec<u8> {
         let mut payload = Vec::with_capacity(match node {
             Node::Branch { .. } => 16 * 33 + 2,
             _ => 72,
         });
-        let node = match node {
-            Node::Empty => return (vec![0x80], Node::Empty),
+        match node {
+            Node::Empty => return vec![0x80],
             Node::Leaf { path, value } => {
-                rlp::write_string(&hex_prefix(&path, true), &mut payload);
-                rlp::write_string(&value, &mut payload);
-                Node::Leaf { path, value }
+                rlp::write_string(&hex_prefix(path, true), &mut payload);
+                rlp::write_string(value, &mut payload);
             }
             Node::Extension { path, child } => {
-                rlp::write_string(&hex_prefix(&path, false), &mut payload);
-                let child = Self::seal_child(child, sealing, &mut payload);
-                Node::Extension { path, child }
+                rlp::write_string(&hex_prefix(path, false), &mut payload);
+                Self::write_child(child, out, &mut payload);
             }
-            Node::Branch {
-                mut children,
-                value,
-            } => {
-                for child in children.iter_mut() {
-                    let new = std::mem::replace(child, Child::Empty);
-                    *child = Self::seal_child(new, sealing, &mut payload);
+            Node::Branch { children, value } => {
+                for child in children.iter() {
+                    Self::write_child(child, out, &mut payload);
                 }
                 rlp::write_string(value.as_deref().unwrap_or_default(), &mut payload);
-                Node::Branch { children, value }
             }
-        };
+        }
         let mut encoded = Vec::with_capacity(payload.len() + 3);
         rlp::write_list_header(payload.len(), &mut encoded);
         encoded.extend_from_slice(&payload);
-        (encoded, node)
+        encoded
     }
 
     /// A child as its parent holds it: embedded under 32 bytes, else its
     /// hash (and the node is new, to be stored).
-    fn seal_child(child: Child, sealing: &mut Sealing, payload: &mut Vec<u8>) -> Child {
+    fn write_child(child: &Child, out: &mut NewNodes, payload: &mut Vec<u8>) {
         match child {
-            Child::Empty => {
-                payload.push(0x80);
-                Child::Empty
-            }
-            Child::Hash(h) => {
-                rlp::write_string(&h, payload);
-                Child::Hash(h)
-            }
-            Child::Node(mut boxed) => {
-                let (encoded, node) =
-                    Self::seal(std::mem::replace(&mut *boxed, Node::Empty), sealing);
+            Child::Empty => payload.push(0x80),
+            Child::Hash(h) => rlp::write_string(h, payload),
+            Child::Node(n) => {
+                let encoded = Self::encode(n, out);
                 if encoded.len() < 32 {
                     payload.extend_from_slice(&encoded);
-                    *boxed = node;
-                    Child::Node(boxed)
                 } else {
                     let hash = H::hash(&encoded);
                     rlp::write_string(&hash, payload);
-                    sealing.keep(hash, encoded, node);
-                    Child::Hash(hash)
+                    out.push((hash, encoded));
                 }
             }
-        }
-    }
-}
-
-/// What a commit makes: each new node's hash and bytes, to store, and,
-/// when the store keeps a [`NodeCache`], each new branch and extension
-/// decoded as the cache holds it. Reads of the next block then find what this one wrote
-/// without decoding it again (in `bench erc20`, decoding the nodes the
-/// previous block had just made was a third of the `SLOAD`s' trie walks).
-struct Sealing {
-    nodes: NewNodes,
-    decoded: Option<Vec<([u8; 32], Arc<Node>)>>,
-}
-
-impl Sealing {
-    fn new(keep_decoded: bool) -> Self {
-        Sealing {
-            nodes: Vec::new(),
-            decoded: keep_decoded.then(Vec::new),
-        }
-    }
-
-    fn keep(&mut self, hash: [u8; 32], encoded: Vec<u8>, node: Node) {
-        self.nodes.push((hash, encoded));
-        // Leaves are left out: a walk ends at one, and the next block reads
-        // few of them again (a transfer's fresh slot), while every walk
-        // passes the branches above them. (Caching every node made
-        // `bench erc20` slower than caching none.)
-        match (&mut self.decoded, node) {
-            (_, Node::Leaf { .. }) | (None, _) => {}
-            (Some(decoded), node) => decoded.push((hash, Arc::new(node))),
-        }
-    }
-
-    fn append(&mut self, other: Sealing) {
-        self.nodes.extend(other.nodes);
-        if let (Some(mine), Some(theirs)) = (&mut self.decoded, other.decoded) {
-            mine.extend(theirs);
         }
     }
 }

@@ -35,11 +35,6 @@ pub struct UnwrittenIndex {
     bytes: usize,
 }
 
-/// Index entries the maps start with room for (about ten blocks of ERC-20
-/// transfers), and at most keep after a flush.
-const HELD_AT_FIRST: usize = 1 << 13;
-const HELD_KEPT: usize = 1 << 18;
-
 /// Roughly what an index entry costs in memory: key, location, the map's
 /// own overhead.
 const ENTRY_BYTES: usize = 96;
@@ -48,15 +43,8 @@ impl UnwrittenIndex {
     /// Holds a connected block's entries: its txids in block order, and
     /// its receipts (if any).
     pub fn hold(&mut self, block: Hash256, txids: &[Hash256], receipts: Vec<EthReceipt>) {
-        for (map, more) in [
-            (&mut self.txs, txids.len()),
-            (&mut self.eth_txs, receipts.len()),
-        ] {
-            if map.capacity() == 0 && more > 0 {
-                map.reserve(HELD_AT_FIRST);
-            }
-            map.reserve(more);
-        }
+        self.txs.reserve(txids.len());
+        self.eth_txs.reserve(receipts.len());
         for (i, txid) in txids.iter().enumerate() {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
             self.txs.insert(*txid, TxLocation { block, index });
@@ -110,16 +98,9 @@ impl UnwrittenIndex {
         }
     }
 
-    /// Forgets the entries once the batch holding them is written. The
-    /// maps keep their room (up to a bound), so the next blocks' entries
-    /// do not grow and rehash them again.
+    /// Forgets the entries once the batch holding them is written.
     pub fn written(&mut self) {
-        for map in [&mut self.txs, &mut self.eth_txs] {
-            map.clear();
-            map.shrink_to(HELD_KEPT);
-        }
-        self.receipts = Map::default();
-        self.bytes = 0;
+        *self = UnwrittenIndex::default();
     }
 }
 
