@@ -295,11 +295,11 @@ impl<H: TrieHasher, S: NodeStore + Clone> StateTrie<H, S> {
         for (address, mut slots) in written {
             slots.sort_unstable();
             slots.dedup();
+            let account_words = words.get(&address);
             let entries = slots
                 .into_iter()
                 .map(|slot| {
-                    let value = words
-                        .get(&address)
+                    let value = account_words
                         .and_then(|w| w.get(&slot))
                         .copied()
                         .unwrap_or([0; 32]);

@@ -448,6 +448,14 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// A list's RLP from its items' encodings (`payload`).
+fn rlp_list(payload: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(payload.len() + 3);
+    rlp::write_list_header(payload.len(), &mut encoded);
+    encoded.extend_from_slice(payload);
+    encoded
+}
+
 /// Nodes made by a change, by hash: what [`Trie::commit`] hands back.
 pub type NewNodes = Vec<([u8; 32], Vec<u8>)>;
 
@@ -863,9 +871,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         nodes.extend(high_nodes);
         payload.extend_from_slice(&high_payload);
         rlp::write_string(value.as_deref().unwrap_or_default(), &mut payload);
-        let mut encoded = Vec::with_capacity(payload.len() + 3);
-        rlp::write_list_header(payload.len(), &mut encoded);
-        encoded.extend_from_slice(&payload);
+        let encoded = rlp_list(&payload);
         let hash = H::hash(&encoded);
         nodes.push((hash, encoded));
         self.root = Child::Hash(hash);
@@ -908,10 +914,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                 rlp::write_string(value.as_deref().unwrap_or_default(), &mut payload);
             }
         }
-        let mut encoded = Vec::with_capacity(payload.len() + 3);
-        rlp::write_list_header(payload.len(), &mut encoded);
-        encoded.extend_from_slice(&payload);
-        encoded
+        rlp_list(&payload)
     }
 
     /// A child as its parent holds it: embedded under 32 bytes, else its

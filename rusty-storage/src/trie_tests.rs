@@ -364,7 +364,6 @@ proptest! {
         }
     }
 
-    /// Node decoding takes untrusted bytes (proofs): it never panics.
     /// A batch gives the root and the nodes that inserting its entries
     /// one by one gives: above the size that splits it over two threads
     /// and below, with removals (which keep it on one thread) or not, on a
@@ -398,6 +397,7 @@ proptest! {
         prop_assert_eq!(batched.root_hash(), want_root);
     }
 
+    /// Node decoding takes untrusted bytes (proofs): it never panics.
     #[test]
     fn decoding_arbitrary_node_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = decode_node(&[0; 32], &bytes);
