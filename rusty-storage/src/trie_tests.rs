@@ -108,15 +108,41 @@ fn a_committed_root_reads_back_and_old_roots_stay() {
     assert_eq!(new.get(&9999u32.to_be_bytes()).unwrap(), None);
 }
 
+/// Checks that every node a tree holds for a stored child is the node
+/// the store's bytes for its hash decode to.
+fn check_kept_tree(child: &Child, store: &MemStore) -> Result<(), TestCaseError> {
+    let node = match child {
+        Child::Empty => return Ok(()),
+        Child::Node(node) => &**node,
+        Child::Hash(hash, loaded) => {
+            let Some(node) = loaded.0.get() else {
+                return Ok(());
+            };
+            let bytes = store
+                .get(hash)
+                .ok_or_else(|| TestCaseError::fail("a kept node is not stored"))?;
+            prop_assert_eq!(&decode_node(hash, bytes).unwrap(), &**node);
+            &**node
+        }
+    };
+    match node {
+        Node::Extension { child, .. } => check_kept_tree(child, store),
+        Node::Branch { children, .. } => {
+            children.iter().try_for_each(|c| check_kept_tree(c, store))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A store whose nodes can be taken away, with a node cache in front.
 struct CachedStore {
-    nodes: std::cell::RefCell<MemStore>,
+    nodes: std::sync::Mutex<MemStore>,
     cache: NodeCache,
 }
 
 impl NodeStore for CachedStore {
     fn node(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, TrieError> {
-        Ok(self.nodes.borrow().get(hash).cloned())
+        Ok(self.nodes.lock().unwrap().get(hash).cloned())
     }
 
     fn node_cache(&self) -> Option<&NodeCache> {
@@ -136,7 +162,7 @@ fn a_node_cache_serves_reads_and_keeps_its_bound() {
     let (root, nodes) = trie.commit();
     let all: MemStore = nodes.into_iter().collect();
     let store = CachedStore {
-        nodes: std::cell::RefCell::new(all.clone()),
+        nodes: std::sync::Mutex::new(all.clone()),
         cache: NodeCache::with_capacity(10_000),
     };
     let cached = Trie::<Blake3Hasher, _>::at(root, &store);
@@ -144,7 +170,7 @@ fn a_node_cache_serves_reads_and_keeps_its_bound() {
         assert_eq!(cached.get(&i.to_be_bytes()).unwrap(), Some(vec![2; 33]));
     }
     assert!(!store.cache.is_empty());
-    store.nodes.borrow_mut().clear();
+    store.nodes.lock().unwrap().clear();
     for i in 0u32..300 {
         assert_eq!(cached.get(&i.to_be_bytes()).unwrap(), Some(vec![2; 33]));
     }
@@ -152,7 +178,7 @@ fn a_node_cache_serves_reads_and_keeps_its_bound() {
 
     // A small cache: evictions, and reads fall back to the store.
     let small = CachedStore {
-        nodes: std::cell::RefCell::new(all),
+        nodes: std::sync::Mutex::new(all),
         cache: NodeCache::with_capacity(8),
     };
     let trie = Trie::<Blake3Hasher, _>::at(root, &small);
@@ -317,7 +343,7 @@ proptest! {
             }
         }
         for (key, _) in &ops {
-            prop_assert_eq!(trie.get(key).unwrap(), model.get(key).cloned());
+            prop_assert_eq!(trie.get(key).unwrap(), model.get(key.as_slice()).cloned());
         }
         let mut fresh = Trie::<Keccak, _>::new(MemStore::new());
         for (k, v) in &model {
@@ -395,6 +421,66 @@ proptest! {
         let want: HashMap<_, _> = want_nodes.into_iter().collect();
         prop_assert_eq!(got, want);
         prop_assert_eq!(batched.root_hash(), want_root);
+    }
+
+    /// The trees commits hand to the node cache (and reads fill in) are
+    /// the nodes the store's bytes decode to, block after block: with the
+    /// cache large, and so small that it empties (a new generation) in
+    /// the middle of nearly every block; a trie reopened at each root
+    /// reads as a map, as does one over the store alone.
+    #[test]
+    fn kept_trees_are_the_stored_nodes_across_commits(
+        blocks in proptest::collection::vec(
+            (proptest::collection::btree_map(any::<[u8; 4]>(), 0u8..=3, 0..200), any::<bool>()),
+            1..6,
+        ),
+        capacity in prop_oneof![Just(4usize), Just(64), Just(100_000)],
+    ) {
+        let store = CachedStore {
+            nodes: std::sync::Mutex::new(MemStore::new()),
+            cache: NodeCache::with_capacity(capacity),
+        };
+        let mut model = BTreeMap::new();
+        let mut root = Trie::<Blake3Hasher, &CachedStore>::empty_root();
+        for (writes, batched) in &blocks {
+            let mut trie = Trie::<Blake3Hasher, _>::at(root, &store);
+            // Reads first, as a block's transactions read before the
+            // commit writes.
+            for key in writes.keys() {
+                prop_assert_eq!(trie.get(key).unwrap(), model.get(key.as_slice()).cloned());
+            }
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = writes
+                .iter()
+                .map(|(k, v)| (k.to_vec(), vec![*v; usize::from(*v) * 20]))
+                .collect();
+            for (k, v) in &entries {
+                if v.is_empty() {
+                    model.remove(k);
+                } else {
+                    model.insert(k.clone(), v.clone());
+                }
+            }
+            let (new_root, nodes) = if *batched {
+                trie.commit_batch(entries).unwrap()
+            } else {
+                for (k, v) in entries {
+                    trie.insert(&k, v).unwrap();
+                }
+                trie.commit()
+            };
+            store.nodes.lock().unwrap().extend(nodes);
+            root = new_root;
+            prop_assert!(store.cache.len() <= capacity);
+            let nodes = store.nodes.lock().unwrap().clone();
+            check_kept_tree(&trie.root, &nodes)?;
+            let reopened = Trie::<Blake3Hasher, _>::at(root, &store);
+            let uncached = Trie::<Blake3Hasher, _>::at(root, &nodes);
+            for (k, v) in &model {
+                prop_assert_eq!(reopened.get(k).unwrap(), Some(v.clone()));
+                prop_assert_eq!(uncached.get(k).unwrap(), Some(v.clone()));
+            }
+            check_kept_tree(&reopened.root, &nodes)?;
+        }
     }
 
     /// Node decoding takes untrusted bytes (proofs): it never panics.
