@@ -568,6 +568,29 @@ fn rlp_list(payload: &[u8]) -> Vec<u8> {
     encoded
 }
 
+/// Room [`Trie::encode`] leaves before a node's payload for its list
+/// header: enough for a payload under 64 KiB (every node of the chain's).
+const HEADER_ROOM: usize = 3;
+
+/// A list's RLP from `encoded`: [`HEADER_ROOM`] bytes, then the payload.
+fn close_list(mut encoded: Vec<u8>) -> Vec<u8> {
+    let end = encoded.len();
+    rlp::write_list_header(end - HEADER_ROOM, &mut encoded);
+    let header_len = encoded.len() - end;
+    match HEADER_ROOM.checked_sub(header_len) {
+        Some(spare) => {
+            encoded.copy_within(end.., spare);
+            encoded.truncate(end);
+            encoded.drain(..spare);
+        }
+        None => {
+            let header = encoded.split_off(end);
+            encoded.splice(..HEADER_ROOM, header);
+        }
+    }
+    encoded
+}
+
 /// Nodes made by a change, by hash: what [`Trie::commit`] hands back.
 pub type NewNodes = Vec<([u8; 32], Vec<u8>)>;
 
@@ -644,6 +667,16 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TrieError> {
+        // The chain's keys are hashes: their path fits on the stack, and
+        // an `SLOAD` allocates nothing for it.
+        let mut on_stack = [0u8; 64];
+        if let Some(path) = on_stack.get_mut(..key.len() * 2) {
+            for (pair, byte) in path.chunks_exact_mut(2).zip(key) {
+                pair[0] = byte >> 4;
+                pair[1] = byte & 0x0f;
+            }
+            return self.get_below(&self.root, path);
+        }
         self.get_below(&self.root, &nibbles(key))
     }
 
@@ -1047,10 +1080,16 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
     /// name them by hash, holding them when `keep` (else the stored
     /// children drop what they hold).
     fn encode(node: &mut Node, out: &mut NewNodes, keep: bool) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(match node {
-            Node::Branch { .. } => 16 * 33 + 2,
-            _ => 72,
-        });
+        // The payload goes after room for the list header, written last:
+        // one allocation per node.
+        let mut payload = Vec::with_capacity(
+            HEADER_ROOM
+                + match node {
+                    Node::Branch { .. } => 16 * 33 + 2 + 3,
+                    _ => 72 + 3,
+                },
+        );
+        payload.resize(HEADER_ROOM, 0);
         match node {
             Node::Empty => return vec![0x80],
             Node::Leaf { path, value } => {
@@ -1068,7 +1107,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
                 rlp::write_string(value.as_deref().unwrap_or_default(), &mut payload);
             }
         }
-        rlp_list(&payload)
+        close_list(payload)
     }
 
     /// A child as its parent holds it: embedded under 32 bytes, else its

@@ -134,6 +134,19 @@ fn check_kept_tree(child: &Child, store: &MemStore) -> Result<(), TestCaseError>
     }
 }
 
+/// A list closed in place is the list written whole, whatever its
+/// header's length (one byte under 56 bytes of payload, up to four over
+/// 64 KiB, where the room left for it is too small).
+#[test]
+fn a_list_closed_in_place_is_the_list_written_whole() {
+    for len in [0usize, 1, 55, 56, 255, 256, 65_535, 65_536, 70_000] {
+        let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut roomy = vec![0; HEADER_ROOM];
+        roomy.extend_from_slice(&payload);
+        assert_eq!(close_list(roomy), rlp_list(&payload), "payload of {len}");
+    }
+}
+
 /// A store whose nodes can be taken away, with a node cache in front.
 struct CachedStore {
     nodes: std::sync::Mutex<MemStore>,
