@@ -7,9 +7,11 @@
 //! Nodes are kept by hash in a [`NodeStore`] and never changed, so an old
 //! root stays readable and a reorg is a switch of root. A [`Trie`] loads
 //! the nodes it walks, changes them in memory, and [`Trie::commit`] hands
-//! back the new root and the new nodes, for the caller to store. A store may carry a [`NodeCache`]
-//! of decoded nodes: the top levels, which every lookup passes through,
-//! are then read without the database, a hash check and a decode; and
+//! back the new root and the new nodes, for the caller to store. A stored
+//! child keeps its node once read or made (`Loaded`). A store may carry
+//! a [`NodeCache`] of decoded nodes, which keeps the roots commits make
+//! with the trees below them, so the next trie opened at such a root
+//! walks by pointer, without the database, a hash check or a decode; and
 //! [`UnwrittenNodes`], nodes committed but not yet written (the chain
 //! writes them when it flushes its coin cache). (Pruning old nodes is not
 //! built.)
@@ -68,7 +70,7 @@ impl<T: NodeStore + ?Sized> NodeStore for &T {
 /// never stale: a reorganisation or a new root needs no invalidation.
 ///
 /// A cached node keeps the children it was walked or written through
-/// (each stored child holds its node once read, see [`Loaded`]), and a
+/// (each stored child holds its node once read, see `Loaded`), and a
 /// commit hands the cache its new root with the tree it made: the next
 /// block opens the same root with one lookup here and walks its hot
 /// paths by pointer, without a lookup, a hash check or a decode per node
