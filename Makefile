@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR
 DATADIR ?= $(HOME)/.rusty
 ARGS ?=
 
-.PHONY: deps build run test chaos chaos-short lint bench bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-select bench-superblock fmt
+.PHONY: deps build run test chaos chaos-short lint bench bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-select bench-superblock bench-erc20 bench-swap fmt
 
 ## Install what a fresh Debian machine with a Rust toolchain lacks.
 deps:
@@ -47,7 +47,7 @@ fmt:
 	cargo fmt --all
 
 ## Benchmarks (dev profile with optimised dependencies): all of them.
-bench: bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-select bench-superblock
+bench: bench-connect bench-network bench-bls bench-chainlock bench-media bench-abr bench-select bench-superblock bench-erc20 bench-swap
 
 ## Block connection into RocksDB beside raw Ed25519 batch verification.
 bench-connect: deps
@@ -83,3 +83,12 @@ bench-select:
 ## votes) and its snapshot beside ordinary blocks of the same size.
 bench-superblock: deps
 	cargo run --bin rusty-cli -- bench superblock
+
+## ERC-20 transfers connected by the chain beside raw revm on an in-memory
+## database, and the state root per block.
+bench-erc20: deps
+	cargo run --bin rusty-cli -- bench erc20
+
+## Atomic swaps between two dev chains: 1 and 6 confirmations, and a ChainLock.
+bench-swap: deps
+	cargo run --bin rusty-cli -- bench swap
