@@ -127,6 +127,41 @@ impl NodeCache {
     }
 }
 
+#[cfg(test)]
+impl NodeCache {
+    /// Distinct shared nodes the entries reach, themselves included,
+    /// through the children they hold: what the bound is about.
+    pub(super) fn reachable(&self) -> usize {
+        use super::{Child, Loaded};
+        let entries = self.lock();
+        let mut seen = std::collections::HashSet::new();
+        let mut next: Vec<&Node> = entries.nodes.values().map(|n| &**n).collect();
+        while let Some(node) = next.pop() {
+            if !seen.insert(std::ptr::from_ref(node)) {
+                continue;
+            }
+            let mut children: Vec<&Child> = match node {
+                Node::Extension { child, .. } => vec![child],
+                Node::Branch { children, .. } => children.iter().collect(),
+                _ => Vec::new(),
+            };
+            while let Some(child) = children.pop() {
+                match child {
+                    Child::Hash(_, Loaded(loaded)) => next.extend(loaded.get().map(|n| &**n)),
+                    // Embedded nodes are part of their parent.
+                    Child::Node(embedded) => match &**embedded {
+                        Node::Extension { child, .. } => children.push(child),
+                        Node::Branch { children: c, .. } => children.extend(c.iter()),
+                        _ => {}
+                    },
+                    Child::Empty => {}
+                }
+            }
+        }
+        seen.len()
+    }
+}
+
 /// Nodes that blocks committed and that are not in the database yet: the
 /// chain connects a block with one database write of its coins, receipts
 /// and indexes, and keeps the block's new trie nodes here until it

@@ -440,7 +440,8 @@ proptest! {
     /// the nodes the store's bytes decode to, block after block: with the
     /// cache large, and so small that it empties (a new generation) in
     /// the middle of nearly every block; a trie reopened at each root
-    /// reads as a map, as does one over the store alone.
+    /// reads as a map, as does one over the store alone; and the nodes
+    /// the cache's entries reach stay within its capacity.
     #[test]
     fn kept_trees_are_the_stored_nodes_across_commits(
         blocks in proptest::collection::vec(
@@ -453,14 +454,19 @@ proptest! {
             nodes: std::sync::Mutex::new(MemStore::new()),
             cache: NodeCache::with_capacity(capacity),
         };
-        let mut model = BTreeMap::new();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut root = Trie::<Blake3Hasher, &CachedStore>::empty_root();
         for (writes, batched) in &blocks {
             let mut trie = Trie::<Blake3Hasher, _>::at(root, &store);
             // Reads first, as a block's transactions read before the
-            // commit writes.
+            // commit writes: of the keys written, and of every key
+            // already there (so the tree holds paths the block does not
+            // change, read before the cache empties).
             for key in writes.keys() {
                 prop_assert_eq!(trie.get(key).unwrap(), model.get(key.as_slice()).cloned());
+            }
+            for (key, value) in &model {
+                prop_assert_eq!(trie.get(key).unwrap(), Some(value.clone()));
             }
             let entries: Vec<(Vec<u8>, Vec<u8>)> = writes
                 .iter()
@@ -484,6 +490,9 @@ proptest! {
             store.nodes.lock().unwrap().extend(nodes);
             root = new_root;
             prop_assert!(store.cache.len() <= capacity);
+            // The bound is on memory: what the entries reach through the
+            // trees they keep, not only the entries.
+            prop_assert!(store.cache.reachable() <= capacity);
             let nodes = store.nodes.lock().unwrap().clone();
             check_kept_tree(&trie.root, &nodes)?;
             let reopened = Trie::<Blake3Hasher, _>::at(root, &store);
