@@ -152,7 +152,12 @@ enum Node {
 }
 
 fn nibbles(key: &[u8]) -> Vec<u8> {
-    key.iter().flat_map(|b| [b >> 4, b & 0x0f]).collect()
+    nibbles_of(key).collect()
+}
+
+/// A key's nibbles, high first.
+fn nibbles_of(key: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    key.iter().flat_map(|b| [b >> 4, b & 0x0f])
 }
 
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
@@ -266,14 +271,6 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// A list's RLP from its items' encodings (`payload`).
-fn rlp_list(payload: &[u8]) -> Vec<u8> {
-    let mut encoded = Vec::with_capacity(payload.len() + 3);
-    rlp::write_list_header(payload.len(), &mut encoded);
-    encoded.extend_from_slice(payload);
-    encoded
-}
-
 /// Room [`Trie::encode`] leaves before a node's payload for its list
 /// header: enough for a payload under 64 KiB (every node of the chain's).
 const HEADER_ROOM: usize = 3;
@@ -377,9 +374,8 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         // an `SLOAD` allocates nothing for it.
         let mut on_stack = [0u8; 64];
         if let Some(path) = on_stack.get_mut(..key.len() * 2) {
-            for (pair, byte) in path.chunks_exact_mut(2).zip(key) {
-                pair[0] = byte >> 4;
-                pair[1] = byte & 0x0f;
+            for (slot, nibble) in path.iter_mut().zip(nibbles_of(key)) {
+                *slot = nibble;
             }
             return self.get_below(&self.root, path);
         }
@@ -717,10 +713,13 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         let keep = self.keeps_tree();
         // One half of the children: each with its keys inserted, then
         // hashed into the branch's payload.
+        // The low half's payload starts with the branch's header room.
         let half = |children: &mut [Child],
-                    groups: &mut [Vec<(Vec<u8>, Vec<u8>)>]|
+                    groups: &mut [Vec<(Vec<u8>, Vec<u8>)>],
+                    room: usize|
          -> Result<(Vec<u8>, NewNodes), TrieError> {
-            let mut payload = Vec::with_capacity(8 * 33);
+            let mut payload = Vec::with_capacity(room + 16 * 33 + 2 + HEADER_ROOM);
+            payload.resize(room, 0);
             let mut nodes = Vec::new();
             for (child, group) in children.iter_mut().zip(groups) {
                 if !group.is_empty() {
@@ -737,8 +736,8 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         let (low_children, high_children) = children.split_at_mut(8);
         let (low_groups, high_groups) = groups.split_at_mut(8);
         let (low, high) = std::thread::scope(|scope| {
-            let high = scope.spawn(|| half(high_children, high_groups));
-            let low = half(low_children, low_groups);
+            let high = scope.spawn(|| half(high_children, high_groups, 0));
+            let low = half(low_children, low_groups, HEADER_ROOM);
             // A panic there is a bug here: surface it as the serial path
             // would.
             (
@@ -750,7 +749,7 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
         nodes.extend(high_nodes);
         payload.extend_from_slice(&high_payload);
         rlp::write_string(value.as_deref().unwrap_or_default(), &mut payload);
-        let encoded = rlp_list(&payload);
+        let encoded = close_list(payload);
         let hash = H::hash(&encoded);
         nodes.push((hash, encoded));
         let made = nodes.len();
@@ -787,12 +786,13 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
     /// children drop what they hold).
     fn encode(node: &mut Node, out: &mut NewNodes, keep: bool) -> Vec<u8> {
         // The payload goes after room for the list header, written last:
-        // one allocation per node.
+        // one allocation per node (the header is appended, then moved
+        // into the room, so the capacity counts it twice).
         let mut payload = Vec::with_capacity(
-            HEADER_ROOM
+            2 * HEADER_ROOM
                 + match node {
-                    Node::Branch { .. } => 16 * 33 + 2 + 3,
-                    _ => 72 + 3,
+                    Node::Branch { .. } => 16 * 33 + 2,
+                    _ => 72,
                 },
         );
         payload.resize(HEADER_ROOM, 0);
@@ -820,35 +820,32 @@ impl<H: TrieHasher, S: NodeStore> Trie<H, S> {
     /// hash (and the node is new, to be stored; the child becomes a
     /// stored one, holding the node when `keep`).
     fn write_child(child: &mut Child, out: &mut NewNodes, payload: &mut Vec<u8>, keep: bool) {
-        let Child::Node(node) = child else {
-            match child {
-                Child::Hash(h, loaded) => {
-                    rlp::write_string(h, payload);
-                    if !keep {
-                        *loaded = Loaded::default();
-                    }
+        match child {
+            Child::Empty => payload.push(0x80),
+            Child::Hash(h, loaded) => {
+                rlp::write_string(h, payload);
+                if !keep {
+                    *loaded = Loaded::default();
                 }
-                _ => payload.push(0x80),
             }
-            return;
-        };
-        let encoded = Self::encode(node, out, keep);
-        if encoded.len() < 32 {
-            payload.extend_from_slice(&encoded);
-            return;
+            Child::Node(node) => {
+                let encoded = Self::encode(node, out, keep);
+                if encoded.len() < 32 {
+                    payload.extend_from_slice(&encoded);
+                    return;
+                }
+                let hash = H::hash(&encoded);
+                rlp::write_string(&hash, payload);
+                out.push((hash, encoded));
+                let node = std::mem::replace(&mut **node, Node::Empty);
+                let loaded = if keep {
+                    Loaded::with(Arc::new(node))
+                } else {
+                    Loaded::default()
+                };
+                *child = Child::Hash(hash, loaded);
+            }
         }
-        let hash = H::hash(&encoded);
-        rlp::write_string(&hash, payload);
-        out.push((hash, encoded));
-        let node = std::mem::replace(&mut **node, Node::Empty);
-        *child = Child::Hash(
-            hash,
-            if keep {
-                Loaded::with(Arc::new(node))
-            } else {
-                Loaded::default()
-            },
-        );
     }
 }
 
