@@ -156,11 +156,11 @@ impl ReplyHead {
 
 /// The chunks' lengths, u32 LE each, as they follow a
 /// [`ReplyHead::Chunks`].
-pub fn encode_lengths<T: AsRef<[u8]>>(chunks: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 * chunks.len());
-    for c in chunks {
+pub fn encode_lengths(lengths: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 * lengths.len());
+    for &len in lengths {
         // A chunk is at most CHUNK_SIZE bytes, far below u32::MAX.
-        let len = u32::try_from(c.as_ref().len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_le_bytes());
     }
     out

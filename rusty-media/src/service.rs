@@ -57,6 +57,8 @@ mod serve;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use serve::DirectAnswer;
+
 use std::{
     future::Future,
     path::{Path, PathBuf},

@@ -41,7 +41,7 @@ use tracing::{info, warn};
 use crate::manifest::{ManifestError, SignedManifest};
 
 mod chunks;
-pub use chunks::PutChunks;
+pub use chunks::{PutChunks, StoredRun};
 mod records;
 
 use records::{

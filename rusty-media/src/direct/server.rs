@@ -20,7 +20,7 @@ use std::{
 
 use rusty_network::PeerId;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncReadExt, AsyncWriteExt, Interest},
     net::{
         tcp::{OwnedReadHalf, OwnedWriteHalf},
         TcpListener, TcpStream,
@@ -31,10 +31,7 @@ use tokio::{
 use tracing::debug;
 
 use super::{encode_lengths, ChunkRange, ReplyHead, HELLO_LEN, MAGIC, REQUEST_LEN, TICKET_LEN};
-use crate::{
-    service::{Counters, MediaHandle},
-    wire::MediaResponse,
-};
+use crate::service::{Counters, DirectAnswer, MediaHandle};
 
 /// How long a ticket admits a connection after its issue.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -54,7 +51,7 @@ const COMMAND_QUEUE: usize = 256;
 
 type Ticket = [u8; TICKET_LEN];
 /// A reply, and its hold on the budget of replies not yet sent.
-type Answer = (MediaResponse, Option<OwnedSemaphorePermit>);
+type Answer = (DirectAnswer, Option<OwnedSemaphorePermit>);
 
 enum Command {
     Issue {
@@ -211,11 +208,12 @@ async fn serve(svc: MediaHandle, server: DirectServer, mut sock: TcpStream) -> R
         .redeem(t)
         .await
         .ok_or_else(|| "unknown, spent or expired ticket".to_string())?;
+    debug!(target: "media", %peer, "data channel admitted");
     let (rd, wr) = sock.into_split();
     let (answers, queued) = mpsc::channel(READ_AHEAD);
     let mut shutdown = svc.shared.shutdown.subscribe();
     tokio::select! {
-        r = read_requests(svc.clone(), peer, rd, answers) => r,
+        r = read_requests(svc.clone(), rd, answers) => r,
         r = write_answers(&svc.shared.counters, wr, queued) => r,
         _ = shutdown.changed() => Ok(()),
     }
@@ -224,7 +222,6 @@ async fn serve(svc: MediaHandle, server: DirectServer, mut sock: TcpStream) -> R
 /// Reads request frames and starts each answer, in order.
 async fn read_requests(
     svc: MediaHandle,
-    peer: PeerId,
     mut rd: OwnedReadHalf,
     answers: mpsc::Sender<JoinHandle<Answer>>,
 ) -> Result<(), String> {
@@ -239,23 +236,97 @@ async fn read_requests(
         let range = ChunkRange::decode(&frame).map_err(|e| format!("bad request: {e}"))?;
         let svc = svc.clone();
         let answer = tokio::spawn(async move {
-            let resp = svc
-                .answer_direct(peer, range.id, range.start, range.count)
-                .await;
-            // Held until the reply is written, as on libp2p.
+            let resp = svc.answer_direct(range.id, range.start, range.count).await;
+            // Held until the reply is written, as on libp2p: it bounds the
+            // replies in progress, though these hold file pages, not copies.
             let len = match &resp {
-                MediaResponse::Chunks { chunks, .. } => chunks.iter().map(Vec::len).sum(),
+                DirectAnswer::Run { run, .. } => usize::try_from(run.len).unwrap_or(usize::MAX),
                 _ => 0,
             };
             match svc.hold_reply_budget(len) {
                 Some(held) => (resp, Some(held)),
-                None => (MediaResponse::Busy, None),
+                None => (DirectAnswer::Busy, None),
             }
         });
         if answers.send(answer).await.is_err() {
             return Ok(());
         }
     }
+}
+
+/// Bytes handed to one `sendfile` call, at most: the size the socket
+/// writes had before, so that no single system call of this low-priority
+/// thread holds a core long (the kernel here does not preempt inside one).
+const SENDFILE_STEP: u64 = 64 * 1024;
+
+/// Sends `len` bytes of `file` from `offset` on the socket with
+/// `sendfile`: the kernel hands the file's cached pages to the socket, so
+/// the bytes are neither read into this process nor copied out of it
+/// again. A file that ends early (cut short since the run was located) is
+/// an error: the reply's lengths are already sent, so the channel closes.
+#[cfg(target_os = "linux")]
+async fn send_file_range(
+    sock: &TcpStream,
+    file: &std::fs::File,
+    mut offset: u64,
+    len: u64,
+) -> std::io::Result<()> {
+    let end = offset.saturating_add(len);
+    while offset < end {
+        let step = usize::try_from((end - offset).min(SENDFILE_STEP)).unwrap_or(usize::MAX);
+        sock.writable().await?;
+        let sent = sock.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(sock, file, Some(&mut offset), step).map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => return Err(file_ended()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// [`send_file_range`] where there is no `sendfile`: the bytes are read
+/// into memory a step at a time and written.
+#[cfg(not(target_os = "linux"))]
+async fn send_file_range(
+    sock: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut left = len;
+    let mut buf = vec![0u8; SENDFILE_STEP as usize];
+    while left > 0 {
+        let want = usize::try_from(left.min(SENDFILE_STEP)).unwrap_or(usize::MAX);
+        let got = file.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(file_ended());
+        }
+        let mut written = 0;
+        while written < got {
+            sock.writable().await?;
+            match sock.try_write(&buf[written..got]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        left -= got as u64;
+    }
+    Ok(())
+}
+
+fn file_ended() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the content file ended inside the run",
+    )
 }
 
 /// Writes the answers in the order their requests came.
@@ -268,24 +339,22 @@ async fn write_answers(
         let (resp, _held) = answer.await.map_err(|e| format!("answer: {e}"))?;
         let io = |e: std::io::Error| format!("write: {e}");
         match resp {
-            MediaResponse::Chunks { start, chunks } => {
-                // At most MAX_CHUNKS_PER_REQUEST (the store reads no more
-                // than was asked).
-                let count = u8::try_from(chunks.len()).map_err(|_| "too many chunks")?;
+            DirectAnswer::Run { start, run } => {
+                // At most MAX_CHUNKS_PER_REQUEST (the store locates no
+                // more than was asked).
+                let count = u8::try_from(run.lengths.len()).map_err(|_| "too many chunks")?;
                 let mut head = ReplyHead::Chunks { start, count }.encode().to_vec();
-                head.extend_from_slice(&encode_lengths(&chunks));
+                head.extend_from_slice(&encode_lengths(&run.lengths));
                 wr.write_all(&head).await.map_err(io)?;
-                let mut sent = 0u64;
-                for c in &chunks {
-                    wr.write_all(c).await.map_err(io)?;
-                    sent += c.len() as u64;
-                }
+                send_file_range(wr.as_ref(), &run.file, run.offset, run.len)
+                    .await
+                    .map_err(io)?;
                 counters
                     .direct_uploaded_bytes
-                    .fetch_add(sent, Ordering::Relaxed);
+                    .fetch_add(run.len, Ordering::Relaxed);
             }
-            MediaResponse::Busy => wr.write_all(&ReplyHead::Busy.encode()).await.map_err(io)?,
-            _ => wr
+            DirectAnswer::Busy => wr.write_all(&ReplyHead::Busy.encode()).await.map_err(io)?,
+            DirectAnswer::NotFound => wr
                 .write_all(&ReplyHead::NotFound.encode())
                 .await
                 .map_err(io)?,

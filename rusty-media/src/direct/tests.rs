@@ -57,7 +57,7 @@ proptest! {
             prop_assert_eq!(h.encode(), head);
         }
         if let Ok(l) = decode_lengths(start, &lens) {
-            prop_assert_eq!(encode_lengths(&l.iter().map(|n| vec![0u8; *n as usize]).collect::<Vec<_>>()), lens);
+            prop_assert_eq!(encode_lengths(&l.iter().map(|&n| u64::from(n)).collect::<Vec<_>>()), lens);
         }
     }
 

@@ -18,8 +18,20 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::{actor::MediaCommand, blocking, io_pool::low_priority, MediaHandle};
 use crate::{
     broadcast::LiveStream,
+    store::StoredRun,
     wire::{MediaRequest, MediaResponse},
 };
+
+/// A data-channel range's answer ([`MediaHandle::answer_direct`]).
+#[derive(Debug)]
+pub(crate) enum DirectAnswer {
+    /// The stored chunks from `start` on, as they lie in their file.
+    Run { start: u64, run: StoredRun },
+    /// Over the upload limit or the reply budget.
+    Busy,
+    /// The first chunk asked for is not stored.
+    NotFound,
+}
 
 impl MediaHandle {
     /// A `media` request from a peer; answered in a task.
@@ -84,26 +96,34 @@ impl MediaHandle {
     /// The answer to `peer`'s request, its upload counted and held to the
     /// upload limit (`Busy` beyond it).
     pub(crate) async fn answer_request(&self, peer: PeerId, req: MediaRequest) -> MediaResponse {
-        self.answer_with(peer, req, true).await
+        self.answer_with(peer, req).await
     }
 
     /// [`MediaHandle::answer_request`] for a range on the direct data
-    /// channel: the chunks are not re-verified on the way out. Its viewer
-    /// verifies each, and a bad one only closes the channel (the bytes are
-    /// unauthenticated there), after which the range is asked over libp2p,
-    /// where the read re-verifies and drops a chunk the disk corrupted.
-    pub(crate) async fn answer_direct(
-        &self,
-        peer: PeerId,
-        id: Hash256,
-        start: u64,
-        count: u32,
-    ) -> MediaResponse {
-        self.answer_with(peer, MediaRequest::Chunks { id, start, count }, false)
+    /// channel: where the stored run lies in its file, for the channel to
+    /// send without copying it through memory. The chunks are not
+    /// re-verified on the way out. Its viewer verifies each, and a bad one
+    /// only closes the channel (the bytes are unauthenticated there), after
+    /// which the range is asked over libp2p, where the read re-verifies and
+    /// drops a chunk the disk corrupted.
+    pub(crate) async fn answer_direct(&self, id: Hash256, start: u64, count: u32) -> DirectAnswer {
+        let store = self.shared.store.clone();
+        // Bulk I/O runs below the node's other work (io_pool).
+        let located = low_priority(move || Ok(store.locate_run(&id, start, count.into())?))
             .await
+            .ok()
+            .flatten();
+        let Some(run) = located else {
+            return DirectAnswer::NotFound;
+        };
+        let bytes = usize::try_from(run.len).unwrap_or(usize::MAX);
+        if !self.count_upload(bytes).await {
+            return DirectAnswer::Busy;
+        }
+        DirectAnswer::Run { start, run }
     }
 
-    async fn answer_with(&self, peer: PeerId, req: MediaRequest, reverify: bool) -> MediaResponse {
+    async fn answer_with(&self, peer: PeerId, req: MediaRequest) -> MediaResponse {
         let store = self.shared.store.clone();
         // The stream a segment came from, to count the upload against.
         let mut stream: Option<LiveStream> = None;
@@ -116,15 +136,9 @@ impl MediaHandle {
             }
             MediaRequest::Chunks { id, start, count } => {
                 // Bulk reads run below the node's other work (io_pool).
-                let read = low_priority(move || {
-                    Ok(if reverify {
-                        store.read_chunks(&id, start, count.into())?
-                    } else {
-                        store.read_chunks_unverified(&id, start, count.into())?
-                    })
-                })
-                .await
-                .unwrap_or_default();
+                let read = low_priority(move || Ok(store.read_chunks(&id, start, count.into())?))
+                    .await
+                    .unwrap_or_default();
                 if read.is_empty() {
                     MediaResponse::NotFound
                 } else {
@@ -161,12 +175,24 @@ impl MediaHandle {
         if bytes == 0 {
             return resp;
         }
+        if !self.count_upload(bytes).await {
+            return MediaResponse::Busy;
+        }
+        if let (MediaResponse::Segment { .. }, Some(l)) = (&resp, &stream) {
+            l.count_upload(bytes as u64).await;
+        }
+        resp
+    }
+
+    /// Counts a reply of `bytes` as uploaded once the upload limit lets it
+    /// go (waiting for tokens if need be); false when it must be `Busy`.
+    async fn count_upload(&self, bytes: usize) -> bool {
         let Some(wait) = self.reserve_upload(bytes as u64).await else {
             self.shared
                 .counters
                 .busy_replies
                 .fetch_add(1, Ordering::Relaxed);
-            return MediaResponse::Busy;
+            return false;
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -174,10 +200,7 @@ impl MediaHandle {
         let c = &self.shared.counters;
         c.uploaded_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         c.served_requests.fetch_add(1, Ordering::Relaxed);
-        if let (MediaResponse::Segment { .. }, Some(l)) = (&resp, &stream) {
-            l.count_upload(bytes as u64).await;
-        }
-        resp
+        true
     }
 
     /// Upload tokens for a reply of `bytes`: how long it waits, or `None`

@@ -225,22 +225,6 @@ impl ContentStore {
     /// first one missing (each re-verified as by [`ContentStore::read_chunk`]);
     /// the access time is updated once. What a peer asking for a range gets.
     pub fn read_chunks(&self, id: &Hash256, start: u64, count: u64) -> Result<Vec<Vec<u8>>> {
-        self.read_run(id, start, count, true)
-    }
-
-    /// [`ContentStore::read_chunks`] without re-verifying: the chunks as
-    /// stored, for a reader that verifies them itself and does not hold a
-    /// bad one against this node (the direct data channel's viewer).
-    pub fn read_chunks_unverified(
-        &self,
-        id: &Hash256,
-        start: u64,
-        count: u64,
-    ) -> Result<Vec<Vec<u8>>> {
-        self.read_run(id, start, count, false)
-    }
-
-    fn read_run(&self, id: &Hash256, start: u64, count: u64, verify: bool) -> Result<Vec<Vec<u8>>> {
         let m = self.require_manifest(id)?;
         let end = start.saturating_add(count).min(m.chunk_count());
         let path = self.content_path(id);
@@ -263,7 +247,7 @@ impl ContentStore {
             }
             let bytes = read_exactly(&mut file, len).map_err(io_err(&path))?;
             match bytes {
-                Some(bytes) if !verify || m.verify_chunk(index, &bytes).is_ok() => out.push(bytes),
+                Some(bytes) if m.verify_chunk(index, &bytes).is_ok() => out.push(bytes),
                 _ => {
                     self.unmark_if_bad(id, &m, index)?;
                     break;
@@ -275,6 +259,53 @@ impl ContentStore {
             self.touch(id)?;
         }
         Ok(out)
+    }
+
+    /// Where the stored chunks of `id` from `start` on (at most `count`, up
+    /// to the first one missing) lie in its file, without reading them:
+    /// for a sender that hands the file's pages to the socket (`sendfile`)
+    /// instead of copying them through memory. Not re-verified: for a
+    /// reader that verifies them itself and does not hold a bad one against
+    /// this node (the direct data channel's viewer). The file's length is
+    /// checked, so a run never reaches past its end. `None` when the first
+    /// chunk is not stored.
+    pub fn locate_run(&self, id: &Hash256, start: u64, count: u64) -> Result<Option<StoredRun>> {
+        let m = self.require_manifest(id)?;
+        let end = start.saturating_add(count).min(m.chunk_count());
+        let path = self.content_path(id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let file_len = file.metadata().map_err(io_err(&path))?.len();
+        let mut lengths = Vec::new();
+        let mut run_end = None;
+        for index in start..end {
+            let (offset, len) = m.chunk_range(index)?;
+            if !self.is_marked(id, index)? {
+                break;
+            }
+            if offset.saturating_add(len) > file_len {
+                // Marked but not on disk (the file was cut short): the
+                // same repair as a read that comes up short.
+                self.unmark_if_bad(id, &m, index)?;
+                break;
+            }
+            lengths.push(len);
+            run_end = Some(offset.saturating_add(len));
+        }
+        let Some(run_end) = run_end else {
+            return Ok(None);
+        };
+        self.touch(id)?;
+        let (offset, _) = m.chunk_range(start)?;
+        Ok(Some(StoredRun {
+            file,
+            offset,
+            len: run_end - offset,
+            lengths,
+        }))
     }
 
     /// The first of `chunks` of `id` not stored, if any: whether a read of
@@ -475,6 +506,20 @@ pub struct PutChunks {
 
 /// The next `len` bytes of `file` (a chunk, at most `CHUNK_SIZE`), or `None`
 /// if it ends first. Read into fresh capacity: nothing is zero-filled first.
+/// A run of adjacent stored chunks in their content's file
+/// ([`ContentStore::locate_run`]).
+#[derive(Debug)]
+pub struct StoredRun {
+    /// The content's file, open for reading.
+    pub file: File,
+    /// Where the run's first chunk starts in it.
+    pub offset: u64,
+    /// Bytes of the run: the sum of `lengths`.
+    pub len: u64,
+    /// Each chunk's length, in order.
+    pub lengths: Vec<u64>,
+}
+
 fn read_exactly(file: &mut File, len: u64) -> io::Result<Option<Vec<u8>>> {
     // `len` is a chunk's length, at most `CHUNK_SIZE`, a u32.
     let mut buf = Vec::with_capacity(len as usize);

@@ -163,6 +163,51 @@ fn download_resumes_after_reopen() {
     assert_eq!(fs::read(store.content_path(&id)).unwrap(), data);
 }
 
+/// The bytes a located run covers, as the data channel sends them.
+fn read_run(run: crate::store::StoredRun) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = run.file;
+    file.seek(SeekFrom::Start(run.offset)).unwrap();
+    let mut out = Vec::new();
+    file.take(run.len).read_to_end(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_located_run_stops_at_a_missing_chunk_and_at_the_files_end() {
+    let dir = TempDir::new().unwrap();
+    let data = content(4 * CS + 10, 9);
+    let m = signed("Runs", &[], &data);
+    let store = ContentStore::open(dir.path(), u64::MAX).unwrap();
+    let id = store.add_manifest(m, false).unwrap();
+    let c = chunks(&data);
+    for i in [1, 2, 4] {
+        assert!(store.put_chunk(&id, i, c[i as usize]).unwrap());
+    }
+    assert!(store.locate_run(&id, 0, 5).unwrap().is_none());
+    let run = store
+        .locate_run(&id, 1, 16)
+        .unwrap()
+        .expect("chunks 1 and 2");
+    assert_eq!(run.lengths, vec![CS as u64; 2]);
+    assert_eq!(read_run(run), data[CS..3 * CS]);
+    let last = store
+        .locate_run(&id, 4, 16)
+        .unwrap()
+        .expect("the short last chunk");
+    assert_eq!((last.offset, last.len), (4 * CS as u64, 10));
+    assert_eq!(read_run(last), data[4 * CS..]);
+
+    // A file cut short: the run ends before the chunk it no longer holds,
+    // and that chunk is marked missing (as a short read does).
+    let path = store.content_path(&id);
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(2 * CS as u64 + 7).unwrap();
+    let run = store.locate_run(&id, 1, 16).unwrap().expect("chunk 1");
+    assert_eq!(run.lengths, vec![CS as u64]);
+    assert_eq!(store.missing_chunks(&id).unwrap(), vec![0, 2, 3]);
+}
+
 #[test]
 fn corruption_on_disk_is_never_served() {
     let dir = TempDir::new().unwrap();
@@ -179,9 +224,12 @@ fn corruption_on_disk_is_never_served() {
     // The data channel's read serves what is on disk (its viewer verifies,
     // and a bad chunk there counts against nobody); the checked read stops
     // before the bad chunk and forgets it.
-    let raw = store.read_chunks_unverified(&id, 0, 3).unwrap();
-    assert_eq!(raw.len(), 3);
-    assert_eq!(raw[1], bytes[CS..2 * CS]);
+    let run = store.locate_run(&id, 0, 3).unwrap().expect("stored");
+    assert_eq!(
+        (run.offset, run.len, run.lengths.clone()),
+        (0, 3 * CS as u64, vec![CS as u64; 3])
+    );
+    assert_eq!(read_run(run), bytes);
     assert_eq!(
         store.read_chunks(&id, 0, 3).unwrap(),
         vec![data[..CS].to_vec()]
