@@ -265,7 +265,7 @@ const SENDFILE_STEP: u64 = 64 * 1024;
 /// again. A file that ends early (cut short since the run was located) is
 /// an error: the reply's lengths are already sent, so the channel closes.
 #[cfg(target_os = "linux")]
-async fn send_file_range(
+pub(super) async fn send_file_range(
     sock: &TcpStream,
     file: &std::fs::File,
     mut offset: u64,
@@ -291,7 +291,7 @@ async fn send_file_range(
 /// [`send_file_range`] where there is no `sendfile`: the bytes are read
 /// into memory a step at a time and written.
 #[cfg(not(target_os = "linux"))]
-async fn send_file_range(
+pub(super) async fn send_file_range(
     sock: &TcpStream,
     file: &std::fs::File,
     offset: u64,

@@ -198,3 +198,39 @@ async fn the_viewer_reads_replies_straight_and_refuses_what_does_not_fit() {
         assert!(viewer_reads(reply).await.is_err(), "{why}");
     }
 }
+
+#[tokio::test]
+async fn a_file_range_arrives_whole_and_a_short_file_is_an_error() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::TempDir::new().expect("dir");
+    let path = dir.path().join("content");
+    // More than several sendfile steps, not a multiple of one.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+
+    let (sender, mut receiver) = socket_pair().await;
+    let (offset, len) = (1_234u64, 250_000u64);
+    let (sent, got) = tokio::join!(
+        server::send_file_range(&sender, &file, offset, len),
+        async {
+            let mut buf = vec![0u8; len as usize];
+            receiver.read_exact(&mut buf).await.map(|_| buf)
+        }
+    );
+    sent.expect("sent");
+    assert_eq!(got.expect("received"), data[1_234..251_234]);
+
+    // A range past the file's end: what the file holds goes out, then an
+    // error (the reply's lengths promised more), never a hang.
+    let (sender, mut receiver) = socket_pair().await;
+    let short = server::send_file_range(&sender, &file, 290_000, 20_000).await;
+    assert_eq!(
+        short.expect_err("past the end").kind(),
+        std::io::ErrorKind::UnexpectedEof
+    );
+    drop(sender);
+    let mut rest = Vec::new();
+    receiver.read_to_end(&mut rest).await.expect("read");
+    assert_eq!(rest, data[290_000..]);
+}
