@@ -230,10 +230,8 @@ impl ContentStore {
         let path = self.content_path(id);
         // One open and sequential reads for the run: a range request's
         // chunks are adjacent in the file.
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&path)(e)),
+        let Some(mut file) = open_stored(&path)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         let mut position = None;
@@ -273,10 +271,8 @@ impl ContentStore {
         let m = self.require_manifest(id)?;
         let end = start.saturating_add(count).min(m.chunk_count());
         let path = self.content_path(id);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
+        let Some(file) = open_stored(&path)? else {
+            return Ok(None);
         };
         let file_len = file.metadata().map_err(io_err(&path))?.len();
         let mut lengths = Vec::new();
@@ -477,6 +473,15 @@ impl ContentStore {
             missing.extend((first..last).filter(|i| !bits.get(*i)));
         }
         Ok(missing)
+    }
+}
+
+/// The content file at `path` for reading; `None` when none was written.
+fn open_stored(path: &Path) -> Result<Option<File>> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
     }
 }
 
