@@ -93,12 +93,6 @@ impl MediaHandle {
         }
     }
 
-    /// The answer to `peer`'s request, its upload counted and held to the
-    /// upload limit (`Busy` beyond it).
-    pub(crate) async fn answer_request(&self, peer: PeerId, req: MediaRequest) -> MediaResponse {
-        self.answer_with(peer, req).await
-    }
-
     /// [`MediaHandle::answer_request`] for a range on the direct data
     /// channel: where the stored run lies in its file, for the channel to
     /// send without copying it through memory. The chunks are not
@@ -123,7 +117,9 @@ impl MediaHandle {
         DirectAnswer::Run { start, run }
     }
 
-    async fn answer_with(&self, peer: PeerId, req: MediaRequest) -> MediaResponse {
+    /// The answer to `peer`'s request, its upload counted and held to the
+    /// upload limit (`Busy` beyond it).
+    pub(crate) async fn answer_request(&self, peer: PeerId, req: MediaRequest) -> MediaResponse {
         let store = self.shared.store.clone();
         // The stream a segment came from, to count the upload against.
         let mut stream: Option<LiveStream> = None;
