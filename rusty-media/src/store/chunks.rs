@@ -233,13 +233,11 @@ impl ContentStore {
         let Some(mut file) = open_stored(&path)? else {
             return Ok(Vec::new());
         };
+        let stored_end = self.first_missing(id, start..end)?.unwrap_or(end);
         let mut out = Vec::new();
         let mut position = None;
-        for index in start..end {
+        for index in start..stored_end {
             let (offset, len) = m.chunk_range(index)?;
-            if !self.is_marked(id, index)? {
-                break;
-            }
             if position != Some(offset) {
                 file.seek(SeekFrom::Start(offset)).map_err(io_err(&path))?;
             }
@@ -275,13 +273,11 @@ impl ContentStore {
             return Ok(None);
         };
         let file_len = file.metadata().map_err(io_err(&path))?.len();
+        let stored_end = self.first_missing(id, start..end)?.unwrap_or(end);
         let mut lengths = Vec::new();
         let mut run_end = None;
-        for index in start..end {
+        for index in start..stored_end {
             let (offset, len) = m.chunk_range(index)?;
-            if !self.is_marked(id, index)? {
-                break;
-            }
             if offset.saturating_add(len) > file_len {
                 // Marked but not on disk (the file was cut short): the
                 // same repair as a read that comes up short.
@@ -307,8 +303,16 @@ impl ContentStore {
     /// The first of `chunks` of `id` not stored, if any: whether a read of
     /// them would succeed, without scanning the whole content.
     pub fn first_missing(&self, id: &Hash256, chunks: Range<u64>) -> Result<Option<u64>> {
+        // Each segment's bitmap is read once, not once per chunk: a range
+        // request's run lies in one or two segments.
+        let mut segment: Option<(u32, Option<ChunkBits>)> = None;
         for index in chunks {
-            if !self.is_marked(id, index)? {
+            let key = SegmentKey::of(*id, index);
+            if segment.as_ref().is_none_or(|(s, _)| *s != key.segment) {
+                segment = Some((key.segment, self.db.get::<ChunkMaps>(&key)?));
+            }
+            let bits = segment.as_ref().and_then(|(_, bits)| bits.as_ref());
+            if !bits.is_some_and(|b| b.get(index)) {
                 return Ok(Some(index));
             }
         }
