@@ -24,6 +24,7 @@
 //! Rungs follow PeerTube's shape: 240p, 360p, 480p, 720p, 1080p, none
 //! taller than the source, each at a bitrate from bits per pixel.
 
+mod live_play;
 pub mod play;
 
 /// Rung heights, shortest first.

@@ -78,13 +78,17 @@ fn ffmpeg_present() -> bool {
 
 /// A 6 s 854×480 test card with a 440 Hz tone and a keyframe every 3 s.
 fn test_clip(path: &Path) {
+    test_clip_of(path, 6);
+}
+
+/// [`test_clip`], `secs` long.
+fn test_clip_of(path: &Path, secs: u32) {
     let made = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc=size=854x480:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-t", "6", "-c:v", "libx264", "-g", "90", "-pix_fmt", "yuv420p",
-        ])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-g", "90", "-pix_fmt", "yuv420p"])
         .args(["-c:a", "aac", "-shortest"])
         .arg(path)
         .status()
@@ -491,5 +495,175 @@ fn a_viewer_node_chooses_renditions_for_a_player_and_fetches_only_those() {
     assert!(
         played.status.success() && errors.trim().is_empty(),
         "ffmpeg on the capped master: {errors}"
+    );
+}
+
+/// A viewer node plays a live ladder broadcast on another node through its
+/// own ABR (`/media/<master>/abr.m3u8`, a live playlist): ffmpeg, as the
+/// player, follows the live playlist to its end and decodes every segment
+/// without an error while the node switches renditions; the node follows
+/// one rendition's broadcast at a time (two during a switch), so what it
+/// downloaded is what it served plus the overlap of its switches.
+#[test]
+fn a_viewer_node_chooses_live_renditions_for_a_player_and_follows_one_at_a_time() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clip = dir_a.path().join("clip.ts");
+    test_clip_of(&clip, 14);
+    let listen_a = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let a = NodeProcess::start_raw(
+        dir_a.path(),
+        free_port(),
+        &["--no-mine", "--no-mdns", "--listen", &listen_a],
+    );
+    let ui = format!("127.0.0.1:{}", free_port());
+    let listen_b = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let b = NodeProcess::start_raw(
+        dir_b.path(),
+        free_port(),
+        &[
+            "--no-mine",
+            "--no-mdns",
+            "--listen",
+            &listen_b,
+            "--bootnode",
+            &listen_a,
+            "--ui-bind",
+            &ui,
+        ],
+    );
+    let mut broadcast = a
+        .command(&[
+            "stream",
+            "broadcast",
+            "--live",
+            &clip.to_string_lossy(),
+            "--transcode",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = broadcast.stdout.take().unwrap();
+    let mut first_line = Vec::new();
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(&mut stdout, &mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        first_line.push(byte[0]);
+    }
+    let master = String::from_utf8(first_line).unwrap();
+    assert_eq!(master.len(), 64, "{master:?}");
+    // The viewer learns the master playlist (a small file) as a user would.
+    let master_copy = dir_b.path().join("master.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = b.cli(&[
+            "stream",
+            "view",
+            &master,
+            "--output",
+            &master_copy.to_string_lossy(),
+        ]);
+        if r.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never fetched the master: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // ffmpeg plays the live playlist until the node ends it.
+    let url = format!("http://{ui}/media/{master}/abr.m3u8");
+    let played = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            &url,
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&played.stderr);
+    let status = broadcast.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut broadcast.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "the broadcast: {stderr}");
+    assert!(played.status.success(), "ffmpeg: {errors}");
+    assert!(
+        errors.trim().is_empty(),
+        "decode errors playing the node's live ABR stream: {errors}"
+    );
+
+    let (head, body) = http_get(&ui, &format!("/api/v1/media/{master}/abr"), "");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    eprintln!("the node's choices: {status}");
+    assert_eq!(status["live"], true, "{status}");
+    assert_eq!(status["rule"], "throughput", "{status}");
+    let chosen: Vec<u64> = status["chosen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_u64())
+        .collect();
+    assert!(chosen.len() >= 6, "{status}");
+    // It starts at the lowest (nothing measured yet) and moves up once a
+    // fetch over loopback has shown the link.
+    assert_eq!(chosen.first(), Some(&0), "{status}");
+    assert!(chosen.iter().any(|&r| r > 0), "never switched up: {status}");
+    assert!(status["switches"].as_u64().unwrap() >= 1, "{status}");
+    assert!(
+        status["following"].as_array().unwrap().len() <= 1,
+        "{status}"
+    );
+    // The player was served through the window's newest segment.
+    let first = status["first_segment"].as_u64().unwrap();
+    let position = status["position"].as_u64().unwrap();
+    assert!(position >= first + chosen.len() as u64 - 1, "{status}");
+
+    // What B downloaded: the segments it served, plus at most a few
+    // segments per switch while two rungs were followed; never every rung.
+    let renditions = status["renditions"].as_array().unwrap();
+    let taken: u64 = renditions
+        .iter()
+        .map(|r| r["bytes"].as_u64().unwrap())
+        .sum();
+    let largest = renditions
+        .iter()
+        .map(|r| r["bytes"].as_u64().unwrap() / r["segments"].as_u64().unwrap().max(1))
+        .max()
+        .unwrap();
+    let switches = status["switches"].as_u64().unwrap();
+    let downloaded = b.json(&["stream", "status"])["service"]["downloaded_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        downloaded <= taken + switches * 3 * largest + 64 * 1024,
+        "B downloaded {downloaded} bytes for {taken} served: {status}"
+    );
+
+    // A player that chooses for itself gets the live master capped to what
+    // B measured, its variants still the rungs' live playlists.
+    let (head, body) = http_get(&ui, &format!("/media/{master}/master.m3u8"), "");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let capped = String::from_utf8(body).unwrap();
+    let offered = ladder::play::master_variants(&capped).unwrap();
+    assert_eq!(
+        offered.len() as u64,
+        status["offered"].as_u64().unwrap(),
+        "{capped}\n{status}"
+    );
+    assert!(
+        offered.iter().all(|v| v.2.ends_with("/live.m3u8")),
+        "{capped}"
     );
 }

@@ -30,12 +30,14 @@ pub(super) async fn run(
     author: Option<PeerId>,
 ) {
     let seq = ann.seq;
+    let started = Instant::now();
     let cmd = match fetch(&svc, &stream, ann, author).await {
         // The one copy of the segment, made here rather than in the
         // stream's task.
         Some((ann, data)) => StreamCommand::Arrived {
             ann,
             data: data.into(),
+            fetch_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         },
         None => StreamCommand::FetchFailed { seq },
     };

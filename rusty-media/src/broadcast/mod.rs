@@ -105,6 +105,9 @@ pub struct Played {
     pub duration_ms: u32,
     /// Input to playable on this node, ms (0 on the broadcaster).
     pub latency_ms: u64,
+    /// How long fetching it from the swarm took, ms: from the fetch's
+    /// start to the verified bytes (0 on the broadcaster).
+    pub fetch_ms: u64,
     pub data: Arc<[u8]>,
 }
 

@@ -29,6 +29,8 @@ struct Held {
     data: Arc<[u8]>,
     at: Instant,
     served: u32,
+    /// How long its fetch took (0 on the broadcaster).
+    fetch_ms: u64,
 }
 
 /// What [`State::tick`] found.
@@ -132,7 +134,14 @@ impl State {
 
     /// Keeps a verified segment for serving and, on a viewer, feeds the
     /// jitter buffer.
-    pub(super) fn hold(&mut self, ann: SegmentAnnouncement, data: Arc<[u8]>, now_ms: u64) {
+    /// `fetch_ms` is how long fetching it took (0 for the broadcaster's own).
+    pub(super) fn hold(
+        &mut self,
+        ann: SegmentAnnouncement,
+        data: Arc<[u8]>,
+        fetch_ms: u64,
+        now_ms: u64,
+    ) {
         let seq = ann.seq;
         let captured = ann.captured_ms;
         let duration_ms = ann.duration_ms;
@@ -143,6 +152,7 @@ impl State {
                 data: data.clone(),
                 at: Instant::now(),
                 served: 0,
+                fetch_ms,
             },
         );
         while self.held.len() > WINDOW {
@@ -158,6 +168,7 @@ impl State {
                         seq,
                         duration_ms,
                         latency_ms: 0,
+                        fetch_ms: 0,
                         data,
                     },
                 );
@@ -185,13 +196,17 @@ impl State {
                 } => {
                     self.latency.record(latency_ms);
                     self.segments = self.segments.saturating_add(1);
-                    let duration_ms = self.held.get(&seq).map_or(1, |h| h.ann.duration_ms);
+                    let (duration_ms, fetch_ms) = self
+                        .held
+                        .get(&seq)
+                        .map_or((1, 0), |h| (h.ann.duration_ms, h.fetch_ms));
                     self.played.insert(
                         seq,
                         Played {
                             seq,
                             duration_ms,
                             latency_ms,
+                            fetch_ms,
                             data,
                         },
                     );

@@ -67,6 +67,8 @@ pub(crate) enum StreamCommand {
     Arrived {
         ann: SegmentAnnouncement,
         data: Arc<[u8]>,
+        /// How long the fetch took.
+        fetch_ms: u64,
     },
     /// A fetch gave up on `seq` (a later announcement may start another).
     FetchFailed {
@@ -288,8 +290,12 @@ impl StreamTask {
                 };
                 let _ = reply.send(peers);
             }
-            StreamCommand::Arrived { ann, data } => {
-                self.state.hold(ann, data, unix_ms());
+            StreamCommand::Arrived {
+                ann,
+                data,
+                fetch_ms,
+            } => {
+                self.state.hold(ann, data, fetch_ms, unix_ms());
                 self.wake();
             }
             StreamCommand::FetchFailed { seq } => self.state.fetch_failed(seq),
@@ -381,7 +387,7 @@ impl StreamTask {
             id,
             reason: format!("segment {}: {e}", c.seq),
         })?;
-        self.state.hold(ann.clone(), c.data.into(), unix_ms());
+        self.state.hold(ann.clone(), c.data.into(), 0, unix_ms());
         self.wake();
         let msg = Announcement::Segment(ann).encode();
         if let Err(e) = svc.shared.net.publish(Topic::Media, msg).await {

@@ -26,7 +26,7 @@ fn a_broadcaster_seeds_a_fresh_segment_to_one_watcher_and_serves_a_handle() {
     s.add_watcher(a, now);
     s.add_watcher(b, now);
     let (ann, data) = segment(&key, id, 0);
-    s.hold(ann, data.clone(), 0);
+    s.hold(ann, data.clone(), 0, 0);
     assert_eq!(s.window(), vec![(0, 500)]);
 
     // The first asker gets it: the held bytes themselves, not a copy.
@@ -55,9 +55,13 @@ fn a_viewer_fetches_an_announced_segment_once_and_ends_after_the_last() {
     assert!(!s.want(0), "one fetch per segment");
     assert_eq!(s.fetch_peers(0), Some(vec![w]));
     let (ann, data) = segment(&key, id, 0);
-    s.hold(ann, data, 1_000);
-    let played: Vec<u64> = s.played_from(0, 16).iter().map(|p| p.seq).collect();
-    assert_eq!(played, [0]);
+    s.hold(ann, data, 7, 1_000);
+    let played: Vec<(u64, u64)> = s
+        .played_from(0, 16)
+        .iter()
+        .map(|p| (p.seq, p.fetch_ms))
+        .collect();
+    assert_eq!(played, [(0, 7)], "played, with how long its fetch took");
     assert_eq!(s.latencies().max(), Some(1_000));
     // Played: no new fetch, and a fetch still running stops.
     assert!(!s.want(0));

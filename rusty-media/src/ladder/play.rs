@@ -21,9 +21,9 @@
 //!
 //! One task owns a ladder's state; [`LadderPlayer`] is its cloneable handle
 //! (commands over a bounded channel). The media task keeps one per master
-//! playlist. Live ladders (`stream broadcast --live --transcode`) are
-//! played through their master playlist; the node does not choose for them
-//! (a live edge leaves no buffer for a buffer-based rule to work with).
+//! playlist. A live ladder (`stream broadcast --live --transcode`) is
+//! answered through the same handle by the task in `super::live_play`,
+//! which follows one rendition's broadcast at a time.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -56,7 +56,8 @@ const MAX_SEGMENTS: usize = 100_000;
 pub enum LadderPlayError {
     #[error("{0} is not an HLS master playlist (no #EXT-X-STREAM-INF variant)")]
     NotAMaster(Hash256),
-    #[error("a live ladder: play its master playlist (/media/<id>/content); the node chooses renditions for on-demand ladders only")]
+    /// Found while opening: the live ladder task takes over.
+    #[error("a live ladder")]
     Live,
     #[error("the ladder's playlists do not fit together: {0}")]
     BadLadder(String),
@@ -92,6 +93,11 @@ pub struct RenditionStatus {
 pub struct LadderStatus {
     pub master: String,
     pub rule: &'static str,
+    /// A live ladder (its segments numbered as its broadcasts number them).
+    pub live: bool,
+    /// The segment `chosen[0]` is: 0 on demand, the oldest in a live
+    /// ladder's window.
+    pub first_segment: u64,
     pub segments: usize,
     /// The next segment the player will ask for.
     pub position: usize,
@@ -101,6 +107,8 @@ pub struct LadderStatus {
     pub throughput_kbps: Option<f64>,
     /// Segments the player asked for before they were here.
     pub rebuffers: u64,
+    /// Changes of rendition from one segment to the next.
+    pub switches: u64,
     pub renditions: Vec<RenditionStatus>,
     /// The rendition index served or held for each segment, `None` where
     /// nothing is chosen yet.
@@ -108,11 +116,14 @@ pub struct LadderStatus {
     /// Renditions `/media/<master>/master.m3u8` offers now (the lowest
     /// ones; see [`LadderPlayer::capped_master`]).
     pub offered: usize,
+    /// Live: the renditions whose broadcasts the node follows now (one, or
+    /// two during a switch). Empty on demand.
+    pub following: Vec<usize>,
 }
 
-type Reply<T> = oneshot::Sender<Result<T, LadderPlayError>>;
+pub(super) type Reply<T> = oneshot::Sender<Result<T, LadderPlayError>>;
 
-enum Command {
+pub(super) enum Command {
     Playlist(Reply<String>),
     /// The master playlist capped for a player that chooses for itself.
     Master(Reply<String>),
@@ -264,7 +275,7 @@ pub fn cap_master(text: &str, max_kbps: f64) -> String {
 }
 
 /// `../<64 hex>/<tail>` → the id.
-fn id_in(uri: &str, tail: &str) -> Option<Hash256> {
+pub(super) fn id_in(uri: &str, tail: &str) -> Option<Hash256> {
     uri.strip_prefix("../")?
         .strip_suffix(tail)?
         .strip_suffix('/')?
@@ -391,6 +402,7 @@ struct Ladder {
 async fn run(media: MediaHandle, master: Hash256, rule: Rule, mut rx: mpsc::Receiver<Command>) {
     let (renditions, master_text) = match open(&media, master).await {
         Ok(r) => r,
+        Err(LadderPlayError::Live) => return super::live_play::run(media, master, rx).await,
         Err(e) => {
             debug!(target: "media", %master, error = %e, "ladder not playable by the node");
             // Answer what is queued, then end (the media task starts a new
@@ -441,12 +453,20 @@ async fn run(media: MediaHandle, master: Hash256, rule: Rule, mut rx: mpsc::Rece
     }
 }
 
-fn refuse(cmd: Command, e: LadderPlayError) {
+pub(super) fn refuse(cmd: Command, e: LadderPlayError) {
     match cmd {
         Command::Playlist(r) | Command::Master(r) => drop(r.send(Err(e))),
         Command::Segment(_, r) => drop(r.send(Err(e))),
         Command::Status(r) => drop(r.send(Err(e))),
     }
+}
+
+/// Changes of rendition between consecutive chosen segments.
+fn switches(chosen: &[Option<usize>]) -> u64 {
+    chosen
+        .windows(2)
+        .filter(|w| matches!(w, [Some(a), Some(b)] if a != b))
+        .count() as u64
 }
 
 type FetchFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Fetched> + Send>>;
@@ -591,9 +611,15 @@ impl Ladder {
     }
 
     fn status(&self) -> LadderStatus {
+        let chosen: Vec<Option<usize>> = (0..self.durations.len())
+            .map(|n| self.held.get(&n).or_else(|| self.fetching.get(&n)).copied())
+            .collect();
         LadderStatus {
             master: self.master.to_string(),
             rule: self.chooser.rule().name(),
+            live: false,
+            first_segment: 0,
+            switches: switches(&chosen),
             segments: self.durations.len(),
             position: self.position,
             buffer_secs: self.buffer(),
@@ -611,10 +637,9 @@ impl Ladder {
                     bytes: f.1,
                 })
                 .collect(),
-            chosen: (0..self.durations.len())
-                .map(|n| self.held.get(&n).or_else(|| self.fetching.get(&n)).copied())
-                .collect(),
+            chosen,
             offered: self.chooser.cap() + 1,
+            following: Vec::new(),
         }
     }
 }

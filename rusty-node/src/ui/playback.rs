@@ -7,9 +7,10 @@
 //!   priority, when missing) through [`MediaSource`];
 //! * `GET /media/<id>/live.m3u8` and `/media/<id>/live/<seq>.ts`: a live
 //!   stream's HLS playlist and segments;
-//! * `GET /media/<master>/abr.m3u8` and `/media/<master>/abr/<n>.ts`: an
-//!   on-demand ladder as one media playlist whose segments' renditions the
-//!   node chooses (`rusty_media::ladder::play`), and
+//! * `GET /media/<master>/abr.m3u8` and `/media/<master>/abr/<n>.ts`: a
+//!   ladder as one media playlist whose segments' renditions the node
+//!   chooses (`rusty_media::ladder::play`; a live ladder's is a live
+//!   playlist, `<n>` its broadcasts' segment number), and
 //!   `GET /api/v1/media/<master>/abr`: what it chose;
 //! * `GET /media/<master>/master.m3u8`: the ladder's master playlist for a
 //!   player that chooses renditions itself, without those above what the

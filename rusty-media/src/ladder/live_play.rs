@@ -1,0 +1,598 @@
+//! The node's own adaptive bitrate for a live ladder (`stream broadcast
+//! --live --transcode`): the same [`LadderPlayer`] routes as an on-demand
+//! ladder (`/media/<master>/abr.m3u8`, `abr/<seq>.ts`, the status and the
+//! capped master), answered by a task that follows one rendition's
+//! broadcast at a time and switches when the swarm carries another.
+//!
+//! A live rendition is a broadcast of its own, its segments fetched by the
+//! node as they are announced. The task watches the rung it chose; every
+//! segment that plays there (verified, in order, through the stream's
+//! jitter buffer) joins the ladder's window, and how long its fetch took is
+//! a throughput sample. After each segment the rule picks a rung; when it
+//! is another, the task starts watching that rung and keeps the old one
+//! until the new one's first segment is covered (every earlier segment held
+//! or skipped), then stops watching the old one. Rungs are cut on the same
+//! keyframe times, so segment `n` of every rung starts at the same media
+//! time with a keyframe and the player sees one stream whose resolution
+//! changes at a segment boundary.
+//!
+//! The rule is throughput (the highest rung under 90 % of the harmonic mean
+//! of the last five segment fetches), not BOLA-E: on a live edge the buffer
+//! ahead of the player is the distance the player keeps from the edge (about
+//! three segments), which the player sets and the node cannot grow, so a
+//! buffer-based rule would pick the lowest rung for ever. A segment the
+//! player asked for that the node could not serve counts as a rebuffer and
+//! drops the next choice to what an empty buffer allows.
+//!
+//! [`LadderPlayer`]: super::play::LadderPlayer
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rusty_shared_types::Hash256;
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::{debug, info};
+
+use super::play::{
+    cap_master, id_in, master_variants, read_text, refuse, Command, LadderPlayError, LadderStatus,
+    RenditionStatus,
+};
+use crate::{
+    abr::{Chooser, Rule},
+    broadcast::{LiveStream, Played, WINDOW},
+    service::MediaHandle,
+};
+
+/// Playlist and capped-master requests wait this long for the first
+/// segment before they are answered with an error.
+const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(30);
+/// A switch that has not covered its first segment by then stops the old
+/// rung anyway (its jitter buffer skips a missing segment after 2 s).
+const SWITCH_DEADLINE: Duration = Duration::from_secs(6);
+/// How long a feed waits for the next played segment before it checks
+/// whether its stream ended.
+const FEED_WAIT: Duration = Duration::from_secs(1);
+
+/// A rung: a broadcast of one rendition.
+#[derive(Debug)]
+struct Rung {
+    name: String,
+    kbps: f64,
+    stream: Hash256,
+    /// Segments taken from it, and their bytes.
+    segments: u64,
+    bytes: u64,
+}
+
+/// A segment in the ladder's window.
+#[derive(Debug)]
+struct Segment {
+    rung: usize,
+    duration_ms: u32,
+    data: Arc<[u8]>,
+}
+
+/// What a rung's feed task reports.
+enum FeedEvent {
+    /// The node watches the rung's stream (`started`: this ladder started
+    /// the watch, so it stops it when done).
+    Watching {
+        rung: usize,
+        stream: LiveStream,
+        started: bool,
+    },
+    Played {
+        rung: usize,
+        segments: Vec<Played>,
+    },
+    /// The stream ended, or could not be watched.
+    Ended {
+        rung: usize,
+        error: Option<String>,
+    },
+}
+
+/// A rung being followed: the task forwarding its played segments.
+struct Feed {
+    task: JoinHandle<()>,
+    stream: Option<(LiveStream, bool)>,
+}
+
+/// A switch under way: segments come from the new rung from `first_new`
+/// on (once known); the old rung feeds until everything before it is held
+/// or was skipped.
+#[derive(Debug, Clone, Copy)]
+struct Switch {
+    old: usize,
+    started: Instant,
+    first_new: Option<u64>,
+    /// The old rung's next segment.
+    old_next: u64,
+}
+
+/// Everything one live ladder's task owns.
+struct LiveLadder {
+    media: MediaHandle,
+    master: Hash256,
+    master_text: String,
+    rungs: Vec<Rung>,
+    chooser: Chooser,
+    /// The rung segments are taken from.
+    current: usize,
+    switch: Option<Switch>,
+    feeds: HashMap<usize, Feed>,
+    held: BTreeMap<u64, Segment>,
+    /// The segment after the newest the player asked for.
+    position: Option<u64>,
+    rebuffers: u64,
+    switches: u64,
+    /// The current rung's broadcast ended (or failed): the playlist ends.
+    ended: Option<Option<String>>,
+    /// Playlist and master requests waiting for the first segment.
+    waiting: Vec<(Instant, Command)>,
+    events: mpsc::Sender<FeedEvent>,
+}
+
+/// Runs a live ladder's task: answers `rx` until every handle is gone.
+pub(super) async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command>) {
+    let (rungs, master_text) = match open(&media, master).await {
+        Ok(r) => r,
+        Err(e) => {
+            debug!(target: "media", %master, error = %e, "live ladder not playable by the node");
+            rx.close();
+            while let Some(cmd) = rx.recv().await {
+                refuse(cmd, e.clone());
+            }
+            return;
+        }
+    };
+    let bitrates: Vec<f64> = rungs.iter().map(|r| r.kbps).collect();
+    let (events, mut feed_rx) = mpsc::channel(64);
+    let mut ladder = LiveLadder {
+        // Live segments are cut on the ladder's keyframe interval.
+        chooser: Chooser::new(Rule::Throughput, &bitrates, f64::from(super::SEGMENT_SECS)),
+        media,
+        master,
+        master_text,
+        rungs,
+        current: 0,
+        switch: None,
+        feeds: HashMap::new(),
+        held: BTreeMap::new(),
+        position: None,
+        rebuffers: 0,
+        switches: 0,
+        ended: None,
+        waiting: Vec::new(),
+        events,
+    };
+    info!(target: "media", %master, rungs = ladder.rungs.len(), "the node chooses renditions of a live ladder");
+    ladder.follow(0);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => ladder.on_command(cmd),
+                None => break,
+            },
+            Some(event) = feed_rx.recv() => ladder.on_event(event),
+            _ = tick.tick() => ladder.expire_waiting(),
+        }
+    }
+    ladder.stop_all();
+}
+
+/// The rungs of a live master playlist (ascending bitrate) and its text.
+async fn open(
+    media: &MediaHandle,
+    master: Hash256,
+) -> Result<(Vec<Rung>, String), LadderPlayError> {
+    let text = read_text(media, master).await?;
+    let variants = master_variants(&text).map_err(LadderPlayError::BadLadder)?;
+    if variants.is_empty() {
+        return Err(LadderPlayError::NotAMaster(master));
+    }
+    let mut rungs = Vec::new();
+    for (kbps, resolution, uri) in variants {
+        let stream = id_in(&uri, "live.m3u8").ok_or_else(|| {
+            LadderPlayError::BadLadder(format!(
+                "variant {uri:?} of a live ladder is not a node path ../<id>/live.m3u8"
+            ))
+        })?;
+        rungs.push(Rung {
+            name: resolution.unwrap_or_else(|| format!("{kbps:.0} kbit/s")),
+            kbps,
+            stream,
+            segments: 0,
+            bytes: 0,
+        });
+    }
+    rungs.sort_by(|a, b| a.kbps.total_cmp(&b.kbps));
+    Ok((rungs, text))
+}
+
+/// Watches `stream` and forwards what plays there, from the first segment
+/// on, until the stream ends or the task is aborted.
+async fn feed(media: MediaHandle, rung: usize, id: Hash256, events: mpsc::Sender<FeedEvent>) {
+    let started = media.live_stream(&id).await.is_none();
+    let stream = match media.watch(id).await {
+        Ok(s) => s,
+        Err(e) => {
+            let error = Some(e.to_string());
+            let _ = events.send(FeedEvent::Ended { rung, error }).await;
+            return;
+        }
+    };
+    let watching = FeedEvent::Watching {
+        rung,
+        stream: stream.clone(),
+        started,
+    };
+    if events.send(watching).await.is_err() {
+        return;
+    }
+    let mut next = 0;
+    loop {
+        let segments = stream.wait_played(next, WINDOW, FEED_WAIT).await;
+        if let Some(last) = segments.last() {
+            next = last.seq.saturating_add(1);
+            if events
+                .send(FeedEvent::Played { rung, segments })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        } else if stream.is_ended() {
+            let _ = events.send(FeedEvent::Ended { rung, error: None }).await;
+            return;
+        }
+    }
+}
+
+/// The live media playlist of `window` (seq, ms), every segment as
+/// `abr/<seq>.ts`: the newest run of consecutive segments (a playlist
+/// numbers its entries from `#EXT-X-MEDIA-SEQUENCE` on, so a gap ends the
+/// older part), with `#EXT-X-ENDLIST` once `ended`. `None` when empty.
+fn live_abr_playlist(window: &[(u64, u32)], ended: bool) -> Option<String> {
+    let newest = window.len().checked_sub(1)?;
+    let start = (0..newest)
+        .rev()
+        .find(|&i| window[i].0.checked_add(1) != Some(window[i + 1].0))
+        .map_or(0, |gap| gap + 1);
+    let run = &window[start..];
+    let max_ms = run.iter().map(|&(_, ms)| u64::from(ms)).max()?;
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+        max_ms.div_ceil(1000).max(1),
+        run[0].0
+    );
+    for &(seq, ms) in run {
+        out.push_str(&format!(
+            "#EXTINF:{}.{:03},\nabr/{seq}.ts\n",
+            ms / 1000,
+            ms % 1000
+        ));
+    }
+    if ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    Some(out)
+}
+
+impl LiveLadder {
+    /// Starts following `rung` (unless it is followed already).
+    fn follow(&mut self, rung: usize) {
+        if self.feeds.contains_key(&rung) {
+            return;
+        }
+        let task = tokio::spawn(feed(
+            self.media.clone(),
+            rung,
+            self.rungs[rung].stream,
+            self.events.clone(),
+        ));
+        self.feeds.insert(rung, Feed { task, stream: None });
+    }
+
+    /// Stops following `rung`, and watching its stream if this ladder
+    /// started the watch.
+    fn unfollow(&mut self, rung: usize) {
+        let Some(feed) = self.feeds.remove(&rung) else {
+            return;
+        };
+        feed.task.abort();
+        if let Some((stream, true)) = feed.stream {
+            let media = self.media.clone();
+            tokio::spawn(async move { media.unwatch(&stream.id).await });
+        }
+    }
+
+    fn stop_all(&mut self) {
+        let rungs: Vec<usize> = self.feeds.keys().copied().collect();
+        for rung in rungs {
+            self.unfollow(rung);
+        }
+    }
+
+    /// Seconds held after the player's position.
+    fn buffer(&self) -> f64 {
+        let from = self.position.unwrap_or(0);
+        self.held
+            .range(from..)
+            .fold(0.0, |secs, (_, s)| secs + f64::from(s.duration_ms) / 1000.0)
+    }
+
+    fn on_event(&mut self, event: FeedEvent) {
+        match event {
+            FeedEvent::Watching {
+                rung,
+                stream,
+                started,
+            } => match self.feeds.get_mut(&rung) {
+                Some(feed) => feed.stream = Some((stream, started)),
+                // Stopped before the watch began: stop the watch too.
+                None if started => {
+                    let media = self.media.clone();
+                    tokio::spawn(async move { media.unwatch(&stream.id).await });
+                }
+                None => {}
+            },
+            FeedEvent::Played { rung, segments } => {
+                for played in segments {
+                    self.on_played(rung, played);
+                }
+                self.after_segments();
+            }
+            FeedEvent::Ended { rung, error } => {
+                if let Some(e) = &error {
+                    debug!(target: "media", master = %self.master, rung, error = %e, "a live rung could not be watched");
+                }
+                if rung == self.current {
+                    self.ended = Some(error);
+                    self.answer_waiting();
+                } else if self.switch.is_some_and(|s| s.old == rung) {
+                    self.finish_switch();
+                }
+            }
+        }
+    }
+
+    /// One segment that played on `rung`.
+    fn on_played(&mut self, rung: usize, played: Played) {
+        let from_old = self.switch.filter(|s| s.old == rung);
+        if rung != self.current && from_old.is_none() {
+            return;
+        }
+        let seq = played.seq;
+        if let Some(s) = self.switch.as_mut() {
+            if from_old.is_some() {
+                s.old_next = s.old_next.max(seq.saturating_add(1));
+                // The old rung stops being used at the new one's first
+                // segment.
+                if s.first_new.is_some_and(|first| seq >= first) {
+                    return;
+                }
+            } else if s.first_new.is_none() {
+                s.first_new = Some(seq);
+            }
+        }
+        if self.held.contains_key(&seq) {
+            return;
+        }
+        // A fetch the broadcaster's own node never made (0 ms) counts as
+        // local, as fast as a millisecond.
+        let bytes = played.data.len() as u64;
+        let secs = played.fetch_ms.max(1) as f64 / 1000.0;
+        self.chooser.record(bytes as f64 * 8.0 / 1000.0, secs);
+        let r = &mut self.rungs[rung];
+        r.segments += 1;
+        r.bytes += bytes;
+        self.held.insert(
+            seq,
+            Segment {
+                rung,
+                duration_ms: played.duration_ms,
+                data: played.data,
+            },
+        );
+        while self.held.len() > WINDOW {
+            self.held.pop_first();
+        }
+    }
+
+    /// After new segments: finishes a switch whose first new segment is
+    /// covered, answers waiting requests, and picks the rung for what
+    /// comes next.
+    fn after_segments(&mut self) {
+        if let Some(s) = self.switch {
+            let covered = s.first_new.is_some_and(|first| s.old_next >= first);
+            if covered || s.started.elapsed() > SWITCH_DEADLINE {
+                self.finish_switch();
+            }
+        }
+        self.answer_waiting();
+        if self.switch.is_some() || self.ended.is_some() {
+            return;
+        }
+        let want = self.chooser.choose(self.buffer());
+        if want != self.current {
+            info!(target: "media", master = %self.master, from = %self.rungs[self.current].name,
+                  to = %self.rungs[want].name, throughput_kbps = ?self.chooser.throughput().map(|t| t.round()),
+                  "live ladder switches rendition");
+            let old_next = self.held.last_key_value().map_or(0, |(seq, _)| seq + 1);
+            self.switch = Some(Switch {
+                old: self.current,
+                started: Instant::now(),
+                first_new: None,
+                old_next,
+            });
+            self.current = want;
+            self.switches += 1;
+            self.follow(want);
+        }
+    }
+
+    fn finish_switch(&mut self) {
+        if let Some(s) = self.switch.take() {
+            if s.old != self.current {
+                self.unfollow(s.old);
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Segment(seq, reply) => {
+                let seq = seq as u64;
+                self.position = Some(self.position.map_or(seq + 1, |p| p.max(seq + 1)));
+                match self.held.get(&seq) {
+                    Some(s) => {
+                        let _ = reply.send(Ok(s.data.to_vec()));
+                    }
+                    None => {
+                        // Asked for and not here: out of the window, or the
+                        // swarm did not deliver it in time.
+                        if self
+                            .held
+                            .last_key_value()
+                            .is_some_and(|(newest, _)| seq < *newest)
+                        {
+                            self.rebuffers += 1;
+                            self.chooser.rebuffered();
+                        }
+                        let _ = reply.send(Err(LadderPlayError::NoSegment(seq as usize)));
+                    }
+                }
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(Ok(self.status()));
+            }
+            cmd @ (Command::Playlist(_) | Command::Master(_)) => {
+                if self.held.is_empty() && self.ended.is_none() {
+                    self.waiting.push((Instant::now(), cmd));
+                } else {
+                    self.answer(cmd);
+                }
+            }
+        }
+    }
+
+    fn answer(&self, cmd: Command) {
+        match cmd {
+            Command::Playlist(reply) => {
+                let window: Vec<(u64, u32)> = self
+                    .held
+                    .iter()
+                    .map(|(seq, s)| (*seq, s.duration_ms))
+                    .collect();
+                let answer = match (
+                    live_abr_playlist(&window, self.ended.is_some()),
+                    &self.ended,
+                ) {
+                    (Some(text), _) => Ok(text),
+                    (None, Some(Some(e))) => Err(LadderPlayError::Media(e.clone())),
+                    (None, _) => Err(LadderPlayError::Media(
+                        "the live ladder ended before any segment".into(),
+                    )),
+                };
+                let _ = reply.send(answer);
+            }
+            Command::Master(reply) => {
+                let cap = self.chooser.cap();
+                let max_kbps = self.rungs.get(cap).map_or(0.0, |r| r.kbps);
+                let _ = reply.send(Ok(cap_master(&self.master_text, max_kbps)));
+            }
+            other => refuse(other, LadderPlayError::Stopped),
+        }
+    }
+
+    fn answer_waiting(&mut self) {
+        if self.held.is_empty() && self.ended.is_none() {
+            return;
+        }
+        for (_, cmd) in std::mem::take(&mut self.waiting) {
+            self.answer(cmd);
+        }
+    }
+
+    /// Fails requests that waited too long for the first segment.
+    fn expire_waiting(&mut self) {
+        let (expired, kept) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(at, _)| at.elapsed() > FIRST_SEGMENT_WAIT);
+        self.waiting = kept;
+        for (_, cmd) in expired {
+            refuse(
+                cmd,
+                LadderPlayError::Media(format!(
+                    "no segment of the live ladder arrived within {} s",
+                    FIRST_SEGMENT_WAIT.as_secs()
+                )),
+            );
+        }
+    }
+
+    fn status(&self) -> LadderStatus {
+        let first = self.held.first_key_value().map_or(0, |(seq, _)| *seq);
+        let last = self.held.last_key_value().map_or(0, |(seq, _)| seq + 1);
+        LadderStatus {
+            master: self.master.to_string(),
+            rule: self.chooser.rule().name(),
+            live: true,
+            first_segment: first,
+            segments: self.held.len(),
+            position: self.position.unwrap_or(0) as usize,
+            buffer_secs: self.buffer(),
+            throughput_kbps: self.chooser.throughput(),
+            rebuffers: self.rebuffers,
+            // Counted as they happen: the window forgets older segments.
+            switches: self.switches,
+            renditions: self
+                .rungs
+                .iter()
+                .map(|r| RenditionStatus {
+                    name: r.name.clone(),
+                    kbps: r.kbps,
+                    content: r.stream.to_string(),
+                    segments: r.segments,
+                    bytes: r.bytes,
+                })
+                .collect(),
+            chosen: (first..last)
+                .map(|seq| self.held.get(&seq).map(|s| s.rung))
+                .collect(),
+            offered: self.chooser.cap() + 1,
+            following: {
+                let mut f: Vec<usize> = self.feeds.keys().copied().collect();
+                f.sort_unstable();
+                f
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_playlist_lists_the_newest_run_and_ends_when_told() {
+        assert_eq!(live_abr_playlist(&[], false), None);
+        let p = live_abr_playlist(&[(4, 1000), (5, 1000), (7, 1000), (8, 480)], false)
+            .expect("segments");
+        // The run after the gap at 6 only, numbered from 7.
+        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:7\n"));
+        assert!(!p.contains("abr/5.ts"));
+        assert!(p.contains("#EXTINF:1.000,\nabr/7.ts\n#EXTINF:0.480,\nabr/8.ts\n"));
+        assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
+        assert!(!p.contains("#EXT-X-ENDLIST"));
+        let ended = live_abr_playlist(&[(0, 1500), (1, 1000)], true).expect("segments");
+        assert!(ended.contains("#EXT-X-MEDIA-SEQUENCE:0\n"));
+        assert!(ended.contains("#EXT-X-TARGETDURATION:2\n"));
+        assert!(ended.ends_with("abr/1.ts\n#EXT-X-ENDLIST\n"));
+    }
+}
