@@ -19,6 +19,11 @@
 //! - A request slower than a few times the typical one is sent again to an
 //!   idle provider and the slow provider is held to one request at a time;
 //!   at the end the last ranges are raced the same way.
+//! - A provider that answers `Busy` (its upload limit is reached) rests for
+//!   a second and is then held to one request at a time too, until a
+//!   request sent since comes back quickly: the next request it gets is
+//!   the most urgent (a player's seek), not one of a window it cannot
+//!   serve.
 //! - What is verified on disk stays: a restarted download asks only for
 //!   the missing chunks.
 
@@ -331,8 +336,10 @@ struct Provider {
     /// Verified bytes it delivered first.
     bytes: u64,
     bad: bool,
-    /// Held to one request at a time (a request of its was raced).
-    slow: bool,
+    /// Held to one request at a time since then (a request of its was
+    /// raced, or it answered `Busy`), until a request sent since comes back
+    /// quickly.
+    slow: Option<Instant>,
     cooldown_until: Option<Instant>,
     strikes: u32,
     /// Chunks it said it does not have (forgotten at each refresh: it may
@@ -368,7 +375,7 @@ impl Provider {
             queued: 0,
             bytes: 0,
             bad: false,
-            slow: false,
+            slow: None,
             cooldown_until: None,
             strikes: 0,
             lacks: BTreeSet::new(),
@@ -404,7 +411,7 @@ impl Policy {
     }
 
     fn window(&self, k: PeerId, p: &Provider, now: Instant) -> usize {
-        if p.slow {
+        if p.slow.is_some() {
             1
         } else {
             self.inner.window(k, self.range_bytes, self.secs(now))
@@ -780,7 +787,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
             }
             if now.duration_since(sent) >= slow_after {
                 if let Some(p) = providers.get_mut(&orig_peer) {
-                    p.slow = true;
+                    p.slow = Some(now);
                 }
             }
             let (mut via, mut channel) = (None, None);
@@ -854,8 +861,11 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                     }
                     if let Some(p) = providers.get_mut(&f.peer) {
                         p.bytes += got;
-                        if p.slow && elapsed < slow_after {
-                            p.slow = false;
+                        // Only a request sent since it was held says how it
+                        // does now: one from before (at a Busy, the others
+                        // of the window) does not.
+                        if p.slow.is_some_and(|t| f.sent >= t) && elapsed < slow_after {
+                            p.slow = None;
                         }
                     }
                     rate_window.1 += got;
@@ -905,7 +915,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 rate: policy.rate(*k, now) as u64,
                 state: if p.bad {
                     "penalised"
-                } else if p.slow {
+                } else if p.slow.is_some() {
                     "slow"
                 } else {
                     "active"
@@ -1030,6 +1040,13 @@ fn on_reply(
                 .busy_replies_received
                 .fetch_add(1, Ordering::Relaxed);
             p.cooldown_until = Some(now + Duration::from_secs(1));
+            // Its upload limit holds fewer requests than the window keeps
+            // in flight: one at a time until a reply comes quickly again.
+            // Otherwise the requests sent as the cool-down ends meet the
+            // limit still held by the one sent before them, and a range
+            // at a player's seek, always among them, starves while the
+            // sequential ones go through.
+            p.slow = Some(now);
         }
         Ok(_) if f.direct.is_some() => p.direct = Direct::Off,
         Ok(_) => {

@@ -425,11 +425,11 @@ async fn http_get(
 async fn a_seek_into_the_middle_is_served_before_the_file_is_complete() {
     let mut n = Nodes::new(2);
     // Slow publisher: 1 MB/s for 32 MiB, so the whole file takes at least
-    // 32 s; the seek is usually served in 2–9 s (it queues behind the
-    // requests already in flight at the provider, so how far the
-    // sequential download got by then depends on the machine's load: once
-    // in CI, with 16 MiB, it took over 16 s). A slower publisher would not
-    // help: the queue ahead of the seek drains at the same rate.
+    // 32 s; the seek is served in 1.5–4 s (behind at most the request in
+    // flight at the provider). Before the downloader held a provider that
+    // answers `Busy` to one request at a time, the seek was sometimes sent
+    // only with the window's other requests, met the upload limit they had
+    // taken, and was served after the whole file (33 s).
     n.start(0, &[], 50, 1_000_000).await;
     n.start(1, &[0], 50, 0).await;
     n.wait_peers(1, 1).await;
