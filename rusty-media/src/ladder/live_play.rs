@@ -21,8 +21,12 @@
 //! ahead of the player is the distance the player keeps from the edge (about
 //! three segments), which the player sets and the node cannot grow, so a
 //! buffer-based rule would pick the lowest rung for ever. A segment the
-//! player asked for that the node could not serve counts as a rebuffer and
-//! drops the next choice to what an empty buffer allows.
+//! player asked for that is no longer (or never was) in the window counts
+//! as a rebuffer.
+//!
+//! The choices ([`Choices`]: the window, the rung in use, the switch) are
+//! kept apart from the I/O (the feeds, the replies), so they are tested
+//! without a network.
 //!
 //! [`LadderPlayer`]: super::play::LadderPlayer
 
@@ -113,22 +117,36 @@ struct Switch {
     old_next: u64,
 }
 
-/// Everything one live ladder's task owns.
-struct LiveLadder {
-    media: MediaHandle,
-    master: Hash256,
-    master_text: String,
-    rungs: Vec<Rung>,
+/// What the ladder's choices ask of its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Follow(usize),
+    Unfollow(usize),
+}
+
+/// The ladder's choices, apart from its I/O: the window of segments
+/// taken, which rung they come from, and when a switch starts and ends.
+#[derive(Debug)]
+struct Choices {
     chooser: Chooser,
+    rungs: Vec<Rung>,
     /// The rung segments are taken from.
     current: usize,
     switch: Option<Switch>,
-    feeds: HashMap<usize, Feed>,
     held: BTreeMap<u64, Segment>,
     /// The segment after the newest the player asked for.
     position: Option<u64>,
     rebuffers: u64,
     switches: u64,
+}
+
+/// Everything one live ladder's task owns.
+struct LiveLadder {
+    media: MediaHandle,
+    master: Hash256,
+    master_text: String,
+    choices: Choices,
+    feeds: HashMap<usize, Feed>,
     /// The current rung's broadcast ended (or failed): the playlist ends.
     ended: Option<Option<String>>,
     /// Playlist and master requests waiting for the first segment.
@@ -149,27 +167,18 @@ pub(super) async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Recei
             return;
         }
     };
-    let bitrates: Vec<f64> = rungs.iter().map(|r| r.kbps).collect();
     let (events, mut feed_rx) = mpsc::channel(64);
     let mut ladder = LiveLadder {
-        // Live segments are cut on the ladder's keyframe interval.
-        chooser: Chooser::new(Rule::Throughput, &bitrates, f64::from(super::SEGMENT_SECS)),
+        choices: Choices::new(rungs),
         media,
         master,
         master_text,
-        rungs,
-        current: 0,
-        switch: None,
         feeds: HashMap::new(),
-        held: BTreeMap::new(),
-        position: None,
-        rebuffers: 0,
-        switches: 0,
         ended: None,
         waiting: Vec::new(),
         events,
     };
-    info!(target: "media", %master, rungs = ladder.rungs.len(), "the node chooses renditions of a live ladder");
+    info!(target: "media", %master, rungs = ladder.choices.rungs.len(), "the node chooses renditions of a live ladder");
     ladder.follow(0);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -283,6 +292,148 @@ fn live_abr_playlist(window: &[(u64, u32)], ended: bool) -> Option<String> {
     Some(out)
 }
 
+impl Choices {
+    fn new(rungs: Vec<Rung>) -> Choices {
+        let bitrates: Vec<f64> = rungs.iter().map(|r| r.kbps).collect();
+        Choices {
+            // Live segments are cut on the ladder's keyframe interval.
+            chooser: Chooser::new(Rule::Throughput, &bitrates, f64::from(super::SEGMENT_SECS)),
+            rungs,
+            current: 0,
+            switch: None,
+            held: BTreeMap::new(),
+            position: None,
+            rebuffers: 0,
+            switches: 0,
+        }
+    }
+
+    /// Seconds held after the player's position.
+    fn buffer(&self) -> f64 {
+        let from = self.position.unwrap_or(0);
+        self.held
+            .range(from..)
+            .fold(0.0, |secs, (_, s)| secs + f64::from(s.duration_ms) / 1000.0)
+    }
+
+    /// One segment that played on `rung`: taken into the window if it
+    /// comes from the rung in use (during a switch, the old rung's up to
+    /// the new rung's first segment).
+    fn take(&mut self, rung: usize, played: Played) {
+        let from_old = self.switch.is_some_and(|s| s.old == rung);
+        if rung != self.current && !from_old {
+            return;
+        }
+        let seq = played.seq;
+        if let Some(s) = self.switch.as_mut() {
+            if from_old {
+                s.old_next = s.old_next.max(seq.saturating_add(1));
+                if s.first_new.is_some_and(|first| seq >= first) {
+                    return;
+                }
+            } else if s.first_new.is_none() {
+                s.first_new = Some(seq);
+            }
+        }
+        if self.held.contains_key(&seq) {
+            return;
+        }
+        // A segment the node did not fetch (its own broadcast: 0 ms)
+        // counts as a local read, a millisecond.
+        let bytes = played.data.len() as u64;
+        let secs = played.fetch_ms.max(1) as f64 / 1000.0;
+        self.chooser.record(bytes as f64 * 8.0 / 1000.0, secs);
+        let r = &mut self.rungs[rung];
+        r.segments += 1;
+        r.bytes += bytes;
+        self.held.insert(
+            seq,
+            Segment {
+                rung,
+                duration_ms: played.duration_ms,
+                data: played.data,
+            },
+        );
+        while self.held.len() > WINDOW {
+            self.held.pop_first();
+        }
+    }
+
+    /// After new segments (and on `ended`, once the rung in use ended):
+    /// ends a switch whose first new segment is covered (or that ran past
+    /// [`SWITCH_DEADLINE`]), then asks the rule for the next rung and
+    /// starts a switch to it.
+    fn decide(&mut self, ended: bool, now: Instant) -> Vec<Step> {
+        let mut steps = Vec::new();
+        if let Some(s) = self.switch {
+            let covered = s.first_new.is_some_and(|first| s.old_next >= first);
+            if covered || now.saturating_duration_since(s.started) > SWITCH_DEADLINE {
+                steps.extend(self.end_switch());
+            }
+        }
+        if self.switch.is_some() || ended {
+            return steps;
+        }
+        let want = self.chooser.choose(self.buffer());
+        if want != self.current {
+            let old_next = self.held.last_key_value().map_or(0, |(seq, _)| seq + 1);
+            self.switch = Some(Switch {
+                old: self.current,
+                started: now,
+                first_new: None,
+                old_next,
+            });
+            self.current = want;
+            self.switches += 1;
+            steps.push(Step::Follow(want));
+        }
+        steps
+    }
+
+    /// Ends the switch under way: the old rung is no longer followed.
+    fn end_switch(&mut self) -> Option<Step> {
+        let s = self.switch.take()?;
+        (s.old != self.current).then_some(Step::Unfollow(s.old))
+    }
+
+    /// Segment `seq` for the player, who is then past it.
+    fn segment(&mut self, seq: u64) -> Result<Arc<[u8]>, LadderPlayError> {
+        let next = seq.saturating_add(1);
+        self.position = Some(self.position.map_or(next, |p| p.max(next)));
+        match self.held.get(&seq) {
+            Some(s) => Ok(s.data.clone()),
+            None => {
+                // Asked for and not here: out of the window, or never
+                // delivered (skipped). Counted; the choice follows the
+                // fetches' throughput alone.
+                if self
+                    .held
+                    .last_key_value()
+                    .is_some_and(|(newest, _)| seq < *newest)
+                {
+                    self.rebuffers += 1;
+                }
+                Err(LadderPlayError::NoSegment(
+                    usize::try_from(seq).unwrap_or(usize::MAX),
+                ))
+            }
+        }
+    }
+
+    /// The window as (seq, duration ms), oldest first.
+    fn window(&self) -> Vec<(u64, u32)> {
+        self.held
+            .iter()
+            .map(|(seq, s)| (*seq, s.duration_ms))
+            .collect()
+    }
+
+    /// The highest rung a self-choosing player is offered.
+    fn cap_kbps(&self) -> f64 {
+        self.rungs.get(self.chooser.cap()).map_or(0.0, |r| r.kbps)
+    }
+}
+
 impl LiveLadder {
     /// Starts following `rung` (unless it is followed already).
     fn follow(&mut self, rung: usize) {
@@ -292,7 +443,7 @@ impl LiveLadder {
         let task = tokio::spawn(feed(
             self.media.clone(),
             rung,
-            self.rungs[rung].stream,
+            self.choices.rungs[rung].stream,
             self.events.clone(),
         ));
         self.feeds.insert(rung, Feed { task, stream: None });
@@ -318,12 +469,19 @@ impl LiveLadder {
         }
     }
 
-    /// Seconds held after the player's position.
-    fn buffer(&self) -> f64 {
-        let from = self.position.unwrap_or(0);
-        self.held
-            .range(from..)
-            .fold(0.0, |secs, (_, s)| secs + f64::from(s.duration_ms) / 1000.0)
+    fn apply(&mut self, steps: Vec<Step>) {
+        for step in steps {
+            match step {
+                Step::Follow(rung) => {
+                    let c = &self.choices;
+                    info!(target: "media", master = %self.master, to = %c.rungs[rung].name,
+                          throughput_kbps = ?c.chooser.throughput().map(f64::round),
+                          "live ladder switches rendition");
+                    self.follow(rung);
+                }
+                Step::Unfollow(rung) => self.unfollow(rung),
+            }
+        }
     }
 
     fn on_event(&mut self, event: FeedEvent) {
@@ -343,103 +501,23 @@ impl LiveLadder {
             },
             FeedEvent::Played { rung, segments } => {
                 for played in segments {
-                    self.on_played(rung, played);
+                    self.choices.take(rung, played);
                 }
-                self.after_segments();
+                let steps = self.choices.decide(self.ended.is_some(), Instant::now());
+                self.apply(steps);
+                self.answer_waiting();
             }
             FeedEvent::Ended { rung, error } => {
                 if let Some(e) = &error {
                     debug!(target: "media", master = %self.master, rung, error = %e, "a live rung could not be watched");
                 }
-                if rung == self.current {
+                if rung == self.choices.current {
                     self.ended = Some(error);
                     self.answer_waiting();
-                } else if self.switch.is_some_and(|s| s.old == rung) {
-                    self.finish_switch();
+                } else if self.choices.switch.is_some_and(|s| s.old == rung) {
+                    let step = self.choices.end_switch();
+                    self.apply(step.into_iter().collect());
                 }
-            }
-        }
-    }
-
-    /// One segment that played on `rung`.
-    fn on_played(&mut self, rung: usize, played: Played) {
-        let from_old = self.switch.filter(|s| s.old == rung);
-        if rung != self.current && from_old.is_none() {
-            return;
-        }
-        let seq = played.seq;
-        if let Some(s) = self.switch.as_mut() {
-            if from_old.is_some() {
-                s.old_next = s.old_next.max(seq.saturating_add(1));
-                // The old rung stops being used at the new one's first
-                // segment.
-                if s.first_new.is_some_and(|first| seq >= first) {
-                    return;
-                }
-            } else if s.first_new.is_none() {
-                s.first_new = Some(seq);
-            }
-        }
-        if self.held.contains_key(&seq) {
-            return;
-        }
-        // A fetch the broadcaster's own node never made (0 ms) counts as
-        // local, as fast as a millisecond.
-        let bytes = played.data.len() as u64;
-        let secs = played.fetch_ms.max(1) as f64 / 1000.0;
-        self.chooser.record(bytes as f64 * 8.0 / 1000.0, secs);
-        let r = &mut self.rungs[rung];
-        r.segments += 1;
-        r.bytes += bytes;
-        self.held.insert(
-            seq,
-            Segment {
-                rung,
-                duration_ms: played.duration_ms,
-                data: played.data,
-            },
-        );
-        while self.held.len() > WINDOW {
-            self.held.pop_first();
-        }
-    }
-
-    /// After new segments: finishes a switch whose first new segment is
-    /// covered, answers waiting requests, and picks the rung for what
-    /// comes next.
-    fn after_segments(&mut self) {
-        if let Some(s) = self.switch {
-            let covered = s.first_new.is_some_and(|first| s.old_next >= first);
-            if covered || s.started.elapsed() > SWITCH_DEADLINE {
-                self.finish_switch();
-            }
-        }
-        self.answer_waiting();
-        if self.switch.is_some() || self.ended.is_some() {
-            return;
-        }
-        let want = self.chooser.choose(self.buffer());
-        if want != self.current {
-            info!(target: "media", master = %self.master, from = %self.rungs[self.current].name,
-                  to = %self.rungs[want].name, throughput_kbps = ?self.chooser.throughput().map(|t| t.round()),
-                  "live ladder switches rendition");
-            let old_next = self.held.last_key_value().map_or(0, |(seq, _)| seq + 1);
-            self.switch = Some(Switch {
-                old: self.current,
-                started: Instant::now(),
-                first_new: None,
-                old_next,
-            });
-            self.current = want;
-            self.switches += 1;
-            self.follow(want);
-        }
-    }
-
-    fn finish_switch(&mut self) {
-        if let Some(s) = self.switch.take() {
-            if s.old != self.current {
-                self.unfollow(s.old);
             }
         }
     }
@@ -447,32 +525,14 @@ impl LiveLadder {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Segment(seq, reply) => {
-                let seq = seq as u64;
-                self.position = Some(self.position.map_or(seq + 1, |p| p.max(seq + 1)));
-                match self.held.get(&seq) {
-                    Some(s) => {
-                        let _ = reply.send(Ok(s.data.to_vec()));
-                    }
-                    None => {
-                        // Asked for and not here: out of the window, or the
-                        // swarm did not deliver it in time.
-                        if self
-                            .held
-                            .last_key_value()
-                            .is_some_and(|(newest, _)| seq < *newest)
-                        {
-                            self.rebuffers += 1;
-                            self.chooser.rebuffered();
-                        }
-                        let _ = reply.send(Err(LadderPlayError::NoSegment(seq as usize)));
-                    }
-                }
+                let answer = self.choices.segment(seq as u64).map(|d| d.to_vec());
+                let _ = reply.send(answer);
             }
             Command::Status(reply) => {
                 let _ = reply.send(Ok(self.status()));
             }
             cmd @ (Command::Playlist(_) | Command::Master(_)) => {
-                if self.held.is_empty() && self.ended.is_none() {
+                if self.choices.held.is_empty() && self.ended.is_none() {
                     self.waiting.push((Instant::now(), cmd));
                 } else {
                     self.answer(cmd);
@@ -484,11 +544,7 @@ impl LiveLadder {
     fn answer(&self, cmd: Command) {
         match cmd {
             Command::Playlist(reply) => {
-                let window: Vec<(u64, u32)> = self
-                    .held
-                    .iter()
-                    .map(|(seq, s)| (*seq, s.duration_ms))
-                    .collect();
+                let window = self.choices.window();
                 let answer = match (
                     live_abr_playlist(&window, self.ended.is_some()),
                     &self.ended,
@@ -502,16 +558,14 @@ impl LiveLadder {
                 let _ = reply.send(answer);
             }
             Command::Master(reply) => {
-                let cap = self.chooser.cap();
-                let max_kbps = self.rungs.get(cap).map_or(0.0, |r| r.kbps);
-                let _ = reply.send(Ok(cap_master(&self.master_text, max_kbps)));
+                let _ = reply.send(Ok(cap_master(&self.master_text, self.choices.cap_kbps())));
             }
             other => refuse(other, LadderPlayError::Stopped),
         }
     }
 
     fn answer_waiting(&mut self) {
-        if self.held.is_empty() && self.ended.is_none() {
+        if self.choices.held.is_empty() && self.ended.is_none() {
             return;
         }
         for (_, cmd) in std::mem::take(&mut self.waiting) {
@@ -537,21 +591,24 @@ impl LiveLadder {
     }
 
     fn status(&self) -> LadderStatus {
-        let first = self.held.first_key_value().map_or(0, |(seq, _)| *seq);
-        let last = self.held.last_key_value().map_or(0, |(seq, _)| seq + 1);
+        let c = &self.choices;
+        let first = c.held.first_key_value().map_or(0, |(seq, _)| *seq);
+        let last = c.held.last_key_value().map_or(0, |(seq, _)| seq + 1);
+        let mut following: Vec<usize> = self.feeds.keys().copied().collect();
+        following.sort_unstable();
         LadderStatus {
             master: self.master.to_string(),
-            rule: self.chooser.rule().name(),
+            rule: c.chooser.rule().name(),
             live: true,
             first_segment: first,
-            segments: self.held.len(),
-            position: self.position.unwrap_or(0) as usize,
-            buffer_secs: self.buffer(),
-            throughput_kbps: self.chooser.throughput(),
-            rebuffers: self.rebuffers,
+            segments: c.held.len(),
+            position: usize::try_from(c.position.unwrap_or(0)).unwrap_or(usize::MAX),
+            buffer_secs: c.buffer(),
+            throughput_kbps: c.chooser.throughput(),
+            rebuffers: c.rebuffers,
             // Counted as they happen: the window forgets older segments.
-            switches: self.switches,
-            renditions: self
+            switches: c.switches,
+            renditions: c
                 .rungs
                 .iter()
                 .map(|r| RenditionStatus {
@@ -563,14 +620,10 @@ impl LiveLadder {
                 })
                 .collect(),
             chosen: (first..last)
-                .map(|seq| self.held.get(&seq).map(|s| s.rung))
+                .map(|seq| c.held.get(&seq).map(|s| s.rung))
                 .collect(),
-            offered: self.chooser.cap() + 1,
-            following: {
-                let mut f: Vec<usize> = self.feeds.keys().copied().collect();
-                f.sort_unstable();
-                f
-            },
+            offered: c.chooser.cap() + 1,
+            following,
         }
     }
 }
@@ -578,6 +631,130 @@ impl LiveLadder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ladder() -> Choices {
+        let rung = |name: &str, kbps: f64, n: u8| Rung {
+            name: name.into(),
+            kbps,
+            stream: Hash256([n; 32]),
+            segments: 0,
+            bytes: 0,
+        };
+        Choices::new(vec![
+            rung("428x240", 400.0, 1),
+            rung("640x360", 700.0, 2),
+            rung("854x480", 1100.0, 3),
+        ])
+    }
+
+    /// A 1 s segment of `kbits` fetched in `fetch_ms`, its first byte
+    /// naming its rung.
+    fn played(seq: u64, rung: u8, kbits: u64, fetch_ms: u64) -> Played {
+        let mut data = vec![0u8; usize::try_from(kbits * 1000 / 8).unwrap()];
+        data[0] = rung;
+        Played {
+            seq,
+            duration_ms: 1000,
+            latency_ms: 0,
+            fetch_ms,
+            data: data.into(),
+        }
+    }
+
+    fn rungs_held(c: &Choices) -> Vec<(u64, usize)> {
+        c.held.iter().map(|(seq, s)| (*seq, s.rung)).collect()
+    }
+
+    #[test]
+    fn a_fast_swarm_switches_up_and_the_old_rung_feeds_until_the_new_one_takes_over() {
+        let mut c = ladder();
+        let now = Instant::now();
+        // Nothing measured: the lowest, and no switch before a sample.
+        assert_eq!(c.chooser.choose(0.0), 0);
+        // 400 kbit in 100 ms: 4,000 kbit/s carries the highest rung.
+        c.take(0, played(10, 0, 400, 100));
+        assert_eq!(c.decide(false, now), [Step::Follow(2)]);
+        assert_eq!((c.current, c.switches), (2, 1));
+        // A second decision while switching changes nothing.
+        assert_eq!(c.decide(false, now), []);
+        // The new rung's first segment is 12; the old one still owes 11,
+        // and what it brings from 12 on is not taken.
+        c.take(2, played(12, 2, 1100, 100));
+        assert_eq!(c.decide(false, now), []);
+        c.take(0, played(11, 0, 400, 100));
+        c.take(0, played(12, 0, 400, 100));
+        assert_eq!(c.decide(false, now), [Step::Unfollow(0)]);
+        assert!(c.switch.is_none());
+        // Late segments of the old rung are dropped; the new rung's kept.
+        c.take(0, played(13, 0, 400, 100));
+        c.take(2, played(13, 2, 1100, 100));
+        assert_eq!(rungs_held(&c), [(10, 0), (11, 0), (12, 2), (13, 2)]);
+        assert_eq!((c.rungs[0].segments, c.rungs[2].segments), (2, 2));
+        assert_eq!(c.rungs[1].segments, 0, "the middle rung was never used");
+    }
+
+    #[test]
+    fn a_switch_whose_old_rung_never_delivers_ends_at_its_deadline() {
+        let mut c = ladder();
+        let now = Instant::now();
+        c.take(0, played(0, 0, 400, 100));
+        assert_eq!(c.decide(false, now), [Step::Follow(2)]);
+        // The new rung starts at 3: 1 and 2 never come from the old one.
+        c.take(2, played(3, 2, 1100, 100));
+        assert_eq!(c.decide(false, now + Duration::from_secs(1)), []);
+        let late = now + SWITCH_DEADLINE + Duration::from_millis(1);
+        assert_eq!(c.decide(false, late), [Step::Unfollow(0)]);
+        // The gap leaves the playlist at the newest run.
+        let p = live_abr_playlist(&c.window(), false).unwrap();
+        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{p}");
+        assert!(!p.contains("abr/0.ts"));
+    }
+
+    #[test]
+    fn a_slow_swarm_steps_down_and_an_ended_rung_stops_the_choosing() {
+        let mut c = ladder();
+        let now = Instant::now();
+        c.take(0, played(0, 0, 400, 50));
+        assert_eq!(c.decide(false, now), [Step::Follow(2)]);
+        c.take(2, played(1, 2, 1100, 100));
+        assert_eq!(c.decide(false, now), [Step::Unfollow(0)]);
+        // Fetches slow down to about 900 kbit/s: 90 % of it carries 360p.
+        for seq in 2..7 {
+            c.take(2, played(seq, 2, 1100, 1222));
+        }
+        assert_eq!(c.decide(false, now), [Step::Follow(1)]);
+        c.take(1, played(7, 1, 700, 700));
+        assert_eq!(c.decide(false, now), [Step::Unfollow(2)]);
+        // Once the rung in use ended, nothing more is chosen.
+        c.take(1, played(8, 1, 100, 1000));
+        assert_eq!(c.decide(true, now), []);
+        assert_eq!(c.current, 1);
+    }
+
+    #[test]
+    fn the_player_gets_held_segments_and_a_missing_one_is_a_rebuffer() {
+        let mut c = ladder();
+        for seq in 5..8 {
+            c.take(0, played(seq, 0, 400, 100));
+        }
+        assert_eq!(c.segment(5).unwrap()[0], 0);
+        assert_eq!((c.position, c.buffer()), (Some(6), 2.0));
+        // Out of the window (before it): a rebuffer; past the newest: not
+        // yet here, not counted.
+        assert_eq!(c.segment(4), Err(LadderPlayError::NoSegment(4)));
+        assert_eq!(c.segment(9), Err(LadderPlayError::NoSegment(9)));
+        assert_eq!(c.rebuffers, 1);
+        assert_eq!(c.position, Some(10), "the position never goes back");
+        // The window keeps the newest 64.
+        for seq in 8..100 {
+            c.take(0, played(seq, 0, 8, 100));
+        }
+        assert_eq!(c.held.len(), WINDOW);
+        assert_eq!(
+            c.held.first_key_value().map(|(s, _)| *s),
+            Some(100 - WINDOW as u64)
+        );
+    }
 
     #[test]
     fn the_live_playlist_lists_the_newest_run_and_ends_when_told() {
