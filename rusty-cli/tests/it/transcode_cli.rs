@@ -96,6 +96,82 @@ fn test_clip_of(path: &Path, secs: u32) {
     assert!(made.success());
 }
 
+/// A publishing node A and a viewer node B, another process bootstrapped
+/// from A over loopback, whose UI (playback routes) listens on the address
+/// returned.
+fn publisher_and_viewer(a: &Path, b: &Path) -> (NodeProcess, NodeProcess, String) {
+    let listen_a = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let node_a = NodeProcess::start_raw(
+        a,
+        free_port(),
+        &["--no-mine", "--no-mdns", "--listen", &listen_a],
+    );
+    let ui = format!("127.0.0.1:{}", free_port());
+    let listen_b = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let node_b = NodeProcess::start_raw(
+        b,
+        free_port(),
+        &[
+            "--no-mine",
+            "--no-mdns",
+            "--listen",
+            &listen_b,
+            "--bootnode",
+            &listen_a,
+            "--ui-bind",
+            &ui,
+        ],
+    );
+    (node_a, node_b, ui)
+}
+
+/// Views `id` (a small file, a master playlist) on `node` into `out` as a
+/// user would, again until it succeeds (the node may not have found its
+/// provider yet), within `within`.
+fn view_until_held(node: &NodeProcess, id: &str, out: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = node.cli(&["stream", "view", id, "--output", &out.to_string_lossy()]);
+        if r.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never fetched {id}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// ffmpeg as a player: decodes `url` to nothing; whether it succeeded, and
+/// what it printed at level `error` (nothing when every frame decoded).
+fn decode(url: &str) -> (bool, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-nostdin", "-i", url])
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The first line `child` writes to its (piped) standard output, read a
+/// byte at a time so that nothing after it is taken.
+fn first_line(child: &mut std::process::Child) -> String {
+    let stdout = child.stdout.as_mut().expect("a piped stdout");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(stdout, &mut byte).expect("the child's stdout") == 1
+        && byte[0] != b'\n'
+    {
+        line.push(byte[0]);
+    }
+    String::from_utf8(line).expect("a line of text")
+}
+
 #[test]
 fn a_transcoded_clip_has_three_keyframe_aligned_renditions_and_a_master_playlist() {
     if !ffmpeg_present() {
@@ -222,14 +298,8 @@ fn a_live_transcode_broadcasts_three_keyframe_aligned_renditions_under_a_master_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = broadcast.stdout.take().unwrap();
-    let mut first_line = Vec::new();
     // The master playlist's id is printed before ffmpeg starts.
-    let mut byte = [0u8; 1];
-    while std::io::Read::read(&mut stdout, &mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        first_line.push(byte[0]);
-    }
-    let master_id = String::from_utf8(first_line).unwrap();
+    let master_id = first_line(&mut broadcast);
     assert_eq!(master_id.len(), 64, "{master_id:?}");
     let (head, master) = http_get(&ui, &format!("/media/{master_id}/content"), "");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -354,71 +424,16 @@ fn a_viewer_node_chooses_renditions_for_a_player_and_fetches_only_those() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let clip = dir_a.path().join("clip.mp4");
     test_clip(&clip);
-    let listen_a = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let a = NodeProcess::start_raw(
-        dir_a.path(),
-        free_port(),
-        &["--no-mine", "--no-mdns", "--listen", &listen_a],
-    );
+    let (a, b, ui) = publisher_and_viewer(dir_a.path(), dir_b.path());
     let r = a.cli(&["stream", "publish", &clip.to_string_lossy(), "--transcode"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let master = String::from_utf8_lossy(&r.stdout).trim().to_string();
-
-    let ui = format!("127.0.0.1:{}", free_port());
-    let listen_b = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let b = NodeProcess::start_raw(
-        dir_b.path(),
-        free_port(),
-        &[
-            "--no-mine",
-            "--no-mdns",
-            "--listen",
-            &listen_b,
-            "--bootnode",
-            &listen_a,
-            "--ui-bind",
-            &ui,
-        ],
-    );
     // The viewer learns the master playlist (a small file) as a user would.
     let master_copy = dir_b.path().join("master.m3u8");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = b.cli(&[
-            "stream",
-            "view",
-            &master,
-            "--output",
-            &master_copy.to_string_lossy(),
-        ]);
-        if r.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "B never fetched the master: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    view_until_held(&b, &master, &master_copy, Duration::from_secs(60));
 
-    let url = format!("http://{ui}/media/{master}/abr.m3u8");
-    let played = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            &url,
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let errors = String::from_utf8_lossy(&played.stderr);
-    assert!(played.status.success(), "ffmpeg: {errors}");
+    let (ok, errors) = decode(&format!("http://{ui}/media/{master}/abr.m3u8"));
+    assert!(ok, "ffmpeg: {errors}");
     assert!(
         errors.trim().is_empty(),
         "decode errors playing the node's ABR stream: {errors}"
@@ -485,15 +500,9 @@ fn a_viewer_node_chooses_renditions_for_a_player_and_fetches_only_those() {
     // Its URIs carry extensions (`index.m3u8`, `data.ts`): ffmpeg plays it
     // as it is, while it refuses the published playlists' extension-less
     // `../<id>/content` paths unless told not to be picky.
-    let played = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-nostdin", "-i"])
-        .arg(format!("http://{ui}/media/{master}/master.m3u8"))
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    let errors = String::from_utf8_lossy(&played.stderr);
+    let (ok, errors) = decode(&format!("http://{ui}/media/{master}/master.m3u8"));
     assert!(
-        played.status.success() && errors.trim().is_empty(),
+        ok && errors.trim().is_empty(),
         "ffmpeg on the capped master: {errors}"
     );
 }
@@ -512,28 +521,7 @@ fn a_viewer_node_chooses_live_renditions_for_a_player_and_follows_one_at_a_time(
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let clip = dir_a.path().join("clip.ts");
     test_clip_of(&clip, 14);
-    let listen_a = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let a = NodeProcess::start_raw(
-        dir_a.path(),
-        free_port(),
-        &["--no-mine", "--no-mdns", "--listen", &listen_a],
-    );
-    let ui = format!("127.0.0.1:{}", free_port());
-    let listen_b = format!("/ip4/127.0.0.1/tcp/{}", free_port());
-    let b = NodeProcess::start_raw(
-        dir_b.path(),
-        free_port(),
-        &[
-            "--no-mine",
-            "--no-mdns",
-            "--listen",
-            &listen_b,
-            "--bootnode",
-            &listen_a,
-            "--ui-bind",
-            &ui,
-        ],
-    );
+    let (a, b, ui) = publisher_and_viewer(dir_a.path(), dir_b.path());
     let mut broadcast = a
         .command(&[
             "stream",
@@ -546,58 +534,19 @@ fn a_viewer_node_chooses_live_renditions_for_a_player_and_follows_one_at_a_time(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = broadcast.stdout.take().unwrap();
-    let mut first_line = Vec::new();
-    let mut byte = [0u8; 1];
-    while std::io::Read::read(&mut stdout, &mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        first_line.push(byte[0]);
-    }
-    let master = String::from_utf8(first_line).unwrap();
+    let master = first_line(&mut broadcast);
     assert_eq!(master.len(), 64, "{master:?}");
     // The viewer learns the master playlist (a small file) as a user would.
     let master_copy = dir_b.path().join("master.m3u8");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = b.cli(&[
-            "stream",
-            "view",
-            &master,
-            "--output",
-            &master_copy.to_string_lossy(),
-        ]);
-        if r.status.success() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "B never fetched the master: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    view_until_held(&b, &master, &master_copy, Duration::from_secs(30));
 
     // ffmpeg plays the live playlist until the node ends it.
-    let url = format!("http://{ui}/media/{master}/abr.m3u8");
-    let played = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            &url,
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let errors = String::from_utf8_lossy(&played.stderr);
+    let (ok, errors) = decode(&format!("http://{ui}/media/{master}/abr.m3u8"));
     let status = broadcast.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut broadcast.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "the broadcast: {stderr}");
-    assert!(played.status.success(), "ffmpeg: {errors}");
+    assert!(ok, "ffmpeg: {errors}");
     assert!(
         errors.trim().is_empty(),
         "decode errors playing the node's live ABR stream: {errors}"
