@@ -59,6 +59,10 @@ const SWITCH_DEADLINE: Duration = Duration::from_secs(6);
 /// How long a feed waits for the next played segment before it checks
 /// whether its stream ended.
 const FEED_WAIT: Duration = Duration::from_secs(1);
+/// With no player request for this long the ladder stops following (the
+/// broadcast may go on for hours with nobody watching through this node);
+/// the next request follows the rung in use again.
+const IDLE_STOP: Duration = Duration::from_secs(30);
 
 /// A rung: a broadcast of one rendition.
 #[derive(Debug)]
@@ -151,6 +155,8 @@ struct LiveLadder {
     ended: Option<Option<String>>,
     /// Playlist and master requests waiting for the first segment.
     waiting: Vec<(Instant, Command)>,
+    /// The last request from a player.
+    last_request: Instant,
     events: mpsc::Sender<FeedEvent>,
 }
 
@@ -176,6 +182,7 @@ pub(super) async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Recei
         feeds: HashMap::new(),
         ended: None,
         waiting: Vec::new(),
+        last_request: Instant::now(),
         events,
     };
     info!(target: "media", %master, rungs = ladder.choices.rungs.len(), "the node chooses renditions of a live ladder");
@@ -188,7 +195,10 @@ pub(super) async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Recei
                 None => break,
             },
             Some(event) = feed_rx.recv() => ladder.on_event(event),
-            _ = tick.tick() => ladder.expire_waiting(),
+            _ = tick.tick() => {
+                ladder.expire_waiting();
+                ladder.stop_if_idle();
+            }
         }
     }
     ladder.stop_all();
@@ -522,7 +532,24 @@ impl LiveLadder {
         }
     }
 
+    /// Stops following once no player asked anything for [`IDLE_STOP`].
+    fn stop_if_idle(&mut self) {
+        if !self.feeds.is_empty() && self.last_request.elapsed() > IDLE_STOP {
+            debug!(target: "media", master = %self.master, "no player for a while: the live ladder stops following");
+            self.choices.switch = None;
+            self.stop_all();
+        }
+    }
+
     fn on_command(&mut self, cmd: Command) {
+        if !matches!(cmd, Command::Status(_)) {
+            self.last_request = Instant::now();
+            // Back from idle: follow the rung in use again (the window
+            // then has a gap, and the playlist starts after it).
+            if self.feeds.is_empty() && self.ended.is_none() {
+                self.follow(self.choices.current);
+            }
+        }
         match cmd {
             Command::Segment(seq, reply) => {
                 let answer = self.choices.segment(seq as u64).map(|d| d.to_vec());
