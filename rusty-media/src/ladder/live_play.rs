@@ -41,7 +41,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{debug, info};
 
 use super::play::{
-    cap_master, id_in, master_variants, read_text, refuse, Command, LadderPlayError, LadderStatus,
+    cap_master, id_in, read_master, refuse, refuse_all, Command, LadderPlayError, LadderStatus,
     RenditionStatus,
 };
 use crate::{
@@ -164,14 +164,7 @@ struct LiveLadder {
 pub(super) async fn run(media: MediaHandle, master: Hash256, mut rx: mpsc::Receiver<Command>) {
     let (rungs, master_text) = match open(&media, master).await {
         Ok(r) => r,
-        Err(e) => {
-            debug!(target: "media", %master, error = %e, "live ladder not playable by the node");
-            rx.close();
-            while let Some(cmd) = rx.recv().await {
-                refuse(cmd, e.clone());
-            }
-            return;
-        }
+        Err(e) => return refuse_all(master, rx, e).await,
     };
     let (events, mut feed_rx) = mpsc::channel(64);
     let mut ladder = LiveLadder {
@@ -209,11 +202,7 @@ async fn open(
     media: &MediaHandle,
     master: Hash256,
 ) -> Result<(Vec<Rung>, String), LadderPlayError> {
-    let text = read_text(media, master).await?;
-    let variants = master_variants(&text).map_err(LadderPlayError::BadLadder)?;
-    if variants.is_empty() {
-        return Err(LadderPlayError::NotAMaster(master));
-    }
+    let (text, variants) = read_master(media, master).await?;
     let mut rungs = Vec::new();
     for (kbps, resolution, uri) in variants {
         let stream = id_in(&uri, "live.m3u8").ok_or_else(|| {

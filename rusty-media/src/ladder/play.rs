@@ -296,17 +296,27 @@ pub async fn read_text(media: &MediaHandle, id: Hash256) -> Result<String, Ladde
     String::from_utf8(bytes).map_err(|_| LadderPlayError::BadLadder(format!("{id} is not text")))
 }
 
+/// A master playlist's text and its variants (at least one), as
+/// [`master_variants`] gives them.
+pub(super) async fn read_master(
+    media: &MediaHandle,
+    master: Hash256,
+) -> Result<(String, Vec<(f64, Option<String>, String)>), LadderPlayError> {
+    let text = read_text(media, master).await?;
+    let variants = master_variants(&text).map_err(LadderPlayError::BadLadder)?;
+    if variants.is_empty() {
+        return Err(LadderPlayError::NotAMaster(master));
+    }
+    Ok((text, variants))
+}
+
 /// The ladder behind `master`, renditions by ascending bitrate, and the
 /// master playlist's text.
 async fn open(
     media: &MediaHandle,
     master: Hash256,
 ) -> Result<(Vec<Rendition>, String), LadderPlayError> {
-    let text = read_text(media, master).await?;
-    let variants = master_variants(&text).map_err(LadderPlayError::BadLadder)?;
-    if variants.is_empty() {
-        return Err(LadderPlayError::NotAMaster(master));
-    }
+    let (text, variants) = read_master(media, master).await?;
     let mut renditions = Vec::new();
     for (kbps, resolution, uri) in variants {
         if uri.ends_with("/live.m3u8") {
@@ -403,17 +413,7 @@ async fn run(media: MediaHandle, master: Hash256, rule: Rule, mut rx: mpsc::Rece
     let (renditions, master_text) = match open(&media, master).await {
         Ok(r) => r,
         Err(LadderPlayError::Live) => return super::live_play::run(media, master, rx).await,
-        Err(e) => {
-            debug!(target: "media", %master, error = %e, "ladder not playable by the node");
-            // Answer what is queued, then end (the media task starts a new
-            // task on the next request, so a ladder whose playlists were
-            // not reachable yet gets another try).
-            rx.close();
-            while let Some(cmd) = rx.recv().await {
-                refuse(cmd, e.clone());
-            }
-            return;
-        }
+        Err(e) => return refuse_all(master, rx, e).await,
     };
     let count = renditions.iter().map(|r| r.ranges.len()).min().unwrap_or(0);
     let durations: Vec<f64> = renditions[0].ranges[..count].iter().map(|r| r.0).collect();
@@ -450,6 +450,21 @@ async fn run(media: MediaHandle, master: Hash256, rule: Rule, mut rx: mpsc::Rece
             },
             Some(done) = fetches.next(), if !fetches.is_empty() => ladder.on_fetched(done),
         }
+    }
+}
+
+/// A ladder the node cannot play: answers what is queued with why, then
+/// ends (the media task starts a new task on the next request, so a ladder
+/// whose playlists were not reachable yet gets another try).
+pub(super) async fn refuse_all(
+    master: Hash256,
+    mut rx: mpsc::Receiver<Command>,
+    e: LadderPlayError,
+) {
+    debug!(target: "media", %master, error = %e, "ladder not playable by the node");
+    rx.close();
+    while let Some(cmd) = rx.recv().await {
+        refuse(cmd, e.clone());
     }
 }
 
