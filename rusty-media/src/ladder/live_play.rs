@@ -455,9 +455,17 @@ impl LiveLadder {
             return;
         };
         feed.task.abort();
-        if let Some((stream, true)) = feed.stream {
-            let media = self.media.clone();
-            tokio::spawn(async move { media.unwatch(&stream.id).await });
+        if let Some((stream, started)) = feed.stream {
+            self.release(&stream, started);
+        }
+    }
+
+    /// Stops watching `stream` if this ladder `started` the watch (another
+    /// watcher on the node keeps its own).
+    fn release(&self, stream: &LiveStream, started: bool) {
+        if started {
+            let (media, id) = (self.media.clone(), stream.id);
+            tokio::spawn(async move { media.unwatch(&id).await });
         }
     }
 
@@ -492,11 +500,7 @@ impl LiveLadder {
             } => match self.feeds.get_mut(&rung) {
                 Some(feed) => feed.stream = Some((stream, started)),
                 // Stopped before the watch began: stop the watch too.
-                None if started => {
-                    let media = self.media.clone();
-                    tokio::spawn(async move { media.unwatch(&stream.id).await });
-                }
-                None => {}
+                None => self.release(&stream, started),
             },
             FeedEvent::Played { rung, segments } => {
                 for played in segments {
