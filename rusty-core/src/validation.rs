@@ -489,9 +489,10 @@ fn tx_facts(txs: &[Transaction], params: &ChainParams) -> Result<Vec<TxFacts>> {
     let one = |tx: &Transaction| -> Result<TxFacts> {
         let bytes = rusty_shared_types::Encode::encode(tx);
         check_transaction_sized(tx, bytes.len(), params)?;
+        let (txid, wtxid) = tx.ids_from_encoding(&bytes);
         Ok(TxFacts {
-            txid: tx.txid(),
-            wtxid: Hash256::domain_hash(rusty_shared_types::Domain::Wtxid, &bytes),
+            txid,
+            wtxid,
             size: bytes.len(),
         })
     };

@@ -349,6 +349,16 @@ mod tests {
             }
         }
 
+        /// The ids computed from a transaction's encoding (one encoding
+        /// where it has no inputs) are its txid and wtxid.
+        #[test]
+        fn ids_from_encoding_are_the_ids(mut tx in transaction(), drop_inputs in any::<bool>()) {
+            if drop_inputs {
+                tx.inputs.clear();
+            }
+            prop_assert_eq!(tx.ids_from_encoding(&tx.encode()), (tx.txid(), tx.wtxid()));
+        }
+
         /// The txid ignores unlock data; the wtxid does not.
         #[test]
         fn txid_ignores_unlock(mut tx in transaction(), extra in vec(any::<u8>(), 1..10)) {

@@ -136,10 +136,47 @@ impl Domain {
         }
     }
 
-    /// A fresh hasher keyed for this domain. Deriving the key is cheap but not
-    /// free; hot paths may cache it.
+    /// Every domain, in declaration order (the index of [`Domain::hasher`]'s
+    /// table).
+    const ALL: [Domain; 18] = [
+        Domain::Header,
+        Domain::Txid,
+        Domain::Wtxid,
+        Domain::MerkleLeaf,
+        Domain::MerkleNode,
+        Domain::Sighash,
+        Domain::PubkeyHash,
+        Domain::ProTxSig,
+        Domain::MasternodeEntry,
+        Domain::QuorumCommitment,
+        Domain::RequestId,
+        Domain::QuorumSign,
+        Domain::ChainLock,
+        Domain::DkgMessage,
+        Domain::ContentManifest,
+        Domain::MediaChunk,
+        Domain::MediaSegment,
+        Domain::SwapMessage,
+    ];
+
+    /// A fresh hasher keyed for this domain: a copy of one built once per
+    /// process. Deriving the key hashes the context string, a compression
+    /// as costly as hashing a 64-byte message; a transaction's ids, a
+    /// merkle node or a block hash would each pay it again.
     pub fn hasher(self) -> blake3::Hasher {
-        blake3::Hasher::new_derive_key(self.context())
+        type Table = Vec<(Domain, blake3::Hasher)>;
+        static HASHERS: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+        let table = HASHERS.get_or_init(|| {
+            Domain::ALL
+                .iter()
+                .map(|d| (*d, blake3::Hasher::new_derive_key(d.context())))
+                .collect()
+        });
+        // A domain missing from `ALL` (or out of its order) derives its key.
+        match table.get(self as usize) {
+            Some((d, h)) if *d == self => h.clone(),
+            _ => blake3::Hasher::new_derive_key(self.context()),
+        }
     }
 }
 
@@ -152,6 +189,18 @@ mod tests {
         let a = Hash256::domain_hash(Domain::Txid, b"x");
         let b = Hash256::domain_hash(Domain::Wtxid, b"x");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn cached_hashers_are_the_derived_keys() {
+        for (i, d) in Domain::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i, "{d:?} out of order in Domain::ALL");
+            let mut cached = d.hasher();
+            let mut derived = blake3::Hasher::new_derive_key(d.context());
+            cached.update(b"some message");
+            derived.update(b"some message");
+            assert_eq!(cached.finalize(), derived.finalize(), "{d:?}");
+        }
     }
 
     #[test]

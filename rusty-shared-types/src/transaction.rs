@@ -321,6 +321,19 @@ impl Transaction {
         Hash256::domain_hash(Domain::Txid, &buf)
     }
 
+    /// The txid and the wtxid from `encoded`, this transaction's full
+    /// encoding. A transaction without inputs has no unlock data, so its
+    /// stripped encoding is `encoded` itself and is not built again (most
+    /// of a block of Ethereum transactions).
+    pub fn ids_from_encoding(&self, encoded: &[u8]) -> (Hash256, Hash256) {
+        let txid = if self.inputs.is_empty() {
+            Hash256::domain_hash(Domain::Txid, encoded)
+        } else {
+            self.txid()
+        };
+        (txid, Hash256::domain_hash(Domain::Wtxid, encoded))
+    }
+
     /// The id committed by the block merkle root; covers unlock data.
     pub fn wtxid(&self) -> Hash256 {
         Hash256::domain_hash(Domain::Wtxid, &self.encode())

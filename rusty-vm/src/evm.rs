@@ -114,13 +114,17 @@ impl DatabaseRef for Db<'_> {
             .state
             .account(&address.into_array())
             .map_err(StateError)?;
-        Ok(account.map(|a| AccountInfo {
+        let Some(a) = account else {
+            return Ok(None);
+        };
+        let code_hash = B256::from(a.code_hash);
+        Ok(Some(AccountInfo {
             balance: U256::from_be_bytes(a.balance),
             nonce: a.nonce,
-            code_hash: B256::from(a.code_hash),
-            // Loaded by hash when run (the default is empty code, which
-            // would run instead).
-            code: None,
+            code_hash,
+            // With the account, so that revm does not ask for it by hash
+            // as its own step (a contract's code is read by every call).
+            code: Some(self.code_by_hash_ref(code_hash)?),
             ..Default::default()
         }))
     }
