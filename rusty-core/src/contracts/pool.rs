@@ -109,9 +109,12 @@ impl EthPool {
     /// Drops every transaction whose nonce its sender's account has
     /// passed (mined, or replaced by a mined one).
     pub fn prune(&mut self, mut account_nonce: impl FnMut(&[u8; 20]) -> u64) {
-        let mut stale = Vec::new();
         let mut current: Option<([u8; 20], u64)> = None;
-        for ((sender, nonce), e) in &self.by_sender {
+        let by_hash = &mut self.by_hash;
+        // One pass that removes in place: after a block, most of the pool
+        // (the block's own transactions) goes, and looking each one up
+        // again to remove it had cost more than the pass.
+        self.by_sender.retain(|(sender, nonce), e| {
             let floor = match current {
                 Some((s, n)) if s == *sender => n,
                 _ => {
@@ -120,13 +123,12 @@ impl EthPool {
                     n
                 }
             };
-            if *nonce < floor {
-                stale.push(e.eth.hash);
+            let keep = *nonce >= floor;
+            if !keep {
+                by_hash.remove(&e.eth.hash);
             }
-        }
-        for h in stale {
-            self.remove(&h);
-        }
+            keep
+        });
     }
 
     /// Candidates for a block: each sender's gap-free run from its account
@@ -221,7 +223,11 @@ mod tests {
     };
 
     fn tx(nonce: u64) -> EthTx {
-        let key = EthKey::from_bytes(&[3; 32]).expect("a key");
+        tx_from(3, nonce)
+    }
+
+    fn tx_from(key: u8, nonce: u64) -> EthTx {
+        let key = EthKey::from_bytes(&[key; 32]).expect("a key");
         let raw = EthTxFields {
             tx_type: EthTxType::DynamicFee,
             chain_id: Some(7373),
@@ -237,6 +243,43 @@ mod tests {
         .sign(&key)
         .expect("signs");
         decode(&raw).expect("decodes")
+    }
+
+    #[test]
+    fn prune_drops_each_senders_passed_nonces_from_both_maps() {
+        let mut pool = EthPool::default();
+        let (a, b) = ((0..5).map(|n| tx_from(3, n)), (0..3).map(|n| tx_from(4, n)));
+        for eth in a.chain(b) {
+            let entry = PooledEthTx {
+                tx: Transaction {
+                    version: 1,
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    lock_time: 0,
+                    payload: None,
+                },
+                txid: Hash256(eth.hash),
+                eth,
+                time: 0,
+            };
+            pool.insert(entry, 0).expect("pooled");
+        }
+        let (sender_a, sender_b) = (tx_from(3, 0).sender, tx_from(4, 0).sender);
+        // A's account is at nonce 3 (0, 1 and 2 mined); B's at 0.
+        pool.prune(|s| if *s == sender_a { 3 } else { 0 });
+        assert_eq!(pool.len(), 2 + 3);
+        assert!(
+            pool.get(&tx_from(3, 2).hash).is_none(),
+            "a mined one left by hash"
+        );
+        assert!(pool.get(&tx_from(3, 3).hash).is_some());
+        assert_eq!(pool.pending_nonce(&sender_a, 3), 5);
+        assert_eq!(pool.pending_nonce(&sender_b, 0), 3);
+        // Everything mined: both maps empty.
+        pool.prune(|_| 10);
+        assert!(pool.is_empty());
+        assert!(pool.get(&tx_from(4, 2).hash).is_none());
+        assert!(pool.by_hash.is_empty());
     }
 
     #[test]
