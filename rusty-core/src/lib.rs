@@ -20,6 +20,7 @@
 //! `rusty-storage`, `rusty-vm`. No libp2p, no JSON-RPC server, no media.
 
 pub mod chain;
+mod claims;
 pub mod contracts;
 pub mod governance;
 pub mod htlc;

@@ -7,13 +7,7 @@
 
 #![deny(clippy::arithmetic_side_effects)]
 
-use std::{
-    collections::HashSet,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        OnceLock,
-    },
-};
+use std::collections::HashSet;
 
 use rusty_crypto::merkle::merkle_root;
 use rusty_shared_types::{
@@ -513,16 +507,9 @@ fn tx_facts(txs: &[Transaction], params: &ChainParams) -> Result<Vec<TxFacts>> {
     // transactions this function took 0.6 ms for, see
     // docs/performance.md), and this one does the chunks meanwhile.
     let chunks: Vec<&[Transaction]> = txs.chunks(FACTS_CHUNK).collect();
-    let slots: Vec<OnceLock<Result<Vec<TxFacts>>>> =
-        chunks.iter().map(|_| OnceLock::new()).collect();
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let (Some(chunk), Some(slot)) = (chunks.get(i), slots.get(i)) else {
-            break;
-        };
-        let _ = slot.set(chunk.iter().map(one).collect());
-    };
+    let claims = crate::claims::Claims::new(&chunks);
+    let check = |chunk: &&[Transaction]| chunk.iter().map(one).collect::<Result<Vec<_>>>();
+    let work = || while claims.claim(check) {};
     std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
         work();
@@ -533,8 +520,8 @@ fn tx_facts(txs: &[Transaction], params: &ChainParams) -> Result<Vec<TxFacts>> {
     });
     // In block order, so the first failing transaction names the error.
     let mut facts = Vec::with_capacity(txs.len());
-    for (chunk, slot) in chunks.iter().zip(slots) {
-        match slot.into_inner() {
+    for (chunk, done) in claims.into_results() {
+        match done {
             Some(r) => facts.extend(r?),
             // Every chunk was claimed and done before the threads ended;
             // were one not, it is done here.

@@ -181,10 +181,7 @@ fn for_each_decoded(
         Option<Result<EthTx, ContractError>>,
     ) -> Result<(), ContractError>,
 ) -> Result<(), ContractError> {
-    use std::sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        OnceLock,
-    };
+    use std::sync::atomic::{AtomicBool, Ordering};
     type Decoded = Option<Result<EthTx, ContractError>>;
     let decode = |t: &Transaction| -> Decoded {
         match t.payload {
@@ -210,20 +207,10 @@ fn for_each_decoded(
             .enumerate()
             .try_for_each(|(i, t)| apply(i, t, decode(t)));
     }
-    let slots: Vec<OnceLock<Decoded>> = txs.iter().map(|_| OnceLock::new()).collect();
-    let next = AtomicUsize::new(0);
+    let ahead = crate::claims::Claims::new(txs);
     let stop = AtomicBool::new(false);
     // Decodes the next unclaimed transaction; false when none is left.
-    let claim = || {
-        let j = next.fetch_add(1, Ordering::Relaxed);
-        match (txs.get(j), slots.get(j)) {
-            (Some(tx), Some(slot)) => {
-                let _ = slot.set(decode(tx));
-                true
-            }
-            _ => false,
-        }
-    };
+    let claim = || ahead.claim(decode);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -235,9 +222,9 @@ fn for_each_decoded(
             });
         }
         let mut run = || {
-            for (i, (tx, slot)) in txs.iter().zip(&slots).enumerate() {
+            for (i, tx) in txs.iter().enumerate() {
                 let decoded = loop {
-                    if let Some(d) = slot.get() {
+                    if let Some(d) = ahead.get(i) {
                         break d.clone();
                     }
                     // Not ready: decode one further ahead, or wait out the
