@@ -67,6 +67,9 @@ const MAX_DIRECT_FAILURES: u32 = 3;
 pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(5);
 /// How long a provider lookup in the DHT may take.
 const DHT_LOOKUP: Duration = Duration::from_secs(4);
+/// How long a download waits for a provider's data channel to open
+/// before asking for chunks over libp2p meanwhile.
+const DIRECT_GRACE: Duration = Duration::from_millis(250);
 /// Give up when no provider has turned up for this long.
 const NO_PROVIDER_TIMEOUT: Duration = Duration::from_secs(60);
 /// A request is slow after this many times the median request time...
@@ -355,12 +358,13 @@ struct Provider {
 }
 
 /// A provider's direct data channel ([`crate::direct`]) as this download
-/// knows it. Requests go over libp2p until it is open, and again once it
-/// is off.
+/// knows it. Requests go over libp2p until it is open (none for a moment
+/// while it opens, then one at a time), and again once it is off.
 #[derive(Debug)]
 enum Direct {
     Untried,
-    Opening,
+    /// Since then.
+    Opening(Instant),
     Open(DirectChannel),
     /// It could not be opened, failed, or carried a chunk that did not
     /// verify (which, on an unauthenticated connection, is no proof
@@ -411,6 +415,15 @@ impl Policy {
     }
 
     fn window(&self, k: PeerId, p: &Provider, now: Instant) -> usize {
+        // While its data channel opens, nothing goes over libp2p for a
+        // moment (the channel opens within a round trip or two), then one
+        // range at a time: a full window there queued megabytes on the
+        // connection blocks travel on, and a block gossiped as a download
+        // started arrived several times later than the rest
+        // (docs/performance.md, media).
+        if let Direct::Opening(since) = p.direct {
+            return usize::from(now.saturating_duration_since(since) >= DIRECT_GRACE);
+        }
         if p.slow.is_some() {
             1
         } else {
@@ -678,7 +691,7 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
         for peer in order {
             if let Some(p) = providers.get_mut(&peer) {
                 if matches!(p.direct, Direct::Untried) && svc.shared.direct.is_some() {
-                    p.direct = Direct::Opening;
+                    p.direct = Direct::Opening(now);
                     let svc = svc.clone();
                     openings.push(async move { (peer, DirectChannel::open(&svc, peer).await) });
                 }
