@@ -1206,6 +1206,28 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_whose_data_channel_opens_gets_nothing_then_one_range_over_libp2p() {
+        let epoch = Instant::now();
+        let policy = Policy {
+            inner: crate::selection::PolicyKind::Classic.build::<PeerId>(),
+            epoch,
+            range_bytes: 1 << 20,
+        };
+        let peer = PeerId::random();
+        let mut p = Provider::new();
+        let full = policy.window(peer, &p, epoch);
+        assert!(full > 1, "the policy's window: {full}");
+        p.direct = Direct::Opening(epoch);
+        assert_eq!(policy.window(peer, &p, epoch), 0);
+        let later = epoch + DIRECT_GRACE / 2;
+        assert_eq!(policy.window(peer, &p, later), 0);
+        assert_eq!(policy.window(peer, &p, epoch + DIRECT_GRACE), 1);
+        // A channel that could not open leaves libp2p the whole window.
+        p.direct = Direct::Off;
+        assert_eq!(policy.window(peer, &p, epoch + DIRECT_GRACE), full);
+    }
+
+    #[test]
     fn a_sparse_download_picks_only_between_the_playhead_and_its_horizon() {
         let missing: Vec<u64> = (0..100).collect();
         let mut p = Picker::new(100, &missing);
