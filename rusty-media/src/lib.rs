@@ -17,6 +17,8 @@
 //! - [`http`]: the local playback server (Range requests, HLS).
 //! - [`crypt`]: encryption of priced content and sealing its key to a
 //!   buyer.
+//! - [`priority`]: threads that run only on CPU time nothing else wants
+//!   (media's bulk I/O, the node's miner).
 //! - [`augy`]: the `.augy` audio container (pack, inspect, unpack), every
 //!   field validated on read.
 //!
@@ -32,6 +34,7 @@ pub mod http;
 pub mod ladder;
 pub mod live;
 pub mod manifest;
+pub mod priority;
 pub mod selection;
 pub mod service;
 pub mod store;

@@ -4,11 +4,19 @@
 //! threads on a template from the chain service; each thread walks its own
 //! stride of the nonce space, and all stop as soon as one finds a block or
 //! the tip moves (a `watch` channel), so no work is wasted on a stale parent.
+//!
+//! A miner that hashes continuously (every network with difficulty
+//! adjustment) hashes only on CPU time nothing else wants, as cpuminer's
+//! threads do: Linux's `SCHED_IDLE` ([`rusty_media::priority`]). At the
+//! default priority its threads held cores the node's own block validation,
+//! relay and RPC then waited for, and media's bulk I/O (already at
+//! `SCHED_IDLE`) got nothing at all on a mining node (docs/performance.md,
+//! media). On an otherwise idle machine the hash rate is the same.
 
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
+        Arc, Once,
     },
     time::Duration,
 };
@@ -26,8 +34,25 @@ pub struct MinerConfig {
     pub threads: usize,
     pub payout: Address,
     /// Wait until a block is due before mining the next (networks without
-    /// difficulty adjustment, where each block takes a few hashes).
+    /// difficulty adjustment, where each block takes a few hashes). Such a
+    /// miner hashes for microseconds a block and keeps the default
+    /// priority, so its blocks come on time on a loaded machine (a
+    /// localnet, the tests); any other hashes at idle priority.
     pub pace_to_spacing: bool,
+}
+
+/// Niceness of the hashing threads where `SCHED_IDLE` cannot be set.
+const HASHING_NICE: i32 = 19;
+
+/// Moves the calling hashing thread below all other work (see the module
+/// docs); says once if it could not.
+fn hash_when_idle() {
+    static WARNED: Once = Once::new();
+    if let Err(e) = rusty_media::priority::run_when_idle(HASHING_NICE) {
+        WARNED.call_once(|| {
+            warn!(target: "miner", error = %e, "mining threads not fully below the node's other work");
+        });
+    }
 }
 
 /// Hash rate and blocks found, for `getmininginfo`.
@@ -51,6 +76,7 @@ impl Miner {
         shutdown: Arc<AtomicBool>,
     ) {
         let threads = config.threads.max(1);
+        let idle_priority = !config.pace_to_spacing;
         stats.running.store(true, Ordering::Relaxed);
         info!(target: "miner", threads, payout = %config.payout, "miner started");
         let mut tip_rx = handle.subscribe_tip();
@@ -82,6 +108,9 @@ impl Miner {
                         let stats = &stats;
                         let shutdown = &shutdown;
                         scope.spawn(move || {
+                            if idle_priority {
+                                hash_when_idle();
+                            }
                             // Rebuild the template every ~second of hashing so
                             // the time and the mempool stay fresh.
                             let batch = 200_000u64;

@@ -119,37 +119,19 @@ where
     }
 }
 
-/// Puts the calling thread on `SCHED_IDLE`, then at nice [`NICE`] (which
-/// counts only if the policy could not be set).
+/// Puts the calling thread on `SCHED_IDLE`, with nice [`NICE`] where that
+/// fails ([`crate::priority`]).
 ///
 /// Nice 10 alone left blocks beside a transfer about 2 × their idle time at
 /// p95: a block's threads woke behind a media thread that kept the core
 /// until its time slice ran out (perf sched showed a core idle while a
 /// woken runtime thread waited in the other's queue). The kernel preempts
 /// a `SCHED_IDLE` thread at once for any normal thread that wakes.
-#[cfg(target_os = "linux")]
 fn lower_priority() {
-    use thread_priority::{
-        set_thread_priority_and_policy, thread_native_id, thread_schedule_policy,
-        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-    };
-    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-    // `Min` is the only priority `SCHED_IDLE` takes (0). The call also
-    // resets the niceness to 0, which fails in a process already niced
-    // after the policy was set: the policy read back is what counts.
-    let _ = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
-    match thread_schedule_policy() {
-        Ok(policy) if policy == idle => {}
-        got => warn!(target: "media", ?got, "media I/O not on SCHED_IDLE"),
-    }
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
-        warn!(target: "media", error = %e, "media I/O runs at normal priority");
+    if let Err(e) = crate::priority::run_when_idle(NICE) {
+        warn!(target: "media", error = %e, "media I/O not fully below the node's other work");
     }
 }
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
 
 /// Runs `f` on the pool; [`MediaError::Stopped`] if it panicked or no
 /// thread could be started.
@@ -168,30 +150,8 @@ pub(crate) async fn low_priority<T: Send + 'static>(
 mod tests {
     use super::*;
 
-    /// Field `n` (1-based, as in proc(5)) of this thread's stat line.
     #[cfg(target_os = "linux")]
-    fn stat_field<T: std::str::FromStr>(n: usize) -> T {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
-        // The command name (field 2) may hold spaces: count after its ')'.
-        let after = &stat[stat.rfind(')').expect("stat line") + 2..];
-        after
-            .split(' ')
-            .nth(n - 3)
-            .and_then(|f| f.parse().ok())
-            .expect("a stat field")
-    }
-
-    /// This thread's niceness (field 19).
-    #[cfg(target_os = "linux")]
-    fn niceness() -> i32 {
-        stat_field(19)
-    }
-
-    /// This thread's scheduling policy (field 41).
-    #[cfg(target_os = "linux")]
-    fn policy() -> u32 {
-        stat_field(41)
-    }
+    use crate::priority::tests::{niceness, policy, SCHED_IDLE, SCHED_OTHER};
 
     #[tokio::test]
     async fn jobs_run_on_the_pool_and_a_panic_fails_only_its_caller() {
@@ -210,8 +170,6 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_pool_runs_below_the_default_priority() {
-        const SCHED_OTHER: u32 = 0;
-        const SCHED_IDLE: u32 = 5;
         let (outside, outside_policy) = (niceness(), policy());
         let (inside, inside_policy) = low_priority(|| Ok((niceness(), policy())))
             .await

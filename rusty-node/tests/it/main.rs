@@ -6,6 +6,7 @@ mod common;
 mod governance;
 mod masternodes;
 mod media;
+mod mining;
 mod net;
 mod network;
 mod reorg;
