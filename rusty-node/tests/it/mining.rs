@@ -49,20 +49,14 @@ async fn a_continuous_miner_hashes_below_the_nodes_other_work() {
     // The workers live one template each (a block takes milliseconds at
     // the test network's starting difficulty): look until one is caught.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut hashing = None;
-    let mut own_thread = false;
-    while Instant::now() < deadline && !(hashing.is_some() && own_thread) {
+    let (mut hashing, mut own_thread) = (false, false);
+    while Instant::now() < deadline && !(hashing && own_thread) {
         let seen = policies_of("miner");
         own_thread |= seen.contains(&SCHED_OTHER);
-        if seen.contains(&SCHED_IDLE) {
-            hashing = Some(seen);
-        }
+        hashing |= seen.contains(&SCHED_IDLE);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert!(
-        hashing.is_some(),
-        "no hashing thread on SCHED_IDLE within 20 s"
-    );
+    assert!(hashing, "no hashing thread on SCHED_IDLE within 20 s");
     assert!(own_thread, "the miner's own thread stays at the default");
     let chain = policies_of("chain");
     assert!(
