@@ -194,6 +194,10 @@ impl Download {
         )
     }
 
+    pub(crate) fn is_complete(&self) -> bool {
+        self.status.borrow().state == DownloadState::Complete
+    }
+
     pub(crate) fn is_finished_with_error(&self) -> bool {
         matches!(
             self.status.borrow().state,

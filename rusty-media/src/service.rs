@@ -800,15 +800,32 @@ impl MediaHandle {
     }
 
     /// Starts (or joins) the download of `id` and returns its handle (once
-    /// the service stopped: a download already cancelled).
+    /// the service stopped: a download already cancelled). Content that
+    /// completed once and has left the store since (evicted from the
+    /// cache) is downloaded again.
     pub async fn download(&self, id: Hash256) -> Arc<Download> {
-        self.start_download(id, false).await
+        let store = self.shared.store.clone();
+        // Unknown content (or a store that cannot say) counts as lacking.
+        let stored = blocking(move || Ok(store.is_complete(&id).unwrap_or(false)))
+            .await
+            .unwrap_or(false);
+        self.start_download(id, false, !stored).await
     }
 
-    async fn start_download(&self, id: Hash256, sparse: bool) -> Arc<Download> {
-        self.ask(|reply| MediaCommand::Download { id, sparse, reply })
-            .await
-            .unwrap_or_else(|_| Download::stopped(id))
+    async fn start_download(
+        &self,
+        id: Hash256,
+        sparse: bool,
+        store_lacks_it: bool,
+    ) -> Arc<Download> {
+        self.ask(|reply| MediaCommand::Download {
+            id,
+            sparse,
+            store_lacks_it,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|_| Download::stopped(id))
     }
 
     /// Status of every download this run.
@@ -956,7 +973,10 @@ impl MediaHandle {
             };
             let d = match dl.clone() {
                 Some(d) => d,
-                None => dl.insert(self.start_download(id, sparse).await).clone(),
+                // Only missing chunks get here.
+                None => dl
+                    .insert(self.start_download(id, sparse, true).await)
+                    .clone(),
             };
             if let Some((chunk, end_chunk)) = missing {
                 d.fetch_range(chunk, end_chunk);

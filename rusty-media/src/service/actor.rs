@@ -87,9 +87,13 @@ pub(crate) enum MediaCommand {
     // ---- downloads -----------------------------------------------------
     /// Starts or joins the download of `id`; `sparse`: fetching only what
     /// readers ask for (a running download is made whole when not).
+    /// `store_lacks_it`: the asker found chunks of `id` missing from the
+    /// store, so a download that completed has lost its content since
+    /// (evicted from the cache or removed) and a new one starts.
     Download {
         id: Hash256,
         sparse: bool,
+        store_lacks_it: bool,
         reply: oneshot::Sender<Arc<Download>>,
     },
     Downloads {
@@ -280,8 +284,13 @@ impl Actor {
             MediaCommand::ManifestFetched { id } => {
                 self.manifest_fetches.remove(&id);
             }
-            MediaCommand::Download { id, sparse, reply } => {
-                let _ = reply.send(self.download(id, sparse));
+            MediaCommand::Download {
+                id,
+                sparse,
+                store_lacks_it,
+                reply,
+            } => {
+                let _ = reply.send(self.download(id, sparse, store_lacks_it));
             }
             MediaCommand::Downloads { reply } => {
                 let _ = reply.send(self.downloads.values().cloned().collect());
@@ -354,9 +363,10 @@ impl Actor {
 
     /// The running download of `id`, else a new one (a failed or
     /// cancelled one starts over).
-    fn download(&mut self, id: Hash256, sparse: bool) -> Arc<Download> {
+    fn download(&mut self, id: Hash256, sparse: bool, store_lacks_it: bool) -> Arc<Download> {
         if let Some(d) = self.downloads.get(&id) {
-            if !d.is_finished_with_error() {
+            let out_of_date = store_lacks_it && d.is_complete();
+            if !d.is_finished_with_error() && !out_of_date {
                 if !sparse {
                     d.make_whole();
                 }

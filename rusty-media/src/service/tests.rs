@@ -244,6 +244,41 @@ mod two_nodes {
         shut_down(a).await;
     }
 
+    /// Content that left the store after its download completed (evicted
+    /// from the cache, as here by hand) is fetched again when it is read or
+    /// downloaded: the finished download of before is not handed out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn content_gone_from_the_store_is_fetched_again() {
+        let (a, b) = pair().await;
+        let data: Vec<u8> = (0..(1 << 20) + 777).map(|i| (i % 241) as u8).collect();
+        let id = a
+            .media
+            .publish_bytes(data.clone(), fields("evicted"))
+            .await
+            .expect("published");
+        let first = b.media.download(id).await;
+        completes_intact(&b, &first, id, &data).await;
+
+        assert!(b.media.store().remove(&id).expect("removed"));
+        let got = b
+            .media
+            .read(id, 0, data.len() as u64, TIMEOUT)
+            .await
+            .expect("read after the content left the store");
+        assert!(got == data, "the bytes arrive again, intact");
+        assert!(b.media.store().is_complete(&id).expect("in the catalog"));
+
+        assert!(b.media.store().remove(&id).expect("removed again"));
+        let again = b.media.download(id).await;
+        assert!(
+            !Arc::ptr_eq(&first, &again),
+            "a new download, not the old one"
+        );
+        completes_intact(&b, &again, id, &data).await;
+        shut_down(b).await;
+        shut_down(a).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_live_stream_reaches_a_viewer_in_order() {
         let (a, b) = pair().await;
