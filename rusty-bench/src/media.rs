@@ -95,6 +95,8 @@ pub struct MediaBenchReport {
     pub blocks_idle: Percentiles,
     /// The same while the viewer downloads from node 0.
     pub blocks_busy: Percentiles,
+    /// Transfers of the file size that completed during that phase.
+    pub transfers_beside: Beside,
     /// Idle again after the transfers: how far two idle runs differ is
     /// the noise "beside" is compared with.
     pub blocks_idle_after: Percentiles,
@@ -190,14 +192,21 @@ impl fmt::Display for MediaBenchReport {
                 .join(" / ")
         )?;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        for (what, p) in [
-            ("network idle", &self.blocks_idle),
-            ("beside the transfer", &self.blocks_busy),
-            ("idle again after", &self.blocks_idle_after),
+        let t = &self.transfers_beside;
+        let beside = format!(
+            ", {} transfers of {} MiB at {:.0} MB/s",
+            t.completed,
+            c.file_mib,
+            size_mb * t.completed as f64 / t.busy.as_secs_f64().max(1e-3)
+        );
+        for (what, p, transfers) in [
+            ("network idle", &self.blocks_idle, ""),
+            ("beside the transfer", &self.blocks_busy, beside.as_str()),
+            ("idle again after", &self.blocks_idle_after, ""),
         ] {
             writeln!(
                 f,
-                "  block node 0 → viewer, {what:<20} p50 {:>6.2} ms  p95 {:>6.2} ms  max {:>6.2} ms  ({} blocks)",
+                "  block node 0 → viewer, {what:<20} p50 {:>6.2} ms  p95 {:>6.2} ms  max {:>6.2} ms  ({} blocks{transfers})",
                 ms(p.p50),
                 ms(p.p95),
                 ms(p.max),
@@ -346,10 +355,10 @@ pub async fn run_media_bench(
     let three_shares = status.peers.iter().map(|p| p.bytes).collect();
     let three_mb_per_sec = size as f64 / 1e6 / three_secs;
 
-    let blocks_idle = block_latencies(&net, config.blocks, &[]).await?;
-    // Blocks are mined only while the transfer runs, and over the data
-    // channel one file of this size goes by in a few blocks: the viewer
-    // fetches several, one after another.
+    let (blocks_idle, _) = block_latencies(&net, config.blocks, &[]).await?;
+    // Over the data channel one file of this size goes by in a few blocks:
+    // the viewer fetches these, back to back and round again, for as long
+    // as the phase mines.
     let mut others = Vec::new();
     for seed in 0..BESIDE_FILES {
         let id = media(&net, 0)?
@@ -365,8 +374,8 @@ pub async fn run_media_bench(
     // fetches end before timing, so the phase times blocks beside the
     // transfers and not beside the bench's own publishing.
     wait_for_manifests(&net, &others).await?;
-    let blocks_busy = block_latencies(&net, config.blocks, &others).await?;
-    let blocks_idle_after = block_latencies(&net, config.blocks, &[]).await?;
+    let (blocks_busy, transfers_beside) = block_latencies(&net, config.blocks, &others).await?;
+    let (blocks_idle_after, _) = block_latencies(&net, config.blocks, &[]).await?;
     net.shutdown().await;
     let _ = std::fs::remove_dir_all(dir.join("three"));
 
@@ -483,6 +492,7 @@ pub async fn run_media_bench(
         three_shares,
         blocks_idle,
         blocks_busy,
+        transfers_beside,
         blocks_idle_after,
         segments_cut: cut.segments,
         segments_played: played,
@@ -575,17 +585,17 @@ const ANNOUNCE_SETTLE: Duration = Duration::from_secs(3);
 /// blocks are timed beside them.
 const BESIDE_FILES: u8 = 4;
 
-/// Mines blocks on node 0, one every 100 ms, and takes each block's arrival
-/// on the last node (the viewer) minus its connection on node 0, from both
-/// nodes' block events. With `beside`, the viewer downloads those contents
-/// from node 0 meanwhile, one after another, and mining stops when the last
-/// download ends (at least `count` blocks are wanted; fewer if the
-/// downloads are quicker).
+/// Mines `count` blocks on node 0, one every 100 ms, and takes each
+/// block's arrival on the last node (the viewer) minus its connection on
+/// node 0, from both nodes' block events. With `beside`, the viewer
+/// downloads those contents from node 0 meanwhile, back to back, for as
+/// long as the blocks are mined (see [`keep_downloading`]); returns the
+/// transfers that completed in that time too.
 async fn block_latencies(
     net: &LocalNet,
     count: usize,
     beside: &[Hash256],
-) -> Result<Percentiles, BenchError> {
+) -> Result<(Percentiles, Beside), BenchError> {
     let viewer = net.len() - 1;
     // Each node's block events are stamped by their own task, as they come.
     let stamp = |i: usize| {
@@ -603,27 +613,27 @@ async fn block_latencies(
     };
     let (connected, miner_task) = stamp(0);
     let (arrived, viewer_task) = stamp(viewer);
-    let viewer_media = media(net, viewer)?;
-    let mut queue = beside.iter();
-    let mut download = match queue.next() {
-        Some(id) => Some(viewer_media.download(*id).await),
-        None => None,
-    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let downloads = (!beside.is_empty()).then(|| {
+        let viewer_media = media(net, viewer);
+        let beside = beside.to_vec();
+        tokio::spawn(async move { keep_downloading(viewer_media?, beside, stopped).await })
+    });
     let mut mined = Vec::new();
     while mined.len() < count {
-        if let Some(d) = download.as_ref().filter(|d| d.is_finished()) {
-            let status = d.status();
-            if status.chunks_present != status.chunks_total {
-                return Err(setup(format!("transfer beside blocks failed: {status:?}")));
-            }
-            match queue.next() {
-                Some(id) => download = Some(viewer_media.download(*id).await),
-                None => break,
-            }
+        if downloads.as_ref().is_some_and(|d| d.is_finished()) {
+            break; // a transfer failed: its error is taken below
         }
         mined.push(net.mine(0, 1).await?);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = stop.send(true);
+    let transfers = match downloads {
+        Some(d) => d
+            .await
+            .map_err(|e| setup(format!("transfers beside blocks: {e}")))??,
+        None => Beside::default(),
+    };
     // The last block's arrival.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline
@@ -632,9 +642,6 @@ async fn block_latencies(
             .all(|h| arrived.lock().is_ok_and(|m| m.contains_key(h)))
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    if let Some(d) = download {
-        d.finished().await;
     }
     miner_task.abort();
     viewer_task.abort();
@@ -652,5 +659,52 @@ async fn block_latencies(
             )
         })
         .collect();
-    Ok(Percentiles::of(latencies))
+    Ok((Percentiles::of(latencies), transfers))
+}
+
+/// Transfers that completed beside the blocks, and their time summed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Beside {
+    pub completed: usize,
+    pub busy: Duration,
+}
+
+/// Downloads `contents` on `viewer`, one after another and round again,
+/// until `stop`; returns those that completed. Each is removed from the
+/// viewer's store before it is fetched again (as a node's cache evicts
+/// what it viewed), so that a phase of any length has a transfer running
+/// all through it, from the few files the bench published before timing.
+/// The one running at `stop` is awaited, not counted.
+async fn keep_downloading(
+    viewer: MediaHandle,
+    contents: Vec<Hash256>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Beside, BenchError> {
+    let (mut completed, mut busy) = (0, Duration::ZERO);
+    for id in contents.iter().cycle() {
+        if *stop.borrow() {
+            break;
+        }
+        let store = viewer.store().clone();
+        let id = *id;
+        tokio::task::spawn_blocking(move || store.remove(&id))
+            .await
+            .map_err(|e| setup(format!("remove beside blocks: {e}")))?
+            .map_err(|e| setup(format!("remove beside blocks: {e}")))?;
+        let started = Instant::now();
+        let download = viewer.download(id).await;
+        let status = tokio::select! {
+            status = download.finished() => status,
+            _ = stop.changed() => {
+                download.finished().await;
+                break;
+            }
+        };
+        if status.chunks_present != status.chunks_total {
+            return Err(setup(format!("transfer beside blocks failed: {status:?}")));
+        }
+        busy += started.elapsed();
+        completed += 1;
+    }
+    Ok(Beside { completed, busy })
 }
