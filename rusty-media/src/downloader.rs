@@ -141,6 +141,10 @@ pub struct Download {
     cancelled: AtomicBool,
     /// The store dropped the content (cache full of other content).
     evicted: AtomicBool,
+    /// A reader found a chunk missing from the store: if this download
+    /// had stored it, the store lost it since (evicted, or found corrupt),
+    /// and what is lost is fetched again.
+    recheck: AtomicBool,
     progress: Notify,
     started: Instant,
 }
@@ -168,6 +172,7 @@ impl Download {
             horizon: AtomicU64::new(WHOLE),
             cancelled: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
+            recheck: AtomicBool::new(false),
             progress: Notify::new(),
             started: Instant::now(),
         }
@@ -221,12 +226,14 @@ impl Download {
         self.progress.notify_waiters();
     }
 
-    /// A reader needs chunks `first..end`: fetch from `first` first; a
-    /// sparse download fetches only those.
+    /// A reader needs chunks `first..end`, and found `first` missing from
+    /// the store: fetch from `first` first; a sparse download fetches only
+    /// those.
     pub fn fetch_range(&self, first: u64, end: u64) {
         if self.is_sparse() {
             self.horizon.store(end.max(first), Ordering::Relaxed);
         }
+        self.recheck.store(true, Ordering::Relaxed);
         self.prioritise(first);
     }
 
@@ -501,6 +508,17 @@ impl Picker {
         }
     }
 
+    /// Chunk `i`, stored before, is gone from the store: wanted again.
+    fn lost(&mut self, i: u64) {
+        if let Some(h) = usize::try_from(i).ok().and_then(|i| self.have.get_mut(i)) {
+            if *h {
+                *h = false;
+                self.pending.insert(i);
+                self.remaining = self.remaining.saturating_add(1);
+            }
+        }
+    }
+
     /// Puts back the chunks of a range that are still missing.
     fn requeue(&mut self, start: u64, count: u32) {
         for i in start..start.saturating_add(u64::from(count)) {
@@ -621,6 +639,20 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
                 reason: "cancelled".into(),
             });
         }
+        // A reader found a chunk missing that this download stored: the
+        // store lost some (evicted, or corrupt); want them again.
+        let playhead = dl.playhead.load(Ordering::Relaxed);
+        if dl.recheck.swap(false, Ordering::Relaxed) && picker.has(playhead) {
+            let store = svc.store().clone();
+            match blocking(move || Ok(store.missing_chunks(&id)?)).await {
+                Ok(gone) => gone.into_iter().for_each(|i| picker.lost(i)),
+                Err(MediaError::Store(StoreError::UnknownContent(_))) => {
+                    dl.evicted.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                Err(e) => debug!(target: "media", %id, error = %e, "store not rechecked"),
+            }
+        }
         let now = Instant::now();
         // Refresh providers: announcements now, the DHT in the background.
         if last_refresh.is_none_or(|t| now.duration_since(t) >= REFRESH_EVERY) {
@@ -663,7 +695,6 @@ async fn download(svc: &MediaHandle, dl: &Arc<Download>) -> Result<(), MediaErro
 
         // Hand out work: to the providers the policy makes active, least
         // loaded first, then by estimated rate.
-        let playhead = dl.playhead.load(Ordering::Relaxed);
         let reading = dl.reading.load(Ordering::Relaxed);
         let horizon = dl.horizon.load(Ordering::Relaxed);
         let mut usable: Vec<PeerId> = providers

@@ -44,8 +44,8 @@ mod response;
 
 use request::{find_head_end, parse_head, HeadError, Method, Request};
 pub use request::{parse_range, RangeOutcome};
-pub use response::hls_playlist;
 use response::{content_disposition, content_type, reason, render_head, Route};
+pub use response::{hls_playlist, LiveWindow};
 
 /// Largest request head (request line, headers and the blank line).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -108,9 +108,9 @@ pub trait PlaybackSource: Send + Sync + 'static {
         end: u64,
     ) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
 
-    /// Live: the segments currently in the live window, oldest first:
-    /// `(seq, duration_ms)`.
-    fn live_window(&self) -> impl Future<Output = Result<Vec<(u64, u32)>, String>> + Send;
+    /// Live: the segments currently in the live window, and whether the
+    /// stream ended.
+    fn live_window(&self) -> impl Future<Output = Result<LiveWindow, String>> + Send;
 
     /// Live: one segment's bytes, `None` if it fell out of the window or is
     /// unknown.
@@ -718,7 +718,7 @@ impl<S: PlaybackSource> Conn<'_, S> {
         let playlist = loop {
             match watched(&mut self.rd, &mut self.buf, source.live_window()).await? {
                 Ok(window) => {
-                    if let Some(playlist) = hls_playlist(&window) {
+                    if let Some(playlist) = hls_playlist(&window.segments, window.ended) {
                         break playlist;
                     }
                 }

@@ -80,6 +80,7 @@ use crate::{
     broadcast::LiveStream,
     direct::server::DirectServer,
     downloader::{self, Download, DownloadStatus},
+    http::LiveWindow,
     ladder::play::{LadderPlayError, LadderPlayer},
     manifest::{Manifest, ManifestError, ManifestFields, SignedManifest},
     selection::PolicyKind,
@@ -966,15 +967,25 @@ impl MediaHandle {
             let missing = match present {
                 Some((None, _)) => {
                     let store = self.shared.store.clone();
-                    return blocking(move || Ok(store.read_range(&id, start, end)?)).await;
+                    match blocking(move || Ok(store.read_range(&id, start, end)?)).await {
+                        // Evicted, or a chunk found corrupt (and unmarked),
+                        // since the check above: look again, which fetches
+                        // what is missing now.
+                        Err(MediaError::Store(
+                            StoreError::UnknownContent(_) | StoreError::ChunkMissing { .. },
+                        )) if tokio::time::Instant::now() < deadline => continue,
+                        read => return read,
+                    }
                 }
                 Some((Some(chunk), end_chunk)) => Some((chunk, end_chunk)),
                 None => None,
             };
             let d = match dl.clone() {
-                Some(d) => d,
+                // One that completed since, yet chunks are missing now:
+                // the store lost them; the service starts another.
+                Some(d) if !d.is_complete() => d,
                 // Only missing chunks get here.
-                None => dl
+                _ => dl
                     .insert(self.start_download(id, sparse, true).await)
                     .clone(),
             };
@@ -1097,10 +1108,18 @@ impl crate::http::PlaybackSource for MediaSource {
             .map_err(|e| e.to_string())
     }
 
-    async fn live_window(&self) -> Result<Vec<(u64, u32)>, String> {
+    async fn live_window(&self) -> Result<LiveWindow, String> {
         Ok(match self.media.live_stream(&self.id).await {
-            Some(s) => s.window().await,
-            None => Vec::new(),
+            // Whether it ended is read first: a window read after the end
+            // is the final one (the stream's task answers reads after it).
+            Some(s) => {
+                let ended = s.is_ended();
+                LiveWindow {
+                    segments: s.window().await,
+                    ended,
+                }
+            }
+            None => LiveWindow::default(),
         })
     }
 

@@ -308,19 +308,21 @@ impl ContentStore {
 
     /// The signed manifest of `id`, if it is in the catalog.
     pub fn manifest(&self, id: &Hash256) -> Result<Option<Arc<SignedManifest>>> {
-        if let Some(m) = self.lock().manifests.get(id) {
+        // Read and cached under the lock that `remove` holds, so that a
+        // removal between the two cannot leave its manifest cached.
+        let mut inner = self.lock();
+        if let Some(m) = inner.manifests.get(id) {
             return Ok(Some(Arc::clone(m)));
         }
         let Some(m) = self.db.get::<Catalog>(id)? else {
             return Ok(None);
         };
         let m = Arc::new(m);
-        self.cache_manifest(id, &m);
+        Self::cache_manifest_in(&mut inner, id, &m);
         Ok(Some(m))
     }
 
-    fn cache_manifest(&self, id: &Hash256, m: &Arc<SignedManifest>) {
-        let mut inner = self.lock();
+    fn cache_manifest_in(inner: &mut Inner, id: &Hash256, m: &Arc<SignedManifest>) {
         if inner.manifests.len() >= MANIFEST_CACHE_ENTRIES {
             if let Some(old) = inner.manifests.keys().next().copied() {
                 inner.manifests.remove(&old);
@@ -360,8 +362,9 @@ impl ContentStore {
             batch.put::<Catalog>(&id, &signed);
             self.db.commit(batch)?;
             inner.items = inner.items.saturating_add(1);
+            // Under the lock, as in `manifest`.
+            Self::cache_manifest_in(&mut inner, &id, &Arc::new(signed));
         }
-        self.cache_manifest(&id, &Arc::new(signed));
         Ok(id)
     }
 

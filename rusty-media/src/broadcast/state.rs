@@ -57,6 +57,11 @@ pub(super) struct State {
     watchers: HashMap<PeerId, Instant>,
     segments: u64,
     skipped: u64,
+    /// The playlist ([`State::window`]) starts here: after the last
+    /// segment the jitter buffer skipped. A playlist cannot express a gap,
+    /// and a skipped segment never comes, so the segments before it would
+    /// otherwise hold the playlist back until they left the window.
+    listed_from: u64,
     /// The creator said the stream ended after this segment (viewer), and
     /// when that was heard.
     end: Option<(Option<u64>, Instant)>,
@@ -79,6 +84,7 @@ impl State {
             watchers: HashMap::new(),
             segments: 0,
             skipped: 0,
+            listed_from: 0,
             end: None,
             received: 0,
             uploaded: 0,
@@ -214,6 +220,7 @@ impl State {
                 }
                 Popped::Skipped { from, to } => {
                     self.skipped = self.skipped.saturating_add(to.saturating_sub(from));
+                    self.listed_from = self.listed_from.max(to);
                     info!(target: "media", stream = %self.id, from, to, "skipped segments that did not arrive in time");
                 }
             }
@@ -284,9 +291,12 @@ impl State {
             .collect()
     }
 
+    /// The played segments a playlist lists: `(seq, duration_ms)`, oldest
+    /// first, from after the last skipped one.
     pub(super) fn window(&self) -> Vec<(u64, u32)> {
         self.played
-            .values()
+            .range(self.listed_from..)
+            .map(|(_, p)| p)
             .map(|p| (p.seq, p.duration_ms))
             .collect()
     }

@@ -71,3 +71,33 @@ fn a_viewer_fetches_an_announced_segment_once_and_ends_after_the_last() {
     s.on_end(Some(0), now);
     assert!(s.tick(now, 1_000).finished, "segment 0 was the last");
 }
+
+/// A skipped segment never comes: the playlist moves past it at once
+/// instead of stopping before it until the older segments leave the
+/// window.
+#[test]
+fn a_viewers_playlist_goes_on_after_a_skipped_segment() {
+    let key = SecretKey::generate();
+    let id = Hash256([9; 32]);
+    let mut s = State::new(id, Role::Viewer);
+    let now = Instant::now();
+    for seq in [0, 1, 3] {
+        let (ann, data) = segment(&key, id, seq);
+        s.hold(ann, data, 0, 1_000);
+    }
+    let listed = |s: &State| s.window().iter().map(|w| w.0).collect::<Vec<_>>();
+    assert_eq!(listed(&s), [0, 1], "3 waits for 2");
+    // 2 does not come in time: skipped, and 3 plays.
+    s.tick(now, 1_000 + super::JITTER_MAX_WAIT_MS + 1);
+    assert_eq!(listed(&s), [3]);
+    for seq in 4..=6 {
+        let (ann, data) = segment(&key, id, seq);
+        s.hold(ann, data, 0, 4_000);
+    }
+    assert_eq!(listed(&s), [3, 4, 5, 6]);
+    let playlist = crate::http::hls_playlist(&s.window(), false).expect("a playlist");
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
+    assert!(playlist.contains("live/6.ts"), "{playlist}");
+    // The segments before the gap are still served to whoever asks.
+    assert!(s.segment(1).is_some());
+}

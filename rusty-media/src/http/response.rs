@@ -10,15 +10,26 @@ use std::{
 
 use super::{MIME_FALLBACK, SERVER};
 
+/// A live stream's window, as a playlist lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveWindow {
+    /// `(seq, duration_ms)`, oldest first.
+    pub segments: Vec<(u64, u32)>,
+    /// The stream ended: no segment will be added.
+    pub ended: bool,
+}
+
 /// The HLS (version 3) media playlist of a live window; `None` if the window
-/// is empty.
+/// is empty. Once the stream `ended`, the playlist says so
+/// (`#EXT-X-ENDLIST`), and players stop reloading it and end playback at
+/// its last segment.
 ///
 /// Segments are sorted by sequence number (duplicates dropped) and only the
 /// run of consecutive sequence numbers from the oldest one is listed: a
 /// playlist numbers its segments from `#EXT-X-MEDIA-SEQUENCE` on, so a gap
 /// cannot be expressed, and segments after it wait until it is filled or
 /// drops out of the window (the media sequence never goes backwards).
-pub fn hls_playlist(window: &[(u64, u32)]) -> Option<String> {
+pub fn hls_playlist(window: &[(u64, u32)], ended: bool) -> Option<String> {
     let mut segments = window.to_vec();
     segments.sort_by_key(|&(seq, _)| seq);
     segments.dedup_by_key(|&mut (seq, _)| seq);
@@ -43,6 +54,9 @@ pub fn hls_playlist(window: &[(u64, u32)]) -> Option<String> {
             ms / 1000,
             ms % 1000
         );
+    }
+    if ended {
+        out.push_str("#EXT-X-ENDLIST\n");
     }
     Some(out)
 }

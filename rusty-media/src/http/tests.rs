@@ -56,8 +56,11 @@ impl PlaybackSource for TestSource {
         Ok(self.data[start as usize..end as usize].to_vec())
     }
 
-    async fn live_window(&self) -> Result<Vec<(u64, u32)>, String> {
-        Ok(self.live.as_ref().map(|l| l.0.clone()).unwrap_or_default())
+    async fn live_window(&self) -> Result<LiveWindow, String> {
+        Ok(LiveWindow {
+            segments: self.live.as_ref().map(|l| l.0.clone()).unwrap_or_default(),
+            ended: false,
+        })
     }
 
     async fn live_segment(&self, seq: u64) -> Result<Option<Vec<u8>>, String> {
@@ -759,15 +762,20 @@ fn http_parse_head_cases() {
 
 #[test]
 fn http_playlist_and_date() {
-    assert_eq!(hls_playlist(&[]), None);
+    assert_eq!(hls_playlist(&[], false), None);
+    assert_eq!(hls_playlist(&[], true), None);
     // Unsorted with a duplicate and a gap: the run from the oldest.
-    let p = hls_playlist(&[(12, 900), (10, 400), (11, 1000), (10, 400), (14, 9000)]).unwrap();
+    let window = [(12, 900), (10, 400), (11, 1000), (10, 400), (14, 9000)];
+    let p = hls_playlist(&window, false).unwrap();
     assert_eq!(
         p,
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:10\n\
          #EXTINF:0.400,\nlive/10.ts\n#EXTINF:1.000,\nlive/11.ts\n#EXTINF:0.900,\nlive/12.ts\n"
     );
-    let p = hls_playlist(&[(u64::MAX, 0)]).unwrap();
+    // Ended: the same, and the end said last.
+    let ended = hls_playlist(&window, true).unwrap();
+    assert_eq!(ended, format!("{p}#EXT-X-ENDLIST\n"));
+    let p = hls_playlist(&[(u64::MAX, 0)], false).unwrap();
     assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
     assert!(p.contains("#EXTINF:0.000,\nlive/18446744073709551615.ts\n"));
 

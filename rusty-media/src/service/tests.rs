@@ -83,8 +83,9 @@ mod two_nodes {
 
     use crate::{
         downloader::{Download, DownloadState},
+        http::PlaybackSource,
         manifest::ManifestFields,
-        service::{MediaError, MediaHandle},
+        service::{MediaError, MediaHandle, MediaSource},
         store::ContentStore,
     };
 
@@ -245,8 +246,9 @@ mod two_nodes {
     }
 
     /// Content that left the store after its download completed (evicted
-    /// from the cache, as here by hand) is fetched again when it is read or
-    /// downloaded: the finished download of before is not handed out.
+    /// from the cache, as here by hand, or a chunk corrupted on disk) is
+    /// fetched again when it is read or downloaded: the finished download
+    /// of before is not handed out.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn content_gone_from_the_store_is_fetched_again() {
         let (a, b) = pair().await;
@@ -275,6 +277,40 @@ mod two_nodes {
             "a new download, not the old one"
         );
         completes_intact(&b, &again, id, &data).await;
+
+        // A chunk found corrupt on disk by a read is fetched again too.
+        let path = b.media.store().content_path(&id);
+        let mut bytes = std::fs::read(&path).expect("content file");
+        bytes[10] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("corrupted");
+        let got = b
+            .media
+            .read(id, 0, data.len() as u64, TIMEOUT)
+            .await
+            .expect("read past a corrupt chunk");
+        assert!(got == data, "the chunk arrives again, intact");
+
+        // A sparse reader (as a ladder's rendition is read) whose chunks
+        // leave the store while its download still runs gets them again.
+        let sparse: Vec<u8> = (0..(1 << 20) + 999).map(|i| (i % 239) as u8).collect();
+        let id = a
+            .media
+            .publish_bytes(sparse.clone(), fields("sparse"))
+            .await
+            .expect("published");
+        let head = b
+            .media
+            .read_sparse(id, 0, 1_000, TIMEOUT)
+            .await
+            .expect("read");
+        assert!(head == sparse[..1_000]);
+        assert!(b.media.store().remove(&id).expect("removed"));
+        let head = b
+            .media
+            .read_sparse(id, 0, 1_000, TIMEOUT)
+            .await
+            .expect("read after the chunks left the store");
+        assert!(head == sparse[..1_000], "the chunks arrive again, intact");
         shut_down(b).await;
         shut_down(a).await;
     }
@@ -316,7 +352,21 @@ mod two_nodes {
         let mut sorted = seqs.clone();
         sorted.sort_unstable();
         assert_eq!(seqs, sorted, "in order");
+        // The broadcaster's playlist is open while it is live, and says
+        // the end once it ended.
+        let source = MediaSource {
+            media: a.media.clone(),
+            id,
+        };
+        let live = source.live_window().await.expect("window");
+        assert!(!live.segments.is_empty() && !live.ended, "{live:?}");
         a.media.broadcast_end(id).await.expect("ended");
+        let ended = source.live_window().await.expect("window");
+        assert!(ended.ended, "{ended:?}");
+        assert_eq!(ended.segments.first(), live.segments.first());
+        let playlist = crate::http::hls_playlist(&ended.segments, ended.ended).expect("playlist");
+        assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+        drop(source); // its handle would keep the service from closing
         assert!(matches!(
             a.media.broadcast_push(id, b"late").await,
             Err(MediaError::Ended(_))
