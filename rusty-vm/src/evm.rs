@@ -251,6 +251,9 @@ fn set_rules(cfg: &mut CfgEnv, block: &BlockContext, simulate: bool) {
     // floor (EIP-7623), which ethereum/tests' Cancun cases caught.
     cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
     cfg.disable_nonce_check = simulate;
+    // Simulations may run "from" a contract (a multisig, an ERC-4337
+    // entry point), as geth runs them; a transaction never can (EIP-3607).
+    cfg.disable_eip3607 = simulate;
 }
 
 /// `block`'s environment.

@@ -244,3 +244,34 @@ fn a_revert_charges_gas_and_keeps_storage() {
     let contract = rusty_crypto::eth::create_address(&CALLER, 0);
     assert_eq!(state.storage(&contract, &[0; 32]).unwrap(), [0; 32]);
 }
+
+/// EIP-3607: a transaction from an account with code is invalid, but a
+/// simulation (`eth_call`, `eth_estimateGas`) may run from one, as geth
+/// runs them (multisig and ERC-4337 tools call "from" a contract).
+#[test]
+fn a_simulation_may_run_from_a_contract_and_a_transaction_may_not() {
+    let mut state = MapState::funded(10u128.pow(18));
+    let deploy = calls([0; 20]).remove(0);
+    let contract = rusty_crypto::eth::create_address(&CALLER, 0);
+    let outcome = execute(&state, &block(), &deploy).unwrap();
+    state.apply(&outcome);
+    // The contract calls itself, reading slot 0 (42 from its constructor).
+    let mut call = calls(contract).remove(2);
+    call.caller = contract;
+    call.gas_price = 0;
+    call.nonce = 1;
+    // Unpriced, as eth_call runs (the contract holds nothing for gas).
+    let block = BlockContext {
+        base_fee: 0,
+        ..block()
+    };
+    let refused = execute(&state, &block, &call);
+    assert!(
+        matches!(&refused, Err(EvmError::Invalid(why)) if why.contains("not an eoa")),
+        "{refused:?}"
+    );
+    call.simulate = true;
+    let simulated = execute(&state, &block, &call).unwrap();
+    assert!(simulated.success, "{simulated:?}");
+    assert_eq!(simulated.output, word(42));
+}

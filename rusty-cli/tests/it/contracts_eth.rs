@@ -174,6 +174,33 @@ fn ethers_viem_and_web3py_work_unmodified() {
         .env("CONTRACT", &contract);
     run_client(py, "the web3.py suite");
 
+    // eth_getLogs as geth filters: viem's contract logged one `Greeted`
+    // (two topics); a filter with more topic positions than a log has
+    // never matches it, and swapped bounds are an error, not nothing.
+    let logs = |filter: Value| {
+        post(
+            &eth_bind,
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [filter]}),
+        )
+    };
+    let viem_contract = viem["contract"].as_str().expect("viem's contract");
+    for (topics, found) in [
+        (serde_json::json!([]), 1),
+        (serde_json::json!([null, null]), 1),
+        (serde_json::json!([null, null, null]), 0),
+    ] {
+        let answer = logs(serde_json::json!({
+            "fromBlock": "0x0", "toBlock": "latest", "address": viem_contract, "topics": topics
+        }));
+        let got = answer["result"].as_array().map(Vec::len);
+        assert_eq!(got, Some(found), "topics {topics}: {answer}");
+    }
+    let swapped = logs(serde_json::json!({"fromBlock": "0x5", "toBlock": "0x2"}));
+    assert_eq!(
+        swapped["error"]["message"], "invalid block range params",
+        "{swapped}"
+    );
+
     // What the clients did, seen from our side: the contract exists, and
     // the account paid the 0.5 RSC it endowed, 1 RSC sent and gas.
     let c = balance(&node, &contract);

@@ -3,7 +3,7 @@
 'use strict';
 const assert = require('assert');
 const viem = require('viem');
-const { privateKeyToAccount } = require('viem/accounts');
+const { generatePrivateKey, privateKeyToAccount } = require('viem/accounts');
 const { compile } = require('./compile');
 
 async function main() {
@@ -37,6 +37,16 @@ async function main() {
   assert.equal(events[0].args.by, account.address);
   const block = await pub.getBlock({ blockNumber: r2.blockNumber });
   assert(block.transactions.includes(tx));
+
+  // An account holding little sends through viem, whose eth_estimateGas
+  // carries its fee cap: the estimate must stay within what the balance
+  // can pay at that cap (as geth bounds it), not fail at the block's limit.
+  const fresh = privateKeyToAccount(generatePrivateKey());
+  const fund = await wallet.sendTransaction({ to: fresh.address, value: viem.parseEther('0.01') });
+  assert.equal((await pub.waitForTransactionReceipt({ hash: fund })).status, 'success');
+  const small = viem.createWalletClient({ account: fresh, chain, transport });
+  const back = await small.sendTransaction({ to: account.address, value: 1n });
+  assert.equal((await pub.waitForTransactionReceipt({ hash: back })).status, 'success');
   console.log(JSON.stringify({ client: 'viem', contract: address, block: Number(r2.blockNumber), gasUsed: r2.gasUsed.toString() }));
 }
 

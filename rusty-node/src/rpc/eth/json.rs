@@ -337,8 +337,12 @@ impl LogFilter {
         })
     }
 
+    /// As geth matches: a filter with more topic positions than the log
+    /// has topics never matches it, even where those positions are null
+    /// (ERC-20's and ERC-721's `Transfer` differ only in their count).
     fn matches(&self, log: &rusty_vm::evm::EvmLog) -> bool {
         (self.addresses.is_empty() || self.addresses.contains(&log.address))
+            && self.topics.len() <= log.topics.len()
             && self.topics.iter().enumerate().all(|(i, any)| {
                 any.is_empty() || log.topics.get(i).is_some_and(|t| any.contains(t))
             })

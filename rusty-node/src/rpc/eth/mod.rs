@@ -275,7 +275,7 @@ pub(crate) fn estimate(
         c.gas_limit = gas;
         simulate(s, evm, hash, height, c, priced)
     };
-    let cap = call.gas_limit;
+    let cap = gas_affordable(s, hash, call, priced)?.min(call.gas_limit);
     let first = run(cap)?;
     if !first.success {
         return Err(reverted(&first));
@@ -293,6 +293,29 @@ pub(crate) fn estimate(
         }
     }
     Ok(hi)
+}
+
+/// The most gas the caller of a priced `call` can pay for at block `hash`
+/// after its value, `u64::MAX` if unpriced. As geth does: the search starts
+/// there rather than at the block's limit, which a modest balance at the
+/// offered fee cannot cover (viem sends its fees with every estimate).
+fn gas_affordable(
+    s: &NodeState,
+    hash: &Hash256,
+    call: &EvmCall,
+    priced: bool,
+) -> Result<u64, ErrorObjectOwned> {
+    if !priced || call.gas_price == 0 {
+        return Ok(u64::MAX);
+    }
+    let (_, balance) = world_at(s, hash)?
+        .nonce_and_balance(&call.caller)
+        .map_err(state_error)?;
+    let available = balance
+        .checked_sub(U256::from_be_bytes(call.value))
+        .ok_or_else(|| server("insufficient funds for transfer"))?;
+    let allowance = available / U256::from(call.gas_price);
+    Ok(u64::try_from(allowance).unwrap_or(u64::MAX))
 }
 
 /// A failed call as Ethereum reports it: a revert with its data.
@@ -557,6 +580,10 @@ impl EthApiServer for EthRpc {
                 }
                 None => (resolve(s, f.from)?.0, resolve(s, f.to)?.0),
             };
+            if from > to {
+                // geth's words; an empty answer would hide swapped bounds.
+                return Err(server("invalid block range params"));
+            }
             if to.saturating_sub(from) >= MAX_LOG_RANGE {
                 return Err(server(format!(
                     "query exceeds the limit of {MAX_LOG_RANGE} blocks"
