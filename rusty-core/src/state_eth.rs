@@ -2,7 +2,6 @@
 //! the tip's account state, pruning as blocks connect, and their place in
 //! block templates (run in order, the state root computed).
 
-use ruint::aliases::U256;
 use rusty_shared_types::{BlockHeader, Hash256, Transaction};
 use tracing::debug;
 
@@ -10,7 +9,7 @@ use super::{Announcement, NodeState, TxRejection};
 use crate::{
     contracts::{
         exec::{self, BlockExecutor},
-        pool::{EthPool, PooledEthTx},
+        pool::{self, EthPool, PooledEthTx},
         ContractError,
     },
     validation::ValidationError,
@@ -51,9 +50,17 @@ impl NodeState {
                 found: f.nonce,
             }));
         }
-        let want = U256::from(f.gas_limit)
-            .saturating_mul(U256::from(f.max_fee_per_gas))
-            .saturating_add(U256::from_be_bytes(f.value));
+        let needed = pool::intrinsic_gas(f);
+        if f.gas_limit < needed {
+            return Err(reject(ContractError::IntrinsicGasTooLow {
+                needed,
+                limit: f.gas_limit,
+            }));
+        }
+        // The balance must cover this one after the sender's pooled ones
+        // before it: otherwise it could never be mined, and held a place.
+        let want = pool::max_cost(f)
+            .saturating_add(self.eth_pool.queued_cost(&eth.sender, nonce..f.nonce));
         if balance < want {
             return Err(reject(ContractError::InsufficientFunds {
                 address: crate::contracts::hex(&eth.sender),
@@ -110,15 +117,45 @@ impl NodeState {
     }
 
     /// Completes a template's transactions with pooled Ethereum
-    /// transactions that run (up to `budget` bytes and the block's gas)
-    /// and sets the header's state root; `txs` must be final otherwise.
-    pub(super) fn fill_eth_template(
+    /// transactions that run (up to `budget` bytes with the settlement
+    /// that ends the block, and the block's gas) and sets the header's
+    /// state root; `txs` must be final otherwise.
+    pub(crate) fn fill_eth_template(
+        &self,
+        header: &mut BlockHeader,
+        txs: &mut Vec<Transaction>,
+        height: u64,
+        budget: usize,
+    ) {
+        // The settlement is known only once the transactions ran, and
+        // they cannot be taken back out of the executor: when it does not
+        // fit, run again with the room it took less.
+        let before = txs.len();
+        let mut room = budget;
+        for _ in 0..MAX_FILLS {
+            txs.truncate(before);
+            match self.fill_eth_once(header, txs, height, room) {
+                Some(used) if used > budget && room > 0 => {
+                    room = room.saturating_sub(used - budget);
+                }
+                _ => return,
+            }
+        }
+        txs.truncate(before);
+        self.fill_eth_once(header, txs, height, 0);
+    }
+
+    /// One try of [`NodeState::fill_eth_template`] with `budget` bytes for
+    /// Ethereum transactions: returns the bytes it added with the
+    /// settlement (`None`: it left the template without contracts).
+    fn fill_eth_once(
         &self,
         header: &mut BlockHeader,
         txs: &mut Vec<Transaction>,
         height: u64,
         mut budget: usize,
-    ) {
+    ) -> Option<usize> {
+        let mut used = 0usize;
         let ancestors = self.chain.ancestor_hashes(&self.chain.tip());
         let mut exec = BlockExecutor::new(
             self.chain.accounts(),
@@ -132,7 +169,7 @@ impl NodeState {
                 // Deposits cannot fail but by our own state: mine no
                 // account-world change rather than a wrong root.
                 tracing::warn!(target: "miner", %err, "template left without contracts");
-                return;
+                return None;
             }
         }
         let runs = {
@@ -154,6 +191,7 @@ impl NodeState {
                 match exec.apply_decoded(index(txs.len()), &e.tx, Some(Ok(e.eth.clone()))) {
                     Ok(()) => {
                         budget -= size;
+                        used += size;
                         txs.push(e.tx.clone());
                     }
                     Err(err) => {
@@ -165,14 +203,20 @@ impl NodeState {
             }
         }
         if let Some(settlement) = exec.settlement_tx() {
+            used += settlement.size();
             txs.push(settlement);
         }
         match exec.finish() {
             Ok(effects) => header.state_root = effects.state_root,
             Err(err) => tracing::warn!(target: "miner", %err, "could not compute the state root"),
         }
+        Some(used)
     }
 }
+
+/// Tries at filling a template before it is left with no Ethereum
+/// transactions (each try takes out the bytes the last one was over by).
+const MAX_FILLS: usize = 4;
 
 fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)

@@ -266,14 +266,17 @@ fn check_media_payload(tx: &Transaction) -> Result<()> {
 
 /// A proposal burns the proposal fee in its own transaction: its
 /// provably unspendable (`OP_RETURN`) outputs carry at least the fee, so
-/// no one ever spends it and no miner collects it.
+/// no one ever spends it and no miner collects it. A deposit output is
+/// unspendable too, but its value is credited to an account: not a burn.
 fn check_proposal_burn(tx: &Transaction, params: &ChainParams) -> Result<()> {
     let fee = crate::governance::GovernanceParams::of(params.network).proposal_fee;
     let needed = Amount::from_units(fee).unwrap_or(Amount::MAX);
     let burned = Amount::checked_sum(
         tx.outputs
             .iter()
-            .filter(|o| o.lock.is_unspendable())
+            .filter(|o| {
+                o.lock.is_unspendable() && rusty_shared_types::evm::parse_deposit(&o.lock).is_none()
+            })
             .map(|o| o.value),
     )
     .map_err(|_| ValidationError::OutputValueOutOfRange)?;

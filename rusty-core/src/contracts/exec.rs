@@ -27,7 +27,8 @@ pub struct BlockEffects {
     pub receipts: Vec<EthReceipt>,
     /// Gas used by the block's Ethereum transactions.
     pub gas_used: u64,
-    /// Base fees burned, in wei-units.
+    /// Base fees burned, and what the EVM burned besides (EIP-6780), in
+    /// wei-units.
     pub burned: U256,
     /// What the block pays out of the account world (its settlement
     /// transaction's outputs).
@@ -375,13 +376,21 @@ impl<'a> BlockExecutor<'a> {
             let outcome = runner
                 .execute(&call_of(&eth))
                 .map_err(|EvmError::Invalid(why)| ContractError::Evm(why))?;
+            let (added, removed) = self.world.0.borrow().balance_flow();
             self.world.0.borrow_mut().apply(&outcome.changes)?;
+            // What the transaction took out of the accounts: its base fee,
+            // and what the EVM burned besides (under Cancun, a contract
+            // created and self-destructed to itself in one transaction
+            // burns its balance, EIP-6780). Counted so the supply adds up.
+            let (added_now, removed_now) = self.world.0.borrow().balance_flow();
+            let vanished = removed_now
+                .saturating_sub(removed)
+                .saturating_sub(added_now.saturating_sub(added));
+            let fee_burn = U256::from(outcome.gas_used).saturating_mul(U256::from(evm.base_fee));
             self.settle_withdrawals(&eth.sender, &outcome.logs)?;
             let price = effective_gas_price(&eth, evm.base_fee);
             self.effects.gas_used = self.effects.gas_used.saturating_add(outcome.gas_used);
-            self.effects.burned = self.effects.burned.saturating_add(
-                U256::from(outcome.gas_used).saturating_mul(U256::from(evm.base_fee)),
-            );
+            self.effects.burned = self.effects.burned.saturating_add(vanished.max(fee_burn));
             self.effects.receipts.push(EthReceipt {
                 tx_hash: eth.hash,
                 index,
@@ -402,6 +411,11 @@ impl<'a> BlockExecutor<'a> {
             .iter()
             .filter_map(|o| parse_deposit(&o.lock).map(|a| (a, U256::from(to_wei(o.value)))))
             .collect();
+        if tx.is_coinbase() && !deposits.is_empty() {
+            // Credited at once, a reward could be withdrawn and spent in
+            // the next block, before the maturity a coinbase waits for.
+            return Err(ContractError::CoinbaseDeposit);
+        }
         for (address, wei) in deposits {
             self.world.0.borrow_mut().credit(&address, wei)?;
             self.effects.deposited = self.effects.deposited.saturating_add(wei);

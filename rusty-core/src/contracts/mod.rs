@@ -84,6 +84,10 @@ pub enum ContractError {
     AlreadyKnown,
     #[error("txpool is full")]
     PoolFull,
+    #[error("intrinsic gas too low: the transaction needs {needed} gas before it runs, its limit is {limit}")]
+    IntrinsicGasTooLow { needed: u64, limit: u64 },
+    #[error("a coinbase may not deposit into the account world: its coins must mature first")]
+    CoinbaseDeposit,
     #[error("{0}")]
     Evm(String),
     #[error("a balance would exceed 2^256 wei")]

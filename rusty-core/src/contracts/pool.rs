@@ -9,7 +9,11 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use rusty_crypto::eth::{tx::EthTx, EthAddress};
+use ruint::aliases::U256;
+use rusty_crypto::eth::{
+    tx::{EthTx, EthTxFields},
+    EthAddress,
+};
 use rusty_shared_types::{Hash256, Transaction};
 
 use super::ContractError;
@@ -19,6 +23,32 @@ pub const MAX_NONCE_AHEAD: u64 = 64;
 
 /// Pooled transactions at most.
 pub const MAX_POOLED: usize = 8_192;
+
+/// The gas a transaction costs before its first instruction, under the
+/// Cancun rules: the base (21,000, or 53,000 for a creation), its calldata
+/// (4 per zero byte, 16 per other), a creation's init code words (2 each,
+/// EIP-3860) and its access list (2,400 per address, 1,900 per slot).
+/// The pool refuses a transaction whose limit is below it: it could never
+/// run, yet a queued one (not run at admission) would hold a place.
+pub fn intrinsic_gas(f: &EthTxFields) -> u64 {
+    let zeros = f.input.iter().filter(|b| **b == 0).count() as u64;
+    let others = f.input.len() as u64 - zeros;
+    let mut gas = 21_000u64
+        .saturating_add(zeros.saturating_mul(4))
+        .saturating_add(others.saturating_mul(16));
+    if f.to.is_none() {
+        let words = (f.input.len() as u64).div_ceil(32);
+        gas = gas
+            .saturating_add(32_000)
+            .saturating_add(words.saturating_mul(2));
+    }
+    for (_, slots) in &f.access_list {
+        gas = gas
+            .saturating_add(2_400)
+            .saturating_add((slots.len() as u64).saturating_mul(1_900));
+    }
+    gas
+}
 
 /// A pooled transaction.
 #[derive(Debug, Clone)]
@@ -101,6 +131,16 @@ impl EthPool {
         Ok(replaced)
     }
 
+    /// What `sender`'s pooled transactions with nonces in `nonces` may
+    /// cost at most (gas limit × fee cap + value each).
+    pub fn queued_cost(&self, sender: &[u8; 20], nonces: std::ops::Range<u64>) -> U256 {
+        self.by_sender
+            .range((*sender, nonces.start)..(*sender, nonces.end))
+            .fold(U256::ZERO, |sum, (_, e)| {
+                sum.saturating_add(max_cost(&e.eth.fields))
+            })
+    }
+
     pub fn remove(&mut self, hash: &[u8; 32]) -> Option<PooledEthTx> {
         let key = self.by_hash.remove(hash)?;
         self.by_sender.remove(&key)
@@ -155,6 +195,13 @@ impl EthPool {
         runs.sort_by_key(|run| std::cmp::Reverse(run[0].eth.fields.max_priority_fee_per_gas));
         runs
     }
+}
+
+/// The most a transaction can cost its sender: gas limit × fee cap + value.
+pub fn max_cost(f: &EthTxFields) -> U256 {
+    U256::from(f.gas_limit)
+        .saturating_mul(U256::from(f.max_fee_per_gas))
+        .saturating_add(U256::from_be_bytes(f.value))
 }
 
 /// Senders recovered when transactions entered the pool, by the keccak256

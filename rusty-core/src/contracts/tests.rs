@@ -183,7 +183,10 @@ fn bad_transactions_get_ethereum_errors_and_change_nothing() {
     low_gas.gas_limit = 20_000;
     assert!(matches!(
         contract_error(s.accept_transaction(signed(&low_gas), NOW)),
-        ContractError::Evm(_)
+        ContractError::IntrinsicGasTooLow {
+            needed: 21_000,
+            limit: 20_000
+        }
     ));
     let garbage = native(vec![0x02, 0xc0]);
     assert!(matches!(
@@ -796,4 +799,118 @@ fn a_bad_signature_inside_a_large_block_refuses_it() {
         s.chain().receipts(&s.chain().tip()).expect("read").0.len(),
         40
     );
+}
+
+/// The pool refuses what could never be mined, and so never leaves: a
+/// gas limit below the transaction's intrinsic gas (queued behind a gap,
+/// it is not run at admission), and a queue its sender's balance cannot
+/// pay for as a whole.
+#[test]
+fn the_pool_refuses_what_could_never_be_mined() {
+    let (mut s, _) = funded();
+    let mut free = fields(1, Some([9; 20]), vec![1, 0, 2]);
+    free.gas_limit = 0;
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&free), NOW)),
+        ContractError::IntrinsicGasTooLow {
+            needed: 21_036,
+            limit: 0
+        }
+    ));
+    let mut create = fields(1, None, vec![0; 33]);
+    create.gas_limit = 53_000;
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&create), NOW)),
+        ContractError::IntrinsicGasTooLow { needed: 53_136, .. }
+    ));
+    // 5 coins: one queued transaction of 3 fits, a second does not.
+    let three = U256::from(3u64) * coin_wei();
+    let mut first = fields(1, Some([9; 20]), Vec::new());
+    first.value = three.to_be_bytes();
+    s.accept_transaction(signed(&first), NOW).expect("queued");
+    let mut second = fields(2, Some([9; 20]), Vec::new());
+    second.value = three.to_be_bytes();
+    assert!(matches!(
+        contract_error(s.accept_transaction(signed(&second), NOW)),
+        ContractError::InsufficientFunds { .. }
+    ));
+    assert_eq!(s.eth_pool().len(), 1);
+}
+
+/// A coinbase's coins wait for maturity: one that deposits them into the
+/// account world (where a withdrawal could spend them at once) is refused.
+#[test]
+fn a_coinbase_may_not_deposit() {
+    let (mut s, miner) = funded();
+    let template = s.block_template(&miner.address.lock_script(), NOW, Vec::new());
+    let mut block = template.block;
+    let reward = block.txs[0].outputs[0].value;
+    let one = Amount::from_coins(1).unwrap();
+    block.txs[0].outputs[0].value = reward.checked_sub(one).unwrap();
+    block.txs[0].outputs.push(TxOut {
+        value: one,
+        lock: deposit_script(&eth_key().address()),
+    });
+    block.header.merkle_root = crate::validation::block_merkle_root(&block.txs);
+    crate::pow::solve(&mut block.header, &template.target, u64::MAX).expect("solves");
+    let tip = s.chain().tip();
+    let err = s.submit_block(block, NOW);
+    assert!(
+        format!("{err:?}").contains("CoinbaseDeposit"),
+        "refused for its deposit: {err:?}"
+    );
+    assert_eq!(s.chain().tip(), tip);
+}
+
+/// A template's Ethereum transactions and the settlement that pays their
+/// withdrawals fit the room given together: the settlement is not added
+/// on top (a block over the size limit would be refused by every node).
+#[test]
+fn a_template_leaves_room_for_its_settlement() {
+    let (mut s, _) = funded();
+    let payee = Key::new(2).address.lock_script();
+    let withdrawal = signed(&to_withdraw(0, coin_wei(), payee.as_bytes()));
+    let size = withdrawal.size();
+    s.accept_transaction(withdrawal, NOW).expect("accepted");
+    let height = s.chain().height() + 1;
+    let fill = |room: usize| {
+        let mut header = s.chain().tip_entry().header.clone();
+        header.time = NOW;
+        let mut txs = Vec::new();
+        s.fill_eth_template(&mut header, &mut txs, height, room);
+        txs
+    };
+    // Room for the withdrawal alone: not for its settlement too.
+    let txs = fill(size);
+    let used: usize = txs.iter().map(Transaction::size).sum();
+    assert!(used <= size, "{used} bytes in {size}");
+    assert!(txs.is_empty(), "{txs:?}");
+    // Room for both: both.
+    let txs = fill(size + 200);
+    assert_eq!(txs.len(), 2);
+    assert!(matches!(txs[1].payload, Some(Payload::Settlement(_))));
+    assert!(txs.iter().map(Transaction::size).sum::<usize>() <= size + 200);
+}
+
+/// Under Cancun a contract that self-destructs to itself in the
+/// transaction that created it burns its balance (EIP-6780): counted as
+/// burned, the supply still adds up, and the block connects.
+#[test]
+fn value_burned_by_a_self_destruct_is_counted() {
+    let (mut s, miner) = funded();
+    let me = eth_key().address();
+    let before = balance(&s, &me);
+    // Init code: SELFDESTRUCT(ADDRESS).
+    let mut create = fields(0, None, ::hex::decode("30ff").unwrap());
+    create.value = coin_wei().to_be_bytes();
+    s.accept_transaction(signed(&create), NOW)
+        .expect("accepted");
+    let height = s.chain().height();
+    s.generate(1, &miner.address, u64::MAX, NOW).expect("mines");
+    assert_eq!(s.chain().height(), height + 1, "the block connected");
+    let receipts = s.chain().receipts(&s.chain().tip()).unwrap().0;
+    assert!(receipts[0].success);
+    let gas = U256::from(receipts[0].gas_used) * U256::from(GWEI);
+    assert_eq!(balance(&s, &me), before - coin_wei() - gas);
+    assert_eq!(balance(&s, &create_address(&me, 0)), U256::ZERO);
 }
