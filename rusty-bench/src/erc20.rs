@@ -184,6 +184,40 @@ fn mine(state: &mut NodeState, payout: &Script) -> Result<Block, BenchError> {
     Ok(block)
 }
 
+/// Spends `coinbase`'s first output, less a fee, into one output locked
+/// by `lock`, signed by `key` (pay-to-pubkey-hash).
+fn deposit_coin(
+    key: &rusty_crypto::ed25519::SecretKey,
+    coinbase: &Transaction,
+    lock: &Script,
+) -> Result<Transaction, BenchError> {
+    use rusty_shared_types::{transaction::SEQUENCE_FINAL, Amount, OutPoint, TxIn, TxOut};
+    let spent = coinbase
+        .outputs
+        .first()
+        .ok_or_else(|| setup_err("no coinbase output"))?;
+    let fee = Amount::from_units(100_000).map_err(setup_err)?;
+    let mut tx = Transaction {
+        version: 1,
+        inputs: vec![TxIn {
+            prevout: OutPoint::new(coinbase.txid(), 0),
+            unlock: Script::default(),
+            sequence: SEQUENCE_FINAL,
+        }],
+        outputs: vec![TxOut {
+            value: spent.value.checked_sub(fee).map_err(setup_err)?,
+            lock: lock.clone(),
+        }],
+        lock_time: 0,
+        payload: None,
+    };
+    let cache = rusty_vm::SighashCache::new(&tx, std::slice::from_ref(spent)).map_err(setup_err)?;
+    let sig = rusty_vm::sign_input(&cache, 0, rusty_vm::SighashType::default(), key)
+        .map_err(setup_err)?;
+    tx.inputs[0].unlock = rusty_vm::p2pkh_unlock(&sig, &key.public_key());
+    Ok(tx)
+}
+
 /// Mines until the Ethereum pool is empty; returns the blocks.
 fn mine_pool(state: &mut NodeState, payout: &Script) -> Result<Vec<Block>, BenchError> {
     let mut blocks = Vec::new();
@@ -264,14 +298,23 @@ pub fn run_erc20_bench(transfers: usize, rounds: usize) -> Result<Erc20Report, B
         .map(|i| EthKey::from_bytes(&[i; 32]))
         .collect::<Result<_, _>>()
         .map_err(setup_err)?;
-    let miner = Script::p2pkh(&rusty_shared_types::Hash256::ZERO);
+    let miner_key = rusty_crypto::ed25519::SecretKey::from_bytes([0x77; 32]);
+    let miner = Script::p2pkh(&rusty_crypto::ed25519::pubkey_hash(&miner_key.public_key()));
 
-    // Set-up: the bank funded by coinbase deposits, the token, the senders
-    // funded and minting.
+    // Set-up: the bank funded by deposits of three matured coinbases (a
+    // coinbase may not deposit), the token, the senders funded and minting.
     let mut setup = Vec::new();
-    for _ in 0..3 {
-        setup.push(mine(&mut a, &deposit_script(&bank.address()))?);
+    let maturity = a.params().coinbase_maturity;
+    for _ in 0..3 + maturity {
+        setup.push(mine(&mut a, &miner)?);
     }
+    for block in setup.iter().take(3) {
+        let coinbase = &block.txs[0];
+        let deposit = deposit_coin(&miner_key, coinbase, &deposit_script(&bank.address()))?;
+        a.accept_transaction(deposit, rusty_core::now())
+            .map_err(|e| setup_err(format!("{e:?}")))?;
+    }
+    setup.push(mine(&mut a, &miner)?);
     let code = hex::decode(TOKEN_BIN.trim()).map_err(setup_err)?;
     send(&mut a, &bank, 0, None, U256::ZERO, code, 2_000_000)?;
     let token = rusty_crypto::eth::create_address(&bank.address(), 0);
