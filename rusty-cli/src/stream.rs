@@ -13,6 +13,10 @@ use std::{
     io::{IsTerminal, Read, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -529,8 +533,16 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
     let mut sent = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
     let mut progress = Progress::new();
+    let interrupted = interrupt_flag();
     loop {
-        let n = input.read(&mut buf).context("reading the live input")?;
+        if interrupted.load(Ordering::Relaxed) {
+            break;
+        }
+        let n = match input.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading the live input"),
+        };
         if n == 0 {
             break;
         }
@@ -559,8 +571,53 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
     }
     c.run(c.api().stream_broadcast_end(id.clone()))
         .map_err(rpc_error)?;
-    progress.done(&format!("broadcast ended after {}", human(sent)));
+    let how = if interrupted.load(Ordering::Relaxed) {
+        "interrupted: broadcast ended"
+    } else {
+        "broadcast ended"
+    };
+    progress.done(&format!("{how} after {}", human(sent)));
     Ok(())
+}
+
+/// Set by the first Ctrl-C (SIGINT) from now on, so that a broadcast ends
+/// on the node (its viewers' playlists end) instead of the process dying
+/// with the stream left open; a second Ctrl-C exits at once. When the
+/// input is a pipe, its writer gets the same Ctrl-C and the input ends.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    let (ready, registered) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("ctrl-c".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let signal =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+                let _ = ready.send(());
+                let Ok(mut signal) = signal else {
+                    return;
+                };
+                if signal.recv().await.is_some() {
+                    set.store(true, Ordering::Relaxed);
+                    eprintln!("\nending the broadcast (Ctrl-C again to quit at once)");
+                }
+                if signal.recv().await.is_some() {
+                    std::process::exit(130);
+                }
+            });
+        });
+    // The handler is in place before the broadcast starts.
+    if spawned.is_ok() {
+        let _ = registered.recv_timeout(Duration::from_secs(1));
+    }
+    flag
 }
 
 #[cfg(test)]

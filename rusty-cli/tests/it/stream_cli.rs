@@ -241,3 +241,61 @@ fn publish_find_view_serve_and_resume_after_kill_9() {
         String::from_utf8_lossy(&none.stderr)
     );
 }
+
+/// Ctrl-C (SIGINT) on `stream broadcast` ends the broadcast on the node,
+/// so viewers' playlists end, instead of the process dying with the stream
+/// left open and nothing coming.
+#[test]
+fn interrupting_a_broadcast_ends_it_on_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    // MPEG-TS null packets, paced at 200 kbit/s: a minute of input.
+    let mut ts = Vec::new();
+    for _ in 0..8_000 {
+        ts.extend_from_slice(&[0x47, 0x1f, 0xff, 0x10]);
+        ts.extend_from_slice(&[0xff; 184]);
+    }
+    let input = dir.path().join("input.ts");
+    std::fs::write(&input, &ts).unwrap();
+    let node = NodeProcess::start(dir.path(), free_port(), &["--no-mine"]);
+    let mut broadcast = node
+        .command(&["stream", "broadcast", "--live"])
+        .arg(&input)
+        .args(["--bitrate", "200", "--title", "interrupted"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stream broadcast");
+    let mut id = Vec::new();
+    let mut byte = [0u8; 1];
+    let stdout = broadcast.stdout.as_mut().expect("stdout");
+    while std::io::Read::read(stdout, &mut byte).expect("stdout") == 1 && byte[0] != b'\n' {
+        id.push(byte[0]);
+    }
+    let id = String::from_utf8(id).unwrap();
+    assert_eq!(id.len(), 64, "{id:?}");
+    let live = |node: &NodeProcess| node.json(&["stream", "status", &id])["live"][0].clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live(&node)["ended"] != false {
+        assert!(Instant::now() < deadline, "the broadcast never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &broadcast.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = broadcast.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the broadcast did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(broadcast.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(err.contains("interrupted: broadcast ended"), "{err}");
+    assert_eq!(live(&node)["ended"], true, "{}", live(&node));
+}
