@@ -1,8 +1,8 @@
 //! `rusty-cli bench erc20`: ERC-20 transfers connected by the chain, beside
 //! revm alone executing the same transactions in memory, in one run.
 //!
-//! A dev chain in a temporary RocksDB funds a bank account through coinbase
-//! deposits; the bank deploys `Token` (tests/eth/contracts/Token.sol,
+//! A dev chain in a temporary RocksDB funds a bank account through deposits
+//! of matured coinbases; the bank deploys `Token` (tests/eth/contracts/Token.sol,
 //! compiled by the pinned solc into `erc20/Token.bin`) and funds 50
 //! senders, which mint tokens and then transfer them to fresh addresses.
 //! Blocks are built by templates on one node; then a second node on a
