@@ -157,10 +157,7 @@ pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) 
 }
 
 /// `ffmpeg`'s arguments for a live ladder: `input` read at its own pace
-/// (`-re` for a file, which then plays out as a capture would; a pipe
-/// (`-`, `pipe:0`) is paced by its writer, and `-re` there would keep the
-/// bytes read ahead to probe it as a delay for the whole broadcast),
-/// decoded once, and each
+/// (`-re`: a file plays out as a capture would), decoded once, and each
 /// rung written as its own MPEG-TS stream to `outputs[i]` (the CLI passes
 /// `tcp://127.0.0.1:<port>` URLs it listens on and pushes each to a
 /// broadcast of its own). Keyframes as in [`ffmpeg_args`], so the node's
@@ -173,8 +170,7 @@ pub fn ffmpeg_live_args(
     rungs: &[Rung],
     outputs: &[String],
 ) -> Vec<String> {
-    let piped = input == "-" || input.starts_with("pipe:");
-    let mut args = input_args(if piped { &[] } else { &["-re"] }, input, rungs);
+    let mut args = input_args(&["-re"], input, rungs);
     for (i, (r, out)) in rungs.iter().zip(outputs).enumerate() {
         args.extend(["-map".into(), format!("[v{i}]")]);
         if source.audio {
@@ -431,15 +427,9 @@ mod tests {
         let s = source(854, 480);
         let rungs = plan(&s).unwrap();
         let outs: Vec<String> = (0..3).map(|i| format!("tcp://127.0.0.1:{i}")).collect();
-        // A file is read at its own pace; a pipe at its writer's.
-        let file = ffmpeg_live_args("/in/clip.mp4", &s, &rungs, &outs).join(" ");
-        assert!(
-            file.contains("-re -i /in/clip.mp4 -filter_complex"),
-            "{file}"
-        );
-        let args = ffmpeg_live_args("pipe:0", &s, &rungs, &outs);
+        let args = ffmpeg_live_args("-", &s, &rungs, &outs);
         let joined = args.join(" ");
-        assert!(joined.contains("-y -i pipe:0 -filter_complex"), "{joined}");
+        assert!(joined.contains("-re -i - -filter_complex"), "{joined}");
         assert_eq!(joined.matches("-f mpegts tcp://").count(), 3, "{joined}");
         assert_eq!(joined.matches("-sc_threshold 0").count(), 3, "{joined}");
         assert!(joined.contains("-map [v2] -map 0:a:0"), "{joined}");
