@@ -205,3 +205,17 @@ impl Drop for NodeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The first line `child` writes to its (piped) standard output, read a
+/// byte at a time so that nothing after it is taken.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let stdout = child.stdout.as_mut().expect("a piped stdout");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while std::io::Read::read(stdout, &mut byte).expect("the child's stdout") == 1
+        && byte[0] != b'\n'
+    {
+        line.push(byte[0]);
+    }
+    String::from_utf8(line).expect("a line of text")
+}

@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{free_port, http_get, NodeProcess};
+use crate::harness::{first_line, free_port, http_get, NodeProcess};
 
 fn listen(p: u16) -> String {
     format!("/ip4/127.0.0.1/tcp/{p}")
@@ -265,13 +265,7 @@ fn interrupting_a_broadcast_ends_it_on_the_node() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn stream broadcast");
-    let mut id = Vec::new();
-    let mut byte = [0u8; 1];
-    let stdout = broadcast.stdout.as_mut().expect("stdout");
-    while std::io::Read::read(stdout, &mut byte).expect("stdout") == 1 && byte[0] != b'\n' {
-        id.push(byte[0]);
-    }
-    let id = String::from_utf8(id).unwrap();
+    let id = first_line(&mut broadcast);
     assert_eq!(id.len(), 64, "{id:?}");
     let live = |node: &NodeProcess| node.json(&["stream", "status", &id])["live"][0].clone();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -13,7 +13,7 @@ use std::{
 
 use rusty_media::ladder;
 
-use crate::harness::{free_port, http_get, NodeProcess};
+use crate::harness::{first_line, free_port, http_get, NodeProcess};
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
@@ -156,20 +156,6 @@ fn decode(url: &str) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// The first line `child` writes to its (piped) standard output, read a
-/// byte at a time so that nothing after it is taken.
-fn first_line(child: &mut std::process::Child) -> String {
-    let stdout = child.stdout.as_mut().expect("a piped stdout");
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while std::io::Read::read(stdout, &mut byte).expect("the child's stdout") == 1
-        && byte[0] != b'\n'
-    {
-        line.push(byte[0]);
-    }
-    String::from_utf8(line).expect("a line of text")
 }
 
 #[test]

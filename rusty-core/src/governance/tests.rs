@@ -300,46 +300,32 @@ fn out_of_bounds_changes_are_refused_by_mempool_and_block() {
             "{err}"
         );
     }
-    // Without the burn, even a valid proposal is refused.
-    let (coin, value) = mature_coin(&s, 1);
-    let tx = signed_spend(
-        &s,
-        coin,
-        vec![TxOut {
-            value: value.checked_sub(coins(1)).unwrap(),
-            lock: addr.lock_script(),
-        }],
-        Some(Payload::Proposal(split(4_000, 4_500, 1_500))),
-    );
-    let err = s.accept_transaction(tx, NOW).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TxRejection::Invalid(ValidationError::Governance(GovError::ProposalFee { .. }))
-        ),
-        "{err}"
-    );
-    // Nor is a deposit a burn: unspendable, but credited to an account
-    // (its author could withdraw the fee again).
-    let (coin, value) = mature_coin(&s, 1);
-    let fee = value.checked_sub(coins(1)).unwrap();
-    let tx = signed_spend(
-        &s,
-        coin,
-        vec![TxOut {
-            value: fee,
-            lock: rusty_shared_types::evm::deposit_script(&[0x42; 20]),
-        }],
-        Some(Payload::Proposal(split(4_000, 4_500, 1_500))),
-    );
-    let err = s.accept_transaction(tx, NOW).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TxRejection::Invalid(ValidationError::Governance(GovError::ProposalFee { .. }))
-        ),
-        "{err}"
-    );
+    // Without the burn, even a valid proposal is refused; nor is a
+    // deposit a burn: unspendable, but credited to an account (its author
+    // could withdraw the fee again).
+    for lock in [
+        addr.lock_script(),
+        rusty_shared_types::evm::deposit_script(&[0x42; 20]),
+    ] {
+        let (coin, value) = mature_coin(&s, 1);
+        let tx = signed_spend(
+            &s,
+            coin,
+            vec![TxOut {
+                value: value.checked_sub(coins(1)).unwrap(),
+                lock,
+            }],
+            Some(Payload::Proposal(split(4_000, 4_500, 1_500))),
+        );
+        let err = s.accept_transaction(tx, NOW).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TxRejection::Invalid(ValidationError::Governance(GovError::ProposalFee { .. }))
+            ),
+            "{err}"
+        );
+    }
     assert_eq!(s.chain().gov().proposals().count(), 0);
 }
 
