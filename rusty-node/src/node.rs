@@ -400,6 +400,7 @@ impl Node {
                 .or(playback_listener.as_ref())
                 .map(|(_, addr)| format!("http://{addr}")),
             bridge: bridge.as_ref().map(|b| b.0.clone()),
+            eth_filters: Default::default(),
         };
         let ctx = Arc::new(ctx);
         let module = rpc::build_module_shared(ctx.clone());

@@ -201,6 +201,38 @@ fn ethers_viem_and_web3py_work_unmodified() {
         "{swapped}"
     );
 
+    // A block filter over the raw port: new blocks' hashes, each once; an
+    // id uninstalls once, and then is geth's "filter not found".
+    let call = |method: &str, params: Value| {
+        post(
+            &eth_bind,
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+        )
+    };
+    let id = call("eth_newBlockFilter", serde_json::json!([]))["result"]
+        .as_str()
+        .expect("a filter id")
+        .to_string();
+    node.json(&["mine", "generate", "2", "--address", wallet]);
+    let tip = call("eth_getBlockByNumber", serde_json::json!(["latest", false]));
+    let changes = call("eth_getFilterChanges", serde_json::json!([id]));
+    let hashes = changes["result"].as_array().expect("hashes");
+    assert!(hashes.len() >= 2, "{changes}");
+    assert!(hashes.contains(&tip["result"]["hash"]), "{changes} {tip}");
+    let again = call("eth_getFilterChanges", serde_json::json!([id]));
+    let repeated = again["result"].as_array().expect("hashes");
+    assert!(repeated.iter().all(|h| !hashes.contains(h)), "{again}");
+    assert_eq!(
+        call("eth_uninstallFilter", serde_json::json!([id]))["result"],
+        true
+    );
+    assert_eq!(
+        call("eth_uninstallFilter", serde_json::json!([id]))["result"],
+        false
+    );
+    let gone = call("eth_getFilterChanges", serde_json::json!([id]));
+    assert_eq!(gone["error"]["message"], "filter not found", "{gone}");
+
     // What the clients did, seen from our side: the contract exists, and
     // the account paid the 0.5 RSC it endowed, 1 RSC sent and gas.
     let c = balance(&node, &contract);

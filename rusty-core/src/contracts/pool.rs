@@ -24,6 +24,10 @@ pub const MAX_NONCE_AHEAD: u64 = 64;
 /// Pooled transactions at most.
 pub const MAX_POOLED: usize = 8_192;
 
+/// Arrivals remembered for `eth_newPendingTransactionFilter`'s polls,
+/// also of transactions mined or replaced since (geth reports those too).
+pub const ARRIVALS_KEPT: usize = 4_096;
+
 /// The gas a transaction costs before its first instruction, under the
 /// Cancun rules: the base (21,000, or 53,000 for a creation), its calldata
 /// (4 per zero byte, 16 per other), a creation's init code words (2 each,
@@ -66,6 +70,10 @@ pub struct EthPool {
     by_sender: BTreeMap<([u8; 20], u64), PooledEthTx>,
     /// keccak256 hash → (sender, nonce).
     by_hash: HashMap<[u8; 32], ([u8; 20], u64)>,
+    /// The last [`ARRIVALS_KEPT`] admissions, numbered from 1 in order.
+    arrivals: VecDeque<(u64, [u8; 32])>,
+    /// The number of the last admission (0: none yet).
+    last_arrival: u64,
 }
 
 impl EthPool {
@@ -127,8 +135,26 @@ impl EthPool {
             None => None,
         };
         self.by_hash.insert(entry.eth.hash, key);
+        self.last_arrival = self.last_arrival.saturating_add(1);
+        if self.arrivals.len() == ARRIVALS_KEPT {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back((self.last_arrival, entry.eth.hash));
         self.by_sender.insert(key, entry);
         Ok(replaced)
+    }
+
+    /// The number of the last admission, for a filter to start after.
+    pub fn last_arrival(&self) -> u64 {
+        self.last_arrival
+    }
+
+    /// The hashes admitted after admission number `after`, oldest first
+    /// (at most the last [`ARRIVALS_KEPT`]), and the number of the last.
+    pub fn arrivals_after(&self, after: u64) -> (Vec<[u8; 32]>, u64) {
+        let start = self.arrivals.partition_point(|(n, _)| *n <= after);
+        let hashes = self.arrivals.range(start..).map(|(_, h)| *h).collect();
+        (hashes, self.last_arrival)
     }
 
     /// What `sender`'s pooled transactions with nonces in `nonces` may
@@ -292,24 +318,67 @@ mod tests {
         decode(&raw).expect("decodes")
     }
 
+    fn pooled(eth: EthTx) -> PooledEthTx {
+        PooledEthTx {
+            tx: Transaction {
+                version: 1,
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                lock_time: 0,
+                payload: None,
+            },
+            txid: Hash256(eth.hash),
+            eth,
+            time: 0,
+        }
+    }
+
+    #[test]
+    fn arrivals_are_reported_after_a_mark_also_once_mined() {
+        let mut pool = EthPool::default();
+        assert_eq!(pool.arrivals_after(0), (Vec::new(), 0));
+        for n in 0..3 {
+            pool.insert(pooled(tx_from(5, n)), 0).expect("pooled");
+        }
+        let mark = pool.last_arrival();
+        assert_eq!(mark, 3);
+        let refused = pool.insert(pooled(tx_from(5, 0)), 0);
+        assert!(matches!(refused, Err(ContractError::AlreadyKnown)));
+        pool.insert(pooled(tx_from(6, 0)), 0).expect("pooled");
+        // Mined before the poll: still an arrival the filter reports.
+        pool.prune(|_| 10);
+        let (hashes, last) = pool.arrivals_after(mark);
+        assert_eq!(hashes, vec![tx_from(6, 0).hash]);
+        assert_eq!(last, 4);
+        let (all, _) = pool.arrivals_after(0);
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0], tx_from(5, 0).hash);
+        assert_eq!(pool.arrivals_after(last).0, Vec::<[u8; 32]>::new());
+    }
+
+    #[test]
+    fn arrivals_keep_only_the_newest() {
+        let mut pool = EthPool::default();
+        let extra = 3u64;
+        let signed = tx_from(7, 0);
+        for n in 0..ARRIVALS_KEPT as u64 + extra {
+            // One transaction under ever new hashes, mined each time.
+            let mut eth = signed.clone();
+            eth.hash[..8].copy_from_slice(&n.to_le_bytes());
+            pool.insert(pooled(eth), 0).expect("pooled");
+            pool.prune(|_| 1);
+        }
+        let (hashes, last) = pool.arrivals_after(0);
+        assert_eq!(hashes.len(), ARRIVALS_KEPT);
+        assert_eq!(last, ARRIVALS_KEPT as u64 + extra);
+    }
+
     #[test]
     fn prune_drops_each_senders_passed_nonces_from_both_maps() {
         let mut pool = EthPool::default();
         let (a, b) = ((0..5).map(|n| tx_from(3, n)), (0..3).map(|n| tx_from(4, n)));
         for eth in a.chain(b) {
-            let entry = PooledEthTx {
-                tx: Transaction {
-                    version: 1,
-                    inputs: Vec::new(),
-                    outputs: Vec::new(),
-                    lock_time: 0,
-                    payload: None,
-                },
-                txid: Hash256(eth.hash),
-                eth,
-                time: 0,
-            };
-            pool.insert(entry, 0).expect("pooled");
+            pool.insert(pooled(eth), 0).expect("pooled");
         }
         let (sender_a, sender_b) = (tx_from(3, 0).sender, tx_from(4, 0).sender);
         // A's account is at nonce 3 (0, 1 and 2 mined); B's at 0.

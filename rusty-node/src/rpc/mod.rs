@@ -106,6 +106,9 @@ pub struct RpcContext {
     pub playback_base_url: Option<String>,
     /// The bridge service (with P2P and a wallet).
     pub bridge: Option<crate::bridge::service::BridgeHandle>,
+    /// Ethereum's polled filters (`eth_newFilter` …), one table for the
+    /// RPC port and `--eth-rpc-bind`.
+    pub(crate) eth_filters: Arc<eth::EthFilters>,
 }
 
 impl RpcContext {
@@ -262,6 +265,7 @@ mod tests {
             datadir: None,
             playback_base_url: None,
             bridge: None,
+            eth_filters: Default::default(),
         });
         let registered: BTreeSet<&str> = module
             .method_names()

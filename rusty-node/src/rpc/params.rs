@@ -149,7 +149,13 @@ signatures! {
     "eth_getBlockByHash" Ethereum ["hash"] ["full"] "A block in Ethereum's shape, with its Ethereum transactions.";
     "eth_getBlockByNumber" Ethereum ["block"] ["full"] "A block in Ethereum's shape, with its Ethereum transactions.";
     "eth_getCode" Ethereum ["address"] ["block"] "An account's code.";
-    "eth_getLogs" Ethereum ["filter"] [] "Logs matching address and topics over at most 10,000 blocks.";
+    "eth_getLogs" Ethereum ["filter"] [] "Logs matching address and topics over a range reading at most 10,000 blocks with contract activity.";
+    "eth_newFilter" Ethereum ["filter"] [] "Installs a log filter (as eth_getLogs'); returns its id.";
+    "eth_newBlockFilter" Ethereum [] [] "Installs a filter of new block hashes; returns its id.";
+    "eth_newPendingTransactionFilter" Ethereum [] ["full"] "Installs a filter of the hashes of transactions admitted to the pool; returns its id.";
+    "eth_getFilterChanges" Ethereum ["id"] [] "What is new for a filter since its last poll (removed logs after a reorg marked removed).";
+    "eth_getFilterLogs" Ethereum ["id"] [] "Every log a log filter matches over its range.";
+    "eth_uninstallFilter" Ethereum ["id"] [] "Drops a filter; whether it existed.";
     "eth_getProof" Ethereum ["address", "storageKeys"] ["block"] "EIP-1186 account and storage proofs (BLAKE3 trie nodes).";
     "eth_getStorageAt" Ethereum ["address", "slot"] ["block"] "A storage word.";
     "eth_getTransactionByHash" Ethereum ["hash"] [] "A mined or pooled Ethereum transaction by its keccak256 hash.";

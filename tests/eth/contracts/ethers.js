@@ -34,9 +34,45 @@ async function main() {
   assert.equal(await greeter.held(), ethers.parseEther('0.5'));
   assert.notEqual(await provider.getCode(address), '0x');
 
+  // Events and pending transactions as they happen: ethers installs
+  // filters (eth_newFilter, eth_newPendingTransactionFilter) and polls them
+  // (eth_getFilterChanges) on each new block. What it sends is watched
+  // through its debug events, so a fallback to eth_getLogs would show.
+  const sent = [];
+  provider.on('debug', (info) => {
+    if (info.action === 'sendRpcPayload') sent.push(...[].concat(info.payload).map((p) => p.method));
+  });
+  const within = (ms, what, promise) => Promise.race([
+    promise,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: nothing in ${ms} ms`)), ms)),
+  ]);
+  const heard = new Promise((resolve) => {
+    greeter.once('Greeted', (by, greeting, count, payload) => resolve({ by, greeting, count, payload }));
+  });
+  const pendingHashes = [];
+  await provider.on('pending', (hash) => pendingHashes.push(hash));
+  const polls = () => sent.filter((m) => m === 'eth_getFilterChanges').length;
+  // Both filters installed and polled once: what follows is news to them.
+  await within(20000, 'the filters\' first polls', (async () => {
+    while (polls() < 2) await new Promise((r) => setTimeout(r, 50));
+  })());
+
   const tx = await greeter.greet('hi there');
   const receipt = await tx.wait();
   assert.equal(receipt.status, 1);
+  const event = await within(20000, 'the Greeted listener', heard);
+  assert.equal(event.by, wallet.address);
+  assert.equal(event.greeting, 'hi there');
+  assert.equal(event.count, 1n);
+  assert.equal(event.payload.log.transactionHash, tx.hash);
+  await within(20000, 'the pending listener', (async () => {
+    while (!pendingHashes.includes(tx.hash)) await new Promise((r) => setTimeout(r, 50));
+  })());
+  await provider.off('pending');
+  for (const m of ['eth_newFilter', 'eth_newPendingTransactionFilter', 'eth_getFilterChanges']) {
+    assert(sent.includes(m), `ethers sent ${m}`);
+  }
+  assert(!sent.includes('eth_getLogs'), 'no fallback to polling eth_getLogs');
   assert.equal(await greeter.greeting(), 'hi there');
   assert.equal(await greeter.count(), 1n);
   const parsed = receipt.logs.map((l) => greeter.interface.parseLog(l)).filter(Boolean);
@@ -73,6 +109,8 @@ async function main() {
   const after = await provider.getBalance(wallet.address);
   const fees = before - after - ethers.parseEther('0.5');
   assert(fees > 0n, 'gas was paid');
+  // Stops the provider's polling, so that the process can exit.
+  provider.destroy();
   console.log(JSON.stringify({
     client: 'ethers', version: ethers.version, contract: address, block: receipt.blockNumber,
     gasUsed: receipt.gasUsed.toString(), fees: fees.toString(),

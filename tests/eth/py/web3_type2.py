@@ -1,6 +1,7 @@
 """web3.py, unmodified, against the node at RPC_URL: an EIP-1559 (type-2)
 value transfer and a type-2 call of the Greeter at CONTRACT, signed with
-PRIVATE_KEY. Prints one JSON line; any failed expectation exits non-zero."""
+PRIVATE_KEY, its event read through an event filter and its block through a
+block filter. Prints one JSON line; any failed expectation exits non-zero."""
 
 import json
 import os
@@ -14,6 +15,10 @@ GREETER_ABI = [
      "inputs": [{"name": "next", "type": "string"}], "outputs": []},
     {"type": "function", "name": "greeting", "stateMutability": "view",
      "inputs": [], "outputs": [{"name": "", "type": "string"}]},
+    {"type": "event", "name": "Greeted", "anonymous": False,
+     "inputs": [{"name": "by", "type": "address", "indexed": True},
+                {"name": "greeting", "type": "string", "indexed": False},
+                {"name": "count", "type": "uint256", "indexed": False}]},
 ]
 
 
@@ -45,6 +50,11 @@ def main():
     assert mined["type"] == 2 and mined["from"] == me.address
 
     greeter = w3.eth.contract(address=Web3.to_checksum_address(os.environ["CONTRACT"]), abi=GREETER_ABI)
+    # Filters (eth_newFilter, eth_newBlockFilter), installed before the
+    # call and polled after it.
+    start = w3.eth.block_number
+    greeted = greeter.events.Greeted.create_filter(from_block=start)
+    blocks = w3.eth.filter("latest")
     call = greeter.functions.greet("from web3.py").build_transaction({
         "type": 2,
         "chainId": chain_id,
@@ -58,6 +68,15 @@ def main():
     r2 = w3.eth.wait_for_transaction_receipt(sent2, timeout=60, poll_latency=0.25)
     assert r2["status"] == 1 and r2["type"] == 2
     assert greeter.functions.greeting().call() == "from web3.py"
+    new = greeted.get_new_entries()
+    assert [e["args"]["greeting"] for e in new] == ["from web3.py"], new
+    assert new[0]["transactionHash"] == sent2 and new[0]["args"]["by"] == me.address
+    assert greeted.get_new_entries() == [], "a poll reports each log once"
+    # eth_getFilterLogs: the filter's whole range again.
+    assert [e["transactionHash"] for e in greeted.get_all_entries()] == [sent2]
+    assert r2["blockHash"] in blocks.get_new_entries()
+    assert w3.eth.uninstall_filter(greeted.filter_id)
+    assert not w3.eth.uninstall_filter(greeted.filter_id)
 
     # A stale nonce is refused with Ethereum's error.
     try:

@@ -98,6 +98,29 @@ pub trait EthApi {
     #[method(name = "eth_getLogs")]
     async fn get_logs(&self, filter: Value) -> RpcResult<Value>;
 
+    /// A log filter polled with `eth_getFilterChanges`; its id.
+    #[method(name = "eth_newFilter")]
+    async fn new_filter(&self, filter: Value) -> RpcResult<String>;
+
+    /// A filter of new block hashes.
+    #[method(name = "eth_newBlockFilter")]
+    async fn new_block_filter(&self) -> RpcResult<String>;
+
+    /// A filter of the hashes of transactions admitted to the pool.
+    #[method(name = "eth_newPendingTransactionFilter")]
+    async fn new_pending_transaction_filter(&self, full: Option<bool>) -> RpcResult<String>;
+
+    /// What is new for a filter since its last poll.
+    #[method(name = "eth_getFilterChanges")]
+    async fn get_filter_changes(&self, id: String) -> RpcResult<Value>;
+
+    /// Every log a log filter matches over its range.
+    #[method(name = "eth_getFilterLogs")]
+    async fn get_filter_logs(&self, id: String) -> RpcResult<Value>;
+
+    #[method(name = "eth_uninstallFilter")]
+    async fn uninstall_filter(&self, id: String) -> RpcResult<bool>;
+
     /// EIP-1186, with BLAKE3 trie nodes.
     #[method(name = "eth_getProof")]
     async fn get_proof(

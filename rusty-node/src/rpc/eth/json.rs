@@ -166,6 +166,7 @@ fn log_json(
     placed: &Placed,
     tx_hash: &[u8; 32],
     log_index: usize,
+    removed: bool,
 ) -> Value {
     json!({
         "address": data(&log.address),
@@ -176,7 +177,7 @@ fn log_json(
         "transactionHash": data(tx_hash),
         "transactionIndex": qty(placed.index as u64),
         "logIndex": qty(log_index as u64),
-        "removed": false,
+        "removed": removed,
     })
 }
 
@@ -189,7 +190,7 @@ pub(super) fn receipt_by_hash(s: &NodeState, hash: &[u8; 32]) -> Result<Value, E
         .logs
         .iter()
         .enumerate()
-        .map(|(i, l)| log_json(l, &placed, &r.tx_hash, first_log + i))
+        .map(|(i, l)| log_json(l, &placed, &r.tx_hash, first_log + i, false))
         .collect();
     Ok(json!({
         "transactionHash": data(&r.tx_hash),
@@ -272,7 +273,8 @@ pub(super) fn block(
 }
 
 /// `eth_getLogs`'s filter.
-pub(super) struct LogFilter {
+#[derive(Debug)]
+pub struct LogFilter {
     pub from: BlockRef,
     pub to: BlockRef,
     pub block_hash: Option<Hash256>,
@@ -349,17 +351,16 @@ impl LogFilter {
     }
 }
 
+/// The logs `f` matches in `blocks` (height and hash, in the order given),
+/// appended to `out`; `removed` for blocks that left the active chain.
 pub(super) fn logs(
     s: &NodeState,
     f: &LogFilter,
-    from: u64,
-    to: u64,
-) -> Result<Value, ErrorObjectOwned> {
-    let mut out = Vec::new();
-    for height in from..=to {
-        let Some(hash) = s.chain().hash_at(height) else {
-            break;
-        };
+    blocks: &[(u64, Hash256)],
+    removed: bool,
+    out: &mut Vec<Value>,
+) -> Result<(), ErrorObjectOwned> {
+    for &(height, hash) in blocks {
         let receipts = s.chain().receipts(&hash).map_err(store)?;
         let mut log_index = 0;
         for (index, r) in receipts.0.iter().enumerate() {
@@ -370,13 +371,13 @@ pub(super) fn logs(
             };
             for log in &r.logs {
                 if f.matches(log) {
-                    out.push(log_json(log, &placed, &r.tx_hash, log_index));
+                    out.push(log_json(log, &placed, &r.tx_hash, log_index, removed));
                 }
                 log_index += 1;
             }
         }
     }
-    Ok(Value::Array(out))
+    Ok(())
 }
 
 pub(super) fn proof(

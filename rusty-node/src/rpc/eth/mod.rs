@@ -6,9 +6,10 @@
 //! hash; its transactions are the block's Ethereum transactions (by
 //! keccak256 hash), in block order.
 
+mod filters;
 mod json;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use jsonrpsee::{core::RpcResult, types::ErrorObjectOwned};
 use ruint::aliases::U256;
@@ -22,6 +23,8 @@ use rusty_shared_types::{evm::EvmParams, Hash256, Payload, Transaction};
 use rusty_vm::evm::{self, EvmCall, EvmError};
 use serde_json::{json, Value};
 
+pub(crate) use self::filters::EthFilters;
+use self::filters::{Cursor, FilterKind};
 use super::{api::eth::EthApiServer, RpcContext};
 
 /// Ethereum's error codes.
@@ -34,8 +37,10 @@ pub mod codes {
     pub const EXECUTION_REVERTED: i32 = 3;
 }
 
-/// Most blocks one `eth_getLogs` scans.
-const MAX_LOG_RANGE: u64 = 10_000;
+/// Most blocks with contract activity (a changed state root) one
+/// `eth_getLogs` reads; blocks without it cost nothing, so a range from
+/// block 0 (ethers' `queryFilter` default) works on a long chain.
+const MAX_LOG_BLOCKS: u64 = 10_000;
 /// Most blocks one `eth_feeHistory` reports (geth's limit).
 const MAX_FEE_HISTORY: u64 = 1_024;
 
@@ -351,7 +356,84 @@ pub(crate) async fn submit_raw(ctx: &RpcContext, raw: Vec<u8>) -> RpcResult<Stri
     Ok(data(&hash))
 }
 
+/// `eth_getLogs` (and `eth_getFilterLogs`): the logs `f` matches over its
+/// range or block.
+fn logs_matching(s: &NodeState, f: &json::LogFilter) -> Result<Value, ErrorObjectOwned> {
+    let (from, to) = match f.block_hash {
+        Some(h) => {
+            let (n, _) = resolve(s, BlockRef::Hash(h))?;
+            (n, n)
+        }
+        None => (resolve(s, f.from)?.0, resolve(s, f.to)?.0),
+    };
+    if from > to {
+        // geth's words; an empty answer would hide swapped bounds.
+        return Err(server("invalid block range params"));
+    }
+    let blocks = filters::log_blocks(s.chain(), from, to, MAX_LOG_BLOCKS).map_err(|max| {
+        server(format!(
+            "query exceeds the limit of {max} blocks with contract activity; narrow fromBlock..toBlock"
+        ))
+    })?;
+    let mut out = Vec::new();
+    json::logs(s, f, &blocks, false, &mut out)?;
+    Ok(Value::Array(out))
+}
+
+/// What is new for a filter since `cursor`, and where its next poll starts.
+fn filter_changes(
+    s: &NodeState,
+    kind: &FilterKind,
+    cursor: Cursor,
+) -> Result<(Value, Cursor), ErrorObjectOwned> {
+    let hashes =
+        |list: Vec<[u8; 32]>| Value::Array(list.iter().map(|h| Value::String(data(h))).collect());
+    let block = match (kind, cursor) {
+        (FilterKind::PendingTransactions, Cursor::Arrival(after)) => {
+            let (arrived, last) = s.eth_pool().arrivals_after(after);
+            return Ok((hashes(arrived), Cursor::Arrival(last)));
+        }
+        (FilterKind::Blocks | FilterKind::Logs(_), Cursor::Block(height, hash)) => (height, hash),
+        _ => return Err(server("filter not found")),
+    };
+    let walk = filters::walk(s.chain(), block, filters::MAX_BLOCKS_PER_POLL);
+    let next = Cursor::Block(walk.next.0, walk.next.1);
+    let FilterKind::Logs(f) = kind else {
+        // A block filter reports the blocks that joined the chain.
+        return Ok((hashes(walk.added.iter().map(|(_, b)| b.0).collect()), next));
+    };
+    // Only numbered bounds limit a filter's changes, as in geth.
+    let in_range = |(height, _): &(u64, Hash256)| {
+        !matches!(f.from, BlockRef::Number(n) if *height < n)
+            && !matches!(f.to, BlockRef::Number(n) if *height > n)
+    };
+    let mut removed: Vec<(u64, Hash256)> = walk.removed.into_iter().filter(in_range).collect();
+    removed.reverse();
+    let added: Vec<(u64, Hash256)> = walk.added.into_iter().filter(in_range).collect();
+    let mut out = Vec::new();
+    json::logs(s, f, &removed, true, &mut out)?;
+    json::logs(s, f, &added, false, &mut out)?;
+    Ok((Value::Array(out), next))
+}
+
 impl EthRpc {
+    /// Installs a filter starting at the tip (or the pool's last
+    /// admission); its id.
+    async fn install(&self, kind: FilterKind) -> RpcResult<String> {
+        let pending = matches!(kind, FilterKind::PendingTransactions);
+        let cursor = self
+            .query(move |s| {
+                Ok(if pending {
+                    Cursor::Arrival(s.eth_pool().last_arrival())
+                } else {
+                    Cursor::Block(s.chain().height(), s.chain().tip())
+                })
+            })
+            .await?;
+        let id = self.0.eth_filters.install(kind, cursor, Instant::now())?;
+        Ok(filters::format_id(id))
+    }
+
     async fn query<R: Send + 'static>(
         &self,
         f: impl FnOnce(&NodeState) -> Result<R, ErrorObjectOwned> + Send + 'static,
@@ -572,26 +654,57 @@ impl EthApiServer for EthRpc {
 
     async fn get_logs(&self, filter: Value) -> RpcResult<Value> {
         let f = json::LogFilter::parse(&filter)?;
-        self.query(move |s| {
-            let (from, to) = match f.block_hash {
-                Some(h) => {
-                    let (n, _) = resolve(s, BlockRef::Hash(h))?;
-                    (n, n)
-                }
-                None => (resolve(s, f.from)?.0, resolve(s, f.to)?.0),
-            };
-            if from > to {
-                // geth's words; an empty answer would hide swapped bounds.
-                return Err(server("invalid block range params"));
-            }
-            if to.saturating_sub(from) >= MAX_LOG_RANGE {
-                return Err(server(format!(
-                    "query exceeds the limit of {MAX_LOG_RANGE} blocks"
-                )));
-            }
-            json::logs(s, &f, from, to)
-        })
-        .await
+        self.query(move |s| logs_matching(s, &f)).await
+    }
+
+    async fn new_filter(&self, filter: Value) -> RpcResult<String> {
+        let f = json::LogFilter::parse(&filter)?;
+        if f.block_hash.is_some() {
+            return Err(invalid(
+                "eth_newFilter takes fromBlock and toBlock, not blockHash",
+            ));
+        }
+        self.install(FilterKind::Logs(Arc::new(f))).await
+    }
+
+    async fn new_block_filter(&self) -> RpcResult<String> {
+        self.install(FilterKind::Blocks).await
+    }
+
+    async fn new_pending_transaction_filter(&self, full: Option<bool>) -> RpcResult<String> {
+        if full == Some(true) {
+            return Err(invalid(
+                "full transactions are not served by this filter; pass false",
+            ));
+        }
+        self.install(FilterKind::PendingTransactions).await
+    }
+
+    async fn get_filter_changes(&self, id: String) -> RpcResult<Value> {
+        let id = filters::parse_id(&id)?;
+        let Some((kind, cursor, poll)) = self.0.eth_filters.begin_poll(id, Instant::now())? else {
+            // Another poll of this filter is reading the chain: it reports
+            // what is new.
+            return Ok(Value::Array(Vec::new()));
+        };
+        let (changes, next) = self
+            .query(move |s| filter_changes(s, &kind, cursor))
+            .await?;
+        poll.done(next);
+        Ok(changes)
+    }
+
+    async fn get_filter_logs(&self, id: String) -> RpcResult<Value> {
+        let id = filters::parse_id(&id)?;
+        match self.0.eth_filters.kind(id, Instant::now())? {
+            FilterKind::Logs(f) => self.query(move |s| logs_matching(s, &f)).await,
+            // geth's answer for a filter of blocks or transactions.
+            FilterKind::Blocks | FilterKind::PendingTransactions => Err(server("filter not found")),
+        }
+    }
+
+    async fn uninstall_filter(&self, id: String) -> RpcResult<bool> {
+        Ok(filters::parse_id(&id).is_ok_and(|id| self.0.eth_filters.uninstall(id)))
     }
 
     async fn get_proof(

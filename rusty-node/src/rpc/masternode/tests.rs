@@ -769,6 +769,7 @@ async fn methods_in_process() {
             datadir: None,
             playback_base_url: None,
             bridge: None,
+            eth_filters: Default::default(),
         })
     };
     let module = make(Some(Operator {
