@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use revm::{
     context::{BlockEnv, CfgEnv, Context, TxEnv},
-    context_interface::result::{EVMError, ExecutionResult, Output},
+    context_interface::result::{EVMError, ExecutionResult, HaltReason, Output},
     context_interface::transaction::{AccessList, AccessListItem},
     database_interface::{DBErrorMarker, DatabaseRef, WrapDatabaseRef},
     handler::{MainnetContext, MainnetEvm},
@@ -232,6 +232,9 @@ pub struct Outcome {
     pub created: Option<[u8; 20]>,
     pub logs: Vec<EvmLog>,
     pub changes: Vec<AccountChange>,
+    /// Why execution stopped without a revert (out of gas, an invalid
+    /// opcode, …), in geth's words; `None` on success and on a revert.
+    pub halt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -404,6 +407,7 @@ impl<'a> BlockEvm<'a> {
 /// What revm's result says, as plain data.
 fn outcome_of(done: revm::context_interface::result::ResultAndState) -> Outcome {
     let gas_used = done.result.tx_gas_used();
+    let mut halt = None;
     let (success, output, created, logs) = match done.result {
         ExecutionResult::Success { output, logs, .. } => {
             let created = match &output {
@@ -413,7 +417,10 @@ fn outcome_of(done: revm::context_interface::result::ResultAndState) -> Outcome 
             (true, output.into_data().to_vec(), created, logs)
         }
         ExecutionResult::Revert { output, logs, .. } => (false, output.to_vec(), None, logs),
-        ExecutionResult::Halt { logs, .. } => (false, Vec::new(), None, logs),
+        ExecutionResult::Halt { reason, logs, .. } => {
+            halt = Some(halt_message(&reason));
+            (false, Vec::new(), None, logs)
+        }
     };
     let logs = logs
         .into_iter()
@@ -460,7 +467,35 @@ fn outcome_of(done: revm::context_interface::result::ResultAndState) -> Outcome 
         created,
         logs,
         changes,
+        halt,
     }
+}
+
+/// A halt in geth's words (`core/vm/errors.go`), which clients match on;
+/// revm's own for the few geth has none for.
+fn halt_message(reason: &HaltReason) -> String {
+    let geth = match reason {
+        HaltReason::OutOfGas(_) => "out of gas",
+        HaltReason::OpcodeNotFound | HaltReason::InvalidFEOpcode | HaltReason::NotActivated => {
+            "invalid opcode"
+        }
+        HaltReason::InvalidJump => "invalid jump destination",
+        HaltReason::StackUnderflow => "stack underflow",
+        HaltReason::StackOverflow => "stack limit reached 1024",
+        HaltReason::OutOfOffset => "return data out of bounds",
+        HaltReason::CreateCollision => "contract address collision",
+        HaltReason::NonceOverflow => "nonce uint64 overflow",
+        HaltReason::CreateContractSizeLimit => "max code size exceeded",
+        HaltReason::CreateContractStartingWithEF => "invalid code: must not begin with 0xef",
+        HaltReason::CreateInitCodeSizeLimit => "max initcode size exceeded",
+        HaltReason::StateChangeDuringStaticCall | HaltReason::CallNotAllowedInsideStatic => {
+            "write protection"
+        }
+        HaltReason::OutOfFunds => "insufficient balance for transfer",
+        HaltReason::CallTooDeep => "max call depth exceeded",
+        other => return other.to_string(),
+    };
+    geth.to_string()
 }
 
 /// The yardstick of `rusty-cli bench erc20`: revm alone on its own

@@ -238,6 +238,7 @@ fn a_revert_charges_gas_and_keeps_storage() {
     call.input = code("6001600055 60006000fd");
     let outcome = execute(&state, &block(), &call).unwrap();
     assert!(!outcome.success);
+    assert_eq!(outcome.halt, None, "a revert is not a halt");
     assert!(outcome.gas_used > 21_000);
     state.apply(&outcome);
     assert_eq!(state.accounts[&CALLER].nonce, 1);
@@ -274,4 +275,25 @@ fn a_simulation_may_run_from_a_contract_and_a_transaction_may_not() {
     let simulated = execute(&state, &block, &call).unwrap();
     assert!(simulated.success, "{simulated:?}");
     assert_eq!(simulated.output, word(42));
+}
+
+/// A halt says why in geth's words (clients match on them); it charges
+/// all the gas given.
+#[test]
+fn a_halt_says_why_as_geth_does() {
+    let state = MapState::funded(10u128.pow(18));
+    for (init, why) in [
+        ("fe", "invalid opcode"),
+        ("600056", "invalid jump destination"),
+        ("01", "stack underflow"),
+        ("5b600056", "out of gas"),
+    ] {
+        let mut call = calls([0; 20]).remove(0);
+        call.input = code(init);
+        call.gas_limit = 100_000;
+        let outcome = execute(&state, &block(), &call).unwrap();
+        assert!(!outcome.success, "{init}");
+        assert_eq!(outcome.halt.as_deref(), Some(why), "{init}");
+        assert_eq!(outcome.gas_used, 100_000, "{init}");
+    }
 }

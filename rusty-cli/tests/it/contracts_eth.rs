@@ -233,6 +233,24 @@ fn ethers_viem_and_web3py_work_unmodified() {
     let gone = call("eth_getFilterChanges", serde_json::json!([id]));
     assert_eq!(gone["error"]["message"], "filter not found", "{gone}");
 
+    // A halt is geth's error, not a revert: code -32000 and its reason;
+    // an estimate that runs out of gas at any limit says so.
+    let halted = call(
+        "eth_call",
+        serde_json::json!([{"from": account, "data": "0xfe"}, "latest"]),
+    );
+    assert_eq!(halted["error"]["code"], -32000, "{halted}");
+    assert_eq!(halted["error"]["message"], "invalid opcode", "{halted}");
+    let endless = call(
+        "eth_estimateGas",
+        serde_json::json!([{"from": account, "data": "0x5b600056"}]),
+    );
+    let why = endless["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("gas required exceeds allowance ("),
+        "{endless}"
+    );
+
     // What the clients did, seen from our side: the contract exists, and
     // the account paid the 0.5 RSC it endowed, 1 RSC sent and gas.
     let c = balance(&node, &contract);

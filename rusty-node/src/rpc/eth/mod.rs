@@ -282,8 +282,11 @@ pub(crate) fn estimate(
     };
     let cap = gas_affordable(s, hash, call, priced)?.min(call.gas_limit);
     let first = run(cap)?;
+    if first.halt.as_deref() == Some("out of gas") {
+        return Err(server(format!("gas required exceeds allowance ({cap})")));
+    }
     if !first.success {
-        return Err(reverted(&first));
+        return Err(failed(&first));
     }
     let (mut lo, mut hi) = (first.gas_used.saturating_sub(1), cap);
     if run(first.gas_used).is_ok_and(|o| o.success) {
@@ -323,13 +326,17 @@ fn gas_affordable(
     Ok(u64::try_from(allowance).unwrap_or(u64::MAX))
 }
 
-/// A failed call as Ethereum reports it: a revert with its data.
-fn reverted(outcome: &evm::Outcome) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(
-        codes::EXECUTION_REVERTED,
-        "execution reverted",
-        Some(data(&outcome.output)),
-    )
+/// A failed call as geth reports it: a revert with its data (code 3), a
+/// halt by its reason ("out of gas", "invalid opcode", …; code -32000).
+fn failed(outcome: &evm::Outcome) -> ErrorObjectOwned {
+    match &outcome.halt {
+        Some(why) => server(why.clone()),
+        None => ErrorObjectOwned::owned(
+            codes::EXECUTION_REVERTED,
+            "execution reverted",
+            Some(data(&outcome.output)),
+        ),
+    }
 }
 
 fn rejection(e: TxRejection) -> ErrorObjectOwned {
@@ -598,7 +605,7 @@ impl EthApiServer for EthRpc {
             if outcome.success {
                 Ok(data(&outcome.output))
             } else {
-                Err(reverted(&outcome))
+                Err(failed(&outcome))
             }
         })
         .await
