@@ -332,9 +332,11 @@ fn check_transaction_sized(tx: &Transaction, size: usize, params: &ChainParams) 
             .map_err(|_| ValidationError::OutputValueOutOfRange)?;
         return Ok(());
     }
-    // An Ethereum transaction pays from its account: no coins move.
+    // An Ethereum transaction pays from its account: no coins move. Its
+    // wrapper is fixed, so the signed bytes have one txid (a relay could
+    // otherwise change the version and the id with it).
     if let Some(Payload::EthTx(_)) = &tx.payload {
-        if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
+        if tx.version != 1 || !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
             return Err(crate::contracts::ContractError::BadShape.into());
         }
         return Ok(());

@@ -141,7 +141,7 @@ fn decode_payload(tx: &Transaction, senders: Option<&SenderCache>) -> Result<Eth
 
 /// [`check_eth_tx`] for a transaction already decoded.
 fn check_decoded(tx: &Transaction, eth: EthTx, evm: &EvmParams) -> Result<EthTx, ContractError> {
-    if !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
+    if tx.version != 1 || !tx.inputs.is_empty() || !tx.outputs.is_empty() || tx.lock_time != 0 {
         return Err(ContractError::BadShape);
     }
     match eth.fields.chain_id {

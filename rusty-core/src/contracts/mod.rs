@@ -54,7 +54,7 @@ pub enum ContractError {
     NotActive(u64),
     #[error("invalid transaction: {0}")]
     Decode(#[from] EthTxError),
-    #[error("an ethereum transaction has no inputs, no outputs and lock time 0")]
+    #[error("an ethereum transaction is version 1 with no inputs, no outputs and lock time 0")]
     BadShape,
     #[error("invalid chain id: expected {expected}, found {found}")]
     WrongChainId { expected: u64, found: u64 },

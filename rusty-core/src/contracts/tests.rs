@@ -193,6 +193,14 @@ fn bad_transactions_get_ethereum_errors_and_change_nothing() {
         contract_error(s.accept_transaction(garbage, NOW)),
         ContractError::Decode(_)
     ));
+    // The wrapper is fixed, so its txid is too: another version of the
+    // same signed bytes would be the same transaction under a second id.
+    let mut other_version = signed(&fields(0, Some([9; 20]), Vec::new()));
+    other_version.version = 2;
+    assert!(matches!(
+        contract_error(s.accept_transaction(other_version, NOW)),
+        ContractError::BadShape
+    ));
     assert!(s.eth_pool().is_empty());
     assert_eq!(s.chain().tip_entry().header.state_root, root);
 
