@@ -1,12 +1,13 @@
 //! A live broadcaster's input from untrusted bytes: the segmenter (with
 //! its MPEG-TS scanner) never panics, every byte comes out exactly once in
 //! order (the tables it adds before a random-access segment aside), and no
-//! segment exceeds the wire limit.
+//! segment exceeds the wire limit. A viewer's classification of a segment
+//! it was sent (`ts::joinable`) never panics either.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rusty_media::{
-    live::{Segmenter, SegmenterConfig, TS_PACKET_LEN},
+    live::{ts, Segmenter, SegmenterConfig, TS_PACKET_LEN},
     wire::MAX_SEGMENT_BYTES,
 };
 
@@ -34,5 +35,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, seg) in segs.iter().enumerate() {
         assert_eq!(seg.seq, i as u64);
         assert!(!seg.data.is_empty() && seg.data.len() <= MAX_SEGMENT_BYTES);
+        let _ = ts::joinable(&seg.data);
     }
+    let _ = ts::joinable(input);
 });

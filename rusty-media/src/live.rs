@@ -17,6 +17,14 @@ use crate::wire::{MAX_SEGMENT_BYTES, MAX_SEGMENT_DURATION_MS};
 
 pub mod ts;
 
+/// Where a live playlist of segments starts: at the first a player can
+/// start at (`joinable`, oldest first; see [`ts::joinable`]), or at the
+/// first of all when none is (a group of pictures longer than the whole
+/// window: better a playlist with a rough start than none).
+pub fn joinable_start(joinable: impl IntoIterator<Item = bool>) -> usize {
+    joinable.into_iter().position(|j| j).unwrap_or(0)
+}
+
 /// Bytes of one MPEG transport stream packet.
 pub const TS_PACKET_LEN: usize = 188;
 /// The first byte of every MPEG-TS packet.

@@ -109,6 +109,9 @@ pub struct Played {
     /// start to the verified bytes (0 on the broadcaster).
     pub fetch_ms: u64,
     pub data: Arc<[u8]>,
+    /// A player that starts here decodes it from its first frame
+    /// ([`crate::live::ts::joinable`]; true when that cannot be told).
+    pub joinable: bool,
 }
 
 /// A live stream's state, for `stream_status`.

@@ -17,7 +17,7 @@ use super::{
     SEED_COPIES, SEED_HOLD, WATCHER_TTL, WINDOW,
 };
 use crate::{
-    live::{JitterBuffer, LatencyStats, Popped, Segmenter, SegmenterConfig},
+    live::{joinable_start, ts, JitterBuffer, LatencyStats, Popped, Segmenter, SegmenterConfig},
     manifest::SignedManifest,
     wire::SegmentAnnouncement,
 };
@@ -175,6 +175,7 @@ impl State {
                         duration_ms,
                         latency_ms: 0,
                         fetch_ms: 0,
+                        joinable: ts::joinable(&data) != Some(false),
                         data,
                     },
                 );
@@ -213,6 +214,7 @@ impl State {
                             duration_ms,
                             latency_ms,
                             fetch_ms,
+                            joinable: ts::joinable(&data) != Some(false),
                             data,
                         },
                     );
@@ -292,11 +294,18 @@ impl State {
     }
 
     /// The played segments a playlist lists: `(seq, duration_ms)`, oldest
-    /// first, from after the last skipped one.
+    /// first, from after the last skipped one, and from the first a player
+    /// can start at ([`joinable_start`]): a player joining the stream
+    /// starts at the playlist's head or a few segments before its end.
     pub(super) fn window(&self) -> Vec<(u64, u32)> {
-        self.played
+        let listed: Vec<&Played> = self
+            .played
             .range(self.listed_from..)
             .map(|(_, p)| p)
+            .collect();
+        let start = joinable_start(listed.iter().map(|p| p.joinable));
+        listed[start..]
+            .iter()
             .map(|p| (p.seq, p.duration_ms))
             .collect()
     }

@@ -101,3 +101,32 @@ fn a_viewers_playlist_goes_on_after_a_skipped_segment() {
     // The segments before the gap are still served to whoever asks.
     assert!(s.segment(1).is_some());
 }
+
+/// A segment cut inside a group of pictures larger than a segment is no
+/// place for a player to start: the playlist starts at the first one that
+/// is (which segments are is `live::ts::joinable`'s to tell, tested there
+/// against ffmpeg's decoder).
+#[test]
+fn a_playlist_starts_at_a_segment_a_player_can_join() {
+    let key = SecretKey::generate();
+    let id = Hash256([5; 32]);
+    // One MPEG-TS packet of a stream's middle: no tables before it.
+    let mut rough = vec![0u8; crate::live::TS_PACKET_LEN];
+    rough[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x10]);
+    let hold = |s: &mut State, seq: u64, data: &[u8]| {
+        let ann = SegmentAnnouncement::sign(&key, id, seq, data, 0, 500).expect("signs");
+        s.hold(ann, data.into(), 0, 0);
+    };
+    let listed = |s: &State| s.window().iter().map(|w| w.0).collect::<Vec<_>>();
+    let mut s = State::new(id, Role::Broadcaster);
+    hold(&mut s, 0, &rough);
+    hold(&mut s, 1, &rough);
+    // Nothing joinable yet: listed from the oldest, as before.
+    assert_eq!(listed(&s), [0, 1]);
+    let (_, joinable) = segment(&key, id, 2);
+    hold(&mut s, 2, &joinable);
+    hold(&mut s, 3, &rough);
+    assert_eq!(listed(&s), [2, 3]);
+    // The segments before it are still served to whoever asks.
+    assert!(s.segment(0).is_some());
+}

@@ -81,6 +81,7 @@ struct Segment {
     rung: usize,
     duration_ms: u32,
     data: Arc<[u8]>,
+    joinable: bool,
 }
 
 /// What a rung's feed task reports.
@@ -261,24 +262,34 @@ async fn feed(media: MediaHandle, rung: usize, id: Hash256, events: mpsc::Sender
     }
 }
 
-/// The live media playlist of `window` (seq, ms), every segment as
-/// `abr/<seq>.ts`: the newest run of consecutive segments (a playlist
+/// The live media playlist of `window` (seq, ms, joinable), every segment
+/// as `abr/<seq>.ts`: the newest run of consecutive segments (a playlist
 /// numbers its entries from `#EXT-X-MEDIA-SEQUENCE` on, so a gap ends the
-/// older part), with `#EXT-X-ENDLIST` once `ended`. `None` when empty.
-fn live_abr_playlist(window: &[(u64, u32)], ended: bool) -> Option<String> {
+/// older part), from its first joinable segment
+/// ([`crate::live::joinable_start`]), with `#EXT-X-ENDLIST` once `ended`.
+/// `#EXT-X-INDEPENDENT-SEGMENTS` only while every listed segment is
+/// joinable (a rung whose group of pictures outgrew a segment is cut
+/// between keyframes). `None` when empty.
+fn live_abr_playlist(window: &[(u64, u32, bool)], ended: bool) -> Option<String> {
     let newest = window.len().checked_sub(1)?;
     let start = (0..newest)
         .rev()
         .find(|&i| window[i].0.checked_add(1) != Some(window[i + 1].0))
         .map_or(0, |gap| gap + 1);
     let run = &window[start..];
-    let max_ms = run.iter().map(|&(_, ms)| u64::from(ms)).max()?;
+    let run = &run[crate::live::joinable_start(run.iter().map(|s| s.2))..];
+    let max_ms = run.iter().map(|&(_, ms, _)| u64::from(ms)).max()?;
+    let independent = if run.iter().all(|s| s.2) {
+        "#EXT-X-INDEPENDENT-SEGMENTS\n"
+    } else {
+        ""
+    };
     let mut out = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n{independent}",
         max_ms.div_ceil(1000).max(1),
         run[0].0
     );
-    for &(seq, ms) in run {
+    for &(seq, ms, _) in run {
         out.push_str(&format!(
             "#EXTINF:{}.{:03},\nabr/{seq}.ts\n",
             ms / 1000,
@@ -351,6 +362,7 @@ impl Choices {
                 rung,
                 duration_ms: played.duration_ms,
                 data: played.data,
+                joinable: played.joinable,
             },
         );
         while self.held.len() > WINDOW {
@@ -419,11 +431,11 @@ impl Choices {
         }
     }
 
-    /// The window as (seq, duration ms), oldest first.
-    fn window(&self) -> Vec<(u64, u32)> {
+    /// The window as (seq, duration ms, joinable), oldest first.
+    fn window(&self) -> Vec<(u64, u32, bool)> {
         self.held
             .iter()
-            .map(|(seq, s)| (*seq, s.duration_ms))
+            .map(|(seq, s)| (*seq, s.duration_ms, s.joinable))
             .collect()
     }
 
@@ -678,6 +690,7 @@ mod tests {
             latency_ms: 0,
             fetch_ms,
             data: data.into(),
+            joinable: true,
         }
     }
 
@@ -779,17 +792,51 @@ mod tests {
     #[test]
     fn the_live_playlist_lists_the_newest_run_and_ends_when_told() {
         assert_eq!(live_abr_playlist(&[], false), None);
-        let p = live_abr_playlist(&[(4, 1000), (5, 1000), (7, 1000), (8, 480)], false)
-            .expect("segments");
+        let p = live_abr_playlist(
+            &[
+                (4, 1000, true),
+                (5, 1000, true),
+                (7, 1000, true),
+                (8, 480, true),
+            ],
+            false,
+        )
+        .expect("segments");
+        assert!(p.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"));
         // The run after the gap at 6 only, numbered from 7.
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:7\n"));
         assert!(!p.contains("abr/5.ts"));
         assert!(p.contains("#EXTINF:1.000,\nabr/7.ts\n#EXTINF:0.480,\nabr/8.ts\n"));
         assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
         assert!(!p.contains("#EXT-X-ENDLIST"));
-        let ended = live_abr_playlist(&[(0, 1500), (1, 1000)], true).expect("segments");
+        let ended = live_abr_playlist(&[(0, 1500, true), (1, 1000, true)], true).expect("segments");
         assert!(ended.contains("#EXT-X-MEDIA-SEQUENCE:0\n"));
         assert!(ended.contains("#EXT-X-TARGETDURATION:2\n"));
         assert!(ended.ends_with("abr/1.ts\n#EXT-X-ENDLIST\n"));
+    }
+
+    #[test]
+    fn the_live_playlist_starts_where_a_player_can_and_says_when_segments_are_not_independent() {
+        // 4 was cut in the middle of a group of pictures: the playlist
+        // starts at 5, and 6 (cut the same way) costs the tag.
+        let window = [
+            (4, 1000, false),
+            (5, 1000, true),
+            (6, 1000, false),
+            (7, 1000, true),
+        ];
+        let p = live_abr_playlist(&window, false).expect("segments");
+        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{p}");
+        assert!(!p.contains("abr/4.ts"), "{p}");
+        assert!(p.contains("abr/6.ts"), "{p}");
+        assert!(!p.contains("INDEPENDENT"), "{p}");
+        // From 7 on, all joinable: the tag again.
+        let tail = live_abr_playlist(&window[3..], false).expect("segments");
+        assert!(tail.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"), "{tail}");
+        // None joinable: listed from the oldest, without the tag.
+        let rough =
+            live_abr_playlist(&[(1, 1000, false), (2, 1000, false)], false).expect("segments");
+        assert!(rough.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{rough}");
+        assert!(!rough.contains("INDEPENDENT"), "{rough}");
     }
 }

@@ -717,8 +717,12 @@ proptest! {
 /// AAC) fed at its real rate, 10 packets at a time, with a tick every
 /// 50 ms: what a broadcaster's node cuts.
 fn sample_segments(target_ms: u32) -> Vec<CutSegment> {
+    sample_segments_of_at_most(target_ms, MAX_SEGMENT_BYTES)
+}
+
+fn sample_segments_of_at_most(target_ms: u32, max_bytes: usize) -> Vec<CutSegment> {
     let input = include_bytes!("../../../tests/ui/sample.ts");
-    let mut s = Segmenter::new(cfg(target_ms, MAX_SEGMENT_BYTES));
+    let mut s = Segmenter::new(cfg(target_ms, max_bytes));
     let mut out = Vec::new();
     // 20 s of media: bytes per millisecond.
     let rate = input.len() as f64 / 20_000.0;
@@ -843,6 +847,27 @@ fn a_late_joiner_decodes_every_segment_without_an_error() {
         "time cuts decoded cleanly: the check would not notice"
     );
     eprintln!("time cuts: {errors} decoder error lines over 3 late joins; keyframe cuts: 0");
+
+    // Segments smaller than a group of pictures (cut by size between
+    // keyframes too): a player joining at one called joinable decodes
+    // cleanly, and joining at the others is what the playlist avoids.
+    let small = sample_segments_of_at_most(DEFAULT_TARGET_MS, 40 * TS_PACKET_LEN);
+    let (mut clean_joins, mut rough_joins) = (0, 0);
+    for join in 1..small.len().min(24) {
+        let errors = decode_errors(&small[join..]);
+        match ts::joinable(&small[join].data) {
+            Some(true) => {
+                assert_eq!(errors, 0, "joining at joinable segment {join}");
+                clean_joins += 1;
+            }
+            _ => rough_joins += usize::from(errors > 0),
+        }
+    }
+    assert!(clean_joins > 0, "no joinable segment among those tried");
+    assert!(
+        rough_joins > 0,
+        "no join at a segment called unjoinable logged an error"
+    );
 }
 
 proptest! {
@@ -875,6 +900,51 @@ proptest! {
         for (i, seg) in segs.iter().enumerate() {
             prop_assert_eq!(seg.seq, i as u64);
             prop_assert!(!seg.data.is_empty() && seg.data.len() <= MAX_SEGMENT_BYTES);
+            // Classifying a corrupted segment never panics; whole packets
+            // with a sync byte always get a verdict or "nothing to say".
+            let verdict = ts::joinable(&seg.data);
+            if seg.data[0] != 0x47 || !seg.data.len().is_multiple_of(TS_PACKET_LEN) {
+                prop_assert_eq!(verdict, None);
+            }
+        }
+        let _ = ts::joinable(&input[..input.len() / TS_PACKET_LEN * TS_PACKET_LEN]);
+    }
+}
+
+#[test]
+fn segments_cut_inside_a_group_of_pictures_are_not_joinable() {
+    // Keyframe cuts: every segment but the lead-in starts where a player can.
+    let whole = sample_segments(DEFAULT_TARGET_MS);
+    assert!(whole
+        .iter()
+        .all(|seg| ts::joinable(&seg.data) == Some(true)));
+    // Segments smaller than a group of pictures are cut by size between
+    // keyframes as well.
+    let small = sample_segments_of_at_most(DEFAULT_TARGET_MS, 40 * TS_PACKET_LEN);
+    assert!(small.len() > whole.len(), "{} segments", small.len());
+    // The lead-in (the input's first packets, then its first keyframe).
+    assert_eq!(ts::joinable(&small[0].data), Some(true));
+    let mut seen = (0, 0);
+    for seg in &small[1..] {
+        let k = kinds(&seg.data);
+        // A cut at a keyframe puts the tables and the keyframe first.
+        let at_keyframe = k.starts_with(&[
+            ts::PacketKind::Table,
+            ts::PacketKind::Table,
+            ts::PacketKind::RandomAccess,
+        ]);
+        let verdict = ts::joinable(&seg.data);
+        if at_keyframe {
+            assert_eq!(verdict, Some(true), "segment {}", seg.seq);
+        }
+        match verdict {
+            Some(true) => seen.0 += 1,
+            Some(false) => seen.1 += 1,
+            None => panic!("segment {}: a video stream's segment", seg.seq),
         }
     }
+    // Whether a decoder agrees: `a_late_joiner_decodes_every_segment_without_an_error`.
+    assert!(seen.0 >= 3 && seen.1 >= 10, "{seen:?}");
+    // Not MPEG-TS: nothing to say.
+    assert_eq!(ts::joinable(&raw(1000)), None);
 }

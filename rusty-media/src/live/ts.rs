@@ -31,6 +31,9 @@ pub enum VideoCodec {
 pub enum PacketKind {
     /// Starts a random-access point of the video stream.
     RandomAccess,
+    /// Starts a PES packet of the video stream that is not a random-access
+    /// point (a frame that needs earlier ones).
+    VideoStart,
     /// The program association or program map table.
     Table,
     Other,
@@ -101,12 +104,61 @@ impl TsScanner {
                 if rai || payload.is_some_and(|pl| pes_starts_random_access(pl, codec)) {
                     PacketKind::RandomAccess
                 } else {
-                    PacketKind::Other
+                    PacketKind::VideoStart
                 }
             }
             _ => PacketKind::Other,
         }
     }
+}
+
+/// Whether a player that joins a stream at `segment` (having seen nothing
+/// before it) can decode its video from the start: the first frame after
+/// the tables is a random-access point. `None` when the segment names no
+/// video stream (not MPEG-TS, no PAT and PMT, audio only): nothing to say.
+///
+/// The segmenter cuts before random-access points and puts the tables
+/// first, but cuts by size in the middle of a group of pictures larger
+/// than a segment may be ([`super::MAX_SEGMENT_BYTES`]); such a segment
+/// starts with frames that need earlier ones.
+pub fn joinable(segment: &[u8]) -> Option<bool> {
+    if segment.first() != Some(&TS_SYNC_BYTE) || !segment.len().is_multiple_of(TS_PACKET_LEN) {
+        return None;
+    }
+    let packets = || segment.chunks_exact(TS_PACKET_LEN);
+    // Demuxers (ffmpeg's, hls.js's) find the tables first and then read
+    // the segment again from its start, so a frame before the tables
+    // counts too: the video stream is looked for in the whole segment.
+    let mut tables = TsScanner::new();
+    for packet in packets() {
+        tables.packet(packet);
+        if tables.video.is_some() {
+            break;
+        }
+    }
+    let Some(known) = tables.tables().filter(|_| tables.video.is_some()) else {
+        // No video stream named. With a PAT: an audio-only program (or a
+        // PMT this scanner cannot read), nothing to say; without one no
+        // demuxer can start here.
+        return if tables.pmt_pid.is_some() {
+            None
+        } else {
+            Some(false)
+        };
+    };
+    let mut scanner = TsScanner::new();
+    for packet in known.chunks_exact(TS_PACKET_LEN) {
+        scanner.packet(packet);
+    }
+    for packet in packets() {
+        match scanner.packet(packet) {
+            PacketKind::RandomAccess => return Some(true),
+            PacketKind::VideoStart => return Some(false),
+            PacketKind::Table | PacketKind::Other => {}
+        }
+    }
+    // Only the rest of a frame: no decoder can start here.
+    Some(false)
 }
 
 /// The adaptation field (with its length byte) and the payload of a
