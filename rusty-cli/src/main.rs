@@ -12,6 +12,7 @@ mod chaos;
 mod client;
 mod contract;
 mod gov;
+mod interrupt;
 mod localnet;
 mod masternode;
 mod node;

@@ -13,10 +13,7 @@ use std::{
     io::{IsTerminal, Read, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -533,7 +530,7 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
     let mut sent = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
     let mut progress = Progress::new();
-    let interrupted = interrupt_flag();
+    let interrupted = crate::interrupt::interrupt_flag("ending the broadcast");
     loop {
         if interrupted.load(Ordering::Relaxed) {
             break;
@@ -578,46 +575,6 @@ fn broadcast(c: &Remote, a: &BroadcastArgs) -> Result<()> {
     };
     progress.done(&format!("{how} after {}", human(sent)));
     Ok(())
-}
-
-/// Set by the first Ctrl-C (SIGINT) from now on, so that a broadcast ends
-/// on the node (its viewers' playlists end) instead of the process dying
-/// with the stream left open; a second Ctrl-C exits at once. When the
-/// input is a pipe, its writer gets the same Ctrl-C and the input ends.
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let set = flag.clone();
-    let (ready, registered) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("ctrl-c".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let signal =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
-                let _ = ready.send(());
-                let Ok(mut signal) = signal else {
-                    return;
-                };
-                if signal.recv().await.is_some() {
-                    set.store(true, Ordering::Relaxed);
-                    eprintln!("\nending the broadcast (Ctrl-C again to quit at once)");
-                }
-                if signal.recv().await.is_some() {
-                    std::process::exit(130);
-                }
-            });
-        });
-    // The handler is in place before the broadcast starts.
-    if spawned.is_ok() {
-        let _ = registered.recv_timeout(Duration::from_secs(1));
-    }
-    flag
 }
 
 #[cfg(test)]

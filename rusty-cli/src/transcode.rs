@@ -15,6 +15,10 @@ use std::{
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -29,6 +33,7 @@ use rusty_node::rpc::{
 use crate::{
     args::{BroadcastArgs, GlobalArgs, PublishArgs},
     client::{connect, rpc_error},
+    interrupt::{interrupt_flag, wait_child},
 };
 
 /// How much of a live input on stdin is read ahead for ffprobe.
@@ -63,10 +68,17 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
     );
     let started = Instant::now();
     let args = ladder::ffmpeg_args(&input.to_string_lossy(), &out, &source, &rungs);
-    let status = Command::new("ffmpeg")
+    // Ctrl-C stops ffmpeg and removes its output (nothing is published);
+    // once publishing, it stops before the next file.
+    let interrupted = interrupt_flag("stopping the transcode");
+    let mut ffmpeg = Command::new("ffmpeg")
         .args(&args)
-        .status()
+        .spawn()
         .map_err(|e| not_found("ffmpeg", e))?;
+    let status = wait_child(&mut ffmpeg, &interrupted, || false)?;
+    if interrupted.load(Ordering::Relaxed) {
+        bail!("interrupted: nothing published, ffmpeg's output removed");
+    }
     if !status.success() {
         bail!("ffmpeg failed ({status}); its messages are above");
     }
@@ -80,6 +92,12 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
     });
     let mut master_uris = Vec::new();
     for (i, rung) in rungs.iter().enumerate() {
+        if interrupted.load(Ordering::Relaxed) {
+            bail!(
+                "interrupted after publishing {i} of {} renditions (their ids are above); no master playlist",
+                rungs.len()
+            );
+        }
         let (ts, playlist) = ladder::rendition_files(i);
         let what = format!("{title} ({})", rung.name());
         let ts_id = publish_file(c, a, &work.0.join(&ts), &what, "video/mp2t")?;
@@ -152,6 +170,10 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
         bail!("only live broadcasts exist: pass --live <file | ->  (to transcode a file for on-demand viewing, use `stream publish --transcode`)");
     }
     let work = WorkDir::new()?;
+    // Ctrl-C (or SIGTERM) ends every rendition's broadcast on the node,
+    // as it ends a plain broadcast: ffmpeg is asked to stop, each pump
+    // pushes what ffmpeg wrote last and ends its broadcast.
+    let interrupted = interrupt_flag("ending the broadcasts");
     let from_stdin = a.input.as_os_str() == "-";
     // On stdin the first bytes are read ahead into a file ffprobe can open,
     // and fed to ffmpeg before the rest.
@@ -170,6 +192,9 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
             std::fs::canonicalize(&a.input).with_context(|| format!("{}", a.input.display()))?;
         (path, None)
     };
+    if interrupted.load(Ordering::Relaxed) {
+        bail!("interrupted before the broadcast started");
+    }
     let source = probe(&probe_path)?;
     let rungs = ladder::plan(&source).context("planning the ladder")?;
     let title = a.title.clone().unwrap_or_else(|| "live".into());
@@ -247,23 +272,41 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
                 .and_then(|()| std::io::copy(&mut std::io::stdin().lock(), &mut to_ffmpeg));
         });
     }
-    let connections = match accept_all(&listeners, &mut ffmpeg) {
+    let connections = match accept_all(&listeners, &mut ffmpeg, &interrupted) {
         Ok(c) => c,
         Err(e) => {
             let _ = ffmpeg.kill();
             let _ = ffmpeg.wait();
+            // The broadcasts were announced: end them, so that viewers'
+            // playlists end rather than wait for segments.
+            for id in &ids {
+                let _ = c.run(c.api().stream_broadcast_end(id.clone()));
+            }
             return Err(e);
         }
     };
     eprintln!("broadcasting {} renditions…", rungs.len());
+    let pump_failed = Arc::new(AtomicBool::new(false));
     let pumps: Vec<_> = connections
         .into_iter()
         .zip(ids)
         .map(|(conn, id)| {
             let remote = connect(g);
-            std::thread::spawn(move || pump(remote?, conn, &id))
+            let failed = pump_failed.clone();
+            std::thread::spawn(move || {
+                let pushed = remote.and_then(|r| pump(r, conn, &id));
+                if pushed.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                pushed
+            })
         })
         .collect();
+    // A rendition that cannot be pushed stops ffmpeg, so that the others
+    // end too.
+    let status = wait_child(&mut ffmpeg, &interrupted, || {
+        pump_failed.load(Ordering::Relaxed)
+    })?;
     let mut failed = None;
     let mut sent = 0u64;
     for p in pumps {
@@ -273,18 +316,19 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
             Err(_) => failed = failed.or(Some(anyhow::anyhow!("a rendition's pump panicked"))),
         }
     }
-    if failed.is_some() {
-        let _ = ffmpeg.kill();
-    }
-    let status = ffmpeg.wait().context("waiting for ffmpeg")?;
     if let Some(e) = failed {
         return Err(e);
     }
-    if !status.success() {
+    let how = if interrupted.load(Ordering::Relaxed) {
+        // ffmpeg exits with 255 after SIGINT: expected here.
+        "interrupted: broadcasts ended"
+    } else if !status.success() {
         bail!("ffmpeg failed ({status}); its messages are above");
-    }
+    } else {
+        "broadcast ended"
+    };
     eprintln!(
-        "broadcast ended: {} pushed over {} renditions",
+        "{how}: {} pushed over {} renditions",
         crate::stream::human(sent),
         rungs.len()
     );
@@ -292,8 +336,13 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
 }
 
 /// ffmpeg's connections, one per listener in order; an error if ffmpeg
-/// exits or takes longer than [`OUTPUT_OPEN`] to open them.
-fn accept_all(listeners: &[TcpListener], ffmpeg: &mut Child) -> Result<Vec<TcpStream>> {
+/// exits, takes longer than [`OUTPUT_OPEN`] to open them, or the user
+/// interrupts.
+fn accept_all(
+    listeners: &[TcpListener],
+    ffmpeg: &mut Child,
+    interrupted: &AtomicBool,
+) -> Result<Vec<TcpStream>> {
     let deadline = Instant::now() + OUTPUT_OPEN;
     let mut out = Vec::new();
     for l in listeners {
@@ -315,6 +364,9 @@ fn accept_all(listeners: &[TcpListener], ffmpeg: &mut Child) -> Result<Vec<TcpSt
             }
             if Instant::now() > deadline {
                 bail!("ffmpeg did not open its outputs within {OUTPUT_OPEN:?}");
+            }
+            if interrupted.load(Ordering::Relaxed) {
+                bail!("interrupted before ffmpeg opened its outputs; broadcasts ended");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

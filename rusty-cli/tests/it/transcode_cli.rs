@@ -83,12 +83,24 @@ fn test_clip(path: &Path) {
 
 /// [`test_clip`], `secs` long.
 fn test_clip_of(path: &Path, secs: u32) {
+    make_clip(path, secs, "medium");
+}
+
+/// A long [`test_clip`] made quickly (x264's `ultrafast`), for tests that
+/// only need it to last.
+fn long_test_clip(path: &Path, secs: u32) {
+    make_clip(path, secs, "ultrafast");
+}
+
+fn make_clip(path: &Path, secs: u32, preset: &str) {
     let made = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc=size=854x480:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-g", "90", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v", "libx264", "-preset", preset, "-g", "90", "-pix_fmt", "yuv420p",
+        ])
         .args(["-c:a", "aac", "-shortest"])
         .arg(path)
         .status()
@@ -600,5 +612,141 @@ fn a_viewer_node_chooses_live_renditions_for_a_player_and_follows_one_at_a_time(
     assert!(
         offered.iter().all(|v| v.2.ends_with("/live.m3u8")),
         "{capped}"
+    );
+}
+
+/// Sends SIGINT to `child` alone (not its process group, as a terminal's
+/// Ctrl-C would: the CLI must pass it on to ffmpeg itself), then waits
+/// for it to exit; its exit status and stderr.
+fn interrupt(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> (std::process::ExitStatus, String) {
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(killed.success());
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not stopped {within:?} after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("stderr");
+    (status, stderr)
+}
+
+/// What is left in a scratch directory.
+fn left_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("scratch directory")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn interrupting_a_live_transcode_ends_every_renditions_broadcast() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.ts");
+    long_test_clip(&clip, 30);
+    let scratch = dir.path().join("tmp");
+    std::fs::create_dir(&scratch).unwrap();
+    let node = NodeProcess::start(dir.path(), free_port(), &["--no-mine"]);
+    let mut broadcast = node
+        .command(&["stream", "broadcast", "--live"])
+        .arg(&clip)
+        .args(["--transcode", "--title", "interrupted card"])
+        .env("TMPDIR", &scratch)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let master_id = first_line(&mut broadcast);
+    assert_eq!(master_id.len(), 64, "{master_id:?}");
+    let master = String::from_utf8(read(&node, &master_id, dir.path())).unwrap();
+    let ids: Vec<String> = uris(&master)
+        .iter()
+        .map(|u| {
+            u.trim_start_matches("../")
+                .trim_end_matches("/live.m3u8")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "{master}");
+    let live = |id: &str| node.json(&["stream", "status", id])["live"][0].clone();
+    // Every rendition is on the air with a few segments.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids
+        .iter()
+        .all(|id| live(id)["last_seq"].as_u64().is_some_and(|s| s >= 2))
+    {
+        assert!(Instant::now() < deadline, "the renditions never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, stderr) = interrupt(&mut broadcast, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("interrupted: broadcasts ended"), "{stderr}");
+    for id in &ids {
+        assert_eq!(live(id)["ended"], true, "{id}: {}", live(id));
+    }
+    assert_eq!(
+        left_in(&scratch),
+        Vec::<String>::new(),
+        "the scratch directory is removed"
+    );
+}
+
+#[test]
+fn interrupting_a_transcode_publishes_nothing_and_leaves_no_files() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    long_test_clip(&clip, 60);
+    let scratch = dir.path().join("tmp");
+    std::fs::create_dir(&scratch).unwrap();
+    let node = NodeProcess::start(dir.path(), free_port(), &["--no-mine"]);
+    let mut publish = node
+        .command(&["stream", "publish"])
+        .arg(&clip)
+        .args(["--transcode", "--title", "interrupted"])
+        .env("TMPDIR", &scratch)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ffmpeg is at work once it has written into the scratch directory.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&scratch)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|d| std::fs::read_dir(d.path()).is_ok_and(|mut f| f.next().is_some()))
+    {
+        assert!(Instant::now() < deadline, "ffmpeg never started writing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, stderr) = interrupt(&mut publish, Duration::from_secs(30));
+    assert!(!status.success(), "an interrupted publish fails: {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut publish.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert_eq!(stdout.trim(), "", "no master playlist id printed");
+    assert_eq!(
+        left_in(&scratch),
+        Vec::<String>::new(),
+        "ffmpeg's output is removed"
     );
 }
