@@ -36,8 +36,10 @@ use crate::{
     interrupt::{interrupt_flag, wait_child},
 };
 
-/// How much of a live input on stdin is read ahead for ffprobe.
-const PROBE_BYTES: usize = 4 << 20;
+/// How much of a live input on stdin is read ahead for ffprobe, tried in
+/// turn until it can size the video: the broadcast waits for these bytes
+/// (4 MiB is half a minute of a 1 Mbit/s stream).
+const PROBE_STEPS: [usize; 3] = [256 << 10, 1 << 20, 4 << 20];
 /// How long ffmpeg gets to open its outputs (it opens them before the
 /// first frame is encoded).
 const OUTPUT_OPEN: Duration = Duration::from_secs(20);
@@ -176,26 +178,21 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
     let interrupted = interrupt_flag("ending the broadcasts");
     let from_stdin = a.input.as_os_str() == "-";
     // On stdin the first bytes are read ahead into a file ffprobe can open,
-    // and fed to ffmpeg before the rest.
-    let (probe_path, head) = if from_stdin {
-        let mut head = Vec::with_capacity(PROBE_BYTES);
-        std::io::stdin()
-            .lock()
-            .take(PROBE_BYTES as u64)
-            .read_to_end(&mut head)
-            .context("reading the live input")?;
+    // and fed to ffmpeg before the rest: as few as ffprobe needs, since a
+    // live input's read-ahead is waited for before the broadcast starts.
+    let (probe_path, head, source) = if from_stdin {
         let path = work.0.join("head.ts");
-        std::fs::write(&path, &head).with_context(|| format!("{}", path.display()))?;
-        (path, Some(head))
+        let (head, source, ended) = probe_stdin(&path)?;
+        (path, Some((head, ended)), source)
     } else {
         let path =
             std::fs::canonicalize(&a.input).with_context(|| format!("{}", a.input.display()))?;
-        (path, None)
+        let source = probe(&path)?;
+        (path, None, source)
     };
     if interrupted.load(Ordering::Relaxed) {
         bail!("interrupted before the broadcast started");
     }
-    let source = probe(&probe_path)?;
     let rungs = ladder::plan(&source).context("planning the ladder")?;
     let title = a.title.clone().unwrap_or_else(|| "live".into());
 
@@ -254,7 +251,32 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
     } else {
         probe_path.to_string_lossy().into_owned()
     };
-    let args = ladder::ffmpeg_live_args(&input, &source, &rungs, &outputs);
+    // A pipe is live, paced by its writer: ffmpeg reads it as it comes,
+    // and is fed the read-ahead from its last keyframe on (with the
+    // tables), so the broadcast starts at most a GOP behind the input.
+    // (A pipe that ended within the read-ahead was no live source: it is
+    // played out at its frame rate, whole, as a file.)
+    let ended_early = head.as_ref().is_some_and(|(_, ended)| *ended);
+    let pacing = if from_stdin && !ended_early && !stdin_is_a_file() {
+        ladder::LiveInput::Paced
+    } else {
+        ladder::LiveInput::File
+    };
+    let head = head.map(|(head, _)| match pacing {
+        ladder::LiveInput::Paced => match rusty_media::live::ts::last_join_point(&head) {
+            Some((tables, at)) => {
+                eprintln!(
+                    "joining the live input at its last keyframe read ahead ({} of {} skipped)",
+                    crate::stream::human(at as u64),
+                    crate::stream::human(head.len() as u64)
+                );
+                [tables.as_slice(), head.get(at..).unwrap_or_default()].concat()
+            }
+            None => head,
+        },
+        ladder::LiveInput::File => head,
+    });
+    let args = ladder::ffmpeg_live_args(&input, pacing, &source, &rungs, &outputs);
     let mut ffmpeg = Command::new("ffmpeg")
         .args(&args)
         .stdin(if from_stdin {
@@ -333,6 +355,42 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
         rungs.len()
     );
     Ok(())
+}
+
+/// Reads standard input ahead into `path` in [`PROBE_STEPS`] until
+/// ffprobe can size its video: the bytes read, what ffprobe found, and
+/// whether the input ended within them.
+fn probe_stdin(path: &Path) -> Result<(Vec<u8>, Source, bool)> {
+    let mut stdin = std::io::stdin().lock();
+    let mut head = Vec::new();
+    let mut failed = None;
+    for step in PROBE_STEPS {
+        let want = step.saturating_sub(head.len());
+        let got = (&mut stdin)
+            .take(want as u64)
+            .read_to_end(&mut head)
+            .context("reading the live input")?;
+        let ended = got < want;
+        std::fs::write(path, &head).with_context(|| format!("{}", path.display()))?;
+        match probe(path) {
+            Ok(source) => return Ok((head, source, ended)),
+            Err(e) if ended => return Err(e),
+            Err(e) => failed = Some(e),
+        }
+    }
+    Err(failed.unwrap_or_else(|| anyhow::anyhow!("the live input could not be probed")))
+}
+
+/// Standard input is a regular file (`< clip.ts`), not a pipe, socket or
+/// terminal: nothing paces it.
+fn stdin_is_a_file() -> bool {
+    use std::os::fd::AsFd;
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_file())
 }
 
 /// ffmpeg's connections, one per listener in order; an error if ffmpeg

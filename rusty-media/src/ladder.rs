@@ -156,9 +156,22 @@ pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) 
     args
 }
 
+/// How a live ladder's input arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveInput {
+    /// A file (a path, or a file redirected to standard input): read at
+    /// its frame rate (`-re`), as a capture would deliver it.
+    File,
+    /// A pipe or socket whose writer paces it (a capture, `ffmpeg -re …
+    /// -f mpegts -`): read as it comes. With `-re` the bytes read ahead to
+    /// probe it would stay a delay behind the clock for the whole
+    /// broadcast.
+    Paced,
+}
+
 /// `ffmpeg`'s arguments for a live ladder: `input` read at its own pace
-/// (`-re`: a file plays out as a capture would), decoded once, and each
-/// rung written as its own MPEG-TS stream to `outputs[i]` (the CLI passes
+/// (see [`LiveInput`]), decoded once, and each rung written as its own
+/// MPEG-TS stream to `outputs[i]` (the CLI passes
 /// `tcp://127.0.0.1:<port>` URLs it listens on and pushes each to a
 /// broadcast of its own). Keyframes as in [`ffmpeg_args`], so the node's
 /// segmenter, which cuts before keyframes, cuts every rendition at the same
@@ -166,11 +179,16 @@ pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) 
 /// look-ahead.
 pub fn ffmpeg_live_args(
     input: &str,
+    pacing: LiveInput,
     source: &Source,
     rungs: &[Rung],
     outputs: &[String],
 ) -> Vec<String> {
-    let mut args = input_args(&["-re"], input, rungs);
+    let before_input: &[&str] = match pacing {
+        LiveInput::File => &["-re"],
+        LiveInput::Paced => &[],
+    };
+    let mut args = input_args(before_input, input, rungs);
     for (i, (r, out)) in rungs.iter().zip(outputs).enumerate() {
         args.extend(["-map".into(), format!("[v{i}]")]);
         if source.audio {
@@ -427,9 +445,13 @@ mod tests {
         let s = source(854, 480);
         let rungs = plan(&s).unwrap();
         let outs: Vec<String> = (0..3).map(|i| format!("tcp://127.0.0.1:{i}")).collect();
-        let args = ffmpeg_live_args("-", &s, &rungs, &outs);
+        let args = ffmpeg_live_args("-", LiveInput::File, &s, &rungs, &outs);
         let joined = args.join(" ");
         assert!(joined.contains("-re -i - -filter_complex"), "{joined}");
+        // A paced pipe is read as it comes.
+        let paced = ffmpeg_live_args("-", LiveInput::Paced, &s, &rungs, &outs).join(" ");
+        assert!(paced.contains("-y -i - -filter_complex"), "{paced}");
+        assert!(!paced.contains("-re"), "{paced}");
         assert_eq!(joined.matches("-f mpegts tcp://").count(), 3, "{joined}");
         assert_eq!(joined.matches("-sc_threshold 0").count(), 3, "{joined}");
         assert!(joined.contains("-map [v2] -map 0:a:0"), "{joined}");

@@ -750,3 +750,59 @@ fn interrupting_a_transcode_publishes_nothing_and_leaves_no_files() {
         "ffmpeg's output is removed"
     );
 }
+
+#[test]
+fn a_live_transcode_of_a_paced_pipe_starts_at_the_keyframe_it_read_ahead_to() {
+    if !ffmpeg_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.ts");
+    long_test_clip(&clip, 40);
+    let node = NodeProcess::start(dir.path(), free_port(), &["--no-mine"]);
+    // A live source: ffmpeg plays the clip out in real time into a pipe.
+    let mut source = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-i"])
+        .arg(&clip)
+        .args(["-c", "copy", "-f", "mpegts", "-"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut broadcast = node
+        .command(&["stream", "broadcast", "--live", "-", "--transcode"])
+        .stdin(source.stdout.take().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let master_id = first_line(&mut broadcast);
+    assert_eq!(master_id.len(), 64, "{master_id:?}");
+    let master = String::from_utf8(read(&node, &master_id, dir.path())).unwrap();
+    let ids: Vec<String> = uris(&master)
+        .iter()
+        .map(|u| {
+            u.trim_start_matches("../")
+                .trim_end_matches("/live.m3u8")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "{master}");
+    let live = |id: &str| node.json(&["stream", "status", id])["live"][0].clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids
+        .iter()
+        .all(|id| live(id)["last_seq"].as_u64().is_some_and(|s| s >= 1))
+    {
+        assert!(Instant::now() < deadline, "the renditions never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, stderr) = interrupt(&mut broadcast, Duration::from_secs(30));
+    let _ = source.kill();
+    let _ = source.wait();
+    assert!(status.success(), "{status:?}: {stderr}");
+    // The read-ahead before its last keyframe was skipped, not queued.
+    assert!(
+        stderr.contains("joining the live input at its last keyframe read ahead"),
+        "{stderr}"
+    );
+}

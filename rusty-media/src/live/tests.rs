@@ -948,3 +948,38 @@ fn segments_cut_inside_a_group_of_pictures_are_not_joinable() {
     // Not MPEG-TS: nothing to say.
     assert_eq!(ts::joinable(&raw(1000)), None);
 }
+
+#[test]
+fn a_live_input_read_ahead_is_joined_at_its_last_keyframe() {
+    let input = include_bytes!("../../../tests/ui/sample.ts");
+    // 100,000 bytes read ahead, ending inside a packet.
+    let head = &input[..100_000];
+    let (tables, at) = ts::last_join_point(head).expect("a keyframe in the head");
+    assert_eq!(tables.len(), 2 * TS_PACKET_LEN);
+    assert_eq!(at % TS_PACKET_LEN, 0);
+    // The last one: no random-access point after it in the head.
+    let after: Vec<ts::PacketKind> = {
+        let mut scanner = ts::TsScanner::new();
+        for p in head[..at].chunks(TS_PACKET_LEN) {
+            scanner.packet(p);
+        }
+        head[at..]
+            .chunks_exact(TS_PACKET_LEN)
+            .map(|p| scanner.packet(p))
+            .collect()
+    };
+    assert_eq!(after.first(), Some(&ts::PacketKind::RandomAccess));
+    assert!(!after[1..].contains(&ts::PacketKind::RandomAccess));
+    // What a consumer is fed (the tables, the head from there, the rest)
+    // starts where a decoder can.
+    let mut fed = tables.clone();
+    fed.extend_from_slice(&input[at..]);
+    assert_eq!(
+        ts::joinable(&fed[..fed.len() / TS_PACKET_LEN * TS_PACKET_LEN]),
+        Some(true)
+    );
+    assert!(at > 50_000, "most of the head is skipped: {at}");
+    // Not MPEG-TS, or no keyframe yet: nothing to join at.
+    assert_eq!(ts::last_join_point(&raw(5_000)), None);
+    assert_eq!(ts::last_join_point(&input[..3 * TS_PACKET_LEN]), None);
+}

@@ -161,6 +161,27 @@ pub fn joinable(segment: &[u8]) -> Option<bool> {
     Some(false)
 }
 
+/// Where a live input read ahead (`head`, MPEG-TS from its first byte)
+/// can be joined: the tables (PAT and PMT) and the offset of the last
+/// random-access point of its video. A consumer fed the tables and
+/// `head[offset..]` (then the rest of the input) starts at that keyframe
+/// instead of at the head's start: at most one GOP behind, rather than
+/// the whole head. `None` when the head is not MPEG-TS, names no video
+/// stream or has no random-access point.
+pub fn last_join_point(head: &[u8]) -> Option<(Vec<u8>, usize)> {
+    if head.first() != Some(&TS_SYNC_BYTE) {
+        return None;
+    }
+    let mut scanner = TsScanner::new();
+    let mut last = None;
+    for (i, packet) in head.chunks_exact(TS_PACKET_LEN).enumerate() {
+        if scanner.packet(packet) == PacketKind::RandomAccess {
+            last = Some(i * TS_PACKET_LEN);
+        }
+    }
+    Some((scanner.tables()?, last?))
+}
+
 /// The adaptation field (with its length byte) and the payload of a
 /// packet, as its `adaptation_field_control` says.
 fn split(p: &[u8], afc: u8) -> (Option<&[u8]>, Option<&[u8]>) {
