@@ -211,11 +211,8 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
         );
     }
     let master = work.0.join(ladder::MASTER);
-    std::fs::write(
-        &master,
-        ladder::live_master_playlist(&rungs, source.audio, &ids),
-    )
-    .with_context(|| format!("{}", master.display()))?;
+    std::fs::write(&master, ladder::live_master_playlist(&rungs, &source, &ids))
+        .with_context(|| format!("{}", master.display()))?;
     let master_id = publish_with(
         c,
         &master,

@@ -122,7 +122,7 @@ pub fn ffmpeg_args(input: &str, out_dir: &str, source: &Source, rungs: &[Rung]) 
     let mut streams = Vec::new();
     for (i, r) in rungs.iter().enumerate() {
         args.extend(["-map".into(), format!("[v{i}]")]);
-        args.extend(video_codec(&format!(":{i}"), r));
+        args.extend(video_codec(&format!(":{i}"), r, source.fps));
         if source.audio {
             args.extend(["-map".into(), "0:a:0".into()]);
             streams.push(format!("v:{i},a:{i}"));
@@ -195,7 +195,7 @@ pub fn ffmpeg_live_args(
             args.extend(["-map".into(), "0:a:0".into()]);
             args.extend(audio_codec());
         }
-        args.extend(video_codec("", r));
+        args.extend(video_codec("", r, source.fps));
         args.extend(common_video(source));
         args.extend(["-tune".into(), "zerolatency".into()]);
         args.extend(["-f".into(), "mpegts".into(), out.clone()]);
@@ -225,10 +225,17 @@ fn input_args(before_input: &[&str], input: &str, rungs: &[Rung]) -> Vec<String>
 
 /// libx264 at the rung's bitrate; `spec` is the output stream specifier
 /// (`:2` when one output holds every rung, empty for an output of its own).
-fn video_codec(spec: &str, r: &Rung) -> Vec<String> {
+fn video_codec(spec: &str, r: &Rung, fps: f64) -> Vec<String> {
+    let level = h264_level(r, fps);
     vec![
         format!("-c:v{spec}"),
         "libx264".into(),
+        // Stated, so that a live master playlist can name them in CODECS
+        // before a frame is encoded.
+        format!("-profile:v{spec}"),
+        "high".into(),
+        format!("-level:v{spec}"),
+        format!("{}.{}", level / 10, level % 10),
         format!("-b:v{spec}"),
         format!("{}k", r.video_kbps),
         format!("-maxrate:v{spec}"),
@@ -267,20 +274,62 @@ fn common_video(source: &Source) -> Vec<String> {
     ]
 }
 
+/// H.264 levels from 3.0 up (×10), with the most macroblocks a frame,
+/// macroblocks a second and kbit/s (High profile: 1.25 × Table A-1's)
+/// each allows (ITU-T H.264, Table A-1).
+const H264_LEVELS: [(u8, u64, u64, u64); 9] = [
+    (30, 1_620, 40_500, 12_500),
+    (31, 3_600, 108_000, 17_500),
+    (32, 5_120, 216_000, 25_000),
+    (40, 8_192, 245_760, 25_000),
+    (41, 8_192, 245_760, 62_500),
+    (42, 8_704, 522_240, 62_500),
+    (50, 22_080, 589_824, 168_750),
+    (51, 36_864, 983_040, 300_000),
+    (52, 36_864, 2_073_600, 300_000),
+];
+
+/// The H.264 level (×10) a rung is encoded at: the lowest from 3.0 up
+/// whose frame size, macroblock rate and bitrate hold the rung at `fps`
+/// and its maxrate (5.2 beyond all of them).
+pub fn h264_level(r: &Rung, fps: f64) -> u8 {
+    let frame = u64::from(r.width.div_ceil(16)) * u64::from(r.height.div_ceil(16));
+    let per_second = (frame as f64 * fps.max(1.0)).ceil() as u64;
+    let peak_kbps = u64::from(r.video_kbps) * 3 / 2;
+    H264_LEVELS
+        .iter()
+        .find(|&&(_, fs, mbps, kbps)| frame <= fs && per_second <= mbps && peak_kbps <= kbps)
+        .map_or(52, |l| l.0)
+}
+
+/// A rung's RFC 6381 codecs: H.264 High at its level, and AAC-LC with
+/// `audio`.
+pub fn rung_codecs(r: &Rung, fps: f64, audio: bool) -> String {
+    let video = format!("avc1.6400{:02x}", h264_level(r, fps));
+    if audio {
+        format!("{video},mp4a.40.2")
+    } else {
+        video
+    }
+}
+
 /// The master playlist of a live ladder: one variant per rung, its URI the
 /// node's live playlist of that rung's broadcast (`../<id>/live.m3u8`,
 /// relative to the master's own `/media/<master id>/content`). BANDWIDTH is
-/// the rung's peak (the encoder's maxrate) plus audio, as HLS asks.
-pub fn live_master_playlist(rungs: &[Rung], audio: bool, ids: &[String]) -> String {
+/// the rung's peak (the encoder's maxrate) plus audio, as HLS asks; CODECS
+/// what [`ffmpeg_live_args`] tells x264 to state (High profile, the rung's
+/// level) and AAC-LC, as Apple's players want before they pick a variant.
+pub fn live_master_playlist(rungs: &[Rung], source: &Source, ids: &[String]) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     for (r, id) in rungs.iter().zip(ids) {
-        let audio_kbps = if audio { AUDIO_KBPS } else { 0 };
+        let audio_kbps = if source.audio { AUDIO_KBPS } else { 0 };
         let peak = (r.video_kbps * 3 / 2 + audio_kbps) * 1000;
         let average = (r.video_kbps + audio_kbps) * 1000;
         out.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},RESOLUTION={}x{}\n{}\n",
+            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},RESOLUTION={}x{},CODECS=\"{}\"\n{}\n",
             r.width,
             r.height,
+            rung_codecs(r, source.fps, source.audio),
             live_uri(id)
         ));
     }
@@ -413,6 +462,55 @@ mod tests {
     }
 
     #[test]
+    fn each_rung_gets_the_lowest_h264_level_that_holds_it() {
+        let rung = |width, height, video_kbps| Rung {
+            width,
+            height,
+            video_kbps,
+        };
+        assert_eq!(h264_level(&rung(426, 240, 400), 30.0), 30);
+        // 54 × 30 macroblocks at 30 fps: 48,600 a second, over 3.0's 40,500.
+        assert_eq!(h264_level(&rung(854, 480, 1_200), 30.0), 31);
+        assert_eq!(h264_level(&rung(1280, 720, 2_500), 30.0), 31);
+        assert_eq!(h264_level(&rung(1280, 720, 2_500), 60.0), 32);
+        assert_eq!(h264_level(&rung(1920, 1080, 5_000), 30.0), 40);
+        assert_eq!(h264_level(&rung(1920, 1080, 5_000), 60.0), 42);
+        // A bitrate over a level's: the next one up.
+        assert_eq!(h264_level(&rung(426, 240, 10_000), 30.0), 31);
+        assert_eq!(h264_level(&rung(7680, 4320, 5_000), 60.0), 52);
+        assert_eq!(
+            rung_codecs(&rung(854, 480, 1_200), 30.0, true),
+            "avc1.64001f,mp4a.40.2"
+        );
+        assert_eq!(
+            rung_codecs(&rung(426, 240, 400), 30.0, false),
+            "avc1.64001e"
+        );
+        // What x264 is told matches.
+        let s = source(854, 480);
+        let rungs = plan(&s).unwrap();
+        let args = ffmpeg_live_args(
+            "-",
+            LiveInput::File,
+            &s,
+            &rungs,
+            &["a".into(), "b".into(), "c".into()],
+        );
+        assert_eq!(
+            args.join(" ")
+                .matches("-profile:v high -level:v 3.1")
+                .count(),
+            1
+        );
+        assert_eq!(
+            args.join(" ")
+                .matches("-profile:v high -level:v 3.0")
+                .count(),
+            2
+        );
+    }
+
+    #[test]
     fn unusable_sources_are_refused() {
         assert!(matches!(
             plan(&source(0, 480)),
@@ -457,10 +555,11 @@ mod tests {
         assert!(joined.contains("-map [v2] -map 0:a:0"), "{joined}");
         assert_eq!(args.last(), outs.last());
         let ids: Vec<String> = ["aa", "bb", "cc"].iter().map(|s| s.to_string()).collect();
-        let master = live_master_playlist(&rungs, true, &ids);
+        let master = live_master_playlist(&rungs, &s, &ids);
         assert!(master.starts_with("#EXTM3U\n"), "{master}");
         assert!(
-            master.contains("RESOLUTION=854x480\n../cc/live.m3u8\n"),
+            master
+                .contains("RESOLUTION=854x480,CODECS=\"avc1.64001f,mp4a.40.2\"\n../cc/live.m3u8\n"),
             "{master}"
         );
         assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 3);

@@ -365,6 +365,35 @@ fn a_live_transcode_broadcasts_three_keyframe_aligned_renditions_under_a_master_
         let joined: Vec<u8> = seen.values().flat_map(|b| b.iter().copied()).collect();
         std::fs::write(&path, joined).unwrap();
         keys.push(keyframes(&path));
+        // The master playlist's CODECS say what the rendition is.
+        let codecs = master
+            .lines()
+            .filter_map(|l| l.split("CODECS=\"").nth(1))
+            .nth(i)
+            .and_then(|c| c.split('"').next())
+            .expect("CODECS on every variant");
+        let level = u8::from_str_radix(&codecs[9..11], 16).expect("avc1.6400LL");
+        assert!(
+            codecs.starts_with("avc1.6400") && codecs.ends_with(",mp4a.40.2"),
+            "{codecs}"
+        );
+        let probed = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args([
+                "-show_entries",
+                "stream=profile,level",
+                "-of",
+                "default=noprint_wrappers=1",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let probed = String::from_utf8_lossy(&probed.stdout).into_owned();
+        assert!(probed.contains("profile=High\n"), "rendition {i}: {probed}");
+        assert!(
+            probed.contains(&format!("level={level}\n")),
+            "rendition {i} ({codecs}): {probed}"
+        );
     }
     // The same keyframe times and segment starts in every rendition, so a
     // player can switch at any segment.
