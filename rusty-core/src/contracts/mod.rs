@@ -196,6 +196,16 @@ impl<'a> AccountWorld<'a> {
             .unwrap_or_default())
     }
 
+    /// An account's nonce as the EVM sees it (`eth_getTransactionCount`):
+    /// the withdraw contract's is 1, as for any contract, though the trie
+    /// keeps only its balance.
+    pub fn nonce_of(&self, address: &[u8; 20]) -> Result<u64, ContractError> {
+        if *address == withdraw::WITHDRAW_ADDRESS {
+            return Ok(1);
+        }
+        Ok(self.nonce_and_balance(address)?.0)
+    }
+
     pub fn storage_word(
         &self,
         address: &[u8; 20],
@@ -204,8 +214,12 @@ impl<'a> AccountWorld<'a> {
         Ok(self.trie.storage(address, slot)?)
     }
 
-    /// An account's code (empty for none).
+    /// An account's code as the EVM runs it (empty for none; the withdraw
+    /// contract's comes with the rules, not from the trie).
     pub fn code_of(&self, address: &[u8; 20]) -> Result<Vec<u8>, ContractError> {
+        if *address == withdraw::WITHDRAW_ADDRESS {
+            return Ok(withdraw::code().to_vec());
+        }
         match self.account(address)? {
             Some(a) if a.code_hash != KECCAK_EMPTY => self
                 .code_by_hash(&a.code_hash)?

@@ -135,6 +135,14 @@ fn deposit_deploy_and_call_are_mined_with_a_state_root() {
     assert_eq!(world.storage_word(&contract, &[0; 32]).unwrap(), word);
     let (nonce, after) = world.nonce_and_balance(&me).unwrap();
     assert_eq!(nonce, 2);
+    assert_eq!(world.nonce_of(&me).unwrap(), 2);
+    // The withdraw contract, as the EVM sees it (the trie keeps only its
+    // balance): its code and a contract's nonce.
+    assert_eq!(
+        world.code_of(&withdraw::WITHDRAW_ADDRESS).unwrap(),
+        withdraw::code()
+    );
+    assert_eq!(world.nonce_of(&withdraw::WITHDRAW_ADDRESS).unwrap(), 1);
     let tip = s.chain().tip();
     let receipts = s.chain().receipts(&tip).unwrap().0;
     assert_eq!(receipts.len(), 2);

@@ -567,7 +567,7 @@ impl EthApiServer for EthRpc {
     ) -> RpcResult<String> {
         let pending = parse_block_ref(block.as_ref())? == BlockRef::Pending;
         self.account_read(&address, block, move |s, w, a| {
-            let nonce = w.nonce_and_balance(&a)?.0;
+            let nonce = w.nonce_of(&a)?;
             Ok(qty(if pending {
                 s.eth_pool().pending_nonce(&a, nonce)
             } else {
