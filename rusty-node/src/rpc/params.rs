@@ -156,6 +156,8 @@ signatures! {
     "eth_getFilterChanges" Ethereum ["id"] [] "What is new for a filter since its last poll (removed logs after a reorg marked removed).";
     "eth_getFilterLogs" Ethereum ["id"] [] "Every log a log filter matches over its range.";
     "eth_uninstallFilter" Ethereum ["id"] [] "Drops a filter; whether it existed.";
+    "eth_subscribe" Ethereum ["\"kind\""] ["filter"] "Over WebSocket: newHeads, logs (with a filter) or newPendingTransactions, as eth_subscription messages.";
+    "eth_unsubscribe" Ethereum ["id"] [] "Ends an eth_subscribe subscription; whether it existed.";
     "eth_getProof" Ethereum ["address", "storageKeys"] ["block"] "EIP-1186 account and storage proofs (BLAKE3 trie nodes).";
     "eth_getStorageAt" Ethereum ["address", "slot"] ["block"] "A storage word.";
     "eth_getTransactionByHash" Ethereum ["hash"] [] "A mined or pooled Ethereum transaction by its keccak256 hash.";

@@ -109,6 +109,35 @@ async function main() {
   const after = await provider.getBalance(wallet.address);
   const fees = before - after - ethers.parseEther('0.5');
   assert(fees > 0n, 'gas was paid');
+  // The same over WebSocket, on the same port: ethers' WebSocketProvider
+  // subscribes (eth_subscribe newHeads and logs). A subscription starts
+  // asynchronously, so greetings are sent until one is heard.
+  const ws = new ethers.WebSocketProvider(process.env.RPC_URL.replace(/^http/, 'ws'));
+  const heads = [];
+  await ws.on('block', (n) => heads.push(n));
+  const overWs = [];
+  await new ethers.Contract(address, abi, ws).on('Greeted', (by, greeting, count, payload) => {
+    overWs.push({ by, greeting, hash: payload.log.transactionHash });
+  });
+  const pendingOverWs = [];
+  await ws.on('pending', (hash) => pendingOverWs.push(hash));
+  const greetedOverWs = [];
+  const heardBoth = () => overWs.length > 0 && pendingOverWs.some((h) => greetedOverWs.includes(h));
+  for (let i = 0; i < 5 && !heardBoth(); i++) {
+    const t = await greeter.greet(`over websocket ${i}`);
+    greetedOverWs.push(t.hash);
+    await t.wait();
+    for (let waited = 0; waited < 3000 && !heardBoth(); waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  assert(overWs.length > 0, 'a Greeted event came over the WebSocket');
+  assert(heardBoth(), 'a pending transaction came over the WebSocket');
+  assert(greetedOverWs.includes(overWs[0].hash), 'the event of a greeting sent');
+  assert.equal(overWs[0].by, wallet.address);
+  assert(heads.length > 0, 'new heads came over the WebSocket');
+  await ws.destroy();
+
   // Stops the provider's polling, so that the process can exit.
   provider.destroy();
   console.log(JSON.stringify({

@@ -7,7 +7,10 @@
 //! These methods hold no keys (transactions arrive signed), so they are
 //! also served without authentication on `--eth-rpc-bind`.
 
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use jsonrpsee::{
+    core::{RpcResult, SubscriptionResult},
+    proc_macros::rpc,
+};
 use serde_json::Value;
 
 #[rpc(server, client)]
@@ -120,6 +123,12 @@ pub trait EthApi {
 
     #[method(name = "eth_uninstallFilter")]
     async fn uninstall_filter(&self, id: String) -> RpcResult<bool>;
+
+    /// Over WebSocket: `newHeads`, `logs` (with a filter as
+    /// `eth_getLogs`') or `newPendingTransactions`, each notification an
+    /// `eth_subscription` message.
+    #[subscription(name = "eth_subscribe" => "eth_subscription", unsubscribe = "eth_unsubscribe", item = Value)]
+    async fn eth_subscribe(&self, kind: String, filter: Option<Value>) -> SubscriptionResult;
 
     /// EIP-1186, with BLAKE3 trie nodes.
     #[method(name = "eth_getProof")]

@@ -8,6 +8,7 @@
 
 mod filters;
 mod json;
+mod subscribe;
 
 use std::{sync::Arc, time::Instant};
 
@@ -712,6 +713,15 @@ impl EthApiServer for EthRpc {
 
     async fn uninstall_filter(&self, id: String) -> RpcResult<bool> {
         Ok(filters::parse_id(&id).is_ok_and(|id| self.0.eth_filters.uninstall(id)))
+    }
+
+    async fn eth_subscribe(
+        &self,
+        pending: jsonrpsee::PendingSubscriptionSink,
+        kind: String,
+        filter: Option<Value>,
+    ) -> jsonrpsee::core::SubscriptionResult {
+        self.subscription(pending, kind, filter).await
     }
 
     async fn get_proof(

@@ -1,0 +1,129 @@
+//! `eth_subscribe` over WebSocket, as ethers' `WebSocketProvider` and
+//! viem's `webSocket` transport use it: `newHeads` sends each block that
+//! joins the active chain, `logs` each matching log (after a reorg, those
+//! of the blocks that left with `removed: true` first), and
+//! `newPendingTransactions` the hash of each Ethereum transaction the pool
+//! admits. A subscription follows the chain with the same cursor and walk
+//! as a polled filter ([`super::filters`]), woken by each new tip.
+
+use std::sync::Arc;
+
+use jsonrpsee::{core::SubscriptionResult, PendingSubscriptionSink, SubscriptionMessage};
+use rusty_shared_types::Payload;
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{
+    data, evm_params, filter_changes,
+    filters::{Cursor, FilterKind},
+    invalid, json, EthRpc,
+};
+
+impl EthRpc {
+    pub(super) async fn subscription(
+        &self,
+        pending: PendingSubscriptionSink,
+        kind: String,
+        filter: Option<Value>,
+    ) -> SubscriptionResult {
+        let kind = match (kind.as_str(), filter) {
+            ("newHeads", None) => FilterKind::Blocks,
+            ("logs", filter) => {
+                let filter = filter.unwrap_or_else(|| Value::Object(Default::default()));
+                match json::LogFilter::parse(&filter) {
+                    Ok(f) => FilterKind::Logs(Arc::new(f)),
+                    Err(e) => {
+                        pending.reject(e).await;
+                        return Ok(());
+                    }
+                }
+            }
+            ("newPendingTransactions", None | Some(Value::Bool(false))) => {
+                FilterKind::PendingTransactions
+            }
+            (other, _) => {
+                pending
+                    .reject(invalid(format!(
+                        "unsupported subscription {other:?} (newHeads, logs, newPendingTransactions)"
+                    )))
+                    .await;
+                return Ok(());
+            }
+        };
+        if matches!(kind, FilterKind::PendingTransactions) {
+            return self.pending_transactions(pending).await;
+        }
+        // Subscribed before the cursor is read: no tip is missed between.
+        let mut tips = self.0.chain.subscribe_blocks();
+        let start = self
+            .query(|s| Ok(Cursor::Block(s.chain().height(), s.chain().tip())))
+            .await?;
+        let sink = pending.accept().await?;
+        let evm = evm_params(&self.0).ok();
+        let mut cursor = start;
+        loop {
+            match tips.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+            let kind = kind.clone();
+            let (items, next) = self
+                .query(move |s| {
+                    let (changes, next) = filter_changes(s, &kind, cursor)?;
+                    let Value::Array(changes) = changes else {
+                        return Ok((Vec::new(), next));
+                    };
+                    if !matches!(kind, FilterKind::Blocks) {
+                        return Ok((changes, next));
+                    }
+                    // newHeads: the blocks themselves, not their hashes.
+                    let heads = changes
+                        .iter()
+                        .filter_map(|h| h.as_str().and_then(|h| super::parse_hash32(h).ok()))
+                        .filter_map(|h| {
+                            let hash = rusty_shared_types::Hash256(h);
+                            match &evm {
+                                Some(evm) => json::block(s, evm, &hash, false).ok(),
+                                None => Some(Value::String(data(&h))),
+                            }
+                        })
+                        .collect();
+                    Ok((heads, next))
+                })
+                .await?;
+            cursor = next;
+            for item in items {
+                let msg = SubscriptionMessage::from_json(&item)?;
+                if sink.send(msg).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `newPendingTransactions`: each Ethereum transaction the pool admits.
+    async fn pending_transactions(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        let mut txs = self.0.chain.subscribe_txs();
+        let sink = pending.accept().await?;
+        loop {
+            let tx = match txs.recv().await {
+                Ok(tx) => tx,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            };
+            let Some(Payload::EthTx(p)) = &tx.payload else {
+                continue;
+            };
+            let hash = data(&rusty_crypto::eth::keccak256(&p.raw));
+            if sink
+                .send(SubscriptionMessage::from_json(&hash)?)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
