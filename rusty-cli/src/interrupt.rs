@@ -17,10 +17,14 @@ use anyhow::{Context, Result};
 /// How long ffmpeg gets to finish its outputs after being asked to stop,
 /// before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long the work may take to end after the first signal before the
+/// process exits anyway.
+const GIVE_UP: Duration = Duration::from_secs(30);
 
 /// Set by the first SIGINT or SIGTERM from now on; `doing` is what the
 /// process says it does then ("ending the broadcast"). A second signal
-/// exits at once (130 after SIGINT, 143 after SIGTERM). A child in the
+/// exits at once (130 after SIGINT, 143 after SIGTERM), and so does
+/// [`GIVE_UP`] after the first if the process is still running. A child in the
 /// same process group (ffmpeg) gets a terminal's Ctrl-C itself; see
 /// [`wait_child`] for one that does not.
 pub fn interrupt_flag(doing: &'static str) -> Arc<AtomicBool> {
@@ -46,7 +50,6 @@ pub fn interrupt_flag(doing: &'static str) -> Arc<AtomicBool> {
                 let (Ok(mut int), Ok(mut term)) = signals else {
                     return;
                 };
-                let mut code = 130;
                 let mut next = async || {
                     tokio::select! {
                         Some(()) = int.recv() => Some(130),
@@ -54,14 +57,21 @@ pub fn interrupt_flag(doing: &'static str) -> Arc<AtomicBool> {
                         else => None,
                     }
                 };
-                if let Some(c) = next().await {
-                    code = c;
-                    set.store(true, Ordering::Relaxed);
-                    eprintln!("\n{doing} (Ctrl-C again to quit at once)");
+                let Some(code) = next().await else {
+                    return;
+                };
+                set.store(true, Ordering::Relaxed);
+                eprintln!("\n{doing} (Ctrl-C again to quit at once)");
+                // Work blocked on its input (a stalled pipe) never looks
+                // at the flag: it gets a bound, as a signal used to end
+                // the process at once.
+                tokio::select! {
+                    _ = next() => {}
+                    () = tokio::time::sleep(GIVE_UP) => {
+                        eprintln!("still not done {GIVE_UP:?} later: quitting");
+                    }
                 }
-                if next().await.is_some() {
-                    std::process::exit(code);
-                }
+                std::process::exit(code);
             });
         });
     // The handler is in place before the work starts.

@@ -93,13 +93,18 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
             .unwrap_or_else(|| "video".into())
     });
     let mut master_uris = Vec::new();
-    for (i, rung) in rungs.iter().enumerate() {
+    // Checked before every file: an interrupt publishes nothing more.
+    let go_on = |done: usize| {
         if interrupted.load(Ordering::Relaxed) {
             bail!(
-                "interrupted after publishing {i} of {} renditions (their ids are above); no master playlist",
+                "interrupted after publishing {done} of {} renditions (their ids are above); no master playlist",
                 rungs.len()
             );
         }
+        Ok(())
+    };
+    for (i, rung) in rungs.iter().enumerate() {
+        go_on(i)?;
         let (ts, playlist) = ladder::rendition_files(i);
         let what = format!("{title} ({})", rung.name());
         let ts_id = publish_file(c, a, &work.0.join(&ts), &what, "video/mp2t")?;
@@ -108,6 +113,7 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
             .map_err(anyhow::Error::msg)?;
         let path = work.0.join(format!("published_{playlist}"));
         std::fs::write(&path, rewritten).with_context(|| format!("{}", path.display()))?;
+        go_on(i)?;
         let playlist_id = publish_file(
             c,
             a,
@@ -128,6 +134,7 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?;
     let path = work.0.join(format!("published_{}", ladder::MASTER));
     std::fs::write(&path, master).with_context(|| format!("{}", path.display()))?;
+    go_on(rungs.len())?;
     let id = publish_file(c, a, &path, &title, "application/vnd.apple.mpegurl")?;
     println!("{id}");
     eprintln!("play: the node's /media/{id}/content (HLS master playlist; e.g. ffplay or hls.js)");
@@ -196,7 +203,8 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
     let rungs = ladder::plan(&source).context("planning the ladder")?;
     let title = a.title.clone().unwrap_or_else(|| "live".into());
 
-    let mut ids = Vec::new();
+    // Until the pumps own them, the broadcasts are ended on any error.
+    let mut announced = Announced { c, ids: Vec::new() };
     for rung in &rungs {
         let opts = PublishOptions {
             title: Some(format!("{title} ({})", rung.name())),
@@ -204,12 +212,13 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
             mime: Some("video/mp2t".into()),
             ..PublishOptions::default()
         };
-        ids.push(
+        announced.ids.push(
             c.run(c.api().stream_broadcast(Some(opts)))
                 .map_err(rpc_error)?
                 .id,
         );
     }
+    let ids = announced.ids.clone();
     let master = work.0.join(ladder::MASTER);
     std::fs::write(&master, ladder::live_master_playlist(&rungs, &source, &ids))
         .with_context(|| format!("{}", master.display()))?;
@@ -296,14 +305,11 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
         Err(e) => {
             let _ = ffmpeg.kill();
             let _ = ffmpeg.wait();
-            // The broadcasts were announced: end them, so that viewers'
-            // playlists end rather than wait for segments.
-            for id in &ids {
-                let _ = c.run(c.api().stream_broadcast_end(id.clone()));
-            }
             return Err(e);
         }
     };
+    // Each pump ends its own broadcast from here on.
+    announced.ids.clear();
     eprintln!("broadcasting {} renditions…", rungs.len());
     let pump_failed = Arc::new(AtomicBool::new(false));
     let pumps: Vec<_> = connections
@@ -429,9 +435,36 @@ fn accept_all(
     Ok(out)
 }
 
+/// Broadcasts announced on the node and not yet handed to their pumps:
+/// ended when dropped (an error on the way), so that viewers' playlists
+/// end rather than wait for segments. Best effort: the node may be why.
+struct Announced<'a> {
+    c: &'a Remote,
+    ids: Vec<String>,
+}
+
+impl Drop for Announced<'_> {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.c.run(self.c.api().stream_broadcast_end(id.clone()));
+        }
+    }
+}
+
 /// Pushes one rendition's MPEG-TS to its broadcast until ffmpeg closes the
-/// connection, then ends the broadcast. Returns the bytes pushed.
-fn pump(c: Remote, mut conn: TcpStream, id: &str) -> Result<u64> {
+/// connection, then ends the broadcast, also after a failed push (best
+/// effort). Returns the bytes pushed.
+fn pump(c: Remote, conn: TcpStream, id: &str) -> Result<u64> {
+    let pushed = pump_bytes(&c, conn, id);
+    let ended = c
+        .run(c.api().stream_broadcast_end(id.to_string()))
+        .map_err(rpc_error);
+    let sent = pushed?;
+    ended?;
+    Ok(sent)
+}
+
+fn pump_bytes(c: &Remote, mut conn: TcpStream, id: &str) -> Result<u64> {
     conn.set_read_timeout(Some(PUSH_AFTER))?;
     let mut buf = vec![0u8; PUSH_BYTES];
     let (mut filled, mut sent) = (0usize, 0u64);
@@ -472,8 +505,6 @@ fn pump(c: Remote, mut conn: TcpStream, id: &str) -> Result<u64> {
             break;
         }
     }
-    c.run(c.api().stream_broadcast_end(id.to_string()))
-        .map_err(rpc_error)?;
     Ok(sent)
 }
 

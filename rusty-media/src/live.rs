@@ -17,12 +17,28 @@ use crate::wire::{MAX_SEGMENT_BYTES, MAX_SEGMENT_DURATION_MS};
 
 pub mod ts;
 
-/// Where a live playlist of segments starts: at the first a player can
-/// start at (`joinable`, oldest first; see [`ts::joinable`]), or at the
-/// first of all when none is (a group of pictures longer than the whole
-/// window: better a playlist with a rough start than none).
-pub fn joinable_start(joinable: impl IntoIterator<Item = bool>) -> usize {
-    joinable.into_iter().position(|j| j).unwrap_or(0)
+/// Segments from the end of a live playlist among which players start on
+/// their own (hls.js and ffmpeg start three from the end).
+pub const PLAYERS_START_WITHIN: usize = 3;
+
+/// Where a player joining a live playlist (`(seq, joinable)`, oldest
+/// first; see [`ts::joinable`]) should start, when the segment players
+/// start at on their own ([`PLAYERS_START_WITHIN`] from the end) is not
+/// joinable (a GOP larger than a segment was cut inside): the newest
+/// joinable segment before it, else the oldest after it. `None` when
+/// players may start where they like, or no segment is joinable.
+pub fn join_point(listed: &[(u64, bool)]) -> Option<u64> {
+    let at = listed.len().saturating_sub(PLAYERS_START_WITHIN);
+    if listed.get(at).is_none_or(|&(_, joinable)| joinable) {
+        return None;
+    }
+    let (before, after) = listed.split_at(at);
+    before
+        .iter()
+        .rev()
+        .chain(after)
+        .find(|&&(_, joinable)| joinable)
+        .map(|&(seq, _)| seq)
 }
 
 /// Bytes of one MPEG transport stream packet.

@@ -1114,9 +1114,11 @@ impl crate::http::PlaybackSource for MediaSource {
             // is the final one (the stream's task answers reads after it).
             Some(s) => {
                 let ended = s.is_ended();
+                let (segments, start) = s.window().await;
                 LiveWindow {
-                    segments: s.window().await,
+                    segments,
                     ended,
+                    start,
                 }
             }
             None => LiveWindow::default(),

@@ -233,7 +233,8 @@ pub struct Outcome {
     pub logs: Vec<EvmLog>,
     pub changes: Vec<AccountChange>,
     /// Why execution stopped without a revert (out of gas, an invalid
-    /// opcode, …), in geth's words; `None` on success and on a revert.
+    /// opcode, …), in geth's words without geth's details; `None` on
+    /// success and on a revert.
     pub halt: Option<String>,
 }
 
@@ -471,8 +472,10 @@ fn outcome_of(done: revm::context_interface::result::ResultAndState) -> Outcome 
     }
 }
 
-/// A halt in geth's words (`core/vm/errors.go`), which clients match on;
-/// revm's own for the few geth has none for.
+/// A halt in geth's words (`core/vm/errors.go`), which clients match on,
+/// without the details geth appends to some (`invalid opcode: INVALID`,
+/// `stack underflow (0 <=> 2)`: revm does not report them); revm's own
+/// words for the few geth has none for.
 fn halt_message(reason: &HaltReason) -> String {
     let geth = match reason {
         HaltReason::OutOfGas(_) => "out of gas",

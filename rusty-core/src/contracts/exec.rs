@@ -47,8 +47,10 @@ impl BlockEffects {
     }
 }
 
-/// Deletes the receipts and hash index entries of `block`, once written
-/// (its nodes stay: other roots may share them).
+/// Deletes the hash index entries of disconnected `block`, once written.
+/// Its receipts stay, keyed by its hash (as its nodes stay: other roots
+/// may share them): a log filter that reported its logs reports them again
+/// with `removed: true`, and a block connected again writes the same.
 pub fn unwrite(
     db: &Database,
     block: &Hash256,
@@ -58,7 +60,6 @@ pub fn unwrite(
         for r in &receipts.0 {
             batch.delete::<crate::tables::EthTxIndex>(&Hash256(r.tx_hash));
         }
-        batch.delete::<crate::tables::Receipts>(block);
     }
     Ok(())
 }

@@ -114,6 +114,10 @@ pub struct Played {
     pub joinable: bool,
 }
 
+/// A live window, `(seq, duration_ms)` oldest first, and the segment a
+/// joining player should start at, if not where it likes.
+pub type WindowAndStart = (Vec<(u64, u32)>, Option<u64>);
+
 /// A live stream's state, for `stream_status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LiveStatus {
@@ -212,8 +216,10 @@ impl LiveStream {
             .unwrap_or_default()
     }
 
-    /// The playable window, oldest first: (seq, duration ms).
-    pub async fn window(&self) -> Vec<(u64, u32)> {
+    /// The playable window, oldest first: (seq, duration ms); and where a
+    /// player joining now should start, if not where it likes
+    /// ([`crate::live::join_point`]).
+    pub async fn window(&self) -> WindowAndStart {
         self.ask(|reply| StreamCommand::Window { reply })
             .await
             .unwrap_or_default()

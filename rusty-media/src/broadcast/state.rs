@@ -17,7 +17,7 @@ use super::{
     SEED_COPIES, SEED_HOLD, WATCHER_TTL, WINDOW,
 };
 use crate::{
-    live::{joinable_start, ts, JitterBuffer, LatencyStats, Popped, Segmenter, SegmenterConfig},
+    live::{join_point, ts, JitterBuffer, LatencyStats, Popped, Segmenter, SegmenterConfig},
     manifest::SignedManifest,
     wire::SegmentAnnouncement,
 };
@@ -294,20 +294,23 @@ impl State {
     }
 
     /// The played segments a playlist lists: `(seq, duration_ms)`, oldest
-    /// first, from after the last skipped one, and from the first a player
-    /// can start at ([`joinable_start`]): a player joining the stream
-    /// starts at the playlist's head or a few segments before its end.
+    /// first, from after the last skipped one.
     pub(super) fn window(&self) -> Vec<(u64, u32)> {
-        let listed: Vec<&Played> = self
+        self.played
+            .range(self.listed_from..)
+            .map(|(_, p)| (p.seq, p.duration_ms))
+            .collect()
+    }
+
+    /// Where a player joining now should start ([`join_point`] of the
+    /// window): `None` when it may start where it likes.
+    pub(super) fn join_at(&self) -> Option<u64> {
+        let listed: Vec<(u64, bool)> = self
             .played
             .range(self.listed_from..)
-            .map(|(_, p)| p)
+            .map(|(_, p)| (p.seq, p.joinable))
             .collect();
-        let start = joinable_start(listed.iter().map(|p| p.joinable));
-        listed[start..]
-            .iter()
-            .map(|p| (p.seq, p.duration_ms))
-            .collect()
+        join_point(&listed)
     }
 
     pub(super) fn segment(&self, seq: u64) -> Option<Arc<[u8]>> {

@@ -94,7 +94,7 @@ pub(crate) enum StreamCommand {
         reply: Reply<Vec<Played>>,
     },
     Window {
-        reply: Reply<Vec<(u64, u32)>>,
+        reply: Reply<super::WindowAndStart>,
     },
     Segment {
         seq: u64,
@@ -312,7 +312,7 @@ impl StreamTask {
                 self.wait(Waiter { from, max, reply })
             }
             StreamCommand::Window { reply } => {
-                let _ = reply.send(self.state.window());
+                let _ = reply.send((self.state.window(), self.state.join_at()));
             }
             StreamCommand::Segment { seq, reply } => {
                 let _ = reply.send(self.state.segment(seq));

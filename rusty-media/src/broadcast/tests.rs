@@ -95,7 +95,7 @@ fn a_viewers_playlist_goes_on_after_a_skipped_segment() {
         s.hold(ann, data, 0, 4_000);
     }
     assert_eq!(listed(&s), [3, 4, 5, 6]);
-    let playlist = crate::http::hls_playlist(&s.window(), false).expect("a playlist");
+    let playlist = crate::http::hls_playlist(&s.window(), false, None).expect("a playlist");
     assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
     assert!(playlist.contains("live/6.ts"), "{playlist}");
     // The segments before the gap are still served to whoever asks.
@@ -103,11 +103,12 @@ fn a_viewers_playlist_goes_on_after_a_skipped_segment() {
 }
 
 /// A segment cut inside a group of pictures larger than a segment is no
-/// place for a player to start: the playlist starts at the first one that
-/// is (which segments are is `live::ts::joinable`'s to tell, tested there
-/// against ffmpeg's decoder).
+/// place for a player to start: when one is near the end, where players
+/// start, the playlist points them at the newest that is (which segments
+/// are is `live::ts::joinable`'s to tell, tested there against ffmpeg's
+/// decoder). The playlist itself only slides, as HLS requires.
 #[test]
-fn a_playlist_starts_at_a_segment_a_player_can_join() {
+fn a_playlist_points_players_at_a_segment_they_can_join() {
     let key = SecretKey::generate();
     let id = Hash256([5; 32]);
     // One MPEG-TS packet of a stream's middle: no tables before it.
@@ -121,12 +122,24 @@ fn a_playlist_starts_at_a_segment_a_player_can_join() {
     let mut s = State::new(id, Role::Broadcaster);
     hold(&mut s, 0, &rough);
     hold(&mut s, 1, &rough);
-    // Nothing joinable yet: listed from the oldest, as before.
+    // Nothing joinable yet: nothing to point at.
     assert_eq!(listed(&s), [0, 1]);
+    assert_eq!(s.join_at(), None);
     let (_, joinable) = segment(&key, id, 2);
     hold(&mut s, 2, &joinable);
     hold(&mut s, 3, &rough);
-    assert_eq!(listed(&s), [2, 3]);
-    // The segments before it are still served to whoever asks.
-    assert!(s.segment(0).is_some());
+    assert_eq!(listed(&s), [0, 1, 2, 3]);
+    assert_eq!(s.join_at(), Some(2));
+    let playlist = crate::http::hls_playlist(&s.window(), false, s.join_at()).expect("a playlist");
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{playlist}");
+    assert!(
+        playlist.contains("#EXT-X-START:TIME-OFFSET=-1.000,PRECISE=YES\n"),
+        "{playlist}"
+    );
+    // Three joinable at the end: players start where they like.
+    for seq in 4..=6 {
+        let (_, joinable) = segment(&key, id, seq);
+        hold(&mut s, seq, &joinable);
+    }
+    assert_eq!(s.join_at(), None);
 }

@@ -17,6 +17,9 @@ pub struct LiveWindow {
     pub segments: Vec<(u64, u32)>,
     /// The stream ended: no segment will be added.
     pub ended: bool,
+    /// Where a player joining now should start, when that is not where it
+    /// would on its own (see [`hls_playlist`]).
+    pub start: Option<u64>,
 }
 
 /// The HLS (version 3) media playlist of a live window; `None` if the window
@@ -29,7 +32,13 @@ pub struct LiveWindow {
 /// playlist numbers its segments from `#EXT-X-MEDIA-SEQUENCE` on, so a gap
 /// cannot be expressed, and segments after it wait until it is filled or
 /// drops out of the window (the media sequence never goes backwards).
-pub fn hls_playlist(window: &[(u64, u32)], ended: bool) -> Option<String> {
+///
+/// `start`, a listed segment, is where a player joining now should begin
+/// (`#EXT-X-START`, a negative offset from the end, `PRECISE=YES`): the
+/// newest segment a decoder can start at, given when a segment near the
+/// end cannot be (cut inside a GOP larger than a segment), since players
+/// start a few segments before the end on their own.
+pub fn hls_playlist(window: &[(u64, u32)], ended: bool, start: Option<u64>) -> Option<String> {
     let mut segments = window.to_vec();
     segments.sort_by_key(|&(seq, _)| seq);
     segments.dedup_by_key(|&mut (seq, _)| seq);
@@ -47,6 +56,15 @@ pub fn hls_playlist(window: &[(u64, u32)], ended: bool) -> Option<String> {
         out,
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{first}\n"
     );
+    if let Some(at) = start.and_then(|s| segments.iter().position(|&(seq, _)| seq == s)) {
+        let from_end: u64 = segments[at..].iter().map(|&(_, ms)| u64::from(ms)).sum();
+        let _ = writeln!(
+            out,
+            "#EXT-X-START:TIME-OFFSET=-{}.{:03},PRECISE=YES",
+            from_end / 1000,
+            from_end % 1000
+        );
+    }
     for &(seq, ms) in segments {
         let _ = write!(
             out,

@@ -60,6 +60,7 @@ impl PlaybackSource for TestSource {
         Ok(LiveWindow {
             segments: self.live.as_ref().map(|l| l.0.clone()).unwrap_or_default(),
             ended: false,
+            start: None,
         })
     }
 
@@ -762,20 +763,20 @@ fn http_parse_head_cases() {
 
 #[test]
 fn http_playlist_and_date() {
-    assert_eq!(hls_playlist(&[], false), None);
-    assert_eq!(hls_playlist(&[], true), None);
+    assert_eq!(hls_playlist(&[], false, None), None);
+    assert_eq!(hls_playlist(&[], true, None), None);
     // Unsorted with a duplicate and a gap: the run from the oldest.
     let window = [(12, 900), (10, 400), (11, 1000), (10, 400), (14, 9000)];
-    let p = hls_playlist(&window, false).unwrap();
+    let p = hls_playlist(&window, false, None).unwrap();
     assert_eq!(
         p,
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:10\n\
          #EXTINF:0.400,\nlive/10.ts\n#EXTINF:1.000,\nlive/11.ts\n#EXTINF:0.900,\nlive/12.ts\n"
     );
     // Ended: the same, and the end said last.
-    let ended = hls_playlist(&window, true).unwrap();
+    let ended = hls_playlist(&window, true, None).unwrap();
     assert_eq!(ended, format!("{p}#EXT-X-ENDLIST\n"));
-    let p = hls_playlist(&[(u64::MAX, 0)], false).unwrap();
+    let p = hls_playlist(&[(u64::MAX, 0)], false, None).unwrap();
     assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
     assert!(p.contains("#EXTINF:0.000,\nlive/18446744073709551615.ts\n"));
 

@@ -143,6 +143,10 @@ struct Choices {
     position: Option<u64>,
     rebuffers: u64,
     switches: u64,
+    /// Every segment taken so far was joinable: the playlist says
+    /// `#EXT-X-INDEPENDENT-SEGMENTS` until one is not, then never again
+    /// (a live playlist may not take a tag back and forth).
+    independent: bool,
 }
 
 /// Everything one live ladder's task owns.
@@ -265,30 +269,45 @@ async fn feed(media: MediaHandle, rung: usize, id: Hash256, events: mpsc::Sender
 /// The live media playlist of `window` (seq, ms, joinable), every segment
 /// as `abr/<seq>.ts`: the newest run of consecutive segments (a playlist
 /// numbers its entries from `#EXT-X-MEDIA-SEQUENCE` on, so a gap ends the
-/// older part), from its first joinable segment
-/// ([`crate::live::joinable_start`]), with `#EXT-X-ENDLIST` once `ended`.
-/// `#EXT-X-INDEPENDENT-SEGMENTS` only while every listed segment is
-/// joinable (a rung whose group of pictures outgrew a segment is cut
-/// between keyframes). `None` when empty.
-fn live_abr_playlist(window: &[(u64, u32, bool)], ended: bool) -> Option<String> {
+/// older part), with `#EXT-X-ENDLIST` once `ended`, `#EXT-X-INDEPENDENT-SEGMENTS`
+/// while `independent`, and `#EXT-X-START` at the newest joinable segment
+/// when players would otherwise start at one that is not
+/// ([`crate::live::join_point`]). `None` when empty.
+fn live_abr_playlist(
+    window: &[(u64, u32, bool)],
+    ended: bool,
+    independent: bool,
+) -> Option<String> {
     let newest = window.len().checked_sub(1)?;
     let start = (0..newest)
         .rev()
         .find(|&i| window[i].0.checked_add(1) != Some(window[i + 1].0))
         .map_or(0, |gap| gap + 1);
     let run = &window[start..];
-    let run = &run[crate::live::joinable_start(run.iter().map(|s| s.2))..];
     let max_ms = run.iter().map(|&(_, ms, _)| u64::from(ms)).max()?;
-    let independent = if run.iter().all(|s| s.2) {
-        "#EXT-X-INDEPENDENT-SEGMENTS\n"
-    } else {
-        ""
-    };
     let mut out = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n{independent}",
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n{}",
         max_ms.div_ceil(1000).max(1),
-        run[0].0
+        run[0].0,
+        if independent {
+            "#EXT-X-INDEPENDENT-SEGMENTS\n"
+        } else {
+            ""
+        }
     );
+    let listed: Vec<(u64, bool)> = run.iter().map(|&(seq, _, j)| (seq, j)).collect();
+    if let Some(join) = crate::live::join_point(&listed) {
+        let from_end: u64 = run
+            .iter()
+            .filter(|&&(seq, _, _)| seq >= join)
+            .map(|&(_, ms, _)| u64::from(ms))
+            .sum();
+        out.push_str(&format!(
+            "#EXT-X-START:TIME-OFFSET=-{}.{:03},PRECISE=YES\n",
+            from_end / 1000,
+            from_end % 1000
+        ));
+    }
     for &(seq, ms, _) in run {
         out.push_str(&format!(
             "#EXTINF:{}.{:03},\nabr/{seq}.ts\n",
@@ -315,6 +334,7 @@ impl Choices {
             position: None,
             rebuffers: 0,
             switches: 0,
+            independent: true,
         }
     }
 
@@ -356,6 +376,7 @@ impl Choices {
         let r = &mut self.rungs[rung];
         r.segments += 1;
         r.bytes += bytes;
+        self.independent &= played.joinable;
         self.held.insert(
             seq,
             Segment {
@@ -578,7 +599,7 @@ impl LiveLadder {
             Command::Playlist(reply) => {
                 let window = self.choices.window();
                 let answer = match (
-                    live_abr_playlist(&window, self.ended.is_some()),
+                    live_abr_playlist(&window, self.ended.is_some(), self.choices.independent),
                     &self.ended,
                 ) {
                     (Some(text), _) => Ok(text),
@@ -738,7 +759,7 @@ mod tests {
         let late = now + SWITCH_DEADLINE + Duration::from_millis(1);
         assert_eq!(c.decide(false, late), [Step::Unfollow(0)]);
         // The gap leaves the playlist at the newest run.
-        let p = live_abr_playlist(&c.window(), false).unwrap();
+        let p = live_abr_playlist(&c.window(), false, true).unwrap();
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{p}");
         assert!(!p.contains("abr/0.ts"));
     }
@@ -791,7 +812,7 @@ mod tests {
 
     #[test]
     fn the_live_playlist_lists_the_newest_run_and_ends_when_told() {
-        assert_eq!(live_abr_playlist(&[], false), None);
+        assert_eq!(live_abr_playlist(&[], false, true), None);
         let p = live_abr_playlist(
             &[
                 (4, 1000, true),
@@ -800,6 +821,7 @@ mod tests {
                 (8, 480, true),
             ],
             false,
+            true,
         )
         .expect("segments");
         assert!(p.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"));
@@ -809,34 +831,55 @@ mod tests {
         assert!(p.contains("#EXTINF:1.000,\nabr/7.ts\n#EXTINF:0.480,\nabr/8.ts\n"));
         assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
         assert!(!p.contains("#EXT-X-ENDLIST"));
-        let ended = live_abr_playlist(&[(0, 1500, true), (1, 1000, true)], true).expect("segments");
+        let ended =
+            live_abr_playlist(&[(0, 1500, true), (1, 1000, true)], true, true).expect("segments");
         assert!(ended.contains("#EXT-X-MEDIA-SEQUENCE:0\n"));
         assert!(ended.contains("#EXT-X-TARGETDURATION:2\n"));
         assert!(ended.ends_with("abr/1.ts\n#EXT-X-ENDLIST\n"));
     }
 
     #[test]
-    fn the_live_playlist_starts_where_a_player_can_and_says_when_segments_are_not_independent() {
-        // 4 was cut in the middle of a group of pictures: the playlist
-        // starts at 5, and 6 (cut the same way) costs the tag.
+    fn the_live_playlist_points_players_at_a_joinable_segment_near_the_end() {
+        // 5 was cut inside a group of pictures: players, which start three
+        // from the end (at 5), are pointed at 4 (3.5 s before the end).
         let window = [
+            (4, 1000, true),
+            (5, 1000, false),
+            (6, 1000, true),
+            (7, 500, true),
+        ];
+        let p = live_abr_playlist(&window, false, false).expect("segments");
+        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{p}");
+        assert!(
+            p.contains("#EXT-X-START:TIME-OFFSET=-3.500,PRECISE=YES\n"),
+            "{p}"
+        );
+        // No joinable one before: the oldest after.
+        let later = [
+            (4, 1000, false),
+            (5, 1000, false),
+            (6, 1000, true),
+            (7, 500, true),
+        ];
+        let q = live_abr_playlist(&later, false, false).expect("segments");
+        assert!(
+            q.contains("#EXT-X-START:TIME-OFFSET=-1.500,PRECISE=YES\n"),
+            "{q}"
+        );
+        assert!(!p.contains("INDEPENDENT"), "{p}");
+        // The last three all joinable: no start given.
+        let fine = [
             (4, 1000, false),
             (5, 1000, true),
-            (6, 1000, false),
+            (6, 1000, true),
             (7, 1000, true),
         ];
-        let p = live_abr_playlist(&window, false).expect("segments");
-        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:5\n"), "{p}");
-        assert!(!p.contains("abr/4.ts"), "{p}");
-        assert!(p.contains("abr/6.ts"), "{p}");
-        assert!(!p.contains("INDEPENDENT"), "{p}");
-        // From 7 on, all joinable: the tag again.
-        let tail = live_abr_playlist(&window[3..], false).expect("segments");
-        assert!(tail.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"), "{tail}");
-        // None joinable: listed from the oldest, without the tag.
-        let rough =
-            live_abr_playlist(&[(1, 1000, false), (2, 1000, false)], false).expect("segments");
-        assert!(rough.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{rough}");
-        assert!(!rough.contains("INDEPENDENT"), "{rough}");
+        let p = live_abr_playlist(&fine, false, true).expect("segments");
+        assert!(!p.contains("EXT-X-START"), "{p}");
+        assert!(p.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"), "{p}");
+        // None joinable: nothing to point at.
+        let rough = live_abr_playlist(&[(1, 1000, false), (2, 1000, false)], false, false)
+            .expect("segments");
+        assert!(!rough.contains("EXT-X-START"), "{rough}");
     }
 }

@@ -364,7 +364,8 @@ mod two_nodes {
         let ended = source.live_window().await.expect("window");
         assert!(ended.ended, "{ended:?}");
         assert_eq!(ended.segments.first(), live.segments.first());
-        let playlist = crate::http::hls_playlist(&ended.segments, ended.ended).expect("playlist");
+        let playlist =
+            crate::http::hls_playlist(&ended.segments, ended.ended, None).expect("playlist");
         assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
         drop(source); // its handle would keep the service from closing
         assert!(matches!(

@@ -101,9 +101,21 @@ impl EthFilters {
         let mut table = self.lock();
         table.retain(|_, f| f.polling || now.duration_since(f.last_used) < FILTER_TIMEOUT);
         if table.len() >= MAX_FILTERS {
-            return Err(server(format!(
-                "too many filters ({MAX_FILTERS}); uninstall unused ones"
-            )));
+            // The port is unauthenticated: refusing new filters would let
+            // one client lock out the rest; the least recently used goes
+            // instead (its owner gets "filter not found" and installs it
+            // again, as after a restart).
+            let oldest = table
+                .iter()
+                .filter(|(_, f)| !f.polling)
+                .min_by_key(|(_, f)| f.last_used)
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => {
+                    table.remove(&id);
+                }
+                None => return Err(server(format!("too many filters ({MAX_FILTERS}) in use"))),
+            }
         }
         let mut rng = rand::thread_rng();
         let id = loop {

@@ -42,6 +42,9 @@ pub mod codes {
 /// `eth_getLogs` reads; blocks without it cost nothing, so a range from
 /// block 0 (ethers' `queryFilter` default) works on a long chain.
 const MAX_LOG_BLOCKS: u64 = 10_000;
+/// Most heights one `eth_getLogs` looks at (each a lookup in memory on the
+/// chain's thread, about 0.1 s for all of them).
+const MAX_LOG_HEIGHTS: u64 = 1_000_000;
 /// Most blocks one `eth_feeHistory` reports (geth's limit).
 const MAX_FEE_HISTORY: u64 = 1_024;
 
@@ -377,6 +380,11 @@ fn logs_matching(s: &NodeState, f: &json::LogFilter) -> Result<Value, ErrorObjec
     if from > to {
         // geth's words; an empty answer would hide swapped bounds.
         return Err(server("invalid block range params"));
+    }
+    if to - from >= MAX_LOG_HEIGHTS {
+        return Err(server(format!(
+            "query exceeds the limit of {MAX_LOG_HEIGHTS} blocks; narrow fromBlock..toBlock"
+        )));
     }
     let blocks = filters::log_blocks(s.chain(), from, to, MAX_LOG_BLOCKS).map_err(|max| {
         server(format!(

@@ -62,7 +62,13 @@ impl EthRpc {
         let evm = evm_params(&self.0).ok();
         let mut cursor = start;
         loop {
-            match tips.recv().await {
+            // A client gone (or unsubscribed) ends the task at once, not at
+            // the next notification, which a filter may never match.
+            let tip = tokio::select! {
+                tip = tips.recv() => tip,
+                () = sink.closed() => break,
+            };
+            match tip {
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             }
@@ -107,7 +113,11 @@ impl EthRpc {
         let mut txs = self.0.chain.subscribe_txs();
         let sink = pending.accept().await?;
         loop {
-            let tx = match txs.recv().await {
+            let received = tokio::select! {
+                tx = txs.recv() => tx,
+                () = sink.closed() => break,
+            };
+            let tx = match received {
                 Ok(tx) => tx,
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,

@@ -218,21 +218,39 @@ fn filters_expire_unless_polled_and_uninstall_once() {
 }
 
 #[test]
-fn the_table_is_bounded() {
+fn the_table_is_bounded_and_a_full_one_drops_the_least_recently_used() {
     let filters = EthFilters::default();
     let t0 = Instant::now();
-    for _ in 0..MAX_FILTERS {
+    let first = filters
+        .install(FilterKind::Blocks, Cursor::Arrival(0), t0)
+        .expect("room");
+    let second = filters
+        .install(FilterKind::Blocks, Cursor::Arrival(0), t0)
+        .expect("room");
+    for _ in 2..MAX_FILTERS {
         filters
-            .install(FilterKind::Blocks, Cursor::Arrival(0), t0)
+            .install(
+                FilterKind::Blocks,
+                Cursor::Arrival(0),
+                t0 + Duration::from_secs(1),
+            )
             .expect("room");
     }
-    let e = filters
-        .install(FilterKind::Blocks, Cursor::Arrival(0), t0)
-        .expect_err("full");
-    assert!(e.message().contains("too many filters"), "{}", e.message());
-    // Idle ones make room once they expire.
+    // The first is used again: the second is now the least recently used.
+    let t1 = t0 + Duration::from_secs(2);
+    filters.kind(first, t1).expect("installed");
+    let newest = filters
+        .install(FilterKind::Blocks, Cursor::Arrival(0), t1)
+        .expect("room made");
+    assert_eq!(filters.len(), MAX_FILTERS);
+    assert!(
+        filters.kind(second, t1).is_err(),
+        "the least recently used went"
+    );
+    assert!(filters.kind(first, t1).is_ok() && filters.kind(newest, t1).is_ok());
+    // Idle ones go once they expire.
     filters
-        .install(FilterKind::Blocks, Cursor::Arrival(0), t0 + FILTER_TIMEOUT)
+        .install(FilterKind::Blocks, Cursor::Arrival(0), t1 + FILTER_TIMEOUT)
         .expect("expired ones dropped");
     assert_eq!(filters.len(), 1);
 }
