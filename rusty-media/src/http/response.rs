@@ -56,14 +56,8 @@ pub fn hls_playlist(window: &[(u64, u32)], ended: bool, start: Option<u64>) -> O
         out,
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{first}\n"
     );
-    if let Some(at) = start.and_then(|s| segments.iter().position(|&(seq, _)| seq == s)) {
-        let from_end: u64 = segments[at..].iter().map(|&(_, ms)| u64::from(ms)).sum();
-        let _ = writeln!(
-            out,
-            "#EXT-X-START:TIME-OFFSET=-{}.{:03},PRECISE=YES",
-            from_end / 1000,
-            from_end % 1000
-        );
+    if let Some(line) = start.and_then(|s| hls_start_line(segments, s)) {
+        out.push_str(&line);
     }
     for &(seq, ms) in segments {
         let _ = write!(
@@ -77,6 +71,20 @@ pub fn hls_playlist(window: &[(u64, u32)], ended: bool, start: Option<u64>) -> O
         out.push_str("#EXT-X-ENDLIST\n");
     }
     Some(out)
+}
+
+/// The `#EXT-X-START` line (with its newline) of a live playlist listing
+/// `segments` (`(seq, duration_ms)`, oldest first) that points players at
+/// segment `start`: a negative offset from the end, `PRECISE=YES`. `None`
+/// if `start` is not listed.
+pub fn hls_start_line(segments: &[(u64, u32)], start: u64) -> Option<String> {
+    let at = segments.iter().position(|&(seq, _)| seq == start)?;
+    let from_end: u64 = segments[at..].iter().map(|&(_, ms)| u64::from(ms)).sum();
+    Some(format!(
+        "#EXT-X-START:TIME-OFFSET=-{}.{:03},PRECISE=YES\n",
+        from_end / 1000,
+        from_end % 1000
+    ))
 }
 
 /// Where a request goes.

@@ -297,16 +297,8 @@ fn live_abr_playlist(
     );
     let listed: Vec<(u64, bool)> = run.iter().map(|&(seq, _, j)| (seq, j)).collect();
     if let Some(join) = crate::live::join_point(&listed) {
-        let from_end: u64 = run
-            .iter()
-            .filter(|&&(seq, _, _)| seq >= join)
-            .map(|&(_, ms, _)| u64::from(ms))
-            .sum();
-        out.push_str(&format!(
-            "#EXT-X-START:TIME-OFFSET=-{}.{:03},PRECISE=YES\n",
-            from_end / 1000,
-            from_end % 1000
-        ));
+        let durations: Vec<(u64, u32)> = run.iter().map(|&(seq, ms, _)| (seq, ms)).collect();
+        out.push_str(&crate::http::hls_start_line(&durations, join).unwrap_or_default());
     }
     for &(seq, ms, _) in run {
         out.push_str(&format!(

@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{
     data, evm_params, filter_changes,
-    filters::{Cursor, FilterKind},
+    filters::{self, Cursor, FilterKind},
     invalid, json, EthRpc,
 };
 
@@ -75,26 +75,26 @@ impl EthRpc {
             let kind = kind.clone();
             let (items, next) = self
                 .query(move |s| {
-                    let (changes, next) = filter_changes(s, &kind, cursor)?;
-                    let Value::Array(changes) = changes else {
-                        return Ok((Vec::new(), next));
-                    };
-                    if !matches!(kind, FilterKind::Blocks) {
+                    let (FilterKind::Blocks, Cursor::Block(height, hash)) = (&kind, cursor) else {
+                        let (changes, next) = filter_changes(s, &kind, cursor)?;
+                        let Value::Array(changes) = changes else {
+                            return Ok((Vec::new(), next));
+                        };
                         return Ok((changes, next));
-                    }
-                    // newHeads: the blocks themselves, not their hashes.
-                    let heads = changes
+                    };
+                    // newHeads: the blocks themselves, from the same walk a
+                    // block filter takes.
+                    let walk =
+                        filters::walk(s.chain(), (height, hash), filters::MAX_BLOCKS_PER_POLL);
+                    let heads = walk
+                        .added
                         .iter()
-                        .filter_map(|h| h.as_str().and_then(|h| super::parse_hash32(h).ok()))
-                        .filter_map(|h| {
-                            let hash = rusty_shared_types::Hash256(h);
-                            match &evm {
-                                Some(evm) => json::block(s, evm, &hash, false).ok(),
-                                None => Some(Value::String(data(&h))),
-                            }
+                        .filter_map(|(_, hash)| match &evm {
+                            Some(evm) => json::block(s, evm, hash, false).ok(),
+                            None => Some(Value::String(data(&hash.0))),
                         })
                         .collect();
-                    Ok((heads, next))
+                    Ok((heads, Cursor::Block(walk.next.0, walk.next.1)))
                 })
                 .await?;
             cursor = next;
