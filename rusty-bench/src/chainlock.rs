@@ -218,94 +218,144 @@ pub async fn form_quorum(net: &LocalNet, masternodes: usize) -> Result<Duration,
 
 type Stamps = Arc<Mutex<HashMap<(usize, Hash256), Instant>>>;
 
+/// Records, on every node of a network, when each block became its tip and
+/// when it held a verified ChainLock for it (from the nodes' own events,
+/// stamped as they come). Stops recording when dropped.
+#[derive(Debug)]
+pub struct LockTimer {
+    arrivals: Stamps,
+    locks: Stamps,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// ChainLock latencies of a run of blocks (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct LockTimes {
+    /// Lock time − arrival time, per (block, node).
+    pub per_node: Vec<Duration>,
+    /// The last node's lock − node 0's block, per block.
+    pub every_node: Vec<Duration>,
+    /// Blocks that did not get a ChainLock on every node within 10 s.
+    pub missed: usize,
+}
+
+impl LockTimer {
+    pub fn start(net: &LocalNet) -> Result<LockTimer, BenchError> {
+        let arrivals: Stamps = Arc::default();
+        let locks: Stamps = Arc::default();
+        let mut tasks = Vec::new();
+        for (i, node) in net.nodes().iter().enumerate() {
+            let Some(p2p) = node.p2p() else {
+                tasks.iter().for_each(tokio::task::JoinHandle::abort);
+                return Err(setup("a node without P2P"));
+            };
+            let mut tips = node.handle().subscribe_blocks();
+            let a = arrivals.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Ok(tip) = tips.recv().await {
+                    if let Ok(mut m) = a.lock() {
+                        m.entry((i, tip.hash)).or_insert_with(Instant::now);
+                    }
+                }
+            }));
+            let mut cls = p2p.llmq.chainlocks.subscribe();
+            let l = locks.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Ok(ev) = cls.recv().await {
+                    if let Ok(mut m) = l.lock() {
+                        m.entry((i, ev.block_hash)).or_insert(ev.at);
+                    }
+                }
+            }));
+        }
+        Ok(LockTimer {
+            arrivals,
+            locks,
+            tasks,
+        })
+    }
+
+    /// Mines `blocks` blocks on node 0, one at a time: each is waited for
+    /// until every node holds its ChainLock (at most 10 s), then `pace`
+    /// passes before the next.
+    pub async fn time_blocks(
+        &self,
+        net: &LocalNet,
+        blocks: usize,
+        pace: Duration,
+    ) -> Result<LockTimes, BenchError> {
+        let n = net.len();
+        let mut times = LockTimes::default();
+        for _ in 0..blocks {
+            let hash = mine(net, 1).await?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let locked_everywhere = loop {
+                let all = self
+                    .locks
+                    .lock()
+                    .map(|m| (0..n).all(|i| m.contains_key(&(i, hash))))
+                    .unwrap_or(false);
+                if all {
+                    break true;
+                }
+                if Instant::now() > deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            };
+            if !locked_everywhere {
+                times.missed += 1;
+                continue;
+            }
+            let (a, l) = match (self.arrivals.lock(), self.locks.lock()) {
+                (Ok(a), Ok(l)) => (a.clone(), l.clone()),
+                _ => return Err(setup("poisoned lock")),
+            };
+            let Some(mined_at) = a.get(&(0, hash)).copied() else {
+                times.missed += 1;
+                continue;
+            };
+            let mut last = mined_at;
+            for i in 0..n {
+                let Some(locked) = l.get(&(i, hash)).copied() else {
+                    continue;
+                };
+                last = last.max(locked);
+                let arrived = a.get(&(i, hash)).copied().unwrap_or(locked);
+                times
+                    .per_node
+                    .push(locked.saturating_duration_since(arrived));
+            }
+            times
+                .every_node
+                .push(last.saturating_duration_since(mined_at));
+            tokio::time::sleep(pace).await;
+        }
+        Ok(times)
+    }
+}
+
+impl Drop for LockTimer {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
 async fn measure(
     net: &LocalNet,
     cfg: &ClBenchConfig,
     tcp_rtt: Duration,
 ) -> Result<ClBenchReport, BenchError> {
     let dkg = form_quorum(net, cfg.masternodes).await?;
-
-    // Record arrivals and locks on every node.
-    let arrivals: Stamps = Arc::default();
-    let locks: Stamps = Arc::default();
-    let mut tasks = Vec::new();
-    for (i, node) in net.nodes().iter().enumerate() {
-        let mut tips = node.handle().subscribe_blocks();
-        let a = arrivals.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Ok(tip) = tips.recv().await {
-                if let Ok(mut m) = a.lock() {
-                    m.entry((i, tip.hash)).or_insert_with(Instant::now);
-                }
-            }
-        }));
-        let Some(p2p) = node.p2p() else {
-            return Err(setup("a node without P2P"));
-        };
-        let mut cls = p2p.llmq.chainlocks.subscribe();
-        let l = locks.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Ok(ev) = cls.recv().await {
-                if let Ok(mut m) = l.lock() {
-                    m.entry((i, ev.block_hash)).or_insert(ev.at);
-                }
-            }
-        }));
-    }
-    let n = net.len();
-    let mut per_node = Vec::new();
-    let mut every_node = Vec::new();
-    let mut missed = 0;
-    for _ in 0..cfg.blocks {
-        let hash = mine(net, 1).await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let locked_everywhere = loop {
-            let all = locks
-                .lock()
-                .map(|m| (0..n).all(|i| m.contains_key(&(i, hash))))
-                .unwrap_or(false);
-            if all {
-                break true;
-            }
-            if Instant::now() > deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
-        if !locked_everywhere {
-            missed += 1;
-            continue;
-        }
-        let (a, l) = match (arrivals.lock(), locks.lock()) {
-            (Ok(a), Ok(l)) => (a.clone(), l.clone()),
-            _ => return Err(setup("poisoned lock")),
-        };
-        let Some(mined_at) = a.get(&(0, hash)).copied() else {
-            missed += 1;
-            continue;
-        };
-        let mut last = mined_at;
-        for i in 0..n {
-            let Some(locked) = l.get(&(i, hash)).copied() else {
-                continue;
-            };
-            last = last.max(locked);
-            let arrived = a.get(&(i, hash)).copied().unwrap_or(locked);
-            per_node.push(locked.saturating_duration_since(arrived));
-        }
-        every_node.push(last.saturating_duration_since(mined_at));
-        tokio::time::sleep(cfg.pace).await;
-    }
-    for t in tasks {
-        t.abort();
-    }
+    let timer = LockTimer::start(net)?;
+    let times = timer.time_blocks(net, cfg.blocks, cfg.pace).await?;
     Ok(ClBenchReport {
-        nodes: n,
+        nodes: net.len(),
         masternodes: cfg.masternodes,
         dkg,
-        per_node: Percentiles::of(per_node),
-        every_node: Percentiles::of(every_node),
-        missed,
+        per_node: Percentiles::of(times.per_node),
+        every_node: Percentiles::of(times.every_node),
+        missed: times.missed,
         tcp_rtt,
     })
 }

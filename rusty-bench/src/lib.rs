@@ -11,13 +11,14 @@
 //!   `blst`.
 //! - [`chainlock`]: ChainLock latency on a masternode localnet.
 //! - [`media`]: media transfer beside raw loopback TCP, live upload share and
-//!   latency.
+//!   latency; [`beside`]: blocks and ChainLocks with and without transfers.
 //! - [`superblock`]: connecting a governance superblock (and its snapshot
 //!   block) beside an ordinary block of the same size on the same chain.
 //! - [`swap`]: an atomic swap between RSC and PAR dev localnets, offer to
 //!   both sides completed, by state, beside the block spacing.
 
 pub mod abr;
+pub mod beside;
 pub mod bls;
 pub mod chainlock;
 pub mod connect;

@@ -10,6 +10,9 @@
 //!    time of each is taken from both nodes' block events, first with the
 //!    network idle, then while the viewer downloads a file of the same size
 //!    from node 0 (goal: within noise; media never delays blocks).
+//!    Then the same for ChainLocks, on a network with a masternode quorum:
+//!    the time until every node holds a block's lock, idle and while the
+//!    last masternode downloads from node 0 (see [`crate::beside`]).
 //! 4. Live: one broadcaster and N viewers (all connected); input is pushed
 //!    at a fixed bitrate; reports the share of the bytes the viewers
 //!    received that the broadcaster uploaded (goal ≤ 25% with 8 viewers)
@@ -17,10 +20,8 @@
 //!    a viewer, p50/p95 over every segment of every viewer (goal p50 ≤ 2 s).
 
 use std::{
-    collections::HashMap,
     fmt,
     path::Path,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -32,6 +33,9 @@ use rusty_media::{
 use rusty_shared_types::Hash256;
 
 use crate::{
+    beside::{
+        block_latencies, chainlocks_beside, publish_beside_files, write_noise, Beside, LocksBeside,
+    },
     chainlock::Percentiles,
     connect::BenchError,
     network::{loopback_tcp_mb_per_sec, setup, wait_peers},
@@ -45,6 +49,8 @@ pub struct MediaBenchConfig {
     pub file_mib: usize,
     /// Blocks timed in each block-latency phase.
     pub blocks: usize,
+    /// Blocks timed in each ChainLock phase (0: no ChainLock phases).
+    pub chainlock_blocks: usize,
     /// Live viewers.
     pub viewers: usize,
     /// Seconds of live input.
@@ -61,6 +67,7 @@ impl Default for MediaBenchConfig {
         MediaBenchConfig {
             file_mib: 200,
             blocks: 20,
+            chainlock_blocks: 20,
             viewers: 8,
             live_secs: 20,
             live_kbps: 2_000,
@@ -100,6 +107,8 @@ pub struct MediaBenchReport {
     /// Idle again after the transfers: how far two idle runs differ is
     /// the noise "beside" is compared with.
     pub blocks_idle_after: Percentiles,
+    /// ChainLocks idle, beside transfers and idle again (None: not run).
+    pub chainlocks: Option<LocksBeside>,
     pub segments_cut: u64,
     /// Segments played, summed over viewers.
     pub segments_played: u64,
@@ -213,22 +222,19 @@ impl fmt::Display for MediaBenchReport {
                 p.samples
             )?;
         }
-        // The noise band: the two idle runs' ratio, each way.
-        let ratio = |a: Duration, b: Duration| ms(a) / ms(b).max(1e-3);
-        let (i1, i2, busy) = (
-            &self.blocks_idle,
-            &self.blocks_idle_after,
-            &self.blocks_busy,
-        );
-        let band = |a: Duration, b: Duration| ratio(a, b).max(ratio(b, a));
-        writeln!(
+        write_noise(
             f,
-            "    beside ÷ idle (the slower idle run): p50 {:.2}  p95 {:.2}; the two idle runs differ by {:.2} × at p50, {:.2} × at p95 (the noise)",
-            ratio(busy.p50, i1.p50.max(i2.p50)),
-            ratio(busy.p95, i1.p95.max(i2.p95)),
-            band(i1.p50, i2.p50),
-            band(i1.p95, i2.p95)
+            &self.blocks_idle,
+            &self.blocks_busy,
+            &self.blocks_idle_after,
         )?;
+        match &self.chainlocks {
+            Some(locks) => locks.write(f, c.file_mib)?,
+            None => writeln!(
+                f,
+                "  ChainLocks beside media: not run (--chainlock-blocks 0)"
+            )?,
+        }
         writeln!(
             f,
             "  live {} s at {} kbit/s, 1 broadcaster + {} viewers: {} segments cut, {} played, {} skipped",
@@ -359,25 +365,18 @@ pub async fn run_media_bench(
     // Over the data channel one file of this size goes by in a few blocks:
     // the viewer fetches these, back to back and round again, for as long
     // as the phase mines.
-    let mut others = Vec::new();
-    for seed in 0..BESIDE_FILES {
-        let id = media(&net, 0)?
-            .publish_bytes(
-                random_file(size, 100 + seed),
-                fields("bench file beside blocks"),
-            )
-            .await
-            .map_err(|e| setup(format!("publish: {e}")))?;
-        others.push(id);
-    }
-    // Every node fetches an announced manifest (its catalog): let those
-    // fetches end before timing, so the phase times blocks beside the
-    // transfers and not beside the bench's own publishing.
-    wait_for_manifests(&net, &others).await?;
+    let others = publish_beside_files(&net, size).await?;
     let (blocks_busy, transfers_beside) = block_latencies(&net, config.blocks, &others).await?;
     let (blocks_idle_after, _) = block_latencies(&net, config.blocks, &[]).await?;
     net.shutdown().await;
     let _ = std::fs::remove_dir_all(dir.join("three"));
+    let chainlocks = if config.chainlock_blocks > 0 {
+        let locks = chainlocks_beside(&dir.join("chainlocks"), size, config.chainlock_blocks).await;
+        let _ = std::fs::remove_dir_all(dir.join("chainlocks"));
+        Some(locks?)
+    } else {
+        None
+    };
 
     // 3. Live.
     let nodes = config.viewers + 1;
@@ -494,6 +493,7 @@ pub async fn run_media_bench(
         blocks_busy,
         transfers_beside,
         blocks_idle_after,
+        chainlocks,
         segments_cut: cut.segments,
         segments_played: played,
         skipped,
@@ -516,7 +516,6 @@ pub(crate) fn random_file(len: usize, seed: u8) -> Vec<u8> {
     data
 }
 
-/// Node `i` downloads `id`; seconds until it holds every chunk.
 /// Seconds to move `size` bytes from one provider to one viewer on a new
 /// two-node network whose data channels are `data_bind`.
 async fn one_provider_secs(
@@ -552,159 +551,4 @@ pub(crate) async fn timed_download(
         return Err(setup(format!("transfer did not complete: {status:?}")));
     }
     Ok(secs)
-}
-
-/// Waits until every node's catalog holds the manifests of `ids` (their
-/// announcements fetched), or [`ANNOUNCE_SETTLE`] has passed: a node
-/// fetches a manifest over 256 KiB (files over about 500 MiB) and then
-/// does not keep it.
-async fn wait_for_manifests(net: &LocalNet, ids: &[Hash256]) -> Result<(), BenchError> {
-    let deadline = Instant::now() + ANNOUNCE_SETTLE;
-    for i in 0..net.len() {
-        let store = media(net, i)?.store().clone();
-        for id in ids {
-            while store
-                .manifest(id)
-                .map_err(|e| setup(format!("store: {e}")))?
-                .is_none()
-            {
-                if Instant::now() > deadline {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The longest [`wait_for_manifests`] waits.
-const ANNOUNCE_SETTLE: Duration = Duration::from_secs(3);
-
-/// Files of `--file-mib` the viewer downloads one after another while
-/// blocks are timed beside them.
-const BESIDE_FILES: u8 = 4;
-
-/// Mines `count` blocks on node 0, one every 100 ms, and takes each
-/// block's arrival on the last node (the viewer) minus its connection on
-/// node 0, from both nodes' block events. With `beside`, the viewer
-/// downloads those contents from node 0 meanwhile, back to back, for as
-/// long as the blocks are mined (see [`keep_downloading`]); returns the
-/// transfers that completed in that time too.
-async fn block_latencies(
-    net: &LocalNet,
-    count: usize,
-    beside: &[Hash256],
-) -> Result<(Percentiles, Beside), BenchError> {
-    let viewer = net.len() - 1;
-    // Each node's block events are stamped by their own task, as they come.
-    let stamp = |i: usize| {
-        let mut blocks = net.node(i).handle().subscribe_blocks();
-        let stamps: Arc<Mutex<HashMap<Hash256, Instant>>> = Arc::default();
-        let s = stamps.clone();
-        let task = tokio::spawn(async move {
-            while let Ok(tip) = blocks.recv().await {
-                if let Ok(mut m) = s.lock() {
-                    m.entry(tip.hash).or_insert_with(Instant::now);
-                }
-            }
-        });
-        (stamps, task)
-    };
-    let (connected, miner_task) = stamp(0);
-    let (arrived, viewer_task) = stamp(viewer);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let downloads = (!beside.is_empty()).then(|| {
-        let viewer_media = media(net, viewer);
-        let beside = beside.to_vec();
-        tokio::spawn(async move { keep_downloading(viewer_media?, beside, stopped).await })
-    });
-    let mut mined = Vec::new();
-    while mined.len() < count {
-        if downloads.as_ref().is_some_and(|d| d.is_finished()) {
-            break; // a transfer failed: its error is taken below
-        }
-        mined.push(net.mine(0, 1).await?);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = stop.send(true);
-    let transfers = match downloads {
-        Some(d) => d
-            .await
-            .map_err(|e| setup(format!("transfers beside blocks: {e}")))??,
-        None => Beside::default(),
-    };
-    // The last block's arrival.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline
-        && !mined
-            .iter()
-            .all(|h| arrived.lock().is_ok_and(|m| m.contains_key(h)))
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    miner_task.abort();
-    viewer_task.abort();
-    let (connected, arrived) = (
-        connected.lock().map(|m| m.clone()).unwrap_or_default(),
-        arrived.lock().map(|m| m.clone()).unwrap_or_default(),
-    );
-    let latencies = mined
-        .iter()
-        .filter_map(|h| {
-            Some(
-                arrived
-                    .get(h)?
-                    .saturating_duration_since(*connected.get(h)?),
-            )
-        })
-        .collect();
-    Ok((Percentiles::of(latencies), transfers))
-}
-
-/// Transfers that completed beside the blocks, and their time summed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Beside {
-    pub completed: usize,
-    pub busy: Duration,
-}
-
-/// Downloads `contents` on `viewer`, one after another and round again,
-/// until `stop`; returns those that completed. Each is removed from the
-/// viewer's store before it is fetched again (as a node's cache evicts
-/// what it viewed), so that a phase of any length has a transfer running
-/// all through it, from the few files the bench published before timing.
-/// The one running at `stop` is awaited, not counted.
-async fn keep_downloading(
-    viewer: MediaHandle,
-    contents: Vec<Hash256>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Beside, BenchError> {
-    let (mut completed, mut busy) = (0, Duration::ZERO);
-    for id in contents.iter().cycle() {
-        if *stop.borrow() {
-            break;
-        }
-        let store = viewer.store().clone();
-        let id = *id;
-        tokio::task::spawn_blocking(move || store.remove(&id))
-            .await
-            .map_err(|e| setup(format!("remove beside blocks: {e}")))?
-            .map_err(|e| setup(format!("remove beside blocks: {e}")))?;
-        let started = Instant::now();
-        let download = viewer.download(id).await;
-        let status = tokio::select! {
-            status = download.finished() => status,
-            _ = stop.changed() => {
-                download.finished().await;
-                break;
-            }
-        };
-        if status.chunks_present != status.chunks_total {
-            return Err(setup(format!("transfer beside blocks failed: {status:?}")));
-        }
-        busy += started.elapsed();
-        completed += 1;
-    }
-    Ok(Beside { completed, busy })
 }

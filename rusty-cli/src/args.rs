@@ -781,8 +781,9 @@ pub enum BenchCommand {
     },
     /// The media layer on dev nodes over loopback: file transfer throughput
     /// from one and from three providers beside raw loopback TCP, block
-    /// propagation with and without a transfer beside it, then a live stream to N viewers: the
-    /// broadcaster's upload share and input → viewer latency (p50/p95).
+    /// propagation and ChainLocks with and without a transfer beside them,
+    /// then a live stream to N viewers: the broadcaster's upload share and
+    /// input → viewer latency (p50/p95).
     Media {
         /// Transferred file size, MiB.
         #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().file_mib)]
@@ -791,6 +792,11 @@ pub enum BenchCommand {
         /// a transfer.
         #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().blocks)]
         blocks: usize,
+        /// Blocks whose ChainLocks are timed in each of three phases
+        /// (idle, beside transfers, idle again) on a network with a
+        /// masternode quorum; 0 skips them.
+        #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().chainlock_blocks)]
+        chainlock_blocks: usize,
         /// Live viewers.
         #[arg(long, default_value_t = rusty_bench::media::MediaBenchConfig::default().viewers)]
         viewers: usize,

@@ -495,6 +495,7 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
         BenchCommand::Media {
             file_mib,
             blocks,
+            chainlock_blocks,
             viewers,
             live_secs,
             kbps,
@@ -506,6 +507,7 @@ pub fn bench(b: &BenchCommand) -> Result<()> {
             let cfg = rusty_bench::media::MediaBenchConfig {
                 file_mib: (*file_mib).max(1),
                 blocks: (*blocks).max(1),
+                chainlock_blocks: *chainlock_blocks,
                 viewers: (*viewers).max(1),
                 live_secs: (*live_secs).max(1),
                 live_kbps: (*kbps).max(8),
