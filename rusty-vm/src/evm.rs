@@ -246,6 +246,34 @@ pub enum EvmError {
     Invalid(String),
 }
 
+/// The Ethereum rules the chain runs.
+const SPEC: SpecId = SpecId::CANCUN;
+
+/// The gas a transaction costs before its first instruction under the
+/// chain's rules, as execution charges it (revm's own computation): the
+/// base, its calldata, a creation's init code words and its access list
+/// (`access_list` addresses holding `access_slots` slots in all). A
+/// transaction whose limit is below it can never run.
+pub fn intrinsic_gas(
+    input: &[u8],
+    is_create: bool,
+    access_list: usize,
+    access_slots: usize,
+) -> u64 {
+    let gas = revm::interpreter::gas::calculate_initial_tx_gas(
+        SPEC,
+        input,
+        is_create,
+        access_list as u64,
+        access_slots as u64,
+        0,
+        None,
+    );
+    gas.initial_regular_gas
+        .saturating_add(gas.initial_state_gas)
+        .max(gas.floor_gas)
+}
+
 /// The chain's rules (set through `modify_cfg_chained`, which passes
 /// them on to the journal).
 fn set_rules(cfg: &mut CfgEnv, block: &BlockContext, simulate: bool) {
@@ -253,7 +281,7 @@ fn set_rules(cfg: &mut CfgEnv, block: &BlockContext, simulate: bool) {
     // The spec and its gas schedule together: setting `spec` alone keeps
     // the default (later) fork's gas parameters, such as Prague's calldata
     // floor (EIP-7623), which ethereum/tests' Cancun cases caught.
-    cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
+    cfg.set_spec_and_mainnet_gas_params(SPEC);
     cfg.disable_nonce_check = simulate;
     // Simulations may run "from" a contract (a multisig, an ERC-4337
     // entry point), as geth runs them; a transaction never can (EIP-3607).

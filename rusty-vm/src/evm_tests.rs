@@ -297,3 +297,17 @@ fn a_halt_says_why_as_geth_does() {
         assert_eq!(outcome.gas_used, 100_000, "{init}");
     }
 }
+
+/// The intrinsic gas follows Cancun's schedule: 4 per zero calldata byte
+/// and 16 per other, 32,000 more and 2 per init-code word for a creation
+/// (EIP-3860), 2,400 per access-list address and 1,900 per slot, and no
+/// calldata floor (Prague's EIP-7623 would raise the first case).
+#[test]
+fn intrinsic_gas_follows_the_cancun_schedule() {
+    assert_eq!(intrinsic_gas(&[], false, 0, 0), 21_000);
+    assert_eq!(intrinsic_gas(&[1, 0, 2], false, 0, 0), 21_036);
+    assert_eq!(intrinsic_gas(&[0; 33], true, 0, 0), 53_136);
+    assert_eq!(intrinsic_gas(&[], false, 1, 2), 21_000 + 2_400 + 3_800);
+    // 1,000 nonzero bytes: 37,000 here; Prague's floor would make it 61,000.
+    assert_eq!(intrinsic_gas(&[7; 1000], false, 0, 0), 37_000);
+}

@@ -28,30 +28,14 @@ pub const MAX_POOLED: usize = 8_192;
 /// also of transactions mined or replaced since (geth reports those too).
 pub const ARRIVALS_KEPT: usize = 4_096;
 
-/// The gas a transaction costs before its first instruction, under the
-/// Cancun rules: the base (21,000, or 53,000 for a creation), its calldata
-/// (4 per zero byte, 16 per other), a creation's init code words (2 each,
-/// EIP-3860) and its access list (2,400 per address, 1,900 per slot).
-/// The pool refuses a transaction whose limit is below it: it could never
-/// run, yet a queued one (not run at admission) would hold a place.
+/// The gas `f` costs before its first instruction (see
+/// [`rusty_vm::evm::intrinsic_gas`]: revm's rule, so the pool and
+/// execution never disagree). The pool refuses a transaction whose limit
+/// is below it: it could never run, yet a queued one (not run at
+/// admission) would hold a place.
 pub fn intrinsic_gas(f: &EthTxFields) -> u64 {
-    let zeros = f.input.iter().filter(|b| **b == 0).count() as u64;
-    let others = f.input.len() as u64 - zeros;
-    let mut gas = 21_000u64
-        .saturating_add(zeros.saturating_mul(4))
-        .saturating_add(others.saturating_mul(16));
-    if f.to.is_none() {
-        let words = (f.input.len() as u64).div_ceil(32);
-        gas = gas
-            .saturating_add(32_000)
-            .saturating_add(words.saturating_mul(2));
-    }
-    for (_, slots) in &f.access_list {
-        gas = gas
-            .saturating_add(2_400)
-            .saturating_add((slots.len() as u64).saturating_mul(1_900));
-    }
-    gas
+    let slots = f.access_list.iter().map(|(_, s)| s.len()).sum();
+    rusty_vm::evm::intrinsic_gas(&f.input, f.to.is_none(), f.access_list.len(), slots)
 }
 
 /// A pooled transaction.

@@ -114,6 +114,26 @@ pub struct Played {
     pub joinable: bool,
 }
 
+impl Played {
+    /// A segment played now, classified for joining players.
+    pub(crate) fn new(
+        seq: u64,
+        duration_ms: u32,
+        latency_ms: u64,
+        fetch_ms: u64,
+        data: Arc<[u8]>,
+    ) -> Played {
+        Played {
+            seq,
+            duration_ms,
+            latency_ms,
+            fetch_ms,
+            joinable: crate::live::ts::joinable(&data) != Some(false),
+            data,
+        }
+    }
+}
+
 /// A live window, `(seq, duration_ms)` oldest first, and the segment a
 /// joining player should start at, if not where it likes.
 pub type WindowAndStart = (Vec<(u64, u32)>, Option<u64>);

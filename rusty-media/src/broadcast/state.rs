@@ -17,7 +17,7 @@ use super::{
     SEED_COPIES, SEED_HOLD, WATCHER_TTL, WINDOW,
 };
 use crate::{
-    live::{join_point, ts, JitterBuffer, LatencyStats, Popped, Segmenter, SegmenterConfig},
+    live::{join_point, JitterBuffer, LatencyStats, Popped, Segmenter, SegmenterConfig},
     manifest::SignedManifest,
     wire::SegmentAnnouncement,
 };
@@ -168,17 +168,8 @@ impl State {
         match self.role {
             Role::Broadcaster => {
                 self.segments = self.segments.saturating_add(1);
-                self.played.insert(
-                    seq,
-                    Played {
-                        seq,
-                        duration_ms,
-                        latency_ms: 0,
-                        fetch_ms: 0,
-                        joinable: ts::joinable(&data) != Some(false),
-                        data,
-                    },
-                );
+                self.played
+                    .insert(seq, Played::new(seq, duration_ms, 0, 0, data));
             }
             Role::Viewer => {
                 self.received = self.received.saturating_add(data.len() as u64);
@@ -209,14 +200,7 @@ impl State {
                         .map_or((1, 0), |h| (h.ann.duration_ms, h.fetch_ms));
                     self.played.insert(
                         seq,
-                        Played {
-                            seq,
-                            duration_ms,
-                            latency_ms,
-                            fetch_ms,
-                            joinable: ts::joinable(&data) != Some(false),
-                            data,
-                        },
+                        Played::new(seq, duration_ms, latency_ms, fetch_ms, data),
                     );
                     played = true;
                 }

@@ -1,6 +1,7 @@
 //! A heavier competing branch submitted through `submitblock` reorganises
 //! the chain; the disconnected transactions return to the mempool and the
-//! wallet follows.
+//! wallet follows; a log filter reports the logs of a disconnected block
+//! as removed.
 
 use serde_json::json;
 
@@ -60,4 +61,74 @@ async fn heavier_branch_reorganises_and_returns_txs_to_mempool() {
     a.generate_to(1, &a_addr).await;
     let tx = a.rpc("getrawtransaction", json!([txid, true])).await;
     assert_eq!(tx["confirmations"], 1);
+}
+
+/// A polled log filter (`eth_newFilter` / `eth_getFilterChanges`, what
+/// ethers' `contract.on` and web3.py's `create_filter` use) across a
+/// reorganisation: the log of the block that left the chain comes back
+/// with `removed: true`, and once its transaction (back in the pool) is
+/// mined again, as a new log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_filter_reports_a_reorganised_log_removed_then_mined_again() {
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    let a_addr = a.new_address().await;
+    a.generate_to(11, &a_addr).await;
+    let own = a.rpc("contract_address", json!([])).await;
+    a.rpc("contract_deposit", json!([own, 2])).await;
+    a.generate_to(1, &a_addr).await;
+    // A contract that logs 0x2a as its topic on every call: PUSH1 0x2a
+    // PUSH1 0 PUSH1 0 LOG1 STOP, behind a constructor that returns it.
+    let create = a
+        .rpc(
+            "contract_send",
+            json!([null, "0x6007600c60003960076000f3602a60006000a100"]),
+        )
+        .await;
+    a.generate_to(1, &a_addr).await;
+    let receipt = a.rpc("eth_getTransactionReceipt", json!([create])).await;
+    let contract = receipt["contractAddress"]
+        .as_str()
+        .expect("a contract address")
+        .to_string();
+    copy_blocks(&a, &b, 1..=13).await;
+    assert_eq!(a.tip().await, b.tip().await);
+
+    let filter = a
+        .rpc("eth_newFilter", json!([{ "address": contract }]))
+        .await;
+    let call = a.rpc("contract_send", json!([contract, "0x"])).await;
+    let mined = a.generate_to(1, &a_addr).await;
+    let changes = a.rpc("eth_getFilterChanges", json!([filter])).await;
+    let logs = changes.as_array().expect("logs");
+    assert_eq!(logs.len(), 1, "{changes}");
+    assert_eq!(logs[0]["removed"], false);
+    assert_eq!(logs[0]["transactionHash"], call);
+    assert_eq!(logs[0]["blockHash"], format!("0x{}", mined[0]));
+    assert_eq!(logs[0]["topics"][0], format!("0x{:064x}", 0x2a));
+
+    // B's longer branch from height 13 has no call: A reorganises.
+    let b_addr = TestKey::new(6).address.to_string();
+    b.generate_to(2, &b_addr).await;
+    copy_blocks(&b, &a, 14..=15).await;
+    assert_eq!(a.tip().await, b.tip().await);
+    let changes = a.rpc("eth_getFilterChanges", json!([filter])).await;
+    let logs = changes.as_array().expect("logs");
+    assert_eq!(logs.len(), 1, "{changes}");
+    assert_eq!(logs[0]["removed"], true);
+    assert_eq!(logs[0]["transactionHash"], call);
+    assert_eq!(logs[0]["blockHash"], format!("0x{}", mined[0]));
+    let none = a.rpc("eth_getFilterChanges", json!([filter])).await;
+    assert_eq!(none, json!([]), "a poll reports a change once");
+
+    // The call went back to the pool; mined on the new branch, it logs again.
+    let pending = a.rpc("eth_getTransactionByHash", json!([call])).await;
+    assert!(pending["blockHash"].is_null(), "{pending}");
+    let again = a.generate_to(1, &a_addr).await;
+    let changes = a.rpc("eth_getFilterChanges", json!([filter])).await;
+    let logs = changes.as_array().expect("logs");
+    assert_eq!(logs.len(), 1, "{changes}");
+    assert_eq!(logs[0]["removed"], false);
+    assert_eq!(logs[0]["transactionHash"], call);
+    assert_eq!(logs[0]["blockHash"], format!("0x{}", again[0]));
 }
