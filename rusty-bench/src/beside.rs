@@ -88,7 +88,7 @@ pub(crate) async fn block_latencies(
     net: &LocalNet,
     count: usize,
     beside: &[Hash256],
-) -> Result<(Percentiles, Beside), BenchError> {
+) -> Result<(Vec<Duration>, Beside), BenchError> {
     let viewer = net.len() - 1;
     // Each node's block events are stamped by their own task, as they come.
     let stamp = |i: usize| {
@@ -152,7 +152,7 @@ pub(crate) async fn block_latencies(
             )
         })
         .collect();
-    Ok((Percentiles::of(latencies), transfers))
+    Ok((latencies, transfers))
 }
 
 /// Transfers that completed beside the blocks, and their time summed.
@@ -202,24 +202,120 @@ async fn keep_downloading(
     Ok(Beside { completed, busy })
 }
 
-/// Writes how the busy phase compares with the slower of the two idle
-/// ones, and how far the idle ones differ (the noise), at p50 and p95.
-pub(crate) fn write_noise(
-    f: &mut fmt::Formatter<'_>,
-    idle: &Percentiles,
-    busy: &Percentiles,
-    after: &Percentiles,
-) -> fmt::Result {
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-6);
-    let band = |a: Duration, b: Duration| ratio(a, b).max(ratio(b, a));
-    writeln!(
-        f,
-        "    beside ÷ idle (the slower idle run): p50 {:.2}  p95 {:.2}; the two idle runs differ by {:.2} × at p50, {:.2} × at p95 (the noise)",
-        ratio(busy.p50, idle.p50.max(after.p50)),
-        ratio(busy.p95, idle.p95.max(after.p95)),
-        band(idle.p50, after.p50),
-        band(idle.p95, after.p95)
-    )
+/// One measure (a block's propagation, or its ChainLock) in the three
+/// phases: the network idle, beside transfers, idle again.
+#[derive(Debug, Clone, Default)]
+pub struct Phases {
+    pub idle: Vec<Duration>,
+    pub busy: Vec<Duration>,
+    pub after: Vec<Duration>,
+}
+
+impl Phases {
+    pub fn idle_p(&self) -> Percentiles {
+        Percentiles::of(self.idle.clone())
+    }
+    pub fn busy_p(&self) -> Percentiles {
+        Percentiles::of(self.busy.clone())
+    }
+    pub fn after_p(&self) -> Percentiles {
+        Percentiles::of(self.after.clone())
+    }
+
+    /// How likely values at least as late as the busy phase's are if
+    /// media changed nothing: the one-sided p-value of a rank-sum test
+    /// (Mann-Whitney U, normal approximation with ties corrected) of the
+    /// busy phase against both idle ones pooled. Small (under 0.05) says
+    /// the busy phase is later than idle beyond what chance gives; at
+    /// 0.5 they are alike.
+    pub fn later_p(&self) -> f64 {
+        let idle: Vec<Duration> = self.idle.iter().chain(&self.after).copied().collect();
+        later_p(&self.busy, &idle)
+    }
+
+    /// Writes how the busy phase compares with the slower of the two idle
+    /// ones, how far the idle ones differ (the noise), at p50 and p95, and
+    /// the rank-sum test's verdict.
+    pub(crate) fn write_noise(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (idle, busy, after) = (self.idle_p(), self.busy_p(), self.after_p());
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-6);
+        let band = |a: Duration, b: Duration| ratio(a, b).max(ratio(b, a));
+        writeln!(
+            f,
+            "    beside ÷ idle (the slower idle run): p50 {:.2}  p95 {:.2}; the two idle runs differ by {:.2} × at p50, {:.2} × at p95 (the noise)",
+            ratio(busy.p50, idle.p50.max(after.p50)),
+            ratio(busy.p95, idle.p95.max(after.p95)),
+            band(idle.p50, after.p50),
+            band(idle.p95, after.p95)
+        )?;
+        let p = self.later_p();
+        writeln!(
+            f,
+            "    beside later than idle? rank-sum test against both idle runs: p = {p:.3} ({})",
+            if p < 0.05 {
+                "yes, beyond noise at 5 %"
+            } else {
+                "within noise at 5 %"
+            }
+        )
+    }
+}
+
+/// The one-sided p-value that `later`'s values are stochastically larger
+/// than `base`'s (Mann-Whitney U with mid-ranks for ties, the normal
+/// approximation with its tie correction and a continuity correction); 1
+/// when either is empty or every value is equal.
+pub fn later_p(later: &[Duration], base: &[Duration]) -> f64 {
+    let (n1, n2) = (later.len() as f64, base.len() as f64);
+    if later.is_empty() || base.is_empty() {
+        return 1.0;
+    }
+    let mut all: Vec<(Duration, bool)> = later
+        .iter()
+        .map(|d| (*d, true))
+        .chain(base.iter().map(|d| (*d, false)))
+        .collect();
+    all.sort_by_key(|(d, _)| *d);
+    // Mid-ranks (1-based) over runs of equal values; the tie term for the
+    // variance sums t³ - t over those runs.
+    let (mut rank_sum, mut ties) = (0.0, 0.0);
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let t = (j - i) as f64;
+        let mid = (i + j + 1) as f64 / 2.0;
+        rank_sum += mid * all[i..j].iter().filter(|(_, l)| *l).count() as f64;
+        ties += t * t * t - t;
+        i = j;
+    }
+    let u = rank_sum - n1 * (n1 + 1.0) / 2.0;
+    let n = n1 + n2;
+    let variance = n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
+    if variance <= 0.0 {
+        return 1.0;
+    }
+    let z = (u - n1 * n2 / 2.0 - 0.5) / variance.sqrt();
+    upper_tail(z)
+}
+
+/// P(Z > z) for a standard normal Z (Abramowitz and Stegun 7.1.26 for
+/// erfc, absolute error under 1.5e-7).
+fn upper_tail(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        erfc / 2.0
+    } else {
+        1.0 - erfc / 2.0
+    }
 }
 
 /// Masternodes of the ChainLock phase (the dev quorum takes 5 of them).
@@ -228,33 +324,16 @@ const MASTERNODES: usize = 6;
 /// Pause between a block locked on every node and the next block.
 const LOCK_PACE: Duration = Duration::from_millis(100);
 
-/// One ChainLock phase: the time until every node holds a block's lock,
-/// and each node's lock after its own arrival of the block.
-#[derive(Debug, Clone, Copy)]
-pub struct LockPhase {
-    pub every_node: Percentiles,
-    pub per_node: Percentiles,
-    /// Blocks without a lock on every node within 10 s.
-    pub missed: usize,
-}
-
-impl From<LockTimes> for LockPhase {
-    fn from(t: LockTimes) -> Self {
-        LockPhase {
-            every_node: Percentiles::of(t.every_node),
-            per_node: Percentiles::of(t.per_node),
-            missed: t.missed,
-        }
-    }
-}
-
 /// ChainLock latencies idle, beside transfers, and idle again.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LocksBeside {
     pub nodes: usize,
-    pub idle: LockPhase,
-    pub busy: LockPhase,
-    pub after: LockPhase,
+    /// Per block, until every node holds its lock.
+    pub every_node: Phases,
+    /// Per (block, node), the lock after the node's arrival of the block.
+    pub per_node: Phases,
+    /// Blocks without a lock on every node within 10 s, per phase.
+    pub missed: [usize; 3],
     pub transfers: Beside,
 }
 
@@ -272,29 +351,34 @@ impl LocksBeside {
             t.completed,
             mb / t.busy.as_secs_f64().max(1e-3)
         )?;
-        for (what, p) in [
-            ("network idle", &self.idle),
-            ("beside the transfer", &self.busy),
-            ("idle again after", &self.after),
+        let (every, per) = (&self.every_node, &self.per_node);
+        for (what, p, node, missed) in [
+            ("network idle", every.idle_p(), per.idle_p(), self.missed[0]),
+            (
+                "beside the transfer",
+                every.busy_p(),
+                per.busy_p(),
+                self.missed[1],
+            ),
+            (
+                "idle again after",
+                every.after_p(),
+                per.after_p(),
+                self.missed[2],
+            ),
         ] {
             writeln!(
                 f,
-                "    block → locked on every node, {what:<20} p50 {:>6.1} ms  p95 {:>6.1} ms  max {:>6.1} ms  ({} blocks, {} missed; per node arrival → lock p50 {:.1} ms, p95 {:.1} ms)",
-                ms(p.every_node.p50),
-                ms(p.every_node.p95),
-                ms(p.every_node.max),
-                p.every_node.samples,
-                p.missed,
-                ms(p.per_node.p50),
-                ms(p.per_node.p95),
+                "    block → locked on every node, {what:<20} p50 {:>6.1} ms  p95 {:>6.1} ms  max {:>6.1} ms  ({} blocks, {missed} missed; per node arrival → lock p50 {:.1} ms, p95 {:.1} ms)",
+                ms(p.p50),
+                ms(p.p95),
+                ms(p.max),
+                p.samples,
+                ms(node.p50),
+                ms(node.p95),
             )?;
         }
-        write_noise(
-            f,
-            &self.idle.every_node,
-            &self.busy.every_node,
-            &self.after.every_node,
-        )
+        every.write_noise(f)
     }
 }
 
@@ -339,11 +423,74 @@ async fn locks_on(net: &LocalNet, size: usize, blocks: usize) -> Result<LocksBes
         .await
         .map_err(|e| setup(format!("transfers beside ChainLocks: {e}")))??;
     let after = timer.time_blocks(net, blocks, LOCK_PACE).await?;
+    let missed = [idle.missed, busy.missed, after.missed];
+    let LockTimes {
+        per_node: idle_node,
+        every_node: idle,
+        ..
+    } = idle;
+    let LockTimes {
+        per_node: busy_node,
+        every_node: busy,
+        ..
+    } = busy;
+    let LockTimes {
+        per_node: after_node,
+        every_node: after,
+        ..
+    } = after;
     Ok(LocksBeside {
         nodes: net.len(),
-        idle: idle.into(),
-        busy: busy.into(),
-        after: after.into(),
+        every_node: Phases { idle, busy, after },
+        per_node: Phases {
+            idle: idle_node,
+            busy: busy_node,
+            after: after_node,
+        },
+        missed,
         transfers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|m| Duration::from_millis(*m)).collect()
+    }
+
+    #[test]
+    fn the_rank_sum_test_tells_a_shift_from_noise() {
+        let base = ms(&(1..=40).collect::<Vec<_>>());
+        // The same spread: no evidence of lateness.
+        let alike = ms(&(1..=40).step_by(2).collect::<Vec<_>>());
+        let p = later_p(&alike, &base);
+        assert!(p > 0.3 && p < 0.7, "{p}");
+        // Every value above every base value: far beyond noise.
+        let later = ms(&(41..=60).collect::<Vec<_>>());
+        assert!(later_p(&later, &base) < 1e-6);
+        // Earlier than the base: p near 1, never "later".
+        let earlier = ms(&(0..20).map(|_| 0).collect::<Vec<_>>());
+        assert!(later_p(&earlier, &base) > 0.99);
+        // Degenerate inputs.
+        assert_eq!(later_p(&[], &base), 1.0);
+        assert_eq!(later_p(&ms(&[5, 5]), &ms(&[5, 5, 5])), 1.0);
+    }
+
+    #[test]
+    fn the_normal_tail_matches_known_values() {
+        for (z, want) in [
+            (0.0, 0.5),
+            (1.644_854, 0.05),
+            (2.326_348, 0.01),
+            (-1.959_964, 0.975),
+        ] {
+            assert!(
+                (upper_tail(z) - want).abs() < 1e-6,
+                "{z}: {}",
+                upper_tail(z)
+            );
+        }
+    }
 }

@@ -34,9 +34,8 @@ use rusty_shared_types::Hash256;
 
 use crate::{
     beside::{
-        block_latencies, chainlocks_beside, publish_beside_files, write_noise, Beside, LocksBeside,
+        block_latencies, chainlocks_beside, publish_beside_files, Beside, LocksBeside, Phases,
     },
-    chainlock::Percentiles,
     connect::BenchError,
     network::{loopback_tcp_mb_per_sec, setup, wait_peers},
 };
@@ -66,8 +65,8 @@ impl Default for MediaBenchConfig {
     fn default() -> Self {
         MediaBenchConfig {
             file_mib: 200,
-            blocks: 20,
-            chainlock_blocks: 20,
+            blocks: 40,
+            chainlock_blocks: 40,
             viewers: 8,
             live_secs: 20,
             live_kbps: 2_000,
@@ -98,15 +97,13 @@ pub struct MediaBenchReport {
     pub three_mb_per_sec: f64,
     /// Bytes each of the three providers sent.
     pub three_shares: Vec<u64>,
-    /// Block arrival node 0 → viewer with the network idle.
-    pub blocks_idle: Percentiles,
-    /// The same while the viewer downloads from node 0.
-    pub blocks_busy: Percentiles,
-    /// Transfers of the file size that completed during that phase.
+    /// Block arrival node 0 → viewer with the network idle, while the
+    /// viewer downloads from node 0, and idle again after the transfers
+    /// (how far the two idle runs differ is the noise "beside" is
+    /// compared with).
+    pub blocks: Phases,
+    /// Transfers of the file size that completed during the busy phase.
     pub transfers_beside: Beside,
-    /// Idle again after the transfers: how far two idle runs differ is
-    /// the noise "beside" is compared with.
-    pub blocks_idle_after: Percentiles,
     /// ChainLocks idle, beside transfers and idle again (None: not run).
     pub chainlocks: Option<LocksBeside>,
     pub segments_cut: u64,
@@ -208,10 +205,11 @@ impl fmt::Display for MediaBenchReport {
             c.file_mib,
             size_mb * t.completed as f64 / t.busy.as_secs_f64().max(1e-3)
         );
+        let b = &self.blocks;
         for (what, p, transfers) in [
-            ("network idle", &self.blocks_idle, ""),
-            ("beside the transfer", &self.blocks_busy, beside.as_str()),
-            ("idle again after", &self.blocks_idle_after, ""),
+            ("network idle", b.idle_p(), ""),
+            ("beside the transfer", b.busy_p(), beside.as_str()),
+            ("idle again after", b.after_p(), ""),
         ] {
             writeln!(
                 f,
@@ -222,12 +220,7 @@ impl fmt::Display for MediaBenchReport {
                 p.samples
             )?;
         }
-        write_noise(
-            f,
-            &self.blocks_idle,
-            &self.blocks_busy,
-            &self.blocks_idle_after,
-        )?;
+        b.write_noise(f)?;
         match &self.chainlocks {
             Some(locks) => locks.write(f, c.file_mib)?,
             None => writeln!(
@@ -361,13 +354,14 @@ pub async fn run_media_bench(
     let three_shares = status.peers.iter().map(|p| p.bytes).collect();
     let three_mb_per_sec = size as f64 / 1e6 / three_secs;
 
-    let (blocks_idle, _) = block_latencies(&net, config.blocks, &[]).await?;
+    let (idle, _) = block_latencies(&net, config.blocks, &[]).await?;
     // Over the data channel one file of this size goes by in a few blocks:
     // the viewer fetches these, back to back and round again, for as long
     // as the phase mines.
     let others = publish_beside_files(&net, size).await?;
-    let (blocks_busy, transfers_beside) = block_latencies(&net, config.blocks, &others).await?;
-    let (blocks_idle_after, _) = block_latencies(&net, config.blocks, &[]).await?;
+    let (busy, transfers_beside) = block_latencies(&net, config.blocks, &others).await?;
+    let (after, _) = block_latencies(&net, config.blocks, &[]).await?;
+    let blocks = Phases { idle, busy, after };
     net.shutdown().await;
     let _ = std::fs::remove_dir_all(dir.join("three"));
     let chainlocks = if config.chainlock_blocks > 0 {
@@ -489,10 +483,8 @@ pub async fn run_media_bench(
         three_secs,
         three_mb_per_sec,
         three_shares,
-        blocks_idle,
-        blocks_busy,
+        blocks,
         transfers_beside,
-        blocks_idle_after,
         chainlocks,
         segments_cut: cut.segments,
         segments_played: played,

@@ -1,13 +1,15 @@
 //! Ending long CLI work cleanly on Ctrl-C (SIGINT) or SIGTERM: the first
 //! signal sets a flag the work checks (a broadcast ends on the node so its
 //! viewers' playlists end, ffmpeg is asked to stop, scratch files go); a
-//! second one exits at once.
+//! second one exits at once, killing the children and removing the scratch
+//! directories registered with [`kill_on_quit`] and [`remove_on_quit`].
 
 use std::{
+    path::{Path, PathBuf},
     process::{Child, ExitStatus},
     sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -71,6 +73,7 @@ pub fn interrupt_flag(doing: &'static str) -> Arc<AtomicBool> {
                         eprintln!("still not done {GIVE_UP:?} later: quitting");
                     }
                 }
+                clean_up_for_quit();
                 std::process::exit(code);
             });
         });
@@ -109,5 +112,108 @@ pub fn wait_child(
             _ => {}
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What an exit at once (a second signal, or [`GIVE_UP`]) must not leave
+/// behind, with the number of the [`OnQuit`] that registered it.
+static LEFT_ON_QUIT: Mutex<Vec<(u64, Leftover)>> = Mutex::new(Vec::new());
+static NEXT_ON_QUIT: AtomicU64 = AtomicU64::new(0);
+
+enum Leftover {
+    /// A child process, killed: a terminal's second Ctrl-C reaches it too,
+    /// but a signal sent to the CLI alone (`kill -INT`) does not.
+    Child(u32),
+    /// A scratch directory, removed.
+    Dir(PathBuf),
+}
+
+/// A registration with the exit at once; dropping it unregisters.
+#[must_use = "dropping it unregisters at once"]
+pub struct OnQuit(u64);
+
+impl Drop for OnQuit {
+    fn drop(&mut self) {
+        if let Ok(mut left) = LEFT_ON_QUIT.lock() {
+            left.retain(|(n, _)| *n != self.0);
+        }
+    }
+}
+
+fn register(leftover: Leftover) -> OnQuit {
+    let n = NEXT_ON_QUIT.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut left) = LEFT_ON_QUIT.lock() {
+        left.push((n, leftover));
+    }
+    OnQuit(n)
+}
+
+/// Kills `child` if the process exits at once while the registration is
+/// held (hold it no longer than the child is unwaited: its pid could be
+/// reused once it has been).
+pub fn kill_on_quit(child: &Child) -> OnQuit {
+    register(Leftover::Child(child.id()))
+}
+
+/// Removes `dir` if the process exits at once while the registration is
+/// held.
+pub fn remove_on_quit(dir: &Path) -> OnQuit {
+    register(Leftover::Dir(dir.to_path_buf()))
+}
+
+/// Kills the registered children, then removes the registered directories
+/// (a child may still be writing into one until it is gone).
+fn clean_up_for_quit() {
+    let Ok(left) = LEFT_ON_QUIT.lock() else {
+        return;
+    };
+    for (_, leftover) in left.iter() {
+        if let Leftover::Child(pid) = leftover {
+            if let Some(pid) = i32::try_from(*pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    for (_, leftover) in left.iter() {
+        if let Leftover::Dir(dir) = leftover {
+            // A killed child's last writes may land a moment later.
+            for _ in 0..20 {
+                if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Registrations are undone by dropping them, and an exit at once kills
+    /// the children and removes the directories still registered.
+    #[test]
+    fn an_exit_at_once_kills_registered_children_and_removes_their_dirs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kept = dir.path().join("kept");
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir_all(&kept).expect("mkdir");
+        std::fs::create_dir_all(&scratch).expect("mkdir");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        let _child = kill_on_quit(&child);
+        let _scratch = remove_on_quit(&scratch);
+        drop(remove_on_quit(&kept));
+        clean_up_for_quit();
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "killed, not finished: {status}");
+        assert!(!scratch.exists());
+        assert!(kept.exists(), "an unregistered directory stays");
     }
 }

@@ -33,7 +33,7 @@ use rusty_node::rpc::{
 use crate::{
     args::{BroadcastArgs, GlobalArgs, PublishArgs},
     client::{connect, rpc_error},
-    interrupt::{interrupt_flag, wait_child},
+    interrupt::{self, interrupt_flag, wait_child},
 };
 
 /// How much of a live input on stdin is read ahead for ffprobe, tried in
@@ -58,7 +58,7 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
     let source = probe(&input)?;
     let rungs = ladder::plan(&source).context("planning the ladder")?;
     let work = WorkDir::new()?;
-    let out = work.0.to_string_lossy().into_owned();
+    let out = work.path.to_string_lossy().into_owned();
     let names: Vec<String> = rungs.iter().map(Rung::name).collect();
     eprintln!(
         "transcoding {}×{} at {:.2} fps{} into {} with ffmpeg…",
@@ -77,7 +77,9 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
         .args(&args)
         .spawn()
         .map_err(|e| not_found("ffmpeg", e))?;
+    let on_quit = interrupt::kill_on_quit(&ffmpeg);
     let status = wait_child(&mut ffmpeg, &interrupted, || false)?;
+    drop(on_quit);
     if interrupted.load(Ordering::Relaxed) {
         bail!("interrupted: nothing published, ffmpeg's output removed");
     }
@@ -107,11 +109,11 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
         go_on(i)?;
         let (ts, playlist) = ladder::rendition_files(i);
         let what = format!("{title} ({})", rung.name());
-        let ts_id = publish_file(c, a, &work.0.join(&ts), &what, "video/mp2t")?;
-        let text = read_text(&work.0.join(&playlist))?;
+        let ts_id = publish_file(c, a, &work.path.join(&ts), &what, "video/mp2t")?;
+        let text = read_text(&work.path.join(&playlist))?;
         let rewritten = ladder::rewrite_playlist(&text, &[(ts, ladder::content_uri(&ts_id))])
             .map_err(anyhow::Error::msg)?;
-        let path = work.0.join(format!("published_{playlist}"));
+        let path = work.path.join(format!("published_{playlist}"));
         std::fs::write(&path, rewritten).with_context(|| format!("{}", path.display()))?;
         go_on(i)?;
         let playlist_id = publish_file(
@@ -130,9 +132,10 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
         );
         master_uris.push((playlist, ladder::content_uri(&playlist_id)));
     }
-    let master = ladder::rewrite_playlist(&read_text(&work.0.join(ladder::MASTER))?, &master_uris)
-        .map_err(anyhow::Error::msg)?;
-    let path = work.0.join(format!("published_{}", ladder::MASTER));
+    let master =
+        ladder::rewrite_playlist(&read_text(&work.path.join(ladder::MASTER))?, &master_uris)
+            .map_err(anyhow::Error::msg)?;
+    let path = work.path.join(format!("published_{}", ladder::MASTER));
     std::fs::write(&path, master).with_context(|| format!("{}", path.display()))?;
     go_on(rungs.len())?;
     let id = publish_file(c, a, &path, &title, "application/vnd.apple.mpegurl")?;
@@ -188,7 +191,7 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
     // and fed to ffmpeg before the rest: as few as ffprobe needs, since a
     // live input's read-ahead is waited for before the broadcast starts.
     let (probe_path, head, source) = if from_stdin {
-        let path = work.0.join("head.ts");
+        let path = work.path.join("head.ts");
         let (head, source, ended) = probe_stdin(&path)?;
         (path, Some((head, ended)), source)
     } else {
@@ -219,7 +222,7 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
         );
     }
     let ids = announced.ids.clone();
-    let master = work.0.join(ladder::MASTER);
+    let master = work.path.join(ladder::MASTER);
     std::fs::write(&master, ladder::live_master_playlist(&rungs, &source, &ids))
         .with_context(|| format!("{}", master.display()))?;
     let master_id = publish_with(
@@ -292,6 +295,7 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
         })
         .spawn()
         .map_err(|e| not_found("ffmpeg", e))?;
+    let on_quit = interrupt::kill_on_quit(&ffmpeg);
     if let (Some(head), Some(mut to_ffmpeg)) = (head, ffmpeg.stdin.take()) {
         std::thread::spawn(move || {
             // A write error means ffmpeg stopped; its exit status says why.
@@ -332,6 +336,7 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
     let status = wait_child(&mut ffmpeg, &interrupted, || {
         pump_failed.load(Ordering::Relaxed)
     })?;
+    drop(on_quit);
     let mut failed = None;
     let mut sent = 0u64;
     for p in pumps {
@@ -587,8 +592,11 @@ fn not_found(tool: &str, e: std::io::Error) -> anyhow::Error {
 }
 
 /// A scratch directory for ffmpeg's output, removed when dropped (the node
-/// copies what it publishes into its own store).
-struct WorkDir(PathBuf);
+/// copies what it publishes into its own store), or by an exit at once.
+struct WorkDir {
+    path: PathBuf,
+    _on_quit: interrupt::OnQuit,
+}
 
 impl WorkDir {
     fn new() -> Result<WorkDir> {
@@ -598,12 +606,13 @@ impl WorkDir {
             rand::random::<u32>()
         ));
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(WorkDir(path))
+        let _on_quit = interrupt::remove_on_quit(&path);
+        Ok(WorkDir { path, _on_quit })
     }
 }
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }

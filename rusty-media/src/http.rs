@@ -718,9 +718,7 @@ impl<S: PlaybackSource> Conn<'_, S> {
         let playlist = loop {
             match watched(&mut self.rd, &mut self.buf, source.live_window()).await? {
                 Ok(window) => {
-                    if let Some(playlist) =
-                        hls_playlist(&window.segments, window.ended, window.start)
-                    {
+                    if let Some(playlist) = hls_playlist(&window) {
                         break playlist;
                     }
                 }

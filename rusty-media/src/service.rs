@@ -1114,11 +1114,12 @@ impl crate::http::PlaybackSource for MediaSource {
             // is the final one (the stream's task answers reads after it).
             Some(s) => {
                 let ended = s.is_ended();
-                let (segments, start) = s.window().await;
+                let w = s.window().await;
                 LiveWindow {
-                    segments,
+                    segments: w.segments,
                     ended,
-                    start,
+                    start: w.start,
+                    longest_ms: w.longest_ms,
                 }
             }
             None => LiveWindow::default(),

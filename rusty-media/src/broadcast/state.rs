@@ -51,6 +51,9 @@ pub(super) struct State {
     pub(super) segmenter: Option<Segmenter>,
     held: BTreeMap<u64, Held>,
     played: BTreeMap<u64, Played>,
+    /// The longest segment played so far, ms (see
+    /// [`super::PlayedWindow::longest_ms`]).
+    longest_ms: u32,
     jitter: JitterBuffer<Arc<[u8]>>,
     latency: LatencyStats,
     fetching: HashSet<u64>,
@@ -78,6 +81,7 @@ impl State {
                 .then(|| Segmenter::new(SegmenterConfig::default())),
             held: BTreeMap::new(),
             played: BTreeMap::new(),
+            longest_ms: 0,
             jitter: JitterBuffer::new(WINDOW as u64, JITTER_MAX_WAIT_MS),
             latency: LatencyStats::default(),
             fetching: HashSet::new(),
@@ -168,8 +172,7 @@ impl State {
         match self.role {
             Role::Broadcaster => {
                 self.segments = self.segments.saturating_add(1);
-                self.played
-                    .insert(seq, Played::new(seq, duration_ms, 0, 0, data));
+                self.play(Played::new(seq, duration_ms, 0, 0, data));
             }
             Role::Viewer => {
                 self.received = self.received.saturating_add(data.len() as u64);
@@ -198,10 +201,7 @@ impl State {
                         .held
                         .get(&seq)
                         .map_or((1, 0), |h| (h.ann.duration_ms, h.fetch_ms));
-                    self.played.insert(
-                        seq,
-                        Played::new(seq, duration_ms, latency_ms, fetch_ms, data),
-                    );
+                    self.play(Played::new(seq, duration_ms, latency_ms, fetch_ms, data));
                     played = true;
                 }
                 Popped::Skipped { from, to } => {
@@ -212,6 +212,15 @@ impl State {
             }
         }
         played
+    }
+
+    fn play(&mut self, p: Played) {
+        self.longest_ms = self.longest_ms.max(p.duration_ms);
+        self.played.insert(p.seq, p);
+    }
+
+    pub(super) fn longest_ms(&self) -> u32 {
+        self.longest_ms
     }
 
     fn trim_played(&mut self) {

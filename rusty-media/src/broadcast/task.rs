@@ -94,7 +94,7 @@ pub(crate) enum StreamCommand {
         reply: Reply<Vec<Played>>,
     },
     Window {
-        reply: Reply<super::WindowAndStart>,
+        reply: Reply<super::PlayedWindow>,
     },
     Segment {
         seq: u64,
@@ -312,7 +312,11 @@ impl StreamTask {
                 self.wait(Waiter { from, max, reply })
             }
             StreamCommand::Window { reply } => {
-                let _ = reply.send((self.state.window(), self.state.join_at()));
+                let _ = reply.send(super::PlayedWindow {
+                    segments: self.state.window(),
+                    start: self.state.join_at(),
+                    longest_ms: self.state.longest_ms(),
+                });
             }
             StreamCommand::Segment { seq, reply } => {
                 let _ = reply.send(self.state.segment(seq));

@@ -28,6 +28,7 @@ fn a_broadcaster_seeds_a_fresh_segment_to_one_watcher_and_serves_a_handle() {
     let (ann, data) = segment(&key, id, 0);
     s.hold(ann, data.clone(), 0, 0);
     assert_eq!(s.window(), vec![(0, 500)]);
+    assert_eq!(s.longest_ms(), 500);
 
     // The first asker gets it: the held bytes themselves, not a copy.
     let Served::Segment { data: got, .. } = s.serve(0, a, Instant::now()) else {
@@ -95,7 +96,11 @@ fn a_viewers_playlist_goes_on_after_a_skipped_segment() {
         s.hold(ann, data, 0, 4_000);
     }
     assert_eq!(listed(&s), [3, 4, 5, 6]);
-    let playlist = crate::http::hls_playlist(&s.window(), false, None).expect("a playlist");
+    let window = crate::http::LiveWindow {
+        segments: s.window(),
+        ..Default::default()
+    };
+    let playlist = crate::http::hls_playlist(&window).expect("a playlist");
     assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
     assert!(playlist.contains("live/6.ts"), "{playlist}");
     // The segments before the gap are still served to whoever asks.
@@ -130,7 +135,12 @@ fn a_playlist_points_players_at_a_segment_they_can_join() {
     hold(&mut s, 3, &rough);
     assert_eq!(listed(&s), [0, 1, 2, 3]);
     assert_eq!(s.join_at(), Some(2));
-    let playlist = crate::http::hls_playlist(&s.window(), false, s.join_at()).expect("a playlist");
+    let window = crate::http::LiveWindow {
+        segments: s.window(),
+        start: s.join_at(),
+        ..Default::default()
+    };
+    let playlist = crate::http::hls_playlist(&window).expect("a playlist");
     assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{playlist}");
     assert!(
         playlist.contains("#EXT-X-START:TIME-OFFSET=-1.000,PRECISE=YES\n"),

@@ -20,6 +20,9 @@ pub struct LiveWindow {
     /// Where a player joining now should start, when that is not where it
     /// would on its own (see [`hls_playlist`]).
     pub start: Option<u64>,
+    /// The longest segment of the stream so far, ms, for the target
+    /// duration (see [`hls_playlist`]); 0 if unknown.
+    pub longest_ms: u32,
 }
 
 /// The HLS (version 3) media playlist of a live window; `None` if the window
@@ -38,8 +41,14 @@ pub struct LiveWindow {
 /// newest segment a decoder can start at, given when a segment near the
 /// end cannot be (cut inside a GOP larger than a segment), since players
 /// start a few segments before the end on their own.
-pub fn hls_playlist(window: &[(u64, u32)], ended: bool, start: Option<u64>) -> Option<String> {
-    let mut segments = window.to_vec();
+///
+/// The target duration is the longest segment of the stream so far
+/// (`longest_ms`), or of the window if longer: HLS says it must not change
+/// between reloads, and a window's own longest goes down as long segments
+/// leave it. It still goes up when a longer segment than any before comes.
+pub fn hls_playlist(window: &LiveWindow) -> Option<String> {
+    let (ended, start) = (window.ended, window.start);
+    let mut segments = window.segments.clone();
     segments.sort_by_key(|&(seq, _)| seq);
     segments.dedup_by_key(|&mut (seq, _)| seq);
     let first = segments.first()?.0;
@@ -50,7 +59,10 @@ pub fn hls_playlist(window: &[(u64, u32)], ended: bool, start: Option<u64>) -> O
         .count();
     let segments = segments.get(..run)?;
     let max_ms = segments.iter().map(|&(_, ms)| u64::from(ms)).max()?;
-    let target = max_ms.div_ceil(1000).max(1);
+    let target = max_ms
+        .max(u64::from(window.longest_ms))
+        .div_ceil(1000)
+        .max(1);
     let mut out = String::new();
     let _ = write!(
         out,

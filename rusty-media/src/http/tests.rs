@@ -61,6 +61,7 @@ impl PlaybackSource for TestSource {
             segments: self.live.as_ref().map(|l| l.0.clone()).unwrap_or_default(),
             ended: false,
             start: None,
+            longest_ms: 0,
         })
     }
 
@@ -761,22 +762,36 @@ fn http_parse_head_cases() {
     assert_eq!(Route::of("/content/"), Route::NotFound);
 }
 
+fn live(segments: &[(u64, u32)], ended: bool) -> LiveWindow {
+    LiveWindow {
+        segments: segments.to_vec(),
+        ended,
+        ..LiveWindow::default()
+    }
+}
+
 #[test]
 fn http_playlist_and_date() {
-    assert_eq!(hls_playlist(&[], false, None), None);
-    assert_eq!(hls_playlist(&[], true, None), None);
+    assert_eq!(hls_playlist(&live(&[], false)), None);
+    assert_eq!(hls_playlist(&live(&[], true)), None);
     // Unsorted with a duplicate and a gap: the run from the oldest.
     let window = [(12, 900), (10, 400), (11, 1000), (10, 400), (14, 9000)];
-    let p = hls_playlist(&window, false, None).unwrap();
+    let p = hls_playlist(&live(&window, false)).unwrap();
     assert_eq!(
         p,
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:10\n\
          #EXTINF:0.400,\nlive/10.ts\n#EXTINF:1.000,\nlive/11.ts\n#EXTINF:0.900,\nlive/12.ts\n"
     );
     // Ended: the same, and the end said last.
-    let ended = hls_playlist(&window, true, None).unwrap();
+    let ended = hls_playlist(&live(&window, true)).unwrap();
     assert_eq!(ended, format!("{p}#EXT-X-ENDLIST\n"));
-    let p = hls_playlist(&[(u64::MAX, 0)], false, None).unwrap();
+    // A longer segment played earlier, gone from the window: the target
+    // stays where it was.
+    let mut earlier = live(&window, false);
+    earlier.longest_ms = 2_100;
+    let held = hls_playlist(&earlier).unwrap();
+    assert_eq!(held, p.replace("TARGETDURATION:1", "TARGETDURATION:3"));
+    let p = hls_playlist(&live(&[(u64::MAX, 0)], false)).unwrap();
     assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
     assert!(p.contains("#EXTINF:0.000,\nlive/18446744073709551615.ts\n"));
 

@@ -147,6 +147,10 @@ struct Choices {
     /// `#EXT-X-INDEPENDENT-SEGMENTS` until one is not, then never again
     /// (a live playlist may not take a tag back and forth).
     independent: bool,
+    /// The longest segment taken so far, ms: the playlist's target
+    /// duration, which must not change between reloads (see
+    /// [`crate::http::hls_playlist`]).
+    longest_ms: u32,
 }
 
 /// Everything one live ladder's task owns.
@@ -272,11 +276,14 @@ async fn feed(media: MediaHandle, rung: usize, id: Hash256, events: mpsc::Sender
 /// older part), with `#EXT-X-ENDLIST` once `ended`, `#EXT-X-INDEPENDENT-SEGMENTS`
 /// while `independent`, and `#EXT-X-START` at the newest joinable segment
 /// when players would otherwise start at one that is not
-/// ([`crate::live::join_point`]). `None` when empty.
+/// ([`crate::live::join_point`]); the target duration is the longest of
+/// the window and `longest_ms` (the longest taken so far). `None` when
+/// empty.
 fn live_abr_playlist(
     window: &[(u64, u32, bool)],
     ended: bool,
     independent: bool,
+    longest_ms: u32,
 ) -> Option<String> {
     let newest = window.len().checked_sub(1)?;
     let start = (0..newest)
@@ -287,7 +294,7 @@ fn live_abr_playlist(
     let max_ms = run.iter().map(|&(_, ms, _)| u64::from(ms)).max()?;
     let mut out = format!(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n{}",
-        max_ms.div_ceil(1000).max(1),
+        max_ms.max(u64::from(longest_ms)).div_ceil(1000).max(1),
         run[0].0,
         if independent {
             "#EXT-X-INDEPENDENT-SEGMENTS\n"
@@ -327,6 +334,7 @@ impl Choices {
             rebuffers: 0,
             switches: 0,
             independent: true,
+            longest_ms: 0,
         }
     }
 
@@ -369,6 +377,7 @@ impl Choices {
         r.segments += 1;
         r.bytes += bytes;
         self.independent &= played.joinable;
+        self.longest_ms = self.longest_ms.max(played.duration_ms);
         self.held.insert(
             seq,
             Segment {
@@ -591,7 +600,12 @@ impl LiveLadder {
             Command::Playlist(reply) => {
                 let window = self.choices.window();
                 let answer = match (
-                    live_abr_playlist(&window, self.ended.is_some(), self.choices.independent),
+                    live_abr_playlist(
+                        &window,
+                        self.ended.is_some(),
+                        self.choices.independent,
+                        self.choices.longest_ms,
+                    ),
                     &self.ended,
                 ) {
                     (Some(text), _) => Ok(text),
@@ -751,7 +765,7 @@ mod tests {
         let late = now + SWITCH_DEADLINE + Duration::from_millis(1);
         assert_eq!(c.decide(false, late), [Step::Unfollow(0)]);
         // The gap leaves the playlist at the newest run.
-        let p = live_abr_playlist(&c.window(), false, true).unwrap();
+        let p = live_abr_playlist(&c.window(), false, true, 0).unwrap();
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{p}");
         assert!(!p.contains("abr/0.ts"));
     }
@@ -804,7 +818,7 @@ mod tests {
 
     #[test]
     fn the_live_playlist_lists_the_newest_run_and_ends_when_told() {
-        assert_eq!(live_abr_playlist(&[], false, true), None);
+        assert_eq!(live_abr_playlist(&[], false, true, 0), None);
         let p = live_abr_playlist(
             &[
                 (4, 1000, true),
@@ -814,6 +828,7 @@ mod tests {
             ],
             false,
             true,
+            0,
         )
         .expect("segments");
         assert!(p.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"));
@@ -823,10 +838,14 @@ mod tests {
         assert!(p.contains("#EXTINF:1.000,\nabr/7.ts\n#EXTINF:0.480,\nabr/8.ts\n"));
         assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
         assert!(!p.contains("#EXT-X-ENDLIST"));
-        let ended =
-            live_abr_playlist(&[(0, 1500, true), (1, 1000, true)], true, true).expect("segments");
+        let ended = live_abr_playlist(&[(0, 1500, true), (1, 1000, true)], true, true, 0)
+            .expect("segments");
         assert!(ended.contains("#EXT-X-MEDIA-SEQUENCE:0\n"));
         assert!(ended.contains("#EXT-X-TARGETDURATION:2\n"));
+        // A longer segment taken before, gone from the window: the target
+        // stays.
+        let held = live_abr_playlist(&[(7, 1000, true)], false, true, 4_200).expect("segments");
+        assert!(held.contains("#EXT-X-TARGETDURATION:5\n"), "{held}");
         assert!(ended.ends_with("abr/1.ts\n#EXT-X-ENDLIST\n"));
     }
 
@@ -840,7 +859,7 @@ mod tests {
             (6, 1000, true),
             (7, 500, true),
         ];
-        let p = live_abr_playlist(&window, false, false).expect("segments");
+        let p = live_abr_playlist(&window, false, false, 0).expect("segments");
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{p}");
         assert!(
             p.contains("#EXT-X-START:TIME-OFFSET=-3.500,PRECISE=YES\n"),
@@ -853,7 +872,7 @@ mod tests {
             (6, 1000, true),
             (7, 500, true),
         ];
-        let q = live_abr_playlist(&later, false, false).expect("segments");
+        let q = live_abr_playlist(&later, false, false, 0).expect("segments");
         assert!(
             q.contains("#EXT-X-START:TIME-OFFSET=-1.500,PRECISE=YES\n"),
             "{q}"
@@ -866,11 +885,11 @@ mod tests {
             (6, 1000, true),
             (7, 1000, true),
         ];
-        let p = live_abr_playlist(&fine, false, true).expect("segments");
+        let p = live_abr_playlist(&fine, false, true, 0).expect("segments");
         assert!(!p.contains("EXT-X-START"), "{p}");
         assert!(p.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"), "{p}");
         // None joinable: nothing to point at.
-        let rough = live_abr_playlist(&[(1, 1000, false), (2, 1000, false)], false, false)
+        let rough = live_abr_playlist(&[(1, 1000, false), (2, 1000, false)], false, false, 0)
             .expect("segments");
         assert!(!rough.contains("EXT-X-START"), "{rough}");
     }

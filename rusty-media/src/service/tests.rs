@@ -364,8 +364,8 @@ mod two_nodes {
         let ended = source.live_window().await.expect("window");
         assert!(ended.ended, "{ended:?}");
         assert_eq!(ended.segments.first(), live.segments.first());
-        let playlist =
-            crate::http::hls_playlist(&ended.segments, ended.ended, None).expect("playlist");
+        assert!(ended.longest_ms > 0, "{ended:?}");
+        let playlist = crate::http::hls_playlist(&ended).expect("playlist");
         assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
         drop(source); // its handle would keep the service from closing
         assert!(matches!(

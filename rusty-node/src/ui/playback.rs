@@ -147,7 +147,7 @@ async fn playlist(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response
         Err(r) => return r.into_response(),
     };
     let window = source.live_window().await.unwrap_or_default();
-    match hls_playlist(&window.segments, window.ended, window.start) {
+    match hls_playlist(&window) {
         Some(text) => (
             [
                 (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
