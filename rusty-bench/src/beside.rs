@@ -145,11 +145,11 @@ pub(crate) async fn block_latencies(
     let latencies = mined
         .iter()
         .filter_map(|h| {
-            Some(
-                arrived
-                    .get(h)?
-                    .saturating_duration_since(*connected.get(h)?),
-            )
+            let connected = connected.get(h)?;
+            // One that never arrived was at least this late: left out, it
+            // would make a phase that lost blocks look fast.
+            let arrived = arrived.get(h).copied().unwrap_or(deadline);
+            Some(arrived.saturating_duration_since(*connected))
         })
         .collect();
     Ok((latencies, transfers))
@@ -463,10 +463,11 @@ mod tests {
     #[test]
     fn the_rank_sum_test_tells_a_shift_from_noise() {
         let base = ms(&(1..=40).collect::<Vec<_>>());
-        // The same spread: no evidence of lateness.
+        // The same spread: no evidence of lateness. Worked by hand (ties
+        // at each odd value): U = 390, z = -0.1647, p = 0.5654.
         let alike = ms(&(1..=40).step_by(2).collect::<Vec<_>>());
         let p = later_p(&alike, &base);
-        assert!(p > 0.3 && p < 0.7, "{p}");
+        assert!((p - 0.565_41).abs() < 1e-4, "{p}");
         // Every value above every base value: far beyond noise.
         let later = ms(&(41..=60).collect::<Vec<_>>());
         assert!(later_p(&later, &base) < 1e-6);

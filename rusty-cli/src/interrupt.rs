@@ -9,7 +9,7 @@ use std::{
     process::{Child, ExitStatus},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard, PoisonError,
     },
     time::{Duration, Instant},
 };
@@ -95,7 +95,7 @@ pub fn wait_child(
 ) -> Result<ExitStatus> {
     let mut asked: Option<Instant> = None;
     loop {
-        if let Some(status) = child.try_wait().context("waiting for ffmpeg")? {
+        if let Some(status) = try_reap(child).context("waiting for ffmpeg")? {
             return Ok(status);
         }
         match asked {
@@ -106,8 +106,7 @@ pub fn wait_child(
                 asked = Some(Instant::now());
             }
             Some(at) if at.elapsed() > STOP_GRACE => {
-                let _ = child.kill();
-                return child.wait().context("waiting for ffmpeg");
+                return kill_and_reap(child).context("waiting for ffmpeg");
             }
             _ => {}
         }
@@ -134,25 +133,50 @@ pub struct OnQuit(u64);
 
 impl Drop for OnQuit {
     fn drop(&mut self) {
-        if let Ok(mut left) = LEFT_ON_QUIT.lock() {
-            left.retain(|(n, _)| *n != self.0);
-        }
+        left_on_quit().retain(|(n, _)| *n != self.0);
     }
+}
+
+/// The registry; a panic elsewhere while it was held leaves it usable.
+fn left_on_quit() -> MutexGuard<'static, Vec<(u64, Leftover)>> {
+    LEFT_ON_QUIT.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn register(leftover: Leftover) -> OnQuit {
     let n = NEXT_ON_QUIT.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut left) = LEFT_ON_QUIT.lock() {
-        left.push((n, leftover));
-    }
+    left_on_quit().push((n, leftover));
     OnQuit(n)
 }
 
-/// Kills `child` if the process exits at once while the registration is
-/// held (hold it no longer than the child is unwaited: its pid could be
-/// reused once it has been).
+/// Kills `child` if the process exits at once while it runs. Reap it with
+/// [`try_reap`] or [`kill_and_reap`] (or [`wait_child`]), which forget it
+/// in the same step: once reaped, its pid may be another process's.
 pub fn kill_on_quit(child: &Child) -> OnQuit {
     register(Leftover::Child(child.id()))
+}
+
+/// `child.try_wait()`, reaping it and forgetting it for the exit at once
+/// under the registry's lock, which that exit holds while it kills.
+pub fn try_reap(child: &mut Child) -> std::io::Result<Option<ExitStatus>> {
+    let mut left = left_on_quit();
+    let status = child.try_wait()?;
+    if status.is_some() {
+        forget_child(&mut left, child.id());
+    }
+    Ok(status)
+}
+
+/// Kills `child` and waits for it, forgetting it as [`try_reap`] does.
+pub fn kill_and_reap(child: &mut Child) -> std::io::Result<ExitStatus> {
+    let mut left = left_on_quit();
+    let _ = child.kill();
+    let status = child.wait();
+    forget_child(&mut left, child.id());
+    status
+}
+
+fn forget_child(left: &mut Vec<(u64, Leftover)>, pid: u32) {
+    left.retain(|(_, l)| !matches!(l, Leftover::Child(p) if *p == pid));
 }
 
 /// Removes `dir` if the process exits at once while the registration is
@@ -164,9 +188,7 @@ pub fn remove_on_quit(dir: &Path) -> OnQuit {
 /// Kills the registered children, then removes the registered directories
 /// (a child may still be writing into one until it is gone).
 fn clean_up_for_quit() {
-    let Ok(left) = LEFT_ON_QUIT.lock() else {
-        return;
-    };
+    let left = left_on_quit();
     for (_, leftover) in left.iter() {
         if let Leftover::Child(pid) = leftover {
             if let Some(pid) = i32::try_from(*pid)
@@ -210,6 +232,18 @@ mod tests {
         let _child = kill_on_quit(&child);
         let _scratch = remove_on_quit(&scratch);
         drop(remove_on_quit(&kept));
+        // A child reaped is forgotten at once: its pid is not killed.
+        let mut done = std::process::Command::new("true")
+            .spawn()
+            .expect("true runs");
+        let _done = kill_on_quit(&done);
+        while try_reap(&mut done).expect("try_wait").is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let done_pid = done.id();
+        assert!(!left_on_quit()
+            .iter()
+            .any(|(_, l)| matches!(l, Leftover::Child(p) if *p == done_pid)));
         clean_up_for_quit();
         let status = child.wait().expect("wait");
         assert!(!status.success(), "killed, not finished: {status}");

@@ -307,8 +307,7 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
     let connections = match accept_all(&listeners, &mut ffmpeg, &interrupted) {
         Ok(c) => c,
         Err(e) => {
-            let _ = ffmpeg.kill();
-            let _ = ffmpeg.wait();
+            let _ = interrupt::kill_and_reap(&mut ffmpeg);
             return Err(e);
         }
     };
@@ -423,7 +422,7 @@ fn accept_all(
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e).context("accepting ffmpeg's output connection"),
             }
-            if let Some(status) = ffmpeg.try_wait()? {
+            if let Some(status) = interrupt::try_reap(ffmpeg)? {
                 bail!(
                     "ffmpeg exited ({status}) before opening its outputs; its messages are above"
                 );

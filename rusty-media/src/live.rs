@@ -54,6 +54,12 @@ pub const DEFAULT_TARGET_MS: u32 = 500;
 /// random-access point, so segments follow the GOP; if none comes within
 /// this many target durations, it is cut by time anyway.
 pub const MAX_GOP_TARGETS: u32 = 10;
+/// The longest segment a live playlist's target duration keeps counting
+/// once it has left the window (see [`crate::http::hls_playlist`]): the
+/// longest the segmenter cuts at its default target. A longer one (an
+/// input that stalled, or a broadcaster announcing what it likes) raises
+/// the target only while it is listed.
+pub const MAX_REMEMBERED_SEGMENT_MS: u32 = DEFAULT_TARGET_MS * MAX_GOP_TARGETS;
 
 /// How the [`Segmenter`] cuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,9 +11,42 @@ use super::{state::State, task::Served, Role, SEED_HOLD};
 use crate::wire::SegmentAnnouncement;
 
 fn segment(key: &SecretKey, id: Hash256, seq: u64) -> (SegmentAnnouncement, Arc<[u8]>) {
+    lasting(key, id, seq, 500)
+}
+
+fn lasting(
+    key: &SecretKey,
+    id: Hash256,
+    seq: u64,
+    duration_ms: u32,
+) -> (SegmentAnnouncement, Arc<[u8]>) {
     let data = vec![0x47; 1_000];
-    let ann = SegmentAnnouncement::sign(key, id, seq, &data, 0, 500).expect("signs");
+    let ann = SegmentAnnouncement::sign(key, id, seq, &data, 0, duration_ms).expect("signs");
     (ann, data.into())
+}
+
+/// The playlist's target duration follows the longest segment played, and
+/// stays there after that segment has left the window.
+#[test]
+fn the_longest_segment_played_outlives_the_window() {
+    let key = SecretKey::generate();
+    let id = Hash256([9; 32]);
+    let mut s = State::new(id, Role::Broadcaster);
+    let (ann, data) = lasting(&key, id, 0, 2_000);
+    s.hold(ann, data, 0, 0);
+    for seq in 1..=super::WINDOW as u64 + 1 {
+        let (ann, data) = segment(&key, id, seq);
+        s.hold(ann, data, 0, 0);
+    }
+    assert!(s.window().iter().all(|&(seq, ms)| seq > 0 && ms == 500));
+    assert_eq!(s.longest_ms(), 2_000);
+    let window = crate::http::LiveWindow {
+        segments: s.window(),
+        longest_ms: s.longest_ms(),
+        ..Default::default()
+    };
+    let playlist = crate::http::hls_playlist(&window).expect("a playlist");
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:2\n"), "{playlist}");
 }
 
 #[test]

@@ -43,9 +43,10 @@ pub struct LiveWindow {
 /// start a few segments before the end on their own.
 ///
 /// The target duration is the longest segment of the stream so far
-/// (`longest_ms`), or of the window if longer: HLS says it must not change
-/// between reloads, and a window's own longest goes down as long segments
-/// leave it. It still goes up when a longer segment than any before comes.
+/// (`longest_ms`, counted up to [`crate::live::MAX_REMEMBERED_SEGMENT_MS`]),
+/// or of the window if longer: HLS says it must not change between
+/// reloads, and a window's own longest goes down as long segments leave
+/// it. It still goes up when a longer segment than any before comes.
 pub fn hls_playlist(window: &LiveWindow) -> Option<String> {
     let (ended, start) = (window.ended, window.start);
     let mut segments = window.segments.clone();
@@ -59,10 +60,10 @@ pub fn hls_playlist(window: &LiveWindow) -> Option<String> {
         .count();
     let segments = segments.get(..run)?;
     let max_ms = segments.iter().map(|&(_, ms)| u64::from(ms)).max()?;
-    let target = max_ms
-        .max(u64::from(window.longest_ms))
-        .div_ceil(1000)
-        .max(1);
+    let remembered = window
+        .longest_ms
+        .min(crate::live::MAX_REMEMBERED_SEGMENT_MS);
+    let target = max_ms.max(u64::from(remembered)).div_ceil(1000).max(1);
     let mut out = String::new();
     let _ = write!(
         out,

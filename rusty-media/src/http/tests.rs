@@ -791,6 +791,11 @@ fn http_playlist_and_date() {
     earlier.longest_ms = 2_100;
     let held = hls_playlist(&earlier).unwrap();
     assert_eq!(held, p.replace("TARGETDURATION:1", "TARGETDURATION:3"));
+    // One far longer (a stalled input) is remembered only up to the
+    // segmenter's own longest, 5 s.
+    earlier.longest_ms = 3_600_000;
+    let capped = hls_playlist(&earlier).unwrap();
+    assert_eq!(capped, p.replace("TARGETDURATION:1", "TARGETDURATION:5"));
     let p = hls_playlist(&live(&[(u64::MAX, 0)], false)).unwrap();
     assert!(p.contains("#EXT-X-TARGETDURATION:1\n"));
     assert!(p.contains("#EXTINF:0.000,\nlive/18446744073709551615.ts\n"));

@@ -277,8 +277,8 @@ async fn feed(media: MediaHandle, rung: usize, id: Hash256, events: mpsc::Sender
 /// while `independent`, and `#EXT-X-START` at the newest joinable segment
 /// when players would otherwise start at one that is not
 /// ([`crate::live::join_point`]); the target duration is the longest of
-/// the window and `longest_ms` (the longest taken so far). `None` when
-/// empty.
+/// the window and `longest_ms` (the longest taken so far, as
+/// [`crate::http::hls_playlist`] counts it). `None` when empty.
 fn live_abr_playlist(
     window: &[(u64, u32, bool)],
     ended: bool,
@@ -294,7 +294,12 @@ fn live_abr_playlist(
     let max_ms = run.iter().map(|&(_, ms, _)| u64::from(ms)).max()?;
     let mut out = format!(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n{}",
-        max_ms.max(u64::from(longest_ms)).div_ceil(1000).max(1),
+        max_ms
+            .max(u64::from(
+                longest_ms.min(crate::live::MAX_REMEMBERED_SEGMENT_MS)
+            ))
+            .div_ceil(1000)
+            .max(1),
         run[0].0,
         if independent {
             "#EXT-X-INDEPENDENT-SEGMENTS\n"
@@ -814,6 +819,23 @@ mod tests {
             c.held.first_key_value().map(|(s, _)| *s),
             Some(100 - WINDOW as u64)
         );
+    }
+
+    /// The ladder's playlist keeps the target duration of the longest
+    /// segment taken after it has left the window.
+    #[test]
+    fn the_longest_segment_taken_outlives_the_window() {
+        let mut c = ladder();
+        let mut long = played(0, 0, 400, 100);
+        long.duration_ms = 3_000;
+        c.take(0, long);
+        for seq in 1..=WINDOW as u64 + 1 {
+            c.take(0, played(seq, 0, 400, 100));
+        }
+        assert!(c.window().iter().all(|&(seq, ms, _)| seq > 0 && ms == 1000));
+        let p =
+            live_abr_playlist(&c.window(), false, c.independent, c.longest_ms).expect("segments");
+        assert!(p.contains("#EXT-X-TARGETDURATION:3\n"), "{p}");
     }
 
     #[test]

@@ -685,24 +685,45 @@ impl LlmqService {
         let Some(public) = self.public_share(&quorum, member) else {
             return Err("signature share from a non-member".into());
         };
-        let msg = quorum_sign_hash(&q, &request, &share.block_hash);
         let sig = bls::Signature::from_bytes(&share.share)
             .map_err(|_| "malformed signature share".to_string())?;
+        // A share we hold already, or one for a lock already recovered,
+        // changes nothing: no need to spend a verification on it.
+        if self
+            .share_sets
+            .get(&(height, share.block_hash))
+            .is_some_and(|set| set.done || set.shares.contains_key(&share.member))
+        {
+            return Ok(Acceptance::Ignore);
+        }
+        let msg = quorum_sign_hash(&q, &request, &share.block_hash);
         if !sig.verify(&msg.0, &public) {
             return Err("signature share does not verify".into());
         }
+        Ok(self.add_share(&quorum, &share, sig).await)
+    }
+
+    /// Adds a verified share (or our own) to its set, and recovers the
+    /// ChainLock once the set holds a threshold of shares.
+    async fn add_share(
+        &mut self,
+        quorum: &MinedQuorum,
+        share: &SigShare,
+        sig: bls::Signature,
+    ) -> Acceptance {
         let set = self
             .share_sets
-            .entry((height, share.block_hash))
+            .entry((share.height, share.block_hash))
             .or_default();
         if set.done || set.shares.insert(share.member, sig).is_some() {
-            return Ok(Acceptance::Ignore);
+            return Acceptance::Ignore;
         }
         while self.share_sets.len() > MAX_SHARE_SETS {
             self.share_sets.pop_first();
         }
-        self.try_recover(height, share.block_hash, &quorum).await;
-        Ok(Acceptance::Accept)
+        self.try_recover(share.height, share.block_hash, quorum)
+            .await;
+        Acceptance::Accept
     }
 
     async fn try_recover(&mut self, height: u64, block_hash: Hash256, quorum: &MinedQuorum) {
@@ -907,12 +928,13 @@ impl LlmqService {
         }
         let request = ChainLock::request_id(tip.height);
         let msg = quorum_sign_hash(&quorum.quorum_hash, &request, &tip.hash);
+        let sig = key.sign(&msg.0);
         let share = SigShare {
             quorum_hash: quorum.quorum_hash,
             height: tip.height,
             block_hash: tip.hash,
             member: u16::try_from(member).unwrap_or(u16::MAX),
-            share: key.sign(&msg.0).to_bytes(),
+            share: sig.to_bytes(),
         };
         let _ = self
             .net
@@ -921,8 +943,10 @@ impl LlmqService {
                 ChainLockGossip::Share(share.clone()).encode(),
             )
             .await;
-        // Our own share counts too (gossip does not deliver it back).
-        let _ = self.on_share(share).await;
+        // Our own share counts too (gossip does not deliver it back). It
+        // needs no verification: the key share it was made with was
+        // checked against the mined commitment above.
+        let _ = self.add_share(quorum, &share, sig).await;
     }
 
     fn publish_view(&self) {

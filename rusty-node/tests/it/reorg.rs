@@ -78,7 +78,8 @@ async fn a_log_filter_reports_a_reorganised_log_removed_then_mined_again() {
     a.rpc("contract_deposit", json!([own, 2])).await;
     a.generate_to(1, &a_addr).await;
     // A contract that logs 0x2a as its topic on every call: PUSH1 0x2a
-    // PUSH1 0 PUSH1 0 LOG1 STOP, behind a constructor that returns it.
+    // PUSH1 0 PUSH1 0 LOG1 (its 7 bytes; running off the end stops),
+    // behind a constructor that returns it.
     let create = a
         .rpc(
             "contract_send",
@@ -123,6 +124,7 @@ async fn a_log_filter_reports_a_reorganised_log_removed_then_mined_again() {
 
     // The call went back to the pool; mined on the new branch, it logs again.
     let pending = a.rpc("eth_getTransactionByHash", json!([call])).await;
+    assert!(!pending.is_null(), "the call is known");
     assert!(pending["blockHash"].is_null(), "{pending}");
     let again = a.generate_to(1, &a_addr).await;
     let changes = a.rpc("eth_getFilterChanges", json!([filter])).await;
