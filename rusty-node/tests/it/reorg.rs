@@ -100,37 +100,38 @@ async fn a_log_filter_reports_a_reorganised_log_removed_then_mined_again() {
         .await;
     let call = a.rpc("contract_send", json!([contract, "0x"])).await;
     let mined = a.generate_to(1, &a_addr).await;
-    let changes = a.rpc("eth_getFilterChanges", json!([filter])).await;
-    let logs = changes.as_array().expect("logs");
-    assert_eq!(logs.len(), 1, "{changes}");
-    assert_eq!(logs[0]["removed"], false);
-    assert_eq!(logs[0]["transactionHash"], call);
-    assert_eq!(logs[0]["blockHash"], format!("0x{}", mined[0]));
-    assert_eq!(logs[0]["topics"][0], format!("0x{:064x}", 0x2a));
+    let poll = || a.rpc("eth_getFilterChanges", json!([filter]));
+    let log = one_log(poll().await, false, &call, &mined[0]);
+    assert_eq!(log["topics"][0], format!("0x{:064x}", 0x2a));
 
     // B's longer branch from height 13 has no call: A reorganises.
     let b_addr = TestKey::new(6).address.to_string();
     b.generate_to(2, &b_addr).await;
     copy_blocks(&b, &a, 14..=15).await;
     assert_eq!(a.tip().await, b.tip().await);
-    let changes = a.rpc("eth_getFilterChanges", json!([filter])).await;
-    let logs = changes.as_array().expect("logs");
-    assert_eq!(logs.len(), 1, "{changes}");
-    assert_eq!(logs[0]["removed"], true);
-    assert_eq!(logs[0]["transactionHash"], call);
-    assert_eq!(logs[0]["blockHash"], format!("0x{}", mined[0]));
-    let none = a.rpc("eth_getFilterChanges", json!([filter])).await;
-    assert_eq!(none, json!([]), "a poll reports a change once");
+    one_log(poll().await, true, &call, &mined[0]);
+    assert_eq!(poll().await, json!([]), "a poll reports a change once");
 
     // The call went back to the pool; mined on the new branch, it logs again.
     let pending = a.rpc("eth_getTransactionByHash", json!([call])).await;
     assert!(!pending.is_null(), "the call is known");
     assert!(pending["blockHash"].is_null(), "{pending}");
     let again = a.generate_to(1, &a_addr).await;
-    let changes = a.rpc("eth_getFilterChanges", json!([filter])).await;
+    one_log(poll().await, false, &call, &again[0]);
+}
+
+/// The one log a filter poll returned: of transaction `tx` in `block` (our
+/// hash, without `0x`), removed or not.
+fn one_log(
+    changes: serde_json::Value,
+    removed: bool,
+    tx: &serde_json::Value,
+    block: &str,
+) -> serde_json::Value {
     let logs = changes.as_array().expect("logs");
     assert_eq!(logs.len(), 1, "{changes}");
-    assert_eq!(logs[0]["removed"], false);
-    assert_eq!(logs[0]["transactionHash"], call);
-    assert_eq!(logs[0]["blockHash"], format!("0x{}", again[0]));
+    assert_eq!(logs[0]["removed"], removed, "{changes}");
+    assert_eq!(&logs[0]["transactionHash"], tx);
+    assert_eq!(logs[0]["blockHash"], format!("0x{block}"));
+    logs[0].clone()
 }
