@@ -5,10 +5,8 @@
 //! is compared with).
 
 use std::{
-    collections::HashMap,
     fmt,
     path::Path,
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -16,7 +14,7 @@ use rusty_media::service::MediaHandle;
 use rusty_shared_types::Hash256;
 
 use crate::{
-    chainlock::{form_quorum, LockTimer, LockTimes, Percentiles},
+    chainlock::{form_quorum, stamp_arrivals, LockTimer, LockTimes, Percentiles, Stamps},
     connect::BenchError,
     media::{fields, media, random_file},
     network::{setup, wait_peers},
@@ -90,22 +88,9 @@ pub(crate) async fn block_latencies(
     beside: &[Hash256],
 ) -> Result<(Vec<Duration>, Beside), BenchError> {
     let viewer = net.len() - 1;
-    // Each node's block events are stamped by their own task, as they come.
-    let stamp = |i: usize| {
-        let mut blocks = net.node(i).handle().subscribe_blocks();
-        let stamps: Arc<Mutex<HashMap<Hash256, Instant>>> = Arc::default();
-        let s = stamps.clone();
-        let task = tokio::spawn(async move {
-            while let Ok(tip) = blocks.recv().await {
-                if let Ok(mut m) = s.lock() {
-                    m.entry(tip.hash).or_insert_with(Instant::now);
-                }
-            }
-        });
-        (stamps, task)
-    };
-    let (connected, miner_task) = stamp(0);
-    let (arrived, viewer_task) = stamp(viewer);
+    let stamps = Stamps::default();
+    let miner_task = stamp_arrivals(net, 0, &stamps);
+    let viewer_task = stamp_arrivals(net, viewer, &stamps);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let downloads = (!beside.is_empty()).then(|| {
         let viewer_media = media(net, viewer);
@@ -132,23 +117,20 @@ pub(crate) async fn block_latencies(
     while Instant::now() < deadline
         && !mined
             .iter()
-            .all(|h| arrived.lock().is_ok_and(|m| m.contains_key(h)))
+            .all(|h| stamps.lock().is_ok_and(|m| m.contains_key(&(viewer, *h))))
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     miner_task.abort();
     viewer_task.abort();
-    let (connected, arrived) = (
-        connected.lock().map(|m| m.clone()).unwrap_or_default(),
-        arrived.lock().map(|m| m.clone()).unwrap_or_default(),
-    );
+    let stamps = stamps.lock().map(|m| m.clone()).unwrap_or_default();
     let latencies = mined
         .iter()
         .filter_map(|h| {
-            let connected = connected.get(h)?;
+            let connected = stamps.get(&(0, *h))?;
             // One that never arrived was at least this late: left out, it
             // would make a phase that lost blocks look fast.
-            let arrived = arrived.get(h).copied().unwrap_or(deadline);
+            let arrived = stamps.get(&(viewer, *h)).copied().unwrap_or(deadline);
             Some(arrived.saturating_duration_since(*connected))
         })
         .collect();

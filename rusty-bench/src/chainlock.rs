@@ -217,7 +217,26 @@ pub async fn form_quorum(net: &LocalNet, masternodes: usize) -> Result<Duration,
     Ok(dkg)
 }
 
-type Stamps = Arc<Mutex<HashMap<(usize, Hash256), Instant>>>;
+/// When something happened to a block on a node: `(node, block)` → time.
+pub(crate) type Stamps = Arc<Mutex<HashMap<(usize, Hash256), Instant>>>;
+
+/// Stamps, on a task of its own, when each block becomes node `i`'s tip,
+/// as its block events come (the first time only).
+pub(crate) fn stamp_arrivals(
+    net: &LocalNet,
+    i: usize,
+    into: &Stamps,
+) -> tokio::task::JoinHandle<()> {
+    let mut tips = net.node(i).handle().subscribe_blocks();
+    let stamps = into.clone();
+    tokio::spawn(async move {
+        while let Ok(tip) = tips.recv().await {
+            if let Ok(mut m) = stamps.lock() {
+                m.entry((i, tip.hash)).or_insert_with(Instant::now);
+            }
+        }
+    })
+}
 
 /// Records, on every node of a network, when each block became its tip and
 /// when it held a verified ChainLock for it (from the nodes' own events,
@@ -256,15 +275,7 @@ impl LockTimer {
                 tasks.iter().for_each(tokio::task::JoinHandle::abort);
                 return Err(setup("a node without P2P"));
             };
-            let mut tips = node.handle().subscribe_blocks();
-            let a = arrivals.clone();
-            tasks.push(tokio::spawn(async move {
-                while let Ok(tip) = tips.recv().await {
-                    if let Ok(mut m) = a.lock() {
-                        m.entry((i, tip.hash)).or_insert_with(Instant::now);
-                    }
-                }
-            }));
+            tasks.push(stamp_arrivals(net, i, &arrivals));
             let mut cls = p2p.llmq.chainlocks.subscribe();
             let l = locks.clone();
             tasks.push(tokio::spawn(async move {
