@@ -14,7 +14,7 @@ use rusty_media::service::MediaHandle;
 use rusty_shared_types::Hash256;
 
 use crate::{
-    chainlock::{form_quorum, stamp_arrivals, LockTimer, LockTimes, Percentiles, Stamps},
+    chainlock::{form_quorum, stamp_arrivals, LockTimer, Percentiles, Stamps},
     connect::BenchError,
     media::{fields, media, random_file},
     network::{setup, wait_peers},
@@ -405,31 +405,19 @@ async fn locks_on(net: &LocalNet, size: usize, blocks: usize) -> Result<LocksBes
         .await
         .map_err(|e| setup(format!("transfers beside ChainLocks: {e}")))??;
     let after = timer.time_blocks(net, blocks, LOCK_PACE).await?;
-    let missed = [idle.missed, busy.missed, after.missed];
-    let LockTimes {
-        per_node: idle_node,
-        every_node: idle,
-        ..
-    } = idle;
-    let LockTimes {
-        per_node: busy_node,
-        every_node: busy,
-        ..
-    } = busy;
-    let LockTimes {
-        per_node: after_node,
-        every_node: after,
-        ..
-    } = after;
     Ok(LocksBeside {
         nodes: net.len(),
-        every_node: Phases { idle, busy, after },
-        per_node: Phases {
-            idle: idle_node,
-            busy: busy_node,
-            after: after_node,
+        missed: [idle.missed, busy.missed, after.missed],
+        every_node: Phases {
+            idle: idle.every_node,
+            busy: busy.every_node,
+            after: after.every_node,
         },
-        missed,
+        per_node: Phases {
+            idle: idle.per_node,
+            busy: busy.per_node,
+            after: after.per_node,
+        },
         transfers,
     })
 }

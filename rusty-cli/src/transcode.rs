@@ -77,9 +77,8 @@ pub fn publish_ladder(c: &Remote, a: &PublishArgs) -> Result<()> {
         .args(&args)
         .spawn()
         .map_err(|e| not_found("ffmpeg", e))?;
-    let on_quit = interrupt::kill_on_quit(&ffmpeg);
+    let _ffmpeg_on_quit = interrupt::kill_on_quit(&ffmpeg);
     let status = wait_child(&mut ffmpeg, &interrupted, || false)?;
-    drop(on_quit);
     if interrupted.load(Ordering::Relaxed) {
         bail!("interrupted: nothing published, ffmpeg's output removed");
     }
@@ -295,7 +294,7 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
         })
         .spawn()
         .map_err(|e| not_found("ffmpeg", e))?;
-    let on_quit = interrupt::kill_on_quit(&ffmpeg);
+    let _ffmpeg_on_quit = interrupt::kill_on_quit(&ffmpeg);
     if let (Some(head), Some(mut to_ffmpeg)) = (head, ffmpeg.stdin.take()) {
         std::thread::spawn(move || {
             // A write error means ffmpeg stopped; its exit status says why.
@@ -335,7 +334,6 @@ pub fn broadcast_ladder(g: &GlobalArgs, c: &Remote, a: &BroadcastArgs) -> Result
     let status = wait_child(&mut ffmpeg, &interrupted, || {
         pump_failed.load(Ordering::Relaxed)
     })?;
-    drop(on_quit);
     let mut failed = None;
     let mut sent = 0u64;
     for p in pumps {

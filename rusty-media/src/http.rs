@@ -45,7 +45,7 @@ mod response;
 use request::{find_head_end, parse_head, HeadError, Method, Request};
 pub use request::{parse_range, RangeOutcome};
 use response::{content_disposition, content_type, reason, render_head, Route};
-pub use response::{hls_playlist, hls_start_line, LiveWindow};
+pub use response::{hls_playlist, hls_start_line, hls_target_duration, LiveWindow};
 
 /// Largest request head (request line, headers and the blank line).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;

@@ -1114,12 +1114,9 @@ impl crate::http::PlaybackSource for MediaSource {
             // is the final one (the stream's task answers reads after it).
             Some(s) => {
                 let ended = s.is_ended();
-                let w = s.window().await;
                 LiveWindow {
-                    segments: w.segments,
                     ended,
-                    start: w.start,
-                    longest_ms: w.longest_ms,
+                    ..s.window().await
                 }
             }
             None => LiveWindow::default(),

@@ -134,20 +134,6 @@ impl Played {
     }
 }
 
-/// A live window as a playlist lists it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PlayedWindow {
-    /// `(seq, duration_ms)`, oldest first.
-    pub segments: Vec<(u64, u32)>,
-    /// The segment a joining player should start at, if not where it
-    /// likes ([`crate::live::join_point`]).
-    pub start: Option<u64>,
-    /// The longest segment this node has played of the stream, ms: a
-    /// playlist's target duration must not change from one reload to the
-    /// next, so it follows this and not the window's own longest.
-    pub longest_ms: u32,
-}
-
 /// A live stream's state, for `stream_status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LiveStatus {
@@ -247,8 +233,10 @@ impl LiveStream {
     }
 
     /// The playable window, oldest first, where a player joining now
-    /// should start, and the longest segment played so far.
-    pub async fn window(&self) -> PlayedWindow {
+    /// should start ([`crate::live::join_point`]), and the longest segment
+    /// played so far; `ended` is left false (the caller knows it better,
+    /// see [`LiveStream::is_ended`]).
+    pub async fn window(&self) -> crate::http::LiveWindow {
         self.ask(|reply| StreamCommand::Window { reply })
             .await
             .unwrap_or_default()

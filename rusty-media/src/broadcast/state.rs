@@ -52,7 +52,7 @@ pub(super) struct State {
     held: BTreeMap<u64, Held>,
     played: BTreeMap<u64, Played>,
     /// The longest segment played so far, ms (see
-    /// [`super::PlayedWindow::longest_ms`]).
+    /// [`crate::http::hls_target_duration`]).
     longest_ms: u32,
     jitter: JitterBuffer<Arc<[u8]>>,
     latency: LatencyStats,

@@ -94,7 +94,7 @@ pub(crate) enum StreamCommand {
         reply: Reply<Vec<Played>>,
     },
     Window {
-        reply: Reply<super::PlayedWindow>,
+        reply: Reply<crate::http::LiveWindow>,
     },
     Segment {
         seq: u64,
@@ -312,8 +312,9 @@ impl StreamTask {
                 self.wait(Waiter { from, max, reply })
             }
             StreamCommand::Window { reply } => {
-                let _ = reply.send(super::PlayedWindow {
+                let _ = reply.send(crate::http::LiveWindow {
                     segments: self.state.window(),
+                    ended: false,
                     start: self.state.join_at(),
                     longest_ms: self.state.longest_ms(),
                 });

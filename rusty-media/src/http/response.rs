@@ -42,11 +42,7 @@ pub struct LiveWindow {
 /// end cannot be (cut inside a GOP larger than a segment), since players
 /// start a few segments before the end on their own.
 ///
-/// The target duration is the longest segment of the stream so far
-/// (`longest_ms`, counted up to [`crate::live::MAX_REMEMBERED_SEGMENT_MS`]),
-/// or of the window if longer: HLS says it must not change between
-/// reloads, and a window's own longest goes down as long segments leave
-/// it. It still goes up when a longer segment than any before comes.
+/// The target duration is [`hls_target_duration`]'s.
 pub fn hls_playlist(window: &LiveWindow) -> Option<String> {
     let (ended, start) = (window.ended, window.start);
     let mut segments = window.segments.clone();
@@ -60,10 +56,7 @@ pub fn hls_playlist(window: &LiveWindow) -> Option<String> {
         .count();
     let segments = segments.get(..run)?;
     let max_ms = segments.iter().map(|&(_, ms)| u64::from(ms)).max()?;
-    let remembered = window
-        .longest_ms
-        .min(crate::live::MAX_REMEMBERED_SEGMENT_MS);
-    let target = max_ms.max(u64::from(remembered)).div_ceil(1000).max(1);
+    let target = hls_target_duration(max_ms, window.longest_ms);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -84,6 +77,20 @@ pub fn hls_playlist(window: &LiveWindow) -> Option<String> {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     Some(out)
+}
+
+/// A live playlist's `#EXT-X-TARGETDURATION`, whole seconds (at least 1):
+/// the longest segment of the stream so far (`longest_ms`, counted up to
+/// [`crate::live::MAX_REMEMBERED_SEGMENT_MS`]), or of the window
+/// (`window_max_ms`) if longer. HLS says it must not change between
+/// reloads, and a window's own longest goes down as long segments leave
+/// it; it still goes up when a longer segment than any before comes.
+pub fn hls_target_duration(window_max_ms: u64, longest_ms: u32) -> u64 {
+    let remembered = longest_ms.min(crate::live::MAX_REMEMBERED_SEGMENT_MS);
+    window_max_ms
+        .max(u64::from(remembered))
+        .div_ceil(1000)
+        .max(1)
 }
 
 /// The `#EXT-X-START` line (with its newline) of a live playlist listing

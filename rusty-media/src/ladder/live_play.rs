@@ -149,7 +149,7 @@ struct Choices {
     independent: bool,
     /// The longest segment taken so far, ms: the playlist's target
     /// duration, which must not change between reloads (see
-    /// [`crate::http::hls_playlist`]).
+    /// [`crate::http::hls_target_duration`]).
     longest_ms: u32,
 }
 
@@ -277,8 +277,8 @@ async fn feed(media: MediaHandle, rung: usize, id: Hash256, events: mpsc::Sender
 /// while `independent`, and `#EXT-X-START` at the newest joinable segment
 /// when players would otherwise start at one that is not
 /// ([`crate::live::join_point`]); the target duration is the longest of
-/// the window and `longest_ms` (the longest taken so far, as
-/// [`crate::http::hls_playlist`] counts it). `None` when empty.
+/// the window and `longest_ms` (the longest taken so far), as
+/// [`crate::http::hls_target_duration`] counts it. `None` when empty.
 fn live_abr_playlist(
     window: &[(u64, u32, bool)],
     ended: bool,
@@ -294,12 +294,7 @@ fn live_abr_playlist(
     let max_ms = run.iter().map(|&(_, ms, _)| u64::from(ms)).max()?;
     let mut out = format!(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n{}",
-        max_ms
-            .max(u64::from(
-                longest_ms.min(crate::live::MAX_REMEMBERED_SEGMENT_MS)
-            ))
-            .div_ceil(1000)
-            .max(1),
+        crate::http::hls_target_duration(max_ms, longest_ms),
         run[0].0,
         if independent {
             "#EXT-X-INDEPENDENT-SEGMENTS\n"
